@@ -1,0 +1,139 @@
+// The benchmark plugin. Handlers:
+//   noop  reads the enqueue timestamp from the payload, acks
+//   json  parses the payload with RapidJSON, checksums it, acks
+// Both sample enqueue-to-start latency (payload field "ts", monotonic ns)
+// into a histogram the benchmark reads through bench_plugin_latency().
+#include <foxworker/plugin.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include <rapidjson/document.h>
+
+namespace {
+
+const foxw_host_api* host;
+
+// Log-linear histogram: 64 powers of two x 16 linear sub-buckets.
+constexpr int kSub = 16;
+std::atomic<uint64_t> buckets[64 * kSub];
+std::atomic<uint64_t> checksum_sink{0};
+std::atomic<uint64_t> handled{0};
+
+int BucketOf(uint64_t v) {
+  if (v < kSub) return static_cast<int>(v);
+  int msb = 63 - __builtin_clzll(v);
+  int shift = msb - 4;  // keep 4 bits below the msb: 16 sub-buckets
+  return (msb - 3) * kSub + static_cast<int>((v >> shift) & (kSub - 1));
+}
+
+uint64_t BucketLow(int b) {
+  if (b < kSub) return static_cast<uint64_t>(b);
+  int msb = b / kSub + 3;
+  int shift = msb - 4;
+  return (uint64_t{1} << msb) | (static_cast<uint64_t>(b % kSub) << shift);
+}
+
+void Record(const foxw_message* msg, uint64_t ts) {
+  if (ts == 0) return;
+  uint64_t n = handled.fetch_add(1, std::memory_order_relaxed);
+  if ((n & 7) != 0) return;  // sample one in eight
+  uint64_t now = host->monotonic_ns();
+  (void)msg;
+  buckets[BucketOf(now > ts ? now - ts : 0)].fetch_add(1, std::memory_order_relaxed);
+}
+
+uint64_t TimestampOf(const foxw_str& p) {
+  // Payloads start with {"ts":<digits>
+  if (p.len < 7 || std::memcmp(p.ptr, "{\"ts\":", 6) != 0) return 0;
+  uint64_t v = 0;
+  for (size_t i = 6; i < p.len && p.ptr[i] >= '0' && p.ptr[i] <= '9'; ++i)
+    v = v * 10 + static_cast<uint64_t>(p.ptr[i] - '0');
+  return v;
+}
+
+foxw_verdict Noop(void*, const foxw_message* msg, foxw_outcome*) {
+  Record(msg, TimestampOf(host->msg_payload(msg)));
+  return FOXW_ACK;
+}
+
+// The work measured in run (b): parse and checksum.
+foxw_verdict Json(void*, const foxw_message* msg, foxw_outcome* out) {
+  foxw_str p = host->msg_payload(msg);
+  rapidjson::Document doc;
+  doc.Parse(p.ptr, p.len);
+  if (doc.HasParseError() || !doc.IsObject()) {
+    foxw_set_reason(out, "payload is not a JSON object", 28);
+    return FOXW_REJECT;
+  }
+  uint64_t sum = 0;
+  for (auto& m : doc.GetObject()) {
+    sum += m.name.GetStringLength();
+    if (m.value.IsString())
+      for (unsigned i = 0; i < m.value.GetStringLength(); ++i)
+        sum = sum * 31 + static_cast<unsigned char>(m.value.GetString()[i]);
+    else if (m.value.IsUint64())
+      sum += m.value.GetUint64();
+    else if (m.value.IsArray())
+      sum += m.value.Size();
+    else if (m.value.IsObject())
+      sum += m.value.MemberCount();
+  }
+  checksum_sink.fetch_add(sum & 1, std::memory_order_relaxed);
+  Record(msg, doc.HasMember("ts") && doc["ts"].IsUint64() ? doc["ts"].GetUint64() : 0);
+  return FOXW_ACK;
+}
+
+const foxw_handler_def kHandlers[] = {
+    {sizeof(foxw_handler_def), "noop", Noop, 0},
+    {sizeof(foxw_handler_def), "json", Json, 0},
+};
+
+int32_t Create(foxw_plugin_ctx*, const char*, size_t, void** instance, char*, size_t) {
+  *instance = nullptr;
+  return 0;
+}
+void Destroy(void*) {}
+
+const foxw_plugin_v1 kPlugin = {sizeof(foxw_plugin_v1), FOXW_INSTANCE_SHARED, 0, kHandlers, 2,
+                                Create, Destroy, nullptr};
+
+}  // namespace
+
+extern "C" {
+FOXW_DECLARE_PLUGIN("bench", "1.0.0", "benchmark handlers", nullptr, 0)
+
+FOXW_EXPORT const foxw_plugin_v1* foxworker_plugin_init_v1(const foxw_host_api* h,
+                                                           foxw_plugin_ctx*, char*, size_t) {
+  host = h;
+  return &kPlugin;
+}
+
+// Percentile (0..1) of the sampled latencies, in ns; resets when reset != 0.
+FOXW_EXPORT uint64_t bench_plugin_latency(double percentile, int reset) {
+  uint64_t total = 0;
+  for (auto& b : buckets) total += b.load();
+  uint64_t target = static_cast<uint64_t>(percentile * static_cast<double>(total));
+  uint64_t seen = 0, result = 0;
+  for (int i = 0; i < 64 * kSub; ++i) {
+    seen += buckets[i].load();
+    if (seen > target) {
+      result = BucketLow(i);
+      break;
+    }
+  }
+  if (reset) {
+    for (auto& b : buckets) b.store(0);
+    handled.store(0);
+  }
+  return result;
+}
+
+// Runs handler `name` directly on a message (the no-daemon reference).
+FOXW_EXPORT foxw_handle_fn bench_plugin_handler(const char* name) {
+  for (const auto& h : kHandlers)
+    if (std::strcmp(h.name, name) == 0) return h.handle;
+  return nullptr;
+}
+}

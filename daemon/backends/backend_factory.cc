@@ -1,0 +1,15 @@
+#include "daemon/backends/backend_factory.h"
+
+#include "daemon/backends/memory/memory_backend.h"
+
+namespace foxworker {
+
+Result<std::unique_ptr<Backend>> MakeBackend(const BackendConfig& config) {
+  if (config.type == "memory")
+    return std::unique_ptr<Backend>(new MemoryBackend(config.name, config.memory));
+  return Status::InvalidArgument(config.mark.ToString() + ": backends." + config.name +
+                                 ".type: backend type \"" + config.type +
+                                 "\" is not built into this foxworkerd");
+}
+
+}  // namespace foxworker

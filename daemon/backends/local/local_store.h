@@ -1,0 +1,284 @@
+// LocalStore: the SQLite file behind the `local` backend and foxworkerctl.
+//
+// A job lives in one row of the `jobs` table and moves through these states:
+//
+//   waiting ──claim──► running ──ack──► (deleted, or `done` while retained)
+//   scheduled ─(due)─►    │  ├──retry──► scheduled (run_at moved) or waiting
+//                         │  ├──dead───► dead ──dead retry──► waiting
+//                         │  └──release► waiting (the attempt is given back)
+//                         └──lease expired──► waiting (the attempt still counts)
+//
+// `waiting` and `scheduled` are both "pending": a pending job is due once its
+// run_at has passed, whichever of the two it is stored as.
+//
+// Every write runs in a BEGIN IMMEDIATE transaction, so several stores, in
+// this process or in others, can share one file: a claim takes a job for
+// exactly one owner. A claim sets a fresh claim token on the job; settling
+// (ack, retry, dead, release) must present it, so an owner whose lease
+// expired cannot touch a job another owner claimed since.
+//
+// Times are Unix milliseconds from the store's clock (wall time by default),
+// because leases are compared across processes.
+//
+// Not thread-safe: one LocalStore is one SQLite connection and must be used
+// by one thread at a time.
+#ifndef FOXWORKER_BACKENDS_LOCAL_LOCAL_STORE_H_
+#define FOXWORKER_BACKENDS_LOCAL_LOCAL_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/config/config.h"
+#include "daemon/core/message.h"
+#include "daemon/core/status.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace foxworker {
+
+class SqliteStatement;
+
+enum class JobState { kWaiting, kScheduled, kRunning, kDone, kDead };
+
+// "waiting", "scheduled", "running", "done", "dead": the stored spelling.
+const char* JobStateName(JobState state);
+
+struct LocalStoreOptions {
+  std::string path;
+  Durability durability = Durability::kFull;
+  // Create the file and its schema when missing; otherwise opening a missing
+  // file fails.
+  bool create = true;
+  // How long a write waits for another connection's transaction.
+  Duration busy_timeout{5000};
+  // Unix ms; defaults to the wall clock. Tests inject a fake one.
+  std::function<int64_t()> clock;
+};
+
+// A job to enqueue.
+struct NewJob {
+  std::string queue;
+  std::string payload;
+  Properties props;  // props.priority is ignored: see `priority`
+  Headers headers;
+  int64_t priority = 0;  // higher runs first
+  int64_t run_at_ms = 0;  // 0 = now; in the future = scheduled
+  // Non-empty: at most one pending or running job per queue has this key.
+  std::string unique_key;
+};
+
+struct EnqueueResult {
+  int64_t id = 0;
+  // True when a job with the same queue and unique key was already pending or
+  // running: nothing was written and `id` is that job's id.
+  bool duplicate = false;
+};
+
+// A job handed to an owner by Claim.
+struct ClaimedJob {
+  int64_t id = 0;
+  uint64_t claim_token = 0;
+  int64_t priority = 0;
+  uint32_t attempts = 0;  // including this one
+  int64_t run_at_ms = 0;
+  int64_t enqueued_at_ms = 0;
+  std::string queue;
+  std::string payload;
+  Properties props;  // props.priority = priority clamped to 0..255
+  Headers headers;
+};
+
+struct ClaimResult {
+  std::vector<ClaimedJob> jobs;  // in claim order: priority DESC, run_at, id
+  // Jobs that were due but dead-lettered instead of delivered because this
+  // attempt would exceed max_attempts (earlier attempts crashed or hung).
+  std::vector<int64_t> dead_lettered;
+};
+
+// Everything stored about one job (foxworkerctl dead show, tests).
+struct JobRecord {
+  int64_t id = 0;
+  std::string queue;
+  JobState state = JobState::kWaiting;
+  int64_t priority = 0;
+  uint32_t attempts = 0;
+  int64_t run_at_ms = 0;
+  int64_t enqueued_at_ms = 0;
+  int64_t first_attempt_at_ms = 0;  // 0 = never attempted
+  int64_t failed_at_ms = 0;         // 0 = not dead
+  int64_t finished_at_ms = 0;       // 0 = not done
+  int64_t lease_until_ms = 0;       // 0 = not running
+  std::string owner;
+  std::string unique_key;
+  std::string last_error;
+  std::string payload;
+  Properties props;
+  Headers headers;
+};
+
+struct QueueStats {
+  std::string queue;
+  int64_t waiting = 0;    // pending and due
+  int64_t scheduled = 0;  // pending, run_at in the future
+  int64_t running = 0;
+  int64_t dead = 0;
+  int64_t done = 0;  // acked and retained
+  // How long the oldest due job has been due (now - run_at); 0 when none.
+  int64_t oldest_waiting_age_ms = 0;
+  bool paused = false;
+};
+
+class LocalStore {
+ public:
+  // Schema version this build writes (PRAGMA user_version). Files with a
+  // newer version are refused; older ones are migrated on open.
+  static constexpr int kSchemaVersion = 1;
+  // PRAGMA application_id of a foxworker file ("FoxW").
+  static constexpr int32_t kApplicationId = 0x466f7857;
+
+  // Opens (or creates) the file: WAL journal, synchronous=FULL or NORMAL per
+  // durability, busy timeout, schema created or migrated.
+  static Result<std::unique_ptr<LocalStore>> Open(LocalStoreOptions options);
+
+  ~LocalStore();
+  LocalStore(const LocalStore&) = delete;
+  LocalStore& operator=(const LocalStore&) = delete;
+
+  const std::string& path() const { return options_.path; }
+  int64_t NowMs() const { return options_.clock(); }
+
+  // Explicit write transaction (BEGIN IMMEDIATE), for grouping many calls
+  // into one commit. Every write method below joins an open transaction, and
+  // otherwise runs in a transaction of its own.
+  Status BeginWrite();
+  Status Commit();
+  void Rollback();
+  bool InTransaction() const;
+
+  // Makes a running statement of this connection fail soon. The only method
+  // that may be called from another thread.
+  void Interrupt();
+
+  // ---- Producing ----
+  Result<EnqueueResult> Enqueue(const NewJob& job);
+  // All jobs in one transaction; results in the order of `jobs`.
+  Result<std::vector<EnqueueResult>> EnqueueBatch(const std::vector<NewJob>& jobs);
+
+  // ---- Consuming ----
+  // Claims up to `max` due jobs of `queue` for `owner` until now + lease, in
+  // priority DESC, run_at, id order, incrementing each job's attempts. With
+  // max_attempts > 0, a job whose new attempt count exceeds it is dead-
+  // lettered instead (see ClaimResult::dead_lettered).
+  Result<ClaimResult> Claim(std::string_view queue, std::string_view owner, int max,
+                            Duration lease, int max_attempts);
+
+  // Settling a claimed job. Each returns false (and changes nothing) when the
+  // job no longer carries `claim_token`: it was re-claimed by another owner
+  // after this owner's lease expired, or it is gone.
+  //
+  // Ack: deletes the job, or with retention > 0 keeps it as `done` until
+  // PurgeDone removes it.
+  Result<bool> Ack(int64_t id, uint64_t claim_token, Duration retention);
+  // Retry: pending again, due at now + delay; the attempt count is kept.
+  Result<bool> Retry(int64_t id, uint64_t claim_token, Duration delay, std::string_view error);
+  // Dead: kept as `dead` with the reason and the time.
+  Result<bool> Dead(int64_t id, uint64_t claim_token, std::string_view reason);
+  // Release: waiting again with the attempt given back (it never started).
+  Result<bool> Release(int64_t id, uint64_t claim_token);
+
+  // Extends the lease of every job `owner` is running to now + lease.
+  // Returns how many jobs it extended.
+  Result<int64_t> RenewLeases(std::string_view owner, Duration lease);
+  // Makes running jobs whose lease has expired waiting again (their attempt
+  // counts). Returns how many.
+  Result<int64_t> RecoverExpiredLeases();
+  // Deletes `done` jobs finished at least `retention` ago, at most `limit`.
+  Result<int64_t> PurgeDone(Duration retention, int limit = 10000);
+
+  // Whether `queue` has a due job (a read; no write lock).
+  Result<bool> HasDueJobs(std::string_view queue);
+  // Changes whenever another connection commits to the file.
+  Result<int64_t> DataVersion();
+
+  // ---- Administration ----
+  // One entry per queue that has jobs or is paused, sorted by name.
+  Result<std::vector<QueueStats>> Stats();
+  Result<std::optional<JobRecord>> GetJob(int64_t id);
+  // Newest first; `queue` empty = all queues.
+  Result<std::vector<JobRecord>> ListDead(std::string_view queue, int limit);
+  // Dead jobs back to waiting, due now, attempts reset to 0. Returns the ids
+  // that were changed; an id that is not dead is skipped, and so is a job
+  // whose unique key is taken by a pending or running job meanwhile.
+  Result<std::vector<int64_t>> RetryDead(const std::vector<int64_t>& ids);
+  Result<int64_t> RetryAllDead(std::string_view queue);  // queue "" = all
+  // Deletes dead jobs. Returns the ids that were deleted.
+  Result<std::vector<int64_t>> PurgeDead(const std::vector<int64_t>& ids);
+  Result<int64_t> PurgeAllDead(std::string_view queue);  // queue "" = all
+
+  // A paused queue keeps its jobs but the backend claims none of them.
+  Status Pause(std::string_view queue);
+  Status Resume(std::string_view queue);
+  Result<std::vector<std::string>> PausedQueues();
+
+ private:
+  // Joins the caller's open transaction, or begins one that Finish commits
+  // (and that the destructor rolls back when Finish was not reached).
+  class WriteScope {
+   public:
+    explicit WriteScope(LocalStore* store) : store_(store) {}
+    ~WriteScope() {
+      if (owned_) store_->Rollback();
+    }
+    WriteScope(const WriteScope&) = delete;
+    WriteScope& operator=(const WriteScope&) = delete;
+    Status Begin() {
+      if (store_->InTransaction()) return Status::Ok();
+      Status s = store_->BeginWrite();
+      owned_ = s.ok();
+      return s;
+    }
+    Status Finish() {
+      if (!owned_) return Status::Ok();
+      owned_ = false;
+      return store_->Commit();
+    }
+
+   private:
+    LocalStore* store_;
+    bool owned_ = false;
+  };
+
+  LocalStore(LocalStoreOptions options, sqlite3* db);
+  Status Configure();
+  Status MigrateSchema();
+  // The cached statement for `sql` (prepared on first use).
+  // REQUIRES: `sql` is a string with static storage (the cache keys on its
+  // address).
+  Result<sqlite3_stmt*> Prepare(const char* sql);
+  Status Exec(const char* sql);
+  // "local store FILE: WHAT: sqlite's message", Unavailable when the file
+  // was busy or the call interrupted, IoError otherwise.
+  Status Error(std::string_view what, int rc) const;
+  uint64_t NextClaimToken();
+  // Runs the write statement `sql`, bound by `bind(SqliteStatement&)`, in a
+  // WriteScope; returns the rows it changed. Errors say "WHAT job ID" (or
+  // just WHAT when id < 0).
+  Result<int64_t> Write(const char* sql, const char* what, int64_t id,
+                        const std::function<void(SqliteStatement&)>& bind);
+
+  LocalStoreOptions options_;
+  sqlite3* db_;
+  std::map<const char*, sqlite3_stmt*> statements_;  // keyed by the SQL literal
+  uint64_t next_claim_token_;
+};
+
+}  // namespace foxworker
+
+#endif  // FOXWORKER_BACKENDS_LOCAL_LOCAL_STORE_H_

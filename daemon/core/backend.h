@@ -1,0 +1,89 @@
+// Backend and Source: the boundary between brokers and the dispatch core.
+//
+// A Backend owns its connection(s) and does all broker I/O on its own
+// thread(s). For each configured queue it opens a Source, which a Consumer
+// pulls deliveries from and pushes settlements into. Sources are pull-based
+// and non-blocking: a source that has nothing ready returns 0 from Fetch and
+// later calls the wake-up it was started with.
+#ifndef FOXWORKER_CORE_BACKEND_H_
+#define FOXWORKER_CORE_BACKEND_H_
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daemon/config/config.h"
+#include "daemon/core/message.h"
+#include "daemon/core/outcome.h"
+#include "daemon/core/status.h"
+
+namespace foxworker {
+
+// What a source needs to know about its queue, cut from QueueConfig.
+struct SourceOptions {
+  std::string queue;   // the daemon's queue name (for logs and dead letters)
+  std::string source;  // the backend-side name
+  int prefetch = 1;    // most deliveries held (buffered + unsettled) at once
+  int max_attempts = 0;  // from the retry policy; 0 = unknown (backends that
+                         // count crashed attempts dead-letter past it)
+};
+
+// Safe for concurrent use: Fetch and Settle may be called from any executor
+// thread at once.
+class Source {
+ public:
+  virtual ~Source() = default;
+
+  // Begins receiving. `wake` may be called from any thread, spuriously too,
+  // whenever Fetch may return deliveries after it returned 0.
+  virtual Status Start(std::function<void()> wake) = 0;
+
+  // Appends up to `max` ready deliveries to `out`; returns how many. Never
+  // blocks on I/O.
+  virtual size_t Fetch(size_t max, std::vector<std::unique_ptr<Delivery>>& out) = 0;
+
+  // Applies outcomes and takes ownership of the deliveries. Never blocks on
+  // I/O; the backend applies them on its own thread (durably, before it acks
+  // an original it replaced by a retry or dead-letter copy).
+  virtual void Settle(std::vector<Settlement>& batch) = 0;
+
+  // Stops taking new messages from the broker and releases the buffered ones
+  // that were never handed out. Deliveries already fetched can still be
+  // settled afterwards.
+  virtual void StopFetching() = 0;
+
+  // Whether a Fetch might return something now (cheap hint, may be stale).
+  virtual bool MaybeReady() const = 0;
+};
+
+struct BackendState {
+  bool connected = true;
+  uint64_t reconnects = 0;
+  uint64_t consecutive_failures = 0;
+  std::string last_error;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const std::string& name() const = 0;
+
+  // Connects and starts the backend's thread(s).
+  virtual Status Start() = 0;
+  virtual Result<std::unique_ptr<Source>> OpenSource(const SourceOptions& options) = 0;
+
+  // Durably enqueues a message on a backend-side source (publish).
+  virtual Status Enqueue(const std::string& source, Message message, Duration delay) = 0;
+
+  // Flushes pending settlements (waiting at most until `deadline`) and
+  // closes connections. Sources must not be used afterwards.
+  virtual void Stop(std::chrono::steady_clock::time_point deadline) = 0;
+
+  virtual BackendState State() const { return {}; }
+};
+
+}  // namespace foxworker
+
+#endif  // FOXWORKER_CORE_BACKEND_H_

@@ -1,0 +1,85 @@
+// Message: what a backend received, in backend-neutral form.
+// Delivery: one message handed to a consumer, with the state the host keeps
+// while it is processed. A Delivery is what plugins see as foxw_message.
+#ifndef FOXWORKER_CORE_MESSAGE_H_
+#define FOXWORKER_CORE_MESSAGE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace foxworker {
+
+struct Properties {
+  std::string content_type;
+  std::string content_encoding;
+  std::string message_type;
+  std::string correlation_id;
+  std::string reply_to;
+  std::string app_id;
+  std::string user_id;
+  std::string expiration;
+  std::string message_id;  // the producer's id, when it set one
+  uint8_t priority = 0;
+  int64_t timestamp_ms = 0;  // producer's timestamp, Unix ms; 0 = unknown
+};
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+struct Message {
+  std::string id;  // the backend's id for this message (stable across redeliveries)
+  std::string payload;
+  Properties props;
+  Headers headers;
+  int64_t enqueued_at_ms = 0;  // Unix ms; 0 = unknown
+  uint32_t attempt = 1;        // this delivery's attempt number, starting at 1
+
+  // Returns the header's value or nullptr.
+  const std::string* FindHeader(std::string_view name) const {
+    for (const auto& [k, v] : headers)
+      if (k == name) return &v;
+    return nullptr;
+  }
+};
+
+class Consumer;
+
+// REQUIRES: a Delivery is owned by exactly one party at a time: the source
+// that produced it, then the consumer running it, then the source again
+// through Settle().
+struct Delivery {
+  static constexpr uint64_t kNoDeadline = std::numeric_limits<uint64_t>::max();
+
+  Message msg;
+  const std::string* queue = nullptr;  // the consumer's queue name (outlives the delivery)
+  uint64_t tag = 0;                    // backend token: AMQP delivery tag, job id, ...
+  uint64_t generation = 0;             // backend token: connection or lease generation
+  uint64_t received_ns = 0;            // monotonic time the daemon received it
+  uint64_t started_ns = 0;             // monotonic time its handler started
+  uint64_t deadline_ns = kNoDeadline;  // monotonic; kNoDeadline = none
+  std::atomic<bool> cancelled{false};
+  // The consumer's cancel-everything flag (shutdown timeout); may be null.
+  const std::atomic<bool>* cancel_all = nullptr;
+  // Deferred completion (FOXW_PENDING): 0 = handler running or not deferred,
+  // 1 = handler returned PENDING and awaits complete(), 2 = complete() ran
+  // before the handler returned (the result waits in deferred_*).
+  std::atomic<int> pending_state{0};
+  std::atomic<bool> complete_claimed{false};  // complete() called once already
+  int32_t deferred_verdict = 0;
+  uint64_t deferred_delay_ms = 0;
+  std::string deferred_reason;
+  Consumer* consumer = nullptr;
+
+  bool IsCancelled(uint64_t now_ns) const {
+    return cancelled.load(std::memory_order_relaxed) ||
+           (cancel_all != nullptr && cancel_all->load(std::memory_order_relaxed)) ||
+           now_ns >= deadline_ns;
+  }
+};
+
+}  // namespace foxworker
+
+#endif  // FOXWORKER_CORE_MESSAGE_H_

@@ -1,0 +1,41 @@
+// Outcome: what the daemon decided for a delivery, sent back to its backend.
+#ifndef FOXWORKER_CORE_OUTCOME_H_
+#define FOXWORKER_CORE_OUTCOME_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daemon/config/config.h"
+#include "daemon/core/message.h"
+
+namespace foxworker {
+
+struct Outcome {
+  enum class Kind {
+    kAck,         // processed: remove the message
+    kRetry,       // redeliver after `delay` with attempt + 1
+    kDeadLetter,  // move to the dead-letter store with `reason`
+    kRelease,     // never started (shutdown, pause): make it available again
+                  // without counting an attempt where the backend can
+  };
+  Kind kind = Kind::kAck;
+  Duration delay{0};
+  std::string reason;
+
+  static Outcome Ack() { return {}; }
+  static Outcome Retry(Duration delay, std::string reason) { return {Kind::kRetry, delay, std::move(reason)}; }
+  static Outcome DeadLetter(std::string reason) { return {Kind::kDeadLetter, Duration{0}, std::move(reason)}; }
+  static Outcome Release() { return {Kind::kRelease, Duration{0}, {}}; }
+};
+
+const char* OutcomeKindName(Outcome::Kind kind);
+
+struct Settlement {
+  std::unique_ptr<Delivery> delivery;
+  Outcome outcome;
+};
+
+}  // namespace foxworker
+
+#endif  // FOXWORKER_CORE_OUTCOME_H_

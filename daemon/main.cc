@@ -1,0 +1,171 @@
+// foxworkerd: the worker daemon's entry point and signal loop.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include <glog/logging.h>
+
+#include "daemon/config/config_parser.h"
+#include "daemon/core/supervisor.h"
+#include "daemon/plugins/plugin_loader.h"
+
+namespace foxworker {
+namespace {
+
+constexpr char kDefaultConfig[] = "/etc/foxworker/foxworker.yaml";
+
+void PrintUsage(FILE* out) {
+  fprintf(out,
+          "Usage: foxworkerd [--config FILE]\n"
+          "       foxworkerd --check-config [FILE]\n"
+          "       foxworkerd --version | --help\n"
+          "\n"
+          "Runs the foxworker job daemon on the queues FILE declares.\n"
+          "\n"
+          "  -c, --config FILE      config file (default %s)\n"
+          "      --check-config     validate the config and its plugins' config schemas,\n"
+          "                         print the effective config, exit 0 if valid, 1 if not\n"
+          "  -V, --version          print the version and plugin ABI\n"
+          "  -h, --help             this text\n"
+          "\n"
+          "Signals: SIGTERM/SIGINT drain in-flight work within daemon.shutdown_timeout and\n"
+          "exit 0; a second one stops waiting.\n",
+          kDefaultConfig);
+}
+
+void ApplyLogLevel(LogLevel level) {
+  FLAGS_v = 0;
+  switch (level) {
+    case LogLevel::kTrace: FLAGS_v = 2; FLAGS_minloglevel = google::GLOG_INFO; break;
+    case LogLevel::kDebug: FLAGS_v = 1; FLAGS_minloglevel = google::GLOG_INFO; break;
+    case LogLevel::kInfo: FLAGS_minloglevel = google::GLOG_INFO; break;
+    case LogLevel::kWarning: FLAGS_minloglevel = google::GLOG_WARNING; break;
+    case LogLevel::kError: FLAGS_minloglevel = google::GLOG_ERROR; break;
+  }
+}
+
+// Validates the config and every plugin's config against its schema
+// without running plugin init.
+Status CheckConfig(const Config& config) {
+  for (const auto& p : config.plugins) {
+    auto info = ReadPluginInfo(p.path);
+    if (!info.ok())
+      return Status::InvalidArgument(p.mark.ToString() + ": plugins." + p.name + ".path: " +
+                                     info.status().message());
+    auto json = ApplyPluginSchema(p, **info);
+    if (!json.ok()) return json.status();
+  }
+  return Status::Ok();
+}
+
+int Run(const std::string& path) {
+  auto config = LoadConfig(path);
+  if (!config.ok()) {
+    LOG(ERROR) << "invalid config: " << config.status().message();
+    return 1;
+  }
+  ApplyLogLevel(config->daemon.log_level);
+
+  // Signals are taken synchronously on this thread only; every thread the
+  // daemon starts inherits the blocked mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Supervisor supervisor(std::move(*config));
+  Status s = supervisor.Start();
+  if (!s.ok()) {
+    LOG(ERROR) << "cannot start: " << s.message();
+    supervisor.Shutdown();
+    return 1;
+  }
+  LOG(INFO) << "foxworkerd " << FOXWORKER_VERSION << " started: " << supervisor.Describe();
+
+  for (;;) {
+    siginfo_t info;
+    struct timespec tick = {1, 0};
+    int sig = sigtimedwait(&signals, &info, &tick);
+    if (sig == SIGHUP) {
+      LOG(WARNING) << "SIGHUP: live reload is not available in this version; restart the "
+                      "service to apply a new config";
+      continue;
+    }
+    if (sig == SIGTERM || sig == SIGINT) {
+      LOG(INFO) << strsignal(sig) << ": shutting down gracefully (send it again to stop waiting)";
+      break;
+    }
+  }
+  bool drained = supervisor.Shutdown([&] {
+    struct timespec zero = {0, 0};
+    int sig = sigtimedwait(&signals, nullptr, &zero);
+    if (sig == SIGTERM || sig == SIGINT) {
+      LOG(WARNING) << "second signal: no longer waiting for in-flight handlers";
+      return true;
+    }
+    return false;
+  });
+  google::FlushLogFiles(google::GLOG_INFO);
+  if (!drained) {
+    // Handlers are still running inside plugin code: do not run destructors
+    // under them. Their messages were not acked and will be redelivered.
+    fflush(nullptr);
+    _exit(0);
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace foxworker
+
+int main(int argc, char** argv) {
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging("foxworkerd");
+  std::string config_path = foxworker::kDefaultConfig;
+  bool check = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      foxworker::PrintUsage(stdout);
+      return 0;
+    } else if (a == "-V" || a == "--version") {
+      printf("foxworkerd %s (plugin ABI %d.%d)\n", FOXWORKER_VERSION, FOXW_ABI_MAJOR,
+             FOXW_ABI_MINOR);
+      return 0;
+    } else if (a == "--check-config") {
+      check = true;
+      if (i + 1 < argc && argv[i + 1][0] != '-') config_path = argv[++i];
+    } else if ((a == "-c" || a == "--config") && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (a.rfind("--config=", 0) == 0) {
+      config_path = a.substr(9);
+    } else {
+      fprintf(stderr, "foxworkerd: unknown argument \"%s\"\n\n", a.c_str());
+      foxworker::PrintUsage(stderr);
+      return 2;
+    }
+  }
+  if (check) {
+    auto config = foxworker::LoadConfig(config_path);
+    if (!config.ok()) {
+      fprintf(stderr, "%s\n", config.status().message().c_str());
+      return 1;
+    }
+    foxworker::Status s = foxworker::CheckConfig(*config);
+    if (!s.ok()) {
+      fprintf(stderr, "%s\n", s.message().c_str());
+      return 1;
+    }
+    std::cout << foxworker::FormatConfig(*config);
+    fprintf(stderr, "%s: config OK\n", config_path.c_str());
+    return 0;
+  }
+  return foxworker::Run(config_path);
+}

@@ -1,0 +1,369 @@
+// The host-services table (foxw_host_api v1.0) over foxworker::Delivery.
+//
+// Logging maps plugin levels onto glog: TRACE = VLOG(2), DEBUG = VLOG(1),
+// INFO, WARN = WARNING, ERROR. The daemon turns its configured log level into
+// FLAGS_v / FLAGS_minloglevel, so log_enabled() is a flag comparison.
+// Metrics go to MetricsRegistry::Default() as foxworker_plugin_<plugin>_<name>.
+#include "daemon/plugins/host_api.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include <glog/logging.h>
+
+#include "daemon/core/metrics.h"
+
+// The opaque metric handle plugins hold: one per defined family, kept for the
+// life of the process so a handle never dangles across reloads.
+struct foxw_metric {
+  int32_t kind = 0;
+  foxworker::Counter* counter = nullptr;
+  foxworker::Gauge* gauge = nullptr;
+  foxworker::Histogram* histogram = nullptr;
+};
+
+namespace foxworker {
+namespace {
+
+constexpr foxw_str kEmpty = {"", 0};
+
+foxw_str Borrow(const std::string& s) { return foxw_str{s.data(), s.size()}; }
+
+const Delivery* AsDelivery(const foxw_message* msg) {
+  return reinterpret_cast<const Delivery*>(msg);
+}
+
+void SetError(char* err, size_t cap, const std::string& text) {
+  foxw_set_error(err, cap, text.c_str());
+}
+
+std::string_view PluginName(const foxw_plugin_ctx* ctx) {
+  return ctx != nullptr ? std::string_view(ctx->plugin_name) : std::string_view("?");
+}
+
+uint64_t SteadyNowNs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// ---- logging ---------------------------------------------------------------
+
+int32_t ClampLevel(int32_t level) {
+  if (level < FOXW_LOG_TRACE) return FOXW_LOG_TRACE;
+  if (level > FOXW_LOG_ERROR) return FOXW_LOG_ERROR;
+  return level;
+}
+
+bool HostLogEnabled(const foxw_plugin_ctx* /*ctx*/, int32_t level) {
+  switch (ClampLevel(level)) {
+    case FOXW_LOG_TRACE:
+      return VLOG_IS_ON(2);
+    case FOXW_LOG_DEBUG:
+      return VLOG_IS_ON(1);
+    case FOXW_LOG_INFO:
+      return FLAGS_minloglevel <= google::GLOG_INFO;
+    case FOXW_LOG_WARN:
+      return FLAGS_minloglevel <= google::GLOG_WARNING;
+    default:
+      return FLAGS_minloglevel <= google::GLOG_ERROR;
+  }
+}
+
+void HostLog(const foxw_plugin_ctx* ctx, int32_t level, const char* text, size_t len) {
+  if (!HostLogEnabled(ctx, level)) return;
+  std::string_view line = text != nullptr ? std::string_view(text, len) : std::string_view();
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  google::LogSeverity severity = google::GLOG_INFO;
+  switch (ClampLevel(level)) {
+    case FOXW_LOG_WARN:
+      severity = google::GLOG_WARNING;
+      break;
+    case FOXW_LOG_ERROR:
+      severity = google::GLOG_ERROR;
+      break;
+    default:
+      break;
+  }
+  google::LogMessage(__FILE__, __LINE__, severity).stream()
+      << "[plugin " << PluginName(ctx) << "] " << line;
+}
+
+// ---- metrics ---------------------------------------------------------------
+
+std::mutex& MetricHandlesMutex() {
+  static std::mutex* mu = new std::mutex();
+  return *mu;
+}
+
+// Full metric name -> handle. GUARDED_BY(MetricHandlesMutex())
+std::map<std::string, std::unique_ptr<foxw_metric>>& MetricHandles() {
+  static auto* handles = new std::map<std::string, std::unique_ptr<foxw_metric>>();
+  return *handles;
+}
+
+foxw_metric* HostMetricDefine(foxw_plugin_ctx* ctx, int32_t kind, const char* name,
+                              const char* help, char* err, size_t err_cap) {
+  if (ctx == nullptr) {
+    SetError(err, err_cap, "metric_define: no plugin context");
+    return nullptr;
+  }
+  if (!ctx->defining) {
+    SetError(err, err_cap, "metric_define: metrics can only be defined during init or create");
+    return nullptr;
+  }
+  if (name == nullptr || name[0] == '\0') {
+    SetError(err, err_cap, "metric_define: the metric name is empty");
+    return nullptr;
+  }
+  if (kind != FOXW_METRIC_COUNTER && kind != FOXW_METRIC_GAUGE &&
+      kind != FOXW_METRIC_HISTOGRAM) {
+    SetError(err, err_cap,
+             "metric_define: unknown metric kind " + std::to_string(kind) + " for \"" + name +
+                 "\" (expected FOXW_METRIC_COUNTER, FOXW_METRIC_GAUGE or FOXW_METRIC_HISTOGRAM)");
+    return nullptr;
+  }
+  std::string full = "foxworker_plugin_" + ctx->plugin_name + "_" + name;
+  std::string_view help_text = help != nullptr ? std::string_view(help) : std::string_view();
+
+  std::lock_guard<std::mutex> lock(MetricHandlesMutex());
+  auto& handles = MetricHandles();
+  auto it = handles.find(full);
+  if (it != handles.end() && it->second->kind == kind) return it->second.get();
+
+  auto handle = std::make_unique<foxw_metric>();
+  handle->kind = kind;
+  Status status;
+  MetricsRegistry& registry = MetricsRegistry::Default();
+  if (kind == FOXW_METRIC_COUNTER) {
+    Result<Counter*> r = registry.DefineCounter(full, help_text);
+    status = r.status();
+    if (r.ok()) handle->counter = *r;
+  } else if (kind == FOXW_METRIC_GAUGE) {
+    Result<Gauge*> r = registry.DefineGauge(full, help_text);
+    status = r.status();
+    if (r.ok()) handle->gauge = *r;
+  } else {
+    Result<Histogram*> r = registry.DefineHistogram(full, help_text);
+    status = r.status();
+    if (r.ok()) handle->histogram = *r;
+  }
+  if (!status.ok()) {
+    SetError(err, err_cap, "metric_define: " + status.message());
+    return nullptr;
+  }
+  foxw_metric* result = handle.get();
+  handles[full] = std::move(handle);
+  return result;
+}
+
+void HostMetricUpdate(foxw_metric* metric, double value) {
+  if (metric == nullptr) return;
+  switch (metric->kind) {
+    case FOXW_METRIC_COUNTER:
+      metric->counter->Increment(value);
+      break;
+    case FOXW_METRIC_GAUGE:
+      metric->gauge->Set(value);
+      break;
+    case FOXW_METRIC_HISTOGRAM:
+      metric->histogram->Observe(value);
+      break;
+    default:
+      break;
+  }
+}
+
+// ---- clocks ----------------------------------------------------------------
+
+uint64_t HostMonotonicNs() { return SteadyNowNs(); }
+
+int64_t HostWallTimeMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// ---- message accessors -----------------------------------------------------
+
+foxw_str HostMsgId(const foxw_message* msg) {
+  return msg != nullptr ? Borrow(AsDelivery(msg)->msg.id) : kEmpty;
+}
+
+foxw_str HostMsgQueue(const foxw_message* msg) {
+  if (msg == nullptr || AsDelivery(msg)->queue == nullptr) return kEmpty;
+  return Borrow(*AsDelivery(msg)->queue);
+}
+
+foxw_str HostMsgPayload(const foxw_message* msg) {
+  return msg != nullptr ? Borrow(AsDelivery(msg)->msg.payload) : kEmpty;
+}
+
+foxw_str HostMsgProperty(const foxw_message* msg, int32_t property) {
+  if (msg == nullptr) return kEmpty;
+  const Properties& p = AsDelivery(msg)->msg.props;
+  switch (property) {
+    case FOXW_PROP_CONTENT_TYPE:
+      return Borrow(p.content_type);
+    case FOXW_PROP_CONTENT_ENCODING:
+      return Borrow(p.content_encoding);
+    case FOXW_PROP_MESSAGE_TYPE:
+      return Borrow(p.message_type);
+    case FOXW_PROP_CORRELATION_ID:
+      return Borrow(p.correlation_id);
+    case FOXW_PROP_REPLY_TO:
+      return Borrow(p.reply_to);
+    case FOXW_PROP_APP_ID:
+      return Borrow(p.app_id);
+    case FOXW_PROP_USER_ID:
+      return Borrow(p.user_id);
+    case FOXW_PROP_EXPIRATION:
+      return Borrow(p.expiration);
+    case FOXW_PROP_MESSAGE_ID:
+      return Borrow(p.message_id);
+    default:
+      return kEmpty;
+  }
+}
+
+uint8_t HostMsgPriority(const foxw_message* msg) {
+  return msg != nullptr ? AsDelivery(msg)->msg.props.priority : 0;
+}
+
+int64_t HostMsgTimestampMs(const foxw_message* msg) {
+  return msg != nullptr ? AsDelivery(msg)->msg.props.timestamp_ms : 0;
+}
+
+int64_t HostMsgEnqueuedAtMs(const foxw_message* msg) {
+  return msg != nullptr ? AsDelivery(msg)->msg.enqueued_at_ms : 0;
+}
+
+uint32_t HostMsgAttempt(const foxw_message* msg) {
+  return msg != nullptr ? AsDelivery(msg)->msg.attempt : 0;
+}
+
+bool HostMsgHeader(const foxw_message* msg, const char* name, size_t name_len, foxw_str* value) {
+  if (msg == nullptr || (name == nullptr && name_len != 0)) return false;
+  std::string_view key = name != nullptr ? std::string_view(name, name_len) : std::string_view();
+  const std::string* found = AsDelivery(msg)->msg.FindHeader(key);
+  if (found == nullptr) return false;
+  if (value != nullptr) *value = Borrow(*found);
+  return true;
+}
+
+size_t HostMsgHeaderCount(const foxw_message* msg) {
+  return msg != nullptr ? AsDelivery(msg)->msg.headers.size() : 0;
+}
+
+bool HostMsgHeaderAt(const foxw_message* msg, size_t index, foxw_str* name, foxw_str* value) {
+  if (msg == nullptr) return false;
+  const Headers& headers = AsDelivery(msg)->msg.headers;
+  if (index >= headers.size()) return false;
+  if (name != nullptr) *name = Borrow(headers[index].first);
+  if (value != nullptr) *value = Borrow(headers[index].second);
+  return true;
+}
+
+uint64_t HostMsgDeadlineNs(const foxw_message* msg) {
+  return msg != nullptr ? AsDelivery(msg)->deadline_ns : Delivery::kNoDeadline;
+}
+
+bool HostMsgCancelled(const foxw_message* msg) {
+  if (msg == nullptr) return true;
+  return AsDelivery(msg)->IsCancelled(SteadyNowNs());
+}
+
+// ---- completion and publishing ----------------------------------------------
+
+int32_t HostComplete(const foxw_message* msg, foxw_verdict verdict, const char* reason,
+                     size_t reason_len, uint64_t retry_delay_ms) {
+  if (msg == nullptr) return -1;
+  std::string_view text =
+      reason != nullptr ? std::string_view(reason, reason_len) : std::string_view();
+  return CompleteDeferred(FromForeign(msg), verdict, text, retry_delay_ms);
+}
+
+// The 1.0 layout ends with delay_ms; a plugin's struct must cover it.
+constexpr size_t kPublishV1Size = offsetof(foxw_publish, delay_ms) + sizeof(uint64_t);
+
+int32_t HostPublish(foxw_plugin_ctx* ctx, const foxw_message* parent,
+                    const foxw_publish* publish, char* err, size_t err_cap) {
+  if (ctx == nullptr) {
+    SetError(err, err_cap, "publish: no plugin context");
+    return -1;
+  }
+  if (publish == nullptr) {
+    SetError(err, err_cap, "publish: no message given");
+    return -1;
+  }
+  if (publish->struct_size < kPublishV1Size) {
+    SetError(err, err_cap,
+             "publish: foxw_publish.struct_size is " + std::to_string(publish->struct_size) +
+                 ", smaller than the " + std::to_string(kPublishV1Size) + " bytes of ABI 1.0");
+    return -1;
+  }
+  if (publish->queue.len == 0 || publish->queue.ptr == nullptr) {
+    SetError(err, err_cap, "publish: the queue name is empty");
+    return -1;
+  }
+  if (publish->header_count != 0 && publish->headers == nullptr) {
+    SetError(err, err_cap, "publish: header_count is set but headers is NULL");
+    return -1;
+  }
+  if (!ctx->publish) {
+    SetError(err, err_cap, "publishing is not available");
+    return -1;
+  }
+  // Read only the fields this host knows, whatever the plugin's struct size.
+  foxw_publish copy;
+  std::memset(&copy, 0, sizeof(copy));
+  std::memcpy(&copy, publish, std::min(publish->struct_size, sizeof(copy)));
+  copy.struct_size = sizeof(copy);
+  Status status = ctx->publish(copy, parent != nullptr ? FromForeign(parent) : nullptr);
+  if (!status.ok()) {
+    SetError(err, err_cap, "publish to \"" + std::string(publish->queue.ptr, publish->queue.len) +
+                               "\": " + status.message());
+    return -1;
+  }
+  return 0;
+}
+
+const foxw_host_api kHostApi = {
+    sizeof(foxw_host_api),
+    FOXW_ABI_MAJOR,
+    FOXW_ABI_MINOR,
+    &HostLogEnabled,
+    &HostLog,
+    &HostMetricDefine,
+    &HostMetricUpdate,
+    &HostMonotonicNs,
+    &HostWallTimeMs,
+    &HostMsgId,
+    &HostMsgQueue,
+    &HostMsgPayload,
+    &HostMsgProperty,
+    &HostMsgPriority,
+    &HostMsgTimestampMs,
+    &HostMsgEnqueuedAtMs,
+    &HostMsgAttempt,
+    &HostMsgHeader,
+    &HostMsgHeaderCount,
+    &HostMsgHeaderAt,
+    &HostMsgDeadlineNs,
+    &HostMsgCancelled,
+    &HostComplete,
+    &HostPublish,
+};
+
+}  // namespace
+
+const foxw_host_api* HostApi() { return &kHostApi; }
+
+}  // namespace foxworker

@@ -1,0 +1,47 @@
+// The host-services table handed to plugins (foxw_host_api), and the host's
+// per-plugin record behind the opaque foxw_plugin_ctx.
+#ifndef FOXWORKER_PLUGINS_HOST_API_H_
+#define FOXWORKER_PLUGINS_HOST_API_H_
+
+#include <foxworker/plugin.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "daemon/core/message.h"
+#include "daemon/core/status.h"
+
+// The opaque type plugins see. One per loaded plugin; lives until the
+// plugin's shutdown returned.
+struct foxw_plugin_ctx {
+  std::string plugin_name;
+  // Set by the supervisor: publishes a message to a configured queue.
+  // May be empty (then publish fails with "publishing is not available").
+  std::function<foxworker::Status(const foxw_publish&, const foxworker::Delivery* parent)> publish;
+  // True only while init/create run (metrics may be defined then).
+  bool defining = false;
+};
+
+namespace foxworker {
+
+// The table. Static, valid for the life of the process.
+const foxw_host_api* HostApi();
+
+inline const foxw_message* AsForeign(const Delivery* d) {
+  return reinterpret_cast<const foxw_message*>(d);
+}
+inline Delivery* FromForeign(const foxw_message* m) {
+  return const_cast<Delivery*>(reinterpret_cast<const Delivery*>(m));
+}
+
+// Implemented by the dispatch core (daemon/core/consumer.cc): completes a
+// delivery whose handler returned FOXW_PENDING. Returns 0, or -1 when the
+// delivery is not pending.
+int32_t CompleteDeferred(Delivery* delivery, foxw_verdict verdict, std::string_view reason,
+                         uint64_t retry_delay_ms);
+
+}  // namespace foxworker
+
+#endif  // FOXWORKER_PLUGINS_HOST_API_H_

@@ -1,0 +1,99 @@
+// Loading handler plugins: dlopen, the ABI checks, init, and the per-queue
+// instances a plugin's instance model calls for.
+#ifndef FOXWORKER_PLUGINS_PLUGIN_LOADER_H_
+#define FOXWORKER_PLUGINS_PLUGIN_LOADER_H_
+
+#include <foxworker/plugin.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/config/config.h"
+#include "daemon/core/status.h"
+#include "daemon/plugins/host_api.h"
+
+namespace foxworker {
+
+// Checks that `path` exists, is a regular file, and that neither it nor its
+// directory is writable by users other than its owner (root or us).
+Status CheckPluginFileSafety(const std::string& path);
+
+// Opens the file and reads its magic block without running init. The handle
+// is never closed (no dlclose in production); `handle_out` may be null.
+Result<const foxw_plugin_info*> ReadPluginInfo(const std::string& path, void** handle_out = nullptr);
+
+// Validates `plugin.config_json` against the plugin's declared schema
+// (unknown keys, missing required keys, wrong types), naming the config file
+// location of the offending key, and returns the JSON the plugin's create()
+// receives: defaults filled in, durations in milliseconds. Without a schema
+// the config is handed over unchanged.
+Result<std::string> ApplyPluginSchema(const PluginConfig& plugin, const foxw_plugin_info& info);
+
+// One initialised plugin.
+class LoadedPlugin {
+ public:
+  ~LoadedPlugin();
+  LoadedPlugin(const LoadedPlugin&) = delete;
+  LoadedPlugin& operator=(const LoadedPlugin&) = delete;
+
+  const std::string& name() const { return config_.name; }
+  const std::string& path() const { return config_.path; }
+  const PluginConfig& config() const { return config_; }
+  const foxw_plugin_info& info() const { return *info_; }
+  const foxw_plugin_v1& def() const { return *def_; }
+  foxw_plugin_ctx* ctx() const { return ctx_.get(); }
+  uint32_t instance_model() const { return def_->instance_model; }
+  const std::vector<const foxw_handler_def*>& handlers() const { return handlers_; }
+  // The handler for a message type: exact name first, then "*"; null if none.
+  const foxw_handler_def* FindHandler(std::string_view type) const;
+  // "a, b, *" for messages.
+  std::string HandlerNames() const;
+
+  // Creates one instance from the plugin's config (control thread).
+  Result<void*> CreateInstance() const;
+  void DestroyInstance(void* instance) const;
+
+  // Calls the plugin's shutdown hook once. REQUIRES: every instance destroyed.
+  void Shutdown();
+
+  // Loads, checks and initialises. Errors name the path and the reason.
+  static Result<std::unique_ptr<LoadedPlugin>> Load(const PluginConfig& config);
+
+ private:
+  LoadedPlugin() = default;
+  PluginConfig config_;
+  void* handle_ = nullptr;
+  const foxw_plugin_info* info_ = nullptr;
+  const foxw_plugin_v1* def_ = nullptr;
+  std::unique_ptr<foxw_plugin_ctx> ctx_;
+  std::vector<const foxw_handler_def*> handlers_;
+  bool shut_down_ = false;
+};
+
+// The instances one queue uses, per the plugin's instance model.
+// Safe for concurrent use.
+class InstancePool {
+ public:
+  // `concurrency` is the queue's; `threads` the executor's.
+  static Result<std::unique_ptr<InstancePool>> Create(const LoadedPlugin& plugin, int concurrency,
+                                                      int threads);
+  ~InstancePool();  // Destroys every instance; REQUIRES: none in use.
+
+  // An instance for the calling executor thread; Release() it after use.
+  void* Acquire();
+  void Release(void* instance);
+
+ private:
+  explicit InstancePool(const LoadedPlugin& plugin) : plugin_(plugin) {}
+  const LoadedPlugin& plugin_;
+  std::vector<void*> all_;
+  std::mutex mu_;
+  std::vector<void*> free_;  // GUARDED_BY(mu_); PER_SLOT only
+};
+
+}  // namespace foxworker
+
+#endif  // FOXWORKER_PLUGINS_PLUGIN_LOADER_H_

@@ -1,0 +1,229 @@
+// Dispatch through the real core: memory backend, executor, consumers and a
+// real plugin loaded with dlopen.
+#include <gtest/gtest.h>
+
+#include "daemon/core/dead_letter.h"
+#include "tests/core/test_daemon.h"
+
+namespace foxworker::testing {
+namespace {
+
+std::string Yaml(const std::string& queue_extra, const std::string& variant = "test_plugin",
+                 const std::string& daemon_extra = "") {
+  return "daemon:\n  worker_threads: 4\n" +
+         (daemon_extra.empty() ? std::string("  shutdown_timeout: 5s\n") : daemon_extra) +
+         "plugins:\n  test:\n    path: " + TestPluginPath(variant) +
+         "\nbackends:\n  mem:\n    type: memory\n"
+         "retry_policies:\n  quick:\n    max_attempts: 3\n    backoff: fixed\n    initial: 10ms\n"
+         "    jitter: 0\n"
+         "queues:\n  jobs:\n    backend: mem\n    plugin: test\n    retry_policy: quick\n" +
+         queue_extra;
+}
+
+class DispatchTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ResetTestPlugin(); }
+  MemoryBackend* Mem(Supervisor& s) { return static_cast<MemoryBackend*>(s.FindBackend("mem")); }
+};
+
+TEST_F(DispatchTest, RoutesByMessageTypeAndAcks) {
+  auto d = StartDaemon(Yaml("    concurrency: 2\n"));
+  ASSERT_TRUE(d);
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("ok"), {}).ok());
+  Consumer* c = d->FindConsumer("jobs");
+  ASSERT_TRUE(WaitFor([&] { return c->Stats().acked == 100; }));
+  EXPECT_EQ(c->Stats().dead_lettered, 0u);
+  EXPECT_TRUE(d->Shutdown());
+}
+
+TEST_F(DispatchTest, UnknownMessageTypeIsDeadLetteredWithReason) {
+  auto d = StartDaemon(Yaml("    concurrency: 1\n"));
+  ASSERT_TRUE(d);
+  ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("no.such.type"), {}).ok());
+  ASSERT_TRUE(WaitFor([&] { return Mem(*d)->ReadyCount("jobs-dlq") == 1; }));
+  auto dead = Mem(*d)->Peek("jobs-dlq");
+  const std::string* reason = dead[0].FindHeader(kHeaderFailureReason);
+  ASSERT_NE(reason, nullptr);
+  EXPECT_NE(reason->find("unknown message type \"no.such.type\""), std::string::npos) << *reason;
+  EXPECT_NE(reason->find("ok, fail, reject"), std::string::npos) << *reason;
+  EXPECT_EQ(*dead[0].FindHeader(kHeaderOriginalQueue), "jobs");
+  EXPECT_TRUE(d->Shutdown());
+}
+
+TEST_F(DispatchTest, PinnedHandlerIgnoresMessageType) {
+  auto d = StartDaemon(Yaml("    handler: ok\n"));
+  ASSERT_TRUE(d);
+  ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("reject"), {}).ok());
+  ASSERT_TRUE(WaitFor([&] { return d->FindConsumer("jobs")->Stats().acked == 1; }));
+  EXPECT_TRUE(d->Shutdown());
+}
+
+TEST_F(DispatchTest, PinnedHandlerMustExist) {
+  auto config = ParseConfigString(Yaml("    handler: nope\n"), "test.yaml", "/tmp");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  Supervisor s(std::move(*config));
+  Status st = s.Start();
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("has no handler \"nope\""), std::string::npos) << st.message();
+  s.Shutdown();
+}
+
+TEST_F(DispatchTest, RetriesThenDeadLettersWithAttemptCount) {
+  auto d = StartDaemon(Yaml("    concurrency: 1\n"));
+  ASSERT_TRUE(d);
+  ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("fail"), {}).ok());
+  ASSERT_TRUE(WaitFor([&] { return Mem(*d)->ReadyCount("jobs-dlq") == 1; }));
+  Consumer* c = d->FindConsumer("jobs");
+  EXPECT_EQ(c->Stats().retried, 2u);
+  EXPECT_EQ(c->Stats().dead_lettered, 1u);
+  auto dead = Mem(*d)->Peek("jobs-dlq");
+  EXPECT_EQ(*dead[0].FindHeader(kHeaderFinalAttempt), "3");
+  EXPECT_NE(dead[0].FindHeader(kHeaderFailureReason)->find("asked to fail"), std::string::npos);
+  EXPECT_NE(dead[0].FindHeader(kHeaderFailedAt), nullptr);
+  EXPECT_TRUE(d->Shutdown());
+}
+
+TEST_F(DispatchTest, RetryHonoursHandlerDelayHint) {
+  auto d = StartDaemon(Yaml("    concurrency: 1\n"));
+  ASSERT_TRUE(d);
+  Message m = TypedMessage("fail");
+  m.headers.emplace_back("delay_ms", "300");
+  ASSERT_TRUE(Mem(*d)->Enqueue("jobs", std::move(m), {}).ok());
+  ASSERT_TRUE(WaitFor([&] { return Mem(*d)->DelayedCount("jobs") == 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(d->FindConsumer("jobs")->Stats().received, 1u);  // still waiting
+  ASSERT_TRUE(WaitFor([&] { return d->FindConsumer("jobs")->Stats().received >= 2; }));
+  d->Shutdown();
+}
+
+TEST_F(DispatchTest, RejectDeadLettersAtOnce) {
+  auto d = StartDaemon(Yaml(""));
+  ASSERT_TRUE(d);
+  ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("reject"), {}).ok());
+  ASSERT_TRUE(WaitFor([&] { return Mem(*d)->ReadyCount("jobs-dlq") == 1; }));
+  EXPECT_EQ(d->FindConsumer("jobs")->Stats().retried, 0u);
+  EXPECT_EQ(*Mem(*d)->Peek("jobs-dlq")[0].FindHeader(kHeaderFailureReason), "bad input");
+  d->Shutdown();
+}
+
+TEST_F(DispatchTest, UnknownVerdictIsTreatedAsRetry) {
+  auto d = StartDaemon(Yaml(""));
+  ASSERT_TRUE(d);
+  ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("bogus"), {}).ok());
+  Consumer* c = d->FindConsumer("jobs");
+  ASSERT_TRUE(WaitFor([&] { return c->Stats().dead_lettered == 1; }));
+  EXPECT_EQ(c->Stats().unknown_verdicts, 3u);
+  EXPECT_EQ(c->Stats().retried, 2u);
+  d->Shutdown();
+}
+
+TEST_F(DispatchTest, DeferredCompletionFromAnotherThread) {
+  auto d = StartDaemon(Yaml("    concurrency: 2\n"));
+  ASSERT_TRUE(d);
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("defer"), {}).ok());
+    ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("defer_now"), {}).ok());
+  }
+  Consumer* c = d->FindConsumer("jobs");
+  ASSERT_TRUE(WaitFor([&] { return c->Stats().acked == 100; }));
+  EXPECT_EQ(c->Stats().in_flight, 0);
+  EXPECT_TRUE(d->Shutdown());
+}
+
+TEST_F(DispatchTest, QueueNeverExceedsItsConcurrencyAndInstancesNeverOverlap) {
+  auto d = StartDaemon(Yaml("    concurrency: 3\n    prefetch: 20\n"));
+  ASSERT_TRUE(d);
+  for (int i = 0; i < 60; ++i)
+    ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "3"), {}).ok());
+  Consumer* c = d->FindConsumer("jobs");
+  ASSERT_TRUE(WaitFor([&] { return c->Stats().acked == 60; }));
+  TestPluginStats s = ReadTestPluginStats();
+  EXPECT_EQ(s.max_running, 3);  // reached, never exceeded (4 threads available)
+  EXPECT_EQ(s.overlaps, 0);
+  EXPECT_TRUE(d->Shutdown());
+}
+
+TEST_F(DispatchTest, ConcurrencyOneRunsSerially) {
+  auto d = StartDaemon(Yaml("    concurrency: 1\n    prefetch: 10\n"));
+  ASSERT_TRUE(d);
+  for (int i = 0; i < 20; ++i)
+    ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "2"), {}).ok());
+  ASSERT_TRUE(WaitFor([&] { return d->FindConsumer("jobs")->Stats().acked == 20; }));
+  EXPECT_EQ(ReadTestPluginStats().max_running, 1);
+  d->Shutdown();
+}
+
+TEST_F(DispatchTest, SharedInstanceModelRunsConcurrentlyOnOneInstance) {
+  ResetTestPlugin("test_plugin_shared");
+  auto d = StartDaemon(Yaml("    concurrency: 4\n    prefetch: 8\n", "test_plugin_shared"));
+  ASSERT_TRUE(d);
+  EXPECT_EQ(ReadTestPluginStats("test_plugin_shared").instances, 1);
+  for (int i = 0; i < 40; ++i)
+    ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "3"), {}).ok());
+  ASSERT_TRUE(WaitFor([&] { return d->FindConsumer("jobs")->Stats().acked == 40; }));
+  EXPECT_GT(ReadTestPluginStats("test_plugin_shared").max_running, 1);
+  EXPECT_TRUE(d->Shutdown());
+  EXPECT_EQ(ReadTestPluginStats("test_plugin_shared").instances, 0);
+}
+
+TEST_F(DispatchTest, PerSlotModelCreatesOneInstancePerSlotAndDestroysThem) {
+  auto d = StartDaemon(Yaml("    concurrency: 3\n"));
+  ASSERT_TRUE(d);
+  EXPECT_EQ(ReadTestPluginStats().instances, 3);
+  EXPECT_TRUE(d->Shutdown());
+  EXPECT_EQ(ReadTestPluginStats().instances, 0);
+}
+
+TEST_F(DispatchTest, PerThreadModelCreatesOneInstancePerWorkerThread) {
+  ResetTestPlugin("test_plugin_per_thread");
+  auto d = StartDaemon(Yaml("    concurrency: 2\n", "test_plugin_per_thread"));
+  ASSERT_TRUE(d);
+  EXPECT_EQ(ReadTestPluginStats("test_plugin_per_thread").instances, 4);
+  for (int i = 0; i < 20; ++i)
+    ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("ok"), {}).ok());
+  ASSERT_TRUE(WaitFor([&] { return d->FindConsumer("jobs")->Stats().acked == 20; }));
+  EXPECT_TRUE(d->Shutdown());
+}
+
+TEST_F(DispatchTest, GracefulDrainFinishesInFlightWork) {
+  auto d = StartDaemon(Yaml("    concurrency: 4\n    prefetch: 4\n"));
+  ASSERT_TRUE(d);
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "300"), {}).ok());
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "300"), {}).ok());
+  Consumer* c = d->FindConsumer("jobs");
+  ASSERT_TRUE(WaitFor([&] { return ReadTestPluginStats().max_running == 4; }));
+  MemoryBackend* mem = Mem(*d);
+  EXPECT_TRUE(d->Shutdown());  // waits for the four running ones
+  EXPECT_EQ(c->Stats().acked, 4u);
+  EXPECT_EQ(c->Stats().in_flight, 0);
+  EXPECT_EQ(ReadTestPluginStats().handled, 4);
+  (void)mem;
+}
+
+TEST_F(DispatchTest, ShutdownTimeoutCancelsPollingHandlersAndDoesNotAck) {
+  auto d = StartDaemon(Yaml("    concurrency: 1\n", "test_plugin", "  shutdown_timeout: 200ms\n"));
+  ASSERT_TRUE(d);
+  ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("cancel"), {}).ok());
+  ASSERT_TRUE(WaitFor([&] { return d->FindConsumer("jobs")->Stats().received == 1; }));
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(d->Shutdown());  // the handler saw cancellation and returned
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+}
+
+TEST_F(DispatchTest, PausedQueueFetchesNothingUntilResumed) {
+  auto d = StartDaemon(Yaml(""));
+  ASSERT_TRUE(d);
+  Consumer* c = d->FindConsumer("jobs");
+  c->SetPaused(true);
+  ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("ok"), {}).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(c->Stats().received, 0u);
+  c->SetPaused(false);
+  ASSERT_TRUE(WaitFor([&] { return c->Stats().acked == 1; }));
+  d->Shutdown();
+}
+
+}  // namespace
+}  // namespace foxworker::testing

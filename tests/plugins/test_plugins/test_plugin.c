@@ -1,0 +1,221 @@
+/* A plugin for the core's tests. Behaviour is chosen by message type:
+ *   ok        ack
+ *   fail      retry, reason "asked to fail"; out->retry_delay_ms from header delay_ms
+ *   reject    reject, reason "bad input"
+ *   sleep     sleep <payload> ms, then ack (records concurrency)
+ *   bogus     returns verdict 42 (a plugin bug the host must survive)
+ *   defer     completes with ack from another thread after 5 ms
+ *   defer_now completes with ack before returning FOXW_PENDING
+ *   cancel    polls msg_cancelled until true, then retries
+ * Builds in variants (compile definitions) to exercise the loader's checks.
+ */
+#include <foxworker/plugin.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef TEST_ABI_MAJOR
+#define TEST_ABI_MAJOR FOXW_ABI_MAJOR
+#endif
+#ifndef TEST_ABI_MINOR
+#define TEST_ABI_MINOR FOXW_ABI_MINOR
+#endif
+#ifndef TEST_INSTANCE_MODEL
+#define TEST_INSTANCE_MODEL FOXW_INSTANCE_PER_SLOT
+#endif
+
+static const foxw_host_api *host;
+
+typedef struct instance {
+  atomic_int busy;
+} instance;
+
+static atomic_int g_running, g_max_running, g_overlaps, g_handled, g_instances;
+
+FOXW_EXPORT void test_plugin_stats(int *handled, int *max_running, int *overlaps, int *instances) {
+  *handled = atomic_load(&g_handled);
+  *max_running = atomic_load(&g_max_running);
+  *overlaps = atomic_load(&g_overlaps);
+  *instances = atomic_load(&g_instances);
+}
+
+FOXW_EXPORT void test_plugin_reset(void) {
+  atomic_store(&g_running, 0);
+  atomic_store(&g_max_running, 0);
+  atomic_store(&g_overlaps, 0);
+  atomic_store(&g_handled, 0);
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static long payload_number(const foxw_message *msg) {
+  foxw_str p = host->msg_payload(msg);
+  char buf[32];
+  size_t n = p.len < sizeof buf - 1 ? p.len : sizeof buf - 1;
+  memcpy(buf, p.ptr, n);
+  buf[n] = '\0';
+  return strtol(buf, NULL, 10);
+}
+
+static void enter(instance *self) {
+  if (atomic_exchange(&self->busy, 1) != 0 && TEST_INSTANCE_MODEL == FOXW_INSTANCE_PER_SLOT)
+    atomic_fetch_add(&g_overlaps, 1);
+  int now = atomic_fetch_add(&g_running, 1) + 1;
+  int max = atomic_load(&g_max_running);
+  while (now > max && !atomic_compare_exchange_weak(&g_max_running, &max, now)) {
+  }
+}
+
+static void leave(instance *self) {
+  atomic_fetch_sub(&g_running, 1);
+  atomic_store(&self->busy, 0);
+  atomic_fetch_add(&g_handled, 1);
+}
+
+static foxw_verdict handle_ok(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  (void)msg; (void)out;
+  enter(inst);
+  leave(inst);
+  return FOXW_ACK;
+}
+
+static foxw_verdict handle_fail(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  enter(inst);
+  foxw_set_reason(out, "asked to fail", 13);
+  foxw_str delay;
+  if (host->msg_header(msg, "delay_ms", 8, &delay)) {
+    char buf[24] = {0};
+    memcpy(buf, delay.ptr, delay.len < 23 ? delay.len : 23);
+    out->retry_delay_ms = strtoull(buf, NULL, 10);
+  }
+  leave(inst);
+  return FOXW_RETRY;
+}
+
+static foxw_verdict handle_reject(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  (void)msg;
+  enter(inst);
+  foxw_set_reason(out, "bad input", 9);
+  leave(inst);
+  return FOXW_REJECT;
+}
+
+static foxw_verdict handle_sleep(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  (void)out;
+  enter(inst);
+  sleep_ms(payload_number(msg));
+  leave(inst);
+  return FOXW_ACK;
+}
+
+static foxw_verdict handle_bogus(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  (void)msg; (void)out;
+  enter(inst);
+  leave(inst);
+  return 42;
+}
+
+static void *complete_later(void *arg) {
+  sleep_ms(5);
+  host->complete((const foxw_message *)arg, FOXW_ACK, NULL, 0, 0);
+  return NULL;
+}
+
+static foxw_verdict handle_defer(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  (void)out;
+  enter(inst);
+  pthread_t t;
+  pthread_create(&t, NULL, complete_later, (void *)msg);
+  pthread_detach(t);
+  leave(inst);
+  return FOXW_PENDING;
+}
+
+static foxw_verdict handle_defer_now(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  (void)out;
+  enter(inst);
+  host->complete(msg, FOXW_ACK, NULL, 0, 0);
+  leave(inst);
+  return FOXW_PENDING;
+}
+
+static foxw_verdict handle_cancel(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  enter(inst);
+  while (!host->msg_cancelled(msg)) sleep_ms(1);
+  foxw_set_reason(out, "cancelled", 9);
+  leave(inst);
+  return FOXW_RETRY;
+}
+
+static const foxw_handler_def handlers[] = {
+    {sizeof(foxw_handler_def), "ok", handle_ok, 0},
+    {sizeof(foxw_handler_def), "fail", handle_fail, 0},
+    {sizeof(foxw_handler_def), "reject", handle_reject, 0},
+    {sizeof(foxw_handler_def), "sleep", handle_sleep, 0},
+    {sizeof(foxw_handler_def), "bogus", handle_bogus, 0},
+    {sizeof(foxw_handler_def), "defer", handle_defer, 0},
+    {sizeof(foxw_handler_def), "defer_now", handle_defer_now, 0},
+    {sizeof(foxw_handler_def), "cancel", handle_cancel, 0},
+#ifdef TEST_DUPLICATE_HANDLER
+    {sizeof(foxw_handler_def), "ok", handle_ok, 0},
+#endif
+};
+
+static int32_t create(foxw_plugin_ctx *ctx, const char *json, size_t len, void **out, char *err,
+                      size_t cap) {
+  (void)ctx; (void)len;
+#ifdef TEST_CREATE_REFUSES
+  (void)json; (void)out;
+  foxw_set_error(err, cap, "the test plugin refuses to create instances");
+  return 1;
+#else
+  if (strstr(json, "\"refuse\":true") != NULL) {
+    foxw_set_error(err, cap, "refused by config");
+    return 1;
+  }
+  instance *self = calloc(1, sizeof *self);
+  atomic_fetch_add(&g_instances, 1);
+  *out = self;
+  return 0;
+#endif
+}
+
+static void destroy(void *inst) {
+  atomic_fetch_sub(&g_instances, 1);
+  free(inst);
+}
+
+static const foxw_plugin_v1 plugin = {
+    sizeof(foxw_plugin_v1), TEST_INSTANCE_MODEL, 0, handlers,
+    sizeof handlers / sizeof handlers[0], create, destroy, NULL};
+
+#ifndef TEST_NO_MAGIC
+FOXW_EXPORT const foxw_plugin_info *foxworker_plugin_magic(void) {
+  static const foxw_plugin_info info = {sizeof(foxw_plugin_info), FOXW_PLUGIN_MAGIC_VALUE,
+                                        TEST_ABI_MAJOR, TEST_ABI_MINOR, "test", "1.0.0",
+                                        "core test plugin", NULL, 0};
+  return &info;
+}
+#endif
+
+FOXW_EXPORT const foxw_plugin_v1 *foxworker_plugin_init_v1(const foxw_host_api *h,
+                                                           foxw_plugin_ctx *ctx, char *err,
+                                                           size_t cap) {
+  (void)ctx;
+#ifdef TEST_INIT_REFUSES
+  (void)h;
+  (void)plugin;
+  foxw_set_error(err, cap, "missing licence key");
+  return NULL;
+#else
+  (void)err; (void)cap;
+  host = h;
+  return &plugin;
+#endif
+}
