@@ -21,6 +21,18 @@ constexpr std::string_view kPlainTag = "?";  // yaml-cpp's tag for unquoted scal
 constexpr std::string_view kQuotedTag = "!";  // quoted and block scalars
 constexpr std::string_view kStrTag = "tag:yaml.org,2002:str";
 
+// Bounds that keep a self-referring alias (&a [*a]) or an alias bomb from
+// exhausting the stack or memory.
+constexpr int kMaxDepth = 64;
+constexpr size_t kMaxValues = 1000000;
+
+// The state of one conversion.
+struct JsonOutput {
+  rapidjson::StringBuffer buffer;
+  JsonWriter writer{buffer};
+  size_t values = 0;
+};
+
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
 // [-+]?[0-9]+
@@ -95,14 +107,15 @@ void WritePlainScalar(const std::string& text, JsonWriter* writer) {
 }
 
 Status WriteNode(const YamlFile& file, const YAML::Node& node, const YAML::Mark& mark,
-                 const std::string& path, JsonWriter* writer);
+                 const std::string& path, int depth, JsonOutput* out);
 
-Status WriteMapping(const YamlFile& file, const std::vector<MappingEntry>& entries,
-                    JsonWriter* writer) {
+Status WriteMapping(const YamlFile& file, const std::vector<MappingEntry>& entries, int depth,
+                    JsonOutput* out) {
+  JsonWriter* writer = &out->writer;
   writer->StartObject();
   for (const MappingEntry& entry : entries) {
     writer->Key(entry.key.data(), static_cast<rapidjson::SizeType>(entry.key.size()));
-    Status status = WriteNode(file, entry.value, entry.value_mark, entry.path, writer);
+    Status status = WriteNode(file, entry.value, entry.value_mark, entry.path, depth + 1, out);
     if (!status.ok()) return status;
   }
   writer->EndObject();
@@ -110,7 +123,18 @@ Status WriteMapping(const YamlFile& file, const std::vector<MappingEntry>& entri
 }
 
 Status WriteNode(const YamlFile& file, const YAML::Node& node, const YAML::Mark& mark,
-                 const std::string& path, JsonWriter* writer) {
+                 const std::string& path, int depth, JsonOutput* out) {
+  if (depth > kMaxDepth) {
+    return ErrorAt(file, mark, path,
+                   "nested more than " + std::to_string(kMaxDepth) +
+                       " levels deep (does an alias refer to itself?)");
+  }
+  if (++out->values > kMaxValues) {
+    return ErrorAt(file, mark, path,
+                   "plugin config has more than " + std::to_string(kMaxValues) +
+                       " values (are aliases expanding it?)");
+  }
+  JsonWriter* writer = &out->writer;
   switch (node.Type()) {
     case YAML::NodeType::Undefined:
     case YAML::NodeType::Null:
@@ -119,15 +143,15 @@ Status WriteNode(const YamlFile& file, const YAML::Node& node, const YAML::Mark&
     case YAML::NodeType::Map: {
       Result<std::vector<MappingEntry>> entries = ReadMapping(file, node, mark, path, {});
       if (!entries.ok()) return entries.status();
-      return WriteMapping(file, *entries, writer);
+      return WriteMapping(file, *entries, depth, out);
     }
     case YAML::NodeType::Sequence: {
       writer->StartArray();
       for (size_t i = 0; i < node.size(); ++i) {
         YAML::Node item = node[i];
         YAML::Mark item_mark = item.Mark().line >= 0 ? item.Mark() : mark;
-        Status status =
-            WriteNode(file, item, item_mark, path + "[" + std::to_string(i) + "]", writer);
+        Status status = WriteNode(file, item, item_mark, path + "[" + std::to_string(i) + "]",
+                                  depth + 1, out);
         if (!status.ok()) return status;
       }
       writer->EndArray();
@@ -161,11 +185,10 @@ Result<std::string> PluginConfigToJson(const YamlFile& file, const MappingEntry&
       ReadMapping(file, entry.value, entry.value_mark, entry.path, {});
   if (!entries.ok()) return entries.status();
   for (const MappingEntry& e : *entries) (*key_marks)[e.key] = ToSourceMark(file, e.key_mark);
-  rapidjson::StringBuffer buffer;
-  JsonWriter writer(buffer);
-  Status status = WriteMapping(file, *entries, &writer);
+  JsonOutput out;
+  Status status = WriteMapping(file, *entries, /*depth=*/1, &out);
   if (!status.ok()) return status;
-  return std::string(buffer.GetString(), buffer.GetSize());
+  return std::string(out.buffer.GetString(), out.buffer.GetSize());
 }
 
 }  // namespace foxworker

@@ -523,6 +523,15 @@ TEST(PluginConfigJsonTest, Errors) {
             "quote it for a string)");
 }
 
+TEST(PluginConfigJsonTest, SelfReferringAliasIsAnError) {
+  std::string error = ParseError("plugins:\n  p:\n    path: p.so\n    config: &a\n      x: *a\n");
+  EXPECT_EQ(error.rfind("/etc/foxworker/foxworker.yaml:4:13: plugins.p.config.x.x.x", 0), 0u)
+      << error;
+  EXPECT_NE(error.find(": nested more than 64 levels deep (does an alias refer to itself?)"),
+            std::string::npos)
+      << error;
+}
+
 // Compares every value, not the marks (which point into different text).
 void ExpectSameValues(const Config& a, const Config& b) {
   EXPECT_EQ(a.daemon.log_level, b.daemon.log_level);

@@ -84,6 +84,12 @@ class LocalBackend final : public Backend {
   using SourceList = std::vector<std::shared_ptr<SourceState>>;
   using TimePoint = std::chrono::steady_clock::time_point;
 
+  static SettleOp ReleaseOp(const std::shared_ptr<SourceState>& source, const Delivery& d);
+  // Release ops for the source's buffered jobs (taken out of the buffer);
+  // with `stop`, the source also takes no more.
+  static std::vector<SettleOp> TakeUnstarted(const std::shared_ptr<SourceState>& source,
+                                             bool stop);
+
   // Called by sources and by the backend's thread (never with mu_ held).
   void SubmitSettlements(std::vector<SettleOp> ops);
   void Kick();

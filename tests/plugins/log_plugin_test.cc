@@ -1,0 +1,210 @@
+// The log plugin (plain C), loaded from its .so and driven through the real
+// host services table.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon/core/metrics.h"
+#include "tests/plugins/plugin_harness.h"
+
+namespace foxworker::testing {
+namespace {
+
+#define EXPECT_CONTAINS(haystack, needle) \
+  EXPECT_NE((haystack).find(needle), std::string::npos) << "in: " << (haystack)
+
+class LogPluginTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto loaded = PluginHarness::Load(LOG_PLUGIN_PATH, "log");
+    ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+    plugin_ = std::move(loaded.value());
+    saved_v_ = FLAGS_v;
+    saved_minloglevel_ = FLAGS_minloglevel;
+    FLAGS_v = 0;
+    FLAGS_minloglevel = google::GLOG_INFO;
+  }
+  void TearDown() override {
+    for (void* instance : instances_) plugin_->Destroy(instance);
+    FLAGS_v = saved_v_;
+    FLAGS_minloglevel = saved_minloglevel_;
+  }
+
+  void* Create(const std::string& config) {
+    auto instance = plugin_->Create(config);
+    EXPECT_TRUE(instance.ok()) << instance.status().message();
+    if (!instance.ok()) return nullptr;
+    instances_.push_back(*instance);
+    return *instance;
+  }
+
+  std::string Refusal(const std::string& config) {
+    auto instance = plugin_->Create(config);
+    EXPECT_FALSE(instance.ok()) << config;
+    if (instance.ok()) {
+      instances_.push_back(*instance);
+      return "";
+    }
+    return instance.status().message();
+  }
+
+  std::unique_ptr<PluginHarness> plugin_;
+  std::vector<void*> instances_;
+  int saved_v_ = 0;
+  int saved_minloglevel_ = 0;
+};
+
+TEST_F(LogPluginTest, DeclaresItselfAndItsSchema) {
+  EXPECT_STREQ(plugin_->info().name, "log");
+  EXPECT_EQ(plugin_->def().instance_model, static_cast<uint32_t>(FOXW_INSTANCE_SHARED));
+  ASSERT_EQ(plugin_->def().handler_count, 1u);
+  EXPECT_STREQ(plugin_->def().handlers[0].name, "*");
+  std::map<std::string, std::string> defaults;
+  for (size_t i = 0; i < plugin_->info().config_key_count; ++i) {
+    const foxw_config_key& key = plugin_->info().config_schema[i];
+    EXPECT_EQ(key.struct_size, sizeof(foxw_config_key));
+    defaults[key.name] = key.default_value;
+  }
+  EXPECT_EQ(defaults, (std::map<std::string, std::string>{{"level", "info"},
+                                                           {"fail_every", "0"},
+                                                           {"reject_every", "0"},
+                                                           {"max_payload_bytes", "256"}}));
+}
+
+TEST_F(LogPluginTest, LogsEachMessageAndAcks) {
+  void* instance = Create("{}");
+  ASSERT_NE(instance, nullptr);
+  auto d = MakeDelivery("hello", "greet", "m-7");
+  d->msg.attempt = 2;
+  LogCapture capture;
+  HandlerRun run = plugin_->Handle(instance, "*", *d);
+  EXPECT_EQ(run.verdict, FOXW_ACK);
+  auto lines = capture.Matching("[plugin log]");
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0],
+            "[plugin log] message #1 id=m-7 queue=jobs type=greet attempt=2 payload=5 bytes: hello");
+}
+
+TEST_F(LogPluginTest, PayloadIsCutAndEscaped) {
+  void* instance = Create("{\"max_payload_bytes\": 6}");
+  ASSERT_NE(instance, nullptr);
+  auto d = MakeDelivery(std::string("a\\b\n\0\xffzzzz", 10));
+  LogCapture capture;
+  plugin_->Handle(instance, "*", *d);
+  auto lines = capture.Matching("[plugin log]");
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_CONTAINS(lines[0], "payload=10 bytes: a\\\\b\\x0a\\x00\\xff...");
+}
+
+TEST_F(LogPluginTest, ZeroMaxPayloadBytesShowsNoPayload) {
+  void* instance = Create("{\"max_payload_bytes\": 0}");
+  ASSERT_NE(instance, nullptr);
+  auto d = MakeDelivery("secret");
+  LogCapture capture;
+  plugin_->Handle(instance, "*", *d);
+  auto lines = capture.Matching("[plugin log]");
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].find("secret"), std::string::npos) << lines[0];
+  EXPECT_CONTAINS(lines[0], "payload=6 bytes: ...");
+}
+
+TEST_F(LogPluginTest, ConfiguredLevelIsHonoured) {
+  void* instance = Create("{\"level\": \"debug\"}");
+  ASSERT_NE(instance, nullptr);
+  auto d = MakeDelivery("x");
+  {
+    LogCapture capture;
+    EXPECT_EQ(plugin_->Handle(instance, "*", *d).verdict, FOXW_ACK);
+    EXPECT_TRUE(capture.Matching("[plugin log]").empty()) << "debug logged with FLAGS_v=0";
+  }
+  FLAGS_v = 1;
+  {
+    LogCapture capture;
+    plugin_->Handle(instance, "*", *d);
+    EXPECT_EQ(capture.Matching("[plugin log] message #2").size(), 1u);
+  }
+  void* warn = Create("{\"level\": \"warn\"}");
+  ASSERT_NE(warn, nullptr);
+  LogCapture capture;
+  plugin_->Handle(warn, "*", *d);
+  auto lines = capture.lines();
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines.back().first, google::GLOG_WARNING);
+}
+
+TEST_F(LogPluginTest, FailEveryAndRejectEverySimulateFailures) {
+  void* instance = Create("{\"fail_every\": 3, \"reject_every\": \"4\", \"level\": \"error\"}");
+  ASSERT_NE(instance, nullptr);
+  std::vector<foxw_verdict> verdicts;
+  std::vector<std::string> reasons;
+  for (int i = 0; i < 12; ++i) {
+    auto d = MakeDelivery("x");
+    HandlerRun run = plugin_->Handle(instance, "*", *d);
+    verdicts.push_back(run.verdict);
+    reasons.push_back(run.reason);
+  }
+  const foxw_verdict A = FOXW_ACK, R = FOXW_RETRY, X = FOXW_REJECT;
+  // Message 12 is picked by both: REJECT wins.
+  EXPECT_EQ(verdicts, (std::vector<foxw_verdict>{A, A, R, X, A, R, A, X, R, A, A, X}));
+  EXPECT_EQ(reasons[2], "log plugin: simulated transient failure (fail_every=3, message #3)");
+  EXPECT_EQ(reasons[3], "log plugin: simulated permanent failure (reject_every=4, message #4)");
+  EXPECT_EQ(reasons[0], "");
+}
+
+TEST_F(LogPluginTest, CountsMessagesExactlyAcrossThreads) {
+  void* instance = Create("{\"fail_every\": 10, \"level\": \"trace\"}");
+  ASSERT_NE(instance, nullptr);
+  std::atomic<int> retries{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 1000; ++i) {
+        auto d = MakeDelivery("x");
+        if (plugin_->Handle(instance, "*", *d).verdict == FOXW_RETRY) retries.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(retries.load(), 400);
+  EXPECT_CONTAINS(MetricsRegistry::Default().RenderPrometheus(),
+                  "# TYPE foxworker_plugin_log_messages_total counter");
+}
+
+TEST_F(LogPluginTest, AcceptsWhitespaceAndEscapes) {
+  EXPECT_NE(Create(" \n{ \"level\" : \"w\\u0061rn\" ,\t\"fail_every\":0 } \n"), nullptr);
+  EXPECT_NE(Create(""), nullptr);  // no config at all: the defaults
+}
+
+TEST_F(LogPluginTest, RefusesBadConfigClearly) {
+  EXPECT_EQ(Refusal("{\"level\": \"loud\"}"),
+            "config key \"level\": must be one of trace, debug, info, warn, error (got \"loud\")");
+  EXPECT_EQ(Refusal("{\"levels\": \"info\"}"),
+            "unknown config key \"levels\" (known: level, fail_every, reject_every, "
+            "max_payload_bytes)");
+  EXPECT_EQ(Refusal("{\"fail_every\": -1}"), "config key \"fail_every\": must not be negative");
+  EXPECT_CONTAINS(Refusal("{\"fail_every\": 1.5}"), "must be a string or a whole number");
+  EXPECT_CONTAINS(Refusal("{\"fail_every\": true}"), "must be a string or a whole number");
+  EXPECT_CONTAINS(Refusal("{\"fail_every\": {\"a\": 1}}"), "must be a string or a whole number");
+  EXPECT_EQ(Refusal("{\"fail_every\": \"often\"}"),
+            "config key \"fail_every\": must be a whole number >= 0 (got \"often\")");
+  EXPECT_EQ(Refusal("{\"max_payload_bytes\": 2000000}"),
+            "config key \"max_payload_bytes\": at most 1048576 (got 2000000)");
+  EXPECT_EQ(Refusal("{\"fail_every\": 99999999999999999999999}"),
+            "config key \"fail_every\": must be a whole number >= 0 (got "
+            "\"99999999999999999999999\")");
+  EXPECT_EQ(Refusal("[1]"), "config must be a JSON object");
+  EXPECT_EQ(Refusal("{"), "config: bad key: expected a string");
+  EXPECT_EQ(Refusal("{\"level\" \"info\"}"), "config: expected ':' after \"level\"");
+  EXPECT_EQ(Refusal("{\"level\": \"info\""), "config: expected ',' or '}' after \"level\"");
+  EXPECT_EQ(Refusal("{\"level\": \"info} "), "config key \"level\": unterminated string");
+  EXPECT_EQ(Refusal("{} x"), "config: unexpected text after the JSON object");
+  EXPECT_EQ(Refusal("{\"level\": \"\\u00e9\"}"),
+            "config key \"level\": \\u escapes outside ASCII are not supported");
+}
+
+}  // namespace
+}  // namespace foxworker::testing
