@@ -163,7 +163,7 @@ int main(int argc, char** argv) {
       fprintf(stderr, "%s\n", s.message().c_str());
       return 1;
     }
-    std::cout << foxworker::FormatConfig(*config);
+    std::cout << foxworker::FormatConfig(*config) << std::flush;
     fprintf(stderr, "%s: config OK\n", config_path.c_str());
     return 0;
   }

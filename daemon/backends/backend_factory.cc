@@ -1,5 +1,6 @@
 #include "daemon/backends/backend_factory.h"
 
+#include "daemon/backends/local/local_backend.h"
 #include "daemon/backends/memory/memory_backend.h"
 
 namespace foxworker {
@@ -7,6 +8,7 @@ namespace foxworker {
 Result<std::unique_ptr<Backend>> MakeBackend(const BackendConfig& config) {
   if (config.type == "memory")
     return std::unique_ptr<Backend>(new MemoryBackend(config.name, config.memory));
+  if (config.type == "local") return MakeLocalBackend(config);
   return Status::InvalidArgument(config.mark.ToString() + ": backends." + config.name +
                                  ".type: backend type \"" + config.type +
                                  "\" is not built into this foxworkerd");

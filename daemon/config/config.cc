@@ -9,8 +9,8 @@ namespace {
 
 template <typename T>
 const T* FindByName(const std::vector<T>& items, const std::string& name) {
-  auto it = std::find_if(items.begin(), items.end(),
-                         [&](const T& item) { return item.name == name; });
+  auto it =
+      std::find_if(items.begin(), items.end(), [&](const T& item) { return item.name == name; });
   return it == items.end() ? nullptr : &*it;
 }
 
@@ -67,9 +67,7 @@ Result<LogLevel> ParseLogLevel(std::string_view name) {
   return ParseName(kLogLevels, "log level", name);
 }
 
-std::string_view DurabilityName(Durability durability) {
-  return NameOf(kDurabilities, durability);
-}
+std::string_view DurabilityName(Durability durability) { return NameOf(kDurabilities, durability); }
 Result<Durability> ParseDurability(std::string_view name) {
   return ParseName(kDurabilities, "durability", name);
 }

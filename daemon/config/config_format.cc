@@ -5,9 +5,9 @@
 
 #include <charconv>
 #include <cstdio>
-#include <system_error>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 #include "daemon/config/config_parser.h"
 #include "daemon/config/units.h"
@@ -15,9 +15,11 @@
 namespace foxworker {
 namespace {
 
-// A double-quoted YAML string that reads back as `text`; "$" is doubled so
-// that environment interpolation does not apply again.
-std::string Quote(std::string_view text) {
+// A double-quoted YAML string that reads back as `text`. In values "$" is
+// doubled so that environment interpolation does not apply again; keys are
+// not interpolated.
+enum class Quoting { kValue, kKey };
+std::string Quote(std::string_view text, Quoting quoting = Quoting::kValue) {
   std::string out = "\"";
   for (char c : text) {
     switch (c) {
@@ -37,7 +39,7 @@ std::string Quote(std::string_view text) {
         out += "\\r";
         break;
       case '$':
-        out += "$$";
+        out += quoting == Quoting::kValue ? "$$" : "$";
         break;
       default:
         if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
@@ -69,7 +71,7 @@ std::string Key(std::string_view key) {
     bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
     plain = alnum || c == '_' || (i > 0 && (c == '-' || c == '.'));
   }
-  return plain ? std::string(key) : Quote(key);
+  return plain ? std::string(key) : Quote(key, Quoting::kKey);
 }
 
 class YamlWriter {

@@ -31,12 +31,11 @@ constexpr std::string_view kDaemonKeys[] = {"log_level",  "worker_threads", "shu
 constexpr std::string_view kPluginKeys[] = {"path", "config"};
 constexpr std::string_view kQueueKeys[] = {"backend",     "source",   "plugin",  "handler",
                                            "concurrency", "prefetch", "timeout", "retry_policy"};
-constexpr std::string_view kRetryPolicyKeys[] = {"max_attempts", "backoff", "initial",
-                                                 "max",          "multiplier", "jitter",
-                                                 "full_jitter"};
+constexpr std::string_view kRetryPolicyKeys[] = {"max_attempts", "backoff", "initial",    "max",
+                                                 "multiplier",   "jitter",  "full_jitter"};
 constexpr std::string_view kMemoryBackendKeys[] = {"type", "capacity"};
-constexpr std::string_view kLocalBackendKeys[] = {"type",          "path",      "durability", "lease",
-                                                  "poll_interval", "retention", "batch_size"};
+constexpr std::string_view kLocalBackendKeys[] = {
+    "type", "path", "durability", "lease", "poll_interval", "retention", "batch_size"};
 
 struct BackendType {
   std::string_view name;
@@ -93,7 +92,9 @@ Status AssignEnum(const YamlFile& file, const MappingEntry& entry,
 
 Result<std::string> ReadFileText(const std::string& path) {
   std::error_code ec;
-  if (fs::is_directory(path, ec)) return Status::IoError("cannot read " + path + ": is a directory");
+  if (fs::is_directory(path, ec)) {
+    return Status::IoError("cannot read " + path + ": is a directory");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::IoError("cannot read " + path + ": " + std::strerror(errno));
   std::ostringstream text;
@@ -143,9 +144,9 @@ Status ConfigBuilder::ParseFile(const std::string& text, const YamlFile& file, b
     Status status;
     if (section.key == "daemon") {
       if (!is_main) {
-        return ErrorAt(file, section.key_mark, section.path,
-                       "the daemon section is only allowed in the main config file " +
-                           config_->file);
+        return ErrorAt(
+            file, section.key_mark, section.path,
+            "the daemon section is only allowed in the main config file " + config_->file);
       }
       status = ParseDaemon(file, section);
     } else if (section.key == "plugins") {
@@ -252,8 +253,8 @@ Status ConfigBuilder::ParseBackend(const YamlFile& file, const MappingEntry& ite
   BackendConfig backend;
   backend.name = item.key;
   backend.mark = ToSourceMark(file, item.key_mark);
-  std::string known_types = "known types: " + Join({std::begin(kBuiltInBackendTypes),
-                                                    std::end(kBuiltInBackendTypes)});
+  std::string known_types =
+      "known types: " + Join({std::begin(kBuiltInBackendTypes), std::end(kBuiltInBackendTypes)});
   auto type_entry = std::find_if(entries->begin(), entries->end(),
                                  [](const MappingEntry& e) { return e.key == "type"; });
   if (type_entry == entries->end()) {
@@ -278,8 +279,8 @@ Status ConfigBuilder::ParseBackend(const YamlFile& file, const MappingEntry& ite
       for (const BackendType& other : kBackendTypes) {
         if (std::find(other.keys.begin(), other.keys.end(), e.key) != other.keys.end()) {
           return ErrorAt(file, e.key_mark, e.path,
-                         "not a key of a backend of type " + backend.type + " (it belongs to type " +
-                             std::string(other.name) + ")");
+                         "not a key of a backend of type " + backend.type +
+                             " (it belongs to type " + std::string(other.name) + ")");
         }
       }
       return UnknownKeyError(file, e, type->keys);
@@ -295,14 +296,15 @@ Status ConfigBuilder::ParseBackend(const YamlFile& file, const MappingEntry& ite
       status = AssignEnum(file, e, &ParseDurability, &local.durability);
     } else if (e.key == "batch_size") {
       status = Assign(ReadInteger(file, e, 1, 100000), &local.batch_size);
+    } else if (e.key == "retention") {
+      status = Assign(ReadDuration(file, e), &local.retention);
     } else {
-      Result<Duration> d = ReadDuration(file, e);
-      if (!d.ok()) return d.status();
-      if (*d == Duration::zero() && e.key != "retention") {
+      // lease and poll_interval: a zero would spin or expire every claim.
+      Duration* target = e.key == "lease" ? &local.lease : &local.poll_interval;
+      status = Assign(ReadDuration(file, e), target);
+      if (status.ok() && *target == Duration::zero()) {
         return ErrorAt(file, e.value_mark, e.path, "must be greater than zero");
       }
-      (e.key == "lease" ? local.lease : e.key == "poll_interval" ? local.poll_interval
-                                                                  : local.retention) = *d;
     }
     if (!status.ok()) return status;
   }
@@ -420,7 +422,8 @@ Status ConfigBuilder::ParseIncludedFiles() {
   std::sort(files.begin(), files.end());
   for (const fs::path& p : files) {
     Result<std::string> text = ReadFileText(p.string());
-    if (!text.ok()) return ErrorAt(include_dir_mark_, "daemon.include_dir", text.status().message());
+    if (!text.ok())
+      return ErrorAt(include_dir_mark_, "daemon.include_dir", text.status().message());
     Status status = ParseFile(*text, YamlFile{p.string(), dir}, /*is_main=*/false);
     if (!status.ok()) return status;
   }
@@ -464,8 +467,8 @@ Status ConfigBuilder::Finish() {
     auto [other, inserted] = local_paths.emplace(path, &backend);
     if (!inserted) {
       return ErrorAt(backend.mark, "backends." + backend.name,
-                     "database " + path + " is already used by backend \"" +
-                         other->second->name + "\" (" + other->second->mark.ToString() + ")");
+                     "database " + path + " is already used by backend \"" + other->second->name +
+                         "\" (" + other->second->mark.ToString() + ")");
     }
   }
   std::vector<std::string_view> backends, plugins, policies;
@@ -506,7 +509,8 @@ Result<Config> ParseConfigString(const std::string& yaml, const std::string& fil
                                  const std::string& base_dir) {
   std::error_code ec;
   fs::path dir = fs::absolute(base_dir.empty() ? fs::path(".") : fs::path(base_dir), ec);
-  if (ec) return Status::InvalidArgument("invalid base directory " + base_dir + ": " + ec.message());
+  if (ec)
+    return Status::InvalidArgument("invalid base directory " + base_dir + ": " + ec.message());
   return Parse(yaml, file_name_for_errors, ResolvePath("/", dir.string()));
 }
 

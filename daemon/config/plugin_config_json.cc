@@ -1,14 +1,14 @@
 #include "daemon/config/plugin_config_json.h"
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <span>
 #include <string_view>
 #include <system_error>
-
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include "daemon/config/env_interpolation.h"
 
@@ -17,7 +17,7 @@ namespace {
 
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
-constexpr std::string_view kPlainTag = "?";  // yaml-cpp's tag for unquoted scalars
+constexpr std::string_view kPlainTag = "?";   // yaml-cpp's tag for unquoted scalars
 constexpr std::string_view kQuotedTag = "!";  // quoted and block scalars
 constexpr std::string_view kStrTag = "tag:yaml.org,2002:str";
 
@@ -150,8 +150,8 @@ Status WriteNode(const YamlFile& file, const YAML::Node& node, const YAML::Mark&
       for (size_t i = 0; i < node.size(); ++i) {
         YAML::Node item = node[i];
         YAML::Mark item_mark = item.Mark().line >= 0 ? item.Mark() : mark;
-        Status status = WriteNode(file, item, item_mark, path + "[" + std::to_string(i) + "]",
-                                  depth + 1, out);
+        Status status =
+            WriteNode(file, item, item_mark, path + "[" + std::to_string(i) + "]", depth + 1, out);
         if (!status.ok()) return status;
       }
       writer->EndArray();

@@ -105,8 +105,8 @@ constexpr uint64_t kMinute = 60 * kSecond;
 constexpr uint64_t kHour = 60 * kMinute;
 constexpr uint64_t kDay = 24 * kHour;
 
-constexpr std::array<Unit, 5> kDurationUnits = {{
-    {"ms", 1}, {"s", kSecond}, {"m", kMinute}, {"h", kHour}, {"d", kDay}}};
+constexpr std::array<Unit, 5> kDurationUnits = {
+    {{"ms", 1}, {"s", kSecond}, {"m", kMinute}, {"h", kHour}, {"d", kDay}}};
 
 constexpr uint64_t kKiB = 1024;
 constexpr std::array<Unit, 9> kSizeUnits = {{
@@ -116,9 +116,9 @@ constexpr std::array<Unit, 9> kSizeUnits = {{
     {"GB", 1000 * 1000 * 1000},
     {"TB", 1000ULL * 1000 * 1000 * 1000},
     {"KiB", kKiB},
-    {"MiB", kKiB * kKiB},
-    {"GiB", kKiB * kKiB * kKiB},
-    {"TiB", kKiB * kKiB * kKiB * kKiB},
+    {"MiB", kKiB* kKiB},
+    {"GiB", kKiB* kKiB* kKiB},
+    {"TiB", kKiB* kKiB* kKiB* kKiB},
 }};
 
 // The decimal text of `value / divisor` when it has at most `max_fraction`
@@ -140,8 +140,8 @@ std::string ExactQuotient(uint64_t value, uint64_t divisor, int max_fraction) {
 }  // namespace
 
 Result<Duration> ParseDuration(std::string_view text) {
-  Result<uint64_t> ms = ParseScaled(text, kDurationUnits.data(), kDurationUnits.size(),
-                                    "duration", "ms, s, m, h or d", "milliseconds");
+  Result<uint64_t> ms = ParseScaled(text, kDurationUnits.data(), kDurationUnits.size(), "duration",
+                                    "ms, s, m, h or d", "milliseconds");
   if (!ms.ok()) return ms.status();
   return Duration(static_cast<Duration::rep>(*ms));
 }

@@ -1,9 +1,13 @@
 #include "daemon/config/yaml_reader.h"
 
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <map>
+#include <sstream>
 #include <system_error>
 
 #include "daemon/config/env_interpolation.h"
@@ -26,6 +30,43 @@ std::string_view KindOf(const YAML::Node& node) {
   }
   return "nothing";
 }
+
+// Records the first event of one YAML document.
+class DocumentProbe : public YAML::EventHandler {
+ public:
+  YAML::Mark first_mark;
+  int events = 0;
+  bool first_is_null = false;
+
+  bool IsLoneNull() const { return events == 1 && first_is_null; }
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Record(mark, true); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Record(mark, false); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Record(mark, false);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Record(mark, false);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Record(mark, false);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void Record(const YAML::Mark& mark, bool is_null) {
+    if (events++ == 0) {
+      first_mark = mark;
+      first_is_null = is_null;
+    }
+  }
+};
 
 std::string Quoted(std::string_view text) { return "\"" + std::string(text) + "\""; }
 
@@ -102,22 +143,40 @@ Status ErrorAt(const YamlFile& file, const YAML::Mark& mark, std::string_view pa
 }
 
 Result<YAML::Node> ParseYamlDocument(const std::string& text, const YamlFile& file) {
-  std::vector<YAML::Node> documents;
+  // YAML::LoadAll() loops forever on a token no node can start with (a stray
+  // ',' at the top level; yaml-cpp issue #1040) and YAML::Load() then
+  // silently drops the rest of the file. So first walk the documents with
+  // the event parser, which shows that case as the same empty document over
+  // and over, and only then build the node.
   try {
-    documents = YAML::LoadAll(text);
+    std::istringstream stream(text);
+    YAML::Parser parser(stream);
+    std::vector<DocumentProbe> documents;
+    while (documents.size() < 3) {
+      DocumentProbe probe;
+      if (!parser.HandleNextDocument(probe)) break;
+      if (!documents.empty() && probe.IsLoneNull() && documents.back().IsLoneNull() &&
+          probe.first_mark.pos == documents.back().first_mark.pos) {
+        size_t pos = static_cast<size_t>(probe.first_mark.pos);
+        std::string what = pos < text.size() && text[pos] > ' ' && text[pos] < 0x7f
+                               ? "unexpected \"" + std::string(1, text[pos]) + "\""
+                               : "unexpected character";
+        return ErrorAt(file, probe.first_mark, "", "invalid YAML: " + what);
+      }
+      documents.push_back(probe);
+    }
+    if (documents.size() > 1) {
+      return ErrorAt(file, documents[1].first_mark, "",
+                     "a config file holds one YAML document; found a second one");
+    }
+    if (documents.empty()) return YAML::Node(YAML::NodeType::Null);
+    return YAML::Load(text);
   } catch (const YAML::Exception& e) {
     return ErrorAt(file, e.mark, "", "invalid YAML: " + e.msg);
   }
-  if (documents.empty()) return YAML::Node(YAML::NodeType::Null);
-  if (documents.size() > 1) {
-    return ErrorAt(file, documents[1].Mark(), "",
-                   "a config file holds one YAML document; found a second one");
-  }
-  return documents[0];
 }
 
-std::string_view ClosestMatch(std::string_view word,
-                              std::span<const std::string_view> candidates) {
+std::string_view ClosestMatch(std::string_view word, std::span<const std::string_view> candidates) {
   std::string_view best;
   size_t best_distance = 3;
   for (std::string_view candidate : candidates) {
@@ -186,7 +245,8 @@ Result<std::string> ReadString(const YamlFile& file, const MappingEntry& entry) 
 
 Result<std::string> ReadNonEmptyString(const YamlFile& file, const MappingEntry& entry) {
   Result<std::string> text = ScalarText(file, entry);
-  if (text.ok() && text->empty()) return ErrorAt(file, entry.value_mark, entry.path, "must not be empty");
+  if (text.ok() && text->empty())
+    return ErrorAt(file, entry.value_mark, entry.path, "must not be empty");
   return text;
 }
 
@@ -203,8 +263,7 @@ Result<int64_t> ReadInteger(const YamlFile& file, const MappingEntry& entry, int
     return ErrorAt(file, entry.value_mark, entry.path, "must be " + range + ", got " + *text);
   }
   if (ec != std::errc() || ptr != end) {
-    return ErrorAt(file, entry.value_mark, entry.path,
-                   "expected an integer, got " + Quoted(*text));
+    return ErrorAt(file, entry.value_mark, entry.path, "expected an integer, got " + Quoted(*text));
   }
   if (value < min || value > max) {
     return ErrorAt(file, entry.value_mark, entry.path, "must be " + range + ", got " + *text);
@@ -212,8 +271,7 @@ Result<int64_t> ReadInteger(const YamlFile& file, const MappingEntry& entry, int
   return value;
 }
 
-Result<double> ReadNumber(const YamlFile& file, const MappingEntry& entry, double min,
-                          double max) {
+Result<double> ReadNumber(const YamlFile& file, const MappingEntry& entry, double min, double max) {
   Result<std::string> text = ScalarText(file, entry);
   if (!text.ok()) return text.status();
   double value = 0;

@@ -4,13 +4,13 @@
 #ifndef FOXWORKER_CONFIG_YAML_READER_H_
 #define FOXWORKER_CONFIG_YAML_READER_H_
 
+#include <yaml-cpp/yaml.h>
+
 #include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <yaml-cpp/yaml.h>
 
 #include "daemon/config/config.h"
 #include "daemon/core/status.h"
@@ -60,8 +60,7 @@ Status UnknownKeyError(const YamlFile& file, const MappingEntry& entry,
 
 // The candidate closest to `word` (optimal string alignment distance) when
 // it is at most two edits away and closer than the word's length, else "".
-std::string_view ClosestMatch(std::string_view word,
-                              std::span<const std::string_view> candidates);
+std::string_view ClosestMatch(std::string_view word, std::span<const std::string_view> candidates);
 
 // " (did you mean "x"?)" when a candidate is close, else "".
 std::string DidYouMean(std::string_view word, std::span<const std::string_view> candidates);
@@ -73,8 +72,7 @@ Result<std::string> ReadString(const YamlFile& file, const MappingEntry& entry);
 Result<std::string> ReadNonEmptyString(const YamlFile& file, const MappingEntry& entry);
 Result<int64_t> ReadInteger(const YamlFile& file, const MappingEntry& entry, int64_t min,
                             int64_t max);
-Result<double> ReadNumber(const YamlFile& file, const MappingEntry& entry, double min,
-                          double max);
+Result<double> ReadNumber(const YamlFile& file, const MappingEntry& entry, double min, double max);
 Result<bool> ReadBool(const YamlFile& file, const MappingEntry& entry);
 Result<Duration> ReadDuration(const YamlFile& file, const MappingEntry& entry);
 

@@ -130,9 +130,8 @@ MetricsRegistry& MetricsRegistry::Default() {
 }
 
 const std::vector<double>& MetricsRegistry::DefaultBuckets() {
-  static const std::vector<double> buckets = {0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                              0.025,  0.05,  0.1,    0.25,  0.5,
-                                              1,      2.5,   5,      10,    30};
+  static const std::vector<double> buckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                              0.25,   0.5,   1,      2.5,   5,    10,    30};
   return buckets;
 }
 
@@ -192,9 +191,8 @@ Result<MetricsRegistry::Family*> MetricsRegistry::FindOrCreateFamily(
   }
   Family& family = it->second;
   if (family.type != type) {
-    return Status::AlreadyExists(
-        "metric " + Quoted(name) + " is already defined as a " +
-        TypeName(family.type) + ", not as a " + TypeName(type));
+    return Status::AlreadyExists("metric " + Quoted(name) + " is already defined as a " +
+                                 TypeName(family.type) + ", not as a " + TypeName(type));
   }
   if (family.label_names != label_names) {
     return Status::InvalidArgument("metric " + Quoted(name) +

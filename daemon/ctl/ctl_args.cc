@@ -14,7 +14,9 @@
 namespace foxworker {
 namespace {
 
-constexpr char kUsage[] = R"(usage: foxworkerctl [--db FILE | --config FILE [--backend NAME]] [--json] COMMAND
+// Starts with a newline so that the text lines up here; CtlUsage skips it.
+constexpr char kUsage[] = R"(
+usage: foxworkerctl [--db FILE | --config FILE [--backend NAME]] [--json] COMMAND
 
 Works on the local backend's SQLite file directly; no daemon needs to run.
 
@@ -83,10 +85,14 @@ const std::map<std::string, OptionSpec, std::less<>>& Options() {
 
 const char* ScopeName(Cmd scope) {
   switch (scope) {
-    case Cmd::kEnqueue: return "enqueue";
-    case Cmd::kDeadList: return "dead list";
-    case Cmd::kDeadRetryPurge: return "dead retry and dead purge";
-    case Cmd::kGlobal: break;
+    case Cmd::kEnqueue:
+      return "enqueue";
+    case Cmd::kDeadList:
+      return "dead list";
+    case Cmd::kDeadRetryPurge:
+      return "dead retry and dead purge";
+    case Cmd::kGlobal:
+      break;
   }
   return "every command";
 }
@@ -109,13 +115,13 @@ Result<int64_t> ParseJobId(std::string_view text) {
 
 }  // namespace
 
-const char* CtlUsage() { return kUsage; }
+const char* CtlUsage() { return kUsage + 1; }
 
 Result<int64_t> ParseIso8601(const std::string& text) {
   int year, mon, day, hour, min, sec, n = 0;
   char sep;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2d%c%2d:%2d:%2d%n", &year, &mon, &day, &sep, &hour,
-                  &min, &sec, &n) != 7 ||
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2d%c%2d:%2d:%2d%n", &year, &mon, &day, &sep, &hour, &min,
+                  &sec, &n) != 7 ||
       (sep != 'T' && sep != 't' && sep != ' ')) {
     return Usage("--run-at: \"" + text + "\" is not an ISO 8601 time like 2026-03-01T12:00:00Z");
   }
@@ -202,7 +208,8 @@ Result<CtlArgs> ParseCtlArgs(const std::vector<std::string>& args) {
     help = help || name == "help";
     version = version || name == "version";
   }
-  if (help || (positional.empty() && !version) || (!positional.empty() && positional[0] == "help")) {
+  if (help || (positional.empty() && !version) ||
+      (!positional.empty() && positional[0] == "help")) {
     out.command = CtlCommand::kHelp;
     return out;
   }
@@ -326,8 +333,9 @@ Result<CtlArgs> ParseCtlArgs(const std::vector<std::string>& args) {
         }
       }
       if (!out.payload_given && out.payload_file.empty()) {
-        return Usage("enqueue: no payload: give it as an argument, with --file F, or - for "
-                     "standard input");
+        return Usage(
+            "enqueue: no payload: give it as an argument, with --file F, or - for "
+            "standard input");
       }
       if (out.delay_ms > 0 && out.run_at_ms != 0) {
         return Usage("enqueue: give --delay or --run-at, not both");

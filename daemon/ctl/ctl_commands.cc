@@ -350,16 +350,23 @@ int RunCtlCommand(const CtlArgs& args, std::istream& in, std::ostream& out, std:
   }
   LocalStore& s = **store;
   switch (args.command) {
-    case CtlCommand::kEnqueue: return Enqueue(args, s, in, out, err);
-    case CtlCommand::kStats: return Stats(args, s, out, err);
-    case CtlCommand::kDeadList: return DeadList(args, s, out, err);
-    case CtlCommand::kDeadShow: return DeadShow(args, s, out, err);
+    case CtlCommand::kEnqueue:
+      return Enqueue(args, s, in, out, err);
+    case CtlCommand::kStats:
+      return Stats(args, s, out, err);
+    case CtlCommand::kDeadList:
+      return DeadList(args, s, out, err);
+    case CtlCommand::kDeadShow:
+      return DeadShow(args, s, out, err);
     case CtlCommand::kDeadRetry:
-    case CtlCommand::kDeadPurge: return DeadChange(args, s, out, err);
+    case CtlCommand::kDeadPurge:
+      return DeadChange(args, s, out, err);
     case CtlCommand::kPause:
-    case CtlCommand::kResume: return PauseOrResume(args, s, out, err);
+    case CtlCommand::kResume:
+      return PauseOrResume(args, s, out, err);
     case CtlCommand::kHelp:
-    case CtlCommand::kVersion: break;
+    case CtlCommand::kVersion:
+      break;
   }
   err << "foxworkerctl: internal error: command not runnable here\n";
   return kCtlError;

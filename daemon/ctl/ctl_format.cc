@@ -16,10 +16,10 @@ std::string TimeOrDash(int64_t unix_ms) {
 // The string properties that are set, by their stored name.
 std::vector<std::pair<const char*, const std::string*>> StringProperties(const Properties& p) {
   std::vector<std::pair<const char*, const std::string*>> all = {
-      {"content_type", &p.content_type},     {"content_encoding", &p.content_encoding},
-      {"message_type", &p.message_type},     {"correlation_id", &p.correlation_id},
-      {"reply_to", &p.reply_to},             {"app_id", &p.app_id},
-      {"user_id", &p.user_id},               {"expiration", &p.expiration},
+      {"content_type", &p.content_type}, {"content_encoding", &p.content_encoding},
+      {"message_type", &p.message_type}, {"correlation_id", &p.correlation_id},
+      {"reply_to", &p.reply_to},         {"app_id", &p.app_id},
+      {"user_id", &p.user_id},           {"expiration", &p.expiration},
       {"message_id", &p.message_id},
   };
   std::erase_if(all, [](const auto& f) { return f.second->empty(); });

@@ -6,6 +6,8 @@
 // Metrics go to MetricsRegistry::Default() as foxworker_plugin_<plugin>_<name>.
 #include "daemon/plugins/host_api.h"
 
+#include <glog/logging.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
@@ -15,8 +17,6 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-
-#include <glog/logging.h>
 
 #include "daemon/core/metrics.h"
 
@@ -123,8 +123,7 @@ foxw_metric* HostMetricDefine(foxw_plugin_ctx* ctx, int32_t kind, const char* na
     SetError(err, err_cap, "metric_define: the metric name is empty");
     return nullptr;
   }
-  if (kind != FOXW_METRIC_COUNTER && kind != FOXW_METRIC_GAUGE &&
-      kind != FOXW_METRIC_HISTOGRAM) {
+  if (kind != FOXW_METRIC_COUNTER && kind != FOXW_METRIC_GAUGE && kind != FOXW_METRIC_HISTOGRAM) {
     SetError(err, err_cap,
              "metric_define: unknown metric kind " + std::to_string(kind) + " for \"" + name +
                  "\" (expected FOXW_METRIC_COUNTER, FOXW_METRIC_GAUGE or FOXW_METRIC_HISTOGRAM)");
@@ -293,8 +292,8 @@ int32_t HostComplete(const foxw_message* msg, foxw_verdict verdict, const char* 
 // The 1.0 layout ends with delay_ms; a plugin's struct must cover it.
 constexpr size_t kPublishV1Size = offsetof(foxw_publish, delay_ms) + sizeof(uint64_t);
 
-int32_t HostPublish(foxw_plugin_ctx* ctx, const foxw_message* parent,
-                    const foxw_publish* publish, char* err, size_t err_cap) {
+int32_t HostPublish(foxw_plugin_ctx* ctx, const foxw_message* parent, const foxw_publish* publish,
+                    char* err, size_t err_cap) {
   if (ctx == nullptr) {
     SetError(err, err_cap, "publish: no plugin context");
     return -1;
@@ -328,8 +327,9 @@ int32_t HostPublish(foxw_plugin_ctx* ctx, const foxw_message* parent,
   copy.struct_size = sizeof(copy);
   Status status = ctx->publish(copy, parent != nullptr ? FromForeign(parent) : nullptr);
   if (!status.ok()) {
-    SetError(err, err_cap, "publish to \"" + std::string(publish->queue.ptr, publish->queue.len) +
-                               "\": " + status.message());
+    SetError(err, err_cap,
+             "publish to \"" + std::string(publish->queue.ptr, publish->queue.len) +
+                 "\": " + status.message());
     return -1;
   }
   return 0;

@@ -213,8 +213,8 @@ ChildResult RunChild(const ChildSpec& spec, std::string_view input, Clock::time_
   // Its own process group, so a timeout reaches everything it started; an
   // empty signal mask and default dispositions, whatever the daemon's
   // threads block or ignore (SIGPIPE, SIGTERM).
-  posix_spawnattr_setflags(attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                     POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   posix_spawnattr_setpgroup(attr, 0);
   sigset_t mask;
   sigemptyset(&mask);
@@ -293,8 +293,8 @@ ChildResult RunChild(const ChildSpec& spec, std::string_view input, Clock::time_
     int wait_ms = 0;
     switch (phase) {
       case Phase::kRunning:
-        wait_ms = std::min(MillisUntil(now, deadline),
-                           static_cast<int>(kCancelPollInterval.count()));
+        wait_ms =
+            std::min(MillisUntil(now, deadline), static_cast<int>(kCancelPollInterval.count()));
         break;
       case Phase::kTerminating:
       case Phase::kDraining:
@@ -352,12 +352,18 @@ ChildResult RunChild(const ChildSpec& spec, std::string_view input, Clock::time_
   }
 
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  pid_t reaped;
+  while ((reaped = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
   }
   result.elapsed = Clock::now() - start;
   result.output = tail.Take(&result.output_truncated);
   if (ended_early) {
     result.end = early_end;
+  } else if (reaped != pid) {
+    // Someone else reaped it: SIGCHLD set to SIG_IGN, or a waitpid(-1) elsewhere.
+    result.end = ChildResult::End::kLost;
+    result.error = "the exit status of " + spec.executable + " was lost (" +
+                   std::strerror(errno) + "): something else in the daemon reaps children";
   } else if (WIFEXITED(status)) {
     result.end = ChildResult::End::kExited;
     result.exit_code = WEXITSTATUS(status);

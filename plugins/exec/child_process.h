@@ -28,6 +28,7 @@ struct ChildResult {
     kTimedOut,     // the deadline passed; the group was terminated
     kCancelled,    // the cancellation check fired; the group was terminated
     kSpawnFailed,  // error is set; nothing ran
+    kLost,         // error is set; it ran, but its exit status could not be collected
   };
   End end = End::kSpawnFailed;
   int exit_code = 0;

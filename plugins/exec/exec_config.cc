@@ -1,5 +1,7 @@
 #include "exec_config.h"
 
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,9 +11,6 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
-
-#include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 
 namespace foxworker::exec_plugin {
 namespace {
@@ -75,8 +74,8 @@ std::string ResolveExecutable(const ExecConfig& config) {
       if (base.empty()) {
         char cwd[4096];
         if (getcwd(cwd, sizeof(cwd)) == nullptr) {
-          Fail(KeyError("command", "cannot resolve " + Quote(name) +
-                                       ": the working directory is unknown"));
+          Fail(KeyError("command",
+                        "cannot resolve " + Quote(name) + ": the working directory is unknown"));
         }
         base = cwd;
       }
@@ -116,8 +115,9 @@ std::string ResolveExecutable(const ExecConfig& config) {
 
 void ParseCommand(const rapidjson::Value& v, ExecConfig* config) {
   if (!v.IsArray()) {
-    Fail(KeyError("command", "must be a list of strings (argv, no shell), e.g. "
-                             "[\"/usr/local/bin/job\", \"--verbose\"]"));
+    Fail(KeyError("command",
+                  "must be a list of strings (argv, no shell), e.g. "
+                  "[\"/usr/local/bin/job\", \"--verbose\"]"));
   }
   for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
     std::string arg;
@@ -221,6 +221,8 @@ bool ParseDurationMs(std::string_view text, long long* ms) {
     scale = 60 * 1000;
   } else if (unit == "h") {
     scale = 3600 * 1000;
+  } else if (unit == "d") {
+    scale = 24 * 3600 * 1000;
   } else {
     return false;
   }
@@ -233,8 +235,9 @@ ExecConfig ParseExecConfig(std::string_view json) {
   rapidjson::Document doc;
   doc.Parse(json.data(), json.size());
   if (doc.HasParseError()) {
-    Fail(std::string("config is not valid JSON: ") + rapidjson::GetParseError_En(doc.GetParseError()) +
-         " at offset " + std::to_string(doc.GetErrorOffset()));
+    Fail(std::string("config is not valid JSON: ") +
+         rapidjson::GetParseError_En(doc.GetParseError()) + " at offset " +
+         std::to_string(doc.GetErrorOffset()));
   }
   if (!doc.IsObject()) Fail("config must be a JSON object");
 
@@ -261,8 +264,9 @@ ExecConfig ParseExecConfig(std::string_view json) {
     }
   }
   if (command == nullptr) {
-    Fail(KeyError("command", "is required: the program to run and its arguments, e.g. "
-                             "[\"/usr/local/bin/job\", \"--verbose\"]"));
+    Fail(KeyError("command",
+                  "is required: the program to run and its arguments, e.g. "
+                  "[\"/usr/local/bin/job\", \"--verbose\"]"));
   }
   ParseCommand(*command, &config);
   config.executable = ResolveExecutable(config);

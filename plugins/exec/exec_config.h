@@ -28,7 +28,7 @@ struct ExecConfig {
 // message naming the offending key.
 ExecConfig ParseExecConfig(std::string_view json);
 
-// Parses "250ms", "30s", "5m", "1h" or a bare number of milliseconds.
+// Parses "250ms", "30s", "5m", "1h", "1d" or a bare number of milliseconds.
 // Returns false on anything else.
 bool ParseDurationMs(std::string_view text, long long* ms);
 

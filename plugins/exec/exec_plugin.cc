@@ -5,13 +5,13 @@
 // Instance model SHARED: one instance per queue serves all its concurrent
 // messages. Run() touches only the immutable config and its own locals, so it
 // is reentrant.
-#include <foxworker/plugin.hpp>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <foxworker/plugin.hpp>
 #include <map>
 #include <string>
 #include <string_view>
@@ -160,6 +160,8 @@ class ExecPlugin {
       case ChildResult::End::kSpawnFailed:
         spawn_failures_.Increment();
         return Verdict::Retry(run.error);
+      case ChildResult::End::kLost:
+        return Verdict::Retry(run.error);
       case ChildResult::End::kExited:
         if (run.exit_code == 0) return Verdict::Ack();
         if (std::find(config_.retry_exit_codes.begin(), config_.retry_exit_codes.end(),
@@ -171,8 +173,8 @@ class ExecPlugin {
         return Verdict::Retry(WithOutput(Describe(run), run, msg));
       case ChildResult::End::kTimedOut:
         timeouts_.Increment();
-        return Verdict::Retry(WithOutput("timeout after " + FormatSeconds(config_.timeout), run,
-                                         msg));
+        return Verdict::Retry(
+            WithOutput("timeout after " + FormatSeconds(config_.timeout), run, msg));
       case ChildResult::End::kCancelled:
         timeouts_.Increment();
         if (msg.has_deadline() && msg.time_left().count() == 0) {
@@ -199,6 +201,7 @@ class ExecPlugin {
       case ChildResult::End::kCancelled:
         return "cancelled";
       case ChildResult::End::kSpawnFailed:
+      case ChildResult::End::kLost:
         return run.error;
     }
     return "unknown";

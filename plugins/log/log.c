@@ -15,7 +15,6 @@
  * atomic, so "every Nth" counts the queue's messages, not a slot's.
  */
 #include <foxworker/plugin.h>
-
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -51,9 +50,7 @@ typedef struct json_cursor {
 } json_cursor;
 
 static void skip_space(json_cursor *c) {
-  while (c->p < c->end &&
-         (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
-    ++c->p;
+  while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r')) ++c->p;
 }
 
 static int hex_digit(char ch) {
@@ -66,8 +63,7 @@ static int hex_digit(char ch) {
 /* Reads a JSON string at the cursor into out (NUL-terminated). Escapes are
  * decoded; \u escapes outside ASCII are refused (no key or value here needs
  * them). Returns 0, or -1 with err filled. */
-static int parse_string(json_cursor *c, char *out, size_t cap, char *err,
-                        size_t err_cap) {
+static int parse_string(json_cursor *c, char *out, size_t cap, char *err, size_t err_cap) {
   size_t n = 0;
   if (c->p >= c->end || *c->p != '"') {
     snprintf(err, err_cap, "expected a string");
@@ -84,12 +80,25 @@ static int parse_string(json_cursor *c, char *out, size_t cap, char *err,
       if (c->p >= c->end) break;
       ch = *c->p++;
       switch (ch) {
-        case '"': case '\\': case '/': break;
-        case 'b': ch = '\b'; break;
-        case 'f': ch = '\f'; break;
-        case 'n': ch = '\n'; break;
-        case 'r': ch = '\r'; break;
-        case 't': ch = '\t'; break;
+        case '"':
+        case '\\':
+        case '/':
+          break;
+        case 'b':
+          ch = '\b';
+          break;
+        case 'f':
+          ch = '\f';
+          break;
+        case 'n':
+          ch = '\n';
+          break;
+        case 'r':
+          ch = '\r';
+          break;
+        case 't':
+          ch = '\t';
+          break;
         case 'u': {
           int code = 0;
           for (int i = 0; i < 4; ++i) {
@@ -143,10 +152,11 @@ static int parse_count(const char *text, size_t len, unsigned long long *value) 
 }
 
 static int parse_level(const char *text, int32_t *level) {
-  static const struct { const char *name; int32_t level; } kLevels[] = {
-      {"trace", FOXW_LOG_TRACE}, {"debug", FOXW_LOG_DEBUG},
-      {"info", FOXW_LOG_INFO},   {"warn", FOXW_LOG_WARN},
-      {"warning", FOXW_LOG_WARN}, {"error", FOXW_LOG_ERROR}};
+  static const struct {
+    const char *name;
+    int32_t level;
+  } kLevels[] = {{"trace", FOXW_LOG_TRACE}, {"debug", FOXW_LOG_DEBUG},  {"info", FOXW_LOG_INFO},
+                 {"warn", FOXW_LOG_WARN},   {"warning", FOXW_LOG_WARN}, {"error", FOXW_LOG_ERROR}};
   for (size_t i = 0; i < sizeof(kLevels) / sizeof(kLevels[0]); ++i) {
     if (strcmp(text, kLevels[i].name) == 0) {
       *level = kLevels[i].level;
@@ -158,8 +168,8 @@ static int parse_level(const char *text, int32_t *level) {
 
 /* Reads one value: a string (copied to text) or a non-negative integer
  * (written as digits to text). is_string tells which. */
-static int parse_value(json_cursor *c, const char *key, char *text, size_t cap,
-                       bool *is_string, char *err, size_t err_cap) {
+static int parse_value(json_cursor *c, const char *key, char *text, size_t cap, bool *is_string,
+                       char *err, size_t err_cap) {
   char why[128];
   if (c->p < c->end && *c->p == '"') {
     *is_string = true;
@@ -193,8 +203,8 @@ static int parse_value(json_cursor *c, const char *key, char *text, size_t cap,
   return 0;
 }
 
-static int apply_key(log_config *cfg, const char *key, const char *text,
-                     bool is_string, char *err, size_t err_cap) {
+static int apply_key(log_config *cfg, const char *key, const char *text, bool is_string, char *err,
+                     size_t err_cap) {
   unsigned long long n = 0;
   if (strcmp(key, "level") == 0) {
     if (!is_string || parse_level(text, &cfg->level) != 0) {
@@ -215,8 +225,7 @@ static int apply_key(log_config *cfg, const char *key, const char *text,
     return -1;
   }
   if (parse_count(text, strlen(text), &n) != 0) {
-    snprintf(err, err_cap,
-             "config key \"%s\": must be a whole number >= 0 (got \"%s\")", key,
+    snprintf(err, err_cap, "config key \"%s\": must be a whole number >= 0 (got \"%s\")", key,
              text);
     return -1;
   }
@@ -226,8 +235,7 @@ static int apply_key(log_config *cfg, const char *key, const char *text,
     cfg->reject_every = n;
   } else {
     if (n > LOG_MAX_PAYLOAD_BYTES) {
-      snprintf(err, err_cap,
-               "config key \"max_payload_bytes\": at most %d (got %llu)",
+      snprintf(err, err_cap, "config key \"max_payload_bytes\": at most %d (got %llu)",
                LOG_MAX_PAYLOAD_BYTES, n);
       return -1;
     }
@@ -236,8 +244,7 @@ static int apply_key(log_config *cfg, const char *key, const char *text,
   return 0;
 }
 
-static int parse_config(const char *json, size_t len, log_config *cfg,
-                        char *err, size_t err_cap) {
+static int parse_config(const char *json, size_t len, log_config *cfg, char *err, size_t err_cap) {
   json_cursor c = {json, json + len};
   char key[64];
   char text[256];
@@ -273,8 +280,7 @@ static int parse_config(const char *json, size_t len, log_config *cfg,
       }
       ++c.p;
       skip_space(&c);
-      if (parse_value(&c, key, text, sizeof(text), &is_string, err, err_cap) != 0)
-        return -1;
+      if (parse_value(&c, key, text, sizeof(text), &is_string, err, err_cap) != 0) return -1;
       if (apply_key(cfg, key, text, is_string, err, err_cap) != 0) return -1;
       skip_space(&c);
       if (c.p < c.end && *c.p == ',') {
@@ -312,9 +318,7 @@ static void append_raw(line_buffer *b, const char *text, size_t len) {
   b->buf[b->len] = '\0';
 }
 
-static void append_text(line_buffer *b, const char *text) {
-  append_raw(b, text, strlen(text));
-}
+static void append_text(line_buffer *b, const char *text) { append_raw(b, text, strlen(text)); }
 
 /* Bytes outside printable ASCII become \xHH, so one message is one line. */
 static void append_escaped(line_buffer *b, foxw_str s, size_t limit) {
@@ -335,15 +339,13 @@ static void append_escaped(line_buffer *b, foxw_str s, size_t limit) {
   if (s.len > n) append_text(b, "...");
 }
 
-static void log_message(const log_instance *p, const foxw_message *msg,
-                        unsigned long long n) {
+static void log_message(const log_instance *p, const foxw_message *msg, unsigned long long n) {
   foxw_str id = g_host->msg_id(msg);
   foxw_str queue = g_host->msg_queue(msg);
   foxw_str type = g_host->msg_property(msg, FOXW_PROP_MESSAGE_TYPE);
   foxw_str payload = g_host->msg_payload(msg);
-  size_t shown = payload.len < p->config.max_payload_bytes
-                     ? payload.len
-                     : p->config.max_payload_bytes;
+  size_t shown =
+      payload.len < p->config.max_payload_bytes ? payload.len : p->config.max_payload_bytes;
   char number[96];
   line_buffer b;
 
@@ -373,11 +375,9 @@ static void log_message(const log_instance *p, const foxw_message *msg,
 
 /* ---- the plugin ------------------------------------------------------------ */
 
-static foxw_verdict log_handle(void *instance, const foxw_message *msg,
-                               foxw_outcome *out) {
+static foxw_verdict log_handle(void *instance, const foxw_message *msg, foxw_outcome *out) {
   log_instance *p = instance;
-  unsigned long long n =
-      atomic_fetch_add_explicit(&p->seen, 1, memory_order_relaxed) + 1;
+  unsigned long long n = atomic_fetch_add_explicit(&p->seen, 1, memory_order_relaxed) + 1;
   char reason[160];
 
   g_host->metric_update(p->messages, 1);
@@ -404,9 +404,8 @@ static foxw_verdict log_handle(void *instance, const foxw_message *msg,
   return FOXW_ACK;
 }
 
-static int32_t log_create(foxw_plugin_ctx *ctx, const char *config_json,
-                          size_t config_len, void **instance, char *err,
-                          size_t err_cap) {
+static int32_t log_create(foxw_plugin_ctx *ctx, const char *config_json, size_t config_len,
+                          void **instance, char *err, size_t err_cap) {
   log_instance *p;
   log_config cfg;
   if (parse_config(config_json, config_len, &cfg, err, err_cap) != 0) return 1;
@@ -420,12 +419,10 @@ static int32_t log_create(foxw_plugin_ctx *ctx, const char *config_json,
   p->config = cfg;
   atomic_init(&p->seen, 0);
   p->messages = g_host->metric_define(ctx, FOXW_METRIC_COUNTER, "messages_total",
-                                      "Messages the log plugin handled", err,
-                                      err_cap);
+                                      "Messages the log plugin handled", err, err_cap);
   p->simulated_failures = g_host->metric_define(
       ctx, FOXW_METRIC_COUNTER, "simulated_failures_total",
-      "Messages the log plugin failed on purpose (fail_every, reject_every)",
-      err, err_cap);
+      "Messages the log plugin failed on purpose (fail_every, reject_every)", err, err_cap);
   if (p->messages == NULL || p->simulated_failures == NULL) {
     free(p);
     return 1;
@@ -447,27 +444,30 @@ static const foxw_config_key kSchema[] = {
      "How many payload bytes each log line shows (at most 1048576)"},
 };
 
-FOXW_DECLARE_PLUGIN("log", "1.0.0",
-                    "Logs every message; can fail every Nth one for demos",
-                    kSchema, sizeof(kSchema) / sizeof(kSchema[0]))
+FOXW_DECLARE_PLUGIN("log", "1.0.0", "Logs every message; can fail every Nth one for demos", kSchema,
+                    sizeof(kSchema) / sizeof(kSchema[0]))
 
 static const foxw_handler_def kHandlers[] = {
     {sizeof(foxw_handler_def), "*", log_handle, 0},
 };
 
-static const foxw_plugin_v1 kPlugin = {
-    sizeof(foxw_plugin_v1), FOXW_INSTANCE_SHARED, 0, kHandlers,
-    sizeof(kHandlers) / sizeof(kHandlers[0]), log_create, log_destroy, NULL};
+static const foxw_plugin_v1 kPlugin = {sizeof(foxw_plugin_v1),
+                                       FOXW_INSTANCE_SHARED,
+                                       0,
+                                       kHandlers,
+                                       sizeof(kHandlers) / sizeof(kHandlers[0]),
+                                       log_create,
+                                       log_destroy,
+                                       NULL};
 
-FOXW_EXPORT const foxw_plugin_v1 *foxworker_plugin_init_v1(
-    const foxw_host_api *host, foxw_plugin_ctx *ctx, char *err, size_t err_cap) {
+FOXW_EXPORT const foxw_plugin_v1 *foxworker_plugin_init_v1(const foxw_host_api *host,
+                                                           foxw_plugin_ctx *ctx, char *err,
+                                                           size_t err_cap) {
   (void)ctx;
   /* This plugin calls the host table up to msg_attempt (all in ABI 1.0). */
   if (host == NULL || host->abi_major != FOXW_ABI_MAJOR ||
-      host->struct_size < offsetof(foxw_host_api, msg_attempt) +
-                              sizeof(host->msg_attempt)) {
-    foxw_set_error(err, err_cap,
-                   "the host's services table is not plugin ABI 1.0 or later");
+      host->struct_size < offsetof(foxw_host_api, msg_attempt) + sizeof(host->msg_attempt)) {
+    foxw_set_error(err, err_cap, "the host's services table is not plugin ABI 1.0 or later");
     return NULL;
   }
   g_host = host;

@@ -323,7 +323,8 @@ TEST(ParseConfigTest, DuplicateKeys) {
 }
 
 TEST(ParseConfigTest, ValueRangesAndEnums) {
-  std::string queue_head = std::string(kBase) + "queues:\n  q:\n    backend: mem\n    plugin: exec\n";
+  std::string queue_head =
+      std::string(kBase) + "queues:\n  q:\n    backend: mem\n    plugin: exec\n";
   EXPECT_EQ(ParseError(queue_head + "    concurrency: 0\n"),
             "/etc/foxworker/foxworker.yaml:12:18: queues.q.concurrency: must be between 1 and "
             "10000, got 0");
@@ -432,6 +433,11 @@ TEST(ParseConfigTest, PluginPathsResolveNextToTheConfigWithoutPluginDir) {
 TEST(ParseConfigTest, YamlSyntaxErrorHasPosition) {
   EXPECT_EQ(ParseError("daemon:\n  log_level: [info\n"),
             "/etc/foxworker/foxworker.yaml:3:1: invalid YAML: end of sequence flow not found");
+  // yaml-cpp's LoadAll() never returns on these, and Load() ignores the rest.
+  EXPECT_EQ(ParseError(",daemon:\n  worker_threads: 2\n"),
+            "/etc/foxworker/foxworker.yaml:1:1: invalid YAML: unexpected \",\"");
+  EXPECT_EQ(ParseError("- a\n,\n"),
+            "/etc/foxworker/foxworker.yaml:2:1: invalid YAML: unexpected \",\"");
   EXPECT_EQ(ParseError("daemon: {}\n---\nqueues: {}\n"),
             "/etc/foxworker/foxworker.yaml:3:1: a config file holds one YAML document; found a "
             "second one");
@@ -610,12 +616,17 @@ TEST(FormatConfigTest, RoundTripsAwkwardValues) {
       unicode: "gr\u00fc\u00dfe"
       ratio: 0.1
       huge: 1e300
+      "keys$are$not$expanded": "$$"
 )");
   std::string text = FormatConfig(config);
   Result<Config> again = ParseConfigString(text, "printed.yaml", "/elsewhere");
   ASSERT_TRUE(again.ok()) << again.status().ToString() << "\n" << text;
   ExpectSameValues(config, *again);
   EXPECT_EQ(again->plugins[0].path, "/opt/with space/$HOME/p.so");
+  rapidjson::Document json;
+  json.Parse(again->plugins[0].config_json.c_str());
+  ASSERT_TRUE(json.HasMember("keys$are$not$expanded")) << again->plugins[0].config_json;
+  EXPECT_STREQ(json["keys$are$not$expanded"].GetString(), "$");
 }
 
 TEST(FormatConfigTest, ShowsEmptySectionsAndDefaults) {
@@ -690,10 +701,12 @@ queues:
     backend: mem
     plugin: exec
 )");
-  Write("conf.d/20-queues.yaml", "queues:\n  second:\n    backend: mem\n    plugin: local\n"
-                                 "    retry_policy: gentle\n");
-  Write("conf.d/10-backends.yaml", "backends:\n  mem:\n    type: memory\n"
-                                   "retry_policies:\n  gentle:\n    max_attempts: 2\n");
+  Write("conf.d/20-queues.yaml",
+        "queues:\n  second:\n    backend: mem\n    plugin: local\n"
+        "    retry_policy: gentle\n");
+  Write("conf.d/10-backends.yaml",
+        "backends:\n  mem:\n    type: memory\n"
+        "retry_policies:\n  gentle:\n    max_attempts: 2\n");
   Write("conf.d/30-plugins.yaml", "plugins:\n  local:\n    path: local.so\n");
   Write("conf.d/ignored.yml", "this is: [not parsed\n");
   Write("conf.d/.hidden.yaml", "this is: [not parsed\n");
@@ -723,9 +736,10 @@ TEST_F(LoadConfigTest, NameDefinedInTwoFiles) {
   Write("conf.d/a.yaml", "# another memory backend\nbackends:\n  mem:\n    type: memory\n");
   Result<Config> config = LoadConfig(main);
   ASSERT_FALSE(config.ok());
-  EXPECT_EQ(config.status().message(),
-            (dir_ / "conf.d/a.yaml").string() + ":3:3: backends.mem: backend \"mem\" is already "
-            "defined at " + main + ":4:3");
+  EXPECT_EQ(config.status().message(), (dir_ / "conf.d/a.yaml").string() +
+                                           ":3:3: backends.mem: backend \"mem\" is already "
+                                           "defined at " +
+                                           main + ":4:3");
 }
 
 TEST_F(LoadConfigTest, IncludedFileErrorsNameThatFile) {
@@ -734,15 +748,17 @@ TEST_F(LoadConfigTest, IncludedFileErrorsNameThatFile) {
   Result<Config> config = LoadConfig(main);
   ASSERT_FALSE(config.ok());
   EXPECT_EQ(config.status().message(),
-            (dir_ / "conf.d/a.yaml").string() + ":5:14: queues.q.timeout: invalid duration "
-            "\"soon\": expected a number followed by ms, s, m, h or d");
+            (dir_ / "conf.d/a.yaml").string() +
+                ":5:14: queues.q.timeout: invalid duration "
+                "\"soon\": expected a number followed by ms, s, m, h or d");
 
   Write("conf.d/a.yaml", "daemon:\n  worker_threads: 2\n");
   config = LoadConfig(main);
   ASSERT_FALSE(config.ok());
-  EXPECT_EQ(config.status().message(),
-            (dir_ / "conf.d/a.yaml").string() + ":1:1: daemon: the daemon section is only "
-            "allowed in the main config file " + main);
+  EXPECT_EQ(config.status().message(), (dir_ / "conf.d/a.yaml").string() +
+                                           ":1:1: daemon: the daemon section is only "
+                                           "allowed in the main config file " +
+                                           main);
 }
 
 TEST_F(LoadConfigTest, MissingIncludeDir) {
@@ -750,8 +766,9 @@ TEST_F(LoadConfigTest, MissingIncludeDir) {
   Result<Config> config = LoadConfig(main);
   ASSERT_FALSE(config.ok());
   EXPECT_EQ(config.status().message(),
-            main + ":2:16: daemon.include_dir: cannot read directory /nonexistent/conf.d: No "
-            "such file or directory");
+            main +
+                ":2:16: daemon.include_dir: cannot read directory /nonexistent/conf.d: No "
+                "such file or directory");
 }
 
 TEST_F(LoadConfigTest, IncludeDirMayHoldTheMainFile) {

@@ -53,7 +53,8 @@ TEST(ParseDurationTest, Errors) {
             "invalid duration \"30sec\": expected a number followed by ms, s, m, h or d");
   EXPECT_EQ(DurationError("5M"),
             "invalid duration \"5M\": expected a number followed by ms, s, m, h or d");
-  EXPECT_EQ(DurationError("1.5ms"), "invalid duration \"1.5ms\": not a whole number of milliseconds");
+  EXPECT_EQ(DurationError("1.5ms"),
+            "invalid duration \"1.5ms\": not a whole number of milliseconds");
   EXPECT_EQ(DurationError("0.0001s"),
             "invalid duration \"0.0001s\": not a whole number of milliseconds");
   EXPECT_EQ(DurationError("-5s"), "invalid duration \"-5s\": must not be negative");
@@ -65,7 +66,8 @@ TEST(ParseDurationTest, Errors) {
             "invalid duration \" 5s\": expected a number followed by ms, s, m, h or d");
   EXPECT_EQ(DurationError("5s "),
             "invalid duration \"5s \": expected a number followed by ms, s, m, h or d");
-  EXPECT_EQ(DurationError("999999999999999d"), "invalid duration \"999999999999999d\": out of range");
+  EXPECT_EQ(DurationError("999999999999999d"),
+            "invalid duration \"999999999999999d\": out of range");
   EXPECT_EQ(DurationError("1234567890123456789ms"),
             "invalid duration \"1234567890123456789ms\": out of range");
 }

@@ -77,8 +77,8 @@ class ExecPluginTest : public ::testing::Test {
 
   // A config running `script` under /bin/sh -c, with $OUT naming a scratch file.
   std::string Script(const std::string& script, const std::string& extra = "") {
-    return "{\"command\": [\"/bin/sh\", \"-c\", " + Json(script) + "], \"env\": {\"OUT\": " +
-           Json(out_) + "}" + (extra.empty() ? "" : ", " + extra) + "}";
+    return "{\"command\": [\"/bin/sh\", \"-c\", " + Json(script) +
+           "], \"env\": {\"OUT\": " + Json(out_) + "}" + (extra.empty() ? "" : ", " + extra) + "}";
   }
 
   void* Create(const std::string& config) {
@@ -143,8 +143,8 @@ TEST_F(ExecPluginTest, EmptyPayloadGivesEmptyStdin) {
 }
 
 TEST_F(ExecPluginTest, MessagePropertiesAndHeadersAreInTheEnvironment) {
-  void* instance = Create(Script("env > \"$OUT\"", "\"env\": {\"OUT\": " + Json(out_) +
-                                                       ", \"EXTRA\": \"from config\"}"));
+  void* instance = Create(Script(
+      "env > \"$OUT\"", "\"env\": {\"OUT\": " + Json(out_) + ", \"EXTRA\": \"from config\"}"));
   ASSERT_NE(instance, nullptr);
   auto d = MakeDelivery("{}", "image.resize", "msg-42");
   d->msg.attempt = 3;
@@ -202,7 +202,8 @@ TEST_F(ExecPluginTest, LongOutputKeepsTheLastLinesWithinTheReasonBuffer) {
 }
 
 TEST_F(ExecPluginTest, MaxOutputBytesLimitsWhatIsKept) {
-  HandlerRun run = Run(Script("echo aaaaaaaaaa; echo bbbbbbbbbb; exit 1", "\"max_output_bytes\": 14"));
+  HandlerRun run =
+      Run(Script("echo aaaaaaaaaa; echo bbbbbbbbbb; exit 1", "\"max_output_bytes\": 14"));
   EXPECT_EQ(run.verdict, FOXW_REJECT);
   EXPECT_EQ(run.reason, "exit status 1: [...] bbbbbbbbbb");
 }
@@ -335,6 +336,18 @@ TEST_F(ExecPluginTest, OneInstanceServesConcurrentMessages) {
   EXPECT_EQ(right.load(), 8);
 }
 
+// Regression: with SIGCHLD ignored the kernel reaps children itself, and a
+// failed waitpid() used to read as "exit status 0", acking a failed job.
+TEST_F(ExecPluginTest, ALostExitStatusIsARetryNotAnAck) {
+  struct sigaction ignore = {}, saved = {};
+  ignore.sa_handler = SIG_IGN;
+  sigaction(SIGCHLD, &ignore, &saved);
+  HandlerRun run = Run(Script("exit 3"));
+  sigaction(SIGCHLD, &saved, nullptr);
+  EXPECT_EQ(run.verdict, FOXW_RETRY);
+  EXPECT_CONTAINS(run.reason, "was lost (No child processes)");
+}
+
 TEST_F(ExecPluginTest, RefusesAMissingCommand) {
   EXPECT_CONTAINS(Refusal("{}"), "config key \"command\": is required");
 }
@@ -354,10 +367,9 @@ TEST_F(ExecPluginTest, RefusesACommandThatIsNotExecutable) {
   std::string file = dir_ + "/not_executable";
   std::ofstream(file) << "#!/bin/sh\n";
   chmod(file.c_str(), 0644);
-  if (geteuid() != 0) {
-    EXPECT_CONTAINS(Refusal("{\"command\": [" + Json(file) + "]}"),
-                    "\"" + file + "\" is not executable: Permission denied");
-  }
+  // No execute bit at all: refused even for root.
+  EXPECT_CONTAINS(Refusal("{\"command\": [" + Json(file) + "]}"),
+                  "\"" + file + "\" is not executable: Permission denied");
   EXPECT_CONTAINS(Refusal("{\"command\": [" + Json(dir_) + "]}"),
                   "is not executable: not a regular file");
   EXPECT_CONTAINS(Refusal("{\"command\": [\"/nonexistent/prog\"]}"),

@@ -70,9 +70,9 @@ TEST_F(LogPluginTest, DeclaresItselfAndItsSchema) {
     defaults[key.name] = key.default_value;
   }
   EXPECT_EQ(defaults, (std::map<std::string, std::string>{{"level", "info"},
-                                                           {"fail_every", "0"},
-                                                           {"reject_every", "0"},
-                                                           {"max_payload_bytes", "256"}}));
+                                                          {"fail_every", "0"},
+                                                          {"reject_every", "0"},
+                                                          {"max_payload_bytes", "256"}}));
 }
 
 TEST_F(LogPluginTest, LogsEachMessageAndAcks) {
@@ -85,8 +85,9 @@ TEST_F(LogPluginTest, LogsEachMessageAndAcks) {
   EXPECT_EQ(run.verdict, FOXW_ACK);
   auto lines = capture.Matching("[plugin log]");
   ASSERT_EQ(lines.size(), 1u);
-  EXPECT_EQ(lines[0],
-            "[plugin log] message #1 id=m-7 queue=jobs type=greet attempt=2 payload=5 bytes: hello");
+  EXPECT_EQ(
+      lines[0],
+      "[plugin log] message #1 id=m-7 queue=jobs type=greet attempt=2 payload=5 bytes: hello");
 }
 
 TEST_F(LogPluginTest, PayloadIsCutAndEscaped) {

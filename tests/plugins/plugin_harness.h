@@ -5,6 +5,7 @@
 
 #include <dlfcn.h>
 #include <foxworker/plugin.h>
+#include <glog/logging.h>
 
 #include <algorithm>
 #include <cstring>
@@ -14,8 +15,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <glog/logging.h>
 
 #include "daemon/core/clock.h"
 #include "daemon/core/message.h"
@@ -126,9 +125,8 @@ class LogCapture : public google::LogSink {
 
   using google::LogSink::send;
   void send(google::LogSeverity severity, const char* /*full_filename*/,
-            const char* /*base_filename*/, int /*line*/,
-            const google::LogMessageTime& /*time*/, const char* message,
-            size_t message_len) override {
+            const char* /*base_filename*/, int /*line*/, const google::LogMessageTime& /*time*/,
+            const char* message, size_t message_len) override {
     std::lock_guard<std::mutex> lock(mu_);
     lines_.push_back({severity, std::string(message, message_len)});
   }

@@ -32,8 +32,8 @@ void WriteString(rapidjson::Writer<rapidjson::StringBuffer>& w, const std::strin
 Status ParseObject(std::string_view json, const char* what, rapidjson::Document* doc) {
   doc->Parse(json.data(), json.size());
   if (doc->HasParseError() || !doc->IsObject()) {
-    return Status::InvalidArgument(std::string("stored ") + what + " are not a JSON object: " +
-                                   std::string(json.substr(0, 200)));
+    return Status::InvalidArgument(std::string("stored ") + what +
+                                   " are not a JSON object: " + std::string(json.substr(0, 200)));
   }
   return Status::Ok();
 }

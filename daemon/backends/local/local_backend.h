@@ -13,14 +13,15 @@
 // the file that the thread renews every lease/3, so long handlers never lose
 // theirs. Jobs of owners that died or hung are made available again when
 // their lease expires. New work is noticed at once when it is enqueued
-// through this backend, within a few milliseconds when another process
-// commits to the file (PRAGMA data_version), and every poll_interval for
-// delayed jobs that became due.
+// through this backend, within 20 ms when another process commits to the
+// file (PRAGMA data_version, polled while a source is idle), and every
+// poll_interval for delayed jobs that became due.
 //
 // Safe for concurrent use.
 #ifndef FOXWORKER_BACKENDS_LOCAL_LOCAL_BACKEND_H_
 #define FOXWORKER_BACKENDS_LOCAL_LOCAL_BACKEND_H_
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -87,8 +88,7 @@ class LocalBackend final : public Backend {
   static SettleOp ReleaseOp(const std::shared_ptr<SourceState>& source, const Delivery& d);
   // Release ops for the source's buffered jobs (taken out of the buffer);
   // with `stop`, the source also takes no more.
-  static std::vector<SettleOp> TakeUnstarted(const std::shared_ptr<SourceState>& source,
-                                             bool stop);
+  static std::vector<SettleOp> TakeUnstarted(const std::shared_ptr<SourceState>& source, bool stop);
 
   // Called by sources and by the backend's thread (never with mu_ held).
   void SubmitSettlements(std::vector<SettleOp> ops);
@@ -106,13 +106,14 @@ class LocalBackend final : public Backend {
   // One group commit. Sets `*more` when claims were cut short by batch_size.
   // Returns false when the transaction failed (settlements were put back).
   bool GroupCommit(const SourceList& sources, std::vector<SettleOp>& settles,
-                   std::vector<EnqueueOp*>& enqueues, bool flush_only, TimePoint now,
-                   bool* more);
+                   std::vector<EnqueueOp*>& enqueues, bool flush_only, TimePoint now, bool* more);
   void Deliver(ClaimPlan& plan, ClaimResult& claimed);
   void FinishEnqueues(std::vector<EnqueueOp*>& enqueues, const Status& status);
   // Stop's part on the backend's thread.
   void FlushForStop(const SourceList& sources);
   bool IsPaused(const std::string& queue) const;
+  // Rereads the paused queues; releases the buffers of newly paused ones.
+  Status RefreshPaused(const SourceList& sources);
   void RecordFailure(const Status& status);
   void RecordSuccess();
 
@@ -121,20 +122,21 @@ class LocalBackend final : public Backend {
   const std::string owner_;
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;       // wakes the backend's thread
-  std::condition_variable done_cv_;  // wakes Enqueue callers and Stop
-  std::vector<SettleOp> pending_settles_;  // GUARDED_BY(mu_)
+  std::condition_variable cv_;                // wakes the backend's thread
+  std::condition_variable done_cv_;           // wakes Enqueue callers and Stop
+  std::vector<SettleOp> pending_settles_;     // GUARDED_BY(mu_)
   std::vector<EnqueueOp*> pending_enqueues_;  // GUARDED_BY(mu_)
-  SourceList sources_;                     // GUARDED_BY(mu_)
-  bool kicked_ = false;                    // GUARDED_BY(mu_)
-  bool running_ = false;                   // GUARDED_BY(mu_): Start succeeded, thread not done
-  bool stop_requested_ = false;            // GUARDED_BY(mu_)
-  bool abandon_ = false;                   // GUARDED_BY(mu_): Stop's deadline passed
-  bool finished_ = false;                  // GUARDED_BY(mu_): the thread is done
-  TimePoint stop_deadline_{};              // GUARDED_BY(mu_)
-  LocalStore* interruptible_ = nullptr;    // GUARDED_BY(mu_): store_ while open
-  BackendState state_;                     // GUARDED_BY(mu_)
+  SourceList sources_;                        // GUARDED_BY(mu_)
+  bool kicked_ = false;                       // GUARDED_BY(mu_)
+  bool running_ = false;                      // GUARDED_BY(mu_): Start succeeded, thread not done
+  bool stop_requested_ = false;               // GUARDED_BY(mu_)
+  bool abandon_ = false;                      // GUARDED_BY(mu_): Stop's deadline passed
+  bool finished_ = false;                     // GUARDED_BY(mu_): the thread is done
+  TimePoint stop_deadline_{};                 // GUARDED_BY(mu_)
+  LocalStore* interruptible_ = nullptr;       // GUARDED_BY(mu_): store_ while open
+  BackendState state_;                        // GUARDED_BY(mu_)
   std::thread thread_;
+  std::atomic<std::thread::id> thread_id_{};  // of thread_, readable without mu_
 
   // Owned by the backend's thread.
   std::unique_ptr<LocalStore> store_;
@@ -145,6 +147,7 @@ class LocalBackend final : public Backend {
   TimePoint next_purge_{};
   TimePoint next_poll_{};
   TimePoint next_data_version_check_{};
+  std::chrono::milliseconds data_version_interval_{1};
   std::chrono::milliseconds backoff_{0};
 };
 

@@ -68,7 +68,7 @@ struct NewJob {
   std::string payload;
   Properties props;  // props.priority is ignored: see `priority`
   Headers headers;
-  int64_t priority = 0;  // higher runs first
+  int64_t priority = 0;   // higher runs first
   int64_t run_at_ms = 0;  // 0 = now; in the future = scheduled
   // Non-empty: at most one pending or running job per queue has this key.
   std::string unique_key;
@@ -176,8 +176,8 @@ class LocalStore {
   // priority DESC, run_at, id order, incrementing each job's attempts. With
   // max_attempts > 0, a job whose new attempt count exceeds it is dead-
   // lettered instead (see ClaimResult::dead_lettered).
-  Result<ClaimResult> Claim(std::string_view queue, std::string_view owner, int max,
-                            Duration lease, int max_attempts);
+  Result<ClaimResult> Claim(std::string_view queue, std::string_view owner, int max, Duration lease,
+                            int max_attempts);
 
   // Settling a claimed job. Each returns false (and changes nothing) when the
   // job no longer carries `claim_token`: it was re-claimed by another owner

@@ -22,20 +22,20 @@ constexpr char kStats[] =
     " min(CASE WHEN state IN ('waiting', 'scheduled') AND run_at <= ?1 THEN run_at END)"
     " FROM jobs GROUP BY queue";
 
-#define FOXW_JOB_COLUMNS                                                                       \
-  "id, queue, state, priority, attempts, run_at, enqueued_at, first_attempt_at, failed_at,"    \
+#define FOXW_JOB_COLUMNS                                                                    \
+  "id, queue, state, priority, attempts, run_at, enqueued_at, first_attempt_at, failed_at," \
   " finished_at, lease_until, owner, unique_key, last_error, payload, properties, headers"
 
 constexpr char kSelectJob[] = "SELECT " FOXW_JOB_COLUMNS " FROM jobs WHERE id = ?1";
-constexpr char kListDead[] =
-    "SELECT " FOXW_JOB_COLUMNS " FROM jobs WHERE state = 'dead' AND (?1 = '' OR queue = ?1)"
-    " ORDER BY failed_at DESC, id DESC LIMIT ?2";
+constexpr char kListDead[] = "SELECT " FOXW_JOB_COLUMNS
+                             " FROM jobs WHERE state = 'dead' AND (?1 = '' OR queue = ?1)"
+                             " ORDER BY failed_at DESC, id DESC LIMIT ?2";
 
 #undef FOXW_JOB_COLUMNS
 
 // Back to waiting, due now, as if never attempted. OR IGNORE skips a job
 // whose unique key a pending or running job holds meanwhile.
-#define FOXW_REVIVE                                                                          \
+#define FOXW_REVIVE                                                                           \
   "UPDATE OR IGNORE jobs SET state = 'waiting', attempts = 0, run_at = ?2, failed_at = NULL," \
   " first_attempt_at = NULL, owner = NULL, lease_until = NULL, claim_token = NULL"
 
@@ -45,15 +45,15 @@ constexpr char kRetryDeadAll[] = FOXW_REVIVE " WHERE state = 'dead' AND (?1 = ''
 #undef FOXW_REVIVE
 
 constexpr char kPurgeDeadOne[] = "DELETE FROM jobs WHERE id = ?1 AND state = 'dead'";
-constexpr char kPurgeDeadAll[] = "DELETE FROM jobs WHERE state = 'dead' AND (?1 = '' OR queue = ?1)";
-constexpr char kPause[] =
-    "INSERT OR IGNORE INTO paused_queues (queue, paused_at) VALUES (?1, ?2)";
+constexpr char kPurgeDeadAll[] =
+    "DELETE FROM jobs WHERE state = 'dead' AND (?1 = '' OR queue = ?1)";
+constexpr char kPause[] = "INSERT OR IGNORE INTO paused_queues (queue, paused_at) VALUES (?1, ?2)";
 constexpr char kResume[] = "DELETE FROM paused_queues WHERE queue = ?1";
 constexpr char kPausedQueues[] = "SELECT queue FROM paused_queues ORDER BY queue";
 
 Result<JobState> ParseJobState(const std::string& s) {
-  for (JobState st : {JobState::kWaiting, JobState::kScheduled, JobState::kRunning,
-                      JobState::kDone, JobState::kDead}) {
+  for (JobState st : {JobState::kWaiting, JobState::kScheduled, JobState::kRunning, JobState::kDone,
+                      JobState::kDead}) {
     if (s == JobStateName(st)) return st;
   }
   return Status::InvalidArgument("unknown job state \"" + s + "\"");
@@ -131,8 +131,8 @@ Result<std::optional<JobRecord>> LocalStore::GetJob(int64_t id) {
   if (rc != SQLITE_ROW) return Error("reading job " + std::to_string(id), rc);
   auto job = ReadJob(stmt);
   if (!job.ok()) {
-    return Status::InvalidArgument("local store " + path() + ": job " + std::to_string(id) +
-                                   ": " + job.status().message());
+    return Status::InvalidArgument("local store " + path() + ": job " + std::to_string(id) + ": " +
+                                   job.status().message());
   }
   return std::optional<JobRecord>(std::move(job).value());
 }
@@ -149,8 +149,7 @@ Result<std::vector<JobRecord>> LocalStore::ListDead(std::string_view queue, int 
     auto job = ReadJob(stmt);
     if (!job.ok()) {
       return Status::InvalidArgument("local store " + path() + ": job " +
-                                     std::to_string(stmt.Int(0)) + ": " +
-                                     job.status().message());
+                                     std::to_string(stmt.Int(0)) + ": " + job.status().message());
     }
     out.push_back(std::move(job).value());
   }
@@ -188,8 +187,8 @@ Result<std::vector<int64_t>> LocalStore::PurgeDead(const std::vector<int64_t>& i
   if (Status s = scope.Begin(); !s.ok()) return s;
   std::vector<int64_t> changed;
   for (int64_t id : ids) {
-    auto rows = Write(kPurgeDeadOne, "purging dead", id,
-                      [&](SqliteStatement& s) { s.BindInt(1, id); });
+    auto rows =
+        Write(kPurgeDeadOne, "purging dead", id, [&](SqliteStatement& s) { s.BindInt(1, id); });
     if (!rows.ok()) return rows.status();
     if (*rows > 0) changed.push_back(id);
   }
@@ -213,8 +212,8 @@ Status LocalStore::Pause(std::string_view queue) {
 }
 
 Status LocalStore::Resume(std::string_view queue) {
-  auto rows = Write(kResume, "resuming queue", -1,
-                    [&](SqliteStatement& s) { s.BindText(1, queue); });
+  auto rows =
+      Write(kResume, "resuming queue", -1, [&](SqliteStatement& s) { s.BindText(1, queue); });
   return rows.ok() ? Status::Ok() : rows.status();
 }
 

@@ -105,8 +105,14 @@ class Verdict {
 // runs.
 constexpr foxw_config_key ConfigKey(const char* name, foxw_config_type type, bool required,
                                     const char* default_value, const char* description) {
-  return foxw_config_key{sizeof(foxw_config_key), name, static_cast<int32_t>(type), required,
-                         default_value, description};
+  foxw_config_key key{};
+  key.struct_size = sizeof(foxw_config_key);
+  key.name = name;
+  key.type = static_cast<int32_t>(type);
+  key.required = required;
+  key.default_value = default_value;
+  key.description = description;
+  return key;
 }
 
 namespace internal {
@@ -140,8 +146,8 @@ inline void WriteReason(foxw_outcome* out, std::string_view a, std::string_view 
 
 template <typename... Args>
 std::string Concat(const Args&... args) {
-  if constexpr (sizeof...(Args) == 1 && (std::is_convertible_v<const Args&, std::string_view> &&
-                                         ...)) {
+  if constexpr (sizeof...(Args) == 1 &&
+                (std::is_convertible_v<const Args&, std::string_view> && ...)) {
     return std::string(std::string_view(args...));
   } else {
     std::ostringstream text;
@@ -296,7 +302,7 @@ class Message {
   uint8_t priority() const { return host_->msg_priority(msg_); }
   int64_t timestamp_ms() const { return host_->msg_timestamp_ms(msg_); }      // 0 = unknown
   int64_t enqueued_at_ms() const { return host_->msg_enqueued_at_ms(msg_); }  // 0 = unknown
-  uint32_t attempt() const { return host_->msg_attempt(msg_); }              // starts at 1
+  uint32_t attempt() const { return host_->msg_attempt(msg_); }               // starts at 1
 
   std::optional<std::string_view> header(std::string_view name) const {
     foxw_str value{nullptr, 0};
@@ -421,7 +427,7 @@ inline Completion Message::Defer() const {
 // Publishing a follow-up message.
 
 struct Publication {
-  std::string_view queue;    // a queue name from the daemon's config
+  std::string_view queue;  // a queue name from the daemon's config
   std::string_view payload;
   std::string_view message_type;    // optional
   std::string_view content_type;    // optional
@@ -646,9 +652,12 @@ inline foxw_verdict Deliver(const Verdict& verdict, bool deferred, foxw_outcome*
     return FOXW_RETRY;
   }
   if (deferred && !verdict.is_pending()) {
-    context.log(FOXW_LOG_WARN,
-                "a handler called Message::Defer() but returned a final verdict; its "
-                "Completion will be refused");
+    // The Completion may be on another thread already: the message must stay
+    // valid until it completes, so it, not this return value, decides.
+    context.log(FOXW_LOG_WARN, "a handler called Message::Defer() and then returned a final ",
+                "verdict (", verdict.code(), ": ", verdict.reason(),
+                "); the message waits for its Completion instead");
+    return FOXW_PENDING;
   }
   WriteReason(out, verdict.reason());
   if (out != nullptr &&
@@ -656,6 +665,15 @@ inline foxw_verdict Deliver(const Verdict& verdict, bool deferred, foxw_outcome*
     out->retry_delay_ms = static_cast<uint64_t>(verdict.retry_delay().count());
   }
   return verdict.code();
+}
+
+// A handler threw after Defer(): its Completion (completed, moved to another
+// thread, or dropped while unwinding, which completes it as a retry) owns the
+// message now.
+inline foxw_verdict Orphaned(const PluginContext& context, const char* what) noexcept {
+  context.log(FOXW_LOG_WARN, "a handler threw after Message::Defer(): ", what,
+              "; the message is completed by its Completion");
+  return FOXW_PENDING;
 }
 
 template <typename T, auto Method>
@@ -670,9 +688,12 @@ foxw_verdict Handle(void* instance, const foxw_message* msg, foxw_outcome* out) 
     Verdict verdict = std::invoke(Method, holder->object, message);
     return Deliver(verdict, deferred, out, holder->context);
   } catch (const std::exception& e) {
+    if (deferred) return Orphaned(holder->context, e.what());
     WriteReason(out, "unhandled exception: ", e.what());
   } catch (...) {
-    WriteReason(out, "unhandled exception: unknown exception (not derived from std::exception)");
+    static constexpr const char* kUnknown = "unknown exception (not derived from std::exception)";
+    if (deferred) return Orphaned(holder->context, kUnknown);
+    WriteReason(out, "unhandled exception: ", kUnknown);
   }
   return FOXW_RETRY;
 }
@@ -683,45 +704,44 @@ foxw_verdict Handle(void* instance, const foxw_message* msg, foxw_outcome* out) 
 
 // FOXWORKER_HANDLER(Class, Method, "message.type"): one handler entry; "*"
 // handles every type that has no handler of its own.
-#define FOXWORKER_HANDLER(Class, Method, message_type)                                  \
-  foxw_handler_def {                                                                    \
-    sizeof(foxw_handler_def), (message_type), &::foxworker::internal::Handle<Class, &Class::Method>, \
-        0u                                                                              \
+#define FOXWORKER_HANDLER(Class, Method, message_type)            \
+  foxw_handler_def {                                              \
+    sizeof(foxw_handler_def), (message_type),                     \
+        &::foxworker::internal::Handle<Class, &Class::Method>, 0u \
   }
 
 // FOXWORKER_PLUGIN(Class, "name", "version", FOXW_INSTANCE_*, handlers...):
 // defines the two exported functions. Use once per plugin, at namespace
 // scope. The config schema and description come from the class's optional
 // static members kConfigSchema and kDescription.
-#define FOXWORKER_PLUGIN(Class, plugin_name, plugin_version, instance_model, ...)                 \
-  static_assert(::foxworker::internal::IsValidPluginName(plugin_name),                          \
-                "plugin names match [a-z0-9_]+");                                                \
-  extern "C" FOXW_EXPORT const foxw_plugin_info* foxworker_plugin_magic(void) {                 \
-    static constexpr foxw_plugin_info kInfo = {                                                  \
-        sizeof(foxw_plugin_info),                                                                \
-        FOXW_PLUGIN_MAGIC_VALUE,                                                                 \
-        FOXW_ABI_MAJOR,                                                                          \
-        FOXW_ABI_MINOR,                                                                          \
-        (plugin_name),                                                                           \
-        (plugin_version),                                                                        \
-        ::foxworker::internal::DescriptionOf<Class>(),                                           \
-        ::foxworker::internal::SchemaOf<Class>(),                                                \
-        ::foxworker::internal::SchemaSizeOf<Class>()};                                           \
-    return &kInfo;                                                                               \
-  }                                                                                              \
-  extern "C" FOXW_EXPORT const foxw_plugin_v1* foxworker_plugin_init_v1(                        \
-      const foxw_host_api* host, foxw_plugin_ctx* /*ctx*/, char* err, size_t err_cap) {         \
-    static const foxw_handler_def kHandlers[] = {__VA_ARGS__};                                   \
-    static const foxw_plugin_v1 kPlugin = {sizeof(foxw_plugin_v1),                               \
-                                           (instance_model),                                     \
-                                           0u,                                                   \
-                                           kHandlers,                                            \
-                                           sizeof(kHandlers) / sizeof(kHandlers[0]),             \
-                                           &::foxworker::internal::Create<Class>,                \
-                                           &::foxworker::internal::Destroy<Class>,               \
-                                           nullptr};                                             \
-    return ::foxworker::internal::Init(host, err, err_cap, &kPlugin);                            \
-  }                                                                                              \
+#define FOXWORKER_PLUGIN(Class, plugin_name, plugin_version, instance_model, ...)             \
+  static_assert(::foxworker::internal::IsValidPluginName(plugin_name),                        \
+                "plugin names match [a-z0-9_]+");                                             \
+  extern "C" FOXW_EXPORT const foxw_plugin_info* foxworker_plugin_magic(void) {               \
+    static constexpr foxw_plugin_info kInfo = {sizeof(foxw_plugin_info),                      \
+                                               FOXW_PLUGIN_MAGIC_VALUE,                       \
+                                               FOXW_ABI_MAJOR,                                \
+                                               FOXW_ABI_MINOR,                                \
+                                               (plugin_name),                                 \
+                                               (plugin_version),                              \
+                                               ::foxworker::internal::DescriptionOf<Class>(), \
+                                               ::foxworker::internal::SchemaOf<Class>(),      \
+                                               ::foxworker::internal::SchemaSizeOf<Class>()}; \
+    return &kInfo;                                                                            \
+  }                                                                                           \
+  extern "C" FOXW_EXPORT const foxw_plugin_v1* foxworker_plugin_init_v1(                      \
+      const foxw_host_api* host, foxw_plugin_ctx* /*ctx*/, char* err, size_t err_cap) {       \
+    static const foxw_handler_def kHandlers[] = {__VA_ARGS__};                                \
+    static const foxw_plugin_v1 kPlugin = {sizeof(foxw_plugin_v1),                            \
+                                           (instance_model),                                  \
+                                           0u,                                                \
+                                           kHandlers,                                         \
+                                           sizeof(kHandlers) / sizeof(kHandlers[0]),          \
+                                           &::foxworker::internal::Create<Class>,             \
+                                           &::foxworker::internal::Destroy<Class>,            \
+                                           nullptr};                                          \
+    return ::foxworker::internal::Init(host, err, err_cap, &kPlugin);                         \
+  }                                                                                           \
   static_assert(true, "FOXWORKER_PLUGIN ends with a semicolon")
 
 #endif  // FOXWORKER_PLUGIN_HPP_

@@ -8,7 +8,6 @@
  * Build: foxworker_add_plugin(hello_c SOURCES hello.c)
  */
 #include <foxworker/plugin.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -22,8 +21,7 @@ typedef struct hello_instance {
   foxw_metric *greetings; /* counter: foxworker_plugin_<name>_greetings_total */
 } hello_instance;
 
-static foxw_verdict greet(void *instance, const foxw_message *msg,
-                          foxw_outcome *out) {
+static foxw_verdict greet(void *instance, const foxw_message *msg, foxw_outcome *out) {
   hello_instance *self = instance;
   foxw_str name = host->msg_payload(msg);
   foxw_str salutation = {"hello", 5};
@@ -40,9 +38,8 @@ static foxw_verdict greet(void *instance, const foxw_message *msg,
   /* The level check is cheap; formatting is not. */
   if (host->log_enabled(self->ctx, FOXW_LOG_INFO)) {
     char line[256];
-    int len = snprintf(line, sizeof(line), "%.*s, %.*s! (attempt %u)",
-                       (int)salutation.len, salutation.ptr, (int)name.len,
-                       name.ptr, (unsigned)host->msg_attempt(msg));
+    int len = snprintf(line, sizeof(line), "%.*s, %.*s! (attempt %u)", (int)salutation.len,
+                       salutation.ptr, (int)name.len, name.ptr, (unsigned)host->msg_attempt(msg));
     if (len > 0) {
       size_t n = (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1;
       host->log(self->ctx, FOXW_LOG_INFO, line, n);
@@ -53,15 +50,13 @@ static foxw_verdict greet(void *instance, const foxw_message *msg,
 }
 
 /* Control thread. This plugin takes no config keys: it refuses any. */
-static int32_t hello_create(foxw_plugin_ctx *ctx, const char *config_json,
-                            size_t config_len, void **instance, char *err,
-                            size_t err_cap) {
+static int32_t hello_create(foxw_plugin_ctx *ctx, const char *config_json, size_t config_len,
+                            void **instance, char *err, size_t err_cap) {
   hello_instance *self;
   size_t i, keys = 0;
   for (i = 0; i < config_len; ++i) {
     char c = config_json[i];
-    if (c != '{' && c != '}' && c != ' ' && c != '\n' && c != '\t' && c != '\r')
-      ++keys;
+    if (c != '{' && c != '}' && c != ' ' && c != '\n' && c != '\t' && c != '\r') ++keys;
   }
   if (keys != 0) {
     foxw_set_error(err, err_cap, "hello_c takes no config keys");
@@ -93,13 +88,18 @@ static const foxw_handler_def handlers[] = {
     {sizeof(foxw_handler_def), "greet", greet, 0},
 };
 
-static const foxw_plugin_v1 plugin = {
-    sizeof(foxw_plugin_v1), FOXW_INSTANCE_PER_SLOT, 0, handlers,
-    sizeof(handlers) / sizeof(handlers[0]), hello_create, hello_destroy, NULL};
+static const foxw_plugin_v1 plugin = {sizeof(foxw_plugin_v1),
+                                      FOXW_INSTANCE_PER_SLOT,
+                                      0,
+                                      handlers,
+                                      sizeof(handlers) / sizeof(handlers[0]),
+                                      hello_create,
+                                      hello_destroy,
+                                      NULL};
 
-FOXW_EXPORT const foxw_plugin_v1 *foxworker_plugin_init_v1(
-    const foxw_host_api *host_api, foxw_plugin_ctx *ctx, char *err,
-    size_t err_cap) {
+FOXW_EXPORT const foxw_plugin_v1 *foxworker_plugin_init_v1(const foxw_host_api *host_api,
+                                                           foxw_plugin_ctx *ctx, char *err,
+                                                           size_t err_cap) {
   (void)ctx;
   if (host_api == NULL || host_api->abi_major != FOXW_ABI_MAJOR ||
       host_api->struct_size < sizeof(foxw_host_api)) {

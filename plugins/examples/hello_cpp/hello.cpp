@@ -5,12 +5,12 @@
 // worker thread after `delay`, showing asynchronous completion.
 //
 // Build: foxworker_add_plugin(hello_cpp SOURCES hello.cpp)
-#include <foxworker/plugin.hpp>
 #include <rapidjson/document.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <foxworker/plugin.hpp>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -142,7 +142,7 @@ class Greeter {
 
   std::mutex mu_;
   std::condition_variable wake_;
-  std::deque<Job> jobs_;  // GUARDED_BY(mu_)
+  std::deque<Job> jobs_;   // GUARDED_BY(mu_)
   bool stopping_ = false;  // GUARDED_BY(mu_)
   std::thread worker_;
 };

@@ -1,0 +1,457 @@
+// LocalBackend's SQLite thread: the only code that touches its connection.
+#include <algorithm>
+#include <utility>
+
+#include "daemon/backends/local/local_backend.h"
+#include "daemon/backends/local/local_source.h"
+#include "daemon/core/clock.h"
+
+namespace foxworker {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// How often a backend with idle sources asks SQLite whether another process
+// committed: soon after the last change, then less often (a wake-up costs
+// more CPU than the question).
+constexpr milliseconds kMinDataVersionInterval{2};
+constexpr milliseconds kMaxDataVersionInterval{20};
+constexpr milliseconds kMinBackoff{50};
+constexpr milliseconds kMaxBackoff{5000};
+
+milliseconds AtLeast(milliseconds d, milliseconds floor) { return std::max(d, floor); }
+
+}  // namespace
+
+void LocalBackend::Run(std::promise<Status>* started) {
+  thread_id_.store(std::this_thread::get_id());
+  LocalStoreOptions store_options;
+  store_options.path = options_.path;
+  store_options.durability = options_.durability;
+  auto store = LocalStore::Open(std::move(store_options));
+  if (!store.ok()) {
+    started->set_value(store.status());
+    return;
+  }
+  store_ = std::move(store).value();
+  if (auto dv = store_->DataVersion(); dv.ok()) data_version_ = *dv;
+  if (auto paused = store_->PausedQueues(); paused.ok()) paused_queues_ = std::move(*paused);
+  TimePoint now = Clock::now();
+  next_renew_ = now + AtLeast(options_.lease / 3, milliseconds(1));
+  next_recover_ = now;  // jobs of owners that died before we started
+  next_purge_ = now;
+  next_poll_ = now + AtLeast(options_.poll_interval, milliseconds(1));
+  next_data_version_check_ = now;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    interruptible_ = store_.get();
+  }
+  LOG(INFO) << "local backend " << name_ << ": opened " << options_.path << " (durability "
+            << (options_.durability == Durability::kFull ? "full" : "normal") << ", owner "
+            << owner_ << ")";
+  started->set_value(Status::Ok());
+
+  std::vector<SettleOp> settles;
+  std::vector<EnqueueOp*> enqueues;
+  SourceList sources;
+  bool more = false;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      auto ready = [&] {
+        return stop_requested_ || kicked_ || !pending_settles_.empty() ||
+               !pending_enqueues_.empty();
+      };
+      if (!more && !ready()) cv_.wait_until(l, NextWakeupLocked(), ready);
+      if (stop_requested_) break;
+      kicked_ = false;
+      TakePendingLocked(static_cast<size_t>(std::max(options_.batch_size, 1)), &settles, &enqueues);
+      std::erase_if(sources_, [](const auto& s) { return s->closed.load(); });
+      sources = sources_;
+    }
+    now = Clock::now();
+    DetectNewWork(sources, now);
+    more = false;
+    if (!GroupCommit(sources, settles, enqueues, /*flush_only=*/false, now, &more)) {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait_for(l, backoff_, [&] { return stop_requested_; });
+    }
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    sources = sources_;
+  }
+  FlushForStop(sources);
+
+  std::vector<EnqueueOp*> orphans;
+  {
+    // From here on Enqueue refuses, so nothing new can be left waiting.
+    std::lock_guard<std::mutex> l(mu_);
+    interruptible_ = nullptr;
+    orphans.swap(pending_enqueues_);
+    finished_ = true;
+  }
+  done_cv_.notify_all();
+  FinishEnqueues(orphans, Status::Unavailable("local backend " + name_ + ": stopped"));
+  store_.reset();
+  LOG(INFO) << "local backend " << name_ << ": closed " << options_.path;
+}
+
+void LocalBackend::TakePendingLocked(size_t max_settles, std::vector<SettleOp>* settles,
+                                     std::vector<EnqueueOp*>* enqueues) {
+  if (pending_settles_.size() <= max_settles) {
+    settles->swap(pending_settles_);
+    pending_settles_.clear();
+  } else {
+    auto end = pending_settles_.begin() + static_cast<std::ptrdiff_t>(max_settles);
+    settles->assign(std::make_move_iterator(pending_settles_.begin()),
+                    std::make_move_iterator(end));
+    pending_settles_.erase(pending_settles_.begin(), end);
+  }
+  enqueues->swap(pending_enqueues_);
+  pending_enqueues_.clear();
+}
+
+bool LocalBackend::WaitingForWork(const SourceList& sources) const {
+  for (const auto& s : sources) {
+    if ((s->idle || IsPaused(s->options.source)) && s->held < s->options.prefetch) return true;
+  }
+  return false;
+}
+
+LocalBackend::TimePoint LocalBackend::NextWakeupLocked() const {
+  TimePoint next = std::min(next_renew_, next_recover_);
+  if (options_.retention.count() > 0) next = std::min(next, next_purge_);
+  if (WaitingForWork(sources_)) {
+    next = std::min({next, next_poll_, next_data_version_check_});
+  }
+  return next;
+}
+
+bool LocalBackend::IsPaused(const std::string& queue) const {
+  return std::find(paused_queues_.begin(), paused_queues_.end(), queue) != paused_queues_.end();
+}
+
+void LocalBackend::DetectNewWork(const SourceList& sources, TimePoint now) {
+  bool probe = false;
+  if (now >= next_poll_) {
+    probe = true;
+    next_poll_ = now + AtLeast(options_.poll_interval, milliseconds(1));
+  }
+  if (WaitingForWork(sources) && now >= next_data_version_check_) {
+    auto dv = store_->DataVersion();
+    if (dv.ok() && *dv != data_version_) {
+      data_version_ = *dv;
+      probe = true;
+      data_version_interval_ = kMinDataVersionInterval;
+    } else {
+      data_version_interval_ = std::min(data_version_interval_ * 2, kMaxDataVersionInterval);
+    }
+    next_data_version_check_ =
+        now + std::min(data_version_interval_, AtLeast(options_.poll_interval, milliseconds(1)));
+  }
+  if (!probe) return;
+
+  if (Status st = RefreshPaused(sources); !st.ok()) {
+    LOG(WARNING) << "local backend " << name_ << ": " << st.message();
+  }
+  for (const auto& s : sources) {
+    if (!s->idle || IsPaused(s->options.source)) continue;
+    auto due = store_->HasDueJobs(s->options.source);
+    if (!due.ok()) {
+      LOG(WARNING) << "local backend " << name_ << ": " << due.status().message();
+    } else if (*due) {
+      s->idle = false;
+    }
+  }
+}
+
+Status LocalBackend::RefreshPaused(const SourceList& sources) {
+  auto paused = store_->PausedQueues();
+  if (!paused.ok()) return paused.status();
+  if (*paused == paused_queues_) return Status::Ok();
+  paused_queues_ = std::move(*paused);
+  for (const auto& s : sources) {
+    // Paused while holding jobs nobody started: hand them back.
+    if (IsPaused(s->options.source)) SubmitSettlements(TakeUnstarted(s, /*stop=*/false));
+  }
+  return Status::Ok();
+}
+
+bool LocalBackend::GroupCommit(const SourceList& sources, std::vector<SettleOp>& settles,
+                               std::vector<EnqueueOp*>& enqueues, bool flush_only, TimePoint now,
+                               bool* more) {
+  const bool renew = !flush_only && now >= next_renew_;
+  const bool recover = !flush_only && now >= next_recover_;
+  const bool purge = !flush_only && options_.retention.count() > 0 && now >= next_purge_;
+  const int batch = std::max(options_.batch_size, 1);
+
+  // Work that makes a source's queue due again.
+  auto wake_queue = [&](const std::string& queue) {
+    for (const auto& s : sources) {
+      if (s->options.source == queue) s->idle = false;
+    }
+  };
+  for (const EnqueueOp* op : enqueues) {
+    for (const NewJob& job : op->jobs) wake_queue(job.queue);
+  }
+  for (const SettleOp& op : settles) {
+    if (op.kind == Outcome::Kind::kRelease ||
+        (op.kind == Outcome::Kind::kRetry && op.delay.count() <= 0)) {
+      op.source->idle = false;
+    }
+  }
+
+  // Which sources claim how many: up to prefetch - held, batch_size in all.
+  std::vector<ClaimPlan> plans;
+  auto plan_claims = [&] {
+    if (flush_only) return;
+    int budget = batch;
+    for (const auto& s : sources) {
+      if (s->idle || IsPaused(s->options.source) || s->closed.load()) continue;
+      {
+        std::lock_guard<std::mutex> l(s->mu);
+        if (!s->started || s->stopped) continue;
+      }
+      int64_t capacity = s->options.prefetch - s->held;
+      if (capacity <= 0) continue;
+      if (budget <= 0) {
+        *more = true;
+        continue;
+      }
+      int want = static_cast<int>(std::min<int64_t>(capacity, budget));
+      if (want < capacity) *more = true;
+      budget -= want;
+      plans.push_back({s, want});
+    }
+  };
+
+  if (settles.empty() && enqueues.empty() && !renew && !recover && !purge) {
+    plan_claims();
+    if (plans.empty()) return true;
+  }
+
+  std::vector<const SettleOp*> lost;  // settlements whose lease was gone
+  std::vector<ClaimResult> claimed;
+  Status st = store_->BeginWrite();
+  for (size_t i = 0; st.ok() && i < enqueues.size(); ++i) {
+    auto r = store_->EnqueueBatch(enqueues[i]->jobs);
+    if (r.ok()) {
+      enqueues[i]->results = std::move(r).value();
+    } else {
+      st = r.status();
+    }
+  }
+  for (const SettleOp& op : settles) {
+    if (!st.ok()) break;
+    Result<bool> applied = false;
+    switch (op.kind) {
+      case Outcome::Kind::kAck:
+        applied = store_->Ack(op.id, op.token, options_.retention);
+        break;
+      case Outcome::Kind::kRetry:
+        applied = store_->Retry(op.id, op.token, op.delay, op.reason);
+        break;
+      case Outcome::Kind::kDeadLetter:
+        applied = store_->Dead(op.id, op.token, op.reason);
+        break;
+      case Outcome::Kind::kRelease:
+        applied = store_->Release(op.id, op.token);
+        break;
+    }
+    if (!applied.ok()) {
+      st = applied.status();
+    } else if (!*applied && op.kind != Outcome::Kind::kRelease) {
+      lost.push_back(&op);  // (a lost release is harmless: that attempt never ran)
+    }
+  }
+  int64_t recovered = 0;
+  if (st.ok() && recover) {
+    auto r = store_->RecoverExpiredLeases();
+    if (r.ok()) {
+      recovered = *r;
+    } else {
+      st = r.status();
+    }
+  }
+  if (st.ok() && renew) {
+    if (auto r = store_->RenewLeases(owner_, options_.lease); !r.ok()) st = r.status();
+  }
+  if (st.ok() && purge) {
+    if (auto r = store_->PurgeDone(options_.retention); !r.ok()) st = r.status();
+  }
+  if (st.ok()) {
+    if (recovered > 0) {
+      for (const auto& s : sources) s->idle = false;
+    }
+    plans.clear();
+    plan_claims();
+    if (!plans.empty()) {
+      // Read under the write lock, so no claim follows a committed pause.
+      st = RefreshPaused(sources);
+      plans.clear();
+      if (st.ok()) plan_claims();
+    }
+    for (const ClaimPlan& plan : plans) {
+      auto r = store_->Claim(plan.source->options.source, owner_, plan.want, options_.lease,
+                             plan.source->options.max_attempts);
+      if (!r.ok()) {
+        st = r.status();
+        break;
+      }
+      claimed.push_back(std::move(r).value());
+    }
+  }
+  if (st.ok()) st = store_->Commit();
+
+  if (!st.ok()) {
+    store_->Rollback();
+    RecordFailure(st);
+    FinishEnqueues(enqueues, st);
+    // Settlements are idempotent (guarded by the claim token): try again.
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      pending_settles_.insert(pending_settles_.begin(), std::make_move_iterator(settles.begin()),
+                              std::make_move_iterator(settles.end()));
+    }
+    settles.clear();
+    return false;
+  }
+  RecordSuccess();
+
+  if (renew) next_renew_ = now + AtLeast(options_.lease / 3, milliseconds(1));
+  if (recover) {
+    next_recover_ = now + std::clamp(options_.lease / 3, milliseconds(10), milliseconds(1000));
+    if (recovered > 0) {
+      LOG(INFO) << "local backend " << name_ << ": made " << recovered
+                << " job(s) available again whose lease had expired";
+    }
+  }
+  if (purge) {
+    next_purge_ = now + std::clamp(options_.retention, milliseconds(1000), milliseconds(60000));
+  }
+  FinishEnqueues(enqueues, Status::Ok());
+  for (const SettleOp* op : lost) {
+    LOG(WARNING) << "local backend " << name_ << ": job " << op->id << " on queue "
+                 << op->source->options.source << ": " << OutcomeKindName(op->kind)
+                 << " not applied: its lease expired and it was claimed again, so it may run"
+                 << " twice";
+  }
+  for (const SettleOp& op : settles) --op.source->held;
+  settles.clear();
+  for (size_t i = 0; i < claimed.size(); ++i) Deliver(plans[i], claimed[i]);
+  return true;
+}
+
+void LocalBackend::Deliver(ClaimPlan& plan, ClaimResult& claimed) {
+  SourceState& s = *plan.source;
+  for (int64_t id : claimed.dead_lettered) {
+    LOG(WARNING) << "local backend " << name_ << ": job " << id << " on queue " << s.options.source
+                 << " dead-lettered at claim: its attempts exceed "
+                 << "max_attempts " << s.options.max_attempts
+                 << " (earlier attempts crashed the worker or timed out)";
+  }
+  size_t got = claimed.jobs.size() + claimed.dead_lettered.size();
+  if (got < static_cast<size_t>(plan.want)) s.idle = true;
+  if (claimed.jobs.empty()) return;
+
+  s.held += static_cast<int64_t>(claimed.jobs.size());
+  uint64_t received = MonotonicNs();
+  std::vector<std::unique_ptr<Delivery>> batch;
+  batch.reserve(claimed.jobs.size());
+  for (ClaimedJob& job : claimed.jobs) {
+    auto d = std::make_unique<Delivery>();
+    d->msg.id = std::to_string(job.id);
+    d->msg.payload = std::move(job.payload);
+    d->msg.props = std::move(job.props);
+    d->msg.headers = std::move(job.headers);
+    d->msg.enqueued_at_ms = job.enqueued_at_ms;
+    d->msg.attempt = job.attempts;
+    d->queue = &s.options.queue;
+    d->tag = static_cast<uint64_t>(job.id);
+    d->generation = job.claim_token;
+    d->received_ns = received;
+    batch.push_back(std::move(d));
+  }
+  std::function<void()> wake;
+  std::vector<SettleOp> release;
+  {
+    std::lock_guard<std::mutex> l(s.mu);
+    if (s.stopped) {
+      for (const auto& d : batch) release.push_back(ReleaseOp(plan.source, *d));
+    } else {
+      for (auto& d : batch) s.buffer.push_back(std::move(d));
+      s.buffered.store(s.buffer.size(), std::memory_order_relaxed);
+      if (s.starved) {
+        s.starved = false;
+        wake = s.wake;
+      }
+    }
+  }
+  SubmitSettlements(std::move(release));
+  if (wake) wake();
+}
+
+void LocalBackend::FinishEnqueues(std::vector<EnqueueOp*>& enqueues, const Status& status) {
+  if (enqueues.empty()) return;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (EnqueueOp* op : enqueues) {
+      if (!status.ok()) op->status = status;
+      op->done = true;
+    }
+  }
+  done_cv_.notify_all();
+  enqueues.clear();
+}
+
+void LocalBackend::FlushForStop(const SourceList& sources) {
+  // Jobs that were never handed out go back first, so another daemon can take
+  // them right away.
+  for (const auto& s : sources) SubmitSettlements(TakeUnstarted(s, /*stop=*/true));
+  std::vector<SettleOp> settles;
+  std::vector<EnqueueOp*> enqueues;
+  for (;;) {
+    TimePoint deadline;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (abandon_) return;
+      TakePendingLocked(pending_settles_.size(), &settles, &enqueues);
+      deadline = stop_deadline_;
+    }
+    if (settles.empty() && enqueues.empty()) return;
+    bool more = false;
+    if (GroupCommit(sources, settles, enqueues, /*flush_only=*/true, Clock::now(), &more)) {
+      continue;
+    }
+    if (Clock::now() >= deadline) return;
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait_until(l, std::min(deadline, Clock::now() + kMinBackoff), [&] { return abandon_; });
+  }
+}
+
+void LocalBackend::RecordFailure(const Status& status) {
+  backoff_ = std::clamp(backoff_ * 2, kMinBackoff, kMaxBackoff);
+  uint64_t failures;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    state_.connected = false;
+    failures = ++state_.consecutive_failures;
+    state_.last_error = status.message();
+  }
+  LOG(ERROR) << "local backend " << name_ << ": " << status.message() << " (failure " << failures
+             << ", retrying in " << backoff_.count() << " ms)";
+}
+
+void LocalBackend::RecordSuccess() {
+  if (backoff_.count() == 0) return;
+  backoff_ = milliseconds(0);
+  std::lock_guard<std::mutex> l(mu_);
+  LOG(INFO) << "local backend " << name_ << ": " << options_.path << " writable again after "
+            << state_.consecutive_failures << " failure(s)";
+  state_.connected = true;
+  state_.consecutive_failures = 0;
+}
+
+}  // namespace foxworker

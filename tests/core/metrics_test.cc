@@ -1,0 +1,212 @@
+#include "daemon/core/metrics.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace foxworker {
+namespace {
+
+#define EXPECT_CONTAINS(haystack, needle) \
+  EXPECT_NE((haystack).find(needle), std::string::npos) << "in:\n" << (haystack)
+
+TEST(MetricsTest, NameRules) {
+  EXPECT_TRUE(MetricsRegistry::IsValidMetricName("foxworker_messages_total"));
+  EXPECT_TRUE(MetricsRegistry::IsValidMetricName("a:b_c9"));
+  EXPECT_TRUE(MetricsRegistry::IsValidMetricName("_x"));
+  EXPECT_FALSE(MetricsRegistry::IsValidMetricName(""));
+  EXPECT_FALSE(MetricsRegistry::IsValidMetricName("9lives"));
+  EXPECT_FALSE(MetricsRegistry::IsValidMetricName("with-dash"));
+  EXPECT_FALSE(MetricsRegistry::IsValidMetricName("with space"));
+  EXPECT_TRUE(MetricsRegistry::IsValidLabelName("queue"));
+  EXPECT_TRUE(MetricsRegistry::IsValidLabelName("_q1"));
+  EXPECT_FALSE(MetricsRegistry::IsValidLabelName("__reserved"));
+  EXPECT_FALSE(MetricsRegistry::IsValidLabelName("a:b"));
+  EXPECT_FALSE(MetricsRegistry::IsValidLabelName("1a"));
+  EXPECT_FALSE(MetricsRegistry::IsValidLabelName(""));
+}
+
+TEST(MetricsTest, CounterRendersWithHelpAndType) {
+  MetricsRegistry r;
+  auto c = r.DefineCounter("jobs_total", "Jobs done.\nSecond line \\ backslash");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  (*c)->Increment();
+  (*c)->Increment(2.5);
+  (*c)->Increment(-1);        // ignored: counters only go up
+  (*c)->Increment(NAN);       // ignored
+  (*c)->Increment(INFINITY);  // ignored
+  EXPECT_EQ((*c)->Value(), 3.5);
+  EXPECT_EQ(r.RenderPrometheus(),
+            "# HELP jobs_total Jobs done.\\nSecond line \\\\ backslash\n"
+            "# TYPE jobs_total counter\n"
+            "jobs_total 3.5\n");
+}
+
+TEST(MetricsTest, LabelledSeriesShareAFamily) {
+  MetricsRegistry r;
+  auto a = r.DefineGauge("depth", "Queue depth", {{"queue", "a"}, {"backend", "mem"}});
+  auto b = r.DefineGauge("depth", "ignored: the first help wins",
+                         {{"backend", "mem"}, {"queue", "b\"\n\\"}});
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(*a, *b);
+  (*a)->Set(5);
+  (*b)->Set(-2);
+  (*b)->Add(0.5);
+  // Same labels in another order: the same series.
+  auto again = r.DefineGauge("depth", "x", {{"queue", "a"}, {"backend", "mem"}});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *a);
+  EXPECT_EQ(r.RenderPrometheus(),
+            "# HELP depth Queue depth\n"
+            "# TYPE depth gauge\n"
+            "depth{backend=\"mem\",queue=\"a\"} 5\n"
+            "depth{backend=\"mem\",queue=\"b\\\"\\n\\\\\"} -1.5\n");
+}
+
+TEST(MetricsTest, HistogramBucketsSumAndCount) {
+  MetricsRegistry r;
+  auto h = r.DefineHistogram("took_seconds", "Time taken", {{"queue", "q"}}, {0.1, 1, 10});
+  ASSERT_TRUE(h.ok());
+  (*h)->Observe(0.05);
+  (*h)->Observe(0.1);  // le is inclusive
+  (*h)->Observe(3);
+  (*h)->Observe(100);
+  (*h)->Observe(NAN);  // ignored
+  EXPECT_EQ(r.RenderPrometheus(),
+            "# HELP took_seconds Time taken\n"
+            "# TYPE took_seconds histogram\n"
+            "took_seconds_bucket{queue=\"q\",le=\"0.1\"} 2\n"
+            "took_seconds_bucket{queue=\"q\",le=\"1\"} 2\n"
+            "took_seconds_bucket{queue=\"q\",le=\"10\"} 3\n"
+            "took_seconds_bucket{queue=\"q\",le=\"+Inf\"} 4\n"
+            "took_seconds_sum{queue=\"q\"} 103.15\n"
+            "took_seconds_count{queue=\"q\"} 4\n");
+}
+
+TEST(MetricsTest, DefaultBucketsRunFromHalfAMillisecondToThirtySeconds) {
+  const auto& b = MetricsRegistry::DefaultBuckets();
+  ASSERT_FALSE(b.empty());
+  EXPECT_EQ(b.front(), 0.0005);
+  EXPECT_EQ(b.back(), 30.0);
+  MetricsRegistry r;
+  auto h = r.DefineHistogram("lat_seconds", "Latency");
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ((*h)->bounds(), b);
+  (*h)->Observe(0.0001);
+  std::string text = r.RenderPrometheus();
+  EXPECT_CONTAINS(text, "lat_seconds_bucket{le=\"0.0005\"} 1\n");
+  EXPECT_CONTAINS(text, "lat_seconds_bucket{le=\"30\"} 1\n");
+  EXPECT_CONTAINS(text, "lat_seconds_sum 0.0001\n");
+}
+
+TEST(MetricsTest, FamiliesRenderInNameOrder) {
+  MetricsRegistry r;
+  ASSERT_TRUE(r.DefineCounter("b_total", "b").ok());
+  ASSERT_TRUE(r.DefineCounter("a_total", "a").ok());
+  std::string text = r.RenderPrometheus();
+  EXPECT_LT(text.find("a_total"), text.find("b_total"));
+}
+
+TEST(MetricsTest, DefinitionErrors) {
+  MetricsRegistry r;
+  ASSERT_TRUE(r.DefineCounter("x_total", "x", {{"queue", "a"}}).ok());
+
+  auto clash = r.DefineGauge("x_total", "x");
+  ASSERT_FALSE(clash.ok());
+  EXPECT_EQ(clash.status().code(), Status::Code::kAlreadyExists);
+  EXPECT_EQ(clash.status().message(),
+            "metric \"x_total\" is already defined as a counter, not as a gauge");
+
+  auto labels = r.DefineCounter("x_total", "x", {{"other", "a"}});
+  ASSERT_FALSE(labels.ok());
+  EXPECT_EQ(labels.status().message(),
+            "metric \"x_total\" is already defined with other label names");
+
+  auto name = r.DefineCounter("bad name", "x");
+  ASSERT_FALSE(name.ok());
+  EXPECT_TRUE(name.status().IsInvalidArgument());
+  EXPECT_EQ(name.status().message(),
+            "invalid metric name \"bad name\": must match [a-zA-Z_:][a-zA-Z0-9_:]*");
+
+  auto label = r.DefineCounter("y_total", "y", {{"__name", "v"}});
+  ASSERT_FALSE(label.ok());
+  EXPECT_EQ(label.status().message(),
+            "metric \"y_total\": invalid label name \"__name\": must match [a-zA-Z_][a-zA-Z0-9_]* "
+            "and not start with __");
+
+  auto twice = r.DefineCounter("y_total", "y", {{"a", "1"}, {"a", "2"}});
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.status().message(), "metric \"y_total\": label \"a\" given twice");
+
+  auto le = r.DefineHistogram("h", "h", {{"le", "1"}});
+  ASSERT_FALSE(le.ok());
+  EXPECT_EQ(le.status().message(), "metric \"h\": label \"le\" is reserved for histogram buckets");
+
+  auto unsorted = r.DefineHistogram("h", "h", {}, {1, 0.5});
+  ASSERT_FALSE(unsorted.ok());
+  EXPECT_EQ(unsorted.status().message(),
+            "histogram \"h\": buckets must be finite and strictly increasing");
+  EXPECT_FALSE(r.DefineHistogram("h", "h", {}, {1, INFINITY}).ok());
+
+  ASSERT_TRUE(r.DefineHistogram("h2", "h", {}, {1, 2}).ok());
+  auto buckets = r.DefineHistogram("h2", "h", {}, {1, 3});
+  ASSERT_FALSE(buckets.ok());
+  EXPECT_EQ(buckets.status().message(), "histogram \"h2\" is already defined with other buckets");
+  // A failed definition adds nothing.
+  EXPECT_EQ(r.RenderPrometheus().find("y_total"), std::string::npos);
+}
+
+TEST(MetricsTest, NumbersUseThePrometheusSpelling) {
+  MetricsRegistry r;
+  auto g = r.DefineGauge("g", "g", {{"k", "inf"}});
+  auto n = r.DefineGauge("g", "g", {{"k", "nan"}});
+  auto big = r.DefineGauge("g", "g", {{"k", "big"}});
+  auto small = r.DefineGauge("g", "g", {{"k", "small"}});
+  ASSERT_TRUE(g.ok() && n.ok() && big.ok() && small.ok());
+  (*g)->Set(-INFINITY);
+  (*n)->Set(NAN);
+  (*big)->Set(1e300);
+  (*small)->Set(1.25e-9);
+  std::string text = r.RenderPrometheus();
+  EXPECT_CONTAINS(text, "g{k=\"inf\"} -Inf\n");
+  EXPECT_CONTAINS(text, "g{k=\"nan\"} NaN\n");
+  EXPECT_CONTAINS(text, "g{k=\"big\"} 1e+300\n");
+  EXPECT_CONTAINS(text, "g{k=\"small\"} 1.25e-09\n");
+}
+
+TEST(MetricsTest, ConcurrentUpdatesAreNotLost) {
+  MetricsRegistry r;
+  auto c = r.DefineCounter("c_total", "c");
+  auto h = r.DefineHistogram("h_seconds", "h", {}, {1});
+  ASSERT_TRUE(c.ok() && h.ok());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10000; ++i) {
+        (*c)->Increment();
+        (*h)->Observe(0.5);
+      }
+    });
+  }
+  // Rendering and defining race with the updates.
+  for (int i = 0; i < 50; ++i) {
+    r.RenderPrometheus();
+    ASSERT_TRUE(r.DefineCounter("other_total", "o", {{"n", std::to_string(i)}}).ok());
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ((*c)->Value(), 40000.0);
+  Histogram::Snapshot snap = (*h)->Take();
+  EXPECT_EQ(snap.count, 40000u);
+  EXPECT_EQ(snap.cumulative[0], 40000u);
+  EXPECT_EQ(snap.sum, 20000.0);
+}
+
+TEST(MetricsTest, DefaultRegistryIsOneObject) {
+  EXPECT_EQ(&MetricsRegistry::Default(), &MetricsRegistry::Default());
+}
+
+}  // namespace
+}  // namespace foxworker
