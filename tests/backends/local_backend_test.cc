@@ -167,6 +167,28 @@ TEST_F(LocalBackendTest, EnqueueDeliverAck) {
   EXPECT_TRUE(Eventually([&] { return !Job(id).has_value(); }));
 }
 
+// Consumer::Start only starts the source and waits to be woken: the first
+// delivery must wake it although it never fetched.
+TEST_F(LocalBackendTest, FirstDeliveryWakesAConsumerThatNeverFetched) {
+  auto backend = StartBackend(Options(path_));
+  auto source = backend->OpenSource(ForQueue("q"));
+  ASSERT_TRUE(source.ok());
+  std::mutex mu;
+  std::condition_variable cv;
+  bool woken = false;
+  ASSERT_TRUE((*source)
+                  ->Start([&] {
+                    std::lock_guard<std::mutex> l(mu);
+                    woken = true;
+                    cv.notify_all();
+                  })
+                  .ok());
+  ASSERT_TRUE(backend->Enqueue("q", Msg("x"), milliseconds(0)).ok());
+  std::unique_lock<std::mutex> l(mu);
+  EXPECT_TRUE(cv.wait_for(l, std::chrono::seconds(5), [&] { return woken; }));
+  EXPECT_TRUE((*source)->MaybeReady());
+}
+
 TEST_F(LocalBackendTest, RetryRedeliversWithTheNextAttemptAndDeadLetterKeepsTheReason) {
   auto backend = StartBackend(Options(path_));
   auto reader = Open(*backend, ForQueue("q"));

@@ -46,7 +46,11 @@ constexpr char kRelease[] =
     "UPDATE jobs SET state = 'waiting', attempts = max(attempts - 1, 0),"
     " first_attempt_at = CASE WHEN attempts <= 1 THEN NULL ELSE first_attempt_at END,"
     " owner = NULL, lease_until = NULL WHERE " FOXW_SETTLEABLE;
-constexpr char kRenew[] = "UPDATE jobs SET lease_until = ?1 WHERE state = 'running' AND owner = ?2";
+// Scans the running jobs of every owner (a small set: what the daemons hold),
+// which is cheaper than keeping an index on owner for every claim and ack.
+constexpr char kRenew[] =
+    "UPDATE jobs INDEXED BY jobs_running SET lease_until = ?1"
+    " WHERE state = 'running' AND owner = ?2";
 constexpr char kRecover[] =
     "UPDATE jobs SET state = 'waiting', owner = NULL, lease_until = NULL"
     " WHERE state = 'running' AND lease_until < ?1";

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <iterator>
+#include <mutex>
 #include <random>
 #include <utility>
 
@@ -39,8 +40,7 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_due ON jobs (queue, priority DESC, run_at)
   WHERE state IN ('waiting', 'scheduled');
-CREATE INDEX jobs_running_owner ON jobs (owner) WHERE state = 'running';
-CREATE INDEX jobs_running_lease ON jobs (lease_until) WHERE state = 'running';
+CREATE INDEX jobs_running ON jobs (lease_until) WHERE state = 'running';
 CREATE UNIQUE INDEX jobs_unique_key ON jobs (queue, unique_key)
   WHERE unique_key IS NOT NULL AND state IN ('waiting', 'scheduled', 'running');
 CREATE INDEX jobs_dead ON jobs (queue, failed_at) WHERE state = 'dead';
@@ -63,6 +63,12 @@ bool FileExists(const std::string& path) {
 }  // namespace
 
 Result<std::unique_ptr<LocalStore>> LocalStore::Open(LocalStoreOptions options) {
+  // SQLite's memory statistics take a global mutex on every allocation; we
+  // never read them. Only possible before SQLite initializes, so the first
+  // store of the process decides (a later failure is harmless).
+  static std::once_flag no_memstatus;
+  std::call_once(no_memstatus, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
+
   if (options.path.empty()) return Status::InvalidArgument("local store: no database path given");
   if (!options.clock) options.clock = WallMs;
   if (!options.create && !FileExists(options.path)) {

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #ifndef TEST_ABI_MAJOR
 #define TEST_ABI_MAJOR FOXW_ABI_MAJOR
@@ -153,7 +155,36 @@ static foxw_verdict handle_cancel(void *inst, const foxw_message *msg, foxw_outc
   return FOXW_RETRY;
 }
 
+/* Appends the message id to $FOXWORKER_TEST_RECORD_FILE (one O_APPEND write
+ * per message, atomic for short lines), after sleeping <payload> us. */
+static foxw_verdict handle_record(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  (void)out;
+  enter(inst);
+  long us = payload_number(msg);
+  if (us > 0) {
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000L};
+    nanosleep(&ts, NULL);
+  }
+  const char *path = getenv("FOXWORKER_TEST_RECORD_FILE");
+  if (path != NULL) {
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      char line[64];
+      foxw_str id = host->msg_id(msg);
+      size_t n = id.len < sizeof line - 1 ? id.len : sizeof line - 1;
+      memcpy(line, id.ptr, n);
+      line[n++] = '\n';
+      ssize_t w = write(fd, line, n);
+      (void)w;
+      close(fd);
+    }
+  }
+  leave(inst);
+  return FOXW_ACK;
+}
+
 static const foxw_handler_def handlers[] = {
+    {sizeof(foxw_handler_def), "record", handle_record, 0},
     {sizeof(foxw_handler_def), "ok", handle_ok, 0},
     {sizeof(foxw_handler_def), "fail", handle_fail, 0},
     {sizeof(foxw_handler_def), "reject", handle_reject, 0},
