@@ -62,6 +62,9 @@ class Consumer {
 
   ConsumerStats Stats() const;
 
+  // Destroys the plugin instances. REQUIRES: drained (no handler running).
+  void DestroyInstances() { instances_.reset(); }
+
   // Completion of a deferred delivery (see CompleteDeferred in host_api.h).
   int32_t Complete(Delivery* d, foxw_verdict verdict, std::string_view reason,
                    uint64_t retry_delay_ms);

@@ -111,10 +111,11 @@ bool Supervisor::Shutdown(const std::function<bool()>& give_up) {
     return false;
   }
   for (auto& [name, backend] : backends_) backend->Stop(close_deadline);
-  consumers_.clear();  // destroys instances: no handler runs any more
+  // No handler runs any more. Consumers and backends stay (stopped) until the
+  // supervisor is destroyed, so their final counts can still be read.
+  for (auto& c : consumers_) c->DestroyInstances();
   executor_->Shutdown();
   for (auto it = plugins_.rbegin(); it != plugins_.rend(); ++it) (*it)->Shutdown();
-  backends_.clear();
   LOG(INFO) << "shutdown complete in "
             << std::chrono::duration_cast<std::chrono::milliseconds>(
                    std::chrono::steady_clock::now() - t0)
