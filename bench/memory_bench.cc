@@ -87,7 +87,9 @@ DaemonRun RunDaemon(const std::string& handler, size_t total, LatencyFn latency)
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<Message> batch;
   for (size_t sent = 0; sent < total;) {
-    while (mem->ReadyCount("bench") > kBacklog) std::this_thread::yield();
+    // The producer is not the daemon: when the backlog is full it sleeps
+    // rather than spinning on the queue's lock against the workers.
+    while (mem->ReadyCount("bench") > kBacklog) std::this_thread::sleep_for(std::chrono::microseconds(50));
     size_t n = std::min(kBatch, total - sent);
     batch.resize(n);
     const uint64_t ts = MonotonicNs();

@@ -89,5 +89,8 @@ const RetryPolicyConfig* Config::FindRetryPolicy(const std::string& name) const 
 const QueueConfig* Config::FindQueue(const std::string& name) const {
   return FindByName(queues, name);
 }
+const RateLimitConfig* Config::FindRateLimit(const std::string& name) const {
+  return FindByName(rate_limits, name);
+}
 
 }  // namespace foxworker

@@ -70,11 +70,66 @@ struct LocalBackendOptions {
   int batch_size = 256;             // max jobs claimed or settled per transaction
 };
 
+// `type: redis` (daemon/backends/redis/). The endpoint fields are parsed
+// from `url`; `password` is never printed or logged.
+struct RedisBackendOptions {
+  std::string url = "redis://127.0.0.1:6379/0";
+  std::string host = "127.0.0.1";  // empty when unix_path is set
+  int port = 6379;
+  std::string unix_path;            // unix:///path?db=N
+  int db = 0;
+  std::string user;                 // ACL user (Redis 6+); empty = default user
+  std::string password;             // empty = no AUTH
+  Duration connect_timeout{5000};
+  Duration command_timeout{5000};
+  std::string group = "foxworker";
+  std::string consumer;             // empty = "hostname:pid"
+  std::string start = "0";          // where a new group starts: "0" (all) or "$" (new only)
+  std::string payload_field = "data";
+  Duration min_idle{60000};         // claim others' pending entries idle this long
+  Duration claim_interval{5000};    // how often to look for such entries
+  Duration block{1000};             // XREADGROUP BLOCK
+  int64_t maxlen = 0;               // stream MAXLEN ~ on our XADDs; 0 = no trimming
+  int64_t dlq_maxlen = 0;           // same for <stream>-dlq
+  Duration reconnect_initial{100};
+  Duration reconnect_max{10000};
+};
+
+enum class AmqpQueueType { kQuorum, kClassic };
+
+// "quorum", "classic".
+std::string_view AmqpQueueTypeName(AmqpQueueType type);
+Result<AmqpQueueType> ParseAmqpQueueType(std::string_view name);
+
+struct AmqpTlsOptions {
+  std::string ca;    // CA bundle (PEM); empty = the system's default
+  std::string cert;  // client certificate (PEM); empty = none
+  std::string key;   // client key (PEM); required with cert
+  bool verify = true;  // verify the broker's certificate and host name
+};
+
+struct RabbitMqBackendOptions {
+  std::string url = "amqp://guest:guest@localhost:5672";  // amqp:// or amqps://; "/" after the port = vhost ""
+  AmqpTlsOptions tls;               // used with amqps://
+  Duration heartbeat{30000};        // 0 = no heartbeats
+  std::string connection_name = "foxworkerd";  // shown in the management UI
+  bool declare = true;              // declare each queue and its {queue}-dlq
+  AmqpQueueType queue_type = AmqpQueueType::kQuorum;  // for queues the daemon declares
+  bool delayed_retries = true;      // retry through per-delay-tier TTL queues
+  Duration reconnect_initial{500};  // first reconnect delay (then doubled, jittered)
+  Duration reconnect_max{30000};    // cap of the reconnect delay
+};
+
+// `url` with its password replaced by "***" (for logs and --check-config).
+std::string RedactUrl(std::string_view url);
+
 struct BackendConfig {
   std::string name;
   std::string type;  // memory | local | rabbitmq | redis
   MemoryBackendOptions memory;
   LocalBackendOptions local;
+  RabbitMqBackendOptions rabbitmq;
+  RedisBackendOptions redis;
   SourceMark mark;
 };
 
@@ -96,6 +151,54 @@ struct RetryPolicyConfig {
   SourceMark mark;
 };
 
+// ---- middleware (daemon/middleware/, one file each) ----
+
+// Closed -> open when failures reach the threshold within `window`; open ->
+// half-open after `reset_timeout`; half-open lets `half_open_trials`
+// messages through and closes when they all succeed (one failure reopens).
+struct CircuitBreakerConfig {
+  int failure_threshold = 5;   // failures within `window` that open it (count mode)
+  double failure_ratio = 0;    // > 0: open when failures/total in `window` reach it (ratio mode)
+  int min_calls = 10;          // ratio mode: calls needed in the window before judging
+  Duration window{30000};
+  Duration reset_timeout{30000};
+  int half_open_trials = 1;
+};
+
+// A token bucket. Either inline (`rate`, `burst`) or `shared: NAME`, which
+// names an entry of the top-level `rate_limits:` shared by every queue that
+// uses it.
+struct RateLimitConfig {
+  std::string name;    // top-level entries: their name
+  std::string shared;  // middleware entries: the shared bucket's name, or empty
+  double rate = 0;     // tokens per second ("100/s")
+  int burst = 0;       // bucket size; 0 = max(1, rate)
+  SourceMark mark;
+};
+
+// Skips a message whose key was processed successfully within `ttl`.
+// `key`: "header:NAME", "property:NAME" (message_id, correlation_id, type,
+// ...) or "json:/json/pointer" into the payload.
+struct DedupConfig {
+  std::string key;
+  Duration ttl{86400000};
+  size_t max_keys = 100000;  // in-memory store bound (LRU); the local store is unbounded
+};
+
+// One structured line per outcome at `level`; `trace` also logs each step.
+struct LoggingConfig {
+  LogLevel level = LogLevel::kInfo;
+};
+
+struct MiddlewareConfig {
+  std::string type;  // circuit_breaker | rate_limit | dedup | logging
+  CircuitBreakerConfig circuit_breaker;
+  RateLimitConfig rate_limit;
+  DedupConfig dedup;
+  LoggingConfig logging;
+  SourceMark mark;
+};
+
 struct QueueConfig {
   std::string name;
   std::string backend;
@@ -105,7 +208,10 @@ struct QueueConfig {
   int concurrency = 1;
   int prefetch = 0;     // 0 = 2 * concurrency
   Duration timeout{0};  // 0 = no deadline
+  // Per message type overrides of `timeout` (handler name -> deadline).
+  std::map<std::string, Duration> handler_timeouts;
   std::string retry_policy = "default";
+  std::vector<MiddlewareConfig> middleware;  // in config order
   SourceMark mark;
 };
 
@@ -116,11 +222,13 @@ struct Config {
   std::vector<BackendConfig> backends;
   std::vector<QueueConfig> queues;
   std::vector<RetryPolicyConfig> retry_policies;  // always holds "default"
+  std::vector<RateLimitConfig> rate_limits;       // shared token buckets, by name
 
   const PluginConfig* FindPlugin(const std::string& name) const;
   const BackendConfig* FindBackend(const std::string& name) const;
   const RetryPolicyConfig* FindRetryPolicy(const std::string& name) const;
   const QueueConfig* FindQueue(const std::string& name) const;
+  const RateLimitConfig* FindRateLimit(const std::string& name) const;
 };
 
 }  // namespace foxworker

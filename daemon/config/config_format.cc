@@ -8,7 +8,9 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 
+#include "daemon/backends/redis/redis_url.h"
 #include "daemon/config/config_parser.h"
 #include "daemon/config/units.h"
 
@@ -147,6 +149,60 @@ class YamlWriter {
   std::string out_;
 };
 
+// The shortest "<number>/<unit>" that ParseRate() reads back as exactly `rate`.
+std::string FormatRate(double rate) {
+  constexpr std::pair<std::string_view, double> kUnits[] = {{"/s", 1}, {"/m", 60}, {"/h", 3600}};
+  std::string best;
+  for (const auto& [unit, per] : kUnits) {
+    for (int precision = 0; precision <= 17; ++precision) {
+      char buffer[64];
+      auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), rate * per,
+                                     std::chars_format::fixed, precision);
+      if (ec != std::errc()) break;
+      std::string text = std::string(buffer, end) + std::string(unit);
+      if (!best.empty() && text.size() >= best.size()) break;
+      Result<double> back = ParseRate(text);
+      if (back.ok() && *back == rate) {
+        best = std::move(text);
+        break;
+      }
+    }
+  }
+  if (best.empty()) best = ShortestText(rate) + "/s";  // not reached for parsed rates
+  return best;
+}
+
+// One item of a queue's `middleware:` sequence, at queue-key depth 2.
+void FormatMiddleware(YamlWriter& w, const MiddlewareConfig& m) {
+  w.text() += "      - " + m.type + ":\n";
+  constexpr int kDepth = 5;  // the settings, indented under the type
+  if (m.type == "circuit_breaker") {
+    const CircuitBreakerConfig& cb = m.circuit_breaker;
+    if (cb.failure_ratio > 0) {
+      w.Line(kDepth, "failure_ratio", ShortestText(cb.failure_ratio));
+      w.Line(kDepth, "min_calls", std::to_string(cb.min_calls));
+    } else {
+      w.Line(kDepth, "failure_threshold", std::to_string(cb.failure_threshold));
+    }
+    w.Line(kDepth, "window", FormatDuration(cb.window));
+    w.Line(kDepth, "reset_timeout", FormatDuration(cb.reset_timeout));
+    w.Line(kDepth, "half_open_trials", std::to_string(cb.half_open_trials));
+  } else if (m.type == "rate_limit") {
+    if (!m.rate_limit.shared.empty()) {
+      w.Line(kDepth, "shared", Quote(m.rate_limit.shared));
+    } else {
+      w.Line(kDepth, "rate", FormatRate(m.rate_limit.rate));
+      w.Line(kDepth, "burst", std::to_string(m.rate_limit.burst));
+    }
+  } else if (m.type == "dedup") {
+    w.Line(kDepth, "key", Quote(m.dedup.key));
+    w.Line(kDepth, "ttl", FormatDuration(m.dedup.ttl));
+    w.Line(kDepth, "max_keys", std::to_string(m.dedup.max_keys));
+  } else if (m.type == "logging") {
+    w.Line(kDepth, "level", LogLevelName(m.logging.level));
+  }
+}
+
 }  // namespace
 
 std::string FormatConfig(const Config& config) {
@@ -188,6 +244,37 @@ std::string FormatConfig(const Config& config) {
       w.Line(2, "poll_interval", FormatDuration(l.poll_interval));
       w.Line(2, "retention", FormatDuration(l.retention));
       w.Line(2, "batch_size", std::to_string(l.batch_size));
+    } else if (b.type == "redis") {
+      const RedisBackendOptions& r = b.redis;
+      w.Line(2, "url", Quote(RedactedRedisUrl(r)));  // the password prints as ***
+      w.Line(2, "connect_timeout", FormatDuration(r.connect_timeout));
+      w.Line(2, "command_timeout", FormatDuration(r.command_timeout));
+      w.Line(2, "group", Quote(r.group));
+      w.Line(2, "consumer", Quote(r.consumer));  // "" = hostname:pid
+      w.Line(2, "start", Quote(r.start));
+      w.Line(2, "payload_field", Quote(r.payload_field));
+      w.Line(2, "min_idle", FormatDuration(r.min_idle));
+      w.Line(2, "claim_interval", FormatDuration(r.claim_interval));
+      w.Line(2, "block", FormatDuration(r.block));
+      w.Line(2, "maxlen", std::to_string(r.maxlen));
+      w.Line(2, "dlq_maxlen", std::to_string(r.dlq_maxlen));
+      w.Line(2, "reconnect_initial", FormatDuration(r.reconnect_initial));
+      w.Line(2, "reconnect_max", FormatDuration(r.reconnect_max));
+    } else if (b.type == "rabbitmq") {
+      const RabbitMqBackendOptions& r = b.rabbitmq;
+      w.Line(2, "url", Quote(RedactUrl(r.url)));  // the password prints as ***
+      w.Line(2, "tls", "");
+      w.Line(3, "ca", Quote(r.tls.ca));
+      w.Line(3, "cert", Quote(r.tls.cert));
+      w.Line(3, "key", Quote(r.tls.key));
+      w.Line(3, "verify", r.tls.verify ? "true" : "false");
+      w.Line(2, "heartbeat", FormatDuration(r.heartbeat));
+      w.Line(2, "connection_name", Quote(r.connection_name));
+      w.Line(2, "declare", r.declare ? "true" : "false");
+      w.Line(2, "queue_type", AmqpQueueTypeName(r.queue_type));
+      w.Line(2, "delayed_retries", r.delayed_retries ? "true" : "false");
+      w.Line(2, "reconnect_initial", FormatDuration(r.reconnect_initial));
+      w.Line(2, "reconnect_max", FormatDuration(r.reconnect_max));
     }
   }
 
@@ -202,6 +289,12 @@ std::string FormatConfig(const Config& config) {
     w.Line(2, "prefetch", std::to_string(q.prefetch));
     w.Line(2, "timeout", FormatDuration(q.timeout));
     w.Line(2, "retry_policy", Quote(q.retry_policy));
+    w.Line(2, "handler_timeouts", q.handler_timeouts.empty() ? "{}" : "");
+    for (const auto& [handler, timeout] : q.handler_timeouts) {
+      w.Line(3, handler, FormatDuration(timeout));
+    }
+    w.Line(2, "middleware", q.middleware.empty() ? "[]" : "");
+    for (const MiddlewareConfig& m : q.middleware) FormatMiddleware(w, m);
   }
 
   w.Line(0, "retry_policies", config.retry_policies.empty() ? "{}" : "");
@@ -214,6 +307,13 @@ std::string FormatConfig(const Config& config) {
     w.Line(2, "multiplier", ShortestText(r.multiplier));
     w.Line(2, "jitter", ShortestText(r.jitter));
     w.Line(2, "full_jitter", r.full_jitter ? "true" : "false");
+  }
+
+  w.Line(0, "rate_limits", config.rate_limits.empty() ? "{}" : "");
+  for (const RateLimitConfig& r : config.rate_limits) {
+    w.Line(1, r.name, "");
+    w.Line(2, "rate", FormatRate(r.rate));
+    w.Line(2, "burst", std::to_string(r.burst));
   }
   return std::move(w.text());
 }

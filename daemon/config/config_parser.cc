@@ -15,7 +15,9 @@
 #include <utility>
 #include <vector>
 
+#include "daemon/backends/redis/redis_url.h"
 #include "daemon/config/plugin_config_json.h"
+#include "daemon/config/rabbitmq_config.h"
 #include "daemon/config/units.h"
 #include "daemon/config/yaml_reader.h"
 
@@ -24,18 +26,23 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::string_view kTopLevelKeys[] = {"daemon", "plugins", "backends", "queues",
-                                              "retry_policies"};
+constexpr std::string_view kTopLevelKeys[] = {"daemon", "plugins",        "backends",
+                                              "queues", "retry_policies", "rate_limits"};
 constexpr std::string_view kDaemonKeys[] = {"log_level",  "worker_threads", "shutdown_timeout",
                                             "plugin_dir", "include_dir",    "state_dir"};
 constexpr std::string_view kPluginKeys[] = {"path", "config"};
-constexpr std::string_view kQueueKeys[] = {"backend",     "source",   "plugin",  "handler",
-                                           "concurrency", "prefetch", "timeout", "retry_policy"};
+constexpr std::string_view kQueueKeys[] = {
+    "backend",  "source",  "plugin",       "handler",          "concurrency",
+    "prefetch", "timeout", "retry_policy", "handler_timeouts", "middleware"};
 constexpr std::string_view kRetryPolicyKeys[] = {"max_attempts", "backoff", "initial",    "max",
                                                  "multiplier",   "jitter",  "full_jitter"};
 constexpr std::string_view kMemoryBackendKeys[] = {"type", "capacity"};
 constexpr std::string_view kLocalBackendKeys[] = {
     "type", "path", "durability", "lease", "poll_interval", "retention", "batch_size"};
+constexpr std::string_view kRedisBackendKeys[] = {
+    "type",     "url",           "connect_timeout", "command_timeout", "group",
+    "consumer", "start",         "payload_field",   "min_idle",        "claim_interval",
+    "block",    "maxlen",        "dlq_maxlen",      "reconnect_initial", "reconnect_max"};
 
 struct BackendType {
   std::string_view name;
@@ -44,10 +51,10 @@ struct BackendType {
 constexpr BackendType kBackendTypes[] = {
     {"local", kLocalBackendKeys},
     {"memory", kMemoryBackendKeys},
-    {"rabbitmq", {}},
-    {"redis", {}},
+    {"rabbitmq", kRabbitMqBackendKeys},
+    {"redis", kRedisBackendKeys},
 };
-constexpr std::string_view kBuiltInBackendTypes[] = {"local", "memory"};
+constexpr std::string_view kBuiltInBackendTypes[] = {"local", "memory", "rabbitmq", "redis"};
 
 constexpr int kMaxConcurrency = 10000;
 constexpr int kMaxWorkerThreads = 1024;
@@ -103,6 +110,287 @@ Result<std::string> ReadFileText(const std::string& path) {
   return text.str();
 }
 
+// One key of a `type: redis` backend (daemon/backends/redis/).
+Status ParseRedisBackendKey(const YamlFile& file, const MappingEntry& e, RedisBackendOptions* r) {
+  Status status;
+  if (e.key == "type") return Status::Ok();
+  if (e.key == "url") {
+    Result<std::string> url = ReadNonEmptyString(file, e);
+    if (!url.ok()) return url.status();
+    status = ParseRedisUrl(*url, r);
+    if (!status.ok()) return ErrorAt(file, e.value_mark, e.path, status.message());
+  } else if (e.key == "group" || e.key == "consumer" || e.key == "payload_field") {
+    std::string* target = e.key == "group" ? &r->group : e.key == "consumer" ? &r->consumer
+                                                                             : &r->payload_field;
+    status = Assign(ReadNonEmptyString(file, e), target);
+  } else if (e.key == "start") {
+    status = Assign(ReadNonEmptyString(file, e), &r->start);
+    if (status.ok() && r->start != "0" && r->start != "$") {
+      return ErrorAt(file, e.value_mark, e.path,
+                     "must be \"0\" (the whole stream) or \"$\" (only new entries)");
+    }
+  } else if (e.key == "maxlen" || e.key == "dlq_maxlen") {
+    status = Assign(ReadInteger(file, e, 0, INT64_MAX), e.key == "maxlen" ? &r->maxlen : &r->dlq_maxlen);
+  } else {
+    Duration* target = e.key == "connect_timeout"     ? &r->connect_timeout
+                       : e.key == "command_timeout"   ? &r->command_timeout
+                       : e.key == "min_idle"          ? &r->min_idle
+                       : e.key == "claim_interval"    ? &r->claim_interval
+                       : e.key == "block"             ? &r->block
+                       : e.key == "reconnect_initial" ? &r->reconnect_initial
+                                                      : &r->reconnect_max;
+    status = Assign(ReadDuration(file, e), target);
+    // A zero timeout, idle time, interval or backoff would spin or never wait.
+    if (status.ok() && *target == Duration::zero()) {
+      return ErrorAt(file, e.value_mark, e.path, "must be greater than zero");
+    }
+  }
+  return status;
+}
+
+// ---- rate_limits, handler_timeouts and middleware ----
+
+constexpr std::string_view kRateLimitKeys[] = {"rate", "burst"};
+constexpr std::string_view kRateLimitMiddlewareKeys[] = {"rate", "burst", "shared"};
+constexpr std::string_view kCircuitBreakerKeys[] = {"failure_threshold", "failure_ratio",
+                                                    "min_calls",         "window",
+                                                    "reset_timeout",     "half_open_trials"};
+constexpr std::string_view kDedupKeys[] = {"key", "ttl", "max_keys"};
+constexpr std::string_view kLoggingKeys[] = {"level"};
+constexpr std::string_view kMiddlewareTypes[] = {"circuit_breaker", "rate_limit", "dedup",
+                                                 "logging"};
+// The types a queue may use at most once (rate_limit may repeat).
+constexpr std::string_view kSingleMiddlewareTypes[] = {"circuit_breaker", "dedup", "logging"};
+constexpr std::string_view kDedupProperties[] = {
+    "message_id", "correlation_id", "type", "content_type", "app_id", "user_id", "reply_to"};
+constexpr int64_t kMaxCount = 1000000000;
+
+template <size_t N>
+bool Contains(const std::string_view (&items)[N], std::string_view item) {
+  return std::find(std::begin(items), std::end(items), item) != std::end(items);
+}
+
+template <size_t N>
+std::string JoinAll(const std::string_view (&items)[N]) {
+  return Join({std::begin(items), std::end(items)});
+}
+
+Status AssignPositiveDuration(const YamlFile& file, const MappingEntry& e, Duration* out) {
+  Status status = Assign(ReadDuration(file, e), out);
+  if (status.ok() && *out <= Duration::zero()) {
+    return ErrorAt(file, e.value_mark, e.path, "must be greater than zero");
+  }
+  return status;
+}
+
+// `rate` or `burst` of a token bucket.
+Status ReadBucketKey(const YamlFile& file, const MappingEntry& e, RateLimitConfig* out) {
+  if (e.key == "burst") return Assign(ReadInteger(file, e, 0, kMaxCount), &out->burst);
+  Result<std::string> text = ReadString(file, e);
+  if (!text.ok()) return text.status();
+  Result<double> rate = ParseRate(*text);
+  if (!rate.ok()) return ErrorAt(file, e.value_mark, e.path, rate.status().message());
+  out->rate = *rate;
+  return Status::Ok();
+}
+
+// A dedup `key`: "header:NAME", "property:NAME" or "json:/pointer".
+Status CheckDedupKey(const YamlFile& file, const MappingEntry& e, std::string_view key) {
+  auto fail = [&](const std::string& why) {
+    return ErrorAt(file, e.value_mark, e.path,
+                   "invalid dedup key \"" + std::string(key) + "\": " + why);
+  };
+  if (key.starts_with("header:")) {
+    if (key.size() == std::string_view("header:").size()) return fail("the header name is missing");
+    return Status::Ok();
+  }
+  if (key.starts_with("property:")) {
+    std::string_view name = key.substr(std::string_view("property:").size());
+    if (Contains(kDedupProperties, name)) return Status::Ok();
+    std::string hint = DidYouMean(name, kDedupProperties);
+    if (hint.empty()) hint = " (expected one of: " + JoinAll(kDedupProperties) + ")";
+    return fail("unknown property \"" + std::string(name) + "\"" + hint);
+  }
+  if (key.starts_with("json:")) {
+    std::string_view pointer = key.substr(std::string_view("json:").size());
+    if (pointer.empty() || pointer[0] != '/') {
+      return fail("a JSON pointer starts with \"/\" (json:/order/id)");
+    }
+    for (size_t i = 0; i < pointer.size(); ++i) {
+      if (pointer[i] == '~' &&
+          (i + 1 == pointer.size() || (pointer[i + 1] != '0' && pointer[i + 1] != '1'))) {
+        return fail("in a JSON pointer \"~\" is followed by 0 or 1 (~0 is \"~\", ~1 is \"/\")");
+      }
+    }
+    return Status::Ok();
+  }
+  return fail("expected header:NAME, property:NAME or json:/POINTER");
+}
+
+// `item` is one middleware's `TYPE: settings` (settings may be empty).
+Status ParseMiddlewareSettings(const YamlFile& file, const MappingEntry& item,
+                               MiddlewareConfig* mw) {
+  std::span<const std::string_view> keys;
+  if (mw->type == "circuit_breaker") {
+    keys = kCircuitBreakerKeys;
+  } else if (mw->type == "rate_limit") {
+    keys = kRateLimitMiddlewareKeys;
+  } else if (mw->type == "dedup") {
+    keys = kDedupKeys;
+  } else {
+    keys = kLoggingKeys;
+  }
+  Result<std::vector<MappingEntry>> entries =
+      ReadMapping(file, item.value, item.value_mark, item.path, keys);
+  if (!entries.ok()) return entries.status();
+  // Keys whose presence is checked after the loop.
+  std::map<std::string, const MappingEntry*> seen;
+  for (const MappingEntry& e : *entries) {
+    seen[e.key] = &e;
+    Status status;
+    if (mw->type == "circuit_breaker") {
+      CircuitBreakerConfig& cb = mw->circuit_breaker;
+      if (e.key == "failure_threshold") {
+        status = Assign(ReadInteger(file, e, 1, kMaxCount), &cb.failure_threshold);
+      } else if (e.key == "failure_ratio") {
+        status = Assign(ReadNumber(file, e, 0, 1), &cb.failure_ratio);
+      } else if (e.key == "min_calls") {
+        status = Assign(ReadInteger(file, e, 1, kMaxCount), &cb.min_calls);
+      } else if (e.key == "half_open_trials") {
+        status = Assign(ReadInteger(file, e, 1, kMaxCount), &cb.half_open_trials);
+      } else {
+        status =
+            AssignPositiveDuration(file, e, e.key == "window" ? &cb.window : &cb.reset_timeout);
+      }
+    } else if (mw->type == "rate_limit") {
+      status = e.key == "shared" ? Assign(ReadNonEmptyString(file, e), &mw->rate_limit.shared)
+                                 : ReadBucketKey(file, e, &mw->rate_limit);
+    } else if (mw->type == "dedup") {
+      DedupConfig& dedup = mw->dedup;
+      if (e.key == "key") {
+        status = Assign(ReadNonEmptyString(file, e), &dedup.key);
+        if (status.ok()) status = CheckDedupKey(file, e, dedup.key);
+      } else if (e.key == "ttl") {
+        status = AssignPositiveDuration(file, e, &dedup.ttl);
+      } else {
+        status = Assign(ReadInteger(file, e, 1, kMaxCount), &dedup.max_keys);
+      }
+    } else {
+      status = AssignEnum(file, e, &ParseLogLevel, &mw->logging.level);
+    }
+    if (!status.ok()) return status;
+  }
+  auto has = [&](const char* key) { return seen.count(key) != 0; };
+  if (mw->type == "circuit_breaker") {
+    // failure_ratio > 0 selects ratio mode; keys of the other mode would be
+    // silently ignored, so they are errors.
+    bool ratio_mode = mw->circuit_breaker.failure_ratio > 0;
+    if (ratio_mode && has("failure_threshold")) {
+      const MappingEntry& e = *seen["failure_threshold"];
+      return ErrorAt(file, e.key_mark, e.path,
+                     "not used with failure_ratio (a breaker counts failures or judges their "
+                     "ratio, not both)");
+    }
+    if (!ratio_mode && has("min_calls")) {
+      const MappingEntry& e = *seen["min_calls"];
+      return ErrorAt(file, e.key_mark, e.path, "only used with a failure_ratio greater than 0");
+    }
+  } else if (mw->type == "rate_limit") {
+    if (has("shared") && (has("rate") || has("burst"))) {
+      const MappingEntry& e = *seen["shared"];
+      return ErrorAt(file, e.key_mark, e.path,
+                     "cannot be combined with rate or burst (the shared bucket under "
+                     "rate_limits has its own)");
+    }
+    if (!has("shared") && !has("rate")) {
+      return ErrorAt(file, item.key_mark, item.path,
+                     "missing required key \"rate\" (or \"shared\", naming an entry of "
+                     "rate_limits)");
+    }
+  } else if (mw->type == "dedup" && !has("key")) {
+    return ErrorAt(file, item.key_mark, item.path,
+                   "missing required key \"key\" (header:NAME, property:NAME or json:/POINTER)");
+  }
+  return Status::Ok();
+}
+
+// A queue's `middleware:`, a sequence whose items are `TYPE: {settings}` or a
+// bare `TYPE` (all defaults).
+Status ParseMiddlewareList(const YamlFile& file, const MappingEntry& list,
+                           std::vector<MiddlewareConfig>* out) {
+  if (list.value.IsNull()) return Status::Ok();
+  std::string known = "known types: " + JoinAll(kMiddlewareTypes);
+  if (!list.value.IsSequence()) {
+    return ErrorAt(file, list.value_mark, list.path,
+                   std::string("expected a sequence (- TYPE: {settings}), got ") +
+                       (list.value.IsMap() ? "a mapping" : "a scalar"));
+  }
+  size_t index = 0;
+  for (auto it = list.value.begin(); it != list.value.end(); ++it, ++index) {
+    YAML::Node node = *it;
+    std::string path = list.path + "[" + std::to_string(index) + "]";
+    YAML::Mark mark = node.Mark();
+    if (mark.line < 0) mark = list.value_mark;
+    MappingEntry item;  // TYPE: settings
+    if (node.IsScalar()) {
+      item.key = node.Scalar();
+      item.path = path + "." + item.key;
+      item.key_mark = item.value_mark = mark;
+      item.value = YAML::Node(YAML::NodeType::Null);
+    } else if (node.IsMap()) {
+      Result<std::vector<MappingEntry>> entries = ReadMapping(file, node, mark, path, {});
+      if (!entries.ok()) return entries.status();
+      if (entries->size() != 1) {
+        std::string found;
+        for (const MappingEntry& e : *entries) found += (found.empty() ? "" : ", ") + e.key;
+        return ErrorAt(file, mark, path,
+                       "a middleware item has exactly one key, its type; found " +
+                           std::to_string(entries->size()) +
+                           (entries->empty() ? "" : " (" + found + ")") +
+                           " (are the settings indented under the type?)");
+      }
+      item = std::move(entries->front());
+    } else {
+      return ErrorAt(file, mark, path, "expected TYPE: {settings} or a bare TYPE (" + known + ")");
+    }
+    if (!Contains(kMiddlewareTypes, item.key)) {
+      return ErrorAt(file, item.key_mark, path,
+                     "unknown middleware type \"" + item.key + "\"" +
+                         DidYouMean(item.key, kMiddlewareTypes) + "; " + known);
+    }
+    MiddlewareConfig mw;
+    mw.type = item.key;
+    mw.mark = ToSourceMark(file, item.key_mark);
+    mw.rate_limit.mark = mw.mark;
+    if (Contains(kSingleMiddlewareTypes, mw.type)) {
+      for (const MiddlewareConfig& other : *out) {
+        if (other.type == mw.type) {
+          return ErrorAt(mw.mark, path,
+                         "a queue has at most one " + mw.type + " (the first is at " +
+                             other.mark.ToString() + ")");
+        }
+      }
+    }
+    Status status = ParseMiddlewareSettings(file, item, &mw);
+    if (!status.ok()) return status;
+    out->push_back(std::move(mw));
+  }
+  return Status::Ok();
+}
+
+// A queue's `handler_timeouts:`, handler name -> deadline.
+Status ParseHandlerTimeouts(const YamlFile& file, const MappingEntry& section,
+                            std::map<std::string, Duration>* out) {
+  Result<std::vector<MappingEntry>> entries =
+      ReadMapping(file, section.value, section.value_mark, section.path, {});
+  if (!entries.ok()) return entries.status();
+  for (const MappingEntry& e : *entries) {
+    Status status = AssignPositiveDuration(file, e, &(*out)[e.key]);
+    if (!status.ok()) return status;
+  }
+  return Status::Ok();
+}
+
 // Builds a Config from the main file and the included files, then checks it
 // as a whole.
 class ConfigBuilder {
@@ -123,6 +411,7 @@ class ConfigBuilder {
   Status ParseBackend(const YamlFile& file, const MappingEntry& item);
   Status ParseQueue(const YamlFile& file, const MappingEntry& item);
   Status ParseRetryPolicy(const YamlFile& file, const MappingEntry& item);
+  Status ParseRateLimit(const YamlFile& file, const MappingEntry& item);
   Status CheckReference(const QueueConfig& queue, std::string_view kind, const std::string& name,
                         const std::vector<std::string_view>& defined) const;
 
@@ -155,6 +444,8 @@ Status ConfigBuilder::ParseFile(const std::string& text, const YamlFile& file, b
       status = ParseSection(file, section, "backend", &ConfigBuilder::ParseBackend);
     } else if (section.key == "queues") {
       status = ParseSection(file, section, "queue", &ConfigBuilder::ParseQueue);
+    } else if (section.key == "rate_limits") {
+      status = ParseSection(file, section, "rate limit", &ConfigBuilder::ParseRateLimit);
     } else {
       status = ParseSection(file, section, "retry policy", &ConfigBuilder::ParseRetryPolicy);
     }
@@ -285,6 +576,17 @@ Status ConfigBuilder::ParseBackend(const YamlFile& file, const MappingEntry& ite
       }
       return UnknownKeyError(file, e, type->keys);
     }
+    if (backend.type == "redis") {
+      status = ParseRedisBackendKey(file, e, &backend.redis);
+      if (!status.ok()) return status;
+      continue;
+    }
+    if (backend.type == "rabbitmq") {
+      if (e.key == "type") continue;
+      status = ParseRabbitMqBackendKey(file, e, &backend.rabbitmq);
+      if (!status.ok()) return status;
+      continue;
+    }
     LocalBackendOptions& local = backend.local;
     if (e.key == "type") {
       continue;
@@ -306,6 +608,10 @@ Status ConfigBuilder::ParseBackend(const YamlFile& file, const MappingEntry& ite
         return ErrorAt(file, e.value_mark, e.path, "must be greater than zero");
       }
     }
+    if (!status.ok()) return status;
+  }
+  if (backend.type == "rabbitmq") {
+    status = CheckRabbitMqBackend(backend);
     if (!status.ok()) return status;
   }
   config_->backends.push_back(std::move(backend));
@@ -338,6 +644,10 @@ Status ConfigBuilder::ParseQueue(const YamlFile& file, const MappingEntry& item)
       status = Assign(ReadInteger(file, e, 0, 2 * kMaxConcurrency), &queue.prefetch);
     } else if (e.key == "timeout") {
       status = Assign(ReadDuration(file, e), &queue.timeout);
+    } else if (e.key == "handler_timeouts") {
+      status = ParseHandlerTimeouts(file, e, &queue.handler_timeouts);
+    } else if (e.key == "middleware") {
+      status = ParseMiddlewareList(file, e, &queue.middleware);
     } else {
       status = Assign(ReadNonEmptyString(file, e), &queue.retry_policy);
     }
@@ -398,6 +708,24 @@ Status ConfigBuilder::ParseRetryPolicy(const YamlFile& file, const MappingEntry&
                        ") must not be greater than max (" + FormatDuration(policy.max) + ")");
   }
   config_->retry_policies.push_back(std::move(policy));
+  return Status::Ok();
+}
+
+Status ConfigBuilder::ParseRateLimit(const YamlFile& file, const MappingEntry& item) {
+  Result<std::vector<MappingEntry>> entries =
+      ReadMapping(file, item.value, item.value_mark, item.path, kRateLimitKeys);
+  if (!entries.ok()) return entries.status();
+  RateLimitConfig limit;
+  limit.name = item.key;
+  limit.mark = ToSourceMark(file, item.key_mark);
+  bool has_rate = false;
+  for (const MappingEntry& e : *entries) {
+    has_rate = has_rate || e.key == "rate";
+    Status status = ReadBucketKey(file, e, &limit);
+    if (!status.ok()) return status;
+  }
+  if (!has_rate) return ErrorAt(limit.mark, item.path, "missing required key \"rate\"");
+  config_->rate_limits.push_back(std::move(limit));
   return Status::Ok();
 }
 
@@ -480,6 +808,26 @@ Status ConfigBuilder::Finish() {
                           CheckReference(queue, "plugin", queue.plugin, plugins),
                           CheckReference(queue, "retry policy", queue.retry_policy, policies)}) {
       if (!status.ok()) return status;
+    }
+  }
+  std::vector<std::string_view> buckets;
+  for (const RateLimitConfig& r : config_->rate_limits) buckets.push_back(r.name);
+  for (const QueueConfig& queue : config_->queues) {
+    for (size_t i = 0; i < queue.middleware.size(); ++i) {
+      const std::string& shared = queue.middleware[i].rate_limit.shared;
+      if (queue.middleware[i].type != "rate_limit" || shared.empty() ||
+          config_->FindRateLimit(shared) != nullptr) {
+        continue;
+      }
+      std::string hint = DidYouMean(shared, buckets);
+      if (hint.empty()) {
+        hint = buckets.empty() ? " (rate_limits defines none)"
+                               : " (defined rate limits: " + Join(buckets) + ")";
+      }
+      return ErrorAt(
+          queue.middleware[i].mark,
+          "queues." + queue.name + ".middleware[" + std::to_string(i) + "].rate_limit.shared",
+          "rate limit \"" + shared + "\" is not defined under rate_limits" + hint);
     }
   }
   return Status::Ok();

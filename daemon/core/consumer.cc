@@ -1,6 +1,7 @@
 #include "daemon/core/consumer.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <thread>
 
 #include "daemon/core/clock.h"
@@ -14,6 +15,14 @@ constexpr size_t kMaxBatch = 64;
 // Batches a drain task runs before it yields its thread to other queues.
 constexpr int kBatchesPerTurn = 16;
 
+uint64_t MsToNs(Duration d) { return static_cast<uint64_t>(d.count()) * 1000000ull; }
+
+std::string Seconds(uint64_t ns) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "%.3gs", static_cast<double>(ns) / 1e9);
+  return buf;
+}
+
 }  // namespace
 
 int32_t CompleteDeferred(Delivery* d, foxw_verdict verdict, std::string_view reason,
@@ -24,27 +33,35 @@ int32_t CompleteDeferred(Delivery* d, foxw_verdict verdict, std::string_view rea
 
 Consumer::Consumer(QueueConfig config, const RetryPolicyConfig& policy, const LoadedPlugin& plugin,
                    std::unique_ptr<InstancePool> instances, std::unique_ptr<Source> source,
-                   Executor& executor)
+                   std::vector<std::unique_ptr<Middleware>> middleware, Executor& executor,
+                   Timer& timer)
     : config_(std::move(config)),
       policy_(policy),
       plugin_(plugin),
       instances_(std::move(instances)),
       source_(std::move(source)),
+      middleware_(std::move(middleware)),
       executor_(executor),
+      timer_(timer),
       concurrency_(std::max(1, config_.concurrency)),
       prefetch_(std::max(config_.prefetch, concurrency_)),
-      batch_max_(std::clamp<size_t>(static_cast<size_t>(prefetch_ / concurrency_), 1, kMaxBatch)) {
+      batch_max_(std::clamp<size_t>(static_cast<size_t>(prefetch_ / concurrency_), 1, kMaxBatch)),
+      timeouts_(config_.timeout.count() > 0 || !config_.handler_timeouts.empty()) {
   if (!config_.handler.empty()) pinned_ = plugin_.FindHandler(config_.handler);
+  for (int i = 0; i < concurrency_; ++i) {
+    slots_.push_back(std::make_unique<RunningSlot>());
+    free_slots_.push_back(slots_.back().get());
+  }
 }
 
-Consumer::~Consumer() = default;
+Consumer::~Consumer() { timer_.Cancel(this); }
 
 Status Consumer::Start() {
-  if (!config_.handler.empty() &&
-      (pinned_ == nullptr || config_.handler != pinned_->name))
+  if (!config_.handler.empty() && (pinned_ == nullptr || config_.handler != pinned_->name))
     return Status::InvalidArgument(config_.mark.ToString() + ": queues." + config_.name +
                                    ".handler: plugin " + plugin_.name() + " has no handler \"" +
                                    config_.handler + "\" (it has: " + plugin_.HandlerNames() + ")");
+  if (timeouts_) Watchdog();
   return source_->Start([this] { Wake(); });
 }
 
@@ -75,7 +92,9 @@ ConsumerStats Consumer::Stats() const {
   s.retried = retried_.load();
   s.dead_lettered = dead_.load();
   s.released = released_.load();
+  s.timed_out = timed_out_.load();
   s.unknown_verdicts = unknown_verdicts_.load();
+  s.admission_waits = admission_waits_.load();
   s.in_flight = in_flight_.load();
   s.running = workers_.load();
   return s;
@@ -95,83 +114,197 @@ void Consumer::MaybeSpawn() {
   }
 }
 
+size_t Consumer::Admit(size_t want) {
+  if (middleware_.size() <= 1) return want;  // only payload validation: admits everything
+  const uint64_t now = MonotonicNs();
+  size_t granted = want;
+  uint64_t retry_after = 0;
+  size_t i = 0;
+  for (; i < middleware_.size() && granted > 0; ++i) {
+    uint64_t after = 0;
+    size_t n = middleware_[i]->Admit(granted, now, &after);
+    if (n < granted) {
+      // Earlier steps granted more than this one allows: hand the rest back.
+      for (size_t j = 0; j < i; ++j) middleware_[j]->Refund(granted - n);
+      retry_after = std::max(retry_after, after);
+    }
+    granted = n;
+  }
+  if (granted == 0) {
+    admission_waits_.fetch_add(1, std::memory_order_relaxed);
+    // One wake-up at a time; it retries admission through MaybeSpawn.
+    if (!admission_wake_pending_.exchange(true)) {
+      timer_.At(now + std::max<uint64_t>(retry_after, 1000000), this, [this] {
+        admission_wake_pending_.store(false);
+        MaybeSpawn();
+      });
+    }
+  }
+  return granted;
+}
+
+void Consumer::Refund(size_t n) {
+  if (n == 0) return;
+  for (auto& m : middleware_) m->Refund(n);
+}
+
 void Consumer::Drain() {
   std::vector<std::unique_ptr<Delivery>> batch;
   std::vector<Settlement> settled;
   batch.reserve(batch_max_);
   settled.reserve(batch_max_);
+  RunningSlot* slot = nullptr;
+  if (timeouts_) {
+    std::lock_guard<std::mutex> lock(slots_mu_);
+    CHECK(!free_slots_.empty()) << "more drain tasks than concurrency";
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  }
+  bool yielded = false;
   for (int turn = 0; turn < kBatchesPerTurn; ++turn) {
     if (paused_.load(std::memory_order_relaxed) || stopping_.load(std::memory_order_relaxed))
       break;
     int64_t room = prefetch_ - in_flight_.load(std::memory_order_relaxed);
     if (room <= 0) break;
-    size_t want = std::min<size_t>(batch_max_, static_cast<size_t>(room));
+    size_t want = Admit(std::min<size_t>(batch_max_, static_cast<size_t>(room)));
+    if (want == 0) break;
     size_t n = source_->Fetch(want, batch);
+    Refund(want - n);
     if (n == 0) break;
     in_flight_.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
     received_.fetch_add(n, std::memory_order_relaxed);
     // More waiting than this batch: let another slot start on it now.
     if (source_->MaybeReady()) MaybeSpawn();
-    RunBatch(batch, settled);
+    RunBatch(batch, settled, slot);
     batch.clear();
     SettleAll(settled);
-    if (turn + 1 == kBatchesPerTurn) {
-      // Fairness: give other queues' tasks a turn, keep our slot.
-      executor_.Post([this] { Drain(); });
-      return;
-    }
+    if (turn + 1 == kBatchesPerTurn) yielded = true;
+  }
+  if (slot != nullptr) {
+    std::lock_guard<std::mutex> lock(slots_mu_);
+    free_slots_.push_back(slot);
+  }
+  if (yielded) {
+    // Fairness: give other queues' tasks a turn, keep our slot.
+    executor_.Post([this] { Drain(); });
+    return;
   }
   workers_.fetch_sub(1, std::memory_order_acq_rel);
   // A wake-up that raced with our exit saw every slot taken; look again.
   if (source_->MaybeReady()) MaybeSpawn();
 }
 
+uint64_t Consumer::TimeoutNs(const foxw_handler_def* handler) const {
+  if (!config_.handler_timeouts.empty()) {
+    auto it = config_.handler_timeouts.find(handler->name);
+    if (it != config_.handler_timeouts.end()) return MsToNs(it->second);
+  }
+  return MsToNs(config_.timeout);
+}
+
 void Consumer::RunBatch(std::vector<std::unique_ptr<Delivery>>& batch,
-                        std::vector<Settlement>& settled) {
+                        std::vector<Settlement>& settled, RunningSlot* slot) {
   void* instance = instances_->Acquire();
   char reason[kReasonCap];
-  const uint64_t timeout_ns = static_cast<uint64_t>(config_.timeout.count()) * 1000000ull;
   for (auto& d : batch) {
     d->consumer = this;
     d->queue = &config_.name;
     d->cancel_all = &cancel_all_;
-    const foxw_handler_def* handler = pinned_;
-    if (handler == nullptr) {
-      handler = plugin_.FindHandler(d->msg.props.message_type);
-      if (handler == nullptr) {
-        Outcome o = Outcome::DeadLetter("unknown message type \"" + d->msg.props.message_type +
-                                        "\": plugin " + plugin_.name() + " has handlers " +
-                                        plugin_.HandlerNames());
-        settled.push_back({std::move(d), std::move(o)});
-        continue;
+    CallInfo call;
+    // Middleware before the handler; an answer skips the handler and the
+    // steps after the one that answered.
+    size_t ran = 0;
+    std::optional<Outcome> early;
+    for (; ran < middleware_.size(); ++ran) {
+      early = middleware_[ran]->Before(*d);
+      if (early) {
+        ++ran;
+        break;
       }
+    }
+    const foxw_handler_def* handler = pinned_;
+    if (!early && handler == nullptr) {
+      handler = plugin_.FindHandler(d->msg.props.message_type);
+      if (handler == nullptr)
+        early = Outcome::DeadLetter("unknown message type \"" + d->msg.props.message_type +
+                                    "\": plugin " + plugin_.name() + " has handlers " +
+                                    plugin_.HandlerNames());
+    }
+    if (early) {
+      RunAfter(*d, *early, call, ran);
+      settled.push_back({std::move(d), std::move(*early)});
+      continue;
     }
     foxw_outcome out{sizeof(foxw_outcome), reason, kReasonCap, 0, 0};
     reason[0] = '\0';
     d->started_ns = MonotonicNs();
-    if (timeout_ns) d->deadline_ns = d->started_ns + timeout_ns;
+    if (timeouts_) {
+      uint64_t t = TimeoutNs(handler);
+      if (t) d->deadline_ns = d->started_ns + t;
+      std::lock_guard<std::mutex> lock(slot->mu);
+      slot->delivery = d.get();
+      slot->handler = handler->name;
+      slot->timed_out = false;
+    }
     foxw_verdict v = handler->handle(instance, AsForeign(d.get()), &out);
+    const uint64_t ended = MonotonicNs();
+    if (timeouts_) {
+      bool timed_out;
+      {
+        std::lock_guard<std::mutex> lock(slot->mu);
+        timed_out = slot->timed_out;
+        slot->delivery = nullptr;
+      }
+      if (timed_out) {
+        // The watchdog already settled a copy as a timeout; this verdict is late.
+        LOG(WARNING) << "queue " << config_.name << ": handler " << handler->name
+                     << " returned for message " << d->msg.id << " after its timeout ("
+                     << Seconds(ended - d->started_ns) << "); its verdict is ignored";
+        if (v == FOXW_PENDING) {
+          // The plugin holds it until its complete(), which frees it.
+          int open = 0;
+          if (d->completion.compare_exchange_strong(open, 2, std::memory_order_acq_rel))
+            d.release();
+        }
+        continue;
+      }
+    }
+    call.handler_ran = true;
+    call.duration_ns = ended - d->started_ns;
     std::string_view why(reason, std::min(out.reason_len, kReasonCap - 1));
     if (v == FOXW_PENDING) {
+      if (timeouts_) {
+        std::lock_guard<std::mutex> lock(deferred_mu_);
+        deferred_.insert(d.get());
+      }
       int expected = 0;
       if (d->pending_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
         d.release();  // owned by the plugin's pending completion now
         continue;
       }
       // complete() already ran on another thread while we were in the handler.
-      Outcome o = Decide(*d, d->deferred_verdict, d->deferred_reason, d->deferred_delay_ms,
-                         handler->name);
-      settled.push_back({std::move(d), std::move(o)});
-      continue;
-    }
-    if (d->complete_claimed.load(std::memory_order_acquire))
+      if (timeouts_) {
+        std::lock_guard<std::mutex> lock(deferred_mu_);
+        deferred_.erase(d.get());
+      }
+      v = d->deferred_verdict;
+      why = d->deferred_reason;
+      out.retry_delay_ms = d->deferred_delay_ms;
+    } else if (d->completion.load(std::memory_order_acquire) != 0) {
       LOG(WARNING) << "queue " << config_.name << ": plugin " << plugin_.name() << " handler "
                    << handler->name << " completed message " << d->msg.id
                    << " and also returned a verdict; the returned verdict wins";
+    }
+    call.failed = v != FOXW_ACK && v != FOXW_REJECT;
     Outcome o = Decide(*d, v, why, out.retry_delay_ms, handler->name);
+    RunAfter(*d, o, call, middleware_.size());
     settled.push_back({std::move(d), std::move(o)});
   }
   instances_->Release(instance);
+}
+
+void Consumer::RunAfter(const Delivery& d, const Outcome& o, const CallInfo& call, size_t upto) {
+  for (size_t i = upto; i-- > 0;) middleware_[i]->After(d, o, call);
 }
 
 Outcome Consumer::Decide(const Delivery& d, foxw_verdict verdict, std::string_view reason,
@@ -225,7 +358,15 @@ void Consumer::SettleAll(std::vector<Settlement>& settled) {
 
 int32_t Consumer::Complete(Delivery* d, foxw_verdict verdict, std::string_view reason,
                            uint64_t retry_delay_ms) {
-  if (d->complete_claimed.exchange(true, std::memory_order_acq_rel)) {
+  int expected = 0;
+  if (!d->completion.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+    if (expected == 2) {
+      // The watchdog timed it out and settled a copy; this is the late answer.
+      LOG(WARNING) << "queue " << config_.name << ": deferred message " << d->msg.id
+                   << " completed after its timeout; the verdict is ignored";
+      delete d;
+      return 0;
+    }
     LOG(ERROR) << "queue " << config_.name << ": plugin " << plugin_.name()
                << " completed message " << d->msg.id << " twice; ignoring the second call";
     return -1;
@@ -235,11 +376,91 @@ int32_t Consumer::Complete(Delivery* d, foxw_verdict verdict, std::string_view r
   d->deferred_delay_ms = retry_delay_ms;
   int prev = d->pending_state.exchange(2, std::memory_order_acq_rel);
   if (prev == 0) return 0;  // the handler is still running; its thread settles it
+  if (timeouts_) {
+    std::lock_guard<std::mutex> lock(deferred_mu_);
+    deferred_.erase(d);
+  }
+  CallInfo call;
+  call.handler_ran = true;
+  call.duration_ns = MonotonicNs() - d->started_ns;
+  call.failed = verdict != FOXW_ACK && verdict != FOXW_REJECT;
   std::vector<Settlement> settled;
   Outcome o = Decide(*d, verdict, d->deferred_reason, retry_delay_ms, "(deferred)");
+  RunAfter(*d, o, call, middleware_.size());
   settled.push_back({std::unique_ptr<Delivery>(d), std::move(o)});
   SettleAll(settled);
   return 0;
+}
+
+std::unique_ptr<Delivery> Consumer::CloneForSettlement(const Delivery& d) {
+  auto c = std::make_unique<Delivery>();
+  c->msg = d.msg;
+  c->queue = d.queue;
+  c->tag = d.tag;
+  c->generation = d.generation;
+  c->received_ns = d.received_ns;
+  c->started_ns = d.started_ns;
+  c->deadline_ns = d.deadline_ns;
+  c->consumer = this;
+  return c;
+}
+
+Outcome Consumer::TimeoutOutcome(const Delivery& d, const char* handler, CallInfo* call) {
+  const uint64_t limit = d.deadline_ns - d.started_ns;
+  timed_out_.fetch_add(1, std::memory_order_relaxed);
+  LOG(WARNING) << "queue " << config_.name << ": handler " << handler << " of plugin "
+               << plugin_.name() << " exceeded its " << Seconds(limit) << " timeout on message "
+               << d.msg.id << " (attempt " << d.msg.attempt
+               << "); retrying it, the handler's slot stays taken until it returns";
+  call->handler_ran = true;
+  call->timed_out = true;
+  call->failed = true;
+  call->duration_ns = MonotonicNs() - d.started_ns;
+  return Decide(d, FOXW_RETRY, "timeout after " + Seconds(limit), 0, handler);
+}
+
+void Consumer::Watchdog() {
+  const uint64_t now = MonotonicNs();
+  std::vector<Settlement> settled;
+  for (auto& slot : slots_) {
+    std::lock_guard<std::mutex> lock(slot->mu);
+    Delivery* d = slot->delivery;
+    if (d == nullptr || slot->timed_out || now < d->deadline_ns) continue;
+    slot->timed_out = true;
+    d->cancelled.store(true);
+    CallInfo call;
+    Outcome o = TimeoutOutcome(*d, slot->handler, &call);
+    auto copy = CloneForSettlement(*d);
+    RunAfter(*copy, o, call, middleware_.size());
+    settled.push_back({std::move(copy), std::move(o)});
+  }
+  {
+    std::lock_guard<std::mutex> lock(deferred_mu_);
+    for (auto it = deferred_.begin(); it != deferred_.end();) {
+      Delivery* d = *it;
+      int expected = 0;
+      if (now < d->deadline_ns ||
+          !d->completion.compare_exchange_strong(expected, 2, std::memory_order_acq_rel)) {
+        ++it;
+        continue;
+      }
+      // The plugin still holds `d` and frees it through its late complete().
+      d->cancelled.store(true);
+      CallInfo call;
+      Outcome o = TimeoutOutcome(*d, "(deferred)", &call);
+      auto copy = CloneForSettlement(*d);
+      RunAfter(*copy, o, call, middleware_.size());
+      settled.push_back({std::move(copy), std::move(o)});
+      it = deferred_.erase(it);
+    }
+  }
+  SettleAll(settled);
+  // Look again at a tenth of the shortest timeout (5 ms .. 100 ms).
+  uint64_t shortest = MsToNs(config_.timeout);
+  for (const auto& [name, t] : config_.handler_timeouts)
+    if (shortest == 0 || MsToNs(t) < shortest) shortest = MsToNs(t);
+  const uint64_t tick = std::clamp<uint64_t>(shortest / 10, 5000000, 100000000);
+  timer_.At(now + tick, this, [this] { Watchdog(); });
 }
 
 }  // namespace foxworker

@@ -1,7 +1,10 @@
 // Consumer: one per configured queue. Pulls deliveries from its Source within
-// the prefetch window, runs them on the shared Executor within the queue's
-// concurrency limit, routes each to its handler, turns the verdict into an
-// Outcome with the retry policy, and settles it back to the Source.
+// the prefetch window and what its middleware admits (rate limits, breaker),
+// runs them on the shared Executor within the queue's concurrency limit,
+// routes each to its handler through the middleware chain, turns the verdict
+// into an Outcome with the retry policy, and settles it back to the Source.
+// A watchdog fails deliveries whose deadline passed as a retry while their
+// stuck handler keeps its slot until it returns.
 #ifndef FOXWORKER_CORE_CONSUMER_H_
 #define FOXWORKER_CORE_CONSUMER_H_
 
@@ -9,9 +12,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,6 +22,8 @@
 #include "daemon/core/backend.h"
 #include "daemon/core/executor.h"
 #include "daemon/core/retry_policy.h"
+#include "daemon/core/timer.h"
+#include "daemon/middleware/middleware.h"
 #include "daemon/plugins/plugin_loader.h"
 
 namespace foxworker {
@@ -29,24 +34,27 @@ struct ConsumerStats {
   uint64_t retried = 0;
   uint64_t dead_lettered = 0;
   uint64_t released = 0;
+  uint64_t timed_out = 0;
   uint64_t unknown_verdicts = 0;
+  uint64_t admission_waits = 0;  // times a middleware held fetching back
   int64_t in_flight = 0;  // fetched and not yet settled (includes deferred)
-  int64_t running = 0;    // batches on executor threads now
+  int64_t running = 0;    // drain tasks on executor threads now
 };
 
 // Safe for concurrent use.
 class Consumer {
  public:
-  // `plugin`, `source` and `executor` must outlive the consumer.
+  // `plugin`, `executor` and `timer` must outlive the consumer.
   Consumer(QueueConfig config, const RetryPolicyConfig& policy, const LoadedPlugin& plugin,
            std::unique_ptr<InstancePool> instances, std::unique_ptr<Source> source,
-           Executor& executor);
+           std::vector<std::unique_ptr<Middleware>> middleware, Executor& executor, Timer& timer);
   ~Consumer();
   Consumer(const Consumer&) = delete;
   Consumer& operator=(const Consumer&) = delete;
 
   const std::string& name() const { return config_.name; }
   const QueueConfig& config() const { return config_; }
+  const std::vector<std::unique_ptr<Middleware>>& middleware() const { return middleware_; }
 
   Status Start();
   // Pauses or resumes fetching (handlers already running finish).
@@ -62,22 +70,44 @@ class Consumer {
 
   ConsumerStats Stats() const;
 
-  // Destroys the plugin instances. REQUIRES: drained (no handler running).
-  void DestroyInstances() { instances_.reset(); }
+  // Stops the timeout watchdog and destroys the plugin instances.
+  // REQUIRES: drained (no handler running).
+  void DestroyInstances() {
+    timer_.Cancel(this);
+    instances_.reset();
+  }
 
   // Completion of a deferred delivery (see CompleteDeferred in host_api.h).
   int32_t Complete(Delivery* d, foxw_verdict verdict, std::string_view reason,
                    uint64_t retry_delay_ms);
 
  private:
+  // A drain task's view of the delivery its handler is running, for the
+  // timeout watchdog.
+  struct RunningSlot {
+    std::mutex mu;
+    Delivery* delivery = nullptr;  // GUARDED_BY(mu)
+    const char* handler = nullptr;  // GUARDED_BY(mu)
+    bool timed_out = false;        // GUARDED_BY(mu)
+  };
+
   void Wake();
   void MaybeSpawn();
   void Drain();
-  // Runs `batch` with one instance; fills `settled` with finished ones.
-  void RunBatch(std::vector<std::unique_ptr<Delivery>>& batch, std::vector<Settlement>& settled);
+  // How many of `want` the middleware admits now; schedules a wake-up when
+  // it is fewer. Returns the admitted count.
+  size_t Admit(size_t want);
+  void Refund(size_t n);
+  void RunBatch(std::vector<std::unique_ptr<Delivery>>& batch, std::vector<Settlement>& settled,
+                RunningSlot* slot);
   Outcome Decide(const Delivery& d, foxw_verdict verdict, std::string_view reason,
                  uint64_t retry_delay_ms, const char* handler_name);
+  void RunAfter(const Delivery& d, const Outcome& o, const CallInfo& call, size_t upto);
   void SettleAll(std::vector<Settlement>& settled);
+  uint64_t TimeoutNs(const foxw_handler_def* handler) const;
+  void Watchdog();
+  std::unique_ptr<Delivery> CloneForSettlement(const Delivery& d);
+  Outcome TimeoutOutcome(const Delivery& d, const char* handler, CallInfo* call);
 
   const QueueConfig config_;
   const RetryPolicy policy_;
@@ -85,22 +115,30 @@ class Consumer {
   const foxw_handler_def* pinned_ = nullptr;  // set when config_.handler names one
   std::unique_ptr<InstancePool> instances_;
   std::unique_ptr<Source> source_;
+  const std::vector<std::unique_ptr<Middleware>> middleware_;
   Executor& executor_;
+  Timer& timer_;
   const int concurrency_;
   const int prefetch_;
   const size_t batch_max_;
+  const bool timeouts_;  // a timeout is configured
 
-  std::atomic<int> workers_{0};       // drain tasks posted or running
+  std::atomic<int> workers_{0};        // drain tasks posted or running
   std::atomic<int64_t> in_flight_{0};  // fetched, not settled
   std::atomic<bool> paused_{false};
   std::atomic<bool> stopping_{false};
-
-  // Set by CancelInFlight(); every delivery of this queue points at it, so
-  // cancelling all costs no per-message bookkeeping.
+  std::atomic<bool> admission_wake_pending_{false};
+  // Set by CancelInFlight(); every delivery of this queue points at it.
   std::atomic<bool> cancel_all_{false};
 
+  std::vector<std::unique_ptr<RunningSlot>> slots_;  // one per concurrency slot
+  std::mutex slots_mu_;
+  std::vector<RunningSlot*> free_slots_;  // GUARDED_BY(slots_mu_)
+  std::mutex deferred_mu_;
+  std::set<Delivery*> deferred_;  // GUARDED_BY(deferred_mu_); only when timeouts_
+
   std::atomic<uint64_t> received_{0}, acked_{0}, retried_{0}, dead_{0}, released_{0},
-      unknown_verdicts_{0};
+      timed_out_{0}, unknown_verdicts_{0}, admission_waits_{0};
 };
 
 }  // namespace foxworker

@@ -67,7 +67,9 @@ struct Delivery {
   // 1 = handler returned PENDING and awaits complete(), 2 = complete() ran
   // before the handler returned (the result waits in deferred_*).
   std::atomic<int> pending_state{0};
-  std::atomic<bool> complete_claimed{false};  // complete() called once already
+  // Who finished a deferred delivery: 0 nobody yet, 1 the plugin's
+  // complete(), 2 the timeout watchdog (a late complete() then frees it).
+  std::atomic<int> completion{0};
   int32_t deferred_verdict = 0;
   uint64_t deferred_delay_ms = 0;
   std::string deferred_reason;

@@ -5,6 +5,7 @@
 
 #include "daemon/backends/backend_factory.h"
 #include "daemon/core/clock.h"
+#include "daemon/middleware/registry.h"
 
 namespace foxworker {
 namespace {
@@ -40,6 +41,7 @@ Status Supervisor::Start() {
     backends_[bc.name] = std::move(*b);
   }
   executor_ = std::make_unique<Executor>(config_.daemon.worker_threads);
+  timer_ = std::make_unique<Timer>();
 
   for (const auto& qc : config_.queues) {
     const LoadedPlugin* plugin = nullptr;
@@ -52,12 +54,16 @@ Status Supervisor::Start() {
     auto pool = InstancePool::Create(*plugin, qc.concurrency, executor_->threads());
     if (!pool.ok())
       return Status::InvalidArgument("queue " + qc.name + ": " + pool.status().message());
+    MiddlewareContext mc{&config_, config_.FindBackend(qc.backend), &shared_buckets_, MonotonicNs};
+    auto chain = BuildMiddleware(qc, mc);
+    if (!chain.ok()) return chain.status();
     SourceOptions so{qc.name, qc.source, qc.prefetch, policy->max_attempts};
     auto source = backend->OpenSource(so);
     if (!source.ok())
       return Status::InvalidArgument("queue " + qc.name + ": " + source.status().message());
     consumers_.push_back(std::make_unique<Consumer>(qc, *policy, *plugin, std::move(*pool),
-                                                    std::move(*source), *executor_));
+                                                    std::move(*source), std::move(*chain),
+                                                    *executor_, *timer_));
   }
   started_ = true;
   for (auto& [name, backend] : backends_) {

@@ -15,6 +15,8 @@
 #include "daemon/core/backend.h"
 #include "daemon/core/consumer.h"
 #include "daemon/core/executor.h"
+#include "daemon/core/timer.h"
+#include "daemon/middleware/rate_limit.h"
 #include "daemon/plugins/plugin_loader.h"
 
 namespace foxworker {
@@ -54,6 +56,8 @@ class Supervisor {
   std::vector<std::unique_ptr<LoadedPlugin>> plugins_;  // load order
   std::map<std::string, std::unique_ptr<Backend>> backends_;
   std::unique_ptr<Executor> executor_;
+  std::unique_ptr<Timer> timer_;
+  std::map<std::string, std::shared_ptr<TokenBucket>> shared_buckets_;
   std::vector<std::unique_ptr<Consumer>> consumers_;
   bool started_ = false;
   bool shut_down_ = false;

@@ -6,6 +6,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <thread>
 
 namespace foxworker {
@@ -224,7 +226,7 @@ TEST(ParseConfigTest, UnknownKeyWithoutCloseMatchListsTheKeys) {
             "log_level, worker_threads, shutdown_timeout, plugin_dir, include_dir, state_dir)");
   EXPECT_EQ(ParseError("middleware:\n  - auth\n"),
             "/etc/foxworker/foxworker.yaml:1:1: middleware: unknown key (expected one of: "
-            "daemon, plugins, backends, queues, retry_policies)");
+            "daemon, plugins, backends, queues, retry_policies, rate_limits)");
   EXPECT_EQ(ParseError("retry_polices:\n  default: {}\n"),
             "/etc/foxworker/foxworker.yaml:1:1: retry_polices: unknown key "
             "(did you mean \"retry_policies\"?)");
@@ -387,18 +389,19 @@ TEST(ParseConfigTest, UserDefinedDefaultPolicyReplacesTheBuiltIn) {
 }
 
 TEST(ParseConfigTest, BackendTypes) {
-  EXPECT_EQ(ParseError("backends:\n  b:\n    type: rabbitmq\n"),
-            "/etc/foxworker/foxworker.yaml:3:11: backends.b.type: backend type \"rabbitmq\" is "
-            "not built into this foxworkerd");
-  EXPECT_EQ(ParseError("backends:\n  b:\n    type: redis\n"),
-            "/etc/foxworker/foxworker.yaml:3:11: backends.b.type: backend type \"redis\" is not "
-            "built into this foxworkerd");
+  EXPECT_EQ(ParseError("backends:\n  b:\n    type: redis\n    url: http://x\n"),
+            "/etc/foxworker/foxworker.yaml:4:10: backends.b.url: invalid Redis URL: unknown "
+            "scheme \"http\" (expected redis://[[user]:password@]host[:port][/db] or "
+            "unix:///path/to/socket[?db=N])");
+  EXPECT_EQ(ParseError("backends:\n  b:\n    type: redis\n    start: latest\n"),
+            "/etc/foxworker/foxworker.yaml:4:12: backends.b.start: must be \"0\" (the whole "
+            "stream) or \"$\" (only new entries)");
   EXPECT_EQ(ParseError("backends:\n  b:\n    type: kafka\n"),
             "/etc/foxworker/foxworker.yaml:3:11: backends.b.type: unknown backend type "
-            "\"kafka\" (known types: local, memory)");
+            "\"kafka\" (known types: local, memory, rabbitmq, redis)");
   EXPECT_EQ(ParseError("backends:\n  b:\n    capacity: 3\n"),
             "/etc/foxworker/foxworker.yaml:2:3: backends.b: missing required key \"type\" "
-            "(known types: local, memory)");
+            "(known types: local, memory, rabbitmq, redis)");
   EXPECT_EQ(ParseError("backends:\n  b:\n    type: memory\n    path: x.db\n"),
             "/etc/foxworker/foxworker.yaml:4:5: backends.b.path: not a key of a backend of type "
             "memory (it belongs to type local)");
@@ -538,6 +541,28 @@ TEST(PluginConfigJsonTest, SelfReferringAliasIsAnError) {
       << error;
 }
 
+void ExpectSameRateLimit(const RateLimitConfig& a, const RateLimitConfig& b) {
+  EXPECT_EQ(a.name, b.name);
+  EXPECT_EQ(a.shared, b.shared);
+  EXPECT_EQ(a.rate, b.rate);  // exactly: the printed rate reads back as the same double
+  EXPECT_EQ(a.burst, b.burst);
+}
+
+void ExpectSameMiddleware(const MiddlewareConfig& a, const MiddlewareConfig& b) {
+  EXPECT_EQ(a.type, b.type);
+  EXPECT_EQ(a.circuit_breaker.failure_threshold, b.circuit_breaker.failure_threshold);
+  EXPECT_EQ(a.circuit_breaker.failure_ratio, b.circuit_breaker.failure_ratio);
+  EXPECT_EQ(a.circuit_breaker.min_calls, b.circuit_breaker.min_calls);
+  EXPECT_EQ(a.circuit_breaker.window, b.circuit_breaker.window);
+  EXPECT_EQ(a.circuit_breaker.reset_timeout, b.circuit_breaker.reset_timeout);
+  EXPECT_EQ(a.circuit_breaker.half_open_trials, b.circuit_breaker.half_open_trials);
+  ExpectSameRateLimit(a.rate_limit, b.rate_limit);
+  EXPECT_EQ(a.dedup.key, b.dedup.key);
+  EXPECT_EQ(a.dedup.ttl, b.dedup.ttl);
+  EXPECT_EQ(a.dedup.max_keys, b.dedup.max_keys);
+  EXPECT_EQ(a.logging.level, b.logging.level);
+}
+
 // Compares every value, not the marks (which point into different text).
 void ExpectSameValues(const Config& a, const Config& b) {
   EXPECT_EQ(a.daemon.log_level, b.daemon.log_level);
@@ -578,6 +603,15 @@ void ExpectSameValues(const Config& a, const Config& b) {
     EXPECT_EQ(x.prefetch, y.prefetch);
     EXPECT_EQ(x.timeout, y.timeout);
     EXPECT_EQ(x.retry_policy, y.retry_policy);
+    EXPECT_EQ(x.handler_timeouts, y.handler_timeouts);
+    ASSERT_EQ(x.middleware.size(), y.middleware.size());
+    for (size_t m = 0; m < x.middleware.size(); ++m) {
+      ExpectSameMiddleware(x.middleware[m], y.middleware[m]);
+    }
+  }
+  ASSERT_EQ(a.rate_limits.size(), b.rate_limits.size());
+  for (size_t i = 0; i < a.rate_limits.size(); ++i) {
+    ExpectSameRateLimit(a.rate_limits[i], b.rate_limits[i]);
   }
   ASSERT_EQ(a.retry_policies.size(), b.retry_policies.size());
   for (size_t i = 0; i < a.retry_policies.size(); ++i) {
@@ -651,7 +685,8 @@ TEST(FormatConfigTest, ShowsEmptySectionsAndDefaults) {
             "    max: 5m\n"
             "    multiplier: 2\n"
             "    jitter: 0.1\n"
-            "    full_jitter: false\n");
+            "    full_jitter: false\n"
+            "rate_limits: {}\n");
 }
 
 // LoadConfig tests work on real files in a fresh directory.
@@ -777,6 +812,445 @@ TEST_F(LoadConfigTest, IncludeDirMayHoldTheMainFile) {
   Result<Config> config = LoadConfig(main);
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   EXPECT_NE(config->FindBackend("mem"), nullptr);
+}
+
+// ---- middleware, handler_timeouts and rate_limits ----
+
+constexpr char kMiddlewareExample[] = R"(plugins:
+  exec:
+    path: exec.so
+backends:
+  mem:
+    type: memory
+rate_limits:
+  payments-api: {rate: 100/s, burst: 20}
+  slow: {rate: 10/m}
+queues:
+  emails:
+    backend: mem
+    plugin: exec
+    timeout: 30s
+    handler_timeouts: {email.send: 2m, "email:digest": 1.5s}
+    middleware:
+      - logging: {level: debug}
+      - circuit_breaker: {failure_threshold: 3, window: 1m, reset_timeout: 10s, half_open_trials: 2}
+      - rate_limit: {rate: 50/s, burst: 5}
+      - rate_limit: {shared: payments-api}
+      - dedup: {key: "header:x-idempotency-key", ttl: 1h, max_keys: 500}
+  reports:
+    backend: mem
+    plugin: exec
+    middleware:
+      - logging
+      - circuit_breaker: {failure_ratio: 0.5, min_calls: 20, window: 1m, reset_timeout: 30s}
+      - rate_limit:
+          rate: 7/h
+      - dedup: {key: "json:/order/id"}
+      - rate_limit: {shared: "${FOXWORKER_TEST_UNSET:-slow}"}
+)";
+
+TEST(MiddlewareConfigTest, ParsesEveryMiddleware) {
+  unsetenv("FOXWORKER_TEST_UNSET");
+  Config config = ParseOk(kMiddlewareExample);
+  ASSERT_EQ(config.rate_limits.size(), 2u);
+  const RateLimitConfig* payments = config.FindRateLimit("payments-api");
+  ASSERT_NE(payments, nullptr);
+  EXPECT_DOUBLE_EQ(payments->rate, 100.0);
+  EXPECT_EQ(payments->burst, 20);
+  EXPECT_EQ(payments->mark.ToString(), "/etc/foxworker/foxworker.yaml:8:3");
+  ASSERT_NE(config.FindRateLimit("slow"), nullptr);
+  EXPECT_DOUBLE_EQ(config.FindRateLimit("slow")->rate, 10.0 / 60);
+  EXPECT_EQ(config.FindRateLimit("slow")->burst, 0);
+  EXPECT_EQ(config.FindRateLimit("fast"), nullptr);
+
+  const QueueConfig* emails = config.FindQueue("emails");
+  ASSERT_NE(emails, nullptr);
+  EXPECT_EQ(emails->timeout, milliseconds(30000));
+  EXPECT_EQ(emails->handler_timeouts,
+            (std::map<std::string, Duration>{{"email.send", milliseconds(120000)},
+                                             {"email:digest", milliseconds(1500)}}));
+  const std::vector<MiddlewareConfig>& m = emails->middleware;
+  ASSERT_EQ(m.size(), 5u);
+  EXPECT_EQ(m[0].type, "logging");
+  EXPECT_EQ(m[0].logging.level, LogLevel::kDebug);
+  EXPECT_EQ(m[0].mark.ToString(), "/etc/foxworker/foxworker.yaml:17:9");
+  EXPECT_EQ(m[1].type, "circuit_breaker");
+  EXPECT_EQ(m[1].circuit_breaker.failure_threshold, 3);
+  EXPECT_EQ(m[1].circuit_breaker.failure_ratio, 0.0);
+  EXPECT_EQ(m[1].circuit_breaker.window, milliseconds(60000));
+  EXPECT_EQ(m[1].circuit_breaker.reset_timeout, milliseconds(10000));
+  EXPECT_EQ(m[1].circuit_breaker.half_open_trials, 2);
+  EXPECT_EQ(m[2].type, "rate_limit");
+  EXPECT_DOUBLE_EQ(m[2].rate_limit.rate, 50.0);
+  EXPECT_EQ(m[2].rate_limit.burst, 5);
+  EXPECT_EQ(m[2].rate_limit.shared, "");
+  EXPECT_EQ(m[2].rate_limit.mark.ToString(), "/etc/foxworker/foxworker.yaml:19:9");
+  EXPECT_EQ(m[3].type, "rate_limit");
+  EXPECT_EQ(m[3].rate_limit.shared, "payments-api");
+  EXPECT_EQ(m[3].rate_limit.rate, 0.0);
+  EXPECT_EQ(m[3].mark.ToString(), "/etc/foxworker/foxworker.yaml:20:9");
+  EXPECT_EQ(m[4].type, "dedup");
+  EXPECT_EQ(m[4].dedup.key, "header:x-idempotency-key");
+  EXPECT_EQ(m[4].dedup.ttl, milliseconds(3600000));
+  EXPECT_EQ(m[4].dedup.max_keys, 500u);
+
+  const QueueConfig* reports = config.FindQueue("reports");
+  ASSERT_NE(reports, nullptr);
+  EXPECT_EQ(reports->timeout, milliseconds(0));
+  EXPECT_TRUE(reports->handler_timeouts.empty());
+  const std::vector<MiddlewareConfig>& r = reports->middleware;
+  ASSERT_EQ(r.size(), 5u);
+  EXPECT_EQ(r[0].type, "logging");  // a bare type takes every default
+  EXPECT_EQ(r[0].logging.level, LogLevel::kInfo);
+  EXPECT_EQ(r[0].mark.ToString(), "/etc/foxworker/foxworker.yaml:26:9");
+  EXPECT_DOUBLE_EQ(r[1].circuit_breaker.failure_ratio, 0.5);
+  EXPECT_EQ(r[1].circuit_breaker.min_calls, 20);
+  EXPECT_EQ(r[1].circuit_breaker.half_open_trials, 1);
+  EXPECT_DOUBLE_EQ(r[2].rate_limit.rate, 7.0 / 3600);
+  EXPECT_EQ(r[2].rate_limit.burst, 0);
+  EXPECT_EQ(r[3].dedup.key, "json:/order/id");
+  EXPECT_EQ(r[3].dedup.ttl, milliseconds(86400000));
+  EXPECT_EQ(r[3].dedup.max_keys, 100000u);
+  EXPECT_EQ(r[4].rate_limit.shared, "slow");
+}
+
+TEST(MiddlewareConfigTest, DefaultsWhenAbsent) {
+  Config config =
+      ParseOk(std::string(kBase) + "queues:\n  q:\n    backend: mem\n    plugin: exec\n");
+  EXPECT_TRUE(config.rate_limits.empty());
+  EXPECT_TRUE(config.queues[0].middleware.empty());
+  EXPECT_TRUE(config.queues[0].handler_timeouts.empty());
+  config = ParseOk(std::string(kBase) +
+                   "queues:\n  q:\n    backend: mem\n    plugin: exec\n    middleware:\n"
+                   "    handler_timeouts:\nrate_limits:\n");
+  EXPECT_TRUE(config.queues[0].middleware.empty());
+  EXPECT_TRUE(config.queues[0].handler_timeouts.empty());
+}
+
+// kBase (7 lines) plus queue "emails" whose middleware items start on line 13,
+// their type at column 9.
+std::string WithMiddleware(const std::string& items) {
+  return std::string(kBase) +
+         "queues:\n  emails:\n    backend: mem\n    plugin: exec\n    middleware:\n" + items;
+}
+
+TEST(MiddlewareConfigTest, UnknownTypeListsTheKnownOnes) {
+  EXPECT_EQ(ParseError(WithMiddleware("      - circuit_braker: {window: 1m}\n")),
+            "/etc/foxworker/foxworker.yaml:13:9: queues.emails.middleware[0]: unknown middleware "
+            "type \"circuit_braker\" (did you mean \"circuit_breaker\"?); known types: "
+            "circuit_breaker, rate_limit, dedup, logging");
+  EXPECT_EQ(ParseError(WithMiddleware("      - logging\n      - auth\n")),
+            "/etc/foxworker/foxworker.yaml:14:9: queues.emails.middleware[1]: unknown middleware "
+            "type \"auth\"; known types: circuit_breaker, rate_limit, dedup, logging");
+}
+
+TEST(MiddlewareConfigTest, UnknownKeySuggestsTheClosest) {
+  EXPECT_EQ(ParseError(WithMiddleware("      - logging: {level: info}\n"
+                                      "      - rate_limit: {rate: 5/s, brust: 2}\n")),
+            "/etc/foxworker/foxworker.yaml:14:33: queues.emails.middleware[1].rate_limit.brust: "
+            "unknown key (did you mean \"burst\"?)");
+  EXPECT_EQ(ParseError(WithMiddleware("      - circuit_breaker:\n          treshold: 3\n")),
+            "/etc/foxworker/foxworker.yaml:14:11: queues.emails.middleware[0].circuit_breaker."
+            "treshold: unknown key (expected one of: failure_threshold, failure_ratio, min_calls, "
+            "window, reset_timeout, half_open_trials)");
+  EXPECT_EQ(ParseError(WithMiddleware("      - dedup: {key: \"header:k\", tll: 1h}\n")),
+            "/etc/foxworker/foxworker.yaml:13:34: queues.emails.middleware[0].dedup.tll: "
+            "unknown key (did you mean \"ttl\"?)");
+  EXPECT_EQ(ParseError("rate_limits:\n  api: {rate: 1/s, burts: 3}\n"),
+            "/etc/foxworker/foxworker.yaml:2:20: rate_limits.api.burts: unknown key (did you "
+            "mean \"burst\"?)");
+}
+
+TEST(MiddlewareConfigTest, BadRate) {
+  EXPECT_EQ(ParseError(WithMiddleware("      - rate_limit: {rate: 5/sec}\n")),
+            "/etc/foxworker/foxworker.yaml:13:28: queues.emails.middleware[0].rate_limit.rate: "
+            "invalid rate \"5/sec\": expected a number followed by /s, /m or /h");
+  EXPECT_EQ(ParseError(WithMiddleware("      - rate_limit: {rate: 0/s}\n")),
+            "/etc/foxworker/foxworker.yaml:13:28: queues.emails.middleware[0].rate_limit.rate: "
+            "invalid rate \"0/s\": must be greater than zero");
+  EXPECT_EQ(ParseError(WithMiddleware("      - rate_limit: {rate: 5/s, burst: -1}\n")),
+            "/etc/foxworker/foxworker.yaml:13:40: queues.emails.middleware[0].rate_limit.burst: "
+            "must be between 0 and 1000000000, got -1");
+  EXPECT_EQ(ParseError("rate_limits:\n  api:\n    rate: 100\n"),
+            "/etc/foxworker/foxworker.yaml:3:11: rate_limits.api.rate: invalid rate \"100\": a "
+            "unit is required; expected a number followed by /s, /m or /h");
+  EXPECT_EQ(ParseError("rate_limits:\n  api:\n    burst: 10\n"),
+            "/etc/foxworker/foxworker.yaml:2:3: rate_limits.api: missing required key \"rate\"");
+}
+
+TEST(MiddlewareConfigTest, RateLimitNeedsRateOrShared) {
+  EXPECT_EQ(ParseError(WithMiddleware("      - rate_limit: {shared: api, rate: 5/s}\n")),
+            "/etc/foxworker/foxworker.yaml:13:22: queues.emails.middleware[0].rate_limit.shared: "
+            "cannot be combined with rate or burst (the shared bucket under rate_limits has its "
+            "own)");
+  EXPECT_EQ(ParseError(WithMiddleware("      - rate_limit: {burst: 5}\n")),
+            "/etc/foxworker/foxworker.yaml:13:9: queues.emails.middleware[0].rate_limit: missing "
+            "required key \"rate\" (or \"shared\", naming an entry of rate_limits)");
+  EXPECT_EQ(ParseError(WithMiddleware("      - rate_limit\n")),
+            "/etc/foxworker/foxworker.yaml:13:9: queues.emails.middleware[0].rate_limit: missing "
+            "required key \"rate\" (or \"shared\", naming an entry of rate_limits)");
+}
+
+TEST(MiddlewareConfigTest, MissingSharedBucket) {
+  // The item is line 13; the rate_limits section follows the queue.
+  EXPECT_EQ(ParseError(WithMiddleware("      - rate_limit: {shared: paymnts-api}\n") +
+                       "rate_limits:\n  payments-api: {rate: 10/s}\n  search: {rate: 1/s}\n"),
+            "/etc/foxworker/foxworker.yaml:13:9: queues.emails.middleware[0].rate_limit.shared: "
+            "rate limit \"paymnts-api\" is not defined under rate_limits (did you mean "
+            "\"payments-api\"?)");
+  EXPECT_EQ(ParseError(WithMiddleware("      - logging\n      - rate_limit: {shared: mail}\n") +
+                       "rate_limits:\n  search: {rate: 1/s}\n"),
+            "/etc/foxworker/foxworker.yaml:14:9: queues.emails.middleware[1].rate_limit.shared: "
+            "rate limit \"mail\" is not defined under rate_limits (defined rate limits: search)");
+  EXPECT_EQ(ParseError(WithMiddleware("      - rate_limit: {shared: mail}\n")),
+            "/etc/foxworker/foxworker.yaml:13:9: queues.emails.middleware[0].rate_limit.shared: "
+            "rate limit \"mail\" is not defined under rate_limits (rate_limits defines none)");
+}
+
+TEST(MiddlewareConfigTest, AtMostOneBreakerDedupAndLogging) {
+  EXPECT_EQ(ParseError(WithMiddleware("      - circuit_breaker: {failure_threshold: 3}\n"
+                                      "      - rate_limit: {rate: 1/s}\n"
+                                      "      - circuit_breaker\n")),
+            "/etc/foxworker/foxworker.yaml:15:9: queues.emails.middleware[2]: a queue has at most "
+            "one circuit_breaker (the first is at /etc/foxworker/foxworker.yaml:13:9)");
+  EXPECT_EQ(ParseError(WithMiddleware("      - dedup: {key: \"header:a\"}\n"
+                                      "      - dedup: {key: \"header:b\"}\n")),
+            "/etc/foxworker/foxworker.yaml:14:9: queues.emails.middleware[1]: a queue has at most "
+            "one dedup (the first is at /etc/foxworker/foxworker.yaml:13:9)");
+  EXPECT_EQ(ParseError(WithMiddleware("      - logging\n      - logging: {level: trace}\n")),
+            "/etc/foxworker/foxworker.yaml:14:9: queues.emails.middleware[1]: a queue has at most "
+            "one logging (the first is at /etc/foxworker/foxworker.yaml:13:9)");
+  // Several rate limits are fine: they all have to grant a token.
+  Config config =
+      ParseOk(WithMiddleware("      - rate_limit: {rate: 1/s}\n"
+                             "      - rate_limit: {rate: 100/m}\n"));
+  EXPECT_EQ(config.queues[0].middleware.size(), 2u);
+}
+
+TEST(MiddlewareConfigTest, BadDedupKey) {
+  EXPECT_EQ(ParseError(WithMiddleware("      - dedup: {key: \"cookie:x\"}\n")),
+            "/etc/foxworker/foxworker.yaml:13:22: queues.emails.middleware[0].dedup.key: invalid "
+            "dedup key \"cookie:x\": expected header:NAME, property:NAME or json:/POINTER");
+  EXPECT_EQ(ParseError(WithMiddleware("      - dedup: {key: \"property:mesage_id\"}\n")),
+            "/etc/foxworker/foxworker.yaml:13:22: queues.emails.middleware[0].dedup.key: invalid "
+            "dedup key \"property:mesage_id\": unknown property \"mesage_id\" (did you mean "
+            "\"message_id\"?)");
+  EXPECT_EQ(ParseError(WithMiddleware("      - dedup: {key: \"property:body\"}\n")),
+            "/etc/foxworker/foxworker.yaml:13:22: queues.emails.middleware[0].dedup.key: invalid "
+            "dedup key \"property:body\": unknown property \"body\" (expected one of: message_id, "
+            "correlation_id, type, content_type, app_id, user_id, reply_to)");
+  EXPECT_EQ(ParseError(WithMiddleware("      - dedup: {key: \"json:order/id\"}\n")),
+            "/etc/foxworker/foxworker.yaml:13:22: queues.emails.middleware[0].dedup.key: invalid "
+            "dedup key \"json:order/id\": a JSON pointer starts with \"/\" (json:/order/id)");
+  EXPECT_EQ(ParseError(WithMiddleware("      - dedup: {key: \"json:/a~2b\"}\n")),
+            "/etc/foxworker/foxworker.yaml:13:22: queues.emails.middleware[0].dedup.key: invalid "
+            "dedup key \"json:/a~2b\": in a JSON pointer \"~\" is followed by 0 or 1 (~0 is "
+            "\"~\", ~1 is \"/\")");
+  EXPECT_EQ(ParseError(WithMiddleware("      - dedup: {key: \"header:\"}\n")),
+            "/etc/foxworker/foxworker.yaml:13:22: queues.emails.middleware[0].dedup.key: invalid "
+            "dedup key \"header:\": the header name is missing");
+  EXPECT_EQ(ParseError(WithMiddleware("      - dedup: {ttl: 1h}\n")),
+            "/etc/foxworker/foxworker.yaml:13:9: queues.emails.middleware[0].dedup: missing "
+            "required key \"key\" (header:NAME, property:NAME or json:/POINTER)");
+  Config config = ParseOk(WithMiddleware("      - dedup: {key: \"json:/a~0b/~1c/0\"}\n"));
+  EXPECT_EQ(config.queues[0].middleware[0].dedup.key, "json:/a~0b/~1c/0");
+}
+
+TEST(MiddlewareConfigTest, ValueRanges) {
+  // The settings are on line 14, after "      - TYPE:\n".
+  auto error = [](const std::string& type, const std::string& setting) {
+    return ParseError(WithMiddleware("      - " + type + ":\n          " + setting + "\n"));
+  };
+  const std::string at = "/etc/foxworker/foxworker.yaml:14:";
+  EXPECT_EQ(error("circuit_breaker", "failure_threshold: 0"),
+            at + "30: queues.emails.middleware[0].circuit_breaker.failure_threshold: must be "
+                 "between 1 and 1000000000, got 0");
+  EXPECT_EQ(error("circuit_breaker", "failure_ratio: 1.5"),
+            at + "26: queues.emails.middleware[0].circuit_breaker.failure_ratio: must be "
+                 "between 0 and 1, got 1.5");
+  EXPECT_EQ(error("circuit_breaker", "failure_ratio: -0.1"),
+            at + "26: queues.emails.middleware[0].circuit_breaker.failure_ratio: must be "
+                 "between 0 and 1, got -0.1");
+  EXPECT_EQ(error("circuit_breaker", "half_open_trials: 0"),
+            at + "29: queues.emails.middleware[0].circuit_breaker.half_open_trials: must be "
+                 "between 1 and 1000000000, got 0");
+  EXPECT_EQ(error("circuit_breaker", "window: 0"),
+            at + "19: queues.emails.middleware[0].circuit_breaker.window: must be greater than "
+                 "zero");
+  EXPECT_EQ(error("circuit_breaker", "reset_timeout: 0"),
+            at + "26: queues.emails.middleware[0].circuit_breaker.reset_timeout: must be "
+                 "greater than zero");
+  EXPECT_EQ(error("circuit_breaker", "{failure_ratio: 0.5, min_calls: 0}"),
+            at + "43: queues.emails.middleware[0].circuit_breaker.min_calls: must be between 1 "
+                 "and 1000000000, got 0");
+  EXPECT_EQ(error("dedup", "{key: \"header:k\", ttl: 0}"),
+            at + "34: queues.emails.middleware[0].dedup.ttl: must be greater than zero");
+  EXPECT_EQ(error("dedup", "{key: \"header:k\", max_keys: 0}"),
+            at + "39: queues.emails.middleware[0].dedup.max_keys: must be between 1 and "
+                 "1000000000, got 0");
+  EXPECT_EQ(error("logging", "level: verbose"),
+            at + "18: queues.emails.middleware[0].logging.level: invalid log level \"verbose\": "
+                 "expected trace, debug, info, warning or error");
+  // Keys of the other breaker mode would be ignored, so they are errors.
+  EXPECT_EQ(error("circuit_breaker", "{failure_ratio: 0.5, failure_threshold: 3}"),
+            at + "32: queues.emails.middleware[0].circuit_breaker.failure_threshold: not used "
+                 "with failure_ratio (a breaker counts failures or judges their ratio, not both)");
+  EXPECT_EQ(error("circuit_breaker", "min_calls: 10"),
+            at + "11: queues.emails.middleware[0].circuit_breaker.min_calls: only used with a "
+                 "failure_ratio greater than 0");
+}
+
+TEST(MiddlewareConfigTest, ShapeErrors) {
+  EXPECT_EQ(
+      ParseError(std::string(kBase) + "queues:\n  emails:\n    backend: mem\n    plugin: exec\n"
+                                      "    middleware: {logging: {}}\n"),
+      "/etc/foxworker/foxworker.yaml:12:17: queues.emails.middleware: expected a sequence "
+      "(- TYPE: {settings}), got a mapping");
+  // Settings not indented under the type make a two-key item.
+  EXPECT_EQ(ParseError(WithMiddleware("      - rate_limit:\n        rate: 5/s\n")),
+            "/etc/foxworker/foxworker.yaml:13:9: queues.emails.middleware[0]: a middleware item "
+            "has exactly one key, its type; found 2 (rate_limit, rate) (are the settings "
+            "indented under the type?)");
+  EXPECT_EQ(ParseError(WithMiddleware("      - [logging]\n")),
+            "/etc/foxworker/foxworker.yaml:13:9: queues.emails.middleware[0]: expected TYPE: "
+            "{settings} or a bare TYPE (known types: circuit_breaker, rate_limit, dedup, logging)");
+  EXPECT_EQ(ParseError(WithMiddleware("      - logging: info\n")),
+            "/etc/foxworker/foxworker.yaml:13:18: queues.emails.middleware[0].logging: expected a "
+            "mapping, got a scalar");
+}
+
+TEST(MiddlewareConfigTest, HandlerTimeouts) {
+  std::string head =
+      std::string(kBase) + "queues:\n  emails:\n    backend: mem\n    plugin: exec\n";
+  EXPECT_EQ(ParseError(head + "    handler_timeouts:\n      email.send: 0\n"),
+            "/etc/foxworker/foxworker.yaml:13:19: queues.emails.handler_timeouts.email.send: must "
+            "be greater than zero");
+  EXPECT_EQ(ParseError(head + "    handler_timeouts:\n      email.send: 2 min\n"),
+            "/etc/foxworker/foxworker.yaml:13:19: queues.emails.handler_timeouts.email.send: "
+            "invalid duration \"2 min\": expected a number followed by ms, s, m, h or d");
+  EXPECT_EQ(ParseError(head + "    handler_timeouts: [email.send]\n"),
+            "/etc/foxworker/foxworker.yaml:12:23: queues.emails.handler_timeouts: expected a "
+            "mapping, got a sequence");
+}
+
+TEST(MiddlewareConfigTest, RateLimitNames) {
+  EXPECT_EQ(ParseError("rate_limits:\n  \"payments api\": {rate: 1/s}\n"),
+            "/etc/foxworker/foxworker.yaml:2:3: rate_limits.payments api: invalid rate limit "
+            "name: use letters, digits, '_', '-', '.' and ':', starting with a letter or digit");
+}
+
+TEST(FormatConfigTest, RoundTripsMiddleware) {
+  unsetenv("FOXWORKER_TEST_UNSET");
+  Config config = ParseOk(kMiddlewareExample);
+  std::string text = FormatConfig(config);
+  Result<Config> again = ParseConfigString(text, "/elsewhere/printed.yaml", "/elsewhere");
+  ASSERT_TRUE(again.ok()) << again.status().ToString() << "\n" << text;
+  ExpectSameValues(config, *again);
+  std::string reprinted = FormatConfig(*again);
+  EXPECT_EQ(reprinted.substr(reprinted.find('\n')), text.substr(text.find('\n')));
+  // Rates print in the unit they read best in, exactly.
+  EXPECT_NE(text.find("  payments-api:\n    rate: 100/s\n    burst: 20\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("  slow:\n    rate: 10/m\n    burst: 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("      - rate_limit:\n          rate: 7/h\n          burst: 0\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("    handler_timeouts:\n      email.send: 2m\n"
+                      "      \"email:digest\": 1.5s\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("      - circuit_breaker:\n          failure_ratio: 0.5\n"
+                      "          min_calls: 20\n          window: 1m\n"),
+            std::string::npos)
+      << text;
+}
+
+TEST(FormatConfigTest, ShowsMiddlewareDefaults) {
+  Config config =
+      ParseOk(WithMiddleware("      - logging\n      - circuit_breaker\n"
+                             "      - dedup: {key: \"property:message_id\"}\n"));
+  std::string text = FormatConfig(config);
+  EXPECT_NE(text.find("    retry_policy: \"default\"\n"
+                      "    handler_timeouts: {}\n"
+                      "    middleware:\n"
+                      "      - logging:\n"
+                      "          level: info\n"
+                      "      - circuit_breaker:\n"
+                      "          failure_threshold: 5\n"
+                      "          window: 30s\n"
+                      "          reset_timeout: 30s\n"
+                      "          half_open_trials: 1\n"
+                      "      - dedup:\n"
+                      "          key: \"property:message_id\"\n"
+                      "          ttl: 1d\n"
+                      "          max_keys: 100000\n"),
+            std::string::npos)
+      << text;
+  config = ParseOk(std::string(kBase) + "queues:\n  q:\n    backend: mem\n    plugin: exec\n");
+  EXPECT_NE(FormatConfig(config).find("    handler_timeouts: {}\n    middleware: []\n"),
+            std::string::npos);
+}
+
+TEST_F(LoadConfigTest, SharedRateLimitFromAnIncludedFile) {
+  std::string main = Write("foxworker.yaml", R"(daemon:
+  include_dir: conf.d
+plugins:
+  exec:
+    path: exec.so
+backends:
+  mem:
+    type: memory
+queues:
+  first:
+    backend: mem
+    plugin: exec
+    middleware:
+      - rate_limit: {shared: api}
+)");
+  Write("conf.d/limits.yaml", "rate_limits:\n  api: {rate: 5/s}\n");
+  Result<Config> config = LoadConfig(main);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->FindRateLimit("api")->mark.ToString(),
+            (dir_ / "conf.d/limits.yaml").string() + ":2:3");
+
+  Write("conf.d/more.yaml", "rate_limits:\n  api: {rate: 6/s}\n");
+  config = LoadConfig(main);
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().message(), (dir_ / "conf.d/more.yaml").string() +
+                                           ":2:3: rate_limits.api: rate limit \"api\" is "
+                                           "already defined at " +
+                                           (dir_ / "conf.d/limits.yaml").string() + ":2:3");
+}
+
+TEST(ExampleConfigTest, FullExampleParsesAndRoundTrips) {
+  ScopedEnv plugins("FOXWORKER_PLUGIN_DIR", "/opt/fw/plugins");
+  ScopedEnv state("FOXWORKER_STATE_DIR", "/tmp/fw-state");
+  std::string path = std::string(FOXWORKER_SOURCE_DIR) + "/config/full-example.yaml";
+  Result<Config> config = LoadConfig(path);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->FindPlugin("log")->path, "/opt/fw/plugins/libfoxworker_log.so");
+  EXPECT_EQ(config->FindBackend("mem")->type, "memory");
+  ASSERT_NE(config->FindRateLimit("payments-api"), nullptr);
+  // Every middleware type is used, and both breaker modes.
+  std::set<std::string> types;
+  bool count_mode = false, ratio_mode = false, shared = false, inline_rate = false;
+  for (const QueueConfig& queue : config->queues) {
+    for (const MiddlewareConfig& m : queue.middleware) {
+      types.insert(m.type);
+      if (m.type == "circuit_breaker") {
+        (m.circuit_breaker.failure_ratio > 0 ? ratio_mode : count_mode) = true;
+      }
+      if (m.type == "rate_limit") (m.rate_limit.shared.empty() ? inline_rate : shared) = true;
+    }
+  }
+  EXPECT_EQ(types, (std::set<std::string>{"circuit_breaker", "dedup", "logging", "rate_limit"}));
+  EXPECT_TRUE(count_mode && ratio_mode && shared && inline_rate);
+  EXPECT_EQ(config->FindQueue("emails")->handler_timeouts.at("email.send"), milliseconds(120000));
+
+  std::string text = FormatConfig(*config);
+  Result<Config> again = ParseConfigString(text, "/elsewhere/printed.yaml", "/elsewhere");
+  ASSERT_TRUE(again.ok()) << again.status().ToString() << "\n" << text;
+  ExpectSameValues(*config, *again);
 }
 
 }  // namespace

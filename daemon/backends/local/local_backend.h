@@ -131,7 +131,7 @@ class LocalBackend final : public Backend {
   bool running_ = false;                      // GUARDED_BY(mu_): Start succeeded, thread not done
   bool stop_requested_ = false;               // GUARDED_BY(mu_)
   bool abandon_ = false;                      // GUARDED_BY(mu_): Stop's deadline passed
-  bool finished_ = false;                     // GUARDED_BY(mu_): the thread is done
+  bool finished_ = false;                     // GUARDED_BY(mu_): the thread takes no more work
   TimePoint stop_deadline_{};                 // GUARDED_BY(mu_)
   LocalStore* interruptible_ = nullptr;       // GUARDED_BY(mu_): store_ while open
   BackendState state_;                        // GUARDED_BY(mu_)

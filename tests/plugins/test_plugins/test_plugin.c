@@ -183,7 +183,32 @@ static foxw_verdict handle_record(void *inst, const foxw_message *msg, foxw_outc
   return FOXW_ACK;
 }
 
+/* Fails (retry) until the message's attempt reaches <payload>. */
+static foxw_verdict handle_fail_until(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  enter(inst);
+  long ok_at = payload_number(msg);
+  foxw_verdict v = (long)host->msg_attempt(msg) >= ok_at ? FOXW_ACK : FOXW_RETRY;
+  if (v == FOXW_RETRY) foxw_set_reason(out, "not yet", 7);
+  leave(inst);
+  return v;
+}
+
+/* A downstream that fails while test_plugin_set_down(1). */
+static atomic_int g_down;
+FOXW_EXPORT void test_plugin_set_down(int down) { atomic_store(&g_down, down); }
+
+static foxw_verdict handle_downstream(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  (void)msg;
+  enter(inst);
+  int down = atomic_load(&g_down);
+  if (down) foxw_set_reason(out, "downstream unavailable", 22);
+  leave(inst);
+  return down ? FOXW_RETRY : FOXW_ACK;
+}
+
 static const foxw_handler_def handlers[] = {
+    {sizeof(foxw_handler_def), "fail_until", handle_fail_until, 0},
+    {sizeof(foxw_handler_def), "downstream", handle_downstream, 0},
     {sizeof(foxw_handler_def), "record", handle_record, 0},
     {sizeof(foxw_handler_def), "ok", handle_ok, 0},
     {sizeof(foxw_handler_def), "fail", handle_fail, 0},

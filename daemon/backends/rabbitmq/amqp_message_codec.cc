@@ -1,0 +1,291 @@
+#include "daemon/backends/rabbitmq/amqp_message_codec.h"
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <cmath>
+#include <cstring>
+
+#include <glog/logging.h>
+
+#include "daemon/core/clock.h"
+
+namespace foxworker {
+namespace {
+
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void WriteJson(const amqp_field_value_t& v, JsonWriter& w);
+
+void WriteTableJson(const amqp_table_t& t, JsonWriter& w) {
+  w.StartObject();
+  for (int i = 0; i < t.num_entries; ++i) {
+    const amqp_table_entry_t& e = t.entries[i];
+    w.Key(static_cast<const char*>(e.key.bytes), static_cast<rapidjson::SizeType>(e.key.len));
+    WriteJson(e.value, w);
+  }
+  w.EndObject();
+}
+
+void WriteJson(const amqp_field_value_t& v, JsonWriter& w) {
+  switch (v.kind) {
+    case AMQP_FIELD_KIND_BOOLEAN: w.Bool(v.value.boolean != 0); break;
+    case AMQP_FIELD_KIND_I8: w.Int(v.value.i8); break;
+    case AMQP_FIELD_KIND_U8: w.Uint(v.value.u8); break;
+    case AMQP_FIELD_KIND_I16: w.Int(v.value.i16); break;
+    case AMQP_FIELD_KIND_U16: w.Uint(v.value.u16); break;
+    case AMQP_FIELD_KIND_I32: w.Int(v.value.i32); break;
+    case AMQP_FIELD_KIND_U32: w.Uint(v.value.u32); break;
+    case AMQP_FIELD_KIND_I64: w.Int64(v.value.i64); break;
+    case AMQP_FIELD_KIND_U64: w.Uint64(v.value.u64); break;
+    case AMQP_FIELD_KIND_TIMESTAMP: w.Uint64(v.value.u64); break;
+    case AMQP_FIELD_KIND_F32: w.Double(v.value.f32); break;
+    case AMQP_FIELD_KIND_F64: w.Double(v.value.f64); break;
+    case AMQP_FIELD_KIND_DECIMAL: {
+      std::string text = FieldValueToString(v);
+      w.RawValue(text.c_str(), text.size(), rapidjson::kNumberType);
+      break;
+    }
+    case AMQP_FIELD_KIND_UTF8:
+    case AMQP_FIELD_KIND_BYTES:
+      w.String(static_cast<const char*>(v.value.bytes.bytes),
+               static_cast<rapidjson::SizeType>(v.value.bytes.len));
+      break;
+    case AMQP_FIELD_KIND_ARRAY:
+      w.StartArray();
+      for (int i = 0; i < v.value.array.num_entries; ++i) WriteJson(v.value.array.entries[i], w);
+      w.EndArray();
+      break;
+    case AMQP_FIELD_KIND_TABLE: WriteTableJson(v.value.table, w); break;
+    case AMQP_FIELD_KIND_VOID:
+    default: w.Null(); break;
+  }
+}
+
+bool FieldAsInt(const amqp_field_value_t& v, int64_t* out) {
+  switch (v.kind) {
+    case AMQP_FIELD_KIND_I8: *out = v.value.i8; return true;
+    case AMQP_FIELD_KIND_U8: *out = v.value.u8; return true;
+    case AMQP_FIELD_KIND_I16: *out = v.value.i16; return true;
+    case AMQP_FIELD_KIND_U16: *out = v.value.u16; return true;
+    case AMQP_FIELD_KIND_I32: *out = v.value.i32; return true;
+    case AMQP_FIELD_KIND_U32: *out = v.value.u32; return true;
+    case AMQP_FIELD_KIND_I64: *out = v.value.i64; return true;
+    case AMQP_FIELD_KIND_U64: *out = static_cast<int64_t>(v.value.u64); return true;
+    case AMQP_FIELD_KIND_UTF8:
+    case AMQP_FIELD_KIND_BYTES: {
+      std::string s = BytesToString(v.value.bytes);
+      char* end = nullptr;
+      long long n = std::strtoll(s.c_str(), &end, 10);
+      if (s.empty() || *end != '\0') return false;
+      *out = n;
+      return true;
+    }
+    default: return false;
+  }
+}
+
+const amqp_field_value_t* FindHeader(const amqp_basic_properties_t& props, std::string_view name) {
+  if (!(props._flags & AMQP_BASIC_HEADERS_FLAG)) return nullptr;
+  for (int i = 0; i < props.headers.num_entries; ++i) {
+    const amqp_table_entry_t& e = props.headers.entries[i];
+    if (std::string_view(static_cast<const char*>(e.key.bytes), e.key.len) == name) return &e.value;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::string BytesToString(amqp_bytes_t bytes) {
+  return bytes.len ? std::string(static_cast<const char*>(bytes.bytes), bytes.len) : std::string();
+}
+
+std::string FieldValueToString(const amqp_field_value_t& v) {
+  switch (v.kind) {
+    case AMQP_FIELD_KIND_UTF8:
+    case AMQP_FIELD_KIND_BYTES: return BytesToString(v.value.bytes);
+    case AMQP_FIELD_KIND_VOID: return std::string();
+    case AMQP_FIELD_KIND_DECIMAL: {
+      // value * 10^-decimals, written exactly.
+      std::string digits = std::to_string(v.value.decimal.value);
+      unsigned places = v.value.decimal.decimals;
+      if (places == 0) return digits;
+      while (digits.size() <= places) digits.insert(0, "0");
+      return digits.substr(0, digits.size() - places) + "." + digits.substr(digits.size() - places);
+    }
+    case AMQP_FIELD_KIND_TABLE:
+    case AMQP_FIELD_KIND_ARRAY:
+    default: {
+      rapidjson::StringBuffer buffer;
+      JsonWriter w(buffer);
+      WriteJson(v, w);
+      return std::string(buffer.GetString(), buffer.GetSize());
+    }
+  }
+}
+
+void DecodeProperties(const amqp_basic_properties_t& p, Message* m) {
+  Properties& out = m->props;
+  auto take = [&](amqp_flags_t flag, const amqp_bytes_t& bytes, std::string* field) {
+    if (p._flags & flag) *field = BytesToString(bytes);
+  };
+  take(AMQP_BASIC_CONTENT_TYPE_FLAG, p.content_type, &out.content_type);
+  take(AMQP_BASIC_CONTENT_ENCODING_FLAG, p.content_encoding, &out.content_encoding);
+  take(AMQP_BASIC_TYPE_FLAG, p.type, &out.message_type);
+  take(AMQP_BASIC_CORRELATION_ID_FLAG, p.correlation_id, &out.correlation_id);
+  take(AMQP_BASIC_REPLY_TO_FLAG, p.reply_to, &out.reply_to);
+  take(AMQP_BASIC_APP_ID_FLAG, p.app_id, &out.app_id);
+  take(AMQP_BASIC_USER_ID_FLAG, p.user_id, &out.user_id);
+  take(AMQP_BASIC_EXPIRATION_FLAG, p.expiration, &out.expiration);
+  take(AMQP_BASIC_MESSAGE_ID_FLAG, p.message_id, &out.message_id);
+  if (p._flags & AMQP_BASIC_PRIORITY_FLAG) out.priority = p.priority;
+  if (p._flags & AMQP_BASIC_TIMESTAMP_FLAG) {
+    out.timestamp_ms = static_cast<int64_t>(p.timestamp) * 1000;
+    m->enqueued_at_ms = out.timestamp_ms;
+  }
+  m->headers.clear();
+  if (p._flags & AMQP_BASIC_HEADERS_FLAG) {
+    m->headers.reserve(static_cast<size_t>(p.headers.num_entries));
+    for (int i = 0; i < p.headers.num_entries; ++i) {
+      const amqp_table_entry_t& e = p.headers.entries[i];
+      m->headers.emplace_back(BytesToString(e.key), FieldValueToString(e.value));
+    }
+  }
+}
+
+uint32_t AttemptFromHeaders(const amqp_basic_properties_t& props) {
+  int64_t attempt = 1;
+  int64_t n = 0;
+  const amqp_field_value_t* retry = FindHeader(props, kHeaderRetryAttempt);
+  if (retry != nullptr && FieldAsInt(*retry, &n) && n >= 1) attempt = n;
+  const amqp_field_value_t* count = FindHeader(props, kHeaderDeliveryCount);
+  if (count != nullptr && FieldAsInt(*count, &n) && n > 0) attempt += n;
+  return static_cast<uint32_t>(std::min<int64_t>(attempt, UINT32_MAX));
+}
+
+OwnedProperties::OwnedProperties(const amqp_basic_properties_t& original) {
+  init_amqp_pool(&pool_, 1024);
+  props_ = original;
+  amqp_bytes_t* fields[] = {&props_.content_type, &props_.content_encoding, &props_.correlation_id,
+                            &props_.reply_to,     &props_.expiration,       &props_.message_id,
+                            &props_.type,         &props_.user_id,          &props_.app_id,
+                            &props_.cluster_id};
+  for (amqp_bytes_t* f : fields) {
+    if (f->len == 0) continue;
+    *f = Dup(std::string_view(static_cast<const char*>(f->bytes), f->len));
+  }
+  if (props_._flags & AMQP_BASIC_HEADERS_FLAG) {
+    amqp_table_t copy;
+    if (amqp_table_clone(&original.headers, &copy, &pool_) == AMQP_STATUS_OK) {
+      props_.headers = copy;
+    } else {
+      props_.headers.num_entries = 0;
+      props_.headers.entries = nullptr;
+    }
+  } else {
+    props_.headers.num_entries = 0;
+    props_.headers.entries = nullptr;
+  }
+}
+
+OwnedProperties::OwnedProperties(const Message& m) {
+  init_amqp_pool(&pool_, 1024);
+  std::memset(&props_, 0, sizeof(props_));
+  auto put = [&](amqp_flags_t flag, const std::string& value, amqp_bytes_t* field) {
+    if (value.empty()) return;
+    props_._flags |= flag;
+    *field = Dup(value);
+  };
+  const Properties& p = m.props;
+  put(AMQP_BASIC_CONTENT_TYPE_FLAG, p.content_type, &props_.content_type);
+  put(AMQP_BASIC_CONTENT_ENCODING_FLAG, p.content_encoding, &props_.content_encoding);
+  put(AMQP_BASIC_TYPE_FLAG, p.message_type, &props_.type);
+  put(AMQP_BASIC_CORRELATION_ID_FLAG, p.correlation_id, &props_.correlation_id);
+  put(AMQP_BASIC_REPLY_TO_FLAG, p.reply_to, &props_.reply_to);
+  put(AMQP_BASIC_APP_ID_FLAG, p.app_id, &props_.app_id);
+  put(AMQP_BASIC_USER_ID_FLAG, p.user_id, &props_.user_id);
+  put(AMQP_BASIC_EXPIRATION_FLAG, p.expiration, &props_.expiration);
+  put(AMQP_BASIC_MESSAGE_ID_FLAG, p.message_id.empty() ? m.id : p.message_id, &props_.message_id);
+  if (p.priority != 0) {
+    props_._flags |= AMQP_BASIC_PRIORITY_FLAG;
+    props_.priority = p.priority;
+  }
+  props_._flags |= AMQP_BASIC_TIMESTAMP_FLAG;
+  props_.timestamp = static_cast<uint64_t>((p.timestamp_ms != 0 ? p.timestamp_ms : WallMs()) / 1000);
+  for (const auto& [name, value] : m.headers) SetString(name, value);
+  if (m.attempt > 1) SetInt(kHeaderRetryAttempt, m.attempt);
+  SetPersistent();
+}
+
+OwnedProperties::~OwnedProperties() { empty_amqp_pool(&pool_); }
+
+amqp_bytes_t OwnedProperties::Dup(std::string_view text) {
+  amqp_bytes_t out;
+  amqp_pool_alloc_bytes(&pool_, text.size(), &out);
+  CHECK(out.bytes != nullptr || text.empty()) << "out of memory copying AMQP properties";
+  if (!text.empty()) std::memcpy(out.bytes, text.data(), text.size());
+  return out;
+}
+
+void OwnedProperties::Set(std::string_view name, const amqp_field_value_t& value) {
+  amqp_table_t& t = props_.headers;
+  if (!(props_._flags & AMQP_BASIC_HEADERS_FLAG)) {
+    props_._flags |= AMQP_BASIC_HEADERS_FLAG;
+    t.num_entries = 0;
+    t.entries = nullptr;
+  }
+  for (int i = 0; i < t.num_entries; ++i) {
+    if (std::string_view(static_cast<const char*>(t.entries[i].key.bytes), t.entries[i].key.len) ==
+        name) {
+      t.entries[i].value = value;
+      return;
+    }
+  }
+  auto* entries = static_cast<amqp_table_entry_t*>(
+      amqp_pool_alloc(&pool_, sizeof(amqp_table_entry_t) * static_cast<size_t>(t.num_entries + 1)));
+  CHECK(entries != nullptr) << "out of memory growing AMQP headers";
+  if (t.num_entries > 0) std::memcpy(entries, t.entries, sizeof(amqp_table_entry_t) * t.num_entries);
+  entries[t.num_entries].key = Dup(name);
+  entries[t.num_entries].value = value;
+  t.entries = entries;
+  t.num_entries += 1;
+}
+
+void OwnedProperties::SetString(std::string_view name, std::string_view value) {
+  amqp_field_value_t v;
+  v.kind = AMQP_FIELD_KIND_UTF8;
+  v.value.bytes = Dup(value);
+  Set(name, v);
+}
+
+void OwnedProperties::SetInt(std::string_view name, int64_t value) {
+  amqp_field_value_t v;
+  v.kind = AMQP_FIELD_KIND_I64;
+  v.value.i64 = value;
+  Set(name, v);
+}
+
+void OwnedProperties::Remove(std::string_view name) {
+  if (!(props_._flags & AMQP_BASIC_HEADERS_FLAG)) return;
+  amqp_table_t& t = props_.headers;
+  int kept = 0;
+  for (int i = 0; i < t.num_entries; ++i) {
+    if (std::string_view(static_cast<const char*>(t.entries[i].key.bytes), t.entries[i].key.len) ==
+        name)
+      continue;
+    t.entries[kept++] = t.entries[i];
+  }
+  t.num_entries = kept;
+}
+
+void OwnedProperties::SetMessageId(std::string_view id) {
+  props_._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
+  props_.message_id = Dup(id);
+}
+
+void OwnedProperties::SetPersistent() {
+  props_._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
+  props_.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+}
+
+}  // namespace foxworker

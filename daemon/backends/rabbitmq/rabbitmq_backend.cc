@@ -1,0 +1,229 @@
+#include "daemon/backends/rabbitmq/rabbitmq_backend.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "daemon/backends/rabbitmq/amqp_connection.h"
+#include "daemon/backends/rabbitmq/rabbitmq_backend_internal.h"
+
+namespace foxworker {
+namespace {
+
+// How long Enqueue waits for the broker's confirm.
+constexpr std::chrono::seconds kEnqueueTimeout{30};
+
+}  // namespace
+
+class RabbitMqBackend::RabbitMqSource : public Source {
+ public:
+  RabbitMqSource(RabbitMqBackend* backend, std::shared_ptr<SourceState> state)
+      : backend_(backend), state_(std::move(state)) {}
+
+  ~RabbitMqSource() override {
+    StopFetching();
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->wake = nullptr;
+  }
+
+  Status Start(std::function<void()> wake) override {
+    bool ready;
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      if (state_->started)
+        return Status::InvalidArgument("rabbitmq source " + state_->options.source +
+                                       ": already started");
+      state_->started = true;
+      state_->wake = std::move(wake);
+      ready = !state_->buffer.empty();
+    }
+    if (ready) state_->wake();
+    backend_->Kick();
+    return Status::Ok();
+  }
+
+  size_t Fetch(size_t max, std::vector<std::unique_ptr<Delivery>>& out) override {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    if (state_->stopped) return 0;
+    size_t n = 0;
+    while (n < max && !state_->buffer.empty()) {
+      out.push_back(std::move(state_->buffer.front()));
+      state_->buffer.pop_front();
+      ++n;
+    }
+    state_->buffered.store(state_->buffer.size(), std::memory_order_relaxed);
+    return n;
+  }
+
+  void Settle(std::vector<Settlement>& batch) override {
+    std::vector<Op> ops;
+    ops.reserve(batch.size());
+    for (Settlement& s : batch) {
+      Op op;
+      op.kind = Op::Kind::kSettle;
+      op.source = state_;
+      op.delivery = std::move(s.delivery);
+      op.outcome = std::move(s.outcome);
+      ops.push_back(std::move(op));
+    }
+    batch.clear();
+    backend_->Post(std::move(ops));
+  }
+
+  void StopFetching() override {
+    std::deque<std::unique_ptr<Delivery>> unstarted;
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      if (state_->stopped) return;
+      state_->stopped = true;
+      unstarted.swap(state_->buffer);
+      state_->buffered.store(0, std::memory_order_relaxed);
+    }
+    std::vector<Op> ops;
+    for (auto& d : unstarted) {
+      Op op;
+      op.source = state_;
+      op.delivery = std::move(d);
+      op.outcome = Outcome::Release();
+      ops.push_back(std::move(op));
+    }
+    Op cancel;
+    cancel.kind = Op::Kind::kCancel;
+    cancel.source = state_;
+    ops.push_back(std::move(cancel));
+    backend_->Post(std::move(ops));
+  }
+
+  bool MaybeReady() const override {
+    return state_->buffered.load(std::memory_order_relaxed) > 0;
+  }
+
+ private:
+  RabbitMqBackend* backend_;
+  std::shared_ptr<SourceState> state_;
+};
+
+RabbitMqBackend::RabbitMqBackend(std::string name, RabbitMqBackendOptions options)
+    : name_(std::move(name)), options_(std::move(options)) {
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  PCHECK(wake_fd_ >= 0) << "eventfd";
+}
+
+RabbitMqBackend::~RabbitMqBackend() {
+  Stop(std::chrono::steady_clock::now());
+  close(wake_fd_);
+}
+
+Status RabbitMqBackend::Start() {
+  if (thread_.joinable()) return Status::Ok();
+  // The first connection is made here so that errors reconnecting cannot fix
+  // (credentials, vhost, TLS files, queue arguments) stop the daemon at
+  // start; a broker that is merely down is retried in the background. The
+  // connection is handed to the thread before it starts.
+  bool permanent = false;
+  Status s = Connect(&permanent);
+  if (!s.ok()) {
+    if (permanent) return s;
+    LOG(WARNING) << "backend " << name_ << ": " << s.message() << "; retrying in the background";
+  }
+  thread_ = std::thread([this] { Run(); });
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Source>> RabbitMqBackend::OpenSource(const SourceOptions& options) {
+  auto state = std::make_shared<SourceState>();
+  state->options = options;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& s : sources_) {
+      if (s->options.source == options.source && !s->cancelled) {
+        return Status::InvalidArgument("rabbitmq backend " + name_ + ": AMQP queue \"" +
+                                       options.source + "\" is already consumed by queue " +
+                                       s->options.queue);
+      }
+    }
+    state->consumer_tag = "foxworker." + options.queue + "." + std::to_string(sources_.size());
+    sources_.push_back(state);
+  }
+  Kick();
+  return std::unique_ptr<Source>(new RabbitMqSource(this, std::move(state)));
+}
+
+Status RabbitMqBackend::Enqueue(const std::string& source, Message message, Duration delay) {
+  auto done = std::make_shared<std::promise<Status>>();
+  std::future<Status> result = done->get_future();
+  Op op;
+  op.kind = Op::Kind::kPublish;
+  op.queue = source;
+  op.message = std::move(message);
+  op.delay = delay;
+  op.done = done;
+  std::vector<Op> ops;
+  ops.push_back(std::move(op));
+  if (StopRequested()) return Status::Unavailable("rabbitmq backend " + name_ + " is stopped");
+  Post(std::move(ops));
+  if (result.wait_for(kEnqueueTimeout) != std::future_status::ready) {
+    return Status::Unavailable("rabbitmq backend " + name_ + ": no confirm for a publish to " +
+                               source + " within " + std::to_string(kEnqueueTimeout.count()) +
+                               " s");
+  }
+  return result.get();
+}
+
+void RabbitMqBackend::Post(std::vector<Op> ops) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Op& op : ops) ops_.push_back(std::move(op));
+  }
+  Kick();
+}
+
+void RabbitMqBackend::Kick() {
+  if (kicked_.exchange(true, std::memory_order_acq_rel)) return;
+  uint64_t one = 1;
+  ssize_t n = write(wake_fd_, &one, sizeof(one));
+  (void)n;  // EAGAIN: the counter is already non-zero, the thread will wake
+}
+
+void RabbitMqBackend::Stop(std::chrono::steady_clock::time_point deadline) {
+  if (!stop_.load()) {
+    stop_deadline_ = deadline;
+    stop_.store(true, std::memory_order_release);
+  }
+  kicked_.store(false);
+  Kick();
+  if (thread_.joinable()) thread_.join();
+  // Never started, or the thread is gone: close what Start opened, fail
+  // publishes nobody will make.
+  if (conn_) {
+    conn_->Close();
+    conn_.reset();
+  }
+  std::vector<Op> left;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    left.swap(ops_);
+  }
+  for (Op& op : left)
+    if (op.done) op.done->set_value(Status::Unavailable("rabbitmq backend " + name_ + " stopped"));
+  connected_.store(false);
+}
+
+BackendState RabbitMqBackend::State() const {
+  BackendState s;
+  s.connected = connected_.load();
+  s.reconnects = reconnect_attempts_.load();
+  s.consecutive_failures = consecutive_failures_.load();
+  std::lock_guard<std::mutex> lock(mu_);
+  s.last_error = last_error_;
+  return s;
+}
+
+RabbitMqBackend::Counters RabbitMqBackend::GetCounters() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return counters_;
+}
+
+}  // namespace foxworker

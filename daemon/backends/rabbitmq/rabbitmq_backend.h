@@ -1,0 +1,129 @@
+// RabbitMqBackend: the `rabbitmq` backend on librabbitmq-c.
+//
+// One dedicated thread owns the AMQP connection (one channel in publisher
+// confirm mode) and is the only code that touches librabbitmq-c. It consumes
+// every source's queue (basic.qos prefetch = the source's prefetch), turns
+// deliveries into Delivery values in the source's buffer and wakes the
+// consumer. Worker threads hand settlements and publishes to it through a
+// locked queue and an eventfd; the thread waits in poll() on the socket and
+// the eventfd, so a settlement is applied within a loop turn. Acks are
+// coalesced (multiple=true over the lowest contiguous unacked tags). Retry
+// and dead-letter copies are published with confirms and the original is
+// acked only after its copy's confirm. The thread reconnects forever with
+// exponential backoff and jitter; settlements of a dead connection's
+// deliveries are dropped (the broker redelivers) and counted.
+//
+// Safe for concurrent use.
+#ifndef FOXWORKER_BACKENDS_RABBITMQ_RABBITMQ_BACKEND_H_
+#define FOXWORKER_BACKENDS_RABBITMQ_RABBITMQ_BACKEND_H_
+
+#include <amqp.h>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon/core/backend.h"
+
+namespace foxworker {
+
+class AmqpConnection;
+class OwnedProperties;
+
+class RabbitMqBackend : public Backend {
+ public:
+  RabbitMqBackend(std::string name, RabbitMqBackendOptions options);
+  ~RabbitMqBackend() override;
+
+  const std::string& name() const override { return name_; }
+  Status Start() override;
+  Result<std::unique_ptr<Source>> OpenSource(const SourceOptions& options) override;
+  // Publishes to queue `source` (after `delay`, through a retry tier queue)
+  // and waits for the broker's confirm.
+  Status Enqueue(const std::string& source, Message message, Duration delay) override;
+  void Stop(std::chrono::steady_clock::time_point deadline) override;
+  BackendState State() const override;
+
+  // Counters for tests and logs.
+  struct Counters {
+    uint64_t connections = 0;        // successful connects, the first included
+    uint64_t dropped_settlements = 0;  // for deliveries of a connection that died
+    uint64_t confirm_failures = 0;   // copies nacked or returned by the broker
+    uint64_t crash_dead_letters = 0;  // dead-lettered on arrival past max_attempts
+  };
+  Counters GetCounters() const;
+
+  struct SourceState;
+
+ private:
+  class RabbitMqSource;
+  struct Op;
+  struct Unsettled;
+  struct PendingConfirm;
+
+  void Post(std::vector<Op> ops);
+  void Kick();
+  void Run();
+  Status Connect(bool* permanent);
+  Status ServeConnection();
+  Status ConsumeSources();
+  Status ApplyOps(std::vector<Op>& ops);
+  Status ApplySettlement(Op& op);
+  Status ReadFrames();
+  Status HandleDelivery(const amqp_frame_t& frame);
+  Status HandleConfirm(uint64_t seq, bool multiple, bool ok);
+  Status HandleReturn(const amqp_frame_t& frame);
+  Status FlushAcks();
+  Status PublishCopy(uint64_t original_tag, const std::string& routing_key,
+                     const OwnedProperties& props, const std::string& body,
+                     std::shared_ptr<std::promise<Status>> done);
+  Status DeadLetter(uint64_t tag, Delivery& d, const std::string& reason);
+  Result<std::string> RetryQueueFor(SourceState& s, Duration delay);
+  Status DeclareMain(SourceState& s);
+  void DropConnection(const Status& why);
+  void WaitBackoff();
+  bool StopRequested() const { return stop_.load(std::memory_order_acquire); }
+
+  const std::string name_;
+  const RabbitMqBackendOptions options_;
+
+  // Shared with worker threads.
+  mutable std::mutex mu_;
+  std::vector<Op> ops_;                             // GUARDED_BY(mu_)
+  std::vector<std::shared_ptr<SourceState>> sources_;  // GUARDED_BY(mu_)
+  std::string last_error_;                          // GUARDED_BY(mu_)
+  Counters counters_;                               // GUARDED_BY(mu_)
+  std::atomic<bool> connected_{false};
+  std::atomic<uint64_t> reconnect_attempts_{0};
+  std::atomic<uint64_t> consecutive_failures_{0};
+  std::atomic<bool> kicked_{false};
+  std::atomic<bool> stop_{false};
+  std::chrono::steady_clock::time_point stop_deadline_;  // set before stop_
+  int wake_fd_ = -1;
+  std::thread thread_;
+
+  // Connection thread only.
+  std::unique_ptr<AmqpConnection> conn_;
+  uint64_t generation_ = 0;
+  uint64_t connect_calls_ = 0;  // Start() and then the thread, never at once
+  uint64_t next_publish_seq_ = 1;
+  std::map<uint64_t, Unsettled> unsettled_;          // by delivery tag
+  std::map<uint64_t, PendingConfirm> confirms_;      // by publish sequence number
+  std::vector<uint64_t> to_ack_;
+  std::set<std::string> declared_;                   // queues declared on this connection
+  std::mt19937_64 rng_{std::random_device{}()};
+};
+
+}  // namespace foxworker
+
+#endif  // FOXWORKER_BACKENDS_RABBITMQ_RABBITMQ_BACKEND_H_

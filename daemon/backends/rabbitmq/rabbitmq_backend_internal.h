@@ -1,0 +1,61 @@
+// The parts of RabbitMqBackend shared by its two .cc files: the source's
+// shared state and the records the connection thread keeps.
+#ifndef FOXWORKER_BACKENDS_RABBITMQ_RABBITMQ_BACKEND_INTERNAL_H_
+#define FOXWORKER_BACKENDS_RABBITMQ_RABBITMQ_BACKEND_INTERNAL_H_
+
+#include "daemon/backends/rabbitmq/amqp_message_codec.h"
+#include "daemon/backends/rabbitmq/rabbitmq_backend.h"
+
+namespace foxworker {
+
+struct RabbitMqBackend::SourceState {
+  SourceOptions options;
+  std::string consumer_tag;
+
+  std::mutex mu;
+  std::deque<std::unique_ptr<Delivery>> buffer;  // GUARDED_BY(mu)
+  std::function<void()> wake;                    // GUARDED_BY(mu)
+  bool started = false;                          // GUARDED_BY(mu)
+  bool stopped = false;                          // GUARDED_BY(mu)
+  std::atomic<size_t> buffered{0};               // hint for MaybeReady
+
+  // Connection thread only.
+  bool consuming = false;  // basic.consume sent on the current connection
+  bool cancelled = false;  // basic.cancel sent (never consume again)
+};
+
+// Work handed from any thread to the connection thread.
+struct RabbitMqBackend::Op {
+  enum class Kind { kSettle, kPublish, kCancel };
+  Kind kind = Kind::kSettle;
+  std::shared_ptr<SourceState> source;
+  // kSettle
+  std::unique_ptr<Delivery> delivery;
+  Outcome outcome;
+  // kPublish
+  std::string queue;
+  Message message;
+  Duration delay{0};
+  std::shared_ptr<std::promise<Status>> done;
+};
+
+// A delivery of the current connection the broker has not had an ack,
+// reject or nack for.
+struct RabbitMqBackend::Unsettled {
+  std::shared_ptr<SourceState> source;
+  std::unique_ptr<OwnedProperties> props;  // the original's, for copies
+  std::string exchange;
+  std::string routing_key;
+};
+
+// A publish waiting for the broker's confirm.
+struct RabbitMqBackend::PendingConfirm {
+  uint64_t original_tag = 0;  // ack this delivery once confirmed; 0 = none
+  std::string routing_key;
+  bool returned = false;      // the broker returned it as unroutable
+  std::shared_ptr<std::promise<Status>> done;
+};
+
+}  // namespace foxworker
+
+#endif  // FOXWORKER_BACKENDS_RABBITMQ_RABBITMQ_BACKEND_INTERNAL_H_

@@ -1,0 +1,660 @@
+// RabbitMqBackend's connection thread: the only code that calls
+// librabbitmq-c once the backend has started.
+#include <poll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "daemon/backends/rabbitmq/amqp_connection.h"
+#include "daemon/backends/rabbitmq/rabbitmq_backend_internal.h"
+#include "daemon/backends/rabbitmq/retry_tiers.h"
+#include "daemon/core/clock.h"
+#include "daemon/core/dead_letter.h"
+
+namespace foxworker {
+namespace {
+
+// Timeout of a TCP connect, the AMQP handshake and each RPC.
+constexpr Duration kRpcTimeout{10000};
+// Longest poll() wait: heartbeats are checked at least this often.
+constexpr int kMaxPollMs = 100;
+// Frames read before pending settlements are applied again.
+constexpr int kFramesPerTurn = 256;
+
+amqp_bytes_t Bytes(const std::string& s) {
+  amqp_bytes_t b;
+  b.len = s.size();
+  b.bytes = const_cast<char*>(s.data());
+  return b;
+}
+
+amqp_table_entry_t StringEntry(const char* key, const std::string& value) {
+  amqp_table_entry_t e;
+  e.key = amqp_cstring_bytes(key);
+  e.value.kind = AMQP_FIELD_KIND_UTF8;
+  e.value.value.bytes = Bytes(value);
+  return e;
+}
+
+amqp_table_entry_t IntEntry(const char* key, int64_t value) {
+  amqp_table_entry_t e;
+  e.key = amqp_cstring_bytes(key);
+  e.value.kind = AMQP_FIELD_KIND_I64;
+  e.value.value.i64 = value;
+  return e;
+}
+
+Status StatusOf(int rc, const char* what) {
+  if (rc == AMQP_STATUS_OK) return Status::Ok();
+  return Status::Unavailable(std::string(what) + ": " + amqp_error_string2(rc));
+}
+
+}  // namespace
+
+Status RabbitMqBackend::Connect(bool* permanent) {
+  if (connect_calls_++ > 0) reconnect_attempts_.fetch_add(1);
+  auto conn = AmqpConnection::Open(options_, kRpcTimeout, permanent);
+  Status s = conn.ok() ? Status::Ok() : conn.status();
+  if (s.ok()) {
+    conn_ = std::move(*conn);
+    ++generation_;
+    next_publish_seq_ = 1;
+    declared_.clear();
+    std::vector<std::shared_ptr<SourceState>> sources;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      sources = sources_;
+    }
+    for (auto& src : sources) src->consuming = false;
+    for (auto& src : sources) {
+      if (src->cancelled) continue;
+      s = DeclareMain(*src);
+      if (!s.ok()) break;
+    }
+    if (s.ok()) s = ConsumeSources();
+    if (!s.ok()) {
+      *permanent = s.IsInvalidArgument();
+      conn_.reset();
+    }
+  }
+  if (!s.ok()) {
+    consecutive_failures_.fetch_add(1);
+    std::lock_guard<std::mutex> lock(mu_);
+    last_error_ = s.message();
+    return Status(s.IsInvalidArgument() ? Status::InvalidArgument("backend " + name_ + ": " +
+                                                                  s.message())
+                                        : Status::Unavailable("backend " + name_ + ": " +
+                                                              s.message()));
+  }
+  consecutive_failures_.store(0);
+  connected_.store(true);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    counters_.connections++;
+  }
+  LOG(INFO) << "backend " << name_ << ": connected to " << RedactUrl(options_.url)
+            << " (connection " << generation_ << ")";
+  return Status::Ok();
+}
+
+Status RabbitMqBackend::DeclareMain(SourceState& s) {
+  const std::string& queue = s.options.source;
+  std::string type(AmqpQueueTypeName(options_.queue_type));
+  amqp_table_entry_t args[] = {StringEntry("x-queue-type", type)};
+  amqp_table_t table = {1, args};
+  if (declared_.count(queue) == 0) {
+    Result<uint32_t> r = conn_->DeclareQueue(queue, table, /*passive=*/!options_.declare);
+    if (!r.ok()) return r.status();
+    declared_.insert(queue);
+  }
+  const std::string dlq = queue + "-dlq";
+  if (declared_.count(dlq) == 0) {
+    Result<uint32_t> r = conn_->DeclareQueue(dlq, table, /*passive=*/false);
+    if (!r.ok()) return r.status();
+    declared_.insert(dlq);
+  }
+  return Status::Ok();
+}
+
+Status RabbitMqBackend::ConsumeSources() {
+  std::vector<std::shared_ptr<SourceState>> sources;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    sources = sources_;
+  }
+  for (auto& src : sources) {
+    if (src->consuming || src->cancelled) continue;
+    {
+      std::lock_guard<std::mutex> lock(src->mu);
+      if (src->stopped) {
+        src->cancelled = true;
+        continue;
+      }
+    }
+    if (declared_.count(src->options.source) == 0) {
+      Status s = DeclareMain(*src);
+      if (!s.ok()) return s;
+    }
+    amqp_connection_state_t st = conn_->state();
+    amqp_basic_qos(st, kAmqpChannel, 0, static_cast<uint16_t>(std::clamp(src->options.prefetch, 1, 65535)),
+                   /*global=*/0);
+    Status s = conn_->CheckReply("basic.qos");
+    if (!s.ok()) return s;
+    amqp_basic_consume(st, kAmqpChannel, amqp_cstring_bytes(src->options.source.c_str()),
+                       amqp_cstring_bytes(src->consumer_tag.c_str()), /*no_local=*/0,
+                       /*no_ack=*/0, /*exclusive=*/0, amqp_empty_table);
+    s = conn_->CheckReply(("basic.consume " + src->options.source).c_str());
+    if (!s.ok()) return s;
+    src->consuming = true;
+  }
+  return Status::Ok();
+}
+
+void RabbitMqBackend::Run() {
+  while (!StopRequested()) {
+    if (!conn_) {
+      WaitBackoff();
+      if (StopRequested()) break;
+      bool permanent = false;
+      Status s = Connect(&permanent);
+      if (!s.ok()) {
+        LOG(WARNING) << s.message() << " (attempt " << consecutive_failures_.load() << ")";
+        continue;
+      }
+    }
+    Status s = ServeConnection();
+    if (!s.ok()) {
+      DropConnection(s);
+      continue;
+    }
+    break;  // stopped
+  }
+  if (conn_) {
+    conn_->Close();
+    conn_.reset();
+  }
+  DropConnection(Status::Ok());
+}
+
+void RabbitMqBackend::WaitBackoff() {
+  const uint64_t failures = consecutive_failures_.load();
+  if (failures == 0) return;
+  double delay = static_cast<double>(options_.reconnect_initial.count());
+  for (uint64_t i = 1; i < failures && delay < options_.reconnect_max.count(); ++i) delay *= 2;
+  delay = std::min(delay, static_cast<double>(options_.reconnect_max.count()));
+  // Jitter: uniform in [delay/2, delay], so many daemons do not reconnect in
+  // lockstep after a broker restart.
+  std::uniform_real_distribution<double> jitter(0.5, 1.0);
+  const auto until = std::chrono::steady_clock::now() +
+                     Duration(static_cast<int64_t>(delay * jitter(rng_)));
+  while (!StopRequested()) {
+    auto now = std::chrono::steady_clock::now();
+    if (now >= until) return;
+    pollfd p{wake_fd_, POLLIN, 0};
+    int ms = static_cast<int>(std::chrono::duration_cast<Duration>(until - now).count()) + 1;
+    poll(&p, 1, ms);
+    if (p.revents & POLLIN) {
+      uint64_t n;
+      ssize_t r = read(wake_fd_, &n, sizeof(n));
+      (void)r;
+      kicked_.store(false);
+    }
+  }
+}
+
+void RabbitMqBackend::DropConnection(const Status& why) {
+  conn_.reset();  // closes the socket; the broker requeues every unacked delivery
+  connected_.store(false);
+  uint64_t lost = unsettled_.size();
+  unsettled_.clear();
+  to_ack_.clear();
+  for (auto& [seq, pc] : confirms_) {
+    if (pc.done) pc.done->set_value(Status::Unavailable("connection lost before the confirm"));
+  }
+  confirms_.clear();
+  declared_.clear();
+  std::vector<std::shared_ptr<SourceState>> sources;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    sources = sources_;
+    if (!why.ok()) last_error_ = why.message();
+  }
+  // Buffered deliveries were never started; the broker redelivers them.
+  for (auto& src : sources) {
+    src->consuming = false;
+    std::lock_guard<std::mutex> lock(src->mu);
+    src->buffer.clear();
+    src->buffered.store(0, std::memory_order_relaxed);
+  }
+  if (!why.ok()) {
+    consecutive_failures_.fetch_add(1);
+    LOG(WARNING) << "backend " << name_ << ": connection " << generation_ << " lost: "
+                 << why.message() << "; " << lost
+                 << " unacked deliveries will be redelivered by the broker; reconnecting";
+  }
+}
+
+Status RabbitMqBackend::ServeConnection() {
+  bool cancelled_all = false;
+  for (;;) {
+    Status s = ConsumeSources();
+    if (!s.ok()) return s;
+    std::vector<Op> ops;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ops.swap(ops_);
+    }
+    s = ApplyOps(ops);
+    if (!s.ok()) return s;
+    s = FlushAcks();
+    if (!s.ok()) return s;
+    if (StopRequested()) {
+      if (!cancelled_all) {
+        cancelled_all = true;
+        std::vector<std::shared_ptr<SourceState>> sources;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          sources = sources_;
+        }
+        for (auto& src : sources) {
+          {
+            std::lock_guard<std::mutex> lock(src->mu);
+            src->stopped = true;
+          }
+          if (!src->consuming || src->cancelled) continue;
+          src->cancelled = true;
+          amqp_basic_cancel(conn_->state(), kAmqpChannel,
+                            amqp_cstring_bytes(src->consumer_tag.c_str()));
+          s = conn_->CheckReply("basic.cancel");
+          if (!s.ok()) return s;
+        }
+      }
+      bool idle;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        idle = ops_.empty();
+      }
+      if ((idle && confirms_.empty()) || std::chrono::steady_clock::now() >= stop_deadline_) {
+        if (!confirms_.empty())
+          LOG(WARNING) << "backend " << name_ << ": closing with " << confirms_.size()
+                       << " unconfirmed publish(es); their originals will be redelivered";
+        conn_->Close();
+        conn_.reset();
+        return Status::Ok();
+      }
+    }
+    s = ReadFrames();
+    if (!s.ok()) return s;
+  }
+}
+
+Status RabbitMqBackend::ApplyOps(std::vector<Op>& ops) {
+  for (Op& op : ops) {
+    Status s;
+    switch (op.kind) {
+      case Op::Kind::kSettle:
+        s = ApplySettlement(op);
+        break;
+      case Op::Kind::kCancel:
+        if (op.source->consuming && !op.source->cancelled) {
+          op.source->cancelled = true;
+          amqp_basic_cancel(conn_->state(), kAmqpChannel,
+                            amqp_cstring_bytes(op.source->consumer_tag.c_str()));
+          s = conn_->CheckReply("basic.cancel");
+        } else {
+          op.source->cancelled = true;
+        }
+        break;
+      case Op::Kind::kPublish: {
+        OwnedProperties props(op.message);
+        std::string target = op.queue;
+        if (op.delay.count() > 0) {
+          SourceState tmp;
+          tmp.options.source = op.queue;
+          Result<std::string> q = RetryQueueFor(tmp, op.delay);
+          if (!q.ok()) {
+            op.done->set_value(q.status());
+            return q.status();
+          }
+          target = *q;
+        }
+        s = PublishCopy(0, target, props, op.message.payload, op.done);
+        if (!s.ok()) op.done->set_value(s);
+        break;
+      }
+    }
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+Status RabbitMqBackend::ApplySettlement(Op& op) {
+  Delivery& d = *op.delivery;
+  auto it = d.generation == generation_ ? unsettled_.find(d.tag) : unsettled_.end();
+  if (it == unsettled_.end()) {
+    // The connection that delivered it is gone: the broker has requeued it.
+    std::lock_guard<std::mutex> lock(mu_);
+    counters_.dropped_settlements++;
+    return Status::Ok();
+  }
+  amqp_connection_state_t st = conn_->state();
+  switch (op.outcome.kind) {
+    case Outcome::Kind::kAck:
+      to_ack_.push_back(d.tag);
+      return Status::Ok();
+    case Outcome::Kind::kRelease: {
+      int rc = amqp_basic_reject(st, kAmqpChannel, d.tag, /*requeue=*/1);
+      unsettled_.erase(it);
+      return StatusOf(rc, "basic.reject");
+    }
+    case Outcome::Kind::kDeadLetter:
+      return DeadLetter(d.tag, d, op.outcome.reason);
+    case Outcome::Kind::kRetry: {
+      Unsettled& u = it->second;
+      std::string target = u.source->options.source;
+      if (options_.delayed_retries) {
+        Result<std::string> q = RetryQueueFor(*u.source, op.outcome.delay);
+        if (!q.ok()) return q.status();
+        target = *q;
+      }
+      OwnedProperties copy(u.props->props());
+      copy.Remove(kHeaderDeliveryCount);
+      copy.SetInt(kHeaderRetryAttempt, static_cast<int64_t>(d.msg.attempt) + 1);
+      if (d.msg.props.message_id.empty()) copy.SetMessageId(d.msg.id);
+      copy.SetPersistent();
+      return PublishCopy(d.tag, target, copy, d.msg.payload, nullptr);
+    }
+  }
+  return Status::Ok();
+}
+
+Status RabbitMqBackend::DeadLetter(uint64_t tag, Delivery& d, const std::string& reason) {
+  Unsettled& u = unsettled_.at(tag);
+  const std::string& queue = u.source->options.source;
+  const std::string dlq = queue + "-dlq";
+  if (declared_.count(dlq) == 0) {
+    Status s = DeclareMain(*u.source);
+    if (!s.ok()) return s;
+  }
+  OwnedProperties copy(u.props->props());
+  copy.Remove(kHeaderDeliveryCount);
+  copy.Remove(kHeaderRetryAttempt);
+  copy.SetString(kHeaderOriginalQueue, queue);
+  copy.SetString(kHeaderOriginalRoutingKey, u.routing_key);
+  copy.SetString(kHeaderOriginalExchange, u.exchange);
+  copy.SetString(kHeaderOriginalId, d.msg.id);
+  if (!d.msg.props.message_type.empty())
+    copy.SetString(kHeaderMessageType, d.msg.props.message_type);
+  copy.SetString(kHeaderFailureReason, reason);
+  copy.SetInt(kHeaderFinalAttempt, d.msg.attempt);
+  if (d.msg.FindHeader(kHeaderFirstSeenAt) == nullptr && d.msg.enqueued_at_ms > 0)
+    copy.SetString(kHeaderFirstSeenAt, FormatIso8601Utc(d.msg.enqueued_at_ms));
+  copy.SetString(kHeaderFailedAt, FormatIso8601Utc(WallMs()));
+  if (d.msg.props.message_id.empty()) copy.SetMessageId(d.msg.id);
+  copy.SetPersistent();
+  return PublishCopy(tag, dlq, copy, d.msg.payload, nullptr);
+}
+
+Result<std::string> RabbitMqBackend::RetryQueueFor(SourceState& s, Duration delay) {
+  const std::string& queue = s.options.source;
+  Duration tier = RetryTierFor(delay);
+  if (tier == Duration::zero()) return queue;
+  std::string name = queue + ".retry." + RetryTierName(tier);
+  if (declared_.count(name)) return name;
+  std::string type(AmqpQueueTypeName(options_.queue_type));
+  std::string empty;
+  std::vector<amqp_table_entry_t> args = {
+      StringEntry("x-queue-type", type),
+      IntEntry("x-message-ttl", tier.count()),
+      StringEntry("x-dead-letter-exchange", empty),
+      StringEntry("x-dead-letter-routing-key", queue),
+  };
+  static const std::string kAtLeastOnce = "at-least-once";
+  static const std::string kRejectPublish = "reject-publish";
+  if (options_.queue_type == AmqpQueueType::kQuorum) {
+    // Quorum queues dead-letter at-most-once unless told otherwise.
+    args.push_back(StringEntry("x-dead-letter-strategy", kAtLeastOnce));
+    args.push_back(StringEntry("x-overflow", kRejectPublish));
+  }
+  amqp_table_t table = {static_cast<int>(args.size()), args.data()};
+  Result<uint32_t> r = conn_->DeclareQueue(name, table, /*passive=*/false);
+  if (!r.ok()) return r.status();
+  declared_.insert(name);
+  return name;
+}
+
+Status RabbitMqBackend::PublishCopy(uint64_t original_tag, const std::string& routing_key,
+                                    const OwnedProperties& props, const std::string& body,
+                                    std::shared_ptr<std::promise<Status>> done) {
+  int rc = amqp_basic_publish(conn_->state(), kAmqpChannel, amqp_empty_bytes, Bytes(routing_key),
+                              /*mandatory=*/1, /*immediate=*/0, &props.props(), Bytes(body));
+  if (rc != AMQP_STATUS_OK) return StatusOf(rc, ("basic.publish to " + routing_key).c_str());
+  PendingConfirm pc;
+  pc.original_tag = original_tag;
+  pc.routing_key = routing_key;
+  pc.done = std::move(done);
+  confirms_.emplace(next_publish_seq_++, std::move(pc));
+  return Status::Ok();
+}
+
+Status RabbitMqBackend::HandleConfirm(uint64_t seq, bool multiple, bool ok) {
+  auto end = multiple ? confirms_.upper_bound(seq) : confirms_.find(seq);
+  auto begin = multiple ? confirms_.begin() : end;
+  if (!multiple && end != confirms_.end()) end = std::next(end);
+  amqp_connection_state_t st = conn_->state();
+  for (auto it = begin; it != end;) {
+    PendingConfirm& pc = it->second;
+    const bool success = ok && !pc.returned;
+    if (pc.original_tag != 0) {
+      if (success) {
+        to_ack_.push_back(pc.original_tag);
+      } else {
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          counters_.confirm_failures++;
+        }
+        LOG(ERROR) << "backend " << name_ << ": the broker did not take the copy published to "
+                   << pc.routing_key << (pc.returned ? " (unroutable)" : " (nacked)")
+                   << "; the original is requeued";
+        unsettled_.erase(pc.original_tag);
+        declared_.erase(pc.routing_key);
+        int rc = amqp_basic_reject(st, kAmqpChannel, pc.original_tag, /*requeue=*/1);
+        if (rc != AMQP_STATUS_OK) return StatusOf(rc, "basic.reject");
+      }
+    }
+    if (pc.done) {
+      pc.done->set_value(success ? Status::Ok()
+                                 : Status::Unavailable("the broker refused the publish to " +
+                                                       pc.routing_key));
+    }
+    it = confirms_.erase(it);
+  }
+  return Status::Ok();
+}
+
+Status RabbitMqBackend::HandleReturn(const amqp_frame_t& frame) {
+  auto* m = static_cast<amqp_basic_return_t*>(frame.payload.method.decoded);
+  std::string routing_key = BytesToString(m->routing_key);
+  std::string text = BytesToString(m->reply_text);
+  amqp_message_t message;
+  amqp_rpc_reply_t r = amqp_read_message(conn_->state(), frame.channel, &message, 0);
+  if (r.reply_type != AMQP_RESPONSE_NORMAL)
+    return Status::Unavailable("reading a returned message: " + AmqpReplyError(r));
+  amqp_destroy_message(&message);
+  // The return precedes the confirm of the same publish.
+  for (auto& [seq, pc] : confirms_) {
+    if (!pc.returned && pc.routing_key == routing_key) {
+      pc.returned = true;
+      break;
+    }
+  }
+  LOG(ERROR) << "backend " << name_ << ": publish to " << routing_key << " returned: " << text;
+  return Status::Ok();
+}
+
+Status RabbitMqBackend::FlushAcks() {
+  if (to_ack_.empty()) return Status::Ok();
+  std::sort(to_ack_.begin(), to_ack_.end());
+  amqp_connection_state_t st = conn_->state();
+  size_t i = 0;
+  uint64_t last = 0;
+  // The lowest unsettled tags that are all acked now go in one multiple ack.
+  auto it = unsettled_.begin();
+  while (i < to_ack_.size() && it != unsettled_.end() && it->first == to_ack_[i]) {
+    last = it->first;
+    it = unsettled_.erase(it);
+    ++i;
+  }
+  int rc = AMQP_STATUS_OK;
+  if (last != 0) rc = amqp_basic_ack(st, kAmqpChannel, last, /*multiple=*/1);
+  for (; i < to_ack_.size() && rc == AMQP_STATUS_OK; ++i) {
+    if (unsettled_.erase(to_ack_[i]) == 0) continue;
+    rc = amqp_basic_ack(st, kAmqpChannel, to_ack_[i], /*multiple=*/0);
+  }
+  to_ack_.clear();
+  return StatusOf(rc, "basic.ack");
+}
+
+Status RabbitMqBackend::HandleDelivery(const amqp_frame_t& frame) {
+  auto* m = static_cast<amqp_basic_deliver_t*>(frame.payload.method.decoded);
+  const std::string consumer_tag = BytesToString(m->consumer_tag);
+  const uint64_t tag = m->delivery_tag;
+  Unsettled u;
+  u.exchange = BytesToString(m->exchange);
+  u.routing_key = BytesToString(m->routing_key);
+  amqp_message_t message;
+  amqp_rpc_reply_t r = amqp_read_message(conn_->state(), frame.channel, &message, 0);
+  if (r.reply_type != AMQP_RESPONSE_NORMAL)
+    return Status::Unavailable("reading a delivery: " + AmqpReplyError(r));
+  auto d = std::make_unique<Delivery>();
+  DecodeProperties(message.properties, &d->msg);
+  d->msg.payload = BytesToString(message.body);
+  d->msg.attempt = AttemptFromHeaders(message.properties);
+  d->msg.id = d->msg.props.message_id.empty()
+                  ? "amqp-" + std::to_string(generation_) + "-" + std::to_string(tag)
+                  : d->msg.props.message_id;
+  if (d->msg.enqueued_at_ms == 0) d->msg.enqueued_at_ms = WallMs();
+  d->tag = tag;
+  d->generation = generation_;
+  d->received_ns = MonotonicNs();
+  u.props = std::make_unique<OwnedProperties>(message.properties);
+  amqp_destroy_message(&message);
+
+  std::shared_ptr<SourceState> src;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& s : sources_)
+      if (s->consumer_tag == consumer_tag) src = s;
+  }
+  if (!src) {
+    return StatusOf(amqp_basic_reject(conn_->state(), kAmqpChannel, tag, 1), "basic.reject");
+  }
+  u.source = src;
+  unsettled_.emplace(tag, std::move(u));
+  const int max_attempts = src->options.max_attempts;
+  if (max_attempts > 0 && d->msg.attempt > static_cast<uint32_t>(max_attempts)) {
+    // Only crashes and lost connections get here: a handler's own retries
+    // dead-letter before publishing a copy past the limit.
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      counters_.crash_dead_letters++;
+    }
+    d->queue = &src->options.queue;
+    return DeadLetter(tag, *d,
+                      "attempt " + std::to_string(d->msg.attempt) + " exceeds max_attempts " +
+                          std::to_string(max_attempts) +
+                          ": redelivered after earlier attempts never finished (crash or lost "
+                          "connection)");
+  }
+  std::function<void()> wake;
+  {
+    std::lock_guard<std::mutex> lock(src->mu);
+    if (!src->stopped) {
+      d->queue = &src->options.queue;
+      src->buffer.push_back(std::move(d));
+      src->buffered.store(src->buffer.size(), std::memory_order_relaxed);
+      wake = src->wake;
+    }
+  }
+  if (d) {  // stopped: hand it straight back
+    unsettled_.erase(tag);
+    return StatusOf(amqp_basic_reject(conn_->state(), kAmqpChannel, tag, 1), "basic.reject");
+  }
+  if (wake) wake();
+  return Status::Ok();
+}
+
+Status RabbitMqBackend::ReadFrames() {
+  amqp_connection_state_t st = conn_->state();
+  for (int processed = 0; processed < kFramesPerTurn; ++processed) {
+    if (!amqp_frames_enqueued(st) && !amqp_data_in_buffer(st)) {
+      if (processed > 0) break;  // apply what workers sent meanwhile
+      pollfd fds[2] = {{conn_->fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+      int n = poll(fds, 2, kMaxPollMs);
+      if (n < 0 && errno != EINTR) return Status::Unavailable(std::string("poll: ") + strerror(errno));
+      if (fds[1].revents & POLLIN) {
+        uint64_t count;
+        ssize_t r = read(wake_fd_, &count, sizeof(count));
+        (void)r;
+        kicked_.store(false, std::memory_order_release);
+      }
+      // With nothing to read, still let librabbitmq-c send and check
+      // heartbeats (a zero-timeout wait below).
+      if (!(fds[0].revents & (POLLIN | POLLERR | POLLHUP)) && (fds[1].revents & POLLIN)) break;
+    }
+    amqp_frame_t frame;
+    timeval zero{0, 0};
+    int rc = amqp_simple_wait_frame_noblock(st, &frame, &zero);
+    if (rc == AMQP_STATUS_TIMEOUT) break;
+    if (rc != AMQP_STATUS_OK) return StatusOf(rc, "reading from the broker");
+    if (frame.frame_type != AMQP_FRAME_METHOD) continue;
+    Status s;
+    switch (frame.payload.method.id) {
+      case AMQP_BASIC_DELIVER_METHOD:
+        s = HandleDelivery(frame);
+        break;
+      case AMQP_BASIC_ACK_METHOD: {
+        auto* a = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
+        s = HandleConfirm(a->delivery_tag, a->multiple != 0, true);
+        break;
+      }
+      case AMQP_BASIC_NACK_METHOD: {
+        auto* a = static_cast<amqp_basic_nack_t*>(frame.payload.method.decoded);
+        s = HandleConfirm(a->delivery_tag, a->multiple != 0, false);
+        break;
+      }
+      case AMQP_BASIC_RETURN_METHOD:
+        s = HandleReturn(frame);
+        break;
+      case AMQP_BASIC_CANCEL_METHOD: {
+        auto* c = static_cast<amqp_basic_cancel_t*>(frame.payload.method.decoded);
+        s = Status::Unavailable("the broker cancelled consumer " + BytesToString(c->consumer_tag) +
+                                " (queue deleted or its leader moved)");
+        break;
+      }
+      case AMQP_CHANNEL_CLOSE_METHOD: {
+        auto* c = static_cast<amqp_channel_close_t*>(frame.payload.method.decoded);
+        s = Status::Unavailable("broker closed the channel: " + std::to_string(c->reply_code) +
+                                " " + BytesToString(c->reply_text));
+        break;
+      }
+      case AMQP_CONNECTION_CLOSE_METHOD: {
+        auto* c = static_cast<amqp_connection_close_t*>(frame.payload.method.decoded);
+        s = Status::Unavailable("broker closed the connection: " + std::to_string(c->reply_code) +
+                                " " + BytesToString(c->reply_text));
+        amqp_connection_close_ok_t ok;
+        amqp_send_method(st, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+        break;
+      }
+      default:
+        break;
+    }
+    if (!s.ok()) return s;
+  }
+  if (!amqp_frames_enqueued(st)) amqp_maybe_release_buffers(st);
+  return Status::Ok();
+}
+
+}  // namespace foxworker

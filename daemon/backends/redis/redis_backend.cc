@@ -1,0 +1,340 @@
+#include "daemon/backends/redis/redis_backend.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <random>
+#include <utility>
+
+#include "daemon/backends/redis/redis_codec.h"
+#include "daemon/backends/redis/redis_source.h"
+#include "daemon/backends/redis/redis_url.h"
+#include "daemon/core/clock.h"
+
+namespace foxworker {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::chrono::seconds kDestructorStopBudget{10};
+
+std::string DefaultConsumerName() {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') {
+    std::snprintf(host, sizeof(host), "unknown-host");
+  }
+  return std::string(host) + ":" + std::to_string(getpid());
+}
+
+const char* LinkName(int link) { return link == 0 ? "command" : "reader"; }
+
+}  // namespace
+
+// ---- RedisSource ----
+
+RedisBackend::RedisSource::~RedisSource() {
+  StopFetching();
+  std::lock_guard<std::mutex> l(state_->mu);
+  state_->wake = nullptr;
+}
+
+Status RedisBackend::RedisSource::Start(std::function<void()> wake) {
+  {
+    std::lock_guard<std::mutex> l(state_->mu);
+    if (state_->started) {
+      return Status::InvalidArgument("redis source " + state_->options.source + ": already started");
+    }
+    state_->wake = std::move(wake);
+    state_->started = true;
+  }
+  backend_->KickReader();
+  backend_->KickCommands(/*unblock_reader=*/true);
+  return Status::Ok();
+}
+
+size_t RedisBackend::RedisSource::Fetch(size_t max, std::vector<std::unique_ptr<Delivery>>& out) {
+  std::lock_guard<std::mutex> l(state_->mu);
+  size_t n = 0;
+  while (n < max && !state_->buffer.empty()) {
+    out.push_back(std::move(state_->buffer.front()));
+    state_->buffer.pop_front();
+    ++n;
+  }
+  state_->buffered.store(state_->buffer.size(), std::memory_order_relaxed);
+  return n;
+}
+
+void RedisBackend::RedisSource::Settle(std::vector<Settlement>& batch) {
+  std::vector<SettleOp> ops;
+  ops.reserve(batch.size());
+  for (Settlement& s : batch) {
+    ops.push_back(SettleOp{state_, std::move(s.delivery), std::move(s.outcome)});
+  }
+  batch.clear();
+  backend_->SubmitSettlements(std::move(ops));
+}
+
+void RedisBackend::RedisSource::StopFetching() {
+  backend_->SubmitSettlements(TakeUnstarted(state_));
+}
+
+bool RedisBackend::RedisSource::MaybeReady() const {
+  return state_->buffered.load(std::memory_order_relaxed) > 0;
+}
+
+// ---- RedisBackend ----
+
+RedisBackend::RedisBackend(std::string name, RedisBackendOptions options)
+    : name_(std::move(name)),
+      options_(std::move(options)),
+      consumer_(options_.consumer.empty() ? DefaultConsumerName() : options_.consumer) {}
+
+RedisBackend::~RedisBackend() { Stop(Clock::now() + kDestructorStopBudget); }
+
+Status RedisBackend::Start() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (running_ || commands_thread_.joinable()) {
+      return Status::InvalidArgument("redis backend " + name_ + ": already started");
+    }
+    running_ = true;
+  }
+  LOG(INFO) << "redis backend " << name_ << ": " << RedactedRedisUrl(options_) << ", group "
+            << options_.group << ", consumer " << consumer_;
+  commands_thread_ = std::thread([this] { RunCommands(); });
+  reader_thread_ = std::thread([this] { RunReader(); });
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Source>> RedisBackend::OpenSource(const SourceOptions& options) {
+  if (options.source.empty()) {
+    return Status::InvalidArgument("redis backend " + name_ + ": a source needs a stream key");
+  }
+  if (options.prefetch < 1) {
+    return Status::InvalidArgument("redis backend " + name_ + ": prefetch of queue " +
+                                   options.queue + " must be at least 1");
+  }
+  auto state = std::make_shared<SourceState>(options);
+  std::lock_guard<std::mutex> l(mu_);
+  if (stop_requested_) return Status::Unavailable("redis backend " + name_ + ": stopped");
+  for (const auto& s : sources_) {
+    if (s->options.source == options.source) {
+      return Status::InvalidArgument("redis backend " + name_ + ": stream " + options.source +
+                                     " is already read by queue " + s->options.queue +
+                                     " (one queue per stream and group)");
+    }
+  }
+  sources_.push_back(state);
+  return std::unique_ptr<Source>(new RedisSource(this, std::move(state)));
+}
+
+Status RedisBackend::Enqueue(const std::string& source, Message message, Duration delay) {
+  if (source.empty()) {
+    return Status::InvalidArgument("redis backend " + name_ + ": enqueue needs a stream key");
+  }
+  CHECK(std::this_thread::get_id() != commands_thread_.get_id())
+      << "RedisBackend::Enqueue called on the backend's own command thread";
+  EnqueueOp op;
+  op.stream = source;
+  op.message = std::move(message);
+  op.delay = delay;
+  std::unique_lock<std::mutex> l(mu_);
+  if (!running_ || stop_requested_) {
+    return Status::Unavailable("redis backend " + name_ + ": not running");
+  }
+  pending_enqueues_.push_back(&op);
+  cv_.notify_one();
+  done_cv_.wait(l, [&] { return op.done; });
+  return op.status;
+}
+
+void RedisBackend::Stop(std::chrono::steady_clock::time_point deadline) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!commands_thread_.joinable()) return;
+    stop_requested_ = true;
+    stop_deadline_ = deadline;
+    unblock_reader_ = true;
+  }
+  cv_.notify_all();
+  reader_cv_.notify_all();
+  reader_thread_.join();
+  commands_thread_.join();
+  std::lock_guard<std::mutex> l(mu_);
+  running_ = false;
+  commands_connected_ = reader_connected_ = false;
+  state_.connected = false;
+}
+
+BackendState RedisBackend::State() const {
+  std::lock_guard<std::mutex> l(mu_);
+  BackendState s = state_;
+  s.connected = commands_connected_ && reader_connected_;
+  return s;
+}
+
+void RedisBackend::SubmitSettlements(std::vector<SettleOp> ops) {
+  if (ops.empty()) return;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (SettleOp& op : ops) pending_settles_.push_back(std::move(op));
+  }
+  cv_.notify_one();
+}
+
+void RedisBackend::KickReader() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    reader_kicked_ = true;
+  }
+  reader_cv_.notify_one();
+}
+
+void RedisBackend::KickCommands(bool unblock_reader) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    commands_kicked_ = true;
+    if (unblock_reader) unblock_reader_ = true;
+  }
+  cv_.notify_one();
+}
+
+std::vector<RedisBackend::SettleOp> RedisBackend::TakeUnstarted(
+    const std::shared_ptr<SourceState>& source) {
+  std::deque<std::unique_ptr<Delivery>> unstarted;
+  {
+    std::lock_guard<std::mutex> l(source->mu);
+    source->stopped = true;
+    unstarted.swap(source->buffer);
+    source->buffered.store(0, std::memory_order_relaxed);
+  }
+  std::vector<SettleOp> ops;
+  ops.reserve(unstarted.size());
+  for (auto& d : unstarted) ops.push_back(SettleOp{source, std::move(d), Outcome::Release()});
+  return ops;
+}
+
+void RedisBackend::Deliver(const std::shared_ptr<SourceState>& source, const redisReply* entries,
+                           const std::vector<uint32_t>& counts) {
+  if (entries == nullptr || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) return;
+  const uint64_t now_ns = MonotonicNs();
+  const auto now = Clock::now();
+  const int max_attempts = source->options.max_attempts;
+  std::vector<std::unique_ptr<Delivery>> batch;
+  std::vector<SettleOp> settle_now;
+  for (size_t i = 0; i < entries->elements; ++i) {
+    const redisReply* e = entries->element[i];
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
+        e->element[0]->type != REDIS_REPLY_STRING) {
+      continue;  // an entry deleted from the stream while pending: nothing to run
+    }
+    std::string id(e->element[0]->str, e->element[0]->len);
+    uint32_t count = i < counts.size() ? counts[i] : 1;
+    auto d = std::make_unique<Delivery>();
+    d->msg = DecodeEntry(id, e->element[1], options_.payload_field, count);
+    d->queue = &source->options.queue;
+    d->tag = count;
+    d->received_ns = now_ns;
+    if (max_attempts > 0 && d->msg.attempt > static_cast<uint32_t>(max_attempts)) {
+      std::string reason = "attempt " + std::to_string(d->msg.attempt) + " exceeds max_attempts " +
+                           std::to_string(max_attempts) +
+                           ": earlier attempts crashed the worker or timed out";
+      LOG(WARNING) << "redis backend " << name_ << ": stream " << source->options.source
+                   << " entry " << id << ": " << reason << "; dead-lettering it";
+      d->msg.attempt -= 1;  // the last attempt that ran
+      settle_now.push_back(SettleOp{source, std::move(d), Outcome::DeadLetter(std::move(reason))});
+      continue;
+    }
+    batch.push_back(std::move(d));
+  }
+  std::function<void()> wake;
+  {
+    std::lock_guard<std::mutex> l(source->mu);
+    for (auto& op : settle_now) source->held.emplace(op.delivery->msg.id, now);
+    for (auto& d : batch) {
+      source->held.emplace(d->msg.id, now);
+      if (source->stopped) {
+        settle_now.push_back(SettleOp{source, std::move(d), Outcome::Release()});
+      } else {
+        source->buffer.push_back(std::move(d));
+      }
+    }
+    source->buffered.store(source->buffer.size(), std::memory_order_relaxed);
+    if (!source->buffer.empty()) wake = source->wake;
+  }
+  SubmitSettlements(std::move(settle_now));
+  if (wake) wake();
+}
+
+Result<std::unique_ptr<RedisConnection>> RedisBackend::Connect(Link link) {
+  const int i = static_cast<int>(link);
+  auto conn = RedisConnection::Connect(options_, "foxworker:" + consumer_ + ":" + LinkName(i));
+  if (!conn.ok()) {
+    RecordFailure(link, conn.status());
+    return conn.status();
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  (link == Link::kCommands ? commands_connected_ : reader_connected_) = true;
+  if (lost_[i]) {
+    state_.reconnects++;
+    LOG(INFO) << "redis backend " << name_ << ": " << LinkName(i) << " connection re-established"
+              << " (" << state_.reconnects << " reconnects so far)";
+  } else if (!ever_connected_[i]) {
+    LOG(INFO) << "redis backend " << name_ << ": " << LinkName(i) << " connection up";
+  }
+  ever_connected_[i] = true;
+  lost_[i] = false;
+  state_.consecutive_failures = 0;
+  return conn;
+}
+
+void RedisBackend::RecordFailure(Link link, const Status& status) {
+  const int i = static_cast<int>(link);
+  std::lock_guard<std::mutex> l(mu_);
+  bool was_connected = link == Link::kCommands ? commands_connected_ : reader_connected_;
+  (link == Link::kCommands ? commands_connected_ : reader_connected_) = false;
+  if (ever_connected_[i]) lost_[i] = true;
+  state_.consecutive_failures++;
+  state_.last_error = status.message();
+  // Log the first failure of a run loudly, the rest now and then.
+  if (was_connected || state_.consecutive_failures == 1 || state_.consecutive_failures % 50 == 0) {
+    LOG(WARNING) << "redis backend " << name_ << " (" << LinkName(i) << "): "
+                 << status.message() << "; reconnecting";
+  }
+}
+
+std::chrono::milliseconds RedisBackend::Backoff(int failures) {
+  thread_local std::mt19937 rng{std::random_device{}()};
+  const int64_t initial = std::max<int64_t>(1, options_.reconnect_initial.count());
+  const int64_t max = std::max<int64_t>(initial, options_.reconnect_max.count());
+  int64_t delay = initial;
+  for (int i = 1; i < failures && delay < max; ++i) delay *= 2;
+  delay = std::min(delay, max);
+  // Half fixed, half random: spreads the daemons of a fleet after an outage.
+  std::uniform_int_distribution<int64_t> jitter(delay / 2, delay);
+  return std::chrono::milliseconds(jitter(rng));
+}
+
+bool RedisBackend::SleepUnlessStopping(TimePoint until) {
+  std::unique_lock<std::mutex> l(mu_);
+  reader_cv_.wait_until(l, until, [&] { return stop_requested_; });
+  return !stop_requested_;
+}
+
+Result<std::unique_ptr<Backend>> MakeRedisBackend(const BackendConfig& config) {
+  if (config.type != "redis") {
+    return Status::InvalidArgument("backend " + config.name + " has type " + config.type +
+                                   ", not redis");
+  }
+  const RedisBackendOptions& o = config.redis;
+  if (o.group.empty() || o.payload_field.empty()) {
+    return Status::InvalidArgument("redis backend " + config.name +
+                                   ": group and payload_field must not be empty");
+  }
+  if (o.start != "0" && o.start != "$") {
+    return Status::InvalidArgument("redis backend " + config.name + ": start must be 0 or $");
+  }
+  return std::unique_ptr<Backend>(new RedisBackend(config.name, config.redis));
+}
+
+}  // namespace foxworker

@@ -1,0 +1,156 @@
+// RedisBackend: the `redis` backend, Redis Streams with consumer groups.
+//
+// Two threads per backend, each owning one blocking hiredis connection:
+//  - the reader runs XREADGROUP ... BLOCK for every started source that has
+//    room in its prefetch window, and fills the sources' buffers;
+//  - the command thread applies settlements (XACK batched and pipelined;
+//    retry and dead-letter copies through Lua scripts that write the copy and
+//    ack the original atomically), enqueues, moves due retries back to their
+//    stream, claims entries other consumers left idle longer than min_idle
+//    (crash recovery) and keeps the idle time of long-running entries low.
+// Executor threads only touch memory: Fetch takes from a buffer, Settle hands
+// the outcomes to the command thread. docs/backends/redis.md explains why
+// blocking connections on two threads rather than hiredis's async API.
+//
+// Both threads reconnect forever with exponential backoff and jitter; an
+// entry read but not yet acked stays in the group's pending list, so a
+// Redis restart (with AOF) or a daemon crash can only redeliver, never lose.
+//
+// Safe for concurrent use.
+#ifndef FOXWORKER_BACKENDS_REDIS_REDIS_BACKEND_H_
+#define FOXWORKER_BACKENDS_REDIS_REDIS_BACKEND_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon/backends/redis/redis_connection.h"
+#include "daemon/config/config.h"
+#include "daemon/core/backend.h"
+
+namespace foxworker {
+
+class RedisBackend final : public Backend {
+ public:
+  RedisBackend(std::string name, RedisBackendOptions options);
+  // Stops (flushing what is pending, for at most 10 s) if still running.
+  ~RedisBackend() override;
+  RedisBackend(const RedisBackend&) = delete;
+  RedisBackend& operator=(const RedisBackend&) = delete;
+
+  const std::string& name() const override { return name_; }
+  // The consumer name in the groups: options.consumer or "hostname:pid".
+  const std::string& consumer() const { return consumer_; }
+
+  // Starts the threads. A Redis that cannot be reached is not an error: the
+  // backend logs it and keeps trying (State() tells).
+  Status Start() override;
+
+  // `options.source` is the stream key. The group is created (MKSTREAM) when
+  // the source starts. The source must be destroyed before the backend.
+  Result<std::unique_ptr<Source>> OpenSource(const SourceOptions& options) override;
+
+  // XADD to the stream (or, with a delay, into "<stream>:retry"), done
+  // before it returns. Fails at once while Redis is unreachable.
+  // REQUIRES: Start succeeded and Stop has not finished.
+  Status Enqueue(const std::string& source, Message message, Duration delay) override;
+
+  // Stops reading, applies every pending settlement and closes the
+  // connections. Past `deadline` it gives up: entries not acked stay pending
+  // and are claimed again after min_idle, never lost.
+  void Stop(std::chrono::steady_clock::time_point deadline) override;
+
+  BackendState State() const override;
+
+ private:
+  class RedisSource;
+  struct SourceState;
+  struct SettleOp;
+  struct EnqueueOp;
+  using SourceList = std::vector<std::shared_ptr<SourceState>>;
+  using TimePoint = std::chrono::steady_clock::time_point;
+  enum class Link { kCommands, kReader };
+
+  // Any thread.
+  void SubmitSettlements(std::vector<SettleOp> ops);
+  void KickReader();
+  void KickCommands(bool unblock_reader);
+  static std::vector<SettleOp> TakeUnstarted(const std::shared_ptr<SourceState>& source);
+
+  // Puts claimed or read entries (an array of [id, fields]) into the source's
+  // buffer and wakes its consumer; entries past max_attempts are
+  // dead-lettered, entries for a stopped source released. `counts` are the
+  // delivery counts by position (empty: 1 each). Reader or command thread.
+  void Deliver(const std::shared_ptr<SourceState>& source, const redisReply* entries,
+               const std::vector<uint32_t>& counts);
+
+  // The command thread (redis_command_thread.cc).
+  void RunCommands();
+  Status ApplySettlements(std::vector<SettleOp>& ops);
+  void ApplyEnqueues(std::vector<EnqueueOp*>& ops);
+  Status MoveDue(SourceState& source, TimePoint now);
+  Status RenewHeld(SourceState& source, TimePoint now);
+  void FailEnqueues(std::vector<EnqueueOp*>& ops, const Status& status);
+
+  // The reader thread (redis_reader_thread.cc).
+  void RunReader();
+  Status EnsureGroup(RedisConnection& conn, SourceState& source);
+  Status ReadOnce(const SourceList& sources);
+  // Claims entries left pending: at the first call, this consumer name's
+  // own (an earlier run's); then other consumers' idle for min_idle.
+  Status ClaimIdle(RedisConnection& conn, const std::shared_ptr<SourceState>& source);
+
+  // Connection bookkeeping shared by both threads.
+  Result<std::unique_ptr<RedisConnection>> Connect(Link link);
+  void RecordFailure(Link link, const Status& status);
+  std::chrono::milliseconds Backoff(int failures);
+  // Sleeps until `until` or Stop; false when stopping.
+  bool SleepUnlessStopping(TimePoint until);
+
+  const std::string name_;
+  const RedisBackendOptions options_;
+  const std::string consumer_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;         // wakes the command thread
+  std::condition_variable reader_cv_;  // wakes the reader
+  std::condition_variable done_cv_;    // wakes Enqueue callers
+  std::deque<SettleOp> pending_settles_;      // GUARDED_BY(mu_)
+  std::vector<EnqueueOp*> pending_enqueues_;  // GUARDED_BY(mu_)
+  SourceList sources_;                        // GUARDED_BY(mu_)
+  bool commands_kicked_ = false;              // GUARDED_BY(mu_)
+  bool reader_kicked_ = false;                // GUARDED_BY(mu_)
+  bool unblock_reader_ = false;               // GUARDED_BY(mu_)
+  bool running_ = false;                      // GUARDED_BY(mu_)
+  bool stop_requested_ = false;               // GUARDED_BY(mu_)
+  TimePoint stop_deadline_{};                 // GUARDED_BY(mu_)
+  bool commands_connected_ = false;           // GUARDED_BY(mu_)
+  bool reader_connected_ = false;             // GUARDED_BY(mu_)
+  bool ever_connected_[2] = {false, false};   // GUARDED_BY(mu_)
+  bool lost_[2] = {false, false};             // GUARDED_BY(mu_): down since it was up
+  BackendState state_;                        // GUARDED_BY(mu_)
+
+  std::atomic<int64_t> reader_client_id_{-1};  // CLIENT ID of the reader's connection
+  std::atomic<bool> reader_blocking_{false};   // the reader is inside XREADGROUP BLOCK
+
+  std::thread commands_thread_;
+  std::thread reader_thread_;
+
+  // Owned by the command thread.
+  std::unique_ptr<RedisConnection> commands_;
+  // Owned by the reader thread.
+  std::unique_ptr<RedisConnection> reader_;
+};
+
+// Builds the backend for a `type: redis` entry.
+Result<std::unique_ptr<Backend>> MakeRedisBackend(const BackendConfig& config);
+
+}  // namespace foxworker
+
+#endif  // FOXWORKER_BACKENDS_REDIS_REDIS_BACKEND_H_

@@ -1,0 +1,102 @@
+#include "daemon/backends/redis/redis_codec.h"
+
+#include <algorithm>
+#include <charconv>
+#include <string_view>
+
+namespace foxworker {
+namespace {
+
+bool ParseInt(std::string_view text, int64_t* out) {
+  if (text.empty()) return false;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
+// The string Properties by field name; nullptr when not one of them.
+std::string* StringProperty(Properties& p, std::string_view name) {
+  if (name == "content_type") return &p.content_type;
+  if (name == "content_encoding") return &p.content_encoding;
+  if (name == "message_type" || name == "type") return &p.message_type;
+  if (name == "correlation_id") return &p.correlation_id;
+  if (name == "reply_to") return &p.reply_to;
+  if (name == "app_id") return &p.app_id;
+  if (name == "user_id") return &p.user_id;
+  if (name == "expiration") return &p.expiration;
+  if (name == "message_id") return &p.message_id;
+  return nullptr;
+}
+
+}  // namespace
+
+int64_t EntryIdMs(const std::string& id) {
+  int64_t ms = 0;
+  std::string_view text(id);
+  return ParseInt(text.substr(0, text.find('-')), &ms) ? ms : 0;
+}
+
+Message DecodeEntry(const std::string& id, const redisReply* fields,
+                    const std::string& payload_field, uint32_t delivery_count) {
+  Message m;
+  m.id = id;
+  m.enqueued_at_ms = EntryIdMs(id);
+  int64_t first_attempt = 1;
+  if (fields != nullptr && fields->type == REDIS_REPLY_ARRAY) {
+    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+      const redisReply* k = fields->element[i];
+      const redisReply* v = fields->element[i + 1];
+      if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+      std::string_view name(k->str, k->len);
+      std::string_view value(v->str, v->len);
+      int64_t number = 0;
+      if (name == payload_field) {
+        m.payload.assign(value);
+      } else if (std::string* prop = StringProperty(m.props, name)) {
+        prop->assign(value);
+      } else if (name == "priority" && ParseInt(value, &number)) {
+        m.props.priority = static_cast<uint8_t>(std::clamp<int64_t>(number, 0, 255));
+      } else if (name == "timestamp" && ParseInt(value, &number)) {
+        m.props.timestamp_ms = number;
+      } else if (name == kAttemptField && ParseInt(value, &number)) {
+        first_attempt = std::clamp<int64_t>(number, 1, UINT32_MAX / 2);
+      } else {
+        m.headers.emplace_back(std::string(name), std::string(value));
+      }
+    }
+  }
+  m.attempt = static_cast<uint32_t>(first_attempt) + std::max<uint32_t>(delivery_count, 1) - 1;
+  return m;
+}
+
+std::vector<std::string> EncodeMessage(const Message& m, const std::string& payload_field,
+                                       uint32_t attempt) {
+  std::vector<std::string> f;
+  f.reserve(4 + 2 * m.headers.size());
+  auto add = [&f](std::string_view name, const std::string& value) {
+    if (value.empty()) return;
+    f.emplace_back(name);
+    f.push_back(value);
+  };
+  f.push_back(payload_field);
+  f.push_back(m.payload);
+  const Properties& p = m.props;
+  add("content_type", p.content_type);
+  add("content_encoding", p.content_encoding);
+  add("message_type", p.message_type);
+  add("correlation_id", p.correlation_id);
+  add("reply_to", p.reply_to);
+  add("app_id", p.app_id);
+  add("user_id", p.user_id);
+  add("expiration", p.expiration);
+  add("message_id", p.message_id);
+  if (p.priority != 0) add("priority", std::to_string(p.priority));
+  if (p.timestamp_ms != 0) add("timestamp", std::to_string(p.timestamp_ms));
+  if (attempt > 1) add(kAttemptField, std::to_string(attempt));
+  for (const auto& [k, v] : m.headers) {
+    f.push_back(k);
+    f.push_back(v);
+  }
+  return f;
+}
+
+}  // namespace foxworker

@@ -1,0 +1,369 @@
+// RedisBackend's command thread: settlements, enqueues, due retries, claims
+// of idle entries and renewal of long-running ones.
+#include <algorithm>
+#include <map>
+#include <random>
+#include <unordered_map>
+
+#include "daemon/backends/redis/redis_backend.h"
+#include "daemon/backends/redis/redis_codec.h"
+#include "daemon/backends/redis/redis_scripts.h"
+#include "daemon/backends/redis/redis_source.h"
+#include "daemon/backends/redis/redis_url.h"
+#include "daemon/core/clock.h"
+#include "daemon/core/dead_letter.h"
+
+namespace foxworker {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kMaxSettlesPerRound = 4096;
+constexpr int kMoveBatch = 256;
+
+}  // namespace
+
+void RedisBackend::RunCommands() {
+  int failures = 0;
+  TimePoint next_connect{};
+  std::vector<SettleOp> settles;
+  std::vector<EnqueueOp*> enqueues;
+  bool stop_seen = false;
+  while (true) {
+    SourceList sources;
+    bool stopping, unblock;
+    TimePoint deadline;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      TimePoint wake_at = Clock::now() + std::chrono::seconds(1);
+      if (commands_ == nullptr) {
+        wake_at = std::min(wake_at, next_connect);
+      } else {
+        for (const auto& s : sources_) {
+          wake_at = std::min({wake_at, s->next_move, s->next_renew});
+        }
+      }
+      if (stop_requested_) wake_at = std::min(wake_at, stop_deadline_);
+      cv_.wait_until(l, wake_at, [&] {
+        return (stop_requested_ && !stop_seen) || commands_kicked_ || !pending_enqueues_.empty() ||
+               (!pending_settles_.empty() && commands_ != nullptr);
+      });
+      commands_kicked_ = false;
+      while (!pending_settles_.empty() && settles.size() < kMaxSettlesPerRound) {
+        settles.push_back(std::move(pending_settles_.front()));
+        pending_settles_.pop_front();
+      }
+      enqueues.insert(enqueues.end(), pending_enqueues_.begin(), pending_enqueues_.end());
+      pending_enqueues_.clear();
+      stopping = stop_seen = stop_requested_;
+      deadline = stop_deadline_;
+      unblock = unblock_reader_;
+      unblock_reader_ = false;
+      sources = sources_;
+    }
+    const auto now = Clock::now();
+    Status s;
+    if (unblock && commands_ != nullptr && reader_blocking_.load() &&
+        reader_client_id_.load() >= 0) {
+      // Ends the reader's XREADGROUP BLOCK now (a new source, room for a
+      // stream left out of it, or Stop).
+      auto r = commands_->Run({"CLIENT", "UNBLOCK", std::to_string(reader_client_id_.load())});
+      s = r.ok() ? Status::Ok() : r.status();
+    }
+    if (stopping && settles.empty() && enqueues.empty()) break;  // all flushed
+    if (stopping && now >= deadline) {
+      size_t left = settles.size();
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        left += pending_settles_.size();
+      }
+      if (left > 0) {
+        LOG(WARNING) << "redis backend " << name_ << ": stop deadline passed with " << left
+                     << " outcome(s) not written; those entries stay pending and are claimed "
+                     << "again after min_idle";
+      }
+      FailEnqueues(enqueues, Status::Unavailable("redis backend " + name_ + ": stopped"));
+      break;
+    }
+    if (commands_ == nullptr) {
+      if (now < next_connect) {
+        FailEnqueues(enqueues, Status::Unavailable("redis backend " + name_ +
+                                                   ": not connected to Redis"));
+      } else {
+        auto conn = Connect(Link::kCommands);
+        if (conn.ok()) {
+          commands_ = std::move(*conn);
+          failures = 0;
+        } else {
+          next_connect = Clock::now() + Backoff(++failures);
+          FailEnqueues(enqueues, conn.status());
+        }
+      }
+      if (commands_ == nullptr) {
+        std::lock_guard<std::mutex> l(mu_);
+        for (auto it = settles.rbegin(); it != settles.rend(); ++it) {
+          pending_settles_.push_front(std::move(*it));
+        }
+        settles.clear();
+        continue;
+      }
+    }
+    if (s.ok() && !settles.empty()) s = ApplySettlements(settles);
+    if (s.ok()) {
+      settles.clear();
+      ApplyEnqueues(enqueues);
+    }
+    if (s.ok() && !stopping) {
+      for (const auto& src : sources) {
+        {
+          std::lock_guard<std::mutex> l(src->mu);
+          if (!src->started || src->stopped) continue;
+        }
+        if (!src->group_ready.load()) continue;  // the reader creates it first
+        const auto t = Clock::now();
+        if (s.ok() && t >= src->next_move) s = MoveDue(*src, t);
+        if (s.ok() && t >= src->next_renew) s = RenewHeld(*src, t);
+        if (!s.ok()) break;
+      }
+    }
+    if (!s.ok()) {
+      commands_.reset();
+      RecordFailure(Link::kCommands, s);
+      next_connect = Clock::now() + Backoff(++failures);
+      FailEnqueues(enqueues, s);
+      std::lock_guard<std::mutex> l(mu_);
+      for (auto it = settles.rbegin(); it != settles.rend(); ++it) {
+        pending_settles_.push_front(std::move(*it));
+      }
+      settles.clear();
+      continue;
+    }
+    if (stopping) {
+      std::lock_guard<std::mutex> l(mu_);
+      if (pending_settles_.empty() && pending_enqueues_.empty()) break;
+    }
+  }
+  commands_.reset();
+  std::lock_guard<std::mutex> l(mu_);
+  commands_connected_ = false;
+  // Entries still held stay pending in Redis: they are claimed again after
+  // min_idle (by this consumer name at its next start, at once).
+  pending_settles_.clear();
+}
+
+void RedisBackend::FailEnqueues(std::vector<EnqueueOp*>& ops, const Status& status) {
+  if (ops.empty()) return;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (EnqueueOp* op : ops) {
+      op->status = status;
+      op->done = true;
+    }
+  }
+  ops.clear();
+  done_cv_.notify_all();
+}
+
+Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
+  std::vector<RedisCommand> cmds;
+  std::vector<size_t> op_of_cmd;  // which op a command belongs to (acks: the first of them)
+  std::map<SourceState*, size_t> ack_cmd;  // per source, its XACK command
+  const int64_t now_ms = WallMs();
+  const std::string min_idle_ms = std::to_string(options_.min_idle.count());
+  std::vector<std::pair<SourceState*, int64_t>> retry_due;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    SettleOp& op = ops[i];
+    SourceState& src = *op.source;
+    const Delivery& d = *op.delivery;
+    const std::string& stream = src.options.source;
+    switch (op.outcome.kind) {
+      case Outcome::Kind::kAck: {
+        auto [it, fresh] = ack_cmd.emplace(&src, cmds.size());
+        if (fresh) {
+          cmds.push_back({"XACK", stream, options_.group});
+          op_of_cmd.push_back(i);
+        }
+        cmds[it->second].push_back(d.msg.id);
+        break;
+      }
+      case Outcome::Kind::kRetry: {
+        Message copy = d.msg;
+        if (copy.FindHeader(kHeaderFirstSeenAt) == nullptr && copy.enqueued_at_ms > 0) {
+          copy.headers.emplace_back(kHeaderFirstSeenAt, FormatIso8601Utc(copy.enqueued_at_ms));
+        }
+        int64_t due = now_ms + std::max<int64_t>(0, op.outcome.delay.count());
+        RedisCommand cmd = {"EVAL", kRetryScript, "2", stream, src.retry_key, options_.group,
+                            d.msg.id, std::to_string(due)};
+        AppendArgs(cmd, EncodeMessage(copy, options_.payload_field, d.msg.attempt + 1));
+        cmds.push_back(std::move(cmd));
+        op_of_cmd.push_back(i);
+        retry_due.emplace_back(&src, due);
+        break;
+      }
+      case Outcome::Kind::kDeadLetter: {
+        Message copy = MakeDeadLetterCopy(d, op.outcome.reason, now_ms);
+        RedisCommand cmd = {"EVAL", kDeadLetterScript, "2", stream, src.dlq_key, options_.group,
+                            d.msg.id, std::to_string(options_.dlq_maxlen)};
+        // The dead copy carries its history in x-final-attempt, not `attempt`.
+        AppendArgs(cmd, EncodeMessage(copy, options_.payload_field, 1));
+        cmds.push_back(std::move(cmd));
+        op_of_cmd.push_back(i);
+        break;
+      }
+      case Outcome::Kind::kRelease: {
+        // Back to "idle for min_idle" with the delivery count it had before
+        // this delivery, so the next claim (ours or another consumer's)
+        // takes it at once and counts no attempt for it.
+        uint32_t before = d.tag > 0 ? static_cast<uint32_t>(d.tag) - 1 : 0;
+        cmds.push_back({"XCLAIM", stream, options_.group, consumer_, "0", d.msg.id, "IDLE",
+                        min_idle_ms, "RETRYCOUNT", std::to_string(before), "JUSTID"});
+        op_of_cmd.push_back(i);
+        break;
+      }
+    }
+  }
+  std::vector<RedisReplyPtr> replies;
+  Status s = commands_->Pipeline(cmds, &replies);
+  if (!s.ok()) return s;
+  for (const auto& r : replies) {
+    // Apply them all again after a backoff: every command here is idempotent.
+    if (IsTransientError(r.get())) {
+      return Status::Unavailable("settling on " + RedactedRedisUrl(options_) + ": " +
+                                 std::string(ReplyText(r.get())));
+    }
+  }
+  for (size_t c = 0; c < replies.size(); ++c) {
+    if (!IsError(replies[c].get())) continue;
+    const SettleOp& op = ops[op_of_cmd[c]];
+    // The entry stays pending (or its stream is gone): it is claimed and run
+    // again after min_idle, so nothing is lost.
+    LOG(WARNING) << "redis backend " << name_ << ": stream " << op.source->options.source << ": "
+                 << OutcomeKindName(op.outcome.kind) << " of entry " << op.delivery->msg.id
+                 << (cmds[c][0] == "XACK" ? " (and others of its batch)" : "")
+                 << " failed: " << ReplyText(replies[c].get());
+  }
+  // Forget the settled entries; kick the reader when a window reopened.
+  const auto now = Clock::now();
+  bool reopened = false;
+  std::map<SourceState*, std::vector<std::string>> done;
+  for (SettleOp& op : ops) done[op.source.get()].push_back(std::move(op.delivery->msg.id));
+  for (auto& [src, ids] : done) {
+    std::lock_guard<std::mutex> l(src->mu);
+    bool was_full = src->RoomLocked() <= 0;
+    for (const std::string& id : ids) src->held.erase(id);
+    if (was_full && src->RoomLocked() > 0) reopened = true;
+  }
+  for (auto& [src, due] : retry_due) {
+    auto at = now + std::chrono::milliseconds(std::max<int64_t>(0, due - now_ms));
+    src->next_move = std::min(src->next_move, at);
+  }
+  ops.clear();
+  if (reopened) {
+    KickReader();
+    std::lock_guard<std::mutex> l(mu_);
+    if (sources_.size() > 1) unblock_reader_ = true;  // another stream may wait for this room
+  }
+  return Status::Ok();
+}
+
+void RedisBackend::ApplyEnqueues(std::vector<EnqueueOp*>& ops) {
+  if (ops.empty()) return;
+  static std::atomic<uint64_t> counter{0};
+  std::vector<RedisCommand> cmds;
+  for (EnqueueOp* op : ops) {
+    uint32_t attempt = std::max<uint32_t>(1, op->message.attempt);
+    std::vector<std::string> fields = EncodeMessage(op->message, options_.payload_field, attempt);
+    if (op->delay.count() > 0) {
+      std::string tag = "enqueue:" + consumer_ + ":" + std::to_string(WallMs()) + ":" +
+                        std::to_string(counter.fetch_add(1));
+      RedisCommand cmd = {"EVAL", kDelayScript, "1", op->stream + ":retry", tag,
+                          std::to_string(WallMs() + op->delay.count())};
+      AppendArgs(cmd, std::move(fields));
+      cmds.push_back(std::move(cmd));
+    } else {
+      RedisCommand cmd = {"XADD", op->stream};
+      if (options_.maxlen > 0) AppendArgs(cmd, {"MAXLEN", "~", std::to_string(options_.maxlen)});
+      cmd.push_back("*");
+      AppendArgs(cmd, std::move(fields));
+      cmds.push_back(std::move(cmd));
+    }
+  }
+  std::vector<RedisReplyPtr> replies;
+  Status s = commands_->Pipeline(cmds, &replies);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (size_t i = 0; i < ops.size(); ++i) {
+      if (!s.ok()) {
+        ops[i]->status = s;
+      } else if (IsTransientError(replies[i].get())) {
+        ops[i]->status = Status::Unavailable("redis backend " + name_ + ": enqueue to " +
+                                             ops[i]->stream + ": " +
+                                             std::string(ReplyText(replies[i].get())));
+      } else if (IsError(replies[i].get())) {
+        ops[i]->status = Status::IoError("redis backend " + name_ + ": enqueue to " +
+                                         ops[i]->stream + " failed: " +
+                                         std::string(ReplyText(replies[i].get())));
+      }
+      ops[i]->done = true;
+    }
+  }
+  ops.clear();
+  done_cv_.notify_all();
+  // A failed pipeline also fails the connection; the caller notices on its
+  // next command.
+}
+
+Status RedisBackend::MoveDue(SourceState& src, TimePoint now) {
+  src.next_move = now + options_.block;
+  auto reply = commands_->Run({"EVAL", kMoveDueScript, "2", src.retry_key, src.options.source,
+                               std::to_string(WallMs()), std::to_string(kMoveBatch),
+                               std::to_string(options_.maxlen)});
+  if (!reply.ok()) return reply.status();
+  const redisReply* r = reply->get();
+  if (IsTransientError(r)) {
+    return Status::Unavailable("moving due retries: " + std::string(ReplyText(r)));
+  }
+  if (IsError(r)) {
+    LOG(WARNING) << "redis backend " << name_ << ": moving due retries of " << src.options.source
+                 << " failed: " << ReplyText(r);
+    return Status::Ok();
+  }
+  if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) return Status::Ok();
+  if (r->element[0]->integer >= kMoveBatch) {
+    src.next_move = now;  // more are due
+  } else if (r->elements >= 2 && r->element[1]->type == REDIS_REPLY_STRING) {
+    int64_t next_due = std::atoll(r->element[1]->str);
+    auto at = now + std::chrono::milliseconds(std::max<int64_t>(0, next_due - WallMs()));
+    src.next_move = std::min(src.next_move, at);
+  }
+  return Status::Ok();
+}
+
+Status RedisBackend::RenewHeld(SourceState& src, TimePoint now) {
+  const auto half = options_.min_idle / 2;
+  src.next_renew = now + std::max<std::chrono::milliseconds>(options_.min_idle / 4,
+                                                             std::chrono::milliseconds(10));
+  RedisCommand cmd = {"EVAL", kRenewScript, "1", src.options.source, options_.group, consumer_};
+  std::vector<std::string> ids;
+  {
+    std::lock_guard<std::mutex> l(src.mu);
+    for (auto& [id, since] : src.held) {
+      if (now - since < half) continue;
+      cmd.push_back(id);
+      since = now;
+    }
+  }
+  if (cmd.size() == 6) return Status::Ok();
+  auto reply = commands_->Run(cmd);
+  if (!reply.ok()) return reply.status();
+  if (IsTransientError(reply->get())) {
+    return Status::Unavailable("renewing held entries: " + std::string(ReplyText(reply->get())));
+  }
+  if (IsError(reply->get())) {
+    LOG(WARNING) << "redis backend " << name_ << ": renewing entries of " << src.options.source
+                 << " failed: " << ReplyText(reply->get());
+  }
+  return Status::Ok();
+}
+
+}  // namespace foxworker

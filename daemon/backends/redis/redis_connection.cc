@@ -1,0 +1,141 @@
+#include "daemon/backends/redis/redis_connection.h"
+
+#include <sys/time.h>
+
+#include "daemon/backends/redis/redis_url.h"
+
+namespace foxworker {
+namespace {
+
+timeval ToTimeval(std::chrono::milliseconds ms) {
+  timeval tv;
+  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+}  // namespace
+
+std::string_view ReplyText(const redisReply* r) {
+  if (r == nullptr) return {};
+  if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
+      r->type == REDIS_REPLY_ERROR) {
+    return std::string_view(r->str, r->len);
+  }
+  return {};
+}
+
+bool IsError(const redisReply* r) { return r != nullptr && r->type == REDIS_REPLY_ERROR; }
+
+bool IsErrorCode(const redisReply* r, std::string_view code) {
+  if (!IsError(r)) return false;
+  std::string_view text = ReplyText(r);
+  return text.substr(0, code.size()) == code &&
+         (text.size() == code.size() || text[code.size()] == ' ');
+}
+
+bool IsTransientError(const redisReply* r) {
+  for (std::string_view code : {"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "OOM"}) {
+    if (IsErrorCode(r, code)) return true;
+  }
+  return false;
+}
+
+Result<std::unique_ptr<RedisConnection>> RedisConnection::Connect(
+    const RedisBackendOptions& options, const std::string& client_name) {
+  const std::string endpoint = RedactedRedisUrl(options);
+  redisContext* c =
+      options.unix_path.empty()
+          ? redisConnectWithTimeout(options.host.c_str(), options.port,
+                                    ToTimeval(options.connect_timeout))
+          : redisConnectUnixWithTimeout(options.unix_path.c_str(),
+                                        ToTimeval(options.connect_timeout));
+  if (c == nullptr) return Status::Unavailable("cannot connect to " + endpoint + ": out of memory");
+  std::unique_ptr<RedisConnection> conn(new RedisConnection(c));
+  conn->endpoint_ = endpoint;
+  if (c->err != 0) {
+    return Status::Unavailable("cannot connect to " + endpoint + ": " + c->errstr);
+  }
+  if (options.unix_path.empty()) redisEnableKeepAlive(c);
+  conn->SetTimeout(options.command_timeout);
+
+  std::vector<RedisCommand> setup;
+  if (!options.password.empty()) {
+    if (options.user.empty()) {
+      setup.push_back({"AUTH", options.password});
+    } else {
+      setup.push_back({"AUTH", options.user, options.password});
+    }
+  }
+  if (options.db != 0) setup.push_back({"SELECT", std::to_string(options.db)});
+  setup.push_back({"CLIENT", "SETNAME", client_name});
+  // Answers LOADING while a restarted Redis reads its AOF: not up yet.
+  setup.push_back({"DBSIZE"});
+  setup.push_back({"CLIENT", "ID"});
+  std::vector<RedisReplyPtr> replies;
+  Status s = conn->Pipeline(setup, &replies);
+  if (!s.ok()) return s;
+  for (size_t i = 0; i < replies.size(); ++i) {
+    if (IsError(replies[i].get())) {
+      // Never echo the AUTH command: only its reply.
+      return Status::Unavailable("connected to " + endpoint + " but " + setup[i][0] + " " +
+                                 (setup[i][0] == "AUTH" || setup[i].size() < 2 ? "" : setup[i][1] + " ") +
+                                 "failed: " + std::string(ReplyText(replies[i].get())));
+    }
+  }
+  if (replies.back()->type == REDIS_REPLY_INTEGER) conn->client_id_ = replies.back()->integer;
+  return conn;
+}
+
+RedisConnection::~RedisConnection() { redisFree(c_); }
+
+void RedisConnection::SetTimeout(std::chrono::milliseconds timeout) {
+  if (timeout == timeout_) return;
+  timeout_ = timeout;
+  redisSetTimeout(c_, ToTimeval(timeout));
+}
+
+Status RedisConnection::IoError(std::string_view what) const {
+  std::string detail = c_->err != 0 ? std::string(c_->errstr) : "unknown error";
+  if (c_->err == REDIS_ERR_IO && detail.find("temporarily unavailable") != std::string::npos) {
+    detail = "timed out after " + std::to_string(timeout_.count()) + " ms";
+  }
+  return Status::Unavailable(std::string(what) + " " + endpoint_ + ": " + detail);
+}
+
+Status RedisConnection::Pipeline(const std::vector<RedisCommand>& commands,
+                                 std::vector<RedisReplyPtr>* replies) {
+  replies->clear();
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (const RedisCommand& cmd : commands) {
+    argv.clear();
+    lens.clear();
+    for (const std::string& arg : cmd) {
+      argv.push_back(arg.data());
+      lens.push_back(arg.size());
+    }
+    if (redisAppendCommandArgv(c_, static_cast<int>(argv.size()), argv.data(), lens.data()) !=
+        REDIS_OK) {
+      return IoError("cannot send to");
+    }
+  }
+  replies->reserve(commands.size());
+  for (size_t i = 0; i < commands.size(); ++i) {
+    void* reply = nullptr;
+    if (redisGetReply(c_, &reply) != REDIS_OK || reply == nullptr) {
+      return IoError("lost the connection to");
+    }
+    replies->emplace_back(static_cast<redisReply*>(reply));
+  }
+  return Status::Ok();
+}
+
+Result<RedisReplyPtr> RedisConnection::Run(const RedisCommand& command) {
+  std::vector<RedisReplyPtr> replies;
+  Status s = Pipeline({command}, &replies);
+  if (!s.ok()) return s;
+  return std::move(replies[0]);
+}
+
+}  // namespace foxworker

@@ -1,0 +1,78 @@
+// RedisConnection: one blocking hiredis connection with the endpoint,
+// timeouts and authentication of a `type: redis` backend.
+//
+// Not safe for concurrent use: a connection belongs to one thread.
+#ifndef FOXWORKER_BACKENDS_REDIS_REDIS_CONNECTION_H_
+#define FOXWORKER_BACKENDS_REDIS_REDIS_CONNECTION_H_
+
+#include <hiredis/hiredis.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/config/config.h"
+#include "daemon/core/status.h"
+
+namespace foxworker {
+
+struct RedisReplyDeleter {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using RedisReplyPtr = std::unique_ptr<redisReply, RedisReplyDeleter>;
+
+// One command as its arguments ("XACK", key, group, id...). Binary safe.
+using RedisCommand = std::vector<std::string>;
+
+inline void AppendArgs(RedisCommand& cmd, std::vector<std::string>&& more) {
+  for (std::string& s : more) cmd.push_back(std::move(s));
+}
+
+// A reply's text (string, status or error replies); empty otherwise.
+std::string_view ReplyText(const redisReply* r);
+bool IsError(const redisReply* r);
+// An error reply whose first word is `code` ("NOGROUP", "BUSYGROUP").
+bool IsErrorCode(const redisReply* r, std::string_view code);
+// An error that goes away by itself (LOADING after a restart, BUSY script,
+// TRYAGAIN, MASTERDOWN, READONLY during a failover, OOM until memory frees):
+// the command is worth sending again after a backoff.
+bool IsTransientError(const redisReply* r);
+
+class RedisConnection {
+ public:
+  // Connects within options.connect_timeout, then authenticates, selects the
+  // database and names the client. The message of a failure names the
+  // endpoint (without the password).
+  static Result<std::unique_ptr<RedisConnection>> Connect(const RedisBackendOptions& options,
+                                                          const std::string& client_name);
+  ~RedisConnection();
+  RedisConnection(const RedisConnection&) = delete;
+  RedisConnection& operator=(const RedisConnection&) = delete;
+
+  // Sends `commands` in one write (pipelined) and reads every reply. Error
+  // replies are replies; a non-OK Status means the connection failed (I/O
+  // error or timeout) and must be dropped.
+  Status Pipeline(const std::vector<RedisCommand>& commands, std::vector<RedisReplyPtr>* replies);
+  Result<RedisReplyPtr> Run(const RedisCommand& command);
+
+  // The read timeout for the following commands (a blocking XREADGROUP needs
+  // its BLOCK time on top of the command timeout).
+  void SetTimeout(std::chrono::milliseconds timeout);
+
+  int64_t client_id() const { return client_id_; }
+
+ private:
+  explicit RedisConnection(redisContext* c) : c_(c) {}
+  Status IoError(std::string_view what) const;
+
+  redisContext* c_;
+  int64_t client_id_ = -1;
+  std::chrono::milliseconds timeout_{0};
+  std::string endpoint_;  // redacted, for messages
+};
+
+}  // namespace foxworker
+
+#endif  // FOXWORKER_BACKENDS_REDIS_REDIS_CONNECTION_H_

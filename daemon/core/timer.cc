@@ -1,0 +1,64 @@
+#include "daemon/core/timer.h"
+
+#include <pthread.h>
+
+#include <chrono>
+
+#include "daemon/core/clock.h"
+
+namespace foxworker {
+
+Timer::Timer() : thread_([this] { Loop(); }) {}
+
+Timer::~Timer() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void Timer::At(uint64_t at_ns, const void* owner, std::function<void()> fn) {
+  bool earliest;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.emplace(at_ns, Entry{owner, std::move(fn)});
+    earliest = it == entries_.begin();
+  }
+  if (earliest) cv_.notify_all();
+}
+
+void Timer::Cancel(const void* owner) {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (auto it = entries_.begin(); it != entries_.end();)
+    it = it->second.owner == owner ? entries_.erase(it) : std::next(it);
+  cv_.wait(lock, [&] { return running_owner_ != owner; });
+}
+
+void Timer::Loop() {
+  pthread_setname_np(pthread_self(), "fw-timer");
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    if (entries_.empty()) {
+      cv_.wait(lock);
+      continue;
+    }
+    const uint64_t now = MonotonicNs();
+    auto it = entries_.begin();
+    if (it->first > now) {
+      cv_.wait_for(lock, std::chrono::nanoseconds(it->first - now));
+      continue;
+    }
+    Entry e = std::move(it->second);
+    entries_.erase(it);
+    running_owner_ = e.owner;
+    lock.unlock();
+    e.fn();
+    lock.lock();
+    running_owner_ = nullptr;
+    cv_.notify_all();
+  }
+}
+
+}  // namespace foxworker

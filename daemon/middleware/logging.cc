@@ -1,0 +1,76 @@
+#include "daemon/middleware/logging.h"
+
+#include <glog/logging.h>
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include <cstdio>
+
+namespace foxworker {
+
+OutcomeLogging::OutcomeLogging(std::string queue, LoggingConfig config)
+    : queue_(std::move(queue)), config_(config) {}
+
+void OutcomeLogging::Emit(const std::string& line) const {
+  switch (config_.level) {
+    case LogLevel::kTrace: VLOG(2) << line; break;
+    case LogLevel::kDebug: VLOG(1) << line; break;
+    case LogLevel::kInfo: LOG(INFO) << line; break;
+    case LogLevel::kWarning: LOG(WARNING) << line; break;
+    case LogLevel::kError: LOG(ERROR) << line; break;
+  }
+}
+
+std::optional<Outcome> OutcomeLogging::Before(const Delivery& d) {
+  if (config_.level == LogLevel::kTrace)
+    Emit("queue=" + queue_ + " id=" + d.msg.id + " type=" + d.msg.props.message_type +
+         " attempt=" + std::to_string(d.msg.attempt) + " step=start");
+  return std::nullopt;
+}
+
+std::string OutcomeLogging::Line(const std::string& queue, const Delivery& d,
+                                 const Outcome& outcome, const CallInfo& call) {
+  char ms[32];
+  snprintf(ms, sizeof ms, "%.3f", static_cast<double>(call.duration_ns) / 1e6);
+  std::string line = "queue=" + queue + " id=" + d.msg.id + " type=" +
+                     (d.msg.props.message_type.empty() ? "-" : d.msg.props.message_type) +
+                     " attempt=" + std::to_string(d.msg.attempt) +
+                     " outcome=" + OutcomeKindName(outcome.kind) + " duration_ms=" + ms +
+                     " correlation_id=" +
+                     (d.msg.props.correlation_id.empty() ? "-" : d.msg.props.correlation_id);
+  if (!call.handler_ran) line += " handler=skipped";
+  if (outcome.kind == Outcome::Kind::kRetry)
+    line += " delay_ms=" + std::to_string(outcome.delay.count());
+  if (!outcome.reason.empty()) line += " reason=\"" + outcome.reason + "\"";
+  return line;
+}
+
+void OutcomeLogging::After(const Delivery& d, const Outcome& outcome, const CallInfo& call) {
+  Emit(Line(queue_, d, outcome, call));
+}
+
+namespace {
+
+bool IsJsonContentType(const std::string& ct) {
+  std::string_view t(ct);
+  t = t.substr(0, t.find(';'));
+  while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
+  return t == "application/json" ||
+         (t.size() > 5 && t.substr(t.size() - 5) == "+json");
+}
+
+}  // namespace
+
+std::optional<Outcome> PayloadValidation::Before(const Delivery& d) {
+  if (d.msg.props.content_type.empty() || !IsJsonContentType(d.msg.props.content_type))
+    return std::nullopt;
+  rapidjson::Document doc;
+  doc.Parse(d.msg.payload.data(), d.msg.payload.size());
+  if (!doc.HasParseError()) return std::nullopt;
+  return Outcome::DeadLetter("payload is not valid JSON (content type " +
+                             d.msg.props.content_type + "): " +
+                             rapidjson::GetParseError_En(doc.GetParseError()) + " at offset " +
+                             std::to_string(doc.GetErrorOffset()));
+}
+
+}  // namespace foxworker

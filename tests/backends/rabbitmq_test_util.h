@@ -1,0 +1,126 @@
+// Shared pieces of the RabbitMQ integration tests: the broker, queue names,
+// daemon configs and the probe plugin's records.
+#ifndef FOXWORKER_TESTS_BACKENDS_RABBITMQ_TEST_UTIL_H_
+#define FOXWORKER_TESTS_BACKENDS_RABBITMQ_TEST_UTIL_H_
+
+#include <rapidjson/document.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/backends/rabbitmq_test_client.h"
+#include "tests/core/test_daemon.h"
+#include "tests/harness/rabbitmq_server.h"
+
+namespace foxworker::testing {
+
+// One message as the probe plugin saw it.
+struct ProbeRecord {
+  std::map<std::string, std::string> fields;  // id, payload, properties
+  uint32_t attempt = 0;
+  int priority = 0;
+  int64_t timestamp_ms = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
+  const std::string* Header(const std::string& name) const {
+    for (const auto& [k, v] : headers)
+      if (k == name) return &v;
+    return nullptr;
+  }
+};
+
+inline std::vector<ProbeRecord> ReadProbeFile(const std::string& path) {
+  std::vector<ProbeRecord> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    rapidjson::Document doc;
+    doc.Parse(line.c_str(), line.size());
+    if (doc.HasParseError() || !doc.IsObject()) continue;
+    ProbeRecord r;
+    for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
+      std::string name(it->name.GetString(), it->name.GetStringLength());
+      if (it->value.IsString())
+        r.fields[name] = std::string(it->value.GetString(), it->value.GetStringLength());
+    }
+    r.attempt = doc["attempt"].GetUint();
+    r.priority = doc["priority"].GetInt();
+    r.timestamp_ms = doc["timestamp_ms"].GetInt64();
+    for (const auto& h : doc["headers"].GetArray()) {
+      r.headers.emplace_back(std::string(h[0].GetString(), h[0].GetStringLength()),
+                             std::string(h[1].GetString(), h[1].GetStringLength()));
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+class RabbitMqTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = RabbitMqServer::Get();
+    ASSERT_NE(server_, nullptr) << "no RabbitMQ broker: " << RabbitMqServer::Error();
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    queue_ = std::string("foxw-") + info->name() + "-" + std::to_string(getpid());
+    probe_file_ = "/tmp/" + queue_ + ".probe";
+    unlink(probe_file_.c_str());
+    setenv("FOXWORKER_PROBE_FILE", probe_file_.c_str(), 1);
+    client_ = std::make_unique<AmqpTestClient>(server_->url());
+    ASSERT_TRUE(client_->ok());
+    client_->DeleteWithDerived(queue_);
+  }
+
+  void TearDown() override {
+    if (daemon_) daemon_->Shutdown();
+    daemon_.reset();
+    if (client_ && client_->ok()) client_->DeleteWithDerived(queue_);
+    unlink(probe_file_.c_str());
+  }
+
+  // A daemon with one queue on the broker, routed by message type to the
+  // probe plugin.
+  std::string Yaml(int concurrency = 2, int prefetch = 8, int max_attempts = 3,
+                   const std::string& backend_extra = "") const {
+    std::ostringstream y;
+    y << "daemon:\n  worker_threads: 4\n  shutdown_timeout: 5s\n"
+      << "plugins:\n  probe:\n    path: " << PROBE_PLUGIN_PATH << "\n"
+      << "backends:\n  rmq:\n    type: rabbitmq\n    url: " << server_->url() << "\n"
+      << "    heartbeat: 10s\n    connection_name: foxworker-test\n"
+      << "    reconnect_initial: 100ms\n    reconnect_max: 1s\n"
+      << backend_extra
+      << "queues:\n  work:\n    backend: rmq\n    source: " << queue_ << "\n"
+      << "    plugin: probe\n    concurrency: " << concurrency << "\n    prefetch: " << prefetch
+      << "\n    retry_policy: fast\n"
+      << "retry_policies:\n  fast:\n    max_attempts: " << max_attempts
+      << "\n    backoff: fixed\n    initial: 250ms\n    max: 5m\n    jitter: 0\n";
+    return y.str();
+  }
+
+  std::vector<ProbeRecord> Records() const { return ReadProbeFile(probe_file_); }
+
+  bool WaitRecords(size_t n, std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+    return WaitFor([&] { return Records().size() >= n; }, limit);
+  }
+
+  RabbitMqServer* server_ = nullptr;
+  std::string queue_;
+  std::string probe_file_;
+  std::unique_ptr<AmqpTestClient> client_;
+  std::unique_ptr<Supervisor> daemon_;
+};
+
+// Properties with the type set and persistent delivery.
+inline amqp_basic_properties_t TypedProps(const char* type) {
+  amqp_basic_properties_t p;
+  p._flags = AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+  p.type = amqp_cstring_bytes(type);
+  p.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+  return p;
+}
+
+}  // namespace foxworker::testing
+
+#endif  // FOXWORKER_TESTS_BACKENDS_RABBITMQ_TEST_UTIL_H_
