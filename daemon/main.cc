@@ -2,14 +2,20 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include <glog/logging.h>
 
+#include "daemon/admin/admin_server.h"
 #include "daemon/config/config_parser.h"
+#include "daemon/core/service_notifier.h"
 #include "daemon/core/supervisor.h"
 #include "daemon/plugins/plugin_loader.h"
 
@@ -21,7 +27,7 @@ constexpr char kDefaultConfig[] = "/etc/foxworker/foxworker.yaml";
 void PrintUsage(FILE* out) {
   fprintf(out,
           "Usage: foxworkerd [--config FILE]\n"
-          "       foxworkerd --check-config [FILE]\n"
+          "       foxworkerd --check-config [--quiet] [FILE]\n"
           "       foxworkerd --version | --help\n"
           "\n"
           "Runs the foxworker job daemon on the queues FILE declares.\n"
@@ -29,6 +35,8 @@ void PrintUsage(FILE* out) {
           "  -c, --config FILE      config file (default %s)\n"
           "      --check-config     validate the config and its plugins' config schemas,\n"
           "                         print the effective config, exit 0 if valid, 1 if not\n"
+          "  -q, --quiet            with --check-config: do not print the config (it may\n"
+          "                         hold expanded ${VAR} secrets; used by the systemd unit)\n"
           "  -V, --version          print the version and plugin ABI\n"
           "  -h, --help             this text\n"
           "\n"
@@ -80,35 +88,106 @@ int Run(const std::string& path) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  ServiceNotifier notifier;
   Supervisor supervisor(std::move(*config));
   Status s = supervisor.Start();
   if (!s.ok()) {
     LOG(ERROR) << "cannot start: " << s.message();
+    notifier.Status("cannot start: " + s.message());
     supervisor.Shutdown();
     return 1;
   }
   LOG(INFO) << "foxworkerd " << FOXWORKER_VERSION << " started: " << supervisor.Describe();
+  std::unique_ptr<AdminServer> admin;
+  if (!supervisor.config().daemon.admin.listen.empty()) {
+    admin = std::make_unique<AdminServer>(supervisor.config().daemon.admin, supervisor);
+    s = admin->Start();
+    if (!s.ok()) {
+      LOG(ERROR) << "cannot start: " << s.message();
+      notifier.Status("cannot start: " + s.message());
+      admin.reset();
+      supervisor.Shutdown();
+      return 1;
+    }
+  }
+
+  // Every consumer is started: only now is the service ready.
+  ServiceSummary summary;
+  ProgressWatch progress(notifier.watchdog_interval());
+  notifier.Ready(summary.Text(supervisor, std::chrono::steady_clock::now()));
+  // The tick also paces the watchdog: at least three pings per interval.
+  auto tick_len = std::chrono::microseconds(1000000);
+  if (notifier.watchdog_interval().count() > 0)
+    tick_len = std::clamp(notifier.watchdog_interval() / 3, std::chrono::microseconds(10000),
+                          tick_len);
+  std::string note;  // shown after the status line for a minute (e.g. SIGHUP)
+  auto note_until = std::chrono::steady_clock::time_point::min();
+  bool was_stuck = false;
 
   for (;;) {
     siginfo_t info;
-    struct timespec tick = {1, 0};
+    struct timespec tick = {static_cast<time_t>(tick_len.count() / 1000000),
+                            static_cast<long>(tick_len.count() % 1000000 * 1000)};
     int sig = sigtimedwait(&signals, &info, &tick);
+    const auto now = std::chrono::steady_clock::now();
     if (sig == SIGHUP) {
       LOG(WARNING) << "SIGHUP: live reload is not available in this version; restart the "
                       "service to apply a new config";
-      continue;
+      note = "SIGHUP ignored: reload not available, restart to apply a new config";
+      note_until = now + std::chrono::seconds(60);
     }
     if (sig == SIGTERM || sig == SIGINT) {
       LOG(INFO) << strsignal(sig) << ": shutting down gracefully (send it again to stop waiting)";
       break;
     }
+    std::string status = summary.Text(supervisor, now);
+    if (now < note_until) status += "; " + note;
+    notifier.Status(status);
+    std::vector<std::string> stuck = progress.Observe(summary.Sample(supervisor), now);
+    if (stuck.empty()) {
+      notifier.Watchdog();
+    } else if (!was_stuck) {
+      std::string names;
+      for (const auto& q : stuck) names += (names.empty() ? "" : ", ") + q;
+      LOG(ERROR) << "no progress on queue(s) " << names << " with messages in flight; "
+                 << (notifier.watchdog_interval().count() > 0
+                         ? "no longer pinging the systemd watchdog"
+                         : "(no systemd watchdog configured)");
+    }
+    was_stuck = !stuck.empty();
   }
+
+  // The admin endpoint reads the consumers: stop it before they go.
+  if (admin) admin->Stop();
+  int64_t in_flight = 0;
+  for (const auto& c : supervisor.consumers()) in_flight += c->Stats().in_flight;
+  const auto stop_deadline = std::chrono::steady_clock::now() +
+                             supervisor.config().daemon.shutdown_timeout;
+  // systemd's TimeoutStopSec may be shorter than our drain: ask for the time
+  // the drain may take plus the close, and refresh it while draining.
+  constexpr auto kCloseSlack = std::chrono::seconds(5);
+  notifier.Stopping("draining: " + std::to_string(in_flight) + " in flight");
+  notifier.ExtendTimeout(supervisor.config().daemon.shutdown_timeout + kCloseSlack);
+  auto next_report = std::chrono::steady_clock::now() + std::chrono::seconds(1);
   bool drained = supervisor.Shutdown([&] {
     struct timespec zero = {0, 0};
     int sig = sigtimedwait(&signals, nullptr, &zero);
     if (sig == SIGTERM || sig == SIGINT) {
       LOG(WARNING) << "second signal: no longer waiting for in-flight handlers";
+      notifier.Status("second signal: abandoning in-flight handlers");
       return true;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_report) {
+      next_report = now + std::chrono::seconds(1);
+      int64_t left = 0;
+      for (const auto& c : supervisor.consumers()) left += c->Stats().in_flight;
+      auto remaining = std::chrono::duration_cast<std::chrono::seconds>(stop_deadline - now);
+      notifier.Status("draining: " + std::to_string(left) + " in flight, " +
+                      std::to_string(std::max<int64_t>(0, remaining.count())) + "s left");
+      notifier.ExtendTimeout(
+          std::chrono::duration_cast<std::chrono::microseconds>(stop_deadline - now) +
+          kCloseSlack);
     }
     return false;
   });
@@ -130,6 +209,7 @@ int main(int argc, char** argv) {
   google::InitGoogleLogging("foxworkerd");
   std::string config_path = foxworker::kDefaultConfig;
   bool check = false;
+  bool quiet = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -142,6 +222,9 @@ int main(int argc, char** argv) {
     } else if (a == "--check-config") {
       check = true;
       if (i + 1 < argc && argv[i + 1][0] != '-') config_path = argv[++i];
+    } else if (a == "-q" || a == "--quiet") {
+      quiet = true;
+      if (check && i + 1 < argc && argv[i + 1][0] != '-') config_path = argv[++i];
     } else if ((a == "-c" || a == "--config") && i + 1 < argc) {
       config_path = argv[++i];
     } else if (a.rfind("--config=", 0) == 0) {
@@ -163,7 +246,7 @@ int main(int argc, char** argv) {
       fprintf(stderr, "%s\n", s.message().c_str());
       return 1;
     }
-    std::cout << foxworker::FormatConfig(*config) << std::flush;
+    if (!quiet) std::cout << foxworker::FormatConfig(*config) << std::flush;
     fprintf(stderr, "%s: config OK\n", config_path.c_str());
     return 0;
   }

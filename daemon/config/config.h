@@ -32,6 +32,13 @@ enum class LogLevel { kTrace, kDebug, kInfo, kWarning, kError };
 std::string_view LogLevelName(LogLevel level);
 Result<LogLevel> ParseLogLevel(std::string_view name);
 
+// `daemon.admin` (daemon/admin/): the HTTP admin endpoint. Off unless
+// `listen` is set.
+struct AdminConfig {
+  std::string listen;      // "HOST:PORT" ("127.0.0.1:9090", "[::1]:9090") or "unix:/path"
+  std::string token_file;  // bearer token for mutating endpoints; empty = they are disabled
+};
+
 struct DaemonConfig {
   LogLevel log_level = LogLevel::kInfo;
   int worker_threads = 0;  // 0 = one per CPU
@@ -39,6 +46,7 @@ struct DaemonConfig {
   std::string plugin_dir;  // relative plugin paths resolve here, else next to the config file
   std::string include_dir;  // optional: more YAML files (*.yaml) merged in name order
   std::string state_dir = "/var/lib/foxworker";
+  AdminConfig admin;
 };
 
 struct PluginConfig {
@@ -206,7 +214,12 @@ struct QueueConfig {
   std::string plugin;
   std::string handler;  // pin every message to this handler; empty = route by message type
   int concurrency = 1;
-  int prefetch = 0;     // 0 = 2 * concurrency
+  int prefetch = 0;     // 0 = max(2 * concurrency, batch_size); else >= both
+  // Batch handlers get up to `batch_size` messages, or whatever arrived within
+  // `flush_interval`. 0 = batching off: a batch handler then gets batches of
+  // one. Per-message handlers always get one message per call.
+  int batch_size = 0;
+  Duration flush_interval{50};
   Duration timeout{0};  // 0 = no deadline
   // Per message type overrides of `timeout` (handler name -> deadline).
   std::map<std::string, Duration> handler_timeouts;

@@ -215,6 +215,11 @@ std::string FormatConfig(const Config& config) {
   w.Line(1, "shutdown_timeout", FormatDuration(d.shutdown_timeout));
   w.Line(1, "plugin_dir", Quote(d.plugin_dir));
   w.Line(1, "state_dir", Quote(d.state_dir));
+  if (!d.admin.listen.empty()) {
+    w.Line(1, "admin", "");
+    w.Line(2, "listen", Quote(d.admin.listen));
+    w.Line(2, "token_file", Quote(d.admin.token_file));
+  }
   if (!d.include_dir.empty()) {
     w.text() += "  # include_dir: " + Quote(d.include_dir) + " (its files are merged below)\n";
   }
@@ -287,6 +292,9 @@ std::string FormatConfig(const Config& config) {
     w.Line(2, "handler", Quote(q.handler));
     w.Line(2, "concurrency", std::to_string(q.concurrency));
     w.Line(2, "prefetch", std::to_string(q.prefetch));
+    // 0 (batching off) is the absence of the key: a written batch_size is 1..10000.
+    if (q.batch_size > 0) w.Line(2, "batch_size", std::to_string(q.batch_size));
+    w.Line(2, "flush_interval", FormatDuration(q.flush_interval));
     w.Line(2, "timeout", FormatDuration(q.timeout));
     w.Line(2, "retry_policy", Quote(q.retry_policy));
     w.Line(2, "handler_timeouts", q.handler_timeouts.empty() ? "{}" : "");

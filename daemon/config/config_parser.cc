@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "daemon/admin/listen_address.h"
 #include "daemon/backends/redis/redis_url.h"
 #include "daemon/config/plugin_config_json.h"
 #include "daemon/config/rabbitmq_config.h"
@@ -29,11 +30,14 @@ namespace fs = std::filesystem;
 constexpr std::string_view kTopLevelKeys[] = {"daemon", "plugins",        "backends",
                                               "queues", "retry_policies", "rate_limits"};
 constexpr std::string_view kDaemonKeys[] = {"log_level",  "worker_threads", "shutdown_timeout",
-                                            "plugin_dir", "include_dir",    "state_dir"};
+                                            "plugin_dir", "include_dir",    "state_dir",
+                                            "admin"};
+constexpr std::string_view kAdminKeys[] = {"listen", "token_file"};
 constexpr std::string_view kPluginKeys[] = {"path", "config"};
 constexpr std::string_view kQueueKeys[] = {
     "backend",  "source",  "plugin",       "handler",          "concurrency",
-    "prefetch", "timeout", "retry_policy", "handler_timeouts", "middleware"};
+    "prefetch", "timeout", "retry_policy", "handler_timeouts", "middleware",
+    "batch_size", "flush_interval"};
 constexpr std::string_view kRetryPolicyKeys[] = {"max_attempts", "backoff", "initial",    "max",
                                                  "multiplier",   "jitter",  "full_jitter"};
 constexpr std::string_view kMemoryBackendKeys[] = {"type", "capacity"};
@@ -57,6 +61,8 @@ constexpr BackendType kBackendTypes[] = {
 constexpr std::string_view kBuiltInBackendTypes[] = {"local", "memory", "rabbitmq", "redis"};
 
 constexpr int kMaxConcurrency = 10000;
+constexpr int kMaxBatchSize = 10000;
+constexpr Duration kMaxFlushInterval{10000};
 constexpr int kMaxWorkerThreads = 1024;
 constexpr std::string_view kDefaultPolicy = "default";
 constexpr std::string_view kLocalDatabaseFile = "foxworker.db";
@@ -479,6 +485,27 @@ Status ConfigBuilder::ParseSection(const YamlFile& file, const MappingEntry& sec
   return Status::Ok();
 }
 
+// `daemon.admin` (daemon/admin/). An empty `listen` leaves it off.
+Status ParseAdmin(const YamlFile& file, const MappingEntry& section, AdminConfig* admin) {
+  Result<std::vector<MappingEntry>> entries =
+      ReadMapping(file, section.value, section.value_mark, section.path, kAdminKeys);
+  if (!entries.ok()) return entries.status();
+  for (const MappingEntry& e : *entries) {
+    Result<std::string> text = ReadString(file, e);
+    if (!text.ok()) return text.status();
+    if (e.key == "listen") {
+      if (!text->empty()) {
+        Result<ListenAddress> address = ParseListenAddress(*text);
+        if (!address.ok()) return ErrorAt(file, e.value_mark, e.path, address.status().message());
+      }
+      admin->listen = *text;
+    } else {
+      admin->token_file = text->empty() ? "" : ResolvePath(file.dir, *text);
+    }
+  }
+  return Status::Ok();
+}
+
 Status ConfigBuilder::ParseDaemon(const YamlFile& file, const MappingEntry& section) {
   Result<std::vector<MappingEntry>> entries =
       ReadMapping(file, section.value, section.value_mark, section.path, kDaemonKeys);
@@ -492,6 +519,8 @@ Status ConfigBuilder::ParseDaemon(const YamlFile& file, const MappingEntry& sect
       status = Assign(ReadInteger(file, e, 0, kMaxWorkerThreads), &daemon.worker_threads);
     } else if (e.key == "shutdown_timeout") {
       status = Assign(ReadDuration(file, e), &daemon.shutdown_timeout);
+    } else if (e.key == "admin") {
+      status = ParseAdmin(file, e, &daemon.admin);
     } else {
       // A directory: plugin_dir and include_dir may be "" (unset).
       Result<std::string> dir =
@@ -642,6 +671,15 @@ Status ConfigBuilder::ParseQueue(const YamlFile& file, const MappingEntry& item)
     } else if (e.key == "prefetch") {
       prefetch_entry = &e;
       status = Assign(ReadInteger(file, e, 0, 2 * kMaxConcurrency), &queue.prefetch);
+    } else if (e.key == "batch_size") {
+      status = Assign(ReadInteger(file, e, 1, kMaxBatchSize), &queue.batch_size);
+    } else if (e.key == "flush_interval") {
+      status = AssignPositiveDuration(file, e, &queue.flush_interval);
+      if (status.ok() && queue.flush_interval > kMaxFlushInterval) {
+        status = ErrorAt(file, e.value_mark, e.path,
+                         "must be at most " + FormatDuration(kMaxFlushInterval) + ", got " +
+                             FormatDuration(queue.flush_interval));
+      }
     } else if (e.key == "timeout") {
       status = Assign(ReadDuration(file, e), &queue.timeout);
     } else if (e.key == "handler_timeouts") {
@@ -661,10 +699,15 @@ Status ConfigBuilder::ParseQueue(const YamlFile& file, const MappingEntry& item)
     }
   }
   if (queue.prefetch == 0) {
-    queue.prefetch = 2 * queue.concurrency;
+    queue.prefetch = std::max(2 * queue.concurrency, queue.batch_size);
   } else if (queue.prefetch < queue.concurrency) {
     return ErrorAt(file, prefetch_entry->value_mark, prefetch_entry->path,
                    "must be at least concurrency (" + std::to_string(queue.concurrency) +
+                       "), got " + std::to_string(queue.prefetch));
+  } else if (queue.prefetch < queue.batch_size) {
+    // A batch can never fill beyond what the queue may hold.
+    return ErrorAt(file, prefetch_entry->value_mark, prefetch_entry->path,
+                   "must be at least batch_size (" + std::to_string(queue.batch_size) +
                        "), got " + std::to_string(queue.prefetch));
   }
   config_->queues.push_back(std::move(queue));

@@ -100,6 +100,12 @@ class Consumer {
   void Refund(size_t n);
   void RunBatch(std::vector<std::unique_ptr<Delivery>>& batch, std::vector<Settlement>& settled,
                 RunningSlot* slot);
+  // Runs a group of deliveries routed to one batch handler in one call.
+  void RunBatchHandler(const foxw_handler_def* handler, void* instance,
+                       std::vector<std::unique_ptr<Delivery>>& group,
+                       std::vector<Settlement>& settled);
+  // Tops `batch` up towards the queue's batch_size for up to flush_interval.
+  void FillBatch(std::vector<std::unique_ptr<Delivery>>& batch);
   Outcome Decide(const Delivery& d, foxw_verdict verdict, std::string_view reason,
                  uint64_t retry_delay_ms, const char* handler_name);
   void RunAfter(const Delivery& d, const Outcome& o, const CallInfo& call, size_t upto);
@@ -122,6 +128,7 @@ class Consumer {
   const int prefetch_;
   const size_t batch_max_;
   const bool timeouts_;  // a timeout is configured
+  const size_t batch_size_;  // queue's batch_size (0 = off)
 
   std::atomic<int> workers_{0};        // drain tasks posted or running
   std::atomic<int64_t> in_flight_{0};  // fetched, not settled

@@ -129,6 +129,12 @@ bool CoerceToType(int32_t type, rapidjson::Value& v, rapidjson::Document::Alloca
 
 }  // namespace
 
+foxw_handle_batch_fn BatchHandlerOf(const foxw_handler_def* h) {
+  if (h->struct_size < offsetof(foxw_handler_def, handle_batch) + sizeof(foxw_handle_batch_fn))
+    return nullptr;
+  return h->handle_batch;
+}
+
 Status CheckPluginFileSafety(const std::string& path) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0)
@@ -300,7 +306,8 @@ Result<std::unique_ptr<LoadedPlugin>> LoadedPlugin::Load(const PluginConfig& con
   std::set<std::string> seen;
   for (size_t i = 0; i < def->handler_count; ++i) {
     const foxw_handler_def* h = &def->handlers[i];
-    if (h->struct_size < sizeof(foxw_handler_def) || h->name == nullptr || h->handle == nullptr)
+    if (h->struct_size < offsetof(foxw_handler_def, handle_batch) || h->name == nullptr ||
+        (h->handle == nullptr && BatchHandlerOf(h) == nullptr))
       return Status::InvalidArgument(PathError(config.path, "handler " + std::to_string(i) +
                                                                 " is malformed (size, name or "
                                                                 "function missing)"));

@@ -17,6 +17,10 @@
 
 namespace foxworker {
 
+// The handler's batch function when it has one (and its struct_size says the
+// field is there), else null.
+foxw_handle_batch_fn BatchHandlerOf(const foxw_handler_def* handler);
+
 // Checks that `path` exists, is a regular file, and that neither it nor its
 // directory is writable by users other than its owner (root or us).
 Status CheckPluginFileSafety(const std::string& path);

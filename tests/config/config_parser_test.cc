@@ -223,7 +223,8 @@ TEST(ParseConfigTest, UnknownKeySuggestsTheClosest) {
 TEST(ParseConfigTest, UnknownKeyWithoutCloseMatchListsTheKeys) {
   EXPECT_EQ(ParseError("daemon:\n  colour: blue\n"),
             "/etc/foxworker/foxworker.yaml:2:3: daemon.colour: unknown key (expected one of: "
-            "log_level, worker_threads, shutdown_timeout, plugin_dir, include_dir, state_dir)");
+            "log_level, worker_threads, shutdown_timeout, plugin_dir, include_dir, state_dir, "
+            "admin)");
   EXPECT_EQ(ParseError("middleware:\n  - auth\n"),
             "/etc/foxworker/foxworker.yaml:1:1: middleware: unknown key (expected one of: "
             "daemon, plugins, backends, queues, retry_policies, rate_limits)");
@@ -601,6 +602,8 @@ void ExpectSameValues(const Config& a, const Config& b) {
     EXPECT_EQ(x.handler, y.handler);
     EXPECT_EQ(x.concurrency, y.concurrency);
     EXPECT_EQ(x.prefetch, y.prefetch);
+    EXPECT_EQ(x.batch_size, y.batch_size);
+    EXPECT_EQ(x.flush_interval, y.flush_interval);
     EXPECT_EQ(x.timeout, y.timeout);
     EXPECT_EQ(x.retry_policy, y.retry_policy);
     EXPECT_EQ(x.handler_timeouts, y.handler_timeouts);
@@ -1251,6 +1254,77 @@ TEST(ExampleConfigTest, FullExampleParsesAndRoundTrips) {
   Result<Config> again = ParseConfigString(text, "/elsewhere/printed.yaml", "/elsewhere");
   ASSERT_TRUE(again.ok()) << again.status().ToString() << "\n" << text;
   ExpectSameValues(*config, *again);
+}
+
+// ---- batch handlers: batch_size and flush_interval -------------------------
+
+TEST(ParseConfigTest, BatchKeysDefaultsAndPrefetch) {
+  std::string head = std::string(kBase) + "queues:\n  q:\n    backend: mem\n    plugin: exec\n";
+  Config config = ParseOk(head);
+  ASSERT_EQ(config.queues.size(), 1u);
+  EXPECT_EQ(config.queues[0].batch_size, 0);  // off
+  EXPECT_EQ(config.queues[0].flush_interval, milliseconds(50));
+  EXPECT_EQ(config.queues[0].prefetch, 2);
+
+  config = ParseOk(head + "    concurrency: 2\n    batch_size: 100\n    flush_interval: 250ms\n");
+  EXPECT_EQ(config.queues[0].batch_size, 100);
+  EXPECT_EQ(config.queues[0].flush_interval, milliseconds(250));
+  // Without prefetch, the queue holds enough for a full batch.
+  EXPECT_EQ(config.queues[0].prefetch, 100);
+
+  config = ParseOk(head + "    concurrency: 8\n    batch_size: 3\n");
+  EXPECT_EQ(config.queues[0].prefetch, 16);  // 2 x concurrency is already enough
+  config = ParseOk(head + "    batch_size: 10000\n    prefetch: 10000\n    flush_interval: 10s\n");
+  EXPECT_EQ(config.queues[0].batch_size, 10000);
+  EXPECT_EQ(config.queues[0].flush_interval, milliseconds(10000));
+}
+
+TEST(ParseConfigTest, BatchKeyErrors) {
+  std::string head = std::string(kBase) + "queues:\n  q:\n    backend: mem\n    plugin: exec\n";
+  EXPECT_EQ(ParseError(head + "    batch_size: 0\n"),
+            "/etc/foxworker/foxworker.yaml:12:17: queues.q.batch_size: must be between 1 and "
+            "10000, got 0");
+  EXPECT_EQ(ParseError(head + "    batch_size: 10001\n"),
+            "/etc/foxworker/foxworker.yaml:12:17: queues.q.batch_size: must be between 1 and "
+            "10000, got 10001");
+  EXPECT_EQ(ParseError(head + "    batch_size: lots\n"),
+            "/etc/foxworker/foxworker.yaml:12:17: queues.q.batch_size: expected an integer, got "
+            "\"lots\"");
+  EXPECT_EQ(ParseError(head + "    flush_interval: 0\n"),
+            "/etc/foxworker/foxworker.yaml:12:21: queues.q.flush_interval: must be greater than "
+            "zero");
+  EXPECT_EQ(ParseError(head + "    flush_interval: 11s\n"),
+            "/etc/foxworker/foxworker.yaml:12:21: queues.q.flush_interval: must be at most 10s, "
+            "got 11s");
+  EXPECT_EQ(ParseError(head + "    flush_interval: 1m\n"),
+            "/etc/foxworker/foxworker.yaml:12:21: queues.q.flush_interval: must be at most 10s, "
+            "got 1m");
+  // The error points at prefetch, wherever batch_size was written.
+  EXPECT_EQ(ParseError(head + "    prefetch: 8\n    concurrency: 2\n    batch_size: 50\n"),
+            "/etc/foxworker/foxworker.yaml:12:15: queues.q.prefetch: must be at least "
+            "batch_size (50), got 8");
+  EXPECT_EQ(ParseError(head + "    bacth_size: 5\n"),
+            "/etc/foxworker/foxworker.yaml:12:5: queues.q.bacth_size: unknown key (did you mean "
+            "\"batch_size\"?)");
+}
+
+TEST(FormatConfigTest, RoundTripsBatchKeys) {
+  Config config = ParseOk(std::string(kBase) +
+                          "queues:\n"
+                          "  batched:\n    backend: mem\n    plugin: exec\n"
+                          "    batch_size: 25\n    flush_interval: 1.5s\n"
+                          "  single:\n    backend: mem\n    plugin: exec\n");
+  std::string text = FormatConfig(config);
+  EXPECT_NE(text.find("    prefetch: 25\n    batch_size: 25\n    flush_interval: 1.5s\n"),
+            std::string::npos)
+      << text;
+  // batch_size 0 (off) is written as its absence: a written one is 1..10000.
+  EXPECT_NE(text.find("    prefetch: 2\n    flush_interval: 50ms\n"), std::string::npos) << text;
+  Result<Config> again = ParseConfigString(text, "/elsewhere/printed.yaml", "/elsewhere");
+  ASSERT_TRUE(again.ok()) << again.status().ToString() << "\n" << text;
+  ExpectSameValues(config, *again);
+  EXPECT_EQ(again->FindQueue("batched")->batch_size, 25);
+  EXPECT_EQ(again->FindQueue("single")->batch_size, 0);
 }
 
 }  // namespace

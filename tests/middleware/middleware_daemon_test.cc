@@ -245,3 +245,43 @@ INSTANTIATE_TEST_SUITE_P(Backends, MiddlewareDaemonTest, ::testing::Values("memo
 
 }  // namespace
 }  // namespace foxworker::testing
+
+namespace foxworker::testing {
+namespace {
+
+void ReadBatchStats(int* max_batch, int* calls) {
+  void* h = dlopen(TestPluginPath().c_str(), RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(h, nullptr);
+  auto fn = reinterpret_cast<void (*)(int*, int*)>(dlsym(h, "test_plugin_batch_stats"));
+  ASSERT_NE(fn, nullptr);
+  fn(max_batch, calls);
+  dlclose(h);
+}
+
+TEST_P(MiddlewareDaemonTest, BatchHandlerGetsUpToBatchSizeWithOneVerdictEach) {
+  Start("    concurrency: 1\n    prefetch: 32\n    handler: batch\n    batch_size: 10\n"
+        "    flush_interval: 200ms\n");
+  for (int i = 0; i < 25; ++i) Enqueue("any", i == 7 ? "bad" : "good");
+  ASSERT_TRUE(WaitFor([&] { return C().Stats().acked + C().Stats().dead_lettered == 25; }));
+  EXPECT_EQ(C().Stats().dead_lettered, 1u);
+  int max_batch = 0, calls = 0;
+  ReadBatchStats(&max_batch, &calls);
+  EXPECT_EQ(max_batch, 10);
+  EXPECT_GE(calls, 3);
+  std::vector<DeadLetter> dead;
+  ASSERT_TRUE(WaitFor([&] { return (dead = DeadLetters()).size() == 1; }));
+  EXPECT_EQ(dead[0].reason, "bad item");
+}
+
+TEST_P(MiddlewareDaemonTest, BatchHandlerFlushesAPartialBatchAfterTheInterval) {
+  Start("    concurrency: 1\n    prefetch: 32\n    handler: batch\n    batch_size: 10\n"
+        "    flush_interval: 100ms\n");
+  Enqueue("any", "good", 3);
+  ASSERT_TRUE(WaitFor([&] { return C().Stats().acked == 3; }, std::chrono::seconds(5)));
+  int max_batch = 0, calls = 0;
+  ReadBatchStats(&max_batch, &calls);
+  EXPECT_LE(max_batch, 3);
+}
+
+}  // namespace
+}  // namespace foxworker::testing

@@ -6,10 +6,13 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "daemon/core/metrics.h"
@@ -145,10 +148,15 @@ TEST_F(ProbeTest, MagicBlockComesFromTheMacroAndTheClass) {
   EXPECT_EQ(plugin_->def().struct_size, sizeof(foxw_plugin_v1));
   EXPECT_EQ(plugin_->def().instance_model, static_cast<uint32_t>(FOXW_INSTANCE_PER_SLOT));
   EXPECT_EQ(plugin_->def().flags, 0u);
-  EXPECT_EQ(plugin_->def().handler_count, 13u);
+  EXPECT_EQ(plugin_->def().handler_count, 18u);
   for (size_t i = 0; i < plugin_->def().handler_count; ++i) {
-    EXPECT_EQ(plugin_->def().handlers[i].struct_size, sizeof(foxw_handler_def));
-    EXPECT_EQ(plugin_->def().handlers[i].flags, 0u);
+    const foxw_handler_def& h = plugin_->def().handlers[i];
+    EXPECT_EQ(h.struct_size, sizeof(foxw_handler_def));
+    EXPECT_EQ(h.flags, 0u);
+    // FOXWORKER_HANDLER sets handle only, FOXWORKER_BATCH_HANDLER handle_batch only.
+    bool batch = std::string_view(h.name).substr(0, 5) == "batch";
+    EXPECT_EQ(h.handle == nullptr, batch) << h.name;
+    EXPECT_EQ(h.handle_batch != nullptr, batch) << h.name;
   }
 }
 
@@ -340,6 +348,113 @@ TEST(SdkInitTest, RefusesAHostOfAnotherMajor) {
             "init refused: the host's services table is smaller than plugin ABI 1.0 requires");
   // Leave the probe initialised with a usable host for the tests that follow.
   ASSERT_TRUE(PluginHarness::Load(SDK_PROBE_PLUGIN_PATH, "sdk_probe", RecordingHost()).ok());
+}
+
+// ---- batch handlers (FOXWORKER_BATCH_HANDLER) ------------------------------
+
+class BatchTest : public ProbeTest {
+ protected:
+  // One batch handler call as the consumer makes it, over the host's arrays;
+  // they start with stale contents that the wrapper must overwrite.
+  std::vector<HandlerRun> RunBatch(const char* handler,
+                                   const std::vector<std::unique_ptr<Delivery>>& batch) {
+    const foxw_handler_def* h = plugin_->FindHandler(handler);
+    EXPECT_NE(h, nullptr) << handler;
+    if (h == nullptr || h->handle_batch == nullptr) return {};
+    size_t n = batch.size();
+    std::vector<const foxw_message*> msgs;
+    std::vector<foxw_verdict> verdicts(n, 99);
+    std::vector<std::vector<char>> reasons(n, std::vector<char>(PluginHarness::kReasonCap));
+    std::vector<foxw_outcome> outs;
+    for (size_t i = 0; i < n; ++i) {
+      msgs.push_back(AsForeign(batch[i].get()));
+      std::strcpy(reasons[i].data(), "stale");
+      outs.push_back(foxw_outcome{sizeof(foxw_outcome), reasons[i].data(),
+                                  PluginHarness::kReasonCap, 5, 12345});
+    }
+    h->handle_batch(instance_, msgs.data(), n, verdicts.data(), outs.data());
+    std::vector<HandlerRun> runs;
+    for (size_t i = 0; i < n; ++i) {
+      runs.push_back(HandlerRun{verdicts[i], std::string(reasons[i].data(), outs[i].reason_len),
+                                outs[i].retry_delay_ms});
+    }
+    return runs;
+  }
+  static std::vector<std::unique_ptr<Delivery>> Batch3(const char* a, const char* b,
+                                                        const char* c) {
+    std::vector<std::unique_ptr<Delivery>> batch;
+    batch.push_back(MakeDelivery(a, "batch", "m-1"));
+    batch.push_back(MakeDelivery(b, "batch", "m-2"));
+    batch.push_back(MakeDelivery(c, "batch", "m-3"));
+    return batch;
+  }
+};
+
+TEST_F(BatchTest, OneVerdictPerMessage) {
+  auto batch = Batch3("ack", "retry", "reject");
+  std::vector<HandlerRun> runs = RunBatch("batch", batch);
+  ASSERT_EQ(runs.size(), 3u);
+  EXPECT_EQ(runs[0].verdict, FOXW_ACK);
+  EXPECT_EQ(runs[0].reason, "");  // the replaced retry's reason is gone
+  EXPECT_EQ(runs[0].retry_delay_ms, 0u);
+  EXPECT_EQ(runs[1].verdict, FOXW_RETRY);
+  EXPECT_EQ(runs[1].reason, "later 1/m-2");
+  EXPECT_EQ(runs[1].retry_delay_ms, 700u);
+  EXPECT_EQ(runs[2].verdict, FOXW_REJECT);
+  EXPECT_EQ(runs[2].reason,
+            "bad 2/m-3 cap=" + std::to_string(PluginHarness::kReasonCap - 1));
+  EXPECT_EQ(runs[2].retry_delay_ms, 0u);
+}
+
+TEST_F(BatchTest, MissingAndPendingVerdictsBecomeRetries) {
+  LogCapture capture;
+  auto batch = Batch3("skip", "pending", "ack");
+  std::vector<HandlerRun> runs = RunBatch("batch", batch);
+  ASSERT_EQ(runs.size(), 3u);
+  EXPECT_EQ(runs[0].verdict, FOXW_RETRY);
+  EXPECT_EQ(runs[0].reason, "no verdict set by the batch handler");
+  EXPECT_EQ(runs[0].retry_delay_ms, 0u);  // the stale hint is cleared
+  EXPECT_EQ(runs[1].verdict, FOXW_RETRY);
+  EXPECT_EQ(runs[1].reason, "Verdict::Pending() is not allowed in a batch handler");
+  EXPECT_EQ(runs[2].verdict, FOXW_ACK);
+  EXPECT_EQ(capture
+                .Matching("[plugin sdk_probe] a batch handler set no verdict for 1 of 3 "
+                          "messages; they are retried")
+                .size(),
+            1u);
+}
+
+TEST_F(BatchTest, AnExceptionRetriesTheWholeBatch) {
+  auto batch = Batch3("ack", "ack", "ack");
+  for (const char* handler : {"batch_throw", "batch_throw_int", "batch_defer",
+                              "batch_out_of_range"}) {
+    std::vector<HandlerRun> runs = RunBatch(handler, batch);
+    ASSERT_EQ(runs.size(), 3u) << handler;
+    for (const HandlerRun& run : runs) {
+      EXPECT_EQ(run.verdict, FOXW_RETRY) << handler;
+      EXPECT_EQ(run.retry_delay_ms, 0u) << handler;
+      EXPECT_EQ(run.reason, runs[0].reason) << handler;
+    }
+  }
+  EXPECT_EQ(RunBatch("batch_throw", batch)[0].reason, "unhandled exception: bulk insert failed");
+  EXPECT_EQ(RunBatch("batch_throw_int", batch)[2].reason,
+            "unhandled exception: unknown exception (not derived from std::exception)");
+  EXPECT_EQ(RunBatch("batch_defer", batch)[1].reason,
+            "unhandled exception: Message::Defer() is not available in a batch handler: set "
+            "the verdict with Batch::Set()");
+  EXPECT_EQ(RunBatch("batch_out_of_range", batch)[0].reason,
+            "unhandled exception: Batch index 3 out of range (size 3)");
+  // No completion was ever attempted for a batch message.
+  for (const auto& d : batch) EXPECT_EQ(CompletionLog::Get().CountFor(AsForeign(d.get())), 0u);
+}
+
+TEST_F(BatchTest, ABatchOfOne) {
+  std::vector<std::unique_ptr<Delivery>> batch;
+  batch.push_back(MakeDelivery("retry", "batch", "solo"));
+  std::vector<HandlerRun> runs = RunBatch("batch", batch);
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].verdict, FOXW_RETRY);
+  EXPECT_EQ(runs[0].reason, "later 0/solo");
 }
 
 // ---- the examples the plugin guide includes ---------------------------------

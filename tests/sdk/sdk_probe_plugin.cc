@@ -9,6 +9,7 @@
 
 namespace {
 
+using foxworker::Batch;
 using foxworker::Completion;
 using foxworker::Message;
 using foxworker::PluginContext;
@@ -121,6 +122,34 @@ class Probe {
     return Verdict::Ack();
   }
 
+  // Batch handlers. The payload of each message says what to do with it.
+  void BatchByPayload(Batch& batch) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Message msg = batch[i];
+      std::string_view what = msg.payload();
+      std::string tag = std::to_string(i) + "/" + std::string(msg.id());
+      if (what == "ack") {
+        batch.Set(i, Verdict::Retry("replaced"));  // a later Set() wins
+        batch.Set(i, Verdict::Ack());
+      } else if (what == "retry") {
+        batch.Set(i, Verdict::Retry("later " + tag, std::chrono::milliseconds(700)));
+      } else if (what == "reject") {
+        batch.Set(i, Verdict::Reject("bad " + tag + " cap=" +
+                                     std::to_string(msg.reason_capacity())));
+      } else if (what == "pending") {
+        batch.Set(i, Verdict::Pending());
+      }  // "skip": no verdict
+      if (batch.has_verdict(i)) handled_.Increment();
+    }
+  }
+  void BatchThrow(Batch& batch) {
+    batch.SetAll(Verdict::Ack());
+    throw std::runtime_error("bulk insert failed");
+  }
+  void BatchThrowInt(Batch&) const { throw 42; }
+  void BatchDefer(Batch& batch) { Completion done = batch[0].Defer(); }
+  void BatchOutOfRange(Batch& batch) { batch.Set(batch.size(), Verdict::Ack()); }
+
  private:
   PluginContext& ctx_;
   foxworker::Counter handled_;
@@ -141,4 +170,9 @@ FOXWORKER_PLUGIN(Probe, "sdk_probe", "0.0.1", FOXW_INSTANCE_PER_SLOT,
                  FOXWORKER_HANDLER(Probe, DeferTwice, "defer_twice"),
                  FOXWORKER_HANDLER(Probe, DeferThenAck, "defer_then_ack"),
                  FOXWORKER_HANDLER(Probe, Echo, "echo"), FOXWORKER_HANDLER(Probe, Log, "log"),
-                 FOXWORKER_HANDLER(Probe, Publish, "publish"));
+                 FOXWORKER_HANDLER(Probe, Publish, "publish"),
+                 FOXWORKER_BATCH_HANDLER(Probe, BatchByPayload, "batch"),
+                 FOXWORKER_BATCH_HANDLER(Probe, BatchThrow, "batch_throw"),
+                 FOXWORKER_BATCH_HANDLER(Probe, BatchThrowInt, "batch_throw_int"),
+                 FOXWORKER_BATCH_HANDLER(Probe, BatchDefer, "batch_defer"),
+                 FOXWORKER_BATCH_HANDLER(Probe, BatchOutOfRange, "batch_out_of_range"));

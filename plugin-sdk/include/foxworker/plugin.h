@@ -268,13 +268,27 @@ typedef struct foxw_plugin_info {
 typedef foxw_verdict (*foxw_handle_fn)(void *instance, const foxw_message *msg,
                                        foxw_outcome *out);
 
+/* A batch handler runs `count` messages at once (1 <= count <= the queue's
+ * batch_size) and writes one verdict per message into verdicts[i] and its
+ * reason and retry hint into outs[i]. Every array is the host's, valid during
+ * the call. FOXW_PENDING is not allowed in a batch (treated as a retry).
+ * Called like a handler: never concurrently on one instance unless SHARED. */
+typedef void (*foxw_handle_batch_fn)(void *instance, const foxw_message *const *msgs,
+                                     size_t count, foxw_verdict *verdicts,
+                                     foxw_outcome *outs);
+
 typedef struct foxw_handler_def {
   size_t struct_size;
   /* The message type it handles; "*" handles every type with no handler of
    * its own. Names are unique within a plugin. */
   const char *name;
+  /* Runs one message. May be NULL when handle_batch is set. */
   foxw_handle_fn handle;
   uint32_t flags; /* none defined in 1.0: must be 0 */
+  /* Optional: runs several messages at once. When set, the host calls it
+   * with up to the queue's batch_size messages, or with whatever arrived
+   * within the queue's flush_interval, and never calls `handle`. */
+  foxw_handle_batch_fn handle_batch;
 } foxw_handler_def;
 
 /* Returned by foxworker_plugin_init_v1(). Static or owned by the plugin,

@@ -16,11 +16,14 @@
 //
 // The constructor runs in create(): throwing refuses the instance and the
 // exception's what() becomes the error the daemon logs. Each handler method
-// takes `const foxworker::Message&` and returns a foxworker::Verdict.
+// takes `const foxworker::Message&` and returns a foxworker::Verdict. A batch
+// handler, declared with FOXWORKER_BATCH_HANDLER, is `void Method(
+// foxworker::Batch& batch)` and calls batch.Set(i, verdict) for each message.
 //
 // The wrapper is the exception barrier: an exception escaping a handler
-// becomes FOXW_RETRY with the reason "unhandled exception: <what()>", and no
-// exception ever crosses into the host.
+// becomes FOXW_RETRY with the reason "unhandled exception: <what()>" (for a
+// batch handler, for every message of the batch), and no exception ever
+// crosses into the host.
 //
 // Everything lives in the inline namespace foxworker::sdk_v1 so that the
 // wrapper's classes never share a mangled name with the daemon's own
@@ -142,6 +145,14 @@ inline void WriteReason(foxw_outcome* out, std::string_view a, std::string_view 
   }
   out->reason[n] = '\0';
   out->reason_len = n;
+}
+
+// Writes the retry hint when the host's outcome has the field.
+inline void WriteRetryDelay(foxw_outcome* out, std::chrono::milliseconds delay) {
+  if (out != nullptr &&
+      out->struct_size >= offsetof(foxw_outcome, retry_delay_ms) + sizeof(uint64_t)) {
+    out->retry_delay_ms = delay.count() > 0 ? static_cast<uint64_t>(delay.count()) : 0;
+  }
 }
 
 template <typename... Args>
@@ -333,7 +344,7 @@ class Message {
   // Takes over completion of this message: the handler then returns
   // Verdict::Pending() and the returned Completion (movable to any thread)
   // completes the message exactly once. Throws std::logic_error when called
-  // twice or outside the handler call.
+  // twice, outside the handler call, or on a message of a Batch.
   Completion Defer() const;
 
   // The most bytes of a verdict reason the host keeps for this call (longer
@@ -344,10 +355,18 @@ class Message {
   const foxw_host_api* host() const { return host_; }
 
  private:
+  friend class Batch;
+  struct InBatch {};
+  // A message of a batch handler call, where Defer() is refused.
+  Message(InBatch, const foxw_host_api* host, const foxw_message* msg, size_t reason_capacity)
+      : host_(host), msg_(msg), deferred_(nullptr), reason_capacity_(reason_capacity),
+        in_batch_(true) {}
+
   const foxw_host_api* host_;
   const foxw_message* msg_;
   bool* deferred_;
   size_t reason_capacity_;
+  bool in_batch_ = false;
 };
 
 // ---------------------------------------------------------------------------
@@ -415,6 +434,10 @@ class Completion {
 };
 
 inline Completion Message::Defer() const {
+  if (in_batch_) {
+    throw std::logic_error(
+        "Message::Defer() is not available in a batch handler: set the verdict with Batch::Set()");
+  }
   if (deferred_ == nullptr) {
     throw std::logic_error("Message::Defer() is only valid inside the handler call");
   }
@@ -422,6 +445,82 @@ inline Completion Message::Defer() const {
   *deferred_ = true;
   return Completion(host_, msg_);
 }
+
+// ---------------------------------------------------------------------------
+// Batch: the messages of one batch handler call and their verdicts, for a
+// method `void Method(foxworker::Batch& batch)` declared with
+// FOXWORKER_BATCH_HANDLER. Valid during that call only, like the messages it
+// hands out. Give each message a verdict with Set(i, verdict); a message left
+// without one is retried with the reason "no verdict set by the batch
+// handler". An exception escaping the method retries every message of the
+// batch with "unhandled exception: <what()>", whatever was Set() before.
+
+class Batch {
+ public:
+  // The wrapper builds one per call over the host's arrays (`verdicts` and
+  // `outs` hold `count` entries each); a plugin's unit test may too.
+  Batch(const foxw_host_api* host, const foxw_message* const* msgs, size_t count,
+        foxw_verdict* verdicts, foxw_outcome* outs)
+      : host_(host), msgs_(msgs), count_(count), verdicts_(verdicts), outs_(outs) {}
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+
+  // Messages in delivery order; at least one, at most the queue's batch_size.
+  size_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
+
+  // Message `i` (0 <= i < size(), else std::out_of_range). Its Defer() is
+  // refused: a batch handler gives every verdict before it returns.
+  Message operator[](size_t i) const {
+    Check(i);
+    return Message(Message::InBatch{}, host_, msgs_[i], ReasonCapacity(i));
+  }
+
+  // Sets message `i`'s verdict (0 <= i < size(), else std::out_of_range); a
+  // later Set() for the same message replaces it. Verdict::Pending() is not
+  // allowed in a batch: the message is retried with a reason saying so.
+  void Set(size_t i, const Verdict& verdict) {
+    Check(i);
+    foxw_outcome* out = Out(i);
+    if (verdict.is_pending()) {
+      verdicts_[i] = FOXW_RETRY;
+      internal::WriteReason(out, "Verdict::Pending() is not allowed in a batch handler");
+      internal::WriteRetryDelay(out, std::chrono::milliseconds(0));
+      return;
+    }
+    verdicts_[i] = verdict.code();
+    internal::WriteReason(out, verdict.reason());
+    internal::WriteRetryDelay(out, verdict.retry_delay());
+  }
+  // Sets every message's verdict (a bulk write that failed as a whole, say).
+  void SetAll(const Verdict& verdict) {
+    for (size_t i = 0; i < count_; ++i) Set(i, verdict);
+  }
+  // Whether message `i` has a verdict yet.
+  bool has_verdict(size_t i) const {
+    Check(i);
+    return verdicts_[i] != 0;
+  }
+
+ private:
+  void Check(size_t i) const {
+    if (i >= count_) {
+      throw std::out_of_range("Batch index " + std::to_string(i) + " out of range (size " +
+                              std::to_string(count_) + ")");
+    }
+  }
+  foxw_outcome* Out(size_t i) const { return outs_ != nullptr ? &outs_[i] : nullptr; }
+  size_t ReasonCapacity(size_t i) const {
+    const foxw_outcome* out = Out(i);
+    return out != nullptr && out->reason_cap > 0 ? out->reason_cap - 1 : 0;
+  }
+
+  const foxw_host_api* host_;
+  const foxw_message* const* msgs_;
+  size_t count_;
+  foxw_verdict* verdicts_;
+  foxw_outcome* outs_;
+};
 
 // ---------------------------------------------------------------------------
 // Publishing a follow-up message.
@@ -698,16 +797,80 @@ foxw_verdict Handle(void* instance, const foxw_message* msg, foxw_outcome* out) 
   return FOXW_RETRY;
 }
 
+// Gives every message of a batch the same retry.
+inline void RetryAll(size_t count, foxw_verdict* verdicts, foxw_outcome* outs,
+                     std::string_view a, std::string_view b = {}) noexcept {
+  for (size_t i = 0; i < count; ++i) {
+    foxw_outcome* out = outs != nullptr ? &outs[i] : nullptr;
+    verdicts[i] = FOXW_RETRY;
+    WriteReason(out, a, b);
+    WriteRetryDelay(out, std::chrono::milliseconds(0));
+  }
+}
+
+template <typename T, auto Method>
+void HandleBatch(void* instance, const foxw_message* const* msgs, size_t count,
+                 foxw_verdict* verdicts, foxw_outcome* outs) noexcept {
+  static_assert(std::is_invocable_v<decltype(Method), T&, Batch&>,
+                "a batch handler is `void Method(foxworker::Batch& batch)`");
+  if constexpr (std::is_invocable_v<decltype(Method), T&, Batch&>) {
+    static_assert(std::is_void_v<std::invoke_result_t<decltype(Method), T&, Batch&>>,
+                  "a batch handler returns void: give verdicts with Batch::Set(i, verdict)");
+  }
+  if (verdicts == nullptr || (msgs == nullptr && count != 0)) return;  // nothing to answer in
+  auto* holder = static_cast<Instance<T>*>(instance);
+  // 0 marks "no verdict yet"; stale reasons and hints are cleared.
+  for (size_t i = 0; i < count; ++i) {
+    foxw_outcome* out = outs != nullptr ? &outs[i] : nullptr;
+    verdicts[i] = 0;
+    WriteReason(out, {});
+    WriteRetryDelay(out, std::chrono::milliseconds(0));
+  }
+  try {
+    Batch batch(holder->context.host(), msgs, count, verdicts, outs);
+    std::invoke(Method, holder->object, batch);
+  } catch (const std::exception& e) {
+    RetryAll(count, verdicts, outs, "unhandled exception: ", e.what());
+    return;
+  } catch (...) {
+    RetryAll(count, verdicts, outs, "unhandled exception: ",
+             "unknown exception (not derived from std::exception)");
+    return;
+  }
+  size_t missing = 0;
+  for (size_t i = 0; i < count; ++i) {
+    if (verdicts[i] != 0) continue;
+    ++missing;
+    foxw_outcome* out = outs != nullptr ? &outs[i] : nullptr;
+    verdicts[i] = FOXW_RETRY;
+    WriteReason(out, "no verdict set by the batch handler");
+  }
+  if (missing != 0) {
+    holder->context.log(FOXW_LOG_WARN, "a batch handler set no verdict for ", missing, " of ",
+                        count, " messages; they are retried");
+  }
+}
+
 }  // namespace internal
 }  // namespace sdk_v1
 }  // namespace foxworker
 
 // FOXWORKER_HANDLER(Class, Method, "message.type"): one handler entry; "*"
 // handles every type that has no handler of its own.
-#define FOXWORKER_HANDLER(Class, Method, message_type)            \
-  foxw_handler_def {                                              \
-    sizeof(foxw_handler_def), (message_type),                     \
-        &::foxworker::internal::Handle<Class, &Class::Method>, 0u \
+#define FOXWORKER_HANDLER(Class, Method, message_type)                     \
+  foxw_handler_def {                                                       \
+    sizeof(foxw_handler_def), (message_type),                              \
+        &::foxworker::internal::Handle<Class, &Class::Method>, 0u, nullptr \
+  }
+
+// FOXWORKER_BATCH_HANDLER(Class, Method, "message.type"): a batch handler
+// entry for `void Method(foxworker::Batch& batch)`. The daemon hands it up to
+// the queue's batch_size messages at once (batches of one when the queue's
+// batch_size is 0).
+#define FOXWORKER_BATCH_HANDLER(Class, Method, message_type)                          \
+  foxw_handler_def {                                                                  \
+    sizeof(foxw_handler_def), (message_type), nullptr, 0u,                            \
+        &::foxworker::internal::HandleBatch<Class, &Class::Method>                    \
   }
 
 // FOXWORKER_PLUGIN(Class, "name", "version", FOXW_INSTANCE_*, handlers...):

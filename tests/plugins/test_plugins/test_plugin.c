@@ -36,6 +36,7 @@ typedef struct instance {
 } instance;
 
 static atomic_int g_running, g_max_running, g_overlaps, g_handled, g_instances;
+static atomic_int g_max_batch, g_batch_calls;
 
 FOXW_EXPORT void test_plugin_stats(int *handled, int *max_running, int *overlaps, int *instances) {
   *handled = atomic_load(&g_handled);
@@ -45,6 +46,8 @@ FOXW_EXPORT void test_plugin_stats(int *handled, int *max_running, int *overlaps
 }
 
 FOXW_EXPORT void test_plugin_reset(void) {
+  atomic_store(&g_max_batch, 0);
+  atomic_store(&g_batch_calls, 0);
   atomic_store(&g_running, 0);
   atomic_store(&g_max_running, 0);
   atomic_store(&g_overlaps, 0);
@@ -206,7 +209,35 @@ static foxw_verdict handle_downstream(void *inst, const foxw_message *msg, foxw_
   return down ? FOXW_RETRY : FOXW_ACK;
 }
 
+/* A batch handler: acks every message but rejects payload "bad"; records
+ * the largest batch and the number of calls. */
+FOXW_EXPORT void test_plugin_batch_stats(int *max_batch, int *calls) {
+  *max_batch = atomic_load(&g_max_batch);
+  *calls = atomic_load(&g_batch_calls);
+}
+
+static void handle_batch(void *inst, const foxw_message *const *msgs, size_t count,
+                         foxw_verdict *verdicts, foxw_outcome *outs) {
+  enter(inst);
+  int n = (int)count, max = atomic_load(&g_max_batch);
+  while (n > max && !atomic_compare_exchange_weak(&g_max_batch, &max, n)) {
+  }
+  atomic_fetch_add(&g_batch_calls, 1);
+  for (size_t i = 0; i < count; ++i) {
+    foxw_str p = host->msg_payload(msgs[i]);
+    if (p.len == 3 && memcmp(p.ptr, "bad", 3) == 0) {
+      foxw_set_reason(&outs[i], "bad item", 8);
+      verdicts[i] = FOXW_REJECT;
+    } else {
+      verdicts[i] = FOXW_ACK;
+    }
+  }
+  atomic_fetch_add(&g_handled, (int)count - 1); /* leave() adds one */
+  leave(inst);
+}
+
 static const foxw_handler_def handlers[] = {
+    {sizeof(foxw_handler_def), "batch", NULL, 0, handle_batch},
     {sizeof(foxw_handler_def), "fail_until", handle_fail_until, 0},
     {sizeof(foxw_handler_def), "downstream", handle_downstream, 0},
     {sizeof(foxw_handler_def), "record", handle_record, 0},

@@ -1,0 +1,284 @@
+#include "daemon/admin/admin_render.h"
+
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <fstream>
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "daemon/core/metrics.h"
+#include "daemon/core/supervisor.h"
+
+namespace foxworker {
+namespace {
+
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void Key(JsonWriter& w, const char* key) { w.Key(key); }
+void Str(JsonWriter& w, const std::string& s) {
+  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+// A label value: backslash, double quote and newline escaped.
+std::string LabelValue(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+class MetricsText {
+ public:
+  void Family(const char* name, const char* type, const char* help) {
+    name_ = name;
+    out_ += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  }
+  void Sample(const char* label, const std::string& value_of_label, double value) {
+    out_ += name_;
+    if (label != nullptr) out_ += std::string("{") + label + "=\"" + LabelValue(value_of_label) + "\"}";
+    char buf[64];
+    snprintf(buf, sizeof buf, " %.17g\n", value);
+    out_ += buf;
+  }
+  std::string& text() { return out_; }
+
+ private:
+  std::string name_;
+  std::string out_;
+};
+
+struct QueueFamily {
+  const char* name;
+  const char* type;
+  const char* help;
+  double (*value)(const ConsumerStats&);
+};
+
+const QueueFamily kQueueFamilies[] = {
+    {"foxworker_messages_received_total", "counter",
+     "Messages fetched from the backend, per queue.",
+     [](const ConsumerStats& s) { return double(s.received); }},
+    {"foxworker_messages_acked_total", "counter", "Messages whose handler succeeded (acked).",
+     [](const ConsumerStats& s) { return double(s.acked); }},
+    {"foxworker_messages_retried_total", "counter",
+     "Failed attempts scheduled for another try.",
+     [](const ConsumerStats& s) { return double(s.retried); }},
+    {"foxworker_messages_dead_lettered_total", "counter",
+     "Messages rejected or out of attempts, moved to the dead-letter queue.",
+     [](const ConsumerStats& s) { return double(s.dead_lettered); }},
+    {"foxworker_messages_timed_out_total", "counter",
+     "Attempts failed because the handler ran past its timeout.",
+     [](const ConsumerStats& s) { return double(s.timed_out); }},
+    {"foxworker_messages_released_total", "counter",
+     "Fetched but unstarted messages handed back to the backend (shutdown, pause).",
+     [](const ConsumerStats& s) { return double(s.released); }},
+    {"foxworker_unknown_verdicts_total", "counter",
+     "Handler calls that returned an unknown verdict (a plugin bug; treated as retry).",
+     [](const ConsumerStats& s) { return double(s.unknown_verdicts); }},
+    {"foxworker_admission_waits_total", "counter",
+     "Times a middleware (rate limit, circuit breaker) held fetching back.",
+     [](const ConsumerStats& s) { return double(s.admission_waits); }},
+    {"foxworker_messages_in_flight", "gauge",
+     "Messages fetched and not yet settled (running, deferred or buffered).",
+     [](const ConsumerStats& s) { return double(s.in_flight); }},
+};
+
+}  // namespace
+
+std::vector<std::string> ReadinessReasons(const Supervisor& supervisor) {
+  std::vector<std::string> reasons;
+  for (const auto& bc : supervisor.config().backends) {
+    const Backend* b = supervisor.FindBackend(bc.name);
+    if (b == nullptr) {
+      reasons.push_back("backend " + bc.name + " is not running");
+      continue;
+    }
+    BackendState st = b->State();
+    if (!st.connected)
+      reasons.push_back("backend " + bc.name + " is disconnected" +
+                        (st.last_error.empty() ? "" : ": " + st.last_error));
+  }
+  for (const auto& c : supervisor.consumers())
+    if (c->paused()) reasons.push_back("queue " + c->name() + " is paused");
+  if (supervisor.consumers().size() < supervisor.config().queues.size())
+    reasons.push_back("not every queue has started");
+  return reasons;
+}
+
+std::string RenderReadinessJson(const std::vector<std::string>& reasons) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  Key(w, "ready");
+  w.Bool(reasons.empty());
+  Key(w, "reasons");
+  w.StartArray();
+  for (const auto& r : reasons) Str(w, r);
+  w.EndArray();
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize()) + "\n";
+}
+
+uint64_t ResidentMemoryBytes() {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t size = 0, resident = 0;
+  if (!(statm >> size >> resident)) return 0;
+  return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+std::string RenderMetrics(const Supervisor& supervisor,
+                          std::chrono::system_clock::time_point started) {
+  MetricsText m;
+  std::vector<std::pair<std::string, ConsumerStats>> stats;
+  for (const auto& c : supervisor.consumers()) stats.emplace_back(c->name(), c->Stats());
+  for (const QueueFamily& f : kQueueFamilies) {
+    m.Family(f.name, f.type, f.help);
+    for (const auto& [queue, s] : stats) m.Sample("queue", queue, f.value(s));
+  }
+  m.Family("foxworker_queue_paused", "gauge", "1 when the queue is paused, else 0.");
+  for (const auto& c : supervisor.consumers()) m.Sample("queue", c->name(), c->paused() ? 1 : 0);
+
+  std::vector<std::pair<std::string, BackendState>> backends;
+  for (const auto& bc : supervisor.config().backends) {
+    const Backend* b = supervisor.FindBackend(bc.name);
+    if (b != nullptr) backends.emplace_back(bc.name, b->State());
+  }
+  m.Family("foxworker_backend_connected", "gauge",
+           "1 when the backend's connection is up, else 0.");
+  for (const auto& [name, st] : backends) m.Sample("backend", name, st.connected ? 1 : 0);
+  m.Family("foxworker_backend_reconnects_total", "counter",
+           "Times the backend reconnected after losing its connection.");
+  for (const auto& [name, st] : backends) m.Sample("backend", name, double(st.reconnects));
+
+  m.Family("foxworker_process_resident_memory_bytes", "gauge",
+           "Resident memory of the foxworkerd process.");
+  m.Sample(nullptr, "", double(ResidentMemoryBytes()));
+  m.Family("foxworker_uptime_seconds", "gauge", "Seconds since the daemon started consuming.");
+  m.Sample(nullptr, "",
+           std::chrono::duration<double>(std::chrono::system_clock::now() - started).count());
+  m.Family("foxworker_start_time_seconds", "gauge",
+           "When the daemon started consuming, in seconds since the Unix epoch.");
+  m.Sample(nullptr, "",
+           double(std::chrono::duration_cast<std::chrono::seconds>(started.time_since_epoch())
+                      .count()));
+  m.Family("foxworker_build_info", "gauge", "Always 1; the version is in the label.");
+  m.Sample("version", FOXWORKER_VERSION, 1);
+
+  return m.text() + MetricsRegistry::Default().RenderPrometheus();
+}
+
+std::string RenderQueueJson(const Supervisor& supervisor, const Consumer& c) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  const QueueConfig& qc = c.config();
+  ConsumerStats s = c.Stats();
+  w.StartObject();
+  Key(w, "name");
+  Str(w, c.name());
+  Key(w, "backend");
+  Str(w, qc.backend);
+  Key(w, "source");
+  Str(w, qc.source.empty() ? qc.name : qc.source);
+  const Backend* b = supervisor.FindBackend(qc.backend);
+  Key(w, "backend_connected");
+  w.Bool(b != nullptr && b->State().connected);
+  Key(w, "plugin");
+  Str(w, qc.plugin);
+  Key(w, "paused");
+  w.Bool(c.paused());
+  Key(w, "concurrency");
+  w.Int(qc.concurrency);
+  Key(w, "prefetch");
+  w.Int(qc.prefetch);
+  Key(w, "in_flight");
+  w.Int64(s.in_flight);
+  Key(w, "running");
+  w.Int64(s.running);
+  const std::pair<const char*, uint64_t> counts[] = {
+      {"received", s.received},       {"acked", s.acked},
+      {"retried", s.retried},         {"dead_lettered", s.dead_lettered},
+      {"released", s.released},       {"timed_out", s.timed_out},
+      {"unknown_verdicts", s.unknown_verdicts}, {"admission_waits", s.admission_waits}};
+  Key(w, "counts");
+  w.StartObject();
+  for (const auto& [k, v] : counts) {
+    Key(w, k);
+    w.Uint64(v);
+  }
+  w.EndObject();
+  Key(w, "middleware");
+  w.StartArray();
+  for (const auto& mw : c.middleware()) {
+    w.StartObject();
+    Key(w, "type");
+    Str(w, std::string(mw->name()));
+    std::string state = mw->State();
+    if (!state.empty()) {
+      Key(w, "state");
+      Str(w, state);
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::string RenderQueuesJson(const Supervisor& supervisor) {
+  std::string out = "{\"queues\":[";
+  bool first = true;
+  for (const auto& c : supervisor.consumers()) {
+    if (!first) out += ",";
+    first = false;
+    out += RenderQueueJson(supervisor, *c);
+  }
+  out += "],\"backends\":";
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartArray();
+  for (const auto& bc : supervisor.config().backends) {
+    const Backend* b = supervisor.FindBackend(bc.name);
+    BackendState st = b != nullptr ? b->State() : BackendState{false, 0, 0, "not running"};
+    w.StartObject();
+    Key(w, "name");
+    Str(w, bc.name);
+    Key(w, "type");
+    Str(w, bc.type);
+    Key(w, "connected");
+    w.Bool(st.connected);
+    Key(w, "reconnects");
+    w.Uint64(st.reconnects);
+    Key(w, "consecutive_failures");
+    w.Uint64(st.consecutive_failures);
+    Key(w, "last_error");
+    Str(w, st.last_error);
+    w.EndObject();
+  }
+  w.EndArray();
+  out.append(buf.GetString(), buf.GetSize());
+  out += "}\n";
+  return out;
+}
+
+std::string RenderErrorJson(const std::string& message) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  Key(w, "error");
+  Str(w, message);
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize()) + "\n";
+}
+
+}  // namespace foxworker

@@ -1,0 +1,221 @@
+// The notify protocol as systemd sees it: the real foxworkerd runs as a child
+// with NOTIFY_SOCKET pointing at a datagram socket this test binds.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon/backends/local/local_store.h"
+#include "tests/core/test_daemon.h"
+
+extern char** environ;
+
+namespace foxworker::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct Note {
+  Clock::time_point at;
+  std::string text;
+};
+
+class NotifyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("foxworker_notify_" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    socket_path_ = (dir_ / "notify.sock").string();
+    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd_, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    ASSERT_LT(socket_path_.size(), sizeof addr.sun_path);
+    strcpy(addr.sun_path, socket_path_.c_str());
+    ASSERT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << strerror(errno);
+  }
+  void TearDown() override {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (fd_ >= 0) close(fd_);
+    fs::remove_all(dir_);
+  }
+
+  std::string WriteConfig(const std::string& body) {
+    std::string path = (dir_ / "foxworker.yaml").string();
+    std::ofstream(path) << "daemon:\n  worker_threads: 2\n  shutdown_timeout: 1s\n  state_dir: "
+                        << dir_.string() << "\nplugins:\n  test:\n    path: " << TestPluginPath()
+                        << "\n" << body;
+    return path;
+  }
+
+  void Spawn(const std::string& config, std::vector<std::string> extra_env = {}) {
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e; ++e) {
+      std::string v = *e;
+      if (v.rfind("NOTIFY_SOCKET=", 0) == 0 || v.rfind("WATCHDOG_", 0) == 0) continue;
+      env_strings.push_back(v);
+    }
+    env_strings.push_back("NOTIFY_SOCKET=" + socket_path_);
+    for (auto& e : extra_env) env_strings.push_back(e);
+    std::vector<char*> env;
+    for (auto& e : env_strings) env.push_back(e.data());
+    env.push_back(nullptr);
+    std::string bin = std::string(FOXWORKER_BINARY_DIR) + "/daemon/foxworkerd";
+    log_ = (dir_ / "daemon.log").string();
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 2, log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    std::string arg = "--config=" + config;
+    char* argv[] = {bin.data(), arg.data(), nullptr};
+    int rc = posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv, env.data());
+    posix_spawn_file_actions_destroy(&fa);
+    ASSERT_EQ(rc, 0) << strerror(rc);
+  }
+
+  // Collects notifications until `until` returns true for one of them or the
+  // time is up; returns whether it matched.
+  bool ReadUntil(const std::function<bool(const std::string&)>& until,
+                 std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+    auto end = Clock::now() + limit;
+    while (Clock::now() < end) {
+      pollfd p{fd_, POLLIN, 0};
+      int ms = static_cast<int>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now()).count());
+      if (poll(&p, 1, std::max(ms, 1)) <= 0) continue;
+      char buf[4096];
+      ssize_t n = recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) continue;
+      notes_.push_back({Clock::now(), std::string(buf, n)});
+      if (until && until(notes_.back().text)) return true;
+    }
+    return false;
+  }
+
+  int WaitExit() {
+    int status = 0;
+    EXPECT_EQ(waitpid(pid_, &status, 0), pid_);
+    pid_ = -1;
+    EXPECT_TRUE(WIFEXITED(status)) << Log();
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+  std::string Log() const {
+    std::ifstream in(log_);
+    return "daemon log:\n" + std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+  static bool Has(const std::string& text, const std::string& what) {
+    return text.find(what) != std::string::npos;
+  }
+
+  fs::path dir_;
+  std::string socket_path_, log_;
+  int fd_ = -1;
+  pid_t pid_ = -1;
+  std::vector<Note> notes_;
+};
+
+constexpr char kMemoryQueues[] =
+    "backends:\n  mem:\n    type: memory\n"
+    "queues:\n  jobs:\n    backend: mem\n    plugin: test\n  mail:\n    backend: mem\n"
+    "    plugin: test\n";
+
+TEST_F(NotifyTest, ReadyAfterStartStatusStoppingOnTermExitZero) {
+  Spawn(WriteConfig(kMemoryQueues));
+  ASSERT_TRUE(ReadUntil([](const std::string& t) { return Has(t, "READY=1"); })) << Log();
+  const std::string& ready = notes_.back().text;
+  EXPECT_TRUE(Has(ready, "STATUS=2/2 queues consuming, 0 in flight")) << ready;
+  // READY is the first thing the daemon says, and only after it logged start.
+  EXPECT_EQ(notes_.size(), 1u) << notes_.front().text;
+  EXPECT_TRUE(Has(Log(), "started:")) << Log();
+
+  ASSERT_EQ(kill(pid_, SIGHUP), 0);
+  EXPECT_TRUE(ReadUntil([](const std::string& t) { return Has(t, "reload not available"); }))
+      << Log();
+
+  ASSERT_EQ(kill(pid_, SIGTERM), 0);
+  ASSERT_TRUE(ReadUntil([](const std::string& t) { return Has(t, "STOPPING=1"); })) << Log();
+  EXPECT_TRUE(Has(notes_.back().text, "STATUS=draining: 0 in flight")) << notes_.back().text;
+  EXPECT_TRUE(ReadUntil([](const std::string& t) { return Has(t, "EXTEND_TIMEOUT_USEC="); }));
+  EXPECT_EQ(WaitExit(), 0) << Log();
+  for (const Note& n : notes_) EXPECT_FALSE(Has(n.text, "WATCHDOG=1")) << "no WatchdogSec set";
+}
+
+TEST_F(NotifyTest, NoReadyWhenStartFails) {
+  // The plugin has no such handler, which only loading it reveals.
+  Spawn(WriteConfig("backends:\n  mem:\n    type: memory\n"
+                    "queues:\n  jobs:\n    backend: mem\n    plugin: test\n"
+                    "    handler: no_such_handler\n"));
+  EXPECT_EQ(WaitExit(), 1) << Log();
+  ReadUntil(nullptr, std::chrono::milliseconds(200));
+  for (const Note& n : notes_) EXPECT_FALSE(Has(n.text, "READY=1")) << n.text;
+}
+
+TEST_F(NotifyTest, WatchdogPingsWhileIdle) {
+  Spawn(WriteConfig(kMemoryQueues), {"WATCHDOG_USEC=300000"});
+  ASSERT_TRUE(ReadUntil([](const std::string& t) { return Has(t, "READY=1"); })) << Log();
+  int pings = 0;
+  ReadUntil(
+      [&](const std::string& t) { return Has(t, "WATCHDOG=1") && ++pings == 5; },
+      std::chrono::seconds(3));
+  EXPECT_EQ(pings, 5) << "an idle daemon is healthy";
+  kill(pid_, SIGTERM);
+  EXPECT_EQ(WaitExit(), 0) << Log();
+}
+
+TEST_F(NotifyTest, NoWatchdogWhileAConsumerIsStuck) {
+  const std::string db = (dir_ / "jobs.db").string();
+  {
+    LocalStoreOptions o;
+    o.path = db;
+    auto store = LocalStore::Open(o);
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    std::vector<NewJob> jobs(1);
+    jobs[0].queue = "jobs";
+    jobs[0].payload = "30000";  // a 30 s handler: stuck as far as a 300 ms watchdog knows
+    jobs[0].props.message_type = "sleep";
+    ASSERT_TRUE((*store)->EnqueueBatch(jobs).ok());
+  }
+  Spawn(WriteConfig("backends:\n  local:\n    type: local\n    path: " + db +
+                    "\nqueues:\n  jobs:\n    backend: local\n    plugin: test\n"),
+        {"WATCHDOG_USEC=300000"});
+  ASSERT_TRUE(ReadUntil([](const std::string& t) { return Has(t, "READY=1"); })) << Log();
+  ASSERT_TRUE(ReadUntil([](const std::string& t) { return Has(t, "1 in flight"); })) << Log();
+  // Within the limit (300 ms) plus a tick the pings must stop for good.
+  ReadUntil(nullptr, std::chrono::milliseconds(800));
+  const auto quiet_from = Clock::now();
+  ReadUntil(nullptr, std::chrono::milliseconds(1500));
+  for (const Note& n : notes_) {
+    if (n.at >= quiet_from) {
+      EXPECT_FALSE(Has(n.text, "WATCHDOG=1")) << "pinged while stuck";
+    }
+  }
+  EXPECT_TRUE(Has(Log(), "no progress on queue(s) jobs")) << Log();
+  kill(pid_, SIGTERM);
+  EXPECT_EQ(WaitExit(), 0) << Log();  // shutdown_timeout 1s, then abandons the handler
+}
+
+}  // namespace
+}  // namespace foxworker::testing
