@@ -75,6 +75,25 @@ struct Delivery {
   std::string deferred_reason;
   Consumer* consumer = nullptr;
 
+  // Clears everything but `msg`, so a backend can reuse the allocation for
+  // the next message. REQUIRES: nobody else refers to this delivery.
+  void ResetState() {
+    queue = nullptr;
+    tag = 0;
+    generation = 0;
+    received_ns = 0;
+    started_ns = 0;
+    deadline_ns = kNoDeadline;
+    cancelled.store(false, std::memory_order_relaxed);
+    cancel_all = nullptr;
+    pending_state.store(0, std::memory_order_relaxed);
+    completion.store(0, std::memory_order_relaxed);
+    deferred_verdict = 0;
+    deferred_delay_ms = 0;
+    deferred_reason.clear();
+    consumer = nullptr;
+  }
+
   bool IsCancelled(uint64_t now_ns) const {
     return cancelled.load(std::memory_order_relaxed) ||
            (cancel_all != nullptr && cancel_all->load(std::memory_order_relaxed)) ||

@@ -41,6 +41,7 @@ class AmqpTestClient {
     ok_ = Ok(amqp_get_rpc_reply(conn_), "confirm.select");
   }
   ~AmqpTestClient() {
+    if (have_message_) amqp_destroy_message(&last_.raw);  // the last Get()'s message
     if (ok_) {
       amqp_channel_close(conn_, 1, AMQP_REPLY_SUCCESS);
       amqp_connection_close(conn_, AMQP_REPLY_SUCCESS);
