@@ -2,7 +2,7 @@
 
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -88,10 +88,19 @@ Status RedisServer::Launch() {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  int rc = posix_spawn(&pid_, bin.c_str(), nullptr, nullptr, argv.data(), environ);
-  if (rc != 0) {
+  pid_ = fork();
+  if (pid_ < 0) {
     pid_ = -1;
-    return Status::IoError("cannot start " + bin + ": " + strerror(rc));
+    return Status::IoError(std::string("fork: ") + strerror(errno));
+  }
+  if (pid_ == 0) {
+    // Dies with the test process, even when that one crashes or is killed.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execve(bin.c_str(), argv.data(), environ);
+    _exit(127);
   }
   auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (std::chrono::steady_clock::now() < end) {
