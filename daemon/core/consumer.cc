@@ -420,21 +420,30 @@ Outcome Consumer::Decide(const Delivery& d, foxw_verdict verdict, std::string_vi
 void Consumer::SettleAll(std::vector<Settlement>& settled) {
   if (settled.empty()) return;
   const int64_t n = static_cast<int64_t>(settled.size());
+  // Counted locally and added once per batch: the counters are shared by
+  // every thread running this queue.
+  uint64_t acked = 0, retried = 0, dead = 0, released = 0;
   for (const auto& s : settled) {
     switch (s.outcome.kind) {
-      case Outcome::Kind::kAck: acked_.fetch_add(1, std::memory_order_relaxed); break;
-      case Outcome::Kind::kRetry: retried_.fetch_add(1, std::memory_order_relaxed); break;
+      case Outcome::Kind::kAck: ++acked; break;
+      case Outcome::Kind::kRetry: ++retried; break;
       case Outcome::Kind::kDeadLetter:
-        dead_.fetch_add(1, std::memory_order_relaxed);
+        ++dead;
         LOG(WARNING) << "queue " << config_.name << ": message " << s.delivery->msg.id
                      << " dead-lettered after attempt " << s.delivery->msg.attempt << ": "
                      << s.outcome.reason;
         break;
-      case Outcome::Kind::kRelease: released_.fetch_add(1, std::memory_order_relaxed); break;
+      case Outcome::Kind::kRelease: ++released; break;
     }
   }
   source_->Settle(settled);
   settled.clear();
+  // Counted after the backend took them, so a reader that sees a count can
+  // also see the settlement (tests and status pages rely on that order).
+  if (acked) acked_.fetch_add(acked, std::memory_order_relaxed);
+  if (retried) retried_.fetch_add(retried, std::memory_order_relaxed);
+  if (dead) dead_.fetch_add(dead, std::memory_order_relaxed);
+  if (released) released_.fetch_add(released, std::memory_order_relaxed);
   int64_t before = in_flight_.fetch_sub(n, std::memory_order_acq_rel);
   if (before >= prefetch_) MaybeSpawn();  // the window had been full
 }
