@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -143,6 +144,45 @@ int RabbitMqServer::Ctl(const std::vector<std::string>& args, std::string* outpu
   return RunCommand(argv, {"HOME=" + dir_}, output);
 }
 
+bool RabbitMqServer::PrepareTls(std::string* error) {
+  const std::string tls = dir_ + "/tls";
+  std::filesystem::create_directories(tls);
+  auto run = [&](const std::vector<std::string>& argv) {
+    std::string out;
+    if (RunCommand(argv, {}, &out) == 0) return true;
+    *error = argv[0] + " " + argv[1] + " failed: " + out;
+    return false;
+  };
+  auto ca = [&](const std::string& name, const std::string& cn) {
+    return run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                "/CN=" + cn, "-keyout", tls + "/" + name + ".key", "-out",
+                tls + "/" + name + ".pem"});
+  };
+  auto leaf = [&](const std::string& name, const std::string& cn, const std::string& ext) {
+    std::ofstream(tls + "/" + name + ".ext") << ext << "\n";
+    return run({"openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + cn,
+                "-keyout", tls + "/" + name + ".key", "-out", tls + "/" + name + ".csr"}) &&
+           run({"openssl", "x509", "-req", "-in", tls + "/" + name + ".csr", "-CA",
+                tls + "/ca.pem", "-CAkey", tls + "/ca.key", "-CAcreateserial", "-days", "2",
+                "-extfile", tls + "/" + name + ".ext", "-out", tls + "/" + name + ".pem"});
+  };
+  if (!ca("ca", "foxworker test CA") || !ca("other-ca", "foxworker other CA") ||
+      !leaf("server", "localhost",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth") ||
+      !leaf("client", "foxworker-client", "extendedKeyUsage=clientAuth")) {
+    return false;
+  }
+  tls_port_ = FreePort();
+  std::ofstream conf(dir_ + "/rabbitmq.conf");
+  conf << "listeners.ssl.default = 127.0.0.1:" << tls_port_ << "\n"
+       << "ssl_options.cacertfile = " << tls << "/ca.pem\n"
+       << "ssl_options.certfile = " << tls << "/server.pem\n"
+       << "ssl_options.keyfile = " << tls << "/server.key\n"
+       << "ssl_options.verify = verify_peer\n"
+       << "ssl_options.fail_if_no_peer_cert = true\n";
+  return static_cast<bool>(conf);
+}
+
 bool RabbitMqServer::StartPrivateNode(std::string* error) {
   char tmpl[] = "/tmp/foxworker-rabbitmq-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) {
@@ -154,6 +194,11 @@ bool RabbitMqServer::StartPrivateNode(std::string* error) {
   int dist_port = FreePort();
   while (dist_port == port_) dist_port = FreePort();
   node_ = "foxw-test-" + std::to_string(getpid()) + "@localhost";
+  if (std::string tls_error; !PrepareTls(&tls_error)) {
+    std::cerr << "rabbitmq harness: no TLS listener: " << tls_error << "\n";
+    tls_port_ = 0;
+    std::filesystem::remove(dir_ + "/rabbitmq.conf");
+  }
   // epmd is shared by every Erlang node of the host; -daemon is a no-op
   // when one already runs.
   RunCommand({"epmd", "-daemon"}, {}, nullptr);
@@ -191,7 +236,8 @@ bool RabbitMqServer::StartPrivateNode(std::string* error) {
       return false;
     }
     // await_startup fails at once while the node is not registered yet.
-    if (Ctl({"await_startup", "--timeout", "60"}) == 0 && PortOpen(port_)) {
+    if (Ctl({"await_startup", "--timeout", "60"}) == 0 && PortOpen(port_) &&
+        (tls_port_ == 0 || PortOpen(tls_port_))) {
       std::cerr << "rabbitmq harness: started node " << node_ << " on port " << port_ << " in "
                 << dir_ << "\n";
       return true;

@@ -117,6 +117,16 @@ Result<std::unique_ptr<AmqpConnection>> AmqpConnection::Open(
     if (login.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
         login.library_error == AMQP_STATUS_CONNECTION_CLOSED)
       why += " (the broker refused the login: check the user, password and vhost)";
+    // With TLS, a broker that wants a client certificate (or refuses ours)
+    // ends the handshake on the first read, which librabbitmq reports as a
+    // bare SSL error.
+    if (info.ssl && login.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        login.library_error == AMQP_STATUS_SSL_ERROR)
+      why += options.tls.cert.empty()
+                 ? " (the broker ended the TLS handshake: it may require a client certificate, "
+                   "tls.cert and tls.key)"
+                 : " (the broker ended the TLS handshake: it may not trust the client "
+                   "certificate " + options.tls.cert + ")";
     return Status::Unavailable("login to " + where + " failed: " + why);
   }
   amqp_channel_open(c->state_, kAmqpChannel);

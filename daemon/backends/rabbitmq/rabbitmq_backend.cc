@@ -126,7 +126,7 @@ Status RabbitMqBackend::Start() {
   Status s = Connect(&permanent);
   if (!s.ok()) {
     if (permanent) return s;
-    LOG(WARNING) << "backend " << name_ << ": " << s.message() << "; retrying in the background";
+    LOG(WARNING) << s.message() << "; retrying in the background";
   }
   thread_ = std::thread([this] { Run(); });
   return Status::Ok();
