@@ -78,6 +78,7 @@ class RabbitMqBackend : public Backend {
   Status ServeConnection();
   Status ConsumeSources();
   Status ApplyOps(std::vector<Op>& ops);
+  Status RequeueDue();
   Status ApplySettlement(Op& op);
   Status ReadFrames();
   Status HandleDelivery(const amqp_frame_t& frame);
@@ -121,6 +122,11 @@ class RabbitMqBackend : public Backend {
   std::map<uint64_t, PendingConfirm> confirms_;      // by publish sequence number
   std::vector<uint64_t> to_ack_;
   std::set<std::string> declared_;                   // queues declared on this connection
+  // Originals whose retry or dead-letter copy the broker refused, requeued
+  // when due (delivery tag, due time) so a broker that keeps refusing does
+  // not spin the handler; the delay doubles per refusal in a row.
+  std::deque<std::pair<uint64_t, std::chrono::steady_clock::time_point>> delayed_requeues_;
+  int refusals_in_a_row_ = 0;
   std::mt19937_64 rng_{std::random_device{}()};
 };
 

@@ -20,6 +20,10 @@ namespace {
 constexpr Duration kRpcTimeout{10000};
 // Longest poll() wait: heartbeats are checked at least this often.
 constexpr int kMaxPollMs = 100;
+// When the broker refuses a retry or dead-letter copy, the original is
+// requeued after this delay, doubling per refusal in a row up to the max.
+constexpr std::chrono::milliseconds kRefusedRequeueFirst{500};
+constexpr std::chrono::milliseconds kRefusedRequeueMax{30000};
 // Frames read before pending settlements are applied again.
 constexpr int kFramesPerTurn = 256;
 
@@ -62,6 +66,7 @@ Status RabbitMqBackend::Connect(bool* permanent) {
     ++generation_;
     next_publish_seq_ = 1;
     declared_.clear();
+    delayed_requeues_.clear();  // the old connection's deliveries were requeued by the broker
     std::vector<std::shared_ptr<SourceState>> sources;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -250,6 +255,8 @@ Status RabbitMqBackend::ServeConnection() {
     if (!s.ok()) return s;
     s = FlushAcks();
     if (!s.ok()) return s;
+    s = RequeueDue();
+    if (!s.ok()) return s;
     if (StopRequested()) {
       if (!cancelled_all) {
         cancelled_all = true;
@@ -288,6 +295,24 @@ Status RabbitMqBackend::ServeConnection() {
     s = ReadFrames();
     if (!s.ok()) return s;
   }
+}
+
+Status RabbitMqBackend::RequeueDue() {
+  if (delayed_requeues_.empty()) return Status::Ok();
+  const auto now = std::chrono::steady_clock::now();
+  const bool stopping = StopRequested();
+  for (auto it = delayed_requeues_.begin(); it != delayed_requeues_.end();) {
+    if (it->second > now && !stopping) {
+      ++it;
+      continue;
+    }
+    const uint64_t tag = it->first;
+    it = delayed_requeues_.erase(it);
+    unsettled_.erase(tag);
+    int rc = amqp_basic_reject(conn_->state(), kAmqpChannel, tag, /*requeue=*/1);
+    if (rc != AMQP_STATUS_OK) return StatusOf(rc, "basic.reject");
+  }
+  return Status::Ok();
 }
 
 Status RabbitMqBackend::ApplyOps(std::vector<Op>& ops) {
@@ -443,25 +468,27 @@ Status RabbitMqBackend::HandleConfirm(uint64_t seq, bool multiple, bool ok) {
   auto end = multiple ? confirms_.upper_bound(seq) : confirms_.find(seq);
   auto begin = multiple ? confirms_.begin() : end;
   if (!multiple && end != confirms_.end()) end = std::next(end);
-  amqp_connection_state_t st = conn_->state();
   for (auto it = begin; it != end;) {
     PendingConfirm& pc = it->second;
     const bool success = ok && !pc.returned;
     if (pc.original_tag != 0) {
       if (success) {
+        refusals_in_a_row_ = 0;
         to_ack_.push_back(pc.original_tag);
       } else {
         {
           std::lock_guard<std::mutex> lock(mu_);
           counters_.confirm_failures++;
         }
+        const auto delay = std::min<std::chrono::milliseconds>(
+            kRefusedRequeueMax, kRefusedRequeueFirst * (1 << std::min(refusals_in_a_row_, 10)));
+        ++refusals_in_a_row_;
         LOG(ERROR) << "backend " << name_ << ": the broker did not take the copy published to "
                    << pc.routing_key << (pc.returned ? " (unroutable)" : " (nacked)")
-                   << "; the original is requeued";
-        unsettled_.erase(pc.original_tag);
+                   << "; the original stays unacked and is requeued in " << delay.count()
+                   << " ms";
         declared_.erase(pc.routing_key);
-        int rc = amqp_basic_reject(st, kAmqpChannel, pc.original_tag, /*requeue=*/1);
-        if (rc != AMQP_STATUS_OK) return StatusOf(rc, "basic.reject");
+        delayed_requeues_.emplace_back(pc.original_tag, std::chrono::steady_clock::now() + delay);
       }
     }
     if (pc.done) {
