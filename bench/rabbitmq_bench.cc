@@ -5,6 +5,7 @@
 // the ceiling. The daemon runs first so that the process's peak RSS (VmHWM)
 // after its run is the daemon's (plus this small driver).
 #include <amqp.h>
+#include <sys/resource.h>
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
 #include <glog/logging.h>
@@ -123,6 +124,14 @@ double ReferenceRate(const std::string& url, int n) {
   return n / secs;
 }
 
+// CPU seconds (user + system) this process has used so far.
+double CpuSeconds() {
+  rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 double PeakRssMiB() {
   std::ifstream in("/proc/self/status");
   std::string line;
@@ -170,15 +179,23 @@ int main(int argc, char** argv) {
     if (server == nullptr) Die("no broker: " + testing::RabbitMqServer::Error());
     url = server->url();
   }
+  // The consumer's own CPU matters here: it shares the two cores with the
+  // broker, so every microsecond it burns per message slows the broker.
   Fill(url, n);
+  double cpu0 = CpuSeconds();
   const double daemon = DaemonRate(url, n);
+  const double daemon_cpu = CpuSeconds() - cpu0;
   const double rss = PeakRssMiB();
   Fill(url, n);
+  cpu0 = CpuSeconds();
   const double reference = ReferenceRate(url, n);
+  const double reference_cpu = CpuSeconds() - cpu0;
   printf("BENCH rabbitmq.daemon_per_s %.0f msgs/s\n", daemon);
   printf("BENCH rabbitmq.reference_per_s %.0f msgs/s\n", reference);
   printf("BENCH rabbitmq.ratio_to_reference %.3f ratio\n", daemon / reference);
   printf("BENCH rabbitmq.peak_rss_mib %.1f MiB\n", rss);
+  printf("BENCH rabbitmq.daemon_cpu_us_per_msg %.2f us\n", daemon_cpu * 1e6 / n);
+  printf("BENCH rabbitmq.reference_cpu_us_per_msg %.2f us\n", reference_cpu * 1e6 / n);
   fflush(stdout);
   testing::RabbitMqServer::StopShared();
   return 0;

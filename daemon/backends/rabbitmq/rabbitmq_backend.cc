@@ -173,11 +173,22 @@ Status RabbitMqBackend::Enqueue(const std::string& source, Message message, Dura
 }
 
 void RabbitMqBackend::Post(std::vector<Op> ops) {
+  bool urgent = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (Op& op : ops) ops_.push_back(std::move(op));
+    for (Op& op : ops) {
+      if (op.kind == Op::Kind::kSettle) {
+        SourceState& src = *op.source;
+        const size_t threshold = std::max<size_t>(1, static_cast<size_t>(src.options.prefetch) / 4);
+        if (++src.lazy_settles >= threshold) urgent = true;
+      } else {
+        urgent = true;
+      }
+      ops_.push_back(std::move(op));
+    }
+    if (!urgent) lazy_ops_.fetch_add(1);
   }
-  Kick();
+  if (urgent || in_long_poll_.load()) Kick();
 }
 
 void RabbitMqBackend::Kick() {

@@ -79,6 +79,8 @@ class RabbitMqBackend : public Backend {
   Status ConsumeSources();
   Status ApplyOps(std::vector<Op>& ops);
   Status RequeueDue();
+  Status ReadFramesTurn();
+  void WakeDueSources();
   Status ApplySettlement(Op& op);
   Status ReadFrames();
   Status HandleDelivery(const amqp_frame_t& frame);
@@ -108,6 +110,14 @@ class RabbitMqBackend : public Backend {
   std::atomic<uint64_t> reconnect_attempts_{0};
   std::atomic<uint64_t> consecutive_failures_{0};
   std::atomic<bool> kicked_{false};
+  // Settlements are posted lazily: the connection thread is woken for them
+  // only when a source has a quarter of its prefetch window waiting, or when
+  // the thread is about to sleep longer than kAckDelayMs (in_long_poll_);
+  // otherwise it picks them up within kAckDelayMs (lazy_ops_ > 0 shortens
+  // its poll). Both are seq_cst: each side stores its own, then loads the
+  // other's, so no settlement waits for a long poll.
+  std::atomic<int> lazy_ops_{0};
+  std::atomic<bool> in_long_poll_{false};
   std::atomic<bool> stop_{false};
   std::chrono::steady_clock::time_point stop_deadline_;  // set before stop_
   int wake_fd_ = -1;
@@ -127,6 +137,9 @@ class RabbitMqBackend : public Backend {
   // not spin the handler; the delay doubles per refusal in a row.
   std::deque<std::pair<uint64_t, std::chrono::steady_clock::time_point>> delayed_requeues_;
   int refusals_in_a_row_ = 0;
+  // Sources that got deliveries this turn: their consumers are woken once at
+  // the end of the turn, not once per delivery.
+  std::vector<std::shared_ptr<SourceState>> wake_due_;
   std::mt19937_64 rng_{std::random_device{}()};
 };
 

@@ -18,10 +18,14 @@ struct RabbitMqBackend::SourceState {
   bool started = false;                          // GUARDED_BY(mu)
   bool stopped = false;                          // GUARDED_BY(mu)
   std::atomic<size_t> buffered{0};               // hint for MaybeReady
+  // Settlements posted without waking the connection thread (GUARDED_BY the
+  // backend's mu_).
+  size_t lazy_settles = 0;
 
   // Connection thread only.
   bool consuming = false;  // basic.consume sent on the current connection
   bool cancelled = false;  // basic.cancel sent (never consume again)
+  bool wake_due = false;   // deliveries buffered this turn, consumer not woken yet
 };
 
 // Work handed from any thread to the connection thread.

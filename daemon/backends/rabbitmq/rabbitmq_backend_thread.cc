@@ -20,6 +20,8 @@ namespace {
 constexpr Duration kRpcTimeout{10000};
 // Longest poll() wait: heartbeats are checked at least this often.
 constexpr int kMaxPollMs = 100;
+// The longest a settlement posted lazily waits for the connection thread.
+constexpr int kAckDelayMs = 2;
 // When the broker refuses a retry or dead-letter copy, the original is
 // requeued after this delay, doubling per refusal in a row up to the max.
 constexpr std::chrono::milliseconds kRefusedRequeueFirst{500};
@@ -250,6 +252,9 @@ Status RabbitMqBackend::ServeConnection() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       ops.swap(ops_);
+      lazy_ops_.store(0);
+      for (Op& op : ops)
+        if (op.kind == Op::Kind::kSettle) op.source->lazy_settles = 0;
     }
     s = ApplyOps(ops);
     if (!s.ok()) return s;
@@ -595,31 +600,58 @@ Status RabbitMqBackend::HandleDelivery(const amqp_frame_t& frame) {
                           ": redelivered after earlier attempts never finished (crash or lost "
                           "connection)");
   }
-  std::function<void()> wake;
   {
     std::lock_guard<std::mutex> lock(src->mu);
     if (!src->stopped) {
       d->queue = &src->options.queue;
       src->buffer.push_back(std::move(d));
       src->buffered.store(src->buffer.size(), std::memory_order_relaxed);
-      wake = src->wake;
     }
   }
   if (d) {  // stopped: hand it straight back
     unsettled_.erase(tag);
     return StatusOf(amqp_basic_reject(conn_->state(), kAmqpChannel, tag, 1), "basic.reject");
   }
-  if (wake) wake();
+  if (!src->wake_due) {
+    src->wake_due = true;
+    wake_due_.push_back(src);
+  }
   return Status::Ok();
 }
 
+void RabbitMqBackend::WakeDueSources() {
+  for (auto& src : wake_due_) {
+    src->wake_due = false;
+    std::function<void()> wake;
+    {
+      std::lock_guard<std::mutex> lock(src->mu);
+      if (!src->stopped) wake = src->wake;
+    }
+    if (wake) wake();
+  }
+  wake_due_.clear();
+}
+
+// One turn reads what the socket has (or waits for it), then wakes each
+// consumer that got deliveries once: a worker hand-off per turn, not per
+// message, which matters on a machine the broker shares.
 Status RabbitMqBackend::ReadFrames() {
+  Status s = ReadFramesTurn();
+  WakeDueSources();
+  return s;
+}
+
+Status RabbitMqBackend::ReadFramesTurn() {
   amqp_connection_state_t st = conn_->state();
   for (int processed = 0; processed < kFramesPerTurn; ++processed) {
     if (!amqp_frames_enqueued(st) && !amqp_data_in_buffer(st)) {
       if (processed > 0) break;  // apply what workers sent meanwhile
       pollfd fds[2] = {{conn_->fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-      int n = poll(fds, 2, kMaxPollMs);
+      in_long_poll_.store(true);
+      const bool lazy = lazy_ops_.load() > 0;
+      if (lazy) in_long_poll_.store(false);
+      int n = poll(fds, 2, lazy ? kAckDelayMs : kMaxPollMs);
+      in_long_poll_.store(false);
       if (n < 0 && errno != EINTR) return Status::Unavailable(std::string("poll: ") + strerror(errno));
       if (fds[1].revents & POLLIN) {
         uint64_t count;
