@@ -131,6 +131,58 @@ struct RabbitMqBackendOptions {
 // `url` with its password replaced by "***" (for logs and --check-config).
 std::string RedactUrl(std::string_view url);
 
+// One entry of an AMQP `arguments` table (x-max-length: 1000). The YAML
+// scalar's type decides the AMQP type: unquoted integers are signed 64-bit,
+// unquoted decimals doubles, unquoted true/false booleans, everything else a
+// UTF-8 string.
+struct AmqpArgument {
+  enum class Kind { kString, kInt, kDouble, kBool };
+  std::string key;
+  Kind kind = Kind::kString;
+  std::string text;  // kString
+  int64_t int_value = 0;
+  double double_value = 0;
+  bool bool_value = false;
+};
+
+// "direct", "topic", "fanout", "headers".
+inline constexpr std::string_view kAmqpExchangeTypes[] = {"direct", "topic", "fanout", "headers"};
+
+// An exchange a queue declares (exchange.declare).
+struct AmqpExchangeConfig {
+  std::string name;
+  std::string type = "direct";
+  bool durable = true;
+  bool auto_delete = false;
+  std::vector<AmqpArgument> arguments;
+  SourceMark mark;
+};
+
+// queue.bind of the queue to `exchange`, once per routing key.
+struct AmqpBindingConfig {
+  std::string exchange;                    // default: the queue's declared exchange
+  std::vector<std::string> routing_keys;   // at least one ("" for fanout/headers)
+  std::vector<AmqpArgument> arguments;     // e.g. x-match for a headers exchange
+  SourceMark mark;
+};
+
+// A queue's `rabbitmq:` settings (queues on a rabbitmq backend only). Names
+// may use "{queue}", the AMQP queue (the queue's `source`).
+struct RabbitMqQueueOptions {
+  bool present = false;  // the queue has a `rabbitmq:` key
+  bool durable = true;
+  std::optional<AmqpQueueType> queue_type;  // unset = the backend's queue_type
+  std::vector<AmqpArgument> arguments;      // of the queue.declare
+  std::optional<AmqpExchangeConfig> exchange;
+  std::vector<AmqpBindingConfig> bindings;
+  std::string dead_letter_queue = "{queue}-dlq";
+  std::string retry_queue_prefix = "{queue}-retry-";  // + the tier ("1.5s")
+  SourceMark mark;  // of the `rabbitmq:` key
+};
+
+// `pattern` with every "{queue}" replaced by `queue`.
+std::string ExpandQueuePattern(std::string_view pattern, std::string_view queue);
+
 struct BackendConfig {
   std::string name;
   std::string type;  // memory | local | rabbitmq | redis
@@ -225,6 +277,7 @@ struct QueueConfig {
   std::map<std::string, Duration> handler_timeouts;
   std::string retry_policy = "default";
   std::vector<MiddlewareConfig> middleware;  // in config order
+  RabbitMqQueueOptions rabbitmq;             // queues on a rabbitmq backend
   SourceMark mark;
 };
 

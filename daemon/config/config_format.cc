@@ -203,6 +203,63 @@ void FormatMiddleware(YamlWriter& w, const MiddlewareConfig& m) {
   }
 }
 
+// An AMQP argument's value, written so that it reads back with its type.
+std::string ArgumentText(const AmqpArgument& a) {
+  switch (a.kind) {
+    case AmqpArgument::Kind::kString:
+      return Quote(a.text);
+    case AmqpArgument::Kind::kInt:
+      return std::to_string(a.int_value);
+    case AmqpArgument::Kind::kBool:
+      return a.bool_value ? "true" : "false";
+    case AmqpArgument::Kind::kDouble: {
+      std::string text = ShortestText(a.double_value);
+      if (text.find_first_of(".eEn") == std::string::npos) text += ".0";  // not an integer
+      return text;
+    }
+  }
+  return "";
+}
+
+void FormatArguments(YamlWriter& w, int depth, const std::vector<AmqpArgument>& args) {
+  w.Line(depth, "arguments", args.empty() ? "{}" : "");
+  for (const AmqpArgument& a : args) w.Line(depth + 1, a.key, ArgumentText(a));
+}
+
+// A rabbitmq queue's `rabbitmq:` block, every default written out.
+void FormatRabbitMqQueue(YamlWriter& w, const RabbitMqQueueOptions& o,
+                         const RabbitMqBackendOptions& backend) {
+  w.Line(2, "rabbitmq", "");
+  if (!backend.declare) {
+    // Nothing is declared: only the names apply (anything else is an error).
+    w.Line(3, "dead_letter_queue", Quote(o.dead_letter_queue));
+    w.Line(3, "retry_queue_prefix", Quote(o.retry_queue_prefix));
+    return;
+  }
+  w.Line(3, "durable", o.durable ? "true" : "false");
+  w.Line(3, "queue_type", AmqpQueueTypeName(o.queue_type.value_or(backend.queue_type)));
+  FormatArguments(w, 3, o.arguments);
+  if (o.exchange) {
+    const AmqpExchangeConfig& x = *o.exchange;
+    w.Line(3, "exchange", "");
+    w.Line(4, "name", Quote(x.name));
+    w.Line(4, "type", x.type);
+    w.Line(4, "durable", x.durable ? "true" : "false");
+    w.Line(4, "auto_delete", x.auto_delete ? "true" : "false");
+    FormatArguments(w, 4, x.arguments);
+  }
+  w.Line(3, "bindings", o.bindings.empty() ? "[]" : "");
+  for (const AmqpBindingConfig& b : o.bindings) {
+    w.text() += "        - exchange: " + Quote(b.exchange) + "\n";
+    std::string keys;
+    for (const std::string& k : b.routing_keys) keys += (keys.empty() ? "" : ", ") + Quote(k);
+    w.Line(5, "routing_key", "[" + keys + "]");
+    FormatArguments(w, 5, b.arguments);
+  }
+  w.Line(3, "dead_letter_queue", Quote(o.dead_letter_queue));
+  w.Line(3, "retry_queue_prefix", Quote(o.retry_queue_prefix));
+}
+
 }  // namespace
 
 std::string FormatConfig(const Config& config) {
@@ -303,6 +360,9 @@ std::string FormatConfig(const Config& config) {
     }
     w.Line(2, "middleware", q.middleware.empty() ? "[]" : "");
     for (const MiddlewareConfig& m : q.middleware) FormatMiddleware(w, m);
+    const BackendConfig* backend = config.FindBackend(q.backend);
+    if (backend != nullptr && backend->type == "rabbitmq")
+      FormatRabbitMqQueue(w, q.rabbitmq, backend->rabbitmq);
   }
 
   w.Line(0, "retry_policies", config.retry_policies.empty() ? "{}" : "");

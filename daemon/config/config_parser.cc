@@ -37,7 +37,7 @@ constexpr std::string_view kPluginKeys[] = {"path", "config"};
 constexpr std::string_view kQueueKeys[] = {
     "backend",  "source",  "plugin",       "handler",          "concurrency",
     "prefetch", "timeout", "retry_policy", "handler_timeouts", "middleware",
-    "batch_size", "flush_interval"};
+    "batch_size", "flush_interval", "rabbitmq"};
 constexpr std::string_view kRetryPolicyKeys[] = {"max_attempts", "backoff", "initial",    "max",
                                                  "multiplier",   "jitter",  "full_jitter"};
 constexpr std::string_view kMemoryBackendKeys[] = {"type", "capacity"};
@@ -686,6 +686,8 @@ Status ConfigBuilder::ParseQueue(const YamlFile& file, const MappingEntry& item)
       status = ParseHandlerTimeouts(file, e, &queue.handler_timeouts);
     } else if (e.key == "middleware") {
       status = ParseMiddlewareList(file, e, &queue.middleware);
+    } else if (e.key == "rabbitmq") {
+      status = ParseRabbitMqQueueOptions(file, e, &queue.rabbitmq);
     } else {
       status = Assign(ReadNonEmptyString(file, e), &queue.retry_policy);
     }
@@ -853,6 +855,7 @@ Status ConfigBuilder::Finish() {
       if (!status.ok()) return status;
     }
   }
+  if (Status status = CheckRabbitMqQueues(*config_); !status.ok()) return status;
   std::vector<std::string_view> buckets;
   for (const RateLimitConfig& r : config_->rate_limits) buckets.push_back(r.name);
   for (const QueueConfig& queue : config_->queues) {

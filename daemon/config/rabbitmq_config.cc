@@ -1,15 +1,25 @@
 #include "daemon/config/rabbitmq_config.h"
 
 #include <amqp.h>
+#include <rapidjson/document.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
+
+#include "daemon/config/plugin_config_json.h"
 
 namespace foxworker {
 namespace {
 
 constexpr std::string_view kTlsKeys[] = {"ca", "cert", "key", "verify"};
+constexpr std::string_view kExchangeKeys[] = {"name", "type", "durable", "auto_delete",
+                                              "arguments"};
+constexpr std::string_view kBindingKeys[] = {"exchange", "routing_key", "arguments"};
+// AMQP short strings (queue, exchange and routing key names) hold 255 bytes.
+constexpr size_t kMaxAmqpName = 255;
 
 std::string ResolveAgainst(const std::string& dir, const std::string& path) {
   std::filesystem::path p(path);
@@ -38,7 +48,220 @@ Status ParseTls(const YamlFile& file, const MappingEntry& entry, AmqpTlsOptions*
   return Status::Ok();
 }
 
+
+Status ReadBoolInto(const YamlFile& file, const MappingEntry& e, bool* out) {
+  Result<bool> b = ReadBool(file, e);
+  if (!b.ok()) return b.status();
+  *out = *b;
+  return Status::Ok();
+}
+
+// A name the broker takes as a short string.
+Result<std::string> ReadAmqpName(const YamlFile& file, const MappingEntry& e, bool allow_empty) {
+  Result<std::string> text = allow_empty ? ReadString(file, e) : ReadNonEmptyString(file, e);
+  if (!text.ok()) return text;
+  if (text->size() > kMaxAmqpName) {
+    return ErrorAt(file, e.value_mark, e.path,
+                   "is " + std::to_string(text->size()) + " bytes long; AMQP names hold at most " +
+                       std::to_string(kMaxAmqpName));
+  }
+  return text;
+}
+
+// `arguments: {x-max-length: 1000, x-overflow: reject-publish}`: the YAML is
+// converted with the plugin `config:` rules, so the scalar types match them.
+Status ParseArguments(const YamlFile& file, const MappingEntry& e, std::vector<AmqpArgument>* out) {
+  if (!e.value.IsNull() && !e.value.IsMap()) {
+    return ErrorAt(file, e.value_mark, e.path,
+                   "expected a mapping of argument name to value ({x-max-length: 1000})");
+  }
+  std::map<std::string, SourceMark> marks;
+  Result<std::string> json = PluginConfigToJson(file, e, &marks);
+  if (!json.ok()) return json.status();
+  rapidjson::Document doc;
+  doc.Parse(json->c_str(), json->size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    return Status::Internal(e.path + ": arguments did not convert to a JSON object");
+  }
+  out->clear();
+  for (const auto& member : doc.GetObject()) {
+    AmqpArgument arg;
+    arg.key.assign(member.name.GetString(), member.name.GetStringLength());
+    const rapidjson::Value& v = member.value;
+    auto fail = [&](const std::string& why) {
+      auto mark = marks.find(arg.key);
+      return ErrorAt(mark == marks.end() ? ToSourceMark(file, e.value_mark) : mark->second,
+                     e.path + "." + arg.key, why);
+    };
+    if (arg.key.empty() || arg.key.size() > kMaxAmqpName) {
+      return fail("an argument name is 1 to 255 bytes long");
+    }
+    if (v.IsString()) {
+      arg.kind = AmqpArgument::Kind::kString;
+      arg.text.assign(v.GetString(), v.GetStringLength());
+    } else if (v.IsBool()) {
+      arg.kind = AmqpArgument::Kind::kBool;
+      arg.bool_value = v.GetBool();
+    } else if (v.IsInt64()) {
+      arg.kind = AmqpArgument::Kind::kInt;
+      arg.int_value = v.GetInt64();
+    } else if (v.IsNumber()) {
+      arg.kind = AmqpArgument::Kind::kDouble;
+      arg.double_value = v.GetDouble();
+    } else {
+      return fail(std::string("expected a string, number or boolean, got ") +
+                  (v.IsNull() ? "nothing" : v.IsObject() ? "a mapping" : "a sequence"));
+    }
+    out->push_back(std::move(arg));
+  }
+  return Status::Ok();
+}
+
+Status ParseExchange(const YamlFile& file, const MappingEntry& entry, AmqpExchangeConfig* x) {
+  Result<std::vector<MappingEntry>> entries =
+      ReadMapping(file, entry.value, entry.value_mark, entry.path, kExchangeKeys);
+  if (!entries.ok()) return entries.status();
+  x->mark = ToSourceMark(file, entry.key_mark);
+  for (const MappingEntry& e : *entries) {
+    Status status;
+    if (e.key == "name") {
+      Result<std::string> name = ReadAmqpName(file, e, /*allow_empty=*/false);
+      if (!name.ok()) return name.status();
+      if (name->rfind("amq.", 0) == 0) {
+        return ErrorAt(file, e.value_mark, e.path,
+                       "names starting with \"amq.\" are reserved for the broker's own exchanges "
+                       "(bind to them under bindings instead of declaring them)");
+      }
+      x->name = *name;
+    } else if (e.key == "type") {
+      Result<std::string> type = ReadString(file, e);
+      if (!type.ok()) return type.status();
+      if (std::find(std::begin(kAmqpExchangeTypes), std::end(kAmqpExchangeTypes), *type) ==
+          std::end(kAmqpExchangeTypes)) {
+        return ErrorAt(file, e.value_mark, e.path,
+                       "invalid exchange type \"" + *type +
+                           "\": expected direct, topic, fanout or headers");
+      }
+      x->type = *type;
+    } else if (e.key == "durable") {
+      status = ReadBoolInto(file, e, &x->durable);
+    } else if (e.key == "auto_delete") {
+      status = ReadBoolInto(file, e, &x->auto_delete);
+    } else {
+      status = ParseArguments(file, e, &x->arguments);
+    }
+    if (!status.ok()) return status;
+  }
+  if (x->name.empty()) {
+    return ErrorAt(file, entry.key_mark, entry.path, "missing required key \"name\"");
+  }
+  return Status::Ok();
+}
+
+// `routing_key: "a.*"` or `routing_key: ["a.*", "b.#"]`.
+Status ParseRoutingKeys(const YamlFile& file, const MappingEntry& e, std::vector<std::string>* out) {
+  out->clear();
+  if (!e.value.IsSequence()) {
+    Result<std::string> key = ReadAmqpName(file, e, /*allow_empty=*/true);
+    if (!key.ok()) return key.status();
+    out->push_back(*key);
+    return Status::Ok();
+  }
+  size_t index = 0;
+  for (auto it = e.value.begin(); it != e.value.end(); ++it, ++index) {
+    YAML::Node node = *it;
+    MappingEntry item;
+    item.key = std::to_string(index);
+    item.path = e.path + "[" + item.key + "]";
+    item.value = node;
+    item.key_mark = item.value_mark = node.Mark().line < 0 ? e.value_mark : node.Mark();
+    Result<std::string> key = ReadAmqpName(file, item, /*allow_empty=*/true);
+    if (!key.ok()) return key.status();
+    out->push_back(*key);
+  }
+  if (out->empty()) {
+    return ErrorAt(file, e.value_mark, e.path, "expected at least one routing key");
+  }
+  return Status::Ok();
+}
+
+Status ParseBindings(const YamlFile& file, const MappingEntry& list,
+                     std::vector<AmqpBindingConfig>* out) {
+  out->clear();
+  if (list.value.IsNull()) return Status::Ok();
+  if (!list.value.IsSequence()) {
+    return ErrorAt(file, list.value_mark, list.path,
+                   "expected a sequence (- {exchange: NAME, routing_key: KEY})");
+  }
+  size_t index = 0;
+  for (auto it = list.value.begin(); it != list.value.end(); ++it, ++index) {
+    YAML::Node node = *it;
+    std::string path = list.path + "[" + std::to_string(index) + "]";
+    YAML::Mark mark = node.Mark().line < 0 ? list.value_mark : node.Mark();
+    Result<std::vector<MappingEntry>> entries = ReadMapping(file, node, mark, path, kBindingKeys);
+    if (!entries.ok()) return entries.status();
+    AmqpBindingConfig binding;
+    binding.mark = ToSourceMark(file, mark);
+    binding.routing_keys = {""};
+    for (const MappingEntry& e : *entries) {
+      Status status;
+      if (e.key == "exchange") {
+        Result<std::string> name = ReadAmqpName(file, e, /*allow_empty=*/false);
+        status = name.ok() ? Status::Ok() : name.status();
+        if (status.ok()) binding.exchange = *name;
+      } else if (e.key == "routing_key") {
+        status = ParseRoutingKeys(file, e, &binding.routing_keys);
+      } else {
+        status = ParseArguments(file, e, &binding.arguments);
+      }
+      if (!status.ok()) return status;
+    }
+    out->push_back(std::move(binding));
+  }
+  return Status::Ok();
+}
+
+// A dead_letter_queue or retry_queue_prefix: "{queue}" is the only
+// placeholder.
+Status ReadQueuePattern(const YamlFile& file, const MappingEntry& e, std::string* out) {
+  Result<std::string> text = ReadNonEmptyString(file, e);
+  if (!text.ok()) return text.status();
+  std::string rest = ExpandQueuePattern(*text, "");
+  size_t brace = rest.find_first_of("{}");
+  if (brace != std::string::npos) {
+    return ErrorAt(file, e.value_mark, e.path,
+                   "\"{queue}\" is the only placeholder (the AMQP queue); found \"" + *text + "\"");
+  }
+  *out = *text;
+  return Status::Ok();
+}
+
+bool SameArguments(const std::vector<AmqpArgument>& a, const std::vector<AmqpArgument>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].key != b[i].key || a[i].kind != b[i].kind || a[i].text != b[i].text ||
+        a[i].int_value != b[i].int_value || a[i].double_value != b[i].double_value ||
+        a[i].bool_value != b[i].bool_value) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
+
+std::string ExpandQueuePattern(std::string_view pattern, std::string_view queue) {
+  static constexpr std::string_view kPlaceholder = "{queue}";
+  std::string out;
+  size_t pos = 0;
+  for (size_t at; (at = pattern.find(kPlaceholder, pos)) != std::string_view::npos;
+       pos = at + kPlaceholder.size()) {
+    out.append(pattern.substr(pos, at - pos));
+    out.append(queue);
+  }
+  out.append(pattern.substr(pos));
+  return out;
+}
 
 std::string_view AmqpQueueTypeName(AmqpQueueType type) {
   return type == AmqpQueueType::kQuorum ? "quorum" : "classic";
@@ -132,6 +355,115 @@ Status CheckRabbitMqBackend(const BackendConfig& backend) {
   bool amqps = o.url.rfind("amqps://", 0) == 0;
   if (!amqps && (!o.tls.ca.empty() || !o.tls.cert.empty())) {
     return ErrorAt(backend.mark, where + ".tls", "TLS options need an amqps:// url");
+  }
+  return Status::Ok();
+}
+
+Status ParseRabbitMqQueueOptions(const YamlFile& file, const MappingEntry& entry,
+                                 RabbitMqQueueOptions* o) {
+  Result<std::vector<MappingEntry>> entries =
+      ReadMapping(file, entry.value, entry.value_mark, entry.path, kRabbitMqQueueKeys);
+  if (!entries.ok()) return entries.status();
+  o->present = true;
+  o->mark = ToSourceMark(file, entry.key_mark);
+  for (const MappingEntry& e : *entries) {
+    Status status;
+    if (e.key == "durable") {
+      status = ReadBoolInto(file, e, &o->durable);
+    } else if (e.key == "queue_type") {
+      Result<std::string> text = ReadString(file, e);
+      if (!text.ok()) return text.status();
+      Result<AmqpQueueType> type = ParseAmqpQueueType(*text);
+      if (!type.ok()) return ErrorAt(file, e.value_mark, e.path, type.status().message());
+      o->queue_type = *type;
+    } else if (e.key == "arguments") {
+      status = ParseArguments(file, e, &o->arguments);
+      for (const AmqpArgument& arg : o->arguments) {
+        if (status.ok() && arg.key == "x-queue-type") {
+          status = ErrorAt(file, e.value_mark, e.path,
+                           "x-queue-type is set by queue_type (quorum or classic), not here");
+        }
+      }
+    } else if (e.key == "exchange") {
+      AmqpExchangeConfig exchange;
+      status = ParseExchange(file, e, &exchange);
+      if (status.ok()) o->exchange = std::move(exchange);
+    } else if (e.key == "bindings") {
+      status = ParseBindings(file, e, &o->bindings);
+    } else if (e.key == "dead_letter_queue") {
+      status = ReadQueuePattern(file, e, &o->dead_letter_queue);
+    } else {
+      status = ReadQueuePattern(file, e, &o->retry_queue_prefix);
+    }
+    if (!status.ok()) return status;
+  }
+  for (size_t i = 0; i < o->bindings.size(); ++i) {
+    AmqpBindingConfig& b = o->bindings[i];
+    if (!b.exchange.empty()) continue;
+    if (!o->exchange) {
+      return ErrorAt(b.mark, entry.path + ".bindings[" + std::to_string(i) + "]",
+                     "missing required key \"exchange\" (it defaults to the queue's own "
+                     "exchange, and this queue declares none)");
+    }
+    b.exchange = o->exchange->name;
+  }
+  return Status::Ok();
+}
+
+Status CheckRabbitMqQueues(const Config& config) {
+  // Exchanges declared by more than one queue of a backend must agree, or the
+  // broker refuses the second declaration.
+  std::map<std::pair<std::string, std::string>, const AmqpExchangeConfig*> exchanges;
+  for (const QueueConfig& q : config.queues) {
+    const BackendConfig* backend = config.FindBackend(q.backend);
+    const RabbitMqQueueOptions& o = q.rabbitmq;
+    const std::string where = "queues." + q.name + ".rabbitmq";
+    if (backend == nullptr || backend->type != "rabbitmq") {
+      if (o.present) {
+        return ErrorAt(o.mark, where,
+                       "only queues on a rabbitmq backend have this key (backend \"" + q.backend +
+                           "\" is of type " + (backend ? backend->type : "?") + ")");
+      }
+      continue;
+    }
+    const RabbitMqBackendOptions& b = backend->rabbitmq;
+    AmqpQueueType type = o.queue_type.value_or(b.queue_type);
+    if (!b.declare && (o.exchange || !o.bindings.empty() || !o.arguments.empty() ||
+                       o.queue_type || !o.durable)) {
+      return ErrorAt(o.mark, where,
+                     "backend " + backend->name +
+                         " has declare: false, so durable, queue_type, arguments, exchange and "
+                         "bindings would not be used");
+    }
+    if (type == AmqpQueueType::kQuorum && !o.durable) {
+      return ErrorAt(o.mark, where + ".durable", "quorum queues are always durable");
+    }
+    const std::string dlq = ExpandQueuePattern(o.dead_letter_queue, q.source);
+    if (dlq == q.source) {
+      return ErrorAt(o.mark, where + ".dead_letter_queue",
+                     "names the queue itself (\"" + dlq + "\")");
+    }
+    if (dlq.size() > kMaxAmqpName) {
+      return ErrorAt(o.mark, where + ".dead_letter_queue",
+                     "\"" + dlq + "\" is longer than 255 bytes");
+    }
+    // The longest tier suffix is "99.9ms"-like; leave room for it.
+    if (ExpandQueuePattern(o.retry_queue_prefix, q.source).size() + 16 > kMaxAmqpName) {
+      return ErrorAt(o.mark, where + ".retry_queue_prefix",
+                     "leaves no room for the tier in a 255-byte queue name");
+    }
+    if (!o.exchange) continue;
+    auto [it, inserted] = exchanges.emplace(std::make_pair(backend->name, o.exchange->name),
+                                            &*o.exchange);
+    const AmqpExchangeConfig& x = *o.exchange;
+    const AmqpExchangeConfig& first = *it->second;
+    if (!inserted && (x.type != first.type || x.durable != first.durable ||
+                      x.auto_delete != first.auto_delete ||
+                      !SameArguments(x.arguments, first.arguments))) {
+      return ErrorAt(x.mark, where + ".exchange",
+                     "exchange \"" + x.name + "\" is also declared at " + first.mark.ToString() +
+                         " with other settings; the broker would refuse one of them");
+    }
   }
   return Status::Ok();
 }

@@ -22,6 +22,19 @@ Status ParseRabbitMqBackendKey(const YamlFile& file, const MappingEntry& entry,
 // Checks the backend's options as a whole (after every key was read).
 Status CheckRabbitMqBackend(const BackendConfig& backend);
 
+// The keys of a queue's `rabbitmq:` mapping.
+inline constexpr std::string_view kRabbitMqQueueKeys[] = {
+    "durable",  "queue_type",        "arguments",         "exchange",
+    "bindings", "dead_letter_queue", "retry_queue_prefix"};
+
+// Reads a queue's `rabbitmq:` mapping (`entry`) into `options`.
+Status ParseRabbitMqQueueOptions(const YamlFile& file, const MappingEntry& entry,
+                                 RabbitMqQueueOptions* options);
+
+// Checks every queue's `rabbitmq:` settings against its backend and the
+// other queues (after every file was read and references were checked).
+Status CheckRabbitMqQueues(const Config& config);
+
 }  // namespace foxworker
 
 #endif  // FOXWORKER_CONFIG_RABBITMQ_CONFIG_H_

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,10 @@ struct SourceOptions {
   int prefetch = 1;    // most deliveries held (buffered + unsettled) at once
   int max_attempts = 0;  // from the retry policy; 0 = unknown (backends that
                          // count crashed attempts dead-letter past it)
+  // The queue's retry policy, for backends that set up delay queues from it
+  // (rabbitmq's retry tiers); unset = the built-in default policy.
+  std::optional<RetryPolicyConfig> retry_policy;
+  RabbitMqQueueOptions rabbitmq;  // the queue's `rabbitmq:` settings
 };
 
 // Safe for concurrent use: Fetch and Settle may be called from any executor

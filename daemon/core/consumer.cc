@@ -414,7 +414,9 @@ Outcome Consumer::Decide(const Delivery& d, foxw_verdict verdict, std::string_vi
   if (!policy_.AttemptsRemain(d.msg.attempt))
     return Outcome::DeadLetter("retries exhausted after " + std::to_string(d.msg.attempt) +
                                " attempts: " + why);
-  return Outcome::Retry(policy_.NextDelay(d.msg.attempt, Duration(retry_delay_ms)), why);
+  const Duration hint(retry_delay_ms);
+  return Outcome::Retry(policy_.NextDelay(d.msg.attempt, hint), why,
+                        policy_.UnjitteredDelay(d.msg.attempt, hint));
 }
 
 void Consumer::SettleAll(std::vector<Settlement>& settled) {

@@ -22,9 +22,18 @@ struct Outcome {
   Kind kind = Kind::kAck;
   Duration delay{0};
   std::string reason;
+  // kRetry: `delay` before jitter (the policy's backoff for the attempt, or
+  // the handler's capped request). Backends that round delays to tiers pick
+  // the tier by it, so jitter never moves a retry into another tier.
+  Duration base_delay{0};
 
   static Outcome Ack() { return {}; }
-  static Outcome Retry(Duration delay, std::string reason) { return {Kind::kRetry, delay, std::move(reason)}; }
+  static Outcome Retry(Duration delay, std::string reason) {
+    return {Kind::kRetry, delay, std::move(reason), delay};
+  }
+  static Outcome Retry(Duration delay, std::string reason, Duration base_delay) {
+    return {Kind::kRetry, delay, std::move(reason), base_delay};
+  }
   static Outcome DeadLetter(std::string reason) { return {Kind::kDeadLetter, Duration{0}, std::move(reason)}; }
   static Outcome Release() { return {Kind::kRelease, Duration{0}, {}}; }
 };

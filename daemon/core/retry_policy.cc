@@ -37,6 +37,11 @@ Duration RetryPolicy::BaseDelay(uint32_t attempt) const {
   return Duration(static_cast<int64_t>(ms));
 }
 
+Duration RetryPolicy::UnjitteredDelay(uint32_t attempt, Duration hint) const {
+  if (hint.count() > 0) return std::min(hint, config_.max);
+  return BaseDelay(attempt);
+}
+
 Duration RetryPolicy::NextDelay(uint32_t attempt, Duration hint) const {
   if (hint.count() > 0) return std::min(hint, config_.max);
   const double base = static_cast<double>(BaseDelay(attempt).count());

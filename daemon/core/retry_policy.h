@@ -33,6 +33,9 @@ class RetryPolicy {
   // handler's requested delay (0 = none), capped by `max`.
   Duration NextDelay(uint32_t attempt, Duration hint = Duration{0}) const;
 
+  // NextDelay without the jitter: BaseDelay(attempt), or the capped hint.
+  Duration UnjitteredDelay(uint32_t attempt, Duration hint = Duration{0}) const;
+
  private:
   RetryPolicyConfig config_;
   std::function<double()> uniform01_;

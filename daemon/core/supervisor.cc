@@ -57,7 +57,8 @@ Status Supervisor::Start() {
     MiddlewareContext mc{&config_, config_.FindBackend(qc.backend), &shared_buckets_, MonotonicNs};
     auto chain = BuildMiddleware(qc, mc);
     if (!chain.ok()) return chain.status();
-    SourceOptions so{qc.name, qc.source, qc.prefetch, policy->max_attempts};
+    SourceOptions so{qc.name, qc.source, qc.prefetch, policy->max_attempts, *policy,
+                     qc.rabbitmq};
     auto source = backend->OpenSource(so);
     if (!source.ok())
       return Status::InvalidArgument("queue " + qc.name + ": " + source.status().message());

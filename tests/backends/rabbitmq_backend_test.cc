@@ -200,7 +200,7 @@ TEST_F(RabbitMqTest, RetryThenAck) {
   EXPECT_EQ(*records[1].Header("x-retry-attempt"), "2");
   // Acked: nothing left anywhere, nothing dead-lettered.
   EXPECT_TRUE(WaitFor([&] {
-    return client_->Count(queue_) == 0 && client_->Count(queue_ + ".retry.250ms") == 0;
+    return client_->Count(queue_) == 0 && client_->Count(queue_ + "-retry-250ms") == 0;
   }));
   EXPECT_EQ(client_->Count(queue_ + "-dlq"), 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -330,7 +330,7 @@ TEST_F(RabbitMqTest, ShortRetryIsNotHeldBehindALongOne) {
   ASSERT_TRUE(PublishTyped(*client_, queue_, "probe_fail", "long",
                            {{"delay_ms", "60000"}, {"succeed_at", "2"}}, "long"));
   ASSERT_TRUE(WaitRecords(1));
-  ASSERT_TRUE(WaitFor([&] { return client_->Count(queue_ + ".retry.1m") == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return client_->Count(queue_ + "-retry-1m") == 1; }));
   const auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(PublishTyped(*client_, queue_, "probe_fail", "short",
                            {{"delay_ms", "500"}, {"succeed_at", "2"}}, "short"));
@@ -345,7 +345,7 @@ TEST_F(RabbitMqTest, ShortRetryIsNotHeldBehindALongOne) {
   EXPECT_GE(waited, std::chrono::milliseconds(400));
   EXPECT_LT(waited, std::chrono::seconds(10));
   for (const auto& r : Records()) EXPECT_FALSE(r.fields.at("id") == "long" && r.attempt == 2);
-  EXPECT_EQ(client_->Count(queue_ + ".retry.1m"), 1);
+  EXPECT_EQ(client_->Count(queue_ + "-retry-1m"), 1);
 }
 
 }  // namespace

@@ -61,17 +61,43 @@ class AmqpTestClient {
     return Ok(amqp_get_rpc_reply(conn_), "queue.declare");
   }
 
-  // Deletes the queue and every queue the backend derives from it.
+  // Deletes the queue and the queues the backend derives from it with the
+  // default names ({queue}-dlq, {queue}-retry-{tier} for the ladder steps
+  // and the tiers the tests' policies use).
   void DeleteWithDerived(const std::string& queue) {
-    const char* suffixes[] = {"", "-dlq", ".retry.100ms", ".retry.250ms", ".retry.500ms",
-                              ".retry.1s", ".retry.2s", ".retry.5s", ".retry.10s", ".retry.15s",
-                              ".retry.30s", ".retry.1m", ".retry.2m", ".retry.5m", ".retry.10m",
-                              ".retry.1h"};
-    for (const char* s : suffixes) {
-      std::string name = queue + s;
-      amqp_queue_delete(conn_, 1, amqp_cstring_bytes(name.c_str()), 0, 0);
-      Ok(amqp_get_rpc_reply(conn_), "queue.delete");
+    const char* suffixes[] = {"",          "-dlq",         "-retry-100ms", "-retry-250ms",
+                              "-retry-500ms", "-retry-1s",  "-retry-2s",    "-retry-5s",
+                              "-retry-10s", "-retry-15s",   "-retry-30s",   "-retry-1m",
+                              "-retry-2m",  "-retry-5m",    "-retry-10m",   "-retry-15m",
+                              "-retry-30m", "-retry-1h",    "-retry-2h",    "-retry-4h",
+                              "-retry-8h",  "-retry-12h",   "-retry-1d"};
+    for (const char* s : suffixes) Delete(queue + s);
+  }
+
+  void Delete(const std::string& queue) {
+    amqp_queue_delete(conn_, 1, amqp_cstring_bytes(queue.c_str()), 0, 0);
+    Ok(amqp_get_rpc_reply(conn_), "queue.delete");
+  }
+
+  void DeleteExchange(const std::string& exchange) {
+    amqp_exchange_delete(conn_, 1, amqp_cstring_bytes(exchange.c_str()), 0);
+    Ok(amqp_get_rpc_reply(conn_), "queue.delete");  // a missing exchange is fine too
+  }
+
+  // Publishes to `exchange` with `routing_key` and waits for the confirm.
+  bool PublishToExchange(const std::string& exchange, const std::string& routing_key,
+                         const std::string& body, const amqp_basic_properties_t& props) {
+    amqp_bytes_t b;
+    b.len = body.size();
+    b.bytes = const_cast<char*>(body.data());
+    if (amqp_basic_publish(conn_, 1, amqp_cstring_bytes(exchange.c_str()),
+                           amqp_cstring_bytes(routing_key.c_str()), 0, 0, &props,
+                           b) != AMQP_STATUS_OK) {
+      ADD_FAILURE() << "test client: publish to exchange " << exchange << " failed";
+      return false;
     }
+    ++unconfirmed_;
+    return WaitConfirms();
   }
 
   // Publishes to `queue` through the default exchange and waits for the

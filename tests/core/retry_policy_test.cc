@@ -67,6 +67,15 @@ TEST(RetryPolicyTest, HandlerHintIsCappedByMax) {
   EXPECT_EQ(p.NextDelay(1, Duration(60000)).count(), 5000);
 }
 
+TEST(RetryPolicyTest, UnjitteredDelayIsTheBaseOrTheCappedHint) {
+  RetryPolicy p(Policy(Backoff::kExponential, 1000, 5000, 2, 0.5), [] { return 0.99; });
+  EXPECT_EQ(p.UnjitteredDelay(2).count(), 2000);
+  EXPECT_GT(p.NextDelay(2).count(), 2000);  // the jitter the tiers must not see
+  EXPECT_EQ(p.UnjitteredDelay(9).count(), 5000);
+  EXPECT_EQ(p.UnjitteredDelay(1, Duration(3000)).count(), 3000);
+  EXPECT_EQ(p.UnjitteredDelay(1, Duration(60000)).count(), 5000);
+}
+
 TEST(RetryPolicyTest, AttemptsRemain) {
   RetryPolicy p(Policy(Backoff::kFixed, 1, 1, 1, 0));
   EXPECT_TRUE(p.AttemptsRemain(4));

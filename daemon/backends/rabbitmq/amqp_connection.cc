@@ -153,13 +153,33 @@ Status AmqpConnection::CheckReply(const char* what) {
 }
 
 Result<uint32_t> AmqpConnection::DeclareQueue(const std::string& name,
-                                              const amqp_table_t& arguments, bool passive) {
+                                              const amqp_table_t& arguments, bool passive,
+                                              bool durable) {
   amqp_queue_declare_ok_t* ok =
       amqp_queue_declare(state_, kAmqpChannel, amqp_cstring_bytes(name.c_str()), passive ? 1 : 0,
-                         /*durable=*/1, /*exclusive=*/0, /*auto_delete=*/0, arguments);
+                         durable ? 1 : 0, /*exclusive=*/0, /*auto_delete=*/0, arguments);
   Status s = CheckReply(("queue.declare " + name).c_str());
   if (!s.ok()) return s;
   return ok->message_count;
+}
+
+Status AmqpConnection::DeclareExchange(const std::string& name, const std::string& type,
+                                       bool durable, bool auto_delete,
+                                       const amqp_table_t& arguments) {
+  amqp_exchange_declare(state_, kAmqpChannel, amqp_cstring_bytes(name.c_str()),
+                        amqp_cstring_bytes(type.c_str()), /*passive=*/0, durable ? 1 : 0,
+                        auto_delete ? 1 : 0, /*internal=*/0, arguments);
+  return CheckReply(("exchange.declare " + name).c_str());
+}
+
+Status AmqpConnection::BindQueue(const std::string& queue, const std::string& exchange,
+                                 const std::string& routing_key, const amqp_table_t& arguments) {
+  amqp_queue_bind(state_, kAmqpChannel, amqp_cstring_bytes(queue.c_str()),
+                  amqp_cstring_bytes(exchange.c_str()), amqp_cstring_bytes(routing_key.c_str()),
+                  arguments);
+  return CheckReply(("queue.bind " + queue + " to " + exchange + " (routing key \"" +
+                     routing_key + "\")")
+                        .c_str());
 }
 
 void AmqpConnection::Close() {

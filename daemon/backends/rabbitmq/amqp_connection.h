@@ -40,10 +40,18 @@ class AmqpConnection {
   amqp_connection_state_t state() const { return state_; }
   int fd() const;
 
-  // queue.declare (durable) with `arguments`; `passive` only checks that the
-  // queue exists. Returns the queue's ready message count.
+  // queue.declare with `arguments`; `passive` only checks that the queue
+  // exists. Returns the queue's ready message count.
   Result<uint32_t> DeclareQueue(const std::string& name, const amqp_table_t& arguments,
-                                bool passive);
+                                bool passive, bool durable = true);
+
+  // exchange.declare (not passive, not internal).
+  Status DeclareExchange(const std::string& name, const std::string& type, bool durable,
+                         bool auto_delete, const amqp_table_t& arguments);
+
+  // queue.bind.
+  Status BindQueue(const std::string& queue, const std::string& exchange,
+                   const std::string& routing_key, const amqp_table_t& arguments);
 
   // Closes channel and connection politely (bounded by the heartbeat or the
   // socket's timeouts). Idempotent.

@@ -3,6 +3,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -286,6 +287,11 @@ void OwnedProperties::SetMessageId(std::string_view id) {
 void OwnedProperties::SetPersistent() {
   props_._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
   props_.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+}
+
+void OwnedProperties::SetExpiration(Duration ttl) {
+  props_._flags |= AMQP_BASIC_EXPIRATION_FLAG;
+  props_.expiration = Dup(std::to_string(std::max<int64_t>(0, ttl.count())));
 }
 
 }  // namespace foxworker

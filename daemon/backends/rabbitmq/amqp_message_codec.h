@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "daemon/config/config.h"
 #include "daemon/core/message.h"
 
 namespace foxworker {
@@ -56,6 +57,8 @@ class OwnedProperties {
   void Remove(std::string_view name);
   void SetMessageId(std::string_view id);
   void SetPersistent();
+  // The per-message TTL (`expiration`, milliseconds as text).
+  void SetExpiration(Duration ttl);
 
   const amqp_basic_properties_t& props() const { return props_; }
 

@@ -8,6 +8,7 @@
 
 #include "daemon/backends/rabbitmq/amqp_connection.h"
 #include "daemon/backends/rabbitmq/rabbitmq_backend_internal.h"
+#include "daemon/config/units.h"
 
 namespace foxworker {
 namespace {
@@ -132,9 +133,18 @@ Status RabbitMqBackend::Start() {
   return Status::Ok();
 }
 
+void RabbitMqBackend::InitSourceState(SourceState& s, const SourceOptions& options) const {
+  s.options = options;
+  s.queue_type = options.rabbitmq.queue_type.value_or(options_.queue_type);
+  s.dead_letter_queue = ExpandQueuePattern(options.rabbitmq.dead_letter_queue, options.source);
+  s.retry_queue_prefix = ExpandQueuePattern(options.rabbitmq.retry_queue_prefix, options.source);
+  s.retry_policy = options.retry_policy.value_or(RetryPolicyConfig{});
+  s.tiers = ComputeRetryTiers(s.retry_policy);
+}
+
 Result<std::unique_ptr<Source>> RabbitMqBackend::OpenSource(const SourceOptions& options) {
   auto state = std::make_shared<SourceState>();
-  state->options = options;
+  InitSourceState(*state, options);
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& s : sources_) {
@@ -157,6 +167,27 @@ Status RabbitMqBackend::Enqueue(const std::string& source, Message message, Dura
   Op op;
   op.kind = Op::Kind::kPublish;
   op.queue = source;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& s : sources_)
+      if (s->options.source == source) op.target = s;
+  }
+  if (!op.target && delay.count() > 0) {
+    // Not consumed here: its tiers are those of the default retry policy.
+    SourceOptions options;
+    options.queue = source;
+    options.source = source;
+    op.target = std::make_shared<SourceState>();
+    InitSourceState(*op.target, options);
+  }
+  if (op.target && FindRetryTier(op.target->tiers, delay) == nullptr && delay.count() > 0) {
+    return Status::InvalidArgument(
+        "rabbitmq backend " + name_ + ": a delay of " + FormatDuration(delay) +
+        " is longer than the longest retry tier of AMQP queue " + source + " (" +
+        FormatDuration(op.target->tiers.empty() ? Duration::zero()
+                                                : op.target->tiers.back().ttl) +
+        ")");
+  }
   op.message = std::move(message);
   op.delay = delay;
   op.done = done;

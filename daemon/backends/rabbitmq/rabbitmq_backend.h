@@ -48,8 +48,9 @@ class RabbitMqBackend : public Backend {
   const std::string& name() const override { return name_; }
   Status Start() override;
   Result<std::unique_ptr<Source>> OpenSource(const SourceOptions& options) override;
-  // Publishes to queue `source` (after `delay`, through a retry tier queue)
-  // and waits for the broker's confirm.
+  // Publishes to queue `source` (after `delay`, through the retry tier of
+  // that queue that is at least as long) and waits for the broker's
+  // confirm. A delay beyond the queue's retry policy `max` is refused.
   Status Enqueue(const std::string& source, Message message, Duration delay) override;
   void Stop(std::chrono::steady_clock::time_point deadline) override;
   BackendState State() const override;
@@ -91,8 +92,13 @@ class RabbitMqBackend : public Backend {
                      const OwnedProperties& props, const std::string& body,
                      std::shared_ptr<std::promise<Status>> done);
   Status DeadLetter(uint64_t tag, Delivery& d, const std::string& reason);
-  Result<std::string> RetryQueueFor(SourceState& s, Duration delay);
+  // The queue a retry (or delayed publish) of `s` goes to: the first tier at
+  // least `longest` (the longest delay it may have drawn), declared on first
+  // use, or the queue itself for zero; `*ttl` is the tier's TTL (zero for
+  // the queue itself).
+  Result<std::string> RetryQueueFor(SourceState& s, Duration longest, Duration* ttl);
   Status DeclareMain(SourceState& s);
+  void InitSourceState(SourceState& s, const SourceOptions& options) const;
   void DropConnection(const Status& why);
   void WaitBackoff();
   bool StopRequested() const { return stop_.load(std::memory_order_acquire); }

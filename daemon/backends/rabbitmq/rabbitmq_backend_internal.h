@@ -5,12 +5,19 @@
 
 #include "daemon/backends/rabbitmq/amqp_message_codec.h"
 #include "daemon/backends/rabbitmq/rabbitmq_backend.h"
+#include "daemon/backends/rabbitmq/retry_tiers.h"
 
 namespace foxworker {
 
 struct RabbitMqBackend::SourceState {
   SourceOptions options;
   std::string consumer_tag;
+  // Derived from the options once, when the source is opened.
+  AmqpQueueType queue_type = AmqpQueueType::kQuorum;  // of the queue, its DLQ and retry queues
+  std::string dead_letter_queue;                      // expanded
+  std::string retry_queue_prefix;                     // expanded
+  RetryPolicyConfig retry_policy;                     // the default when not given
+  std::vector<RetryTier> tiers;                       // from the retry policy
 
   std::mutex mu;
   std::deque<std::unique_ptr<Delivery>> buffer;  // GUARDED_BY(mu)
@@ -38,6 +45,7 @@ struct RabbitMqBackend::Op {
   Outcome outcome;
   // kPublish
   std::string queue;
+  std::shared_ptr<SourceState> target;  // the source consuming `queue`, if any
   Message message;
   Duration delay{0};
   std::shared_ptr<std::promise<Status>> done;

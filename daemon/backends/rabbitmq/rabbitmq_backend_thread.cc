@@ -52,6 +52,41 @@ amqp_table_entry_t IntEntry(const char* key, int64_t value) {
   return e;
 }
 
+// An `arguments:` table from the config. The entries point into `args`,
+// which must outlive the table's use.
+std::vector<amqp_table_entry_t> ArgumentEntries(const std::vector<AmqpArgument>& args) {
+  std::vector<amqp_table_entry_t> out;
+  out.reserve(args.size());
+  for (const AmqpArgument& a : args) {
+    amqp_table_entry_t e;
+    e.key = Bytes(a.key);
+    switch (a.kind) {
+      case AmqpArgument::Kind::kString:
+        e.value.kind = AMQP_FIELD_KIND_UTF8;
+        e.value.value.bytes = Bytes(a.text);
+        break;
+      case AmqpArgument::Kind::kInt:
+        e.value.kind = AMQP_FIELD_KIND_I64;
+        e.value.value.i64 = a.int_value;
+        break;
+      case AmqpArgument::Kind::kDouble:
+        e.value.kind = AMQP_FIELD_KIND_F64;
+        e.value.value.f64 = a.double_value;
+        break;
+      case AmqpArgument::Kind::kBool:
+        e.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+        e.value.value.boolean = a.bool_value ? 1 : 0;
+        break;
+    }
+    out.push_back(e);
+  }
+  return out;
+}
+
+amqp_table_t TableOf(std::vector<amqp_table_entry_t>& entries) {
+  return {static_cast<int>(entries.size()), entries.empty() ? nullptr : entries.data()};
+}
+
 Status StatusOf(int rc, const char* what) {
   if (rc == AMQP_STATUS_OK) return Status::Ok();
   return Status::Unavailable(std::string(what) + ": " + amqp_error_string2(rc));
@@ -108,16 +143,34 @@ Status RabbitMqBackend::Connect(bool* permanent) {
 
 Status RabbitMqBackend::DeclareMain(SourceState& s) {
   const std::string& queue = s.options.source;
-  std::string type(AmqpQueueTypeName(options_.queue_type));
-  amqp_table_entry_t args[] = {StringEntry("x-queue-type", type)};
-  amqp_table_t table = {1, args};
+  const RabbitMqQueueOptions& topo = s.options.rabbitmq;
+  const std::string type(AmqpQueueTypeName(s.queue_type));
   if (declared_.count(queue) == 0) {
-    Result<uint32_t> r = conn_->DeclareQueue(queue, table, /*passive=*/!options_.declare);
+    // The exchange first, then the queue, then its bindings (which need both).
+    if (topo.exchange) {
+      const AmqpExchangeConfig& x = *topo.exchange;
+      std::vector<amqp_table_entry_t> args = ArgumentEntries(x.arguments);
+      Status st = conn_->DeclareExchange(x.name, x.type, x.durable, x.auto_delete, TableOf(args));
+      if (!st.ok()) return st;
+    }
+    std::vector<amqp_table_entry_t> args = ArgumentEntries(topo.arguments);
+    args.push_back(StringEntry("x-queue-type", type));
+    Result<uint32_t> r = conn_->DeclareQueue(queue, TableOf(args), /*passive=*/!options_.declare,
+                                             topo.durable);
     if (!r.ok()) return r.status();
+    for (const AmqpBindingConfig& b : topo.bindings) {
+      std::vector<amqp_table_entry_t> bargs = ArgumentEntries(b.arguments);
+      for (const std::string& key : b.routing_keys) {
+        Status st = conn_->BindQueue(queue, b.exchange, key, TableOf(bargs));
+        if (!st.ok()) return st;
+      }
+    }
     declared_.insert(queue);
   }
-  const std::string dlq = queue + "-dlq";
+  const std::string& dlq = s.dead_letter_queue;
   if (declared_.count(dlq) == 0) {
+    amqp_table_entry_t args[] = {StringEntry("x-queue-type", type)};
+    amqp_table_t table = {1, args};
     Result<uint32_t> r = conn_->DeclareQueue(dlq, table, /*passive=*/false);
     if (!r.ok()) return r.status();
     declared_.insert(dlq);
@@ -340,15 +393,15 @@ Status RabbitMqBackend::ApplyOps(std::vector<Op>& ops) {
       case Op::Kind::kPublish: {
         OwnedProperties props(op.message);
         std::string target = op.queue;
-        if (op.delay.count() > 0) {
-          SourceState tmp;
-          tmp.options.source = op.queue;
-          Result<std::string> q = RetryQueueFor(tmp, op.delay);
+        if (op.delay.count() > 0 && op.target) {
+          Duration ttl{0};
+          Result<std::string> q = RetryQueueFor(*op.target, op.delay, &ttl);
           if (!q.ok()) {
             op.done->set_value(q.status());
             return q.status();
           }
           target = *q;
+          if (ttl.count() > 0) props.SetExpiration(std::min(op.delay, ttl));
         }
         s = PublishCopy(0, target, props, op.message.payload, op.done);
         if (!s.ok()) op.done->set_value(s);
@@ -384,14 +437,21 @@ Status RabbitMqBackend::ApplySettlement(Op& op) {
     case Outcome::Kind::kRetry: {
       Unsettled& u = it->second;
       std::string target = u.source->options.source;
-      if (options_.delayed_retries) {
-        Result<std::string> q = RetryQueueFor(*u.source, op.outcome.delay);
+      Duration ttl{0};
+      if (options_.delayed_retries && op.outcome.delay.count() > 0) {
+        // The tier depends on the un-jittered delay only.
+        Duration longest = std::max(
+            LongestJitteredDelay(u.source->retry_policy, op.outcome.base_delay), op.outcome.delay);
+        Result<std::string> q = RetryQueueFor(*u.source, longest, &ttl);
         if (!q.ok()) return q.status();
         target = *q;
       }
       OwnedProperties copy(u.props->props());
       copy.Remove(kHeaderDeliveryCount);
       copy.SetInt(kHeaderRetryAttempt, static_cast<int64_t>(d.msg.attempt) + 1);
+      // Its own (jittered) delay, which the tier's TTL bounds: it waits at
+      // least that long, and at most the TTL when a longer one is ahead.
+      if (ttl.count() > 0) copy.SetExpiration(std::min(op.outcome.delay, ttl));
       if (d.msg.props.message_id.empty()) copy.SetMessageId(d.msg.id);
       copy.SetPersistent();
       return PublishCopy(d.tag, target, copy, d.msg.payload, nullptr);
@@ -403,7 +463,7 @@ Status RabbitMqBackend::ApplySettlement(Op& op) {
 Status RabbitMqBackend::DeadLetter(uint64_t tag, Delivery& d, const std::string& reason) {
   Unsettled& u = unsettled_.at(tag);
   const std::string& queue = u.source->options.source;
-  const std::string dlq = queue + "-dlq";
+  const std::string& dlq = u.source->dead_letter_queue;
   if (declared_.count(dlq) == 0) {
     Status s = DeclareMain(*u.source);
     if (!s.ok()) return s;
@@ -427,23 +487,29 @@ Status RabbitMqBackend::DeadLetter(uint64_t tag, Delivery& d, const std::string&
   return PublishCopy(tag, dlq, copy, d.msg.payload, nullptr);
 }
 
-Result<std::string> RabbitMqBackend::RetryQueueFor(SourceState& s, Duration delay) {
+Result<std::string> RabbitMqBackend::RetryQueueFor(SourceState& s, Duration longest,
+                                                   Duration* ttl) {
   const std::string& queue = s.options.source;
-  Duration tier = RetryTierFor(delay);
-  if (tier == Duration::zero()) return queue;
-  std::string name = queue + ".retry." + RetryTierName(tier);
+  *ttl = Duration::zero();
+  if (longest <= Duration::zero() || s.tiers.empty()) return queue;
+  const RetryTier* tier = FindRetryTier(s.tiers, longest);
+  // Retries stay within the policy's max, and Enqueue refuses longer
+  // delays; the longest tier is the closest there is.
+  if (tier == nullptr) tier = &s.tiers.back();
+  *ttl = tier->ttl;
+  std::string name = s.retry_queue_prefix + RetryTierName(tier->ttl);
   if (declared_.count(name)) return name;
-  std::string type(AmqpQueueTypeName(options_.queue_type));
+  std::string type(AmqpQueueTypeName(s.queue_type));
   std::string empty;
   std::vector<amqp_table_entry_t> args = {
       StringEntry("x-queue-type", type),
-      IntEntry("x-message-ttl", tier.count()),
+      IntEntry("x-message-ttl", tier->ttl.count()),
       StringEntry("x-dead-letter-exchange", empty),
       StringEntry("x-dead-letter-routing-key", queue),
   };
   static const std::string kAtLeastOnce = "at-least-once";
   static const std::string kRejectPublish = "reject-publish";
-  if (options_.queue_type == AmqpQueueType::kQuorum) {
+  if (s.queue_type == AmqpQueueType::kQuorum) {
     // Quorum queues dead-letter at-most-once unless told otherwise.
     args.push_back(StringEntry("x-dead-letter-strategy", kAtLeastOnce));
     args.push_back(StringEntry("x-overflow", kRejectPublish));
