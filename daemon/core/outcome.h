@@ -22,11 +22,24 @@ struct Outcome {
   Kind kind = Kind::kAck;
   Duration delay{0};
   std::string reason;
+  // A dead letter the message earned on its own (the handler rejected it,
+  // nothing handles its type, a middleware refused it), as opposed to one
+  // that ran out of attempts. Counted as "rejected" in the metrics.
+  bool rejected = false;
 
   static Outcome Ack() { return {}; }
-  static Outcome Retry(Duration delay, std::string reason) { return {Kind::kRetry, delay, std::move(reason)}; }
-  static Outcome DeadLetter(std::string reason) { return {Kind::kDeadLetter, Duration{0}, std::move(reason)}; }
-  static Outcome Release() { return {Kind::kRelease, Duration{0}, {}}; }
+  static Outcome Retry(Duration delay, std::string reason) {
+    return {Kind::kRetry, delay, std::move(reason), false};
+  }
+  // Out of attempts (or otherwise given up on after failures).
+  static Outcome DeadLetter(std::string reason) {
+    return {Kind::kDeadLetter, Duration{0}, std::move(reason), false};
+  }
+  // Dead-lettered without retrying: see `rejected`.
+  static Outcome Reject(std::string reason) {
+    return {Kind::kDeadLetter, Duration{0}, std::move(reason), true};
+  }
+  static Outcome Release() { return {Kind::kRelease, Duration{0}, {}, false}; }
 };
 
 const char* OutcomeKindName(Outcome::Kind kind);
