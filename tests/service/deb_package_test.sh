@@ -98,8 +98,8 @@ grep -q "$libdir/foxworker/plugins" "$root$sdkcmake/FoxworkerPluginSDKConfig.cma
 # libraries they and foxworkerd load, entered with chroot (needs root; the
 # rest of the test does not). postinst must create the user and directories
 # and leave a config that the installed daemon accepts from its real paths.
-if [ "$(id -u)" != 0 ]; then
-  echo "SKIP (not root): running the maintainer scripts in a scratch root"
+if [ "$(id -u)" != 0 ] || ! unshare --mount --pid --fork --mount-proc true 2>/dev/null; then
+  echo "SKIP (needs root and unshare): running the maintainer scripts in a scratch root"
   echo "PASS: $deb"
   exit 0
 fi
