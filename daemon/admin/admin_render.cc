@@ -5,12 +5,16 @@
 #include <cinttypes>
 #include <cstdio>
 #include <fstream>
+#include <map>
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "daemon/core/clock.h"
 #include "daemon/core/metrics.h"
 #include "daemon/core/supervisor.h"
+#include "daemon/middleware/circuit_breaker.h"
+#include "daemon/middleware/rate_limit.h"
 
 namespace foxworker {
 namespace {
@@ -21,42 +25,6 @@ void Key(JsonWriter& w, const char* key) { w.Key(key); }
 void Str(JsonWriter& w, const std::string& s) {
   w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
 }
-
-// A label value: backslash, double quote and newline escaped.
-std::string LabelValue(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') {
-      out += '\\';
-      out += c;
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-class MetricsText {
- public:
-  void Family(const char* name, const char* type, const char* help) {
-    name_ = name;
-    out_ += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
-  }
-  void Sample(const char* label, const std::string& value_of_label, double value) {
-    out_ += name_;
-    if (label != nullptr) out_ += std::string("{") + label + "=\"" + LabelValue(value_of_label) + "\"}";
-    char buf[64];
-    snprintf(buf, sizeof buf, " %.17g\n", value);
-    out_ += buf;
-  }
-  std::string& text() { return out_; }
-
- private:
-  std::string name_;
-  std::string out_;
-};
 
 struct QueueFamily {
   const char* name;
@@ -77,6 +45,10 @@ const QueueFamily kQueueFamilies[] = {
     {"foxworker_messages_dead_lettered_total", "counter",
      "Messages rejected or out of attempts, moved to the dead-letter queue.",
      [](const ConsumerStats& s) { return double(s.dead_lettered); }},
+    {"foxworker_messages_rejected_total", "counter",
+     "Messages dead-lettered without retrying: the handler rejected them, no handler takes "
+     "their type or a middleware refused them (a subset of dead_lettered).",
+     [](const ConsumerStats& s) { return double(s.rejected); }},
     {"foxworker_messages_timed_out_total", "counter",
      "Attempts failed because the handler ran past its timeout.",
      [](const ConsumerStats& s) { return double(s.timed_out); }},
@@ -139,15 +111,71 @@ uint64_t ResidentMemoryBytes() {
 
 std::string RenderMetrics(const Supervisor& supervisor,
                           std::chrono::system_clock::time_point started) {
-  MetricsText m;
-  std::vector<std::pair<std::string, ConsumerStats>> stats;
-  for (const auto& c : supervisor.consumers()) stats.emplace_back(c->name(), c->Stats());
+  PrometheusText m;
+  const auto& consumers = supervisor.consumers();
+  std::vector<std::pair<MetricLabels, ConsumerStats>> stats;
+  for (const auto& c : consumers) stats.push_back({{{"queue", c->name()}}, c->Stats()});
   for (const QueueFamily& f : kQueueFamilies) {
     m.Family(f.name, f.type, f.help);
-    for (const auto& [queue, s] : stats) m.Sample("queue", queue, f.value(s));
+    for (const auto& [labels, s] : stats) m.Sample(labels, f.value(s));
   }
   m.Family("foxworker_queue_paused", "gauge", "1 when the queue is paused, else 0.");
-  for (const auto& c : supervisor.consumers()) m.Sample("queue", c->name(), c->paused() ? 1 : 0);
+  for (const auto& c : consumers) m.Sample({{"queue", c->name()}}, c->paused() ? 1 : 0);
+
+  const std::vector<double>& bounds = LatencyHistogram::BoundsSeconds();
+  m.Family("foxworker_handler_duration_seconds", "histogram",
+           "Time a handler call took, per queue and handler; one observation per message "
+           "(a batch call counts once per message, with the call's duration).");
+  for (const auto& c : consumers)
+    for (const auto& h : c->handler_metrics())
+      m.HistogramSamples({{"handler", h->handler}, {"queue", c->name()}}, bounds,
+                         h->duration.Take());
+  m.Family("foxworker_queue_wait_seconds", "histogram",
+           "Time from a message's enqueue (the backend's timestamp) to its handler's start.");
+  for (const auto& c : consumers)
+    m.HistogramSamples({{"queue", c->name()}}, bounds, c->queue_wait().Take());
+
+  // Middleware state: the first circuit breaker of each queue, and the rate
+  // limits per queue and limit ("own" or the shared limit's name).
+  static constexpr std::pair<CircuitBreaker::Phase, const char*> kPhases[] = {
+      {CircuitBreaker::Phase::kClosed, "closed"},
+      {CircuitBreaker::Phase::kOpen, "open"},
+      {CircuitBreaker::Phase::kHalfOpen, "half_open"}};
+  std::vector<std::pair<std::string, const CircuitBreaker*>> breakers;
+  std::map<std::pair<std::string, std::string>, std::pair<uint64_t, uint64_t>> limits;
+  const uint64_t now = MonotonicNs();
+  for (const auto& c : consumers) {
+    bool have_breaker = false;
+    for (const auto& mw : c->middleware()) {
+      if (auto* b = dynamic_cast<const CircuitBreaker*>(mw.get()); b != nullptr && !have_breaker) {
+        breakers.emplace_back(c->name(), b);
+        have_breaker = true;
+      } else if (auto* r = dynamic_cast<const RateLimit*>(mw.get()); r != nullptr) {
+        auto& [waits, waited_ns] = limits[{c->name(), r->limit()}];
+        waits += r->waits();
+        waited_ns += r->WaitedNs(now);
+      }
+    }
+  }
+  m.Family("foxworker_circuit_breaker_state", "gauge",
+           "1 for the circuit breaker's current state (closed, open, half_open), 0 for the "
+           "others.");
+  for (const auto& [queue, b] : breakers) {
+    const CircuitBreaker::Phase phase = b->phase();
+    for (const auto& [p, name] : kPhases)
+      m.Sample({{"queue", queue}, {"state", name}}, p == phase ? 1 : 0);
+  }
+  m.Family("foxworker_circuit_breaker_opened_total", "counter",
+           "Times the queue's circuit breaker opened.");
+  for (const auto& [queue, b] : breakers) m.Sample({{"queue", queue}}, double(b->times_opened()));
+  m.Family("foxworker_rate_limit_waits_total", "counter",
+           "Times fetching found the rate limit's bucket empty and waited.");
+  for (const auto& [key, v] : limits)
+    m.Sample({{"limit", key.second}, {"queue", key.first}}, double(v.first));
+  m.Family("foxworker_rate_limit_wait_seconds_total", "counter",
+           "Time fetching was held back by the rate limit (first refusal to next grant).");
+  for (const auto& [key, v] : limits)
+    m.Sample({{"limit", key.second}, {"queue", key.first}}, double(v.second) / 1e9);
 
   std::vector<std::pair<std::string, BackendState>> backends;
   for (const auto& bc : supervisor.config().backends) {
@@ -156,24 +184,22 @@ std::string RenderMetrics(const Supervisor& supervisor,
   }
   m.Family("foxworker_backend_connected", "gauge",
            "1 when the backend's connection is up, else 0.");
-  for (const auto& [name, st] : backends) m.Sample("backend", name, st.connected ? 1 : 0);
+  for (const auto& [name, st] : backends) m.Sample({{"backend", name}}, st.connected ? 1 : 0);
   m.Family("foxworker_backend_reconnects_total", "counter",
            "Times the backend reconnected after losing its connection.");
-  for (const auto& [name, st] : backends) m.Sample("backend", name, double(st.reconnects));
+  for (const auto& [name, st] : backends) m.Sample({{"backend", name}}, double(st.reconnects));
 
   m.Family("foxworker_process_resident_memory_bytes", "gauge",
            "Resident memory of the foxworkerd process.");
-  m.Sample(nullptr, "", double(ResidentMemoryBytes()));
+  m.Sample({}, double(ResidentMemoryBytes()));
   m.Family("foxworker_uptime_seconds", "gauge", "Seconds since the daemon started consuming.");
-  m.Sample(nullptr, "",
-           std::chrono::duration<double>(std::chrono::system_clock::now() - started).count());
+  m.Sample({}, std::chrono::duration<double>(std::chrono::system_clock::now() - started).count());
   m.Family("foxworker_start_time_seconds", "gauge",
            "When the daemon started consuming, in seconds since the Unix epoch.");
-  m.Sample(nullptr, "",
-           double(std::chrono::duration_cast<std::chrono::seconds>(started.time_since_epoch())
-                      .count()));
+  m.Sample({}, double(std::chrono::duration_cast<std::chrono::seconds>(started.time_since_epoch())
+                          .count()));
   m.Family("foxworker_build_info", "gauge", "Always 1; the version is in the label.");
-  m.Sample("version", FOXWORKER_VERSION, 1);
+  m.Sample({{"version", FOXWORKER_VERSION}}, 1);
 
   return m.text() + MetricsRegistry::Default().RenderPrometheus();
 }
@@ -208,6 +234,7 @@ std::string RenderQueueJson(const Supervisor& supervisor, const Consumer& c) {
   const std::pair<const char*, uint64_t> counts[] = {
       {"received", s.received},       {"acked", s.acked},
       {"retried", s.retried},         {"dead_lettered", s.dead_lettered},
+      {"rejected", s.rejected},
       {"released", s.released},       {"timed_out", s.timed_out},
       {"unknown_verdicts", s.unknown_verdicts}, {"admission_waits", s.admission_waits}};
   Key(w, "counts");

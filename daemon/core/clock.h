@@ -14,6 +14,13 @@ inline uint64_t MonotonicNs() {
                                    .count());
 }
 
+// Unix time in nanoseconds.
+inline int64_t WallNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 inline int64_t WallMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())

@@ -52,6 +52,22 @@ Consumer::Consumer(QueueConfig config, const RetryPolicyConfig& policy, const Lo
       timeouts_(config_.timeout.count() > 0 || !config_.handler_timeouts.empty()),
       batch_size_(static_cast<size_t>(std::max(0, config_.batch_size))) {
   if (!config_.handler.empty()) pinned_ = plugin_.FindHandler(config_.handler);
+  std::vector<const foxw_handler_def*> routable;
+  if (pinned_ != nullptr) {
+    routable.push_back(pinned_);
+  } else if (config_.handler.empty()) {
+    routable = plugin_.handlers();
+  }
+  for (const foxw_handler_def* h : routable) {
+    HandlerMetrics* m = nullptr;
+    for (const auto& existing : handler_metrics_)
+      if (existing->handler == h->name) m = existing.get();
+    if (m == nullptr) {
+      handler_metrics_.push_back(std::make_unique<HandlerMetrics>(h->name));
+      m = handler_metrics_.back().get();
+    }
+    handler_index_.emplace_back(h, m);
+  }
   for (int i = 0; i < concurrency_; ++i) {
     slots_.push_back(std::make_unique<RunningSlot>());
     free_slots_.push_back(slots_.back().get());
@@ -95,6 +111,7 @@ ConsumerStats Consumer::Stats() const {
   s.acked = acked_.load();
   s.retried = retried_.load();
   s.dead_lettered = dead_.load();
+  s.rejected = rejected_.load();
   s.released = released_.load();
   s.timed_out = timed_out_.load();
   s.unknown_verdicts = unknown_verdicts_.load();
@@ -207,12 +224,33 @@ uint64_t Consumer::TimeoutNs(const foxw_handler_def* handler) const {
   return MsToNs(config_.timeout);
 }
 
+HandlerMetrics* Consumer::MetricsOf(const foxw_handler_def* handler) const {
+  for (const auto& [def, metrics] : handler_index_)
+    if (def == handler) return metrics;
+  return nullptr;
+}
+
+void Consumer::ObserveWait(const Delivery& d, uint64_t start_ns, int64_t wall_offset_ns) {
+  if (d.msg.enqueued_at_ms <= 0) return;  // the backend does not know
+  const int64_t waited =
+      static_cast<int64_t>(start_ns) + wall_offset_ns - d.msg.enqueued_at_ms * 1000000;
+  // A producer's clock ahead of ours reads as a negative wait: count it as none.
+  queue_wait_.ObserveNs(waited > 0 ? static_cast<uint64_t>(waited) : 0);
+}
+
 void Consumer::RunBatch(std::vector<std::unique_ptr<Delivery>>& batch,
                         std::vector<Settlement>& settled, RunningSlot* slot) {
   void* instance = instances_->Acquire();
   char reason[kReasonCap];
   std::vector<std::unique_ptr<Delivery>> group;  // for one batch handler
   const foxw_handler_def* group_handler = nullptr;
+  // One clock read serves as the end of a handler call and the start of the
+  // next when only payload validation runs between them; other middleware
+  // (which may do I/O) gets a fresh read before the handler starts.
+  const bool reuse_clock = middleware_.size() <= 1;
+  uint64_t now = MonotonicNs();
+  // Enqueue times are wall-clock; one offset per batch converts.
+  const int64_t wall_offset_ns = WallNs() - static_cast<int64_t>(now);
   for (auto& d : batch) {
     d->consumer = this;
     d->queue = &config_.name;
@@ -233,9 +271,9 @@ void Consumer::RunBatch(std::vector<std::unique_ptr<Delivery>>& batch,
     if (!early && handler == nullptr) {
       handler = plugin_.FindHandler(d->msg.props.message_type);
       if (handler == nullptr)
-        early = Outcome::DeadLetter("unknown message type \"" + d->msg.props.message_type +
-                                    "\": plugin " + plugin_.name() + " has handlers " +
-                                    plugin_.HandlerNames());
+        early = Outcome::Reject("unknown message type \"" + d->msg.props.message_type +
+                                "\": plugin " + plugin_.name() + " has handlers " +
+                                plugin_.HandlerNames());
     }
     if (early) {
       RunAfter(*d, *early, call, ran);
@@ -244,14 +282,16 @@ void Consumer::RunBatch(std::vector<std::unique_ptr<Delivery>>& batch,
     }
     if (BatchHandlerOf(handler) != nullptr) {
       if (group_handler != handler && !group.empty())
-        RunBatchHandler(group_handler, instance, group, settled);
+        now = RunBatchHandler(group_handler, instance, group, settled, wall_offset_ns);
       group_handler = handler;
       group.push_back(std::move(d));
       continue;
     }
     foxw_outcome out{sizeof(foxw_outcome), reason, kReasonCap, 0, 0};
     reason[0] = '\0';
-    d->started_ns = MonotonicNs();
+    if (!reuse_clock) now = MonotonicNs();
+    d->started_ns = now;
+    ObserveWait(*d, now, wall_offset_ns);
     if (timeouts_) {
       uint64_t t = TimeoutNs(handler);
       if (t) d->deadline_ns = d->started_ns + t;
@@ -261,8 +301,9 @@ void Consumer::RunBatch(std::vector<std::unique_ptr<Delivery>>& batch,
       slot->timed_out = false;
     }
     foxw_verdict v = handler->handle(instance, AsForeign(d.get()), &out);
-    // Only timeouts and middleware beyond payload validation read the end time.
-    const uint64_t ended = (timeouts_ || middleware_.size() > 1) ? MonotonicNs() : d->started_ns;
+    now = MonotonicNs();
+    const uint64_t ended = now;
+    if (HandlerMetrics* hm = MetricsOf(handler)) hm->duration.ObserveNs(ended - d->started_ns);
     if (timeouts_) {
       bool timed_out;
       {
@@ -315,7 +356,7 @@ void Consumer::RunBatch(std::vector<std::unique_ptr<Delivery>>& batch,
     RunAfter(*d, o, call, middleware_.size());
     settled.push_back({std::move(d), std::move(o)});
   }
-  if (!group.empty()) RunBatchHandler(group_handler, instance, group, settled);
+  if (!group.empty()) RunBatchHandler(group_handler, instance, group, settled, wall_offset_ns);
   instances_->Release(instance);
 }
 
@@ -339,9 +380,9 @@ void Consumer::FillBatch(std::vector<std::unique_ptr<Delivery>>& batch) {
   }
 }
 
-void Consumer::RunBatchHandler(const foxw_handler_def* handler, void* instance,
-                               std::vector<std::unique_ptr<Delivery>>& group,
-                               std::vector<Settlement>& settled) {
+uint64_t Consumer::RunBatchHandler(const foxw_handler_def* handler, void* instance,
+                                   std::vector<std::unique_ptr<Delivery>>& group,
+                                   std::vector<Settlement>& settled, int64_t wall_offset_ns) {
   const size_t n = group.size();
   constexpr size_t kBatchReasonCap = 512;
   std::vector<const foxw_message*> msgs(n);
@@ -352,6 +393,7 @@ void Consumer::RunBatchHandler(const foxw_handler_def* handler, void* instance,
   for (size_t i = 0; i < n; ++i) {
     Delivery& d = *group[i];
     d.started_ns = started;
+    ObserveWait(d, started, wall_offset_ns);
     // The deadline is visible to the handler (msg_cancelled); the watchdog
     // does not split a batch, so a batch's outcome waits for its call.
     uint64_t t = TimeoutNs(handler);
@@ -362,6 +404,7 @@ void Consumer::RunBatchHandler(const foxw_handler_def* handler, void* instance,
   }
   BatchHandlerOf(handler)(instance, msgs.data(), n, verdicts.data(), outs.data());
   const uint64_t ended = MonotonicNs();
+  if (HandlerMetrics* hm = MetricsOf(handler)) hm->duration.ObserveNs(ended - started, n);
   for (size_t i = 0; i < n; ++i) {
     auto& d = group[i];
     foxw_verdict v = verdicts[i];
@@ -384,6 +427,7 @@ void Consumer::RunBatchHandler(const foxw_handler_def* handler, void* instance,
     settled.push_back({std::move(d), std::move(o)});
   }
   group.clear();
+  return ended;
 }
 
 void Consumer::RunAfter(const Delivery& d, const Outcome& o, const CallInfo& call, size_t upto) {
@@ -396,9 +440,8 @@ Outcome Consumer::Decide(const Delivery& d, foxw_verdict verdict, std::string_vi
     case FOXW_ACK:
       return Outcome::Ack();
     case FOXW_REJECT:
-      return Outcome::DeadLetter(reason.empty()
-                                     ? std::string("rejected by handler ") + handler_name
-                                     : std::string(reason));
+      return Outcome::Reject(reason.empty() ? std::string("rejected by handler ") + handler_name
+                                            : std::string(reason));
     case FOXW_RETRY:
       break;
     default:
@@ -424,13 +467,14 @@ void Consumer::SettleAll(std::vector<Settlement>& settled) {
   const int64_t n = static_cast<int64_t>(settled.size());
   // Counted locally and added once per batch: the counters are shared by
   // every thread running this queue.
-  uint64_t acked = 0, retried = 0, dead = 0, released = 0;
+  uint64_t acked = 0, retried = 0, dead = 0, rejected = 0, released = 0;
   for (const auto& s : settled) {
     switch (s.outcome.kind) {
       case Outcome::Kind::kAck: ++acked; break;
       case Outcome::Kind::kRetry: ++retried; break;
       case Outcome::Kind::kDeadLetter:
         ++dead;
+        rejected += s.outcome.rejected;
         LOG(WARNING) << "queue " << config_.name << ": message " << s.delivery->msg.id
                      << " dead-lettered after attempt " << s.delivery->msg.attempt << ": "
                      << s.outcome.reason;
@@ -445,6 +489,7 @@ void Consumer::SettleAll(std::vector<Settlement>& settled) {
   if (acked) acked_.fetch_add(acked, std::memory_order_relaxed);
   if (retried) retried_.fetch_add(retried, std::memory_order_relaxed);
   if (dead) dead_.fetch_add(dead, std::memory_order_relaxed);
+  if (rejected) rejected_.fetch_add(rejected, std::memory_order_relaxed);
   if (released) released_.fetch_add(released, std::memory_order_relaxed);
   int64_t before = in_flight_.fetch_sub(n, std::memory_order_acq_rel);
   if (before >= prefetch_) MaybeSpawn();  // the window had been full

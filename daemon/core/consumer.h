@@ -21,6 +21,7 @@
 #include "daemon/config/config.h"
 #include "daemon/core/backend.h"
 #include "daemon/core/executor.h"
+#include "daemon/core/metrics.h"
 #include "daemon/core/retry_policy.h"
 #include "daemon/core/timer.h"
 #include "daemon/middleware/middleware.h"
@@ -33,12 +34,22 @@ struct ConsumerStats {
   uint64_t acked = 0;
   uint64_t retried = 0;
   uint64_t dead_lettered = 0;
+  uint64_t rejected = 0;  // dead-lettered without retrying (part of dead_lettered)
   uint64_t released = 0;
   uint64_t timed_out = 0;
   uint64_t unknown_verdicts = 0;
   uint64_t admission_waits = 0;  // times a middleware held fetching back
   int64_t in_flight = 0;  // fetched and not yet settled (includes deferred)
   int64_t running = 0;    // drain tasks on executor threads now
+};
+
+// Handler call times of one handler on one queue.
+struct HandlerMetrics {
+  explicit HandlerMetrics(std::string name) : handler(std::move(name)) {}
+  const std::string handler;
+  // One observation per message whose handler ran (a batch call counts once
+  // per message in it, with the call's duration).
+  LatencyHistogram duration;
 };
 
 // Safe for concurrent use.
@@ -69,6 +80,14 @@ class Consumer {
   void CancelInFlight();
 
   ConsumerStats Stats() const;
+  // One per distinct handler name the queue can route to; fixed after
+  // construction.
+  const std::vector<std::unique_ptr<HandlerMetrics>>& handler_metrics() const {
+    return handler_metrics_;
+  }
+  // Enqueue (the backend's timestamp) to handler start, per message whose
+  // handler ran.
+  const LatencyHistogram& queue_wait() const { return queue_wait_; }
 
   // Stops the timeout watchdog and destroys the plugin instances.
   // REQUIRES: drained (no handler running).
@@ -101,9 +120,10 @@ class Consumer {
   void RunBatch(std::vector<std::unique_ptr<Delivery>>& batch, std::vector<Settlement>& settled,
                 RunningSlot* slot);
   // Runs a group of deliveries routed to one batch handler in one call.
-  void RunBatchHandler(const foxw_handler_def* handler, void* instance,
-                       std::vector<std::unique_ptr<Delivery>>& group,
-                       std::vector<Settlement>& settled);
+  // Returns the monotonic time the call returned.
+  uint64_t RunBatchHandler(const foxw_handler_def* handler, void* instance,
+                           std::vector<std::unique_ptr<Delivery>>& group,
+                           std::vector<Settlement>& settled, int64_t wall_offset_ns);
   // Tops `batch` up towards the queue's batch_size for up to flush_interval.
   void FillBatch(std::vector<std::unique_ptr<Delivery>>& batch);
   Outcome Decide(const Delivery& d, foxw_verdict verdict, std::string_view reason,
@@ -111,6 +131,10 @@ class Consumer {
   void RunAfter(const Delivery& d, const Outcome& o, const CallInfo& call, size_t upto);
   void SettleAll(std::vector<Settlement>& settled);
   uint64_t TimeoutNs(const foxw_handler_def* handler) const;
+  HandlerMetrics* MetricsOf(const foxw_handler_def* handler) const;
+  // Counts enqueue-to-start for `d`, whose handler starts at monotonic
+  // `start_ns`; `wall_offset_ns` is wall-clock minus monotonic time.
+  void ObserveWait(const Delivery& d, uint64_t start_ns, int64_t wall_offset_ns);
   void Watchdog();
   std::unique_ptr<Delivery> CloneForSettlement(const Delivery& d);
   Outcome TimeoutOutcome(const Delivery& d, const char* handler, CallInfo* call);
@@ -144,8 +168,13 @@ class Consumer {
   std::mutex deferred_mu_;
   std::set<Delivery*> deferred_;  // GUARDED_BY(deferred_mu_); only when timeouts_
 
-  std::atomic<uint64_t> received_{0}, acked_{0}, retried_{0}, dead_{0}, released_{0},
-      timed_out_{0}, unknown_verdicts_{0}, admission_waits_{0};
+  std::atomic<uint64_t> received_{0}, acked_{0}, retried_{0}, dead_{0}, rejected_{0},
+      released_{0}, timed_out_{0}, unknown_verdicts_{0}, admission_waits_{0};
+
+  std::vector<std::unique_ptr<HandlerMetrics>> handler_metrics_;
+  // Handler definition -> its metrics (several definitions may share a name).
+  std::vector<std::pair<const foxw_handler_def*, HandlerMetrics*>> handler_index_;
+  LatencyHistogram queue_wait_;
 };
 
 }  // namespace foxworker

@@ -78,7 +78,111 @@ void AppendCount(std::string& out, uint64_t v) {
 
 std::string Quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
+// Each thread writes one LatencyHistogram shard, chosen round-robin the first
+// time the thread observes anything.
+size_t ThreadShard(size_t shards) {
+  static std::atomic<size_t> next{0};
+  static thread_local size_t shard = next.fetch_add(1, std::memory_order_relaxed);
+  return shard % shards;
+}
+
 }  // namespace
+
+const std::array<uint64_t, LatencyHistogram::kBounds>& LatencyHistogram::BoundsNs() {
+  constexpr uint64_t us = 1000, ms = 1000 * us, s = 1000 * ms;
+  static constexpr std::array<uint64_t, kBounds> bounds = {
+      10 * us,  25 * us,  50 * us,  100 * us, 250 * us, 500 * us, 1 * ms,  2500 * us,
+      5 * ms,   10 * ms,  25 * ms,  50 * ms,  100 * ms, 250 * ms, 500 * ms, 1 * s,
+      2500 * ms, 5 * s,   10 * s,   30 * s,   60 * s,   300 * s,  900 * s, 3600 * s};
+  return bounds;
+}
+
+const std::vector<double>& LatencyHistogram::BoundsSeconds() {
+  static const std::vector<double> seconds = [] {
+    std::vector<double> v;
+    for (uint64_t ns : BoundsNs()) v.push_back(static_cast<double>(ns) / 1e9);
+    return v;
+  }();
+  return seconds;
+}
+
+LatencyHistogram::LatencyHistogram() {
+  for (Shard& shard : shards_) {
+    for (auto& c : shard.counts) c.store(0, std::memory_order_relaxed);
+    shard.sum_ns.store(0, std::memory_order_relaxed);
+  }
+}
+
+void LatencyHistogram::ObserveNs(uint64_t ns, uint64_t times) {
+  const auto& bounds = BoundsNs();
+  const size_t index = std::lower_bound(bounds.begin(), bounds.end(), ns) - bounds.begin();
+  Shard& shard = shards_[ThreadShard(kShards)];
+  shard.counts[index].fetch_add(times, std::memory_order_relaxed);
+  shard.sum_ns.fetch_add(ns * times, std::memory_order_relaxed);
+}
+
+Histogram::Snapshot LatencyHistogram::Take() const {
+  Histogram::Snapshot snap;
+  snap.cumulative.assign(kBounds + 1, 0);
+  uint64_t sum_ns = 0;
+  for (const Shard& shard : shards_) {
+    for (size_t i = 0; i <= kBounds; ++i)
+      snap.cumulative[i] += shard.counts[i].load(std::memory_order_relaxed);
+    sum_ns += shard.sum_ns.load(std::memory_order_relaxed);
+  }
+  for (size_t i = 1; i <= kBounds; ++i) snap.cumulative[i] += snap.cumulative[i - 1];
+  snap.count = snap.cumulative[kBounds];
+  snap.sum = static_cast<double>(sum_ns) / 1e9;
+  return snap;
+}
+
+void PrometheusText::Family(std::string_view name, std::string_view type, std::string_view help) {
+  name_ = name;
+  out_ += "# HELP ";
+  out_ += name;
+  out_ += ' ';
+  AppendEscaped(out_, help, false);
+  out_ += "\n# TYPE ";
+  out_ += name;
+  out_ += ' ';
+  out_ += type;
+  out_ += '\n';
+}
+
+void PrometheusText::Sample(const MetricLabels& labels, double value) {
+  out_ += name_;
+  AppendLabels(out_, labels);
+  out_ += ' ';
+  AppendNumber(out_, value);
+  out_ += '\n';
+}
+
+void PrometheusText::HistogramSamples(const MetricLabels& labels,
+                                      const std::vector<double>& bounds,
+                                      const Histogram::Snapshot& snap) {
+  for (size_t i = 0; i < snap.cumulative.size(); ++i) {
+    std::string le;
+    AppendNumber(le, i < bounds.size() ? bounds[i] : INFINITY);
+    out_ += name_;
+    out_ += "_bucket";
+    AppendLabels(out_, labels, "le", le);
+    out_ += ' ';
+    AppendCount(out_, snap.cumulative[i]);
+    out_ += '\n';
+  }
+  out_ += name_;
+  out_ += "_sum";
+  AppendLabels(out_, labels);
+  out_ += ' ';
+  AppendNumber(out_, snap.sum);
+  out_ += '\n';
+  out_ += name_;
+  out_ += "_count";
+  AppendLabels(out_, labels);
+  out_ += ' ';
+  AppendCount(out_, snap.count);
+  out_ += '\n';
+}
 
 void Counter::Increment(double delta) {
   if (!(delta >= 0.0) || std::isinf(delta)) return;  // also rejects NaN

@@ -9,7 +9,9 @@
 #ifndef FOXWORKER_CORE_METRICS_H_
 #define FOXWORKER_CORE_METRICS_H_
 
+#include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -98,6 +100,58 @@ class Histogram {
   // bounds_.size() + 1 non-cumulative counts; the last one is +Inf.
   std::unique_ptr<std::atomic<uint64_t>[]> counts_;
   std::atomic<double> sum_{0.0};
+};
+
+// A histogram of durations for hot paths (handler time, queue wait): fixed
+// buckets from 10us to 1h, observations in integer nanoseconds, counts
+// sharded by thread so that threads observing concurrently do not write the
+// same cache line. ObserveNs() is a bucket search and two relaxed atomic adds
+// on the calling thread's shard: no lock, allocation or syscall. Take() sums
+// the shards; like Histogram::Take() it is not atomic as a whole, but its
+// buckets are cumulative and its count equals its +Inf bucket.
+class LatencyHistogram {
+ public:
+  static constexpr size_t kBounds = 24;
+  // Upper bounds in ns: 10us 25us 50us 100us ... 10s 30s 1m 5m 15m 1h.
+  static const std::array<uint64_t, kBounds>& BoundsNs();
+  // The same bounds in seconds, for rendering.
+  static const std::vector<double>& BoundsSeconds();
+
+  LatencyHistogram();
+  LatencyHistogram(const LatencyHistogram&) = delete;
+  LatencyHistogram& operator=(const LatencyHistogram&) = delete;
+
+  // Counts `times` observations of `ns`.
+  void ObserveNs(uint64_t ns, uint64_t times = 1);
+  // cumulative: kBounds + 1 entries (the last is +Inf); sum in seconds.
+  Histogram::Snapshot Take() const;
+
+ private:
+  static constexpr size_t kShards = 8;
+  struct alignas(64) Shard {
+    std::atomic<uint64_t> counts[kBounds + 1];
+    std::atomic<uint64_t> sum_ns;
+  };
+  Shard shards_[kShards];
+};
+
+// Builds Prometheus text exposition (0.0.4) for metrics kept outside a
+// MetricsRegistry (consumer counters, backend state). Each family's HELP and
+// TYPE lines come first, then its samples; the caller keeps families unique.
+class PrometheusText {
+ public:
+  // `type`: "counter", "gauge" or "histogram".
+  void Family(std::string_view name, std::string_view type, std::string_view help);
+  // A sample of the current family.
+  void Sample(const MetricLabels& labels, double value);
+  // The _bucket, _sum and _count samples of the current (histogram) family.
+  void HistogramSamples(const MetricLabels& labels, const std::vector<double>& bounds,
+                        const Histogram::Snapshot& snap);
+  std::string& text() { return out_; }
+
+ private:
+  std::string name_;
+  std::string out_;
 };
 
 // Owns metric families. Safe for concurrent use: Define*() and

@@ -67,10 +67,9 @@ std::optional<Outcome> PayloadValidation::Before(const Delivery& d) {
   rapidjson::Document doc;
   doc.Parse(d.msg.payload.data(), d.msg.payload.size());
   if (!doc.HasParseError()) return std::nullopt;
-  return Outcome::DeadLetter("payload is not valid JSON (content type " +
-                             d.msg.props.content_type + "): " +
-                             rapidjson::GetParseError_En(doc.GetParseError()) + " at offset " +
-                             std::to_string(doc.GetErrorOffset()));
+  return Outcome::Reject("payload is not valid JSON (content type " + d.msg.props.content_type +
+                         "): " + rapidjson::GetParseError_En(doc.GetParseError()) +
+                         " at offset " + std::to_string(doc.GetErrorOffset()));
 }
 
 }  // namespace foxworker

@@ -37,8 +37,23 @@ RateLimit::RateLimit(std::shared_ptr<TokenBucket> bucket, std::string label)
 
 size_t RateLimit::Admit(size_t want, uint64_t now_ns, uint64_t* retry_after_ns) {
   size_t n = bucket_->Take(want, now_ns, retry_after_ns);
-  if (n == 0) waits_.fetch_add(1, std::memory_order_relaxed);
+  if (n == 0) {
+    waits_.fetch_add(1, std::memory_order_relaxed);
+    uint64_t none = 0;
+    waiting_since_.compare_exchange_strong(none, std::max<uint64_t>(now_ns, 1),
+                                           std::memory_order_relaxed);
+  } else if (waiting_since_.load(std::memory_order_relaxed) != 0) {
+    uint64_t since = waiting_since_.exchange(0, std::memory_order_relaxed);
+    if (since != 0 && now_ns > since)
+      waited_ns_.fetch_add(now_ns - since, std::memory_order_relaxed);
+  }
   return n;
+}
+
+uint64_t RateLimit::WaitedNs(uint64_t now_ns) const {
+  uint64_t waited = waited_ns_.load(std::memory_order_relaxed);
+  uint64_t since = waiting_since_.load(std::memory_order_relaxed);
+  return since != 0 && now_ns > since ? waited + (now_ns - since) : waited;
 }
 
 }  // namespace foxworker

@@ -42,12 +42,22 @@ class RateLimit : public Middleware {
   size_t Admit(size_t want, uint64_t now_ns, uint64_t* retry_after_ns) override;
   void Refund(size_t n) override { bucket_->Give(n); }
   std::string State() const override { return label_; }
-  uint64_t waits() const { return waits_.load(); }
+  // "own", or the name of the shared limit ("shared NAME").
+  std::string limit() const {
+    return label_.rfind("shared ", 0) == 0 ? label_.substr(7) : label_;
+  }
+  // Times fetching found the bucket empty.
+  uint64_t waits() const { return waits_.load(std::memory_order_relaxed); }
+  // Nanoseconds fetching was held back: from the first refusal to the next
+  // grant, including a wait still open at `now_ns`.
+  uint64_t WaitedNs(uint64_t now_ns) const;
 
  private:
   std::shared_ptr<TokenBucket> bucket_;
   const std::string label_;
-  std::atomic<uint64_t> waits_{0};  // times fetching had to wait
+  std::atomic<uint64_t> waits_{0};
+  std::atomic<uint64_t> waited_ns_{0};      // closed waits
+  std::atomic<uint64_t> waiting_since_{0};  // start of the open wait; 0 = none
 };
 
 }  // namespace foxworker

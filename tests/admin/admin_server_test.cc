@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +23,7 @@
 
 #include "daemon/admin/admin_server.h"
 #include "daemon/config/config_parser.h"
+#include "daemon/core/clock.h"
 #include "daemon/core/metrics.h"
 #include "tests/core/test_daemon.h"
 
@@ -107,6 +110,207 @@ rapidjson::Document Json(const std::string& text) {
   return d;
 }
 
+// A strict reader of the Prometheus text exposition format (0.0.4), as far
+// as foxworkerd uses it: every family has a HELP line, then a TYPE line,
+// then its samples; names and labels follow the charset rules; label values
+// use only the \\, \" and \n escapes; no series appears twice; counters are
+// never negative; every histogram series has buckets with increasing le
+// ending in +Inf, non-decreasing counts, a _sum, and a _count equal to its
+// +Inf bucket.
+struct Sample {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  double value = 0;
+};
+struct Family {
+  std::string type;
+  std::string help;
+  std::vector<Sample> samples;
+};
+struct Exposition {
+  std::map<std::string, Family> families;
+  std::map<std::string, double> values;  // "name{a=\"1\",b=\"2\"}" (sorted labels) -> value
+
+  static std::string Key(const std::string& name, std::vector<std::string> labels) {
+    std::sort(labels.begin(), labels.end());
+    std::string key = name;
+    if (!labels.empty()) {
+      key += '{';
+      for (size_t i = 0; i < labels.size(); ++i) key += (i ? "," : "") + labels[i];
+      key += '}';
+    }
+    return key;
+  }
+  bool Has(const std::string& name, const std::vector<std::string>& labels) const {
+    return values.count(Key(name, labels)) != 0;
+  }
+  // The sample's value; a missing one fails the test and reads as -1.
+  double Value(const std::string& name, const std::vector<std::string>& labels) const {
+    auto it = values.find(Key(name, labels));
+    EXPECT_TRUE(it != values.end()) << "no sample " << Key(name, labels);
+    return it == values.end() ? -1 : it->second;
+  }
+};
+
+bool IsMetricName(const std::string& s) {
+  static const std::regex re("[a-zA-Z_:][a-zA-Z0-9_:]*");
+  return std::regex_match(s, re);
+}
+
+bool ParseValue(const std::string& text, double* out) {
+  if (text == "+Inf" || text == "Inf") {
+    *out = INFINITY;
+  } else if (text == "-Inf") {
+    *out = -INFINITY;
+  } else if (text == "NaN") {
+    *out = NAN;
+  } else {
+    static const std::regex number(R"([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)");
+    if (!std::regex_match(text, number)) return false;
+    *out = std::stod(text);
+  }
+  return true;
+}
+
+// Returns "" or what is wrong, with the line number.
+std::string ParseExposition(const std::string& text, Exposition* e) {
+  if (!text.empty() && text.back() != '\n') return "the text does not end in a newline";
+  std::istringstream lines(text);
+  std::string line, current, pending_help;
+  int n = 0;
+  auto at = [&](const std::string& what) {
+    return "line " + std::to_string(n) + ": " + what + ": " + line;
+  };
+  while (std::getline(lines, line)) {
+    ++n;
+    if (line.rfind("# HELP ", 0) == 0) {
+      std::string rest = line.substr(7);
+      size_t sp = rest.find(' ');
+      std::string name = rest.substr(0, sp);
+      if (!IsMetricName(name)) return at("bad metric name in HELP");
+      if (e->families.count(name) || name == pending_help) return at("family declared twice");
+      pending_help = name;
+      continue;
+    }
+    if (line.rfind("# TYPE ", 0) == 0) {
+      std::istringstream words(line.substr(7));
+      std::string name, type, extra;
+      words >> name >> type;
+      if (words >> extra) return at("trailing text");
+      if (name != pending_help) return at("TYPE without a HELP line just before it");
+      if (type != "counter" && type != "gauge" && type != "histogram") return at("bad type");
+      Family& f = e->families[name];
+      f.type = type;
+      current = name;
+      pending_help.clear();
+      continue;
+    }
+    if (line.empty() || line[0] == '#') return at("unexpected line");
+    if (current.empty() || !pending_help.empty()) return at("sample outside a family");
+    // name{labels} value
+    size_t i = 0;
+    while (i < line.size() && line[i] != '{' && line[i] != ' ') ++i;
+    Sample s;
+    s.name = line.substr(0, i);
+    if (!IsMetricName(s.name)) return at("bad metric name");
+    Family& f = e->families[current];
+    const bool histogram = f.type == "histogram";
+    if (!(s.name == current ||
+          (histogram && (s.name == current + "_bucket" || s.name == current + "_sum" ||
+                         s.name == current + "_count"))))
+      return at("sample not of family " + current);
+    if (histogram && s.name == current) return at("histogram sample without a suffix");
+    std::vector<std::string> label_texts;
+    if (i < line.size() && line[i] == '{') {
+      ++i;
+      while (i < line.size() && line[i] != '}') {
+        size_t eq = line.find('=', i);
+        if (eq == std::string::npos) return at("label without =");
+        std::string label = line.substr(i, eq - i);
+        static const std::regex label_re("[a-zA-Z_][a-zA-Z0-9_]*");
+        if (!std::regex_match(label, label_re) || label.rfind("__", 0) == 0)
+          return at("bad label name");
+        i = eq + 1;
+        if (i >= line.size() || line[i] != '"') return at("label value not quoted");
+        std::string value;
+        for (++i; i < line.size() && line[i] != '"'; ++i) {
+          if (line[i] == '\\') {
+            if (++i >= line.size()) return at("escape at end of line");
+            if (line[i] == 'n') value += '\n';
+            else if (line[i] == '\\' || line[i] == '"') value += line[i];
+            else return at("bad escape");
+          } else {
+            value += line[i];
+          }
+        }
+        if (i >= line.size()) return at("unterminated label value");
+        label_texts.push_back(line.substr(eq - label.size(), i + 1 - (eq - label.size())));
+        if (!s.labels.emplace(label, value).second) return at("label given twice");
+        ++i;  // closing quote
+        if (i < line.size() && line[i] == ',') ++i;
+        else if (i < line.size() && line[i] != '}') return at("expected , or }");
+      }
+      if (i >= line.size()) return at("unterminated label set");
+      ++i;  // '}'
+    }
+    if (i >= line.size() || line[i] != ' ') return at("no space before the value");
+    std::string value_text = line.substr(i + 1);
+    if (value_text.find(' ') != std::string::npos) return at("timestamps are not expected");
+    if (!ParseValue(value_text, &s.value)) return at("bad value");
+    if (f.type == "counter" && !(s.value >= 0)) return at("negative or NaN counter");
+    if ((s.name.size() > 6 && s.name.compare(s.name.size() - 6, 6, "_total") == 0) !=
+        (f.type == "counter"))
+      return at("counters, and only counters, end in _total");
+    if (histogram && (s.name == current + "_bucket") != (s.labels.count("le") == 1))
+      return at("le belongs on _bucket samples only");
+    std::string key = Exposition::Key(s.name, label_texts);
+    if (!e->values.emplace(key, s.value).second) return at("duplicate series");
+    f.samples.push_back(std::move(s));
+  }
+  if (!pending_help.empty()) return "HELP for " + pending_help + " without a TYPE";
+  // Histogram series: group by labels without le.
+  for (const auto& [name, f] : e->families) {
+    if (f.type != "histogram") continue;
+    struct Series {
+      std::vector<std::pair<double, double>> buckets;  // (le, count) in text order
+      bool has_sum = false, has_count = false;
+      double count = 0;
+    };
+    std::map<std::map<std::string, std::string>, Series> series;
+    for (const Sample& s : f.samples) {
+      auto labels = s.labels;
+      std::string le;
+      if (auto it = labels.find("le"); it != labels.end()) {
+        le = it->second;
+        labels.erase(it);
+      }
+      Series& x = series[labels];
+      if (s.name == name + "_bucket") {
+        double bound;
+        if (!ParseValue(le, &bound) || std::isnan(bound)) return name + ": bad le \"" + le + "\"";
+        x.buckets.emplace_back(bound, s.value);
+      } else if (s.name == name + "_sum") {
+        x.has_sum = true;
+      } else {
+        x.has_count = true;
+        x.count = s.value;
+      }
+    }
+    for (const auto& [labels, x] : series) {
+      if (x.buckets.empty() || !x.has_sum || !x.has_count)
+        return name + ": a series lacks _bucket, _sum or _count";
+      for (size_t i = 1; i < x.buckets.size(); ++i) {
+        if (!(x.buckets[i].first > x.buckets[i - 1].first)) return name + ": le not increasing";
+        if (x.buckets[i].second < x.buckets[i - 1].second)
+          return name + ": bucket counts decrease";
+      }
+      if (!std::isinf(x.buckets.back().first)) return name + ": no le=\"+Inf\" bucket";
+      if (x.buckets.back().second != x.count) return name + ": _count is not the +Inf bucket";
+    }
+  }
+  return "";
+}
+
 constexpr char kToken[] = "s3cret-token";
 
 class AdminServerTest : public ::testing::Test {
@@ -124,14 +328,18 @@ class AdminServerTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  void Start(bool with_token = true, const std::string& listen = "127.0.0.1:0") {
+  static constexpr char kQueues[] =
+      "queues:\n  jobs:\n    backend: mem\n    plugin: test\n"
+      "    concurrency: 2\n  mail:\n    backend: mem\n    plugin: test\n"
+      "    middleware:\n      - circuit_breaker: {failure_threshold: 100}\n";
+
+  void Start(bool with_token = true, const std::string& listen = "127.0.0.1:0",
+             const std::string& queues = kQueues) {
     daemon_ = StartDaemon(std::string("daemon:\n  worker_threads: 2\n") +
                           "plugins:\n  test:\n    path: " + TestPluginPath() +
                           "\nbackends:\n  mem:\n    type: memory\n"
-                          "retry_policies:\n  default:\n    max_attempts: 2\n    initial: 1ms\n"
-                          "queues:\n  jobs:\n    backend: mem\n    plugin: test\n"
-                          "    concurrency: 2\n  mail:\n    backend: mem\n    plugin: test\n"
-                          "    middleware:\n      - circuit_breaker: {failure_threshold: 100}\n");
+                          "retry_policies:\n  default:\n    max_attempts: 2\n    initial: 1ms\n" +
+                          queues);
     ASSERT_NE(daemon_, nullptr);
     AdminConfig ac;
     ac.listen = listen;
@@ -176,74 +384,134 @@ TEST_F(AdminServerTest, ReadyzIsReadyUntilAQueueIsPaused) {
 }
 
 TEST_F(AdminServerTest, MetricsParseAsExpositionFormatAndCountWhatWasProcessed) {
-  Start();
+  Start(true, "127.0.0.1:0",
+        std::string(kQueues) + "      - rate_limit: {rate: 40/s, burst: 1}\n");
+  ASSERT_FALSE(HasFatalFailure());
   auto plugin_counter =
       MetricsRegistry::Default().DefineCounter("foxworker_plugin_admin_test_total", "test");
   ASSERT_TRUE(plugin_counter.ok());
   (*plugin_counter)->Increment(7);
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Mem()->Enqueue("jobs", TypedMessage("ok"), {}).ok());
-  for (int i = 0; i < 3; ++i)
+  // jobs: 50 acked, 7 rejected, 3 that fail twice (3 retries, then dead
+  // letters: retries exhausted), 1 of a type nothing handles (rejected
+  // without a handler call), 1 that waited 2s in the queue before this run.
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(Mem()->Enqueue("jobs", TypedMessage("ok"), {}).ok());
+  for (int i = 0; i < 7; ++i)
     ASSERT_TRUE(Mem()->Enqueue("jobs", TypedMessage("reject"), {}).ok());
-  ASSERT_TRUE(Mem()->Enqueue("mail", TypedMessage("fail"), {}).ok());  // 2 attempts, then dead
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Mem()->Enqueue("jobs", TypedMessage("fail"), {}).ok());
+  ASSERT_TRUE(Mem()->Enqueue("jobs", TypedMessage("no_such_type"), {}).ok());
+  Message old = TypedMessage("sleep", "30");  // and its handler takes >= 30ms
+  old.enqueued_at_ms = WallMs() - 2000;
+  ASSERT_TRUE(Mem()->Enqueue("jobs", std::move(old), {}).ok());
+  // mail: rate limited to 40/s with a burst of 1, so 5 messages wait.
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Mem()->Enqueue("mail", TypedMessage("ok"), {}).ok());
   ASSERT_TRUE(WaitFor([&] {
     auto j = daemon_->FindConsumer("jobs")->Stats();
     auto m = daemon_->FindConsumer("mail")->Stats();
-    return j.acked + j.dead_lettered == 13 && m.dead_lettered == 1 && j.in_flight == 0 &&
+    return j.acked == 51 && j.dead_lettered == 11 && m.acked == 5 && j.in_flight == 0 &&
            m.in_flight == 0;
   }));
 
   HttpResponse r = Request(port_, "GET", "/metrics");
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(r.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+  Exposition e;
+  std::string error = ParseExposition(r.body, &e);
+  ASSERT_EQ(error, "") << r.body;
 
-  const std::regex help(R"(# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) .*)");
-  const std::regex type(R"(# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped))");
-  const std::regex sample(
-      R"(([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")(,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*\})? ([-+]?[0-9.]+(?:e[-+]?[0-9]+)?|NaN|[+-]Inf))");
-  std::map<std::string, std::string> types;  // family -> type
-  std::map<std::string, double> values;      // "name{labels}" -> value
-  std::string current;
-  std::istringstream lines(r.body);
-  std::string line;
-  int n = 0;
-  while (std::getline(lines, line)) {
-    ++n;
-    std::smatch m;
-    if (line.rfind("# HELP ", 0) == 0) {
-      ASSERT_TRUE(std::regex_match(line, m, help)) << "line " << n << ": " << line;
-    } else if (line.rfind("# TYPE ", 0) == 0) {
-      ASSERT_TRUE(std::regex_match(line, m, type)) << "line " << n << ": " << line;
-      ASSERT_EQ(types.count(m[1]), 0u) << "family declared twice: " << line;
-      types[m[1]] = m[2];
-      current = m[1];
+  const std::string jobs = "queue=\"jobs\"", mail = "queue=\"mail\"";
+  EXPECT_EQ(e.Value("foxworker_messages_received_total", {jobs}), 65);  // 62 + 3 retries
+  EXPECT_EQ(e.Value("foxworker_messages_acked_total", {jobs}), 51);
+  EXPECT_EQ(e.Value("foxworker_messages_retried_total", {jobs}), 3);
+  EXPECT_EQ(e.Value("foxworker_messages_rejected_total", {jobs}), 8);
+  EXPECT_EQ(e.Value("foxworker_messages_dead_lettered_total", {jobs}), 11);  // 8 + 3 exhausted
+  EXPECT_EQ(e.Value("foxworker_messages_timed_out_total", {jobs}), 0);
+  EXPECT_EQ(e.Value("foxworker_messages_in_flight", {jobs}), 0);
+  EXPECT_EQ(e.Value("foxworker_messages_received_total", {mail}), 5);
+  EXPECT_EQ(e.Value("foxworker_messages_acked_total", {mail}), 5);
+  EXPECT_EQ(e.Value("foxworker_messages_rejected_total", {mail}), 0);
+
+  // Handler time: one observation per handler call, per handler.
+  const std::string ok = "handler=\"ok\"", reject = "handler=\"reject\"",
+                    fail = "handler=\"fail\"", sleep = "handler=\"sleep\"";
+  EXPECT_EQ(e.Value("foxworker_handler_duration_seconds_count", {ok, jobs}), 50);
+  EXPECT_EQ(e.Value("foxworker_handler_duration_seconds_count", {reject, jobs}), 7);
+  EXPECT_EQ(e.Value("foxworker_handler_duration_seconds_count", {fail, jobs}), 6);
+  EXPECT_EQ(e.Value("foxworker_handler_duration_seconds_count", {sleep, jobs}), 1);
+  EXPECT_EQ(e.Value("foxworker_handler_duration_seconds_count", {ok, mail}), 5);
+  EXPECT_EQ(e.Value("foxworker_handler_duration_seconds_count", {"handler=\"batch\"", jobs}), 0);
+  EXPECT_EQ(e.Value("foxworker_handler_duration_seconds_bucket", {sleep, jobs, "le=\"0.025\""}),
+            0);
+  EXPECT_GE(e.Value("foxworker_handler_duration_seconds_sum", {sleep, jobs}), 0.030);
+  EXPECT_LT(e.Value("foxworker_handler_duration_seconds_sum", {ok, jobs}), 1.0);
+  double calls = 0;
+  for (const auto& s : e.families["foxworker_handler_duration_seconds"].samples)
+    if (s.name == "foxworker_handler_duration_seconds_count" && s.labels.at("queue") == "jobs")
+      calls += s.value;
+  EXPECT_EQ(calls, 64);  // received but for the unknown type
+  // Queue wait: per started handler; the 2s-old message is past 1s.
+  EXPECT_EQ(e.Value("foxworker_queue_wait_seconds_count", {jobs}), 64);
+  EXPECT_EQ(e.Value("foxworker_queue_wait_seconds_bucket", {jobs, "le=\"1\""}), 63);
+  EXPECT_GE(e.Value("foxworker_queue_wait_seconds_sum", {jobs}), 2.0);
+  EXPECT_EQ(e.Value("foxworker_queue_wait_seconds_count", {mail}), 5);
+
+  // Middleware: the breaker is closed; the rate limit held fetching back
+  // for about 4 x 25ms.
+  EXPECT_EQ(e.Value("foxworker_circuit_breaker_state", {mail, "state=\"closed\""}), 1);
+  EXPECT_EQ(e.Value("foxworker_circuit_breaker_state", {mail, "state=\"open\""}), 0);
+  EXPECT_EQ(e.Value("foxworker_circuit_breaker_state", {mail, "state=\"half_open\""}), 0);
+  EXPECT_EQ(e.Value("foxworker_circuit_breaker_opened_total", {mail}), 0);
+  EXPECT_FALSE(e.Has("foxworker_circuit_breaker_state", {jobs, "state=\"closed\""}));
+  EXPECT_GE(e.Value("foxworker_rate_limit_waits_total", {mail, "limit=\"own\""}), 1);
+  EXPECT_GE(e.Value("foxworker_rate_limit_wait_seconds_total", {mail, "limit=\"own\""}), 0.05);
+  EXPECT_LT(e.Value("foxworker_rate_limit_wait_seconds_total", {mail, "limit=\"own\""}), 5);
+
+  EXPECT_EQ(e.Value("foxworker_backend_connected", {"backend=\"mem\""}), 1);
+  EXPECT_EQ(e.Value("foxworker_backend_reconnects_total", {"backend=\"mem\""}), 0);
+  EXPECT_GT(e.Value("foxworker_process_resident_memory_bytes", {}), 1e6);
+  EXPECT_GE(e.Value("foxworker_uptime_seconds", {}), 0);
+  EXPECT_EQ(e.Value("foxworker_plugin_admin_test_total", {}), 7);
+  EXPECT_EQ(e.families["foxworker_messages_acked_total"].type, "counter");
+  EXPECT_EQ(e.families["foxworker_messages_in_flight"].type, "gauge");
+  EXPECT_EQ(e.families["foxworker_handler_duration_seconds"].type, "histogram");
+  // Labels stay bounded: no message ids anywhere.
+  for (const auto& [name, family] : e.families)
+    for (const auto& s : family.samples)
+      for (const auto& [label, value] : s.labels)
+        EXPECT_TRUE(label == "queue" || label == "handler" || label == "backend" ||
+                    label == "state" || label == "limit" || label == "le" || label == "version")
+            << name << " has label " << label;
+}
+
+TEST(ExpositionParserTest, RejectsMalformedText) {
+  Exposition e;
+  EXPECT_EQ(ParseExposition("# HELP a_total A.\n# TYPE a_total counter\na_total 1\n", &e), "");
+  const char* bad[] = {
+      "a_total 1\n",                                                  // no TYPE
+      "# HELP a_total A.\n# TYPE a_total counter\n",                  // valid: no samples
+      "# TYPE a_total counter\n# HELP a_total A.\na_total 1\n",       // HELP after TYPE
+      "# HELP a_total A.\n# TYPE a_total counter\na-b 1\n",           // name charset
+      "# HELP a_total A.\n# TYPE a_total counter\na_total{q=\"x} 1\n",  // open quote
+      "# HELP a_total A.\n# TYPE a_total counter\na_total{q=\"x\",q=\"y\"} 1\n",  // twice
+      "# HELP a_total A.\n# TYPE a_total counter\na_total{1q=\"x\"} 1\n",  // label charset
+      "# HELP a_total A.\n# TYPE a_total counter\na_total one\n",     // value
+      "# HELP a_total A.\n# TYPE a_total counter\na_total -1\n",      // negative counter
+      "# HELP a_total A.\n# TYPE a_total counter\na_total 1\na_total 2\n",  // duplicate series
+      "# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\n"
+      "h_sum 1\nh_count 1\n",                                         // decreasing buckets
+      "# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n",  // no +Inf
+      "# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 1\n",  // count
+      "# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n",  // no _sum
+  };
+  int i = 0;
+  for (const char* text : bad) {
+    Exposition x;
+    std::string error = ParseExposition(text, &x);
+    if (i++ == 1) {
+      EXPECT_EQ(error, "") << text;  // a family without samples is valid
     } else {
-      ASSERT_TRUE(std::regex_match(line, m, sample)) << "line " << n << ": " << line;
-      std::string name = m[1];
-      // A sample belongs to the family declared last (histograms add suffixes).
-      ASSERT_TRUE(name == current || name == current + "_bucket" || name == current + "_sum" ||
-                  name == current + "_count")
-          << "line " << n << ": " << line << " outside its family " << current;
-      std::string key = name + m[2].str();
-      ASSERT_EQ(values.count(key), 0u) << "duplicate series " << key;
-      values[key] = std::stod(m[5]);
+      EXPECT_NE(error, "") << text;
     }
   }
-  EXPECT_EQ(values["foxworker_messages_received_total{queue=\"jobs\"}"], 13);
-  EXPECT_EQ(values["foxworker_messages_acked_total{queue=\"jobs\"}"], 10);
-  EXPECT_EQ(values["foxworker_messages_dead_lettered_total{queue=\"jobs\"}"], 3);
-  EXPECT_EQ(values["foxworker_messages_retried_total{queue=\"jobs\"}"], 0);
-  EXPECT_EQ(values["foxworker_messages_received_total{queue=\"mail\"}"], 2);
-  EXPECT_EQ(values["foxworker_messages_retried_total{queue=\"mail\"}"], 1);
-  EXPECT_EQ(values["foxworker_messages_dead_lettered_total{queue=\"mail\"}"], 1);
-  EXPECT_EQ(values["foxworker_messages_timed_out_total{queue=\"mail\"}"], 0);
-  EXPECT_EQ(values["foxworker_messages_in_flight{queue=\"jobs\"}"], 0);
-  EXPECT_EQ(values["foxworker_backend_connected{backend=\"mem\"}"], 1);
-  EXPECT_EQ(values["foxworker_backend_reconnects_total{backend=\"mem\"}"], 0);
-  EXPECT_GT(values["foxworker_process_resident_memory_bytes"], 1e6);
-  EXPECT_GE(values["foxworker_uptime_seconds"], 0);
-  EXPECT_EQ(values["foxworker_plugin_admin_test_total"], 7);
-  EXPECT_EQ(types["foxworker_messages_acked_total"], "counter");
-  EXPECT_EQ(types["foxworker_messages_in_flight"], "gauge");
 }
 
 TEST_F(AdminServerTest, QueuesJsonShowsCountsBackendAndMiddlewareState) {

@@ -204,6 +204,75 @@ TEST(MetricsTest, ConcurrentUpdatesAreNotLost) {
   EXPECT_EQ(snap.sum, 20000.0);
 }
 
+TEST(LatencyHistogramTest, BucketsAreInclusiveAndCountsCumulative) {
+  LatencyHistogram h;
+  const auto& ns = LatencyHistogram::BoundsNs();
+  const auto& s = LatencyHistogram::BoundsSeconds();
+  ASSERT_EQ(s.size(), LatencyHistogram::kBounds);
+  EXPECT_EQ(s.front(), 0.00001);
+  EXPECT_EQ(s.back(), 3600.0);
+  for (size_t i = 1; i < ns.size(); ++i) EXPECT_LT(ns[i - 1], ns[i]);
+  h.ObserveNs(0);
+  h.ObserveNs(10000);         // exactly 10us: the first bucket (le is inclusive)
+  h.ObserveNs(10001);         // the second
+  h.ObserveNs(2000000, 3);    // 2ms three times: le=0.0025
+  h.ObserveNs(7200000000000);  // 2h: +Inf only
+  Histogram::Snapshot snap = h.Take();
+  ASSERT_EQ(snap.cumulative.size(), LatencyHistogram::kBounds + 1);
+  EXPECT_EQ(snap.cumulative[0], 2u);
+  EXPECT_EQ(snap.cumulative[1], 3u);
+  EXPECT_EQ(snap.cumulative[6], 3u);  // le=0.001
+  EXPECT_EQ(snap.cumulative[7], 6u);  // le=0.0025
+  EXPECT_EQ(snap.cumulative[LatencyHistogram::kBounds - 1], 6u);
+  EXPECT_EQ(snap.cumulative[LatencyHistogram::kBounds], 7u);
+  EXPECT_EQ(snap.count, 7u);
+  EXPECT_DOUBLE_EQ(snap.sum, (10000 + 10001 + 6000000 + 7200000000000.0) / 1e9);
+}
+
+TEST(LatencyHistogramTest, ConcurrentObserversLoseNothing) {
+  LatencyHistogram h;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 12; ++t)  // more threads than shards: some share one
+    threads.emplace_back([&h, t] {
+      for (int i = 0; i < 10000; ++i) h.ObserveNs(static_cast<uint64_t>(t) * 1000000);
+    });
+  for (int i = 0; i < 20; ++i) {
+    Histogram::Snapshot mid = h.Take();
+    EXPECT_EQ(mid.count, mid.cumulative.back());
+    for (size_t b = 1; b < mid.cumulative.size(); ++b)
+      EXPECT_LE(mid.cumulative[b - 1], mid.cumulative[b]);
+  }
+  for (auto& t : threads) t.join();
+  Histogram::Snapshot snap = h.Take();
+  EXPECT_EQ(snap.count, 120000u);
+  EXPECT_DOUBLE_EQ(snap.sum, 10000 * (0 + 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 + 11) * 1e-3);
+}
+
+TEST(PrometheusTextTest, FamiliesSamplesAndHistograms) {
+  PrometheusText t;
+  t.Family("jobs_total", "counter", "Jobs.\nDone \\ here");
+  t.Sample({{"handler", "a\"b"}, {"queue", "q"}}, 3);
+  t.Sample({}, 0.5);
+  t.Family("wait_seconds", "histogram", "Wait");
+  Histogram::Snapshot snap;
+  snap.cumulative = {1, 2, 4};
+  snap.count = 4;
+  snap.sum = 1.25;
+  t.HistogramSamples({{"queue", "q"}}, {0.1, 1}, snap);
+  EXPECT_EQ(t.text(),
+            "# HELP jobs_total Jobs.\\nDone \\\\ here\n"
+            "# TYPE jobs_total counter\n"
+            "jobs_total{handler=\"a\\\"b\",queue=\"q\"} 3\n"
+            "jobs_total 0.5\n"
+            "# HELP wait_seconds Wait\n"
+            "# TYPE wait_seconds histogram\n"
+            "wait_seconds_bucket{queue=\"q\",le=\"0.1\"} 1\n"
+            "wait_seconds_bucket{queue=\"q\",le=\"1\"} 2\n"
+            "wait_seconds_bucket{queue=\"q\",le=\"+Inf\"} 4\n"
+            "wait_seconds_sum{queue=\"q\"} 1.25\n"
+            "wait_seconds_count{queue=\"q\"} 4\n");
+}
+
 TEST(MetricsTest, DefaultRegistryIsOneObject) {
   EXPECT_EQ(&MetricsRegistry::Default(), &MetricsRegistry::Default());
 }

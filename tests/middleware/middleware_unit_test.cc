@@ -172,6 +172,22 @@ TEST(RateLimitTest, CountsWaits) {
   EXPECT_EQ(r.waits(), 1u);
 }
 
+TEST(RateLimitTest, TimesWaitsFromFirstRefusalToNextGrant) {
+  RateLimit r(std::make_shared<TokenBucket>(1, 1, 0), "shared api");
+  EXPECT_EQ(r.limit(), "api");
+  EXPECT_EQ(RateLimit(std::make_shared<TokenBucket>(1, 1, 0), "own").limit(), "own");
+  uint64_t after = 0;
+  const uint64_t kSec = 1000000000;
+  EXPECT_EQ(r.Admit(1, kSec, &after), 1u);
+  EXPECT_EQ(r.WaitedNs(kSec), 0u);
+  EXPECT_EQ(r.Admit(1, kSec + 100 * kMs, &after), 0u);  // the wait starts
+  EXPECT_EQ(r.Admit(1, kSec + 500 * kMs, &after), 0u);  // still the same wait
+  EXPECT_EQ(r.WaitedNs(kSec + 700 * kMs), 600 * kMs);  // open wait counted at read time
+  EXPECT_EQ(r.Admit(1, 2 * kSec, &after), 1u);          // granted: 900ms waited
+  EXPECT_EQ(r.WaitedNs(3 * kSec), 900 * kMs);
+  EXPECT_EQ(r.waits(), 2u);
+}
+
 TEST(DedupTest, SkipsWithinTtlOnlyAfterSuccess) {
   int64_t now = 1000;
   DedupConfig c;
