@@ -463,6 +463,11 @@ Result<ReloadReport> Supervisor::Reload(Config next) {
     std::unique_lock<std::shared_mutex> lock(state_mu_);
     for (Consumer* c : retire) {
       c->StopFetching();
+      const int64_t in_flight = c->Stats().in_flight;
+      if (in_flight > 0)
+        LOG(INFO) << "queue " << c->name() << ": stopped fetching; " << in_flight
+                  << " message(s) in flight finish on the old consumer"
+                  << (next.FindQueue(c->name()) ? " before the new one starts" : "");
       auto it = std::find_if(consumers_.begin(), consumers_.end(),
                              [&](const auto& x) { return x.get() == c; });
       retiring_.push_back(Retiring{std::move(*it), FindBackend(c->config().backend)});
