@@ -432,6 +432,7 @@ Result<ReloadReport> Supervisor::Reload(Config next) {
                                   std::move(prepared->middleware)});
     if (c != nullptr) retire.push_back(c);
     if (waiting != nullptr) drop_pending.insert(qc.name);
+    starts.back().paused = c ? c->paused() : waiting ? waiting->paused : false;
     std::string why;
     if (current == nullptr) {
       why = "added";
@@ -524,6 +525,7 @@ bool Supervisor::TryStart(PendingStart& p) {
   auto c = std::make_unique<Consumer>(p.config, p.policy, *p.plugin, std::move(p.instances),
                                       std::move(*source), std::move(p.middleware), *executor_,
                                       *timer_);
+  if (p.paused) c->SetPaused(true);
   Status s = c->Start();
   if (!s.ok()) {
     // Not expected (the handler was checked when the reload was prepared).
@@ -532,9 +534,10 @@ bool Supervisor::TryStart(PendingStart& p) {
     retiring_.push_back(Retiring{std::move(c), backend});
     return true;
   }
-  LOG(INFO) << "queue " << p.config.name << ": consuming (backend " << p.config.backend
-            << ", source " << p.config.source << ", concurrency " << p.config.concurrency
-            << ", prefetch " << p.config.prefetch << ")";
+  LOG(INFO) << "queue " << p.config.name << ": " << (p.paused ? "started paused" : "consuming")
+            << " (backend " << p.config.backend << ", source " << p.config.source
+            << ", concurrency " << p.config.concurrency << ", prefetch " << p.config.prefetch
+            << ")";
   std::unique_lock<std::shared_mutex> lock(state_mu_);
   consumers_.push_back(std::move(c));
   // Keep the config's order (status pages, Describe).

@@ -96,6 +96,7 @@ class Supervisor {
     const LoadedPlugin* plugin;
     std::unique_ptr<InstancePool> instances;
     std::vector<std::unique_ptr<Middleware>> middleware;
+    bool paused = false;  // the queue was paused (admin): it stays paused
     bool open_error_logged = false;
   };
 

@@ -133,6 +133,25 @@ TEST_F(ReloadTest, ARemovedQueueLeavesItsMessagesInTheBackend) {
   EXPECT_TRUE(d->Shutdown());
 }
 
+TEST_F(ReloadTest, APausedQueueStaysPausedAcrossAHandOver) {
+  auto d = StartDaemon(Yaml(kJobs));
+  ASSERT_TRUE(d);
+  d->FindConsumer("jobs")->SetPaused(true);
+  auto report = d->Reload(Parse(Yaml("  jobs:\n    backend: mem\n    plugin: test\n    concurrency: 3\n")));
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  ASSERT_TRUE(Settle(*d));
+  Consumer* now = d->FindConsumer("jobs");
+  ASSERT_NE(now, nullptr);
+  EXPECT_EQ(now->config().concurrency, 3);
+  EXPECT_TRUE(now->paused());
+  ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("ok"), {}).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  EXPECT_EQ(now->Stats().received, 0u);
+  now->SetPaused(false);
+  ASSERT_TRUE(WaitFor([&] { return now->Stats().acked == 1; }));
+  EXPECT_TRUE(d->Shutdown());
+}
+
 TEST_F(ReloadTest, ShutdownDuringAHandOverDrainsTheRetiredConsumerToo) {
   auto d = StartDaemon(Yaml(kJobs));
   ASSERT_TRUE(d);

@@ -395,5 +395,36 @@ TEST_F(NotifyTest, ReloadWhileMessagesFlowHandlesEveryMessageExactlyOnce) {
   EXPECT_TRUE(Has(log, "in flight finish on the old consumer before the new one starts")) << log;
 }
 
+TEST_F(NotifyTest, ReloadSaysARebuiltSoAtTheSamePathNeedsARestart) {
+  const fs::path so = dir_ / "plugin.so";
+  fs::copy_file(TestPluginPath(), so);
+  std::string body = std::string(kMemoryQueues);
+  auto write = [&](const std::string& extra) {
+    std::string path = (dir_ / "foxworker.yaml").string();
+    std::ofstream(path + ".tmp") << "daemon:\n  worker_threads: 2\n  shutdown_timeout: 1s\n"
+                                 << "  state_dir: " << dir_.string() << "\n"
+                                 << "plugins:\n  test:\n    path: " << so.string() << "\n"
+                                 << extra << body;
+    fs::rename(path + ".tmp", path);
+    return path;
+  };
+  Spawn(write(""));
+  ASSERT_TRUE(ReadUntil([](const std::string& t) { return Has(t, "READY=1"); })) << Log();
+  // A new build installed the usual way: written aside, renamed over.
+  fs::copy_file(TestPluginPath(), dir_ / "plugin.so.new");
+  fs::rename(dir_ / "plugin.so.new", so);
+  write("    config:\n      generation: 2\n");
+  std::string ready = Reload();
+  ASSERT_FALSE(ready.empty()) << Log();
+  // The rest applies (the plugin's config); the new code needs a restart.
+  EXPECT_TRUE(Has(ready, "reloaded at")) << ready;
+  EXPECT_TRUE(Has(ready, "1 setting(s) need a restart, see the log")) << ready;
+  EXPECT_TRUE(Has(Log(), "plugin.so changed on disk since it was loaded")) << Log();
+  EXPECT_TRUE(Has(Log(), "restart the service to run the new build")) << Log();
+  EXPECT_TRUE(Has(Log(), "reload applied: plugin test config")) << Log();
+  kill(pid_, SIGTERM);
+  EXPECT_EQ(WaitExit(), 0) << Log();
+}
+
 }  // namespace
 }  // namespace foxworker::testing
