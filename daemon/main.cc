@@ -41,7 +41,8 @@ void PrintUsage(FILE* out) {
           "  -h, --help             this text\n"
           "\n"
           "Signals: SIGTERM/SIGINT drain in-flight work within daemon.shutdown_timeout and\n"
-          "exit 0; a second one stops waiting.\n",
+          "exit 0; a second one stops waiting. SIGHUP reloads FILE: queues, plugins and\n"
+          "backends change without a restart; an invalid FILE leaves the running config.\n",
           kDefaultConfig);
 }
 
@@ -68,6 +69,24 @@ Status CheckConfig(const Config& config) {
     if (!json.ok()) return json.status();
   }
   return Status::Ok();
+}
+
+// Reads and validates `path` again and applies it to the running supervisor.
+Result<ReloadReport> ReloadConfig(const std::string& path, Supervisor& supervisor) {
+  auto config = LoadConfig(path);
+  if (!config.ok()) return config.status();
+  Status s = CheckConfig(*config);
+  if (!s.ok()) return s;
+  return supervisor.Reload(std::move(*config));
+}
+
+std::string WallClockText() {
+  char buf[16];
+  time_t t = time(nullptr);
+  struct tm tm;
+  localtime_r(&t, &tm);
+  strftime(buf, sizeof buf, "%H:%M:%S", &tm);
+  return buf;
 }
 
 int Run(const std::string& path) {
@@ -120,29 +139,67 @@ int Run(const std::string& path) {
   if (notifier.watchdog_interval().count() > 0)
     tick_len = std::clamp(notifier.watchdog_interval() / 3, std::chrono::microseconds(10000),
                           tick_len);
-  std::string note;  // shown after the status line for a minute (e.g. SIGHUP)
+  std::string note;  // shown after the status line (the last reload's outcome)
   auto note_until = std::chrono::steady_clock::time_point::min();
   bool was_stuck = false;
 
   for (;;) {
     siginfo_t info;
-    struct timespec tick = {static_cast<time_t>(tick_len.count() / 1000000),
-                            static_cast<long>(tick_len.count() % 1000000 * 1000)};
+    // While a reload hands queues over, look at the drains more often.
+    const auto wait = supervisor.Transition().empty()
+                          ? tick_len
+                          : std::min<std::chrono::microseconds>(tick_len, std::chrono::milliseconds(20));
+    struct timespec tick = {static_cast<time_t>(wait.count() / 1000000),
+                            static_cast<long>(wait.count() % 1000000 * 1000)};
     int sig = sigtimedwait(&signals, &info, &tick);
-    const auto now = std::chrono::steady_clock::now();
     if (sig == SIGHUP) {
-      LOG(WARNING) << "SIGHUP: live reload is not available in this version; restart the "
-                      "service to apply a new config";
-      note = "SIGHUP ignored: reload not available, restart to apply a new config";
-      note_until = now + std::chrono::seconds(60);
+      // SIGHUPs that arrive meanwhile stay pending as one: they make one
+      // more reload after this one, which reads the file as it is then.
+      LOG(INFO) << "SIGHUP: reloading " << path;
+      notifier.Reloading("reloading " + path);
+      auto report = ReloadConfig(path, supervisor);
+      if (report.ok()) {
+        ApplyLogLevel(supervisor.config().daemon.log_level);
+        for (const auto& w : report->warnings) LOG(WARNING) << "reload: " << w;
+        std::string what = report->changes.empty() ? "no changes" : "";
+        for (const auto& c : report->changes) what += (what.empty() ? "" : "; ") + c;
+        LOG(INFO) << "reload applied: " << what;
+        note = "reloaded at " + WallClockText() + " (" +
+               (report->changes.empty() ? std::string("no changes")
+                                        : std::to_string(report->changes.size()) + " change(s)") +
+               (report->warnings.empty()
+                    ? std::string()
+                    : "; " + std::to_string(report->warnings.size()) +
+                          " setting(s) need a restart, see the log") +
+               ")";
+        note_until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      } else {
+        LOG(ERROR) << "reload failed, still running the previous config: "
+                   << report.status().message();
+        // Said until a reload succeeds: the file on disk is not what runs.
+        note = "reload failed at " + WallClockText() + ", running the previous config: " +
+               report.status().message();
+        note_until = std::chrono::steady_clock::time_point::max();
+      }
+    }
+    supervisor.Poll();
+    const auto now = std::chrono::steady_clock::now();
+    auto status_text = [&] {
+      std::string status = summary.Text(supervisor, now);
+      const std::string transition = supervisor.Transition();
+      if (!transition.empty()) status += "; reload: " + transition;
+      if (now < note_until) status += "; " + note;
+      return status;
+    };
+    if (sig == SIGHUP) {
+      notifier.Ready(status_text());
+      continue;
     }
     if (sig == SIGTERM || sig == SIGINT) {
       LOG(INFO) << strsignal(sig) << ": shutting down gracefully (send it again to stop waiting)";
       break;
     }
-    std::string status = summary.Text(supervisor, now);
-    if (now < note_until) status += "; " + note;
-    notifier.Status(status);
+    notifier.Status(status_text());
     std::vector<std::string> stuck = progress.Observe(summary.Sample(supervisor), now);
     if (stuck.empty()) {
       notifier.Watchdog();

@@ -182,6 +182,8 @@ void AdminServer::OnRequest(evhttp_request* req, void* self) {
 }
 
 void AdminServer::Handle(evhttp_request* req) {
+  // A config reload may swap the consumers and backends meanwhile.
+  auto lock = supervisor_.ReadLock();
   const evhttp_cmd_type method = evhttp_request_get_command(req);
   const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
   const char* raw_path = uri != nullptr ? evhttp_uri_get_path(uri) : nullptr;

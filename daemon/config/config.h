@@ -24,6 +24,9 @@ struct SourceMark {
   int line = 0;    // 1-based; 0 = unknown
   int column = 0;  // 1-based
   std::string ToString() const;  // "file:line:column"; just "file" when the line is unknown
+  // A mark says where a value was written, not what it is: entries that
+  // differ only in where they sit compare equal (config reload diffs).
+  bool operator==(const SourceMark&) const { return true; }
 };
 
 enum class LogLevel { kTrace, kDebug, kInfo, kWarning, kError };
@@ -37,6 +40,8 @@ Result<LogLevel> ParseLogLevel(std::string_view name);
 struct AdminConfig {
   std::string listen;      // "HOST:PORT" ("127.0.0.1:9090", "[::1]:9090") or "unix:/path"
   std::string token_file;  // bearer token for mutating endpoints; empty = they are disabled
+
+  bool operator==(const AdminConfig&) const = default;
 };
 
 struct DaemonConfig {
@@ -47,6 +52,8 @@ struct DaemonConfig {
   std::string include_dir;  // optional: more YAML files (*.yaml) merged in name order
   std::string state_dir = "/var/lib/foxworker";
   AdminConfig admin;
+
+  bool operator==(const DaemonConfig&) const = default;
 };
 
 struct PluginConfig {
@@ -57,6 +64,8 @@ struct PluginConfig {
   std::map<std::string, SourceMark> config_marks;
   SourceMark mark;  // of the plugin's entry
   SourceMark config_mark;  // of its `config:` mapping (or the entry when absent)
+
+  bool operator==(const PluginConfig&) const = default;
 };
 
 enum class Durability { kFull, kNormal };
@@ -67,6 +76,8 @@ Result<Durability> ParseDurability(std::string_view name);
 
 struct MemoryBackendOptions {
   size_t capacity = 0;  // 0 = unbounded; enqueue fails when full
+
+  bool operator==(const MemoryBackendOptions&) const = default;
 };
 
 struct LocalBackendOptions {
@@ -76,6 +87,8 @@ struct LocalBackendOptions {
   Duration poll_interval{200};      // how often idle queues look for due jobs
   Duration retention{0};            // keep acked jobs this long (0 = delete at ack)
   int batch_size = 256;             // max jobs claimed or settled per transaction
+
+  bool operator==(const LocalBackendOptions&) const = default;
 };
 
 // `type: redis` (daemon/backends/redis/). The endpoint fields are parsed
@@ -101,6 +114,8 @@ struct RedisBackendOptions {
   int64_t dlq_maxlen = 0;           // same for <stream>-dlq
   Duration reconnect_initial{100};
   Duration reconnect_max{10000};
+
+  bool operator==(const RedisBackendOptions&) const = default;
 };
 
 enum class AmqpQueueType { kQuorum, kClassic };
@@ -114,6 +129,8 @@ struct AmqpTlsOptions {
   std::string cert;  // client certificate (PEM); empty = none
   std::string key;   // client key (PEM); required with cert
   bool verify = true;  // verify the broker's certificate and host name
+
+  bool operator==(const AmqpTlsOptions&) const = default;
 };
 
 struct RabbitMqBackendOptions {
@@ -126,6 +143,8 @@ struct RabbitMqBackendOptions {
   bool delayed_retries = true;      // retry through per-delay-tier TTL queues
   Duration reconnect_initial{500};  // first reconnect delay (then doubled, jittered)
   Duration reconnect_max{30000};    // cap of the reconnect delay
+
+  bool operator==(const RabbitMqBackendOptions&) const = default;
 };
 
 // `url` with its password replaced by "***" (for logs and --check-config).
@@ -143,6 +162,7 @@ struct AmqpArgument {
   int64_t int_value = 0;
   double double_value = 0;
   bool bool_value = false;
+  bool operator==(const AmqpArgument&) const = default;
 };
 
 // "direct", "topic", "fanout", "headers".
@@ -156,6 +176,7 @@ struct AmqpExchangeConfig {
   bool auto_delete = false;
   std::vector<AmqpArgument> arguments;
   SourceMark mark;
+  bool operator==(const AmqpExchangeConfig&) const = default;
 };
 
 // queue.bind of the queue to `exchange`, once per routing key.
@@ -164,6 +185,7 @@ struct AmqpBindingConfig {
   std::vector<std::string> routing_keys;   // at least one ("" for fanout/headers)
   std::vector<AmqpArgument> arguments;     // e.g. x-match for a headers exchange
   SourceMark mark;
+  bool operator==(const AmqpBindingConfig&) const = default;
 };
 
 // A queue's `rabbitmq:` settings (queues on a rabbitmq backend only). Names
@@ -178,6 +200,7 @@ struct RabbitMqQueueOptions {
   std::string dead_letter_queue = "{queue}-dlq";
   std::string retry_queue_prefix = "{queue}-retry-";  // + the tier ("1.5s")
   SourceMark mark;  // of the `rabbitmq:` key
+  bool operator==(const RabbitMqQueueOptions&) const = default;
 };
 
 // `pattern` with every "{queue}" replaced by `queue`.
@@ -191,6 +214,8 @@ struct BackendConfig {
   RabbitMqBackendOptions rabbitmq;
   RedisBackendOptions redis;
   SourceMark mark;
+
+  bool operator==(const BackendConfig&) const = default;
 };
 
 enum class Backoff { kFixed, kLinear, kExponential };
@@ -209,6 +234,8 @@ struct RetryPolicyConfig {
   double jitter = 0.1;       // fraction of the delay, +/-
   bool full_jitter = false;  // delay = uniform(0, computed)
   SourceMark mark;
+
+  bool operator==(const RetryPolicyConfig&) const = default;
 };
 
 // ---- middleware (daemon/middleware/, one file each) ----
@@ -223,6 +250,8 @@ struct CircuitBreakerConfig {
   Duration window{30000};
   Duration reset_timeout{30000};
   int half_open_trials = 1;
+
+  bool operator==(const CircuitBreakerConfig&) const = default;
 };
 
 // A token bucket. Either inline (`rate`, `burst`) or `shared: NAME`, which
@@ -234,6 +263,8 @@ struct RateLimitConfig {
   double rate = 0;     // tokens per second ("100/s")
   int burst = 0;       // bucket size; 0 = max(1, rate)
   SourceMark mark;
+
+  bool operator==(const RateLimitConfig&) const = default;
 };
 
 // Skips a message whose key was processed successfully within `ttl`.
@@ -243,11 +274,15 @@ struct DedupConfig {
   std::string key;
   Duration ttl{86400000};
   size_t max_keys = 100000;  // in-memory store bound (LRU); the local store is unbounded
+
+  bool operator==(const DedupConfig&) const = default;
 };
 
 // One structured line per outcome at `level`; `trace` also logs each step.
 struct LoggingConfig {
   LogLevel level = LogLevel::kInfo;
+
+  bool operator==(const LoggingConfig&) const = default;
 };
 
 struct MiddlewareConfig {
@@ -257,6 +292,8 @@ struct MiddlewareConfig {
   DedupConfig dedup;
   LoggingConfig logging;
   SourceMark mark;
+
+  bool operator==(const MiddlewareConfig&) const = default;
 };
 
 struct QueueConfig {
@@ -279,6 +316,8 @@ struct QueueConfig {
   std::vector<MiddlewareConfig> middleware;  // in config order
   RabbitMqQueueOptions rabbitmq;             // queues on a rabbitmq backend
   SourceMark mark;
+
+  bool operator==(const QueueConfig&) const = default;
 };
 
 struct Config {

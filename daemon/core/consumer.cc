@@ -74,7 +74,13 @@ Consumer::Consumer(QueueConfig config, const RetryPolicyConfig& policy, const Lo
   }
 }
 
-Consumer::~Consumer() { timer_.Cancel(this); }
+Consumer::~Consumer() {
+  {
+    std::lock_guard<std::mutex> lock(wake_gate_->mu);
+    wake_gate_->consumer = nullptr;
+  }
+  timer_.Cancel(this);
+}
 
 Status Consumer::Start() {
   if (!config_.handler.empty() && (pinned_ == nullptr || config_.handler != pinned_->name))
@@ -82,7 +88,14 @@ Status Consumer::Start() {
                                    ".handler: plugin " + plugin_.name() + " has no handler \"" +
                                    config_.handler + "\" (it has: " + plugin_.HandlerNames() + ")");
   if (timeouts_) Watchdog();
-  return source_->Start([this] { Wake(); });
+  {
+    std::lock_guard<std::mutex> lock(wake_gate_->mu);
+    wake_gate_->consumer = this;
+  }
+  return source_->Start([gate = wake_gate_] {
+    std::lock_guard<std::mutex> lock(gate->mu);
+    if (gate->consumer != nullptr) gate->consumer->Wake();
+  });
 }
 
 void Consumer::SetPaused(bool paused) {
@@ -104,6 +117,13 @@ bool Consumer::WaitDrained(std::chrono::steady_clock::time_point deadline) {
 }
 
 void Consumer::CancelInFlight() { cancel_all_.store(true); }
+
+bool Consumer::Quiesced() const {
+  // In this order: a deferred completion enters before it settles (drops
+  // in_flight_), a drain task enters before it leaves workers_.
+  return stopping_.load() && in_flight_.load() == 0 && workers_.load() == 0 &&
+         entered_.load() == 0;
+}
 
 ConsumerStats Consumer::Stats() const {
   ConsumerStats s;
@@ -170,6 +190,7 @@ void Consumer::Refund(size_t n) {
 }
 
 void Consumer::Drain() {
+  Entered entered(entered_);
   std::vector<std::unique_ptr<Delivery>> batch;
   std::vector<Settlement> settled;
   batch.reserve(batch_max_);
@@ -497,6 +518,7 @@ void Consumer::SettleAll(std::vector<Settlement>& settled) {
 
 int32_t Consumer::Complete(Delivery* d, foxw_verdict verdict, std::string_view reason,
                            uint64_t retry_delay_ms) {
+  Entered entered(entered_);
   int expected = 0;
   if (!d->completion.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
     if (expected == 2) {

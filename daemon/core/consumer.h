@@ -65,6 +65,7 @@ class Consumer {
 
   const std::string& name() const { return config_.name; }
   const QueueConfig& config() const { return config_; }
+  const LoadedPlugin& plugin() const { return plugin_; }
   const std::vector<std::unique_ptr<Middleware>>& middleware() const { return middleware_; }
 
   Status Start();
@@ -78,6 +79,10 @@ class Consumer {
   bool WaitDrained(std::chrono::steady_clock::time_point deadline);
   // Marks every in-flight delivery cancelled (handlers polling see it).
   void CancelInFlight();
+  // After StopFetching: true once nothing is in flight and no thread is
+  // inside the consumer any more (drain tasks, deferred completions, source
+  // wake-ups), so it may be destroyed while the rest of the daemon runs.
+  bool Quiesced() const;
 
   ConsumerStats Stats() const;
   // One per distinct handler name the queue can route to; fixed after
@@ -101,6 +106,24 @@ class Consumer {
                    uint64_t retry_delay_ms);
 
  private:
+  // The source's wake-up goes through this, so a wake-up racing with the
+  // consumer's destruction finds it gone instead of calling into freed memory.
+  struct WakeGate {
+    std::mutex mu;
+    Consumer* consumer = nullptr;  // GUARDED_BY(mu); null once closed
+  };
+  // Counts a thread inside the consumer for Quiesced().
+  class Entered {
+   public:
+    explicit Entered(std::atomic<int>& n) : n_(n) { n_.fetch_add(1, std::memory_order_acq_rel); }
+    ~Entered() { n_.fetch_sub(1, std::memory_order_acq_rel); }
+    Entered(const Entered&) = delete;
+    Entered& operator=(const Entered&) = delete;
+
+   private:
+    std::atomic<int>& n_;
+  };
+
   // A drain task's view of the delivery its handler is running, for the
   // timeout watchdog.
   struct RunningSlot {
@@ -155,6 +178,8 @@ class Consumer {
   const size_t batch_size_;  // queue's batch_size (0 = off)
 
   std::atomic<int> workers_{0};        // drain tasks posted or running
+  std::atomic<int> entered_{0};        // threads inside Drain/Complete (see Entered)
+  const std::shared_ptr<WakeGate> wake_gate_ = std::make_shared<WakeGate>();
   std::atomic<int64_t> in_flight_{0};  // fetched, not settled
   std::atomic<bool> paused_{false};
   std::atomic<bool> stopping_{false};

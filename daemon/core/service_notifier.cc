@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 #include <glog/logging.h>
 
@@ -46,6 +47,14 @@ void ServiceNotifier::Status(std::string_view status) {
 void ServiceNotifier::Stopping(std::string_view status) {
   last_status_ = status;
   Send("STOPPING=1\nSTATUS=" + last_status_);
+}
+
+void ServiceNotifier::Reloading(std::string_view status) {
+  last_status_ = status;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  const uint64_t usec = static_cast<uint64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+  Send("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(usec) + "\nSTATUS=" + last_status_);
 }
 
 void ServiceNotifier::ExtendTimeout(std::chrono::microseconds more) {
@@ -106,6 +115,9 @@ std::string ServiceSummary::Text(const Supervisor& supervisor,
       ++consuming;
     }
   }
+  // A config reload replaces consumers, and their counts start again: start
+  // the window again rather than report a negative rate.
+  if (!window_.empty() && settled < window_.back().second) window_.clear();
   window_.emplace_back(t, settled);
   while (window_.size() > 1 && t - window_.front().first > std::chrono::seconds(60))
     window_.pop_front();

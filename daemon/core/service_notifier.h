@@ -34,6 +34,9 @@ class ServiceNotifier {
   void Ready(std::string_view status);
   void Status(std::string_view status);
   void Stopping(std::string_view status);
+  // RELOADING=1 with MONOTONIC_USEC= (what Type=notify-reload wants); send
+  // Ready() when the reload is done, whether or not it applied.
+  void Reloading(std::string_view status);
   // Asks systemd to wait `more` beyond now before it gives up on the stop.
   void ExtendTimeout(std::chrono::microseconds more);
   void Watchdog();

@@ -31,9 +31,15 @@ void Timer::At(uint64_t at_ns, const void* owner, std::function<void()> fn) {
 
 void Timer::Cancel(const void* owner) {
   std::unique_lock<std::mutex> lock(mu_);
-  for (auto it = entries_.begin(); it != entries_.end();)
-    it = it->second.owner == owner ? entries_.erase(it) : std::next(it);
+  auto drop = [&] {
+    for (auto it = entries_.begin(); it != entries_.end();)
+      it = it->second.owner == owner ? entries_.erase(it) : std::next(it);
+  };
+  drop();
   cv_.wait(lock, [&] { return running_owner_ != owner; });
+  // A callback that was running may have scheduled its next run (the
+  // timeout watchdog re-arms itself): drop that too.
+  drop();
 }
 
 void Timer::Loop() {

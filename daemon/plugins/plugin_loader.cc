@@ -258,6 +258,17 @@ Result<std::string> ApplyPluginSchema(const PluginConfig& plugin, const foxw_plu
 
 // ---------------------------------------------------------------------------
 
+Result<PluginFileId> StatPluginFile(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return Status::NotFound(PathError(path, strerror(errno)));
+  PluginFileId id;
+  id.dev = static_cast<uint64_t>(st.st_dev);
+  id.ino = static_cast<uint64_t>(st.st_ino);
+  id.size = static_cast<int64_t>(st.st_size);
+  id.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return id;
+}
+
 LoadedPlugin::~LoadedPlugin() = default;  // never dlclose: see DESIGN.md section 3
 
 Result<std::unique_ptr<LoadedPlugin>> LoadedPlugin::Load(const PluginConfig& config) {
@@ -270,8 +281,11 @@ Result<std::unique_ptr<LoadedPlugin>> LoadedPlugin::Load(const PluginConfig& con
   auto init = reinterpret_cast<foxw_init_v1_fn>(dlsym(handle, FOXW_INIT_V1_SYMBOL));
   if (init == nullptr)
     return Status::InvalidArgument(PathError(config.path, "declares ABI 1 but does not export " FOXW_INIT_V1_SYMBOL));
+  auto file_id = StatPluginFile(config.path);
+  if (!file_id.ok()) return file_id.status();
 
   std::unique_ptr<LoadedPlugin> p(new LoadedPlugin());
+  p->file_id_ = *file_id;
   p->config_ = config;
   p->config_.config_json = std::move(*json);
   p->handle_ = handle;

@@ -36,6 +36,17 @@ Result<const foxw_plugin_info*> ReadPluginInfo(const std::string& path, void** h
 // the config is handed over unchanged.
 Result<std::string> ApplyPluginSchema(const PluginConfig& plugin, const foxw_plugin_info& info);
 
+// What identifies a plugin file's contents on disk: a rebuilt or replaced
+// .so at the same path has a different inode, size or mtime.
+struct PluginFileId {
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  int64_t size = 0;
+  int64_t mtime_ns = 0;
+  bool operator==(const PluginFileId&) const = default;
+};
+Result<PluginFileId> StatPluginFile(const std::string& path);
+
 // One initialised plugin.
 class LoadedPlugin {
  public:
@@ -56,6 +67,13 @@ class LoadedPlugin {
   // "a, b, *" for messages.
   std::string HandlerNames() const;
 
+  // The file as it was when it was loaded.
+  const PluginFileId& file_id() const { return file_id_; }
+
+  // Replaces the JSON that instances created from now on receive (config
+  // reload; control thread). Instances that exist keep theirs.
+  void SetConfigJson(std::string json) { config_.config_json = std::move(json); }
+
   // Creates one instance from the plugin's config (control thread).
   Result<void*> CreateInstance() const;
   void DestroyInstance(void* instance) const;
@@ -74,6 +92,7 @@ class LoadedPlugin {
   const foxw_plugin_v1* def_ = nullptr;
   std::unique_ptr<foxw_plugin_ctx> ctx_;
   std::vector<const foxw_handler_def*> handlers_;
+  PluginFileId file_id_;
   bool shut_down_ = false;
 };
 

@@ -13,6 +13,8 @@
 
 #include <chrono>
 #include <cstring>
+#include <map>
+#include <set>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -61,12 +63,28 @@ class NotifyTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  std::string WriteConfig(const std::string& body) {
+  std::string WriteConfig(const std::string& body, const std::string& plugin_extra = "") {
     std::string path = (dir_ / "foxworker.yaml").string();
-    std::ofstream(path) << "daemon:\n  worker_threads: 2\n  shutdown_timeout: 1s\n  state_dir: "
-                        << dir_.string() << "\nplugins:\n  test:\n    path: " << TestPluginPath()
-                        << "\n" << body;
+    // Written aside and renamed in, as an editor or config manager would, so
+    // a reload never reads half a file.
+    std::string tmp = path + ".tmp";
+    std::ofstream(tmp) << "daemon:\n  worker_threads: 2\n  shutdown_timeout: 1s\n  state_dir: "
+                       << dir_.string() << "\nplugins:\n  test:\n    path: " << TestPluginPath()
+                       << "\n" << plugin_extra << body;
+    fs::rename(tmp, path);
     return path;
+  }
+
+  // Sends SIGHUP and collects notifications up to the READY=1 that ends the
+  // reload; returns that READY's text (empty if none came).
+  std::string Reload() {
+    const size_t from = notes_.size();
+    EXPECT_EQ(kill(pid_, SIGHUP), 0);
+    if (!ReadUntil([](const std::string& t) { return Has(t, "READY=1"); })) return "";
+    bool reloading = false;
+    for (size_t i = from; i + 1 < notes_.size(); ++i) reloading = reloading || Has(notes_[i].text, "RELOADING=1");
+    EXPECT_TRUE(reloading) << "READY=1 without RELOADING=1 before it";
+    return notes_.back().text;
   }
 
   void Spawn(const std::string& config, std::vector<std::string> extra_env = {}) {
@@ -126,6 +144,15 @@ class NotifyTest : public ::testing::Test {
     return "daemon log:\n" + std::string(std::istreambuf_iterator<char>(in), {});
   }
 
+  bool WaitLog(const std::string& what, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+    const auto end = Clock::now() + limit;
+    while (Clock::now() < end) {
+      if (Has(Log(), what)) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+
   static bool Has(const std::string& text, const std::string& what) {
     return text.find(what) != std::string::npos;
   }
@@ -150,10 +177,6 @@ TEST_F(NotifyTest, ReadyAfterStartStatusStoppingOnTermExitZero) {
   // READY is the first thing the daemon says, and only after it logged start.
   EXPECT_EQ(notes_.size(), 1u) << notes_.front().text;
   EXPECT_TRUE(Has(Log(), "started:")) << Log();
-
-  ASSERT_EQ(kill(pid_, SIGHUP), 0);
-  EXPECT_TRUE(ReadUntil([](const std::string& t) { return Has(t, "reload not available"); }))
-      << Log();
 
   ASSERT_EQ(kill(pid_, SIGTERM), 0);
   ASSERT_TRUE(ReadUntil([](const std::string& t) { return Has(t, "STOPPING=1"); })) << Log();
@@ -215,6 +238,192 @@ TEST_F(NotifyTest, NoWatchdogWhileAConsumerIsStuck) {
   EXPECT_TRUE(Has(Log(), "no progress on queue(s) jobs")) << Log();
   kill(pid_, SIGTERM);
   EXPECT_EQ(WaitExit(), 0) << Log();  // shutdown_timeout 1s, then abandons the handler
+}
+
+TEST_F(NotifyTest, SighupReloadsReloadingThenReadyAndKeepsTheOldConfigWhenBroken) {
+  const std::string config = WriteConfig(kMemoryQueues);
+  Spawn(config);
+  ASSERT_TRUE(ReadUntil([](const std::string& t) { return Has(t, "READY=1"); })) << Log();
+
+  // A valid new config: one more queue.
+  WriteConfig(std::string(kMemoryQueues) + "  reports:\n    backend: mem\n    plugin: test\n");
+  size_t from = notes_.size();
+  std::string ready = Reload();
+  ASSERT_FALSE(ready.empty()) << Log();
+  // RELOADING=1 (with the monotonic time systemd 253 wants) comes first, and
+  // nothing else is said between it and READY=1.
+  ASSERT_EQ(notes_.size(), from + 2) << notes_.back().text;
+  EXPECT_TRUE(Has(notes_[from].text, "RELOADING=1\nMONOTONIC_USEC=")) << notes_[from].text;
+  EXPECT_TRUE(Has(notes_[from].text, "STATUS=reloading " + config)) << notes_[from].text;
+  EXPECT_TRUE(Has(ready, "STATUS=3/3 queues consuming")) << ready;
+  EXPECT_TRUE(Has(ready, "reloaded at")) << ready;
+  EXPECT_TRUE(Has(Log(), "reload applied: queue reports added")) << Log();
+
+  // A broken one: the daemon says why and keeps running the previous config.
+  WriteConfig(std::string(kMemoryQueues) + "  reports:\n    backend: nowhere\n    plugin: test\n");
+  from = notes_.size();
+  ready = Reload();
+  ASSERT_FALSE(ready.empty()) << Log();
+  EXPECT_TRUE(Has(notes_[from].text, "RELOADING=1")) << notes_[from].text;
+  EXPECT_TRUE(Has(ready, "STATUS=3/3 queues consuming")) << ready;
+  EXPECT_TRUE(Has(ready, "reload failed at")) << ready;
+  EXPECT_TRUE(Has(ready, "running the previous config")) << ready;
+  EXPECT_TRUE(Has(ready, "nowhere")) << ready;
+  EXPECT_TRUE(Has(Log(), "reload failed, still running the previous config")) << Log();
+  kill(pid_, SIGTERM);
+  ASSERT_TRUE(ReadUntil([](const std::string& t) { return Has(t, "STOPPING=1"); })) << Log();
+  EXPECT_EQ(WaitExit(), 0) << Log();
+}
+
+TEST_F(NotifyTest, ReloadRefusesABackendChangeUnderItsQueuesButMovesQueuesToANewOne) {
+  Spawn(WriteConfig(kMemoryQueues));
+  ASSERT_TRUE(ReadUntil([](const std::string& t) { return Has(t, "READY=1"); })) << Log();
+  std::string changed = kMemoryQueues;
+  changed.replace(changed.find("type: memory"), 12, "type: memory\n    capacity: 10");
+  WriteConfig(changed);
+  std::string ready = Reload();
+  ASSERT_FALSE(ready.empty()) << Log();
+  EXPECT_TRUE(Has(ready, "reload failed")) << ready;
+  EXPECT_TRUE(Has(ready, "backend mem changed while queues use it (jobs, mail)")) << ready;
+  EXPECT_TRUE(Has(ready, "restart the service")) << ready;
+
+  // A new backend for the queues is fine, and the old one is stopped.
+  WriteConfig("backends:\n  mem2:\n    type: memory\n    capacity: 10\n"
+              "queues:\n  jobs:\n    backend: mem2\n    plugin: test\n  mail:\n    backend: mem2\n"
+              "    plugin: test\n");
+  ready = Reload();
+  EXPECT_TRUE(Has(ready, "reloaded at")) << ready;
+  EXPECT_TRUE(WaitLog("backend mem: stopped")) << Log();
+  EXPECT_TRUE(Has(Log(), "backend mem2 added")) << Log();
+  EXPECT_TRUE(Has(Log(), "queue jobs changed (backend \"mem\" -> \"mem2\")")) << Log();
+  kill(pid_, SIGTERM);
+  EXPECT_EQ(WaitExit(), 0) << Log();
+}
+
+// Queues added, removed, changed and their plugin's config changed while
+// messages flow through the local backend: every message is handled exactly
+// once, and those of a removed queue wait in the store.
+TEST_F(NotifyTest, ReloadWhileMessagesFlowHandlesEveryMessageExactlyOnce) {
+  const std::string db = (dir_ / "jobs.db").string();
+  const std::string record = (dir_ / "handled.txt").string();
+  auto queues = [&](const std::vector<std::pair<std::string, std::string>>& qs) {
+    std::string y = "backends:\n  local:\n    type: local\n    path: " + db +
+                    "\n    poll_interval: 20ms\nqueues:\n";
+    for (const auto& [name, extra] : qs)
+      y += "  " + name + ":\n    backend: local\n    plugin: test\n    handler: record\n" + extra;
+    return y;
+  };
+  LocalStoreOptions o;
+  o.path = db;
+  auto store = LocalStore::Open(o);
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  std::map<std::string, int> enqueued;
+  auto enqueue = [&](const std::string& queue, int n) {
+    std::vector<NewJob> jobs(n);
+    for (auto& j : jobs) {
+      j.queue = queue;
+      j.payload = "15000";  // us per message: the reloads land mid-flow
+    }
+    auto r = (*store)->EnqueueBatch(jobs);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    enqueued[queue] += n;
+  };
+  for (const char* q : {"a", "b", "c"}) enqueue(q, 40);
+
+  Spawn(WriteConfig(queues({{"a", "    concurrency: 2\n"}, {"b", ""}, {"c", ""}})),
+        {"FOXWORKER_TEST_RECORD_FILE=" + record});
+  ASSERT_TRUE(ReadUntil([](const std::string& t) { return Has(t, "READY=1"); })) << Log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+
+  // a changes its limits, b goes away, d comes.
+  WriteConfig(queues({{"a", "    concurrency: 4\n    prefetch: 8\n"}, {"c", ""}, {"d", ""}}));
+  enqueue("a", 40);
+  enqueue("d", 40);
+  std::string ready = Reload();
+  ASSERT_FALSE(ready.empty()) << Log();
+  EXPECT_TRUE(Has(ready, "reloaded at")) << ready;
+  enqueue("a", 40);
+  enqueue("c", 40);
+  enqueue("b", 20);  // nobody consumes b now: these wait
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+
+  // b comes back, and the plugin's config changes: every queue's instances
+  // are rebuilt while messages are in flight.
+  WriteConfig(queues({{"a", "    concurrency: 4\n    prefetch: 8\n"}, {"b", ""}, {"c", ""}, {"d", ""}}),
+              "    config:\n      generation: 2\n");
+  enqueue("d", 40);
+  ready = Reload();
+  ASSERT_FALSE(ready.empty()) << Log();
+  EXPECT_TRUE(Has(ready, "reloaded at")) << ready;
+  enqueue("a", 40);
+  enqueue("b", 20);
+
+  int total = 0;
+  for (const auto& [q, n] : enqueued) total += n;
+  auto left = [&] {
+    auto st = (*store)->Stats();
+    EXPECT_TRUE(st.ok());
+    int64_t n = 0;
+    if (st.ok())
+      for (const auto& q : *st) n += q.waiting + q.scheduled + q.running + q.dead;
+    return n;
+  };
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (left() > 0 && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(left(), 0) << Log();
+
+  kill(pid_, SIGTERM);
+  EXPECT_EQ(WaitExit(), 0) << Log();
+  std::ifstream in(record);
+  std::map<std::string, int> seen;
+  int lines = 0;
+  for (std::string id; std::getline(in, id);) {
+    ++seen[id];
+    ++lines;
+  }
+  EXPECT_EQ(lines, total);
+  EXPECT_EQ(static_cast<int>(seen.size()), total);
+  for (const auto& [id, n] : seen) EXPECT_EQ(n, 1) << "message " << id << " handled " << n << " times";
+  const std::string log = Log();
+  EXPECT_TRUE(Has(log, "queue a changed (concurrency 2 -> 4, prefetch 4 -> 8)")) << log;
+  EXPECT_TRUE(Has(log, "queue b removed")) << log;
+  EXPECT_TRUE(Has(log, "queue d added")) << log;
+  EXPECT_TRUE(Has(log, "plugin test config")) << log;
+  EXPECT_TRUE(Has(log, "retired consumer drained")) << log;
+  // The reloads did land while handlers ran.
+  EXPECT_TRUE(Has(log, "in flight finish on the old consumer before the new one starts")) << log;
+}
+
+TEST_F(NotifyTest, ReloadSaysARebuiltSoAtTheSamePathNeedsARestart) {
+  const fs::path so = dir_ / "plugin.so";
+  fs::copy_file(TestPluginPath(), so);
+  std::string body = std::string(kMemoryQueues);
+  auto write = [&](const std::string& extra) {
+    std::string path = (dir_ / "foxworker.yaml").string();
+    std::ofstream(path + ".tmp") << "daemon:\n  worker_threads: 2\n  shutdown_timeout: 1s\n"
+                                 << "  state_dir: " << dir_.string() << "\n"
+                                 << "plugins:\n  test:\n    path: " << so.string() << "\n"
+                                 << extra << body;
+    fs::rename(path + ".tmp", path);
+    return path;
+  };
+  Spawn(write(""));
+  ASSERT_TRUE(ReadUntil([](const std::string& t) { return Has(t, "READY=1"); })) << Log();
+  // A new build installed the usual way: written aside, renamed over.
+  fs::copy_file(TestPluginPath(), dir_ / "plugin.so.new");
+  fs::rename(dir_ / "plugin.so.new", so);
+  write("    config:\n      generation: 2\n");
+  std::string ready = Reload();
+  ASSERT_FALSE(ready.empty()) << Log();
+  // The rest applies (the plugin's config); the new code needs a restart.
+  EXPECT_TRUE(Has(ready, "reloaded at")) << ready;
+  EXPECT_TRUE(Has(ready, "1 setting(s) need a restart, see the log")) << ready;
+  EXPECT_TRUE(Has(Log(), "plugin.so changed on disk since it was loaded")) << Log();
+  EXPECT_TRUE(Has(Log(), "restart the service to run the new build")) << Log();
+  EXPECT_TRUE(Has(Log(), "reload applied: plugin test config")) << Log();
+  kill(pid_, SIGTERM);
+  EXPECT_EQ(WaitExit(), 0) << Log();
 }
 
 }  // namespace

@@ -119,6 +119,13 @@ Result<std::unique_ptr<Source>> RedisBackend::OpenSource(const SourceOptions& op
   if (stop_requested_) return Status::Unavailable("redis backend " + name_ + ": stopped");
   for (const auto& s : sources_) {
     if (s->options.source == options.source) {
+      {
+        // A queue that stopped reading the stream and whose every entry is
+        // settled in Redis hands the stream over (config reload). Until then
+        // a new reader would recover the entries still being settled.
+        std::lock_guard<std::mutex> sl(s->mu);
+        if (s->stopped && s->held.empty()) continue;
+      }
       return Status::InvalidArgument("redis backend " + name_ + ": stream " + options.source +
                                      " is already read by queue " + s->options.queue +
                                      " (one queue per stream and group)");
