@@ -2,7 +2,6 @@
 // of idle entries and renewal of long-running ones.
 #include <algorithm>
 #include <deque>
-#include <map>
 #include <random>
 #include <unordered_map>
 
