@@ -224,21 +224,33 @@ std::vector<RedisBackend::SettleOp> RedisBackend::TakeUnstarted(
 void RedisBackend::Deliver(const std::shared_ptr<SourceState>& source, const redisReply* entries,
                            const std::vector<uint32_t>& counts) {
   if (entries == nullptr || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) return;
+  const size_t n = entries->elements;
   const uint64_t now_ns = MonotonicNs();
   const auto now = Clock::now();
   const int max_attempts = source->options.max_attempts;
+  // Deliveries to fill: recycled ones first, taken under one lock.
   std::vector<std::unique_ptr<Delivery>> batch;
+  batch.reserve(n);
+  {
+    std::lock_guard<std::mutex> l(source->mu);
+    while (batch.size() < n && !source->spare.empty()) {
+      batch.push_back(std::move(source->spare.back()));
+      source->spare.pop_back();
+    }
+  }
+  while (batch.size() < n) batch.push_back(std::make_unique<Delivery>());
+  size_t used = 0;
   std::vector<SettleOp> settle_now;
-  for (size_t i = 0; i < entries->elements; ++i) {
+  for (size_t i = 0; i < n; ++i) {
     const redisReply* e = entries->element[i];
     if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
         e->element[0]->type != REDIS_REPLY_STRING) {
       continue;  // an entry deleted from the stream while pending: nothing to run
     }
-    std::string id(e->element[0]->str, e->element[0]->len);
-    uint32_t count = i < counts.size() ? counts[i] : 1;
-    auto d = std::make_unique<Delivery>();
-    d->msg = DecodeEntry(id, e->element[1], options_.payload_field, count);
+    std::unique_ptr<Delivery>& d = batch[used++];
+    const uint32_t count = i < counts.size() ? counts[i] : 1;
+    DecodeEntryInto(std::string_view(e->element[0]->str, e->element[0]->len), e->element[1],
+                    options_.payload_field, count, &d->msg);
     d->queue = &source->options.queue;
     d->tag = count;
     d->received_ns = now_ns;
@@ -247,25 +259,26 @@ void RedisBackend::Deliver(const std::shared_ptr<SourceState>& source, const red
                            std::to_string(max_attempts) +
                            ": earlier attempts crashed the worker or timed out";
       LOG(WARNING) << "redis backend " << name_ << ": stream " << source->options.source
-                   << " entry " << id << ": " << reason << "; dead-lettering it";
+                   << " entry " << d->msg.id << ": " << reason << "; dead-lettering it";
       d->msg.attempt -= 1;  // the last attempt that ran
       settle_now.push_back(SettleOp{source, std::move(d), Outcome::DeadLetter(std::move(reason))});
-      continue;
     }
-    batch.push_back(std::move(d));
   }
   std::function<void()> wake;
   {
     std::lock_guard<std::mutex> l(source->mu);
-    for (auto& op : settle_now) source->held.emplace(op.delivery->msg.id, now);
-    for (auto& d : batch) {
-      source->held.emplace(d->msg.id, now);
+    for (auto& op : settle_now) source->HoldLocked(op.delivery->msg.id, now);
+    for (size_t i = 0; i < used; ++i) {
+      std::unique_ptr<Delivery>& d = batch[i];
+      if (d == nullptr) continue;  // dead-lettered above
+      source->HoldLocked(d->msg.id, now);
       if (source->stopped) {
         settle_now.push_back(SettleOp{source, std::move(d), Outcome::Release()});
       } else {
         source->buffer.push_back(std::move(d));
       }
     }
+    for (size_t i = used; i < n; ++i) source->RecycleLocked(std::move(batch[i]));
     source->buffered.store(source->buffer.size(), std::memory_order_relaxed);
     if (!source->buffer.empty()) wake = source->wake;
   }

@@ -38,8 +38,25 @@ int64_t EntryIdMs(const std::string& id) {
 Message DecodeEntry(const std::string& id, const redisReply* fields,
                     const std::string& payload_field, uint32_t delivery_count) {
   Message m;
-  m.id = id;
-  m.enqueued_at_ms = EntryIdMs(id);
+  DecodeEntryInto(id, fields, payload_field, delivery_count, &m);
+  return m;
+}
+
+void DecodeEntryInto(std::string_view id, const redisReply* fields,
+                     const std::string& payload_field, uint32_t delivery_count, Message* m) {
+  m->id.assign(id);
+  m->payload.clear();
+  Properties& p = m->props;
+  for (std::string* s : {&p.content_type, &p.content_encoding, &p.message_type,
+                         &p.correlation_id, &p.reply_to, &p.app_id, &p.user_id, &p.expiration,
+                         &p.message_id}) {
+    s->clear();
+  }
+  p.priority = 0;
+  p.timestamp_ms = 0;
+  m->headers.clear();
+  int64_t ms = 0;
+  m->enqueued_at_ms = ParseInt(id.substr(0, id.find('-')), &ms) ? ms : 0;
   int64_t first_attempt = 1;
   if (fields != nullptr && fields->type == REDIS_REPLY_ARRAY) {
     for (size_t i = 0; i + 1 < fields->elements; i += 2) {
@@ -50,22 +67,21 @@ Message DecodeEntry(const std::string& id, const redisReply* fields,
       std::string_view value(v->str, v->len);
       int64_t number = 0;
       if (name == payload_field) {
-        m.payload.assign(value);
-      } else if (std::string* prop = StringProperty(m.props, name)) {
+        m->payload.assign(value);
+      } else if (std::string* prop = StringProperty(p, name)) {
         prop->assign(value);
       } else if (name == "priority" && ParseInt(value, &number)) {
-        m.props.priority = static_cast<uint8_t>(std::clamp<int64_t>(number, 0, 255));
+        p.priority = static_cast<uint8_t>(std::clamp<int64_t>(number, 0, 255));
       } else if (name == "timestamp" && ParseInt(value, &number)) {
-        m.props.timestamp_ms = number;
+        p.timestamp_ms = number;
       } else if (name == kAttemptField && ParseInt(value, &number)) {
         first_attempt = std::clamp<int64_t>(number, 1, UINT32_MAX / 2);
       } else {
-        m.headers.emplace_back(std::string(name), std::string(value));
+        m->headers.emplace_back(std::string(name), std::string(value));
       }
     }
   }
-  m.attempt = static_cast<uint32_t>(first_attempt) + std::max<uint32_t>(delivery_count, 1) - 1;
-  return m;
+  m->attempt = static_cast<uint32_t>(first_attempt) + std::max<uint32_t>(delivery_count, 1) - 1;
 }
 
 std::vector<std::string> EncodeMessage(const Message& m, const std::string& payload_field,

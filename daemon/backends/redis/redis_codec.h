@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "daemon/core/message.h"
@@ -30,6 +31,12 @@ inline constexpr char kAttemptField[] = "attempt";
 // deliveries before this one, so deliveries that crashed count too.
 Message DecodeEntry(const std::string& id, const redisReply* fields,
                     const std::string& payload_field, uint32_t delivery_count);
+
+// The same into `m`, which may hold an earlier message: every field is
+// overwritten, and its strings keep their capacity (no allocation when the
+// new values fit).
+void DecodeEntryInto(std::string_view id, const redisReply* fields,
+                     const std::string& payload_field, uint32_t delivery_count, Message* m);
 
 // The fields (name, value, ...) that carry `m`, with `attempt` as the
 // attempt field (omitted when 1).

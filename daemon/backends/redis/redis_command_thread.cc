@@ -1,7 +1,7 @@
 // RedisBackend's command thread: settlements, enqueues, due retries, claims
 // of idle entries and renewal of long-running ones.
 #include <algorithm>
-#include <map>
+#include <deque>
 #include <random>
 #include <unordered_map>
 
@@ -165,9 +165,17 @@ void RedisBackend::FailEnqueues(std::vector<EnqueueOp*>& ops, const Status& stat
 }
 
 Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
-  std::vector<RedisCommand> cmds;
+  // Commands as views: each source's XACK points at the ids of its
+  // deliveries, the other commands at `owned` (a deque: never moves them).
+  std::vector<RedisArgs> cmds;
+  std::deque<RedisCommand> owned;
   std::vector<size_t> op_of_cmd;  // which op a command belongs to (acks: the first of them)
-  std::map<SourceState*, size_t> ack_cmd;  // per source, its XACK command
+  std::vector<std::pair<SourceState*, size_t>> ack_cmd;  // per source, its XACK command
+  auto add_owned = [&](RedisCommand cmd, size_t op) {
+    owned.push_back(std::move(cmd));
+    cmds.emplace_back(owned.back().begin(), owned.back().end());
+    op_of_cmd.push_back(op);
+  };
   const int64_t now_ms = WallMs();
   const std::string min_idle_ms = std::to_string(options_.min_idle.count());
   std::vector<std::pair<SourceState*, int64_t>> retry_due;
@@ -178,10 +186,12 @@ Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
     const std::string& stream = src.options.source;
     switch (op.outcome.kind) {
       case Outcome::Kind::kAck: {
-        auto [it, fresh] = ack_cmd.emplace(&src, cmds.size());
-        if (fresh) {
-          cmds.push_back({"XACK", stream, options_.group});
+        auto it = std::find_if(ack_cmd.begin(), ack_cmd.end(),
+                               [&](const auto& a) { return a.first == &src; });
+        if (it == ack_cmd.end()) {
+          cmds.push_back(RedisArgs{"XACK", stream, options_.group});
           op_of_cmd.push_back(i);
+          it = ack_cmd.emplace(ack_cmd.end(), &src, cmds.size() - 1);
         }
         cmds[it->second].push_back(d.msg.id);
         break;
@@ -195,8 +205,7 @@ Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
         RedisCommand cmd = {"EVAL", kRetryScript, "2", stream, src.retry_key, options_.group,
                             d.msg.id, std::to_string(due)};
         AppendArgs(cmd, EncodeMessage(copy, options_.payload_field, d.msg.attempt + 1));
-        cmds.push_back(std::move(cmd));
-        op_of_cmd.push_back(i);
+        add_owned(std::move(cmd), i);
         retry_due.emplace_back(&src, due);
         break;
       }
@@ -206,8 +215,7 @@ Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
                             d.msg.id, std::to_string(options_.dlq_maxlen)};
         // The dead copy carries its history in x-final-attempt, not `attempt`.
         AppendArgs(cmd, EncodeMessage(copy, options_.payload_field, 1));
-        cmds.push_back(std::move(cmd));
-        op_of_cmd.push_back(i);
+        add_owned(std::move(cmd), i);
         break;
       }
       case Outcome::Kind::kRelease: {
@@ -215,9 +223,9 @@ Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
         // this delivery, so the next claim (ours or another consumer's)
         // takes it at once and counts no attempt for it.
         uint32_t before = d.tag > 0 ? static_cast<uint32_t>(d.tag) - 1 : 0;
-        cmds.push_back({"XCLAIM", stream, options_.group, consumer_, "0", d.msg.id, "IDLE",
-                        min_idle_ms, "RETRYCOUNT", std::to_string(before), "JUSTID"});
-        op_of_cmd.push_back(i);
+        add_owned({"XCLAIM", stream, options_.group, consumer_, "0", d.msg.id, "IDLE", min_idle_ms,
+                   "RETRYCOUNT", std::to_string(before), "JUSTID"},
+                  i);
         break;
       }
     }
@@ -242,26 +250,45 @@ Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
                  << (cmds[c][0] == "XACK" ? " (and others of its batch)" : "")
                  << " failed: " << ReplyText(replies[c].get());
   }
-  // Forget the settled entries; kick the reader when a window reopened.
+  // Forget the settled entries and keep their deliveries for reuse, one
+  // lock per run of a source's ops; kick the reader when a source wants a
+  // read (see WantsReadLocked) after this.
   const auto now = Clock::now();
-  bool reopened = false;
-  std::map<SourceState*, std::vector<std::string>> done;
-  for (SettleOp& op : ops) done[op.source.get()].push_back(std::move(op.delivery->msg.id));
-  for (auto& [src, ids] : done) {
-    std::lock_guard<std::mutex> l(src->mu);
-    bool was_full = src->RoomLocked() <= 0;
-    for (const std::string& id : ids) src->held.erase(id);
-    if (was_full && src->RoomLocked() > 0) reopened = true;
+  bool kick = false, newly_wanted = false;
+  SourceState* locked = nullptr;
+  bool wanted_before = false;
+  std::unique_lock<std::mutex> lock;
+  auto finish_source = [&] {
+    if (locked == nullptr || !locked->WantsReadLocked()) return;
+    kick = true;
+    if (!wanted_before) newly_wanted = true;
+  };
+  for (SettleOp& op : ops) {
+    SourceState* src = op.source.get();
+    if (src != locked) {
+      finish_source();
+      if (lock.owns_lock()) lock.unlock();
+      lock = std::unique_lock<std::mutex>(src->mu);
+      locked = src;
+      wanted_before = src->WantsReadLocked();
+    }
+    src->ReleaseLocked(op.delivery->msg.id);
+    src->RecycleLocked(std::move(op.delivery));
   }
+  finish_source();
+  if (lock.owns_lock()) lock.unlock();
   for (auto& [src, due] : retry_due) {
     auto at = now + std::chrono::milliseconds(std::max<int64_t>(0, due - now_ms));
     src->next_move = std::min(src->next_move, at);
   }
   ops.clear();
-  if (reopened) {
+  if (kick) {
+    // The buffer may have run empty since the last settlement (Fetch does
+    // not kick): kick whenever a read is wanted, it is cheap.
     KickReader();
     std::lock_guard<std::mutex> l(mu_);
-    if (sources_.size() > 1) unblock_reader_ = true;  // another stream may wait for this room
+    // Another stream's blocking read may hold the reader: end it for this room.
+    if (newly_wanted && sources_.size() > 1) unblock_reader_ = true;
   }
   return Status::Ok();
 }

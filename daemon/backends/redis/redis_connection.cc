@@ -103,19 +103,18 @@ Status RedisConnection::IoError(std::string_view what) const {
   return Status::Unavailable(std::string(what) + " " + endpoint_ + ": " + detail);
 }
 
-Status RedisConnection::Pipeline(const std::vector<RedisCommand>& commands,
-                                 std::vector<RedisReplyPtr>* replies) {
+template <typename Command>
+Status RedisConnection::PipelineOf(const std::vector<Command>& commands,
+                                   std::vector<RedisReplyPtr>* replies) {
   replies->clear();
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  for (const RedisCommand& cmd : commands) {
-    argv.clear();
-    lens.clear();
-    for (const std::string& arg : cmd) {
-      argv.push_back(arg.data());
-      lens.push_back(arg.size());
+  for (const Command& cmd : commands) {
+    argv_.clear();
+    lens_.clear();
+    for (const auto& arg : cmd) {
+      argv_.push_back(arg.data());
+      lens_.push_back(arg.size());
     }
-    if (redisAppendCommandArgv(c_, static_cast<int>(argv.size()), argv.data(), lens.data()) !=
+    if (redisAppendCommandArgv(c_, static_cast<int>(argv_.size()), argv_.data(), lens_.data()) !=
         REDIS_OK) {
       return IoError("cannot send to");
     }
@@ -131,9 +130,19 @@ Status RedisConnection::Pipeline(const std::vector<RedisCommand>& commands,
   return Status::Ok();
 }
 
+Status RedisConnection::Pipeline(const std::vector<RedisCommand>& commands,
+                                 std::vector<RedisReplyPtr>* replies) {
+  return PipelineOf(commands, replies);
+}
+
+Status RedisConnection::Pipeline(const std::vector<RedisArgs>& commands,
+                                 std::vector<RedisReplyPtr>* replies) {
+  return PipelineOf(commands, replies);
+}
+
 Result<RedisReplyPtr> RedisConnection::Run(const RedisCommand& command) {
   std::vector<RedisReplyPtr> replies;
-  Status s = Pipeline({command}, &replies);
+  Status s = Pipeline(std::vector<RedisCommand>{command}, &replies);
   if (!s.ok()) return s;
   return std::move(replies[0]);
 }

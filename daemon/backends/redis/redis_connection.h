@@ -26,6 +26,10 @@ using RedisReplyPtr = std::unique_ptr<redisReply, RedisReplyDeleter>;
 // One command as its arguments ("XACK", key, group, id...). Binary safe.
 using RedisCommand = std::vector<std::string>;
 
+// One command as views of its arguments, which must outlive the call that
+// sends it: lets a batch of XACKs point at ids held elsewhere.
+using RedisArgs = std::vector<std::string_view>;
+
 inline void AppendArgs(RedisCommand& cmd, std::vector<std::string>&& more) {
   for (std::string& s : more) cmd.push_back(std::move(s));
 }
@@ -55,6 +59,7 @@ class RedisConnection {
   // replies are replies; a non-OK Status means the connection failed (I/O
   // error or timeout) and must be dropped.
   Status Pipeline(const std::vector<RedisCommand>& commands, std::vector<RedisReplyPtr>* replies);
+  Status Pipeline(const std::vector<RedisArgs>& commands, std::vector<RedisReplyPtr>* replies);
   Result<RedisReplyPtr> Run(const RedisCommand& command);
 
   // The read timeout for the following commands (a blocking XREADGROUP needs
@@ -66,11 +71,16 @@ class RedisConnection {
  private:
   explicit RedisConnection(redisContext* c) : c_(c) {}
   Status IoError(std::string_view what) const;
+  template <typename Command>
+  Status PipelineOf(const std::vector<Command>& commands, std::vector<RedisReplyPtr>* replies);
 
   redisContext* c_;
   int64_t client_id_ = -1;
   std::chrono::milliseconds timeout_{0};
   std::string endpoint_;  // redacted, for messages
+  // Reused by every command: no allocation per command once grown.
+  std::vector<const char*> argv_;
+  std::vector<size_t> lens_;
 };
 
 }  // namespace foxworker

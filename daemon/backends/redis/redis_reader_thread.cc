@@ -170,7 +170,7 @@ Status RedisBackend::ReadOnce(const SourceList& sources) {
     {
       std::lock_guard<std::mutex> l(s->mu);
       room = s->RoomLocked();
-      if (!s->started || s->stopped || room <= 0) continue;
+      if (!s->started || s->stopped || !s->WantsReadLocked()) continue;
     }
     if (!s->group_ready.load()) {
       Status g = EnsureGroup(*reader_, *s);
@@ -182,7 +182,7 @@ Status RedisBackend::ReadOnce(const SourceList& sources) {
       if (!c.ok()) return c;
       std::lock_guard<std::mutex> l(s->mu);
       room = s->RoomLocked();
-      if (s->stopped || room <= 0) continue;
+      if (s->stopped || !s->WantsReadLocked()) continue;
     }
     next_claim = std::min(next_claim, s->next_claim);
     ready.push_back(s);

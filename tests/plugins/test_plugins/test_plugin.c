@@ -7,12 +7,15 @@
  *   defer     completes with ack from another thread after 5 ms
  *   defer_now completes with ack before returning FOXW_PENDING
  *   cancel    polls msg_cancelled until true, then retries
+ *   record    sleeps <payload> us, appends the id to $FOXWORKER_TEST_RECORD_FILE
+ *   record_attempt  the same, with " <attempt>" after the id
  * Builds in variants (compile definitions) to exercise the loader's checks.
  */
 #include <foxworker/plugin.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -158,30 +161,46 @@ static foxw_verdict handle_cancel(void *inst, const foxw_message *msg, foxw_outc
   return FOXW_RETRY;
 }
 
-/* Appends the message id to $FOXWORKER_TEST_RECORD_FILE (one O_APPEND write
- * per message, atomic for short lines), after sleeping <payload> us. */
-static foxw_verdict handle_record(void *inst, const foxw_message *msg, foxw_outcome *out) {
-  (void)out;
-  enter(inst);
+/* Appends a line to $FOXWORKER_TEST_RECORD_FILE (one O_APPEND write per
+ * message, atomic for short lines), after sleeping <payload> us: the
+ * message id, and with `with_attempt` a space and the attempt number. */
+static void record(const foxw_message *msg, int with_attempt) {
   long us = payload_number(msg);
   if (us > 0) {
     struct timespec ts = {us / 1000000, (us % 1000000) * 1000L};
     nanosleep(&ts, NULL);
   }
   const char *path = getenv("FOXWORKER_TEST_RECORD_FILE");
-  if (path != NULL) {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-      char line[64];
-      foxw_str id = host->msg_id(msg);
-      size_t n = id.len < sizeof line - 1 ? id.len : sizeof line - 1;
-      memcpy(line, id.ptr, n);
-      line[n++] = '\n';
-      ssize_t w = write(fd, line, n);
-      (void)w;
-      close(fd);
-    }
+  if (path == NULL) return;
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  char line[96];
+  foxw_str id = host->msg_id(msg);
+  size_t n = id.len < 63 ? id.len : 63;
+  memcpy(line, id.ptr, n);
+  if (with_attempt) {
+    int w = snprintf(line + n, sizeof line - n - 1, " %u", (unsigned)host->msg_attempt(msg));
+    if (w > 0) n += (size_t)w;
   }
+  line[n++] = '\n';
+  ssize_t w = write(fd, line, n);
+  (void)w;
+  close(fd);
+}
+
+static foxw_verdict handle_record(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  (void)out;
+  enter(inst);
+  record(msg, 0);
+  leave(inst);
+  return FOXW_ACK;
+}
+
+/* As record, with the attempt: "<id> <attempt>". */
+static foxw_verdict handle_record_attempt(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  (void)out;
+  enter(inst);
+  record(msg, 1);
   leave(inst);
   return FOXW_ACK;
 }
@@ -241,6 +260,7 @@ static const foxw_handler_def handlers[] = {
     {sizeof(foxw_handler_def), "fail_until", handle_fail_until, 0},
     {sizeof(foxw_handler_def), "downstream", handle_downstream, 0},
     {sizeof(foxw_handler_def), "record", handle_record, 0},
+    {sizeof(foxw_handler_def), "record_attempt", handle_record_attempt, 0},
     {sizeof(foxw_handler_def), "ok", handle_ok, 0},
     {sizeof(foxw_handler_def), "fail", handle_fail, 0},
     {sizeof(foxw_handler_def), "reject", handle_reject, 0},
