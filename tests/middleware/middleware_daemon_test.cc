@@ -183,7 +183,10 @@ TEST_P(MiddlewareDaemonTest, RateLimitOfFiftyPerSecondOverThreeSeconds) {
   Enqueue("ok", "", 400);
   std::this_thread::sleep_for(std::chrono::seconds(3));
   uint64_t acked = C().Stats().acked;
-  EXPECT_GE(acked, 135u);
+  // The ceiling is the limit (150 in 3 s, plus the burst and the sleep's
+  // overshoot). The floor is looser: with burst 1, a waiter that a loaded
+  // machine wakes late loses that time, so 80% of the rate is the bar.
+  EXPECT_GE(acked, 120u);
   EXPECT_LE(acked, 165u);
   EXPECT_EQ(C().Stats().dead_lettered, 0u);  // waiting, never failing
   EXPECT_EQ(C().Stats().retried, 0u);
@@ -195,7 +198,7 @@ TEST_P(MiddlewareDaemonTest, SharedRateLimitSpansQueues) {
   Enqueue("ok", "", 100);
   std::this_thread::sleep_for(std::chrono::seconds(2));
   uint64_t acked = C().Stats().acked;
-  EXPECT_GE(acked, 34u);
+  EXPECT_GE(acked, 32u);  // 80% of 40, as above
   EXPECT_LE(acked, 46u);
 }
 
