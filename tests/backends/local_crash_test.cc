@@ -22,8 +22,8 @@
 
 #include "daemon/backends/local/local_store.h"
 #include "tests/core/test_daemon.h"
+#include "tests/harness/daemon_process.h"
 
-extern char** environ;
 
 namespace foxworker::testing {
 namespace {
@@ -31,26 +31,6 @@ namespace {
 constexpr int kJobs = 20000;
 constexpr int kKills = 5;
 constexpr int kPrefetch = 16;
-
-pid_t SpawnDaemon(const std::string& config, const std::string& record, const std::string& log) {
-  std::string rec = "FOXWORKER_TEST_RECORD_FILE=" + record;
-  std::vector<char*> env;
-  for (char** e = environ; *e; ++e) env.push_back(*e);
-  env.push_back(rec.data());
-  env.push_back(nullptr);
-  std::string bin = std::string(FOXWORKER_BINARY_DIR) + "/daemon/foxworkerd";
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  std::string arg_config = "--config=" + config;
-  char* argv[] = {bin.data(), arg_config.data(), nullptr};
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, bin.c_str(), &fa, nullptr, argv, env.data());
-  posix_spawn_file_actions_destroy(&fa);
-  EXPECT_EQ(rc, 0) << strerror(rc);
-  return pid;
-}
 
 std::map<std::string, int> ReadRecord(const std::string& path) {
   std::map<std::string, int> seen;

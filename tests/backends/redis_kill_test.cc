@@ -23,8 +23,8 @@
 #include <vector>
 
 #include "tests/backends/redis_test_util.h"
+#include "tests/harness/daemon_process.h"
 
-extern char** environ;
 
 namespace foxworker::testing {
 namespace {
@@ -34,29 +34,6 @@ using Clock = std::chrono::steady_clock;
 constexpr int kEntries = 300;
 constexpr char kStream[] = "jobs";
 constexpr char kGroup[] = "foxworker";
-
-// Starts the real daemon with `config`; its handled entries go to `record`.
-pid_t SpawnDaemon(const std::string& config, const std::string& record, const std::string& log) {
-  std::string rec = "FOXWORKER_TEST_RECORD_FILE=" + record;
-  std::vector<char*> env;
-  for (char** e = environ; *e; ++e) {
-    if (std::strncmp(*e, "FOXWORKER_TEST_RECORD_FILE=", 27) != 0) env.push_back(*e);
-  }
-  env.push_back(rec.data());
-  env.push_back(nullptr);
-  std::string bin = std::string(FOXWORKER_BINARY_DIR) + "/daemon/foxworkerd";
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  std::string arg_config = "--config=" + config;
-  char* argv[] = {bin.data(), arg_config.data(), nullptr};
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, bin.c_str(), &fa, nullptr, argv, env.data());
-  posix_spawn_file_actions_destroy(&fa);
-  EXPECT_EQ(rc, 0) << strerror(rc);
-  return rc == 0 ? pid : -1;
-}
 
 // The record's lines "<id> <attempt>", as id -> the attempts it ran with.
 std::map<std::string, std::vector<int>> ReadAttempts(const std::string& path) {
