@@ -266,6 +266,109 @@ TEST_F(RabbitMqTest, RejectGoesStraightToTheDeadLetterQueue) {
   EXPECT_EQ(client_->Count(queue_), 0);
 }
 
+// Without headers the backend keeps no copy of the original's properties:
+// the dead-letter copy is rebuilt from the delivered message, and must still
+// carry every property with its value.
+TEST_F(RabbitMqTest, DeadLetterCopyWithoutHeadersKeepsEveryProperty) {
+  daemon_ = StartDaemon(Yaml());
+  ASSERT_NE(daemon_, nullptr);
+  amqp_basic_properties_t p = TypedProps("probe_reject");
+  p._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_CONTENT_ENCODING_FLAG |
+              AMQP_BASIC_CORRELATION_ID_FLAG | AMQP_BASIC_REPLY_TO_FLAG |
+              AMQP_BASIC_APP_ID_FLAG | AMQP_BASIC_PRIORITY_FLAG | AMQP_BASIC_TIMESTAMP_FLAG |
+              AMQP_BASIC_EXPIRATION_FLAG;
+  p._flags &= ~(AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG);
+  p.content_type = amqp_cstring_bytes("application/octet-stream");
+  p.content_encoding = amqp_cstring_bytes("gzip");
+  p.correlation_id = amqp_cstring_bytes("corr-7");
+  p.reply_to = amqp_cstring_bytes("replies");
+  p.app_id = amqp_cstring_bytes("billing");
+  p.priority = 3;
+  p.timestamp = 1700000000;
+  p.expiration = amqp_cstring_bytes("600000");
+  ASSERT_TRUE(client_->Publish(queue_, "plain", &p));
+  ASSERT_TRUE(WaitFor([&] { return client_->Count(queue_ + "-dlq") == 1; }));
+  auto m = client_->Get(queue_ + "-dlq");
+  ASSERT_TRUE(m.has_value());
+  const amqp_basic_properties_t& dp = m->raw.properties;
+  EXPECT_EQ(m->body, "plain");
+  EXPECT_EQ(BytesToString(dp.type), "probe_reject");
+  EXPECT_EQ(BytesToString(dp.content_type), "application/octet-stream");
+  EXPECT_EQ(BytesToString(dp.content_encoding), "gzip");
+  EXPECT_EQ(BytesToString(dp.correlation_id), "corr-7");
+  EXPECT_EQ(BytesToString(dp.reply_to), "replies");
+  EXPECT_EQ(BytesToString(dp.app_id), "billing");
+  EXPECT_EQ(BytesToString(dp.expiration), "600000");
+  ASSERT_TRUE(dp._flags & AMQP_BASIC_PRIORITY_FLAG);
+  EXPECT_EQ(dp.priority, 3);
+  ASSERT_TRUE(dp._flags & AMQP_BASIC_TIMESTAMP_FLAG);
+  EXPECT_EQ(dp.timestamp, 1700000000u);
+  EXPECT_EQ(dp.delivery_mode, AMQP_DELIVERY_PERSISTENT);
+  EXPECT_FALSE(dp._flags & AMQP_BASIC_USER_ID_FLAG);
+  // The generated id becomes the copy's message id.
+  const std::string id = BytesToString(dp.message_id);
+  EXPECT_EQ(id.rfind("amqp-1-", 0), 0u) << id;
+  EXPECT_EQ(HeaderOf(dp, "x-original-id"), id);
+  EXPECT_EQ(HeaderOf(dp, "x-failure-reason"), "probe rejects");
+  EXPECT_EQ(HeaderOf(dp, "x-first-seen-at"), "2023-11-14T22:13:20.000Z");
+  EXPECT_EQ(client_->Count(queue_), 0);
+}
+
+// Acks above a delivery still being handled go out without it (never as a
+// multiple ack that would cover it), within a short wait: the broker hands
+// out exactly as many new deliveries, and the held one can still be
+// released afterwards.
+TEST_F(RabbitMqTest, AcksAboveAnUnsettledDeliveryDoNotCoverIt) {
+  constexpr int kPrefetch = 4;
+  RabbitMqBackendOptions options;
+  options.url = server_->url();
+  RabbitMqBackend backend("rmq", options);
+  auto source = backend.OpenSource(SourceOptions{"work", queue_, kPrefetch, 3});
+  ASSERT_TRUE(source.ok()) << source.status().message();
+  ASSERT_TRUE(backend.Start().ok());
+  ASSERT_TRUE((*source)->Start([] {}).ok());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(client_->Publish(queue_, std::to_string(i)));
+  std::vector<std::unique_ptr<Delivery>> held;
+  auto fetch_until = [&](size_t n) {
+    return WaitFor([&] {
+      (*source)->Fetch(100, held);
+      return held.size() >= n;
+    });
+  };
+  ASSERT_TRUE(fetch_until(kPrefetch));
+  std::sort(held.begin(), held.end(), [](const auto& a, const auto& b) { return a->tag < b->tag; });
+  const uint64_t lowest = held[0]->tag;
+  // Ack all but the lowest tag; it stays unsettled.
+  std::vector<Settlement> acks;
+  for (size_t i = held.size(); i-- > 1;) acks.push_back(Settlement{std::move(held[i]), Outcome::Ack()});
+  held.resize(1);
+  (*source)->Settle(acks);
+  ASSERT_TRUE(fetch_until(kPrefetch));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  (*source)->Fetch(100, held);
+  EXPECT_EQ(held.size(), static_cast<size_t>(kPrefetch));  // not one more
+  EXPECT_EQ(held[0]->tag, lowest);
+  EXPECT_EQ(client_->Count(queue_), 10 - kPrefetch - (kPrefetch - 1));
+  // The held one is still the broker's to take back.
+  std::vector<Settlement> release;
+  release.push_back(Settlement{std::move(held[0]), Outcome::Release()});
+  held.erase(held.begin());
+  (*source)->Settle(release);
+  EXPECT_TRUE(WaitFor([&] {
+    (*source)->Fetch(100, held);
+    return held.size() == static_cast<size_t>(kPrefetch);
+  }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(backend.GetCounters().connections, 1u);  // no channel error
+  EXPECT_EQ(backend.GetCounters().dropped_settlements, 0u);
+  std::vector<Settlement> rest;
+  for (auto& d : held) rest.push_back(Settlement{std::move(d), Outcome::Ack()});
+  held.clear();
+  (*source)->Settle(rest);
+  (*source)->StopFetching();
+  backend.Stop(std::chrono::steady_clock::now() + std::chrono::seconds(5));
+}
+
 // Drives a source directly: with nothing settled the broker hands out exactly
 // the prefetch window and no more; each ack lets exactly one more in.
 TEST_F(RabbitMqTest, PrefetchIsNeverExceeded) {

@@ -128,7 +128,10 @@ std::string FieldValueToString(const amqp_field_value_t& v) {
 void DecodeProperties(const amqp_basic_properties_t& p, Message* m) {
   Properties& out = m->props;
   auto take = [&](amqp_flags_t flag, const amqp_bytes_t& bytes, std::string* field) {
-    if (p._flags & flag) *field = BytesToString(bytes);
+    if ((p._flags & flag) && bytes.len > 0)
+      field->assign(static_cast<const char*>(bytes.bytes), bytes.len);
+    else
+      field->clear();
   };
   take(AMQP_BASIC_CONTENT_TYPE_FLAG, p.content_type, &out.content_type);
   take(AMQP_BASIC_CONTENT_ENCODING_FLAG, p.content_encoding, &out.content_encoding);
@@ -139,7 +142,9 @@ void DecodeProperties(const amqp_basic_properties_t& p, Message* m) {
   take(AMQP_BASIC_USER_ID_FLAG, p.user_id, &out.user_id);
   take(AMQP_BASIC_EXPIRATION_FLAG, p.expiration, &out.expiration);
   take(AMQP_BASIC_MESSAGE_ID_FLAG, p.message_id, &out.message_id);
-  if (p._flags & AMQP_BASIC_PRIORITY_FLAG) out.priority = p.priority;
+  out.priority = (p._flags & AMQP_BASIC_PRIORITY_FLAG) ? p.priority : 0;
+  out.timestamp_ms = 0;
+  m->enqueued_at_ms = 0;
   if (p._flags & AMQP_BASIC_TIMESTAMP_FLAG) {
     out.timestamp_ms = static_cast<int64_t>(p.timestamp) * 1000;
     m->enqueued_at_ms = out.timestamp_ms;
@@ -154,6 +159,12 @@ void DecodeProperties(const amqp_basic_properties_t& p, Message* m) {
   }
 }
 
+bool MessageKeepsProperties(const amqp_basic_properties_t& p) {
+  constexpr uint64_t kMaxTimestamp = static_cast<uint64_t>(INT64_MAX / 1000);
+  return !(p._flags & (AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_CLUSTER_ID_FLAG)) &&
+         (!(p._flags & AMQP_BASIC_TIMESTAMP_FLAG) || p.timestamp <= kMaxTimestamp);
+}
+
 uint32_t AttemptFromHeaders(const amqp_basic_properties_t& props) {
   int64_t attempt = 1;
   int64_t n = 0;
@@ -166,15 +177,34 @@ uint32_t AttemptFromHeaders(const amqp_basic_properties_t& props) {
 
 OwnedProperties::OwnedProperties(const amqp_basic_properties_t& original) {
   init_amqp_pool(&pool_, 1024);
-  props_ = original;
-  amqp_bytes_t* fields[] = {&props_.content_type, &props_.content_encoding, &props_.correlation_id,
-                            &props_.reply_to,     &props_.expiration,       &props_.message_id,
-                            &props_.type,         &props_.user_id,          &props_.app_id,
-                            &props_.cluster_id};
-  for (amqp_bytes_t* f : fields) {
-    if (f->len == 0) continue;
-    *f = Dup(std::string_view(static_cast<const char*>(f->bytes), f->len));
+  // Fields whose flag is not set may hold anything (librabbitmq-c does not
+  // initialise them when it decodes a frame): copy only the flagged ones.
+  std::memset(&props_, 0, sizeof(props_));
+  props_._flags = original._flags;
+  struct Field {
+    amqp_flags_t flag;
+    amqp_bytes_t amqp_basic_properties_t::*field;
+  };
+  static constexpr Field kFields[] = {
+      {AMQP_BASIC_CONTENT_TYPE_FLAG, &amqp_basic_properties_t::content_type},
+      {AMQP_BASIC_CONTENT_ENCODING_FLAG, &amqp_basic_properties_t::content_encoding},
+      {AMQP_BASIC_CORRELATION_ID_FLAG, &amqp_basic_properties_t::correlation_id},
+      {AMQP_BASIC_REPLY_TO_FLAG, &amqp_basic_properties_t::reply_to},
+      {AMQP_BASIC_EXPIRATION_FLAG, &amqp_basic_properties_t::expiration},
+      {AMQP_BASIC_MESSAGE_ID_FLAG, &amqp_basic_properties_t::message_id},
+      {AMQP_BASIC_TYPE_FLAG, &amqp_basic_properties_t::type},
+      {AMQP_BASIC_USER_ID_FLAG, &amqp_basic_properties_t::user_id},
+      {AMQP_BASIC_APP_ID_FLAG, &amqp_basic_properties_t::app_id},
+      {AMQP_BASIC_CLUSTER_ID_FLAG, &amqp_basic_properties_t::cluster_id},
+  };
+  for (const Field& f : kFields) {
+    const amqp_bytes_t& from = original.*f.field;
+    if (!(original._flags & f.flag) || from.len == 0) continue;
+    props_.*f.field = Dup(std::string_view(static_cast<const char*>(from.bytes), from.len));
   }
+  if (original._flags & AMQP_BASIC_DELIVERY_MODE_FLAG) props_.delivery_mode = original.delivery_mode;
+  if (original._flags & AMQP_BASIC_PRIORITY_FLAG) props_.priority = original.priority;
+  if (original._flags & AMQP_BASIC_TIMESTAMP_FLAG) props_.timestamp = original.timestamp;
   if (props_._flags & AMQP_BASIC_HEADERS_FLAG) {
     amqp_table_t copy;
     if (amqp_table_clone(&original.headers, &copy, &pool_) == AMQP_STATUS_OK) {
@@ -216,6 +246,28 @@ OwnedProperties::OwnedProperties(const Message& m) {
   for (const auto& [name, value] : m.headers) SetString(name, value);
   if (m.attempt > 1) SetInt(kHeaderRetryAttempt, m.attempt);
   SetPersistent();
+}
+
+OwnedProperties::OwnedProperties(const Properties& p, amqp_flags_t flags,
+                                 uint8_t delivery_mode) {
+  init_amqp_pool(&pool_, 1024);
+  std::memset(&props_, 0, sizeof(props_));
+  props_._flags = flags & ~(AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_CLUSTER_ID_FLAG);
+  auto put = [&](amqp_flags_t flag, const std::string& value, amqp_bytes_t* field) {
+    if (props_._flags & flag) *field = Dup(value);
+  };
+  put(AMQP_BASIC_CONTENT_TYPE_FLAG, p.content_type, &props_.content_type);
+  put(AMQP_BASIC_CONTENT_ENCODING_FLAG, p.content_encoding, &props_.content_encoding);
+  put(AMQP_BASIC_TYPE_FLAG, p.message_type, &props_.type);
+  put(AMQP_BASIC_CORRELATION_ID_FLAG, p.correlation_id, &props_.correlation_id);
+  put(AMQP_BASIC_REPLY_TO_FLAG, p.reply_to, &props_.reply_to);
+  put(AMQP_BASIC_APP_ID_FLAG, p.app_id, &props_.app_id);
+  put(AMQP_BASIC_USER_ID_FLAG, p.user_id, &props_.user_id);
+  put(AMQP_BASIC_EXPIRATION_FLAG, p.expiration, &props_.expiration);
+  put(AMQP_BASIC_MESSAGE_ID_FLAG, p.message_id, &props_.message_id);
+  props_.priority = p.priority;
+  props_.delivery_mode = delivery_mode;
+  props_.timestamp = static_cast<uint64_t>(p.timestamp_ms / 1000);
 }
 
 OwnedProperties::~OwnedProperties() { empty_amqp_pool(&pool_); }

@@ -33,8 +33,14 @@ std::string BytesToString(amqp_bytes_t bytes);
 std::string FieldValueToString(const amqp_field_value_t& value);
 
 // Fills `out` (properties, headers; enqueued_at from the timestamp property
-// when set) from `props`.
+// when set) from `props`. Properties `props` does not have are cleared, so
+// `out` may be a reused message.
 void DecodeProperties(const amqp_basic_properties_t& props, Message* out);
+
+// Whether the Message DecodeProperties fills keeps everything a copy needs
+// (with the flags and delivery mode): no headers (whose AMQP types it does
+// not keep), no cluster id, a timestamp within its range.
+bool MessageKeepsProperties(const amqp_basic_properties_t& props);
 
 // The attempt number of a delivery: x-retry-attempt (1 when absent) plus the
 // deliveries a quorum queue counted before this one (x-delivery-count).
@@ -48,6 +54,9 @@ class OwnedProperties {
   // Builds properties from a backend-neutral message (Backend::Enqueue);
   // headers become strings.
   explicit OwnedProperties(const Message& message);
+  // Rebuilds the properties DecodeProperties took apart: the flagged fields
+  // of `flags` from `p`. REQUIRES: MessageKeepsProperties held for them.
+  OwnedProperties(const Properties& p, amqp_flags_t flags, uint8_t delivery_mode);
   ~OwnedProperties();
   OwnedProperties(const OwnedProperties&) = delete;
   OwnedProperties& operator=(const OwnedProperties&) = delete;

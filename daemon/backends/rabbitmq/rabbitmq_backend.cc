@@ -59,18 +59,7 @@ class RabbitMqBackend::RabbitMqSource : public Source {
   }
 
   void Settle(std::vector<Settlement>& batch) override {
-    std::vector<Op> ops;
-    ops.reserve(batch.size());
-    for (Settlement& s : batch) {
-      Op op;
-      op.kind = Op::Kind::kSettle;
-      op.source = state_;
-      op.delivery = std::move(s.delivery);
-      op.outcome = std::move(s.outcome);
-      ops.push_back(std::move(op));
-    }
-    batch.clear();
-    backend_->Post(std::move(ops));
+    backend_->PostSettlements(*state_, batch, /*urgent=*/false);
   }
 
   void StopFetching() override {
@@ -82,14 +71,13 @@ class RabbitMqBackend::RabbitMqSource : public Source {
       unstarted.swap(state_->buffer);
       state_->buffered.store(0, std::memory_order_relaxed);
     }
+    std::vector<Settlement> releases;
+    releases.reserve(unstarted.size());
+    for (auto& d : unstarted) releases.push_back({std::move(d), Outcome::Release()});
+    // Posted before the cancel below, and applied before it (settlements
+    // come first in a turn).
+    if (!releases.empty()) backend_->PostSettlements(*state_, releases, /*urgent=*/true);
     std::vector<Op> ops;
-    for (auto& d : unstarted) {
-      Op op;
-      op.source = state_;
-      op.delivery = std::move(d);
-      op.outcome = Outcome::Release();
-      ops.push_back(std::move(op));
-    }
     Op cancel;
     cancel.kind = Op::Kind::kCancel;
     cancel.source = state_;
@@ -204,21 +192,27 @@ Status RabbitMqBackend::Enqueue(const std::string& source, Message message, Dura
 }
 
 void RabbitMqBackend::Post(std::vector<Op> ops) {
-  bool urgent = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (Op& op : ops) {
-      if (op.kind == Op::Kind::kSettle) {
-        SourceState& src = *op.source;
-        const size_t threshold = std::max<size_t>(1, static_cast<size_t>(src.options.prefetch) / 4);
-        if (++src.lazy_settles >= threshold) urgent = true;
-      } else {
-        urgent = true;
-      }
-      ops_.push_back(std::move(op));
+    for (Op& op : ops) ops_.push_back(std::move(op));
+  }
+  Kick();
+}
+
+void RabbitMqBackend::PostSettlements(SourceState& source, std::vector<Settlement>& batch,
+                                      bool urgent) {
+  if (batch.empty()) return;
+  const size_t threshold = std::max<size_t>(1, static_cast<size_t>(source.options.prefetch) / 4);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Settlement& s : batch) {
+      settles_.push_back({&source, std::move(s.delivery), std::move(s.outcome)});
     }
+    source.lazy_settles += batch.size();
+    if (source.lazy_settles >= threshold) urgent = true;
     if (!urgent) lazy_ops_.fetch_add(1);
   }
+  batch.clear();
   if (urgent || in_long_poll_.load()) Kick();
 }
 
@@ -244,9 +238,11 @@ void RabbitMqBackend::Stop(std::chrono::steady_clock::time_point deadline) {
     conn_.reset();
   }
   std::vector<Op> left;
+  std::vector<SettleOp> settles;  // dropped: the broker requeues them
   {
     std::lock_guard<std::mutex> lock(mu_);
     left.swap(ops_);
+    settles.swap(settles_);
   }
   for (Op& op : left)
     if (op.done) op.done->set_value(Status::Unavailable("rabbitmq backend " + name_ + " stopped"));

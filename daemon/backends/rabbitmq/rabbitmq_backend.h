@@ -27,6 +27,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -69,10 +70,14 @@ class RabbitMqBackend : public Backend {
  private:
   class RabbitMqSource;
   struct Op;
+  struct SettleOp;
   struct Unsettled;
   struct PendingConfirm;
+  using UnsettledMap = std::map<uint64_t, Unsettled>;
 
   void Post(std::vector<Op> ops);
+  // Hands `batch` (of `source`) to the connection thread; see lazy_ops_.
+  void PostSettlements(SourceState& source, std::vector<Settlement>& batch, bool urgent);
   void Kick();
   void Run();
   Status Connect(bool* permanent);
@@ -81,17 +86,33 @@ class RabbitMqBackend : public Backend {
   Status ApplyOps(std::vector<Op>& ops);
   Status RequeueDue();
   Status ReadFramesTurn();
-  void WakeDueSources();
-  Status ApplySettlement(Op& op);
+  Status WakeDueSources(bool connection_ok);
+  Status ApplySettlement(SettleOp& op);
   Status ReadFrames();
   Status HandleDelivery(const amqp_frame_t& frame);
+  // Reads the content header and body frames of a delivery on `channel`:
+  // `*props` points into librabbitmq-c's frame pool (valid until its buffers
+  // are released at the end of the turn), the body is copied into `*body`.
+  Status ReadContent(amqp_channel_t channel, const amqp_basic_properties_t** props,
+                     std::string* body);
+  // The original's properties for a copy of the delivery `d` of `u`.
+  void CopyProperties(const Unsettled& u, const Delivery& d,
+                      std::optional<OwnedProperties>* out) const;
+  // A Delivery for the next message: a recycled one when there is one.
+  std::unique_ptr<Delivery> NewDelivery();
+  void Recycle(std::unique_ptr<Delivery> d);
+  // Records `tag` as unsettled (reusing a spare map node); returns its record.
+  Unsettled& Track(uint64_t tag);
+  // Forgets an unsettled tag, keeping its map node for the next one.
+  UnsettledMap::iterator Forget(UnsettledMap::iterator it);
+  bool Forget(uint64_t tag);
   Status HandleConfirm(uint64_t seq, bool multiple, bool ok);
   Status HandleReturn(const amqp_frame_t& frame);
   Status FlushAcks();
   Status PublishCopy(uint64_t original_tag, const std::string& routing_key,
                      const OwnedProperties& props, const std::string& body,
                      std::shared_ptr<std::promise<Status>> done);
-  Status DeadLetter(uint64_t tag, Delivery& d, const std::string& reason);
+  Status DeadLetter(uint64_t tag, const Delivery& d, const std::string& reason);
   // The queue a retry (or delayed publish) of `s` goes to: the first tier at
   // least `longest` (the longest delay it may have drawn), declared on first
   // use, or the queue itself for zero; `*ttl` is the tier's TTL (zero for
@@ -109,6 +130,7 @@ class RabbitMqBackend : public Backend {
   // Shared with worker threads.
   mutable std::mutex mu_;
   std::vector<Op> ops_;                             // GUARDED_BY(mu_)
+  std::vector<SettleOp> settles_;                   // GUARDED_BY(mu_)
   std::vector<std::shared_ptr<SourceState>> sources_;  // GUARDED_BY(mu_)
   std::string last_error_;                          // GUARDED_BY(mu_)
   Counters counters_;                               // GUARDED_BY(mu_)
@@ -134,9 +156,25 @@ class RabbitMqBackend : public Backend {
   uint64_t generation_ = 0;
   uint64_t connect_calls_ = 0;  // Start() and then the thread, never at once
   uint64_t next_publish_seq_ = 1;
-  std::map<uint64_t, Unsettled> unsettled_;          // by delivery tag
+  UnsettledMap unsettled_;                           // by delivery tag
+  // Steady consuming allocates nothing per message: map nodes of settled
+  // tags and settled deliveries (their strings keep their capacity) are
+  // reused, at most spare_cap_ of each (the sources' prefetch windows).
+  std::vector<UnsettledMap::node_type> spare_nodes_;
+  std::vector<std::unique_ptr<Delivery>> spare_deliveries_;
+  size_t spare_cap_ = 0;
+  std::vector<SettleOp> applying_;                   // settles_ of this turn
+  // The sources, as of the last ConsumeSources (once per turn).
+  std::vector<std::shared_ptr<SourceState>> live_sources_;
+  // Clocks read once per turn for the deliveries of that turn (0 = not yet).
+  uint64_t turn_mono_ns_ = 0;
+  int64_t turn_wall_ms_ = 0;
   std::map<uint64_t, PendingConfirm> confirms_;      // by publish sequence number
   std::vector<uint64_t> to_ack_;
+  // Unsettled tags marked acked that sit above one still unsettled, and
+  // since when the oldest of them waits (FlushAcks).
+  size_t acks_waiting_ = 0;
+  std::chrono::steady_clock::time_point acks_waiting_since_{};
   std::set<std::string> declared_;                   // queues declared on this connection
   // Originals whose retry or dead-letter copy the broker refused, requeued
   // when due (delivery tag, due time) so a broker that keeps refusing does
@@ -145,7 +183,7 @@ class RabbitMqBackend : public Backend {
   int refusals_in_a_row_ = 0;
   // Sources that got deliveries this turn: their consumers are woken once at
   // the end of the turn, not once per delivery.
-  std::vector<std::shared_ptr<SourceState>> wake_due_;
+  std::vector<SourceState*> wake_due_;
   std::mt19937_64 rng_{std::random_device{}()};
 };
 

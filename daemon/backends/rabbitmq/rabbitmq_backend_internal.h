@@ -32,17 +32,24 @@ struct RabbitMqBackend::SourceState {
   // Connection thread only.
   bool consuming = false;  // basic.consume sent on the current connection
   bool cancelled = false;  // basic.cancel sent (never consume again)
-  bool wake_due = false;   // deliveries buffered this turn, consumer not woken yet
+  // Deliveries read this turn, moved into `buffer` under one lock (and the
+  // consumer woken once) at the end of the turn.
+  std::vector<std::unique_ptr<Delivery>> incoming;
 };
 
-// Work handed from any thread to the connection thread.
-struct RabbitMqBackend::Op {
-  enum class Kind { kSettle, kPublish, kCancel };
-  Kind kind = Kind::kSettle;
-  std::shared_ptr<SourceState> source;
-  // kSettle
+// A settlement handed from a worker to the connection thread. `source` is
+// never dangling: the backend keeps every SourceState it opened.
+struct RabbitMqBackend::SettleOp {
+  SourceState* source = nullptr;
   std::unique_ptr<Delivery> delivery;
   Outcome outcome;
+};
+
+// Other work handed from any thread to the connection thread.
+struct RabbitMqBackend::Op {
+  enum class Kind { kPublish, kCancel };
+  Kind kind = Kind::kPublish;
+  std::shared_ptr<SourceState> source;  // kCancel
   // kPublish
   std::string queue;
   std::shared_ptr<SourceState> target;  // the source consuming `queue`, if any
@@ -54,8 +61,17 @@ struct RabbitMqBackend::Op {
 // A delivery of the current connection the broker has not had an ack,
 // reject or nack for.
 struct RabbitMqBackend::Unsettled {
-  std::shared_ptr<SourceState> source;
-  std::unique_ptr<OwnedProperties> props;  // the original's, for copies
+  SourceState* source = nullptr;  // the backend keeps every SourceState it opened
+  // The original's properties, for its retry and dead-letter copies. The
+  // delivery's Message holds every property but the types of its headers and
+  // the cluster id, so a deep copy is kept only for a message that has those
+  // (or a timestamp beyond the Message's range); otherwise the copy is
+  // rebuilt from the Message, the flags and the delivery mode.
+  std::unique_ptr<OwnedProperties> props;
+  amqp_flags_t flags = 0;
+  uint8_t delivery_mode = 0;
+  // Acked by the daemon, waiting for a multiple ack (see FlushAcks).
+  bool acked = false;
   std::string exchange;
   std::string routing_key;
 };

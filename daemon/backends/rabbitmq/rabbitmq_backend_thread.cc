@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 
 #include "daemon/backends/rabbitmq/amqp_connection.h"
@@ -22,12 +23,17 @@ constexpr Duration kRpcTimeout{10000};
 constexpr int kMaxPollMs = 100;
 // The longest a settlement posted lazily waits for the connection thread.
 constexpr int kAckDelayMs = 2;
+// The longest an ack waits for a delivery below it to be settled, so that a
+// multiple ack can take both (see FlushAcks).
+constexpr int kGapAckDelayMs = 20;
 // When the broker refuses a retry or dead-letter copy, the original is
 // requeued after this delay, doubling per refusal in a row up to the max.
 constexpr std::chrono::milliseconds kRefusedRequeueFirst{500};
 constexpr std::chrono::milliseconds kRefusedRequeueMax{30000};
 // Frames read before pending settlements are applied again.
 constexpr int kFramesPerTurn = 256;
+// Settled deliveries with a larger payload are freed rather than reused.
+constexpr size_t kMaxRecycledPayload = 64 * 1024;
 
 amqp_bytes_t Bytes(const std::string& s) {
   amqp_bytes_t b;
@@ -179,12 +185,16 @@ Status RabbitMqBackend::DeclareMain(SourceState& s) {
 }
 
 Status RabbitMqBackend::ConsumeSources() {
-  std::vector<std::shared_ptr<SourceState>> sources;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    sources = sources_;
+    if (live_sources_.size() != sources_.size()) {
+      live_sources_ = sources_;
+      size_t cap = 0;
+      for (const auto& src : live_sources_) cap += static_cast<size_t>(std::max(1, src->options.prefetch));
+      spare_cap_ = std::min<size_t>(cap, 65536);
+    }
   }
-  for (auto& src : sources) {
+  for (auto& src : live_sources_) {
     if (src->consuming || src->cancelled) continue;
     {
       std::lock_guard<std::mutex> lock(src->mu);
@@ -270,6 +280,8 @@ void RabbitMqBackend::DropConnection(const Status& why) {
   uint64_t lost = unsettled_.size();
   unsettled_.clear();
   to_ack_.clear();
+  acks_waiting_ = 0;
+  acks_waiting_since_ = {};
   for (auto& [seq, pc] : confirms_) {
     if (pc.done) pc.done->set_value(Status::Unavailable("connection lost before the confirm"));
   }
@@ -284,10 +296,12 @@ void RabbitMqBackend::DropConnection(const Status& why) {
   // Buffered deliveries were never started; the broker redelivers them.
   for (auto& src : sources) {
     src->consuming = false;
+    src->incoming.clear();
     std::lock_guard<std::mutex> lock(src->mu);
     src->buffer.clear();
     src->buffered.store(0, std::memory_order_relaxed);
   }
+  wake_due_.clear();
   if (!why.ok()) {
     consecutive_failures_.fetch_add(1);
     LOG(WARNING) << "backend " << name_ << ": connection " << generation_ << " lost: "
@@ -304,11 +318,19 @@ Status RabbitMqBackend::ServeConnection() {
     std::vector<Op> ops;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      ops.swap(ops_);
+      if (!ops_.empty()) ops.swap(ops_);
+      applying_.swap(settles_);  // both keep their capacity
       lazy_ops_.store(0);
-      for (Op& op : ops)
-        if (op.kind == Op::Kind::kSettle) op.source->lazy_settles = 0;
+      for (SettleOp& op : applying_) op.source->lazy_settles = 0;
     }
+    // Settlements first: a source's releases come before its cancel.
+    for (SettleOp& op : applying_) {
+      s = ApplySettlement(op);
+      if (!s.ok()) break;
+      Recycle(std::move(op.delivery));
+    }
+    applying_.clear();
+    if (!s.ok()) return s;
     s = ApplyOps(ops);
     if (!s.ok()) return s;
     s = FlushAcks();
@@ -339,7 +361,7 @@ Status RabbitMqBackend::ServeConnection() {
       bool idle;
       {
         std::lock_guard<std::mutex> lock(mu_);
-        idle = ops_.empty();
+        idle = ops_.empty() && settles_.empty();
       }
       if ((idle && confirms_.empty()) || std::chrono::steady_clock::now() >= stop_deadline_) {
         if (!confirms_.empty())
@@ -366,7 +388,7 @@ Status RabbitMqBackend::RequeueDue() {
     }
     const uint64_t tag = it->first;
     it = delayed_requeues_.erase(it);
-    unsettled_.erase(tag);
+    Forget(tag);
     int rc = amqp_basic_reject(conn_->state(), kAmqpChannel, tag, /*requeue=*/1);
     if (rc != AMQP_STATUS_OK) return StatusOf(rc, "basic.reject");
   }
@@ -377,9 +399,6 @@ Status RabbitMqBackend::ApplyOps(std::vector<Op>& ops) {
   for (Op& op : ops) {
     Status s;
     switch (op.kind) {
-      case Op::Kind::kSettle:
-        s = ApplySettlement(op);
-        break;
       case Op::Kind::kCancel:
         if (op.source->consuming && !op.source->cancelled) {
           op.source->cancelled = true;
@@ -413,8 +432,8 @@ Status RabbitMqBackend::ApplyOps(std::vector<Op>& ops) {
   return Status::Ok();
 }
 
-Status RabbitMqBackend::ApplySettlement(Op& op) {
-  Delivery& d = *op.delivery;
+Status RabbitMqBackend::ApplySettlement(SettleOp& op) {
+  const Delivery& d = *op.delivery;
   auto it = d.generation == generation_ ? unsettled_.find(d.tag) : unsettled_.end();
   if (it == unsettled_.end()) {
     // The connection that delivered it is gone: the broker has requeued it.
@@ -429,7 +448,7 @@ Status RabbitMqBackend::ApplySettlement(Op& op) {
       return Status::Ok();
     case Outcome::Kind::kRelease: {
       int rc = amqp_basic_reject(st, kAmqpChannel, d.tag, /*requeue=*/1);
-      unsettled_.erase(it);
+      Forget(it);
       return StatusOf(rc, "basic.reject");
     }
     case Outcome::Kind::kDeadLetter:
@@ -446,21 +465,30 @@ Status RabbitMqBackend::ApplySettlement(Op& op) {
         if (!q.ok()) return q.status();
         target = *q;
       }
-      OwnedProperties copy(u.props->props());
-      copy.Remove(kHeaderDeliveryCount);
-      copy.SetInt(kHeaderRetryAttempt, static_cast<int64_t>(d.msg.attempt) + 1);
+      std::optional<OwnedProperties> copy;
+      CopyProperties(u, d, &copy);
+      copy->Remove(kHeaderDeliveryCount);
+      copy->SetInt(kHeaderRetryAttempt, static_cast<int64_t>(d.msg.attempt) + 1);
       // Its own (jittered) delay, which the tier's TTL bounds: it waits at
       // least that long, and at most the TTL when a longer one is ahead.
-      if (ttl.count() > 0) copy.SetExpiration(std::min(op.outcome.delay, ttl));
-      if (d.msg.props.message_id.empty()) copy.SetMessageId(d.msg.id);
-      copy.SetPersistent();
-      return PublishCopy(d.tag, target, copy, d.msg.payload, nullptr);
+      if (ttl.count() > 0) copy->SetExpiration(std::min(op.outcome.delay, ttl));
+      if (d.msg.props.message_id.empty()) copy->SetMessageId(d.msg.id);
+      copy->SetPersistent();
+      return PublishCopy(d.tag, target, *copy, d.msg.payload, nullptr);
     }
   }
   return Status::Ok();
 }
 
-Status RabbitMqBackend::DeadLetter(uint64_t tag, Delivery& d, const std::string& reason) {
+void RabbitMqBackend::CopyProperties(const Unsettled& u, const Delivery& d,
+                                     std::optional<OwnedProperties>* out) const {
+  if (u.props)
+    out->emplace(u.props->props());
+  else
+    out->emplace(d.msg.props, u.flags, u.delivery_mode);
+}
+
+Status RabbitMqBackend::DeadLetter(uint64_t tag, const Delivery& d, const std::string& reason) {
   Unsettled& u = unsettled_.at(tag);
   const std::string& queue = u.source->options.source;
   const std::string& dlq = u.source->dead_letter_queue;
@@ -468,7 +496,9 @@ Status RabbitMqBackend::DeadLetter(uint64_t tag, Delivery& d, const std::string&
     Status s = DeclareMain(*u.source);
     if (!s.ok()) return s;
   }
-  OwnedProperties copy(u.props->props());
+  std::optional<OwnedProperties> props;
+  CopyProperties(u, d, &props);
+  OwnedProperties& copy = *props;
   copy.Remove(kHeaderDeliveryCount);
   copy.Remove(kHeaderRetryAttempt);
   copy.SetString(kHeaderOriginalQueue, queue);
@@ -593,64 +623,200 @@ Status RabbitMqBackend::HandleReturn(const amqp_frame_t& frame) {
 }
 
 Status RabbitMqBackend::FlushAcks() {
-  if (to_ack_.empty()) return Status::Ok();
-  std::sort(to_ack_.begin(), to_ack_.end());
+  for (uint64_t tag : to_ack_) {
+    auto it = unsettled_.find(tag);
+    if (it == unsettled_.end() || it->second.acked) continue;
+    it->second.acked = true;
+    ++acks_waiting_;
+  }
+  to_ack_.clear();
+  if (acks_waiting_ == 0) return Status::Ok();
+  // Acks wait a little so that one multiple ack takes many (the broker
+  // handles one frame instead of one per turn): until a quarter of the
+  // prefetch windows is acked, or the oldest waited kAckDelayMs.
+  const auto now = std::chrono::steady_clock::now();
+  if (acks_waiting_since_ == std::chrono::steady_clock::time_point{}) acks_waiting_since_ = now;
+  const size_t window = std::max<size_t>(1, spare_cap_);
+  const bool due = StopRequested() ||
+                   now - acks_waiting_since_ >= std::chrono::milliseconds(kAckDelayMs);
+  if (!due && acks_waiting_ < std::max<size_t>(1, window / 4)) return Status::Ok();
   amqp_connection_state_t st = conn_->state();
-  size_t i = 0;
+  // The lowest unsettled tags that are all acked go in one multiple ack.
   uint64_t last = 0;
-  // The lowest unsettled tags that are all acked now go in one multiple ack.
   auto it = unsettled_.begin();
-  while (i < to_ack_.size() && it != unsettled_.end() && it->first == to_ack_[i]) {
+  while (it != unsettled_.end() && it->second.acked) {
     last = it->first;
-    it = unsettled_.erase(it);
-    ++i;
+    it = Forget(it);
   }
   int rc = AMQP_STATUS_OK;
   if (last != 0) rc = amqp_basic_ack(st, kAmqpChannel, last, /*multiple=*/1);
-  for (; i < to_ack_.size() && rc == AMQP_STATUS_OK; ++i) {
-    if (unsettled_.erase(to_ack_[i]) == 0) continue;
-    rc = amqp_basic_ack(st, kAmqpChannel, to_ack_[i], /*multiple=*/0);
+  if (acks_waiting_ == 0 || rc != AMQP_STATUS_OK) {
+    acks_waiting_since_ = {};
+    return StatusOf(rc, "basic.ack");
   }
-  to_ack_.clear();
+  // The rest sit above a delivery still being handled (or waiting for its
+  // copy's confirm), which a multiple ack must not cover. Workers settle out
+  // of order, so the gap usually closes soon and a later multiple ack takes
+  // them too, instead of a frame and a system call each. They wait at most
+  // about kAckDelayMs (counted again from a multiple ack that took others),
+  // and not while they hold half of the prefetch windows (the broker would
+  // stop delivering).
+  if (last != 0 && !StopRequested()) acks_waiting_since_ = now;
+  if (!StopRequested() && acks_waiting_ < std::max<size_t>(1, window / 2) &&
+      now - acks_waiting_since_ < std::chrono::milliseconds(kGapAckDelayMs)) {
+    return Status::Ok();
+  }
+  while (it != unsettled_.end() && acks_waiting_ > 0 && rc == AMQP_STATUS_OK) {
+    if (!it->second.acked) {
+      ++it;
+      continue;
+    }
+    rc = amqp_basic_ack(st, kAmqpChannel, it->first, /*multiple=*/0);
+    it = Forget(it);
+  }
+  acks_waiting_since_ = {};
   return StatusOf(rc, "basic.ack");
 }
 
-Status RabbitMqBackend::HandleDelivery(const amqp_frame_t& frame) {
-  auto* m = static_cast<amqp_basic_deliver_t*>(frame.payload.method.decoded);
-  const std::string consumer_tag = BytesToString(m->consumer_tag);
-  const uint64_t tag = m->delivery_tag;
-  Unsettled u;
-  u.exchange = BytesToString(m->exchange);
-  u.routing_key = BytesToString(m->routing_key);
-  amqp_message_t message;
-  amqp_rpc_reply_t r = amqp_read_message(conn_->state(), frame.channel, &message, 0);
-  if (r.reply_type != AMQP_RESPONSE_NORMAL)
-    return Status::Unavailable("reading a delivery: " + AmqpReplyError(r));
-  auto d = std::make_unique<Delivery>();
-  DecodeProperties(message.properties, &d->msg);
-  d->msg.payload = BytesToString(message.body);
-  d->msg.attempt = AttemptFromHeaders(message.properties);
-  d->msg.id = d->msg.props.message_id.empty()
-                  ? "amqp-" + std::to_string(generation_) + "-" + std::to_string(tag)
-                  : d->msg.props.message_id;
-  if (d->msg.enqueued_at_ms == 0) d->msg.enqueued_at_ms = WallMs();
-  d->tag = tag;
-  d->generation = generation_;
-  d->received_ns = MonotonicNs();
-  u.props = std::make_unique<OwnedProperties>(message.properties);
-  amqp_destroy_message(&message);
+std::unique_ptr<Delivery> RabbitMqBackend::NewDelivery() {
+  if (spare_deliveries_.empty()) return std::make_unique<Delivery>();
+  std::unique_ptr<Delivery> d = std::move(spare_deliveries_.back());
+  spare_deliveries_.pop_back();
+  return d;
+}
 
-  std::shared_ptr<SourceState> src;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& s : sources_)
-      if (s->consumer_tag == consumer_tag) src = s;
+void RabbitMqBackend::Recycle(std::unique_ptr<Delivery> d) {
+  if (d == nullptr || spare_deliveries_.size() >= spare_cap_ ||
+      d->msg.payload.capacity() > kMaxRecycledPayload)
+    return;
+  d->ResetState();
+  spare_deliveries_.push_back(std::move(d));
+}
+
+RabbitMqBackend::Unsettled& RabbitMqBackend::Track(uint64_t tag) {
+  // Tags grow, so the new one goes at the end (the hint makes that O(1)).
+  if (spare_nodes_.empty()) return unsettled_.emplace_hint(unsettled_.end(), tag, Unsettled())->second;
+  UnsettledMap::node_type node = std::move(spare_nodes_.back());
+  spare_nodes_.pop_back();
+  node.key() = tag;
+  auto it = unsettled_.insert(unsettled_.end(), std::move(node));
+  return it->second;
+}
+
+RabbitMqBackend::UnsettledMap::iterator RabbitMqBackend::Forget(UnsettledMap::iterator it) {
+  auto next = std::next(it);
+  UnsettledMap::node_type node = unsettled_.extract(it);
+  if (node.mapped().acked) --acks_waiting_;
+  if (spare_nodes_.size() < spare_cap_) {
+    Unsettled& u = node.mapped();
+    u.source = nullptr;
+    u.props.reset();
+    u.acked = false;
+    spare_nodes_.push_back(std::move(node));
   }
-  if (!src) {
+  return next;
+}
+
+bool RabbitMqBackend::Forget(uint64_t tag) {
+  auto it = unsettled_.find(tag);
+  if (it == unsettled_.end()) return false;
+  Forget(it);
+  return true;
+}
+
+Status RabbitMqBackend::ReadContent(amqp_channel_t channel, const amqp_basic_properties_t** props,
+                                    std::string* body) {
+  amqp_connection_state_t st = conn_->state();
+  auto next = [&](amqp_frame_t* f, uint8_t type) -> Status {
+    // The rest of a message follows its basic.deliver at once, and is
+    // usually buffered already: look without a deadline (no clock read)
+    // first.
+    timeval zero{0, 0};
+    int rc = amqp_simple_wait_frame_noblock(st, f, &zero);
+    if (rc == AMQP_STATUS_TIMEOUT) {
+      timeval tv{static_cast<time_t>(kRpcTimeout.count() / 1000), 0};
+      rc = amqp_simple_wait_frame_noblock(st, f, &tv);
+    }
+    if (rc != AMQP_STATUS_OK) return StatusOf(rc, "reading a delivery");
+    if (f->frame_type != type || f->channel != channel)
+      return Status::Unavailable("reading a delivery: unexpected frame type " +
+                                 std::to_string(f->frame_type) + " on channel " +
+                                 std::to_string(f->channel));
+    return Status::Ok();
+  };
+  amqp_frame_t frame;
+  Status s = next(&frame, AMQP_FRAME_HEADER);
+  if (!s.ok()) return s;
+  *props = static_cast<const amqp_basic_properties_t*>(frame.payload.properties.decoded);
+  const uint64_t size = frame.payload.properties.body_size;
+  body->clear();
+  if (size > body->max_size()) return Status::Unavailable("reading a delivery: body too large");
+  body->reserve(static_cast<size_t>(size));
+  while (body->size() < size) {
+    s = next(&frame, AMQP_FRAME_BODY);
+    if (!s.ok()) return s;
+    const amqp_bytes_t& part = frame.payload.body_fragment;
+    if (body->size() + part.len > size)
+      return Status::Unavailable("reading a delivery: body longer than announced");
+    body->append(static_cast<const char*>(part.bytes), part.len);
+  }
+  return Status::Ok();
+}
+
+Status RabbitMqBackend::HandleDelivery(const amqp_frame_t& frame) {
+  const auto* m = static_cast<const amqp_basic_deliver_t*>(frame.payload.method.decoded);
+  const std::string_view consumer_tag(static_cast<const char*>(m->consumer_tag.bytes),
+                                      m->consumer_tag.len);
+  const uint64_t tag = m->delivery_tag;
+  // The method's fields live in the frame pool, like the content read next.
+  const amqp_bytes_t exchange = m->exchange;
+  const amqp_bytes_t routing_key = m->routing_key;
+  std::unique_ptr<Delivery> d = NewDelivery();
+  const amqp_basic_properties_t* props = nullptr;
+  Status s = ReadContent(frame.channel, &props, &d->msg.payload);
+  if (!s.ok()) return s;
+
+  SourceState* src = nullptr;
+  for (auto& candidate : live_sources_)
+    if (candidate->consumer_tag == consumer_tag) src = candidate.get();
+  if (src == nullptr) {
+    Recycle(std::move(d));
     return StatusOf(amqp_basic_reject(conn_->state(), kAmqpChannel, tag, 1), "basic.reject");
   }
+  DecodeProperties(*props, &d->msg);
+  d->msg.attempt = AttemptFromHeaders(*props);
+  if (d->msg.props.message_id.empty()) {
+    // amqp-{connection}-{tag}
+    // Each number has at most 20 digits.
+    char id[48] = "amqp-";
+    char* end = std::to_chars(id + 5, id + 25, generation_).ptr;
+    std::string& out = d->msg.id;
+    out.assign(id, static_cast<size_t>(end - id));
+    out.push_back('-');
+    end = std::to_chars(id, id + 20, tag).ptr;
+    out.append(id, static_cast<size_t>(end - id));
+  } else {
+    d->msg.id = d->msg.props.message_id;
+  }
+  // One clock read per turn serves every delivery of the turn.
+  if (turn_mono_ns_ == 0) {
+    turn_mono_ns_ = MonotonicNs();
+    turn_wall_ms_ = WallMs();
+  }
+  if (d->msg.enqueued_at_ms == 0) d->msg.enqueued_at_ms = turn_wall_ms_;
+  d->tag = tag;
+  d->generation = generation_;
+  d->received_ns = turn_mono_ns_;
+
+  Unsettled& u = Track(tag);
   u.source = src;
-  unsettled_.emplace(tag, std::move(u));
+  u.exchange.assign(static_cast<const char*>(exchange.bytes), exchange.len);
+  u.routing_key.assign(static_cast<const char*>(routing_key.bytes), routing_key.len);
+  u.flags = props->_flags;
+  u.delivery_mode =
+      (props->_flags & AMQP_BASIC_DELIVERY_MODE_FLAG) ? props->delivery_mode : uint8_t{0};
+  if (!MessageKeepsProperties(*props)) u.props = std::make_unique<OwnedProperties>(*props);
+
   const int max_attempts = src->options.max_attempts;
   if (max_attempts > 0 && d->msg.attempt > static_cast<uint32_t>(max_attempts)) {
     // Only crashes and lost connections get here: a handler's own retries
@@ -660,51 +826,58 @@ Status RabbitMqBackend::HandleDelivery(const amqp_frame_t& frame) {
       counters_.crash_dead_letters++;
     }
     d->queue = &src->options.queue;
-    return DeadLetter(tag, *d,
-                      "attempt " + std::to_string(d->msg.attempt) + " exceeds max_attempts " +
-                          std::to_string(max_attempts) +
-                          ": redelivered after earlier attempts never finished (crash or lost "
-                          "connection)");
+    s = DeadLetter(tag, *d,
+                   "attempt " + std::to_string(d->msg.attempt) + " exceeds max_attempts " +
+                       std::to_string(max_attempts) +
+                       ": redelivered after earlier attempts never finished (crash or lost "
+                       "connection)");
+    Recycle(std::move(d));
+    return s;
   }
-  {
-    std::lock_guard<std::mutex> lock(src->mu);
-    if (!src->stopped) {
-      d->queue = &src->options.queue;
-      src->buffer.push_back(std::move(d));
-      src->buffered.store(src->buffer.size(), std::memory_order_relaxed);
-    }
-  }
-  if (d) {  // stopped: hand it straight back
-    unsettled_.erase(tag);
-    return StatusOf(amqp_basic_reject(conn_->state(), kAmqpChannel, tag, 1), "basic.reject");
-  }
-  if (!src->wake_due) {
-    src->wake_due = true;
-    wake_due_.push_back(src);
-  }
+  d->queue = &src->options.queue;
+  if (src->incoming.empty()) wake_due_.push_back(src);
+  src->incoming.push_back(std::move(d));
   return Status::Ok();
 }
 
-void RabbitMqBackend::WakeDueSources() {
-  for (auto& src : wake_due_) {
-    src->wake_due = false;
+Status RabbitMqBackend::WakeDueSources(bool connection_ok) {
+  Status result;
+  for (SourceState* src : wake_due_) {
     std::function<void()> wake;
+    bool stopped;
     {
       std::lock_guard<std::mutex> lock(src->mu);
-      if (!src->stopped) wake = src->wake;
+      stopped = src->stopped;
+      if (!stopped && connection_ok) {
+        for (auto& d : src->incoming) src->buffer.push_back(std::move(d));
+        src->buffered.store(src->buffer.size(), std::memory_order_relaxed);
+        wake = src->wake;
+      }
     }
+    if (stopped && connection_ok) {
+      // Stopped meanwhile: hand them straight back.
+      for (auto& d : src->incoming) {
+        if (!result.ok()) break;
+        Forget(d->tag);
+        result = StatusOf(amqp_basic_reject(conn_->state(), kAmqpChannel, d->tag, 1),
+                          "basic.reject");
+      }
+    }
+    src->incoming.clear();
     if (wake) wake();
   }
   wake_due_.clear();
+  return result;
 }
 
 // One turn reads what the socket has (or waits for it), then wakes each
 // consumer that got deliveries once: a worker hand-off per turn, not per
 // message, which matters on a machine the broker shares.
 Status RabbitMqBackend::ReadFrames() {
+  turn_mono_ns_ = 0;
   Status s = ReadFramesTurn();
-  WakeDueSources();
-  return s;
+  Status w = WakeDueSources(s.ok());
+  return s.ok() ? w : s;
 }
 
 Status RabbitMqBackend::ReadFramesTurn() {
@@ -714,7 +887,7 @@ Status RabbitMqBackend::ReadFramesTurn() {
       if (processed > 0) break;  // apply what workers sent meanwhile
       pollfd fds[2] = {{conn_->fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
       in_long_poll_.store(true);
-      const bool lazy = lazy_ops_.load() > 0;
+      const bool lazy = lazy_ops_.load() > 0 || acks_waiting_ > 0;
       if (lazy) in_long_poll_.store(false);
       int n = poll(fds, 2, lazy ? kAckDelayMs : kMaxPollMs);
       in_long_poll_.store(false);
