@@ -25,7 +25,7 @@ constexpr int kMaxPollMs = 100;
 constexpr int kAckDelayMs = 2;
 // The longest an ack waits for a delivery below it to be settled, so that a
 // multiple ack can take both (see FlushAcks).
-constexpr int kGapAckDelayMs = 20;
+constexpr int kGapAckDelayMs = 5;
 // When the broker refuses a retry or dead-letter copy, the original is
 // requeued after this delay, doubling per refusal in a row up to the max.
 constexpr std::chrono::milliseconds kRefusedRequeueFirst{500};
