@@ -288,7 +288,10 @@ void RedisBackend::Deliver(const std::shared_ptr<SourceState>& source, const red
 
 Result<std::unique_ptr<RedisConnection>> RedisBackend::Connect(Link link) {
   const int i = static_cast<int>(link);
-  auto conn = RedisConnection::Connect(options_, "foxworker:" + consumer_ + ":" + LinkName(i));
+  // The reader's replies (whole batches of entries) are built in an arena:
+  // no allocation per entry. Its replies never outlive one ReadOnce.
+  auto conn = RedisConnection::Connect(options_, "foxworker:" + consumer_ + ":" + LinkName(i),
+                                       /*arena_replies=*/link == Link::kReader);
   if (!conn.ok()) {
     RecordFailure(link, conn.status());
     return conn.status();
