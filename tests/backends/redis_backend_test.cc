@@ -118,6 +118,40 @@ TEST(RedisConnectionTest, ArenaRewindsIntoOneBlockOnceEveryReplyIsFreed) {
   arena.Release();
 }
 
+// Commands are written in the protocol by RedisConnection itself: empty,
+// binary and large arguments, commands with thousands of arguments, and
+// several commands in one pipeline all arrive intact.
+TEST(RedisConnectionTest, PipelinesEmptyBinaryLargeAndManyArguments) {
+  RedisServer& redis = SharedRedis();
+  auto conn = RedisConnection::Connect(TestOptions(redis, "c1"), "pipeline");
+  ASSERT_TRUE(conn.ok());
+  std::string big(200 * 1024, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7);
+  RedisCommand many = {"DEL"};
+  for (int i = 0; i < 5000; ++i) many.push_back("pipeline:none:" + std::to_string(i));
+  std::vector<RedisReplyPtr> replies;
+  ASSERT_TRUE((*conn)->Pipeline(std::vector<RedisCommand>{{"SET", "pipeline:empty", ""},
+                                                          {"SET", "pipeline:big", big},
+                                                          many,
+                                                          {"GET", "pipeline:empty"},
+                                                          {"GET", "pipeline:big"},
+                                                          {"STRLEN", std::string("pipe\r\nline", 10)}},
+                                &replies)
+                  .ok());
+  ASSERT_EQ(replies.size(), 6u);
+  EXPECT_EQ(ReplyText(replies[0].get()), "OK");
+  EXPECT_EQ(ReplyText(replies[1].get()), "OK");
+  EXPECT_EQ(replies[2]->type, REDIS_REPLY_INTEGER);
+  EXPECT_EQ(replies[2]->integer, 0);
+  EXPECT_EQ(replies[3]->type, REDIS_REPLY_STRING);
+  EXPECT_EQ(ReplyText(replies[3].get()), "");
+  EXPECT_EQ(ReplyText(replies[4].get()), big);
+  EXPECT_EQ(replies[5]->type, REDIS_REPLY_INTEGER);
+  auto again = (*conn)->Run({"GET", "pipeline:empty"});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(ReplyText(again->get()), "");
+}
+
 // Replies built in a ReplyArena read the same as hiredis's own: nested
 // arrays, binary strings, integers, nil, status and error replies, several
 // replies alive at once, and a reply larger than the arena's first block.

@@ -129,9 +129,10 @@ class RedisConnection {
   int64_t client_id_ = -1;
   std::chrono::milliseconds timeout_{0};
   std::string endpoint_;  // redacted, for messages
-  // Reused by every command: no allocation per command once grown.
-  std::vector<const char*> argv_;
-  std::vector<size_t> lens_;
+  // "*<n>\r\n" or "$<n>\r\n" onto out_.
+  void AppendHeader(char type, size_t n);
+  // The protocol text of a pipeline, reused (no allocation once grown).
+  std::string out_;
 };
 
 }  // namespace foxworker
