@@ -2,6 +2,9 @@
 // dead letters, releases, crash recovery, group re-creation, reconnects.
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <functional>
+
 #include "daemon/backends/redis/redis_codec.h"
 #include "daemon/core/dead_letter.h"
 #include "tests/backends/redis_test_util.h"
@@ -87,6 +90,118 @@ TEST(RedisConfigTest, ParsesEveryKeyAndNeverPrintsThePassword) {
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("backends.r.min_idle: must be greater than zero"),
             std::string::npos) << bad.status().message();
+}
+
+// A round that outgrew the first block leaves one block that fits it, reused
+// by the next round of the same size; nothing is rewound while a root lives.
+TEST(RedisConnectionTest, ArenaRewindsIntoOneBlockOnceEveryReplyIsFreed) {
+  ReplyArena arena;
+  arena.Hold();
+  char* first = static_cast<char*>(arena.Alloc(100));
+  std::memset(first, 'x', 100);
+  for (int i = 0; i < 5000; ++i) ASSERT_NE(arena.Alloc(48), nullptr);  // past 64 KiB
+  arena.Hold();
+  arena.Release();  // one root still alive: nothing moves
+  EXPECT_EQ(first[99], 'x');
+  const size_t grown = arena.capacity();
+  EXPECT_GT(grown, 64u * 1024);
+  arena.Release();
+  const size_t kept = arena.capacity();
+  EXPECT_GE(kept, 100u + 5000u * 48);
+  EXPECT_LE(kept, grown);
+  arena.Hold();
+  for (int i = 0; i < 5000; ++i) {
+    auto* p = static_cast<char*>(arena.Alloc(48));
+    ASSERT_EQ(p[0], 0);  // zeroed
+  }
+  EXPECT_EQ(arena.capacity(), kept);
+  arena.Release();
+}
+
+// Commands are written in the protocol by RedisConnection itself: empty,
+// binary and large arguments, commands with thousands of arguments, and
+// several commands in one pipeline all arrive intact.
+TEST(RedisConnectionTest, PipelinesEmptyBinaryLargeAndManyArguments) {
+  RedisServer& redis = SharedRedis();
+  auto conn = RedisConnection::Connect(TestOptions(redis, "c1"), "pipeline");
+  ASSERT_TRUE(conn.ok());
+  std::string big(200 * 1024, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7);
+  RedisCommand many = {"DEL"};
+  for (int i = 0; i < 5000; ++i) many.push_back("pipeline:none:" + std::to_string(i));
+  std::vector<RedisReplyPtr> replies;
+  ASSERT_TRUE((*conn)->Pipeline(std::vector<RedisCommand>{{"SET", "pipeline:empty", ""},
+                                                          {"SET", "pipeline:big", big},
+                                                          many,
+                                                          {"GET", "pipeline:empty"},
+                                                          {"GET", "pipeline:big"},
+                                                          {"STRLEN", std::string("pipe\r\nline", 10)}},
+                                &replies)
+                  .ok());
+  ASSERT_EQ(replies.size(), 6u);
+  EXPECT_EQ(ReplyText(replies[0].get()), "OK");
+  EXPECT_EQ(ReplyText(replies[1].get()), "OK");
+  EXPECT_EQ(replies[2]->type, REDIS_REPLY_INTEGER);
+  EXPECT_EQ(replies[2]->integer, 0);
+  EXPECT_EQ(replies[3]->type, REDIS_REPLY_STRING);
+  EXPECT_EQ(ReplyText(replies[3].get()), "");
+  EXPECT_EQ(ReplyText(replies[4].get()), big);
+  EXPECT_EQ(replies[5]->type, REDIS_REPLY_INTEGER);
+  auto again = (*conn)->Run({"GET", "pipeline:empty"});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(ReplyText(again->get()), "");
+}
+
+// Replies built in a ReplyArena read the same as hiredis's own: nested
+// arrays, binary strings, integers, nil, status and error replies, several
+// replies alive at once, and a reply larger than the arena's first block.
+TEST(RedisConnectionTest, ArenaRepliesReadLikeHiredisOnes) {
+  RedisServer& redis = SharedRedis();
+  const std::string stream = StreamName();
+  RedisBackendOptions o = TestOptions(redis, "c1");
+  auto plain = RedisConnection::Connect(o, "plain");
+  auto arena = RedisConnection::Connect(o, "arena", /*arena_replies=*/true);
+  ASSERT_TRUE(plain.ok() && arena.ok());
+  std::vector<RedisCommand> fill;
+  for (int i = 0; i < 3000; ++i) {
+    fill.push_back({"XADD", stream, "*", "data", std::string("p\0", 2) + std::to_string(i),
+                    "type", "t", "n", std::to_string(i)});
+  }
+  redis.Pipeline(fill);
+  const std::vector<RedisCommand> cmds = {
+      {"XRANGE", stream, "-", "+"}, {"XLEN", stream},          {"GET", "missing-key"},
+      {"PING"},                     {"XACK", stream},          {"XRANGE", stream, "-", "+", "COUNT", "2"}};
+  // Two rounds: the second reuses the arena the first grew.
+  for (int round = 0; round < 2; ++round) {
+    std::vector<RedisReplyPtr> want, got;
+    ASSERT_TRUE((*plain)->Pipeline(cmds, &want).ok());
+    ASSERT_TRUE((*arena)->Pipeline(cmds, &got).ok());
+    ASSERT_EQ(got.size(), want.size());
+    std::function<void(const redisReply*, const redisReply*)> same = [&](const redisReply* a,
+                                                                          const redisReply* b) {
+      ASSERT_EQ(a->type, b->type);
+      EXPECT_EQ(a->integer, b->integer);
+      ASSERT_EQ(a->len, b->len);
+      if (a->str != nullptr) {
+        EXPECT_EQ(std::string(a->str, a->len), std::string(b->str, b->len));
+        EXPECT_EQ(b->str[b->len], '\0');
+      }
+      ASSERT_EQ(a->elements, b->elements);
+      for (size_t i = 0; i < a->elements; ++i) same(a->element[i], b->element[i]);
+    };
+    for (size_t i = 0; i < got.size(); ++i) same(want[i].get(), got[i].get());
+    EXPECT_EQ(got[0]->elements, 3000u);
+    EXPECT_EQ(got[2]->type, REDIS_REPLY_NIL);
+    EXPECT_EQ(got[3]->type, REDIS_REPLY_STATUS);
+    EXPECT_EQ(got[4]->type, REDIS_REPLY_ERROR);
+    // Freeing some replies keeps the others readable.
+    got[0].reset();
+    auto more = (*arena)->Run({"XRANGE", stream, "-", "+", "COUNT", "1"});
+    ASSERT_TRUE(more.ok());
+    EXPECT_EQ(std::string((*more)->element[0]->element[1]->element[1]->str, 3),
+              std::string("p\0" "0", 3));
+    EXPECT_EQ(std::string(got[5]->element[1]->element[1]->element[1]->str), "p");
+  }
 }
 
 TEST(RedisBackendTest, FieldsRoundTripToTheMessage) {

@@ -68,7 +68,7 @@ void RedisBackend::RedisSource::Settle(std::vector<Settlement>& batch) {
   std::vector<SettleOp> ops;
   ops.reserve(batch.size());
   for (Settlement& s : batch) {
-    ops.push_back(SettleOp{state_, std::move(s.delivery), std::move(s.outcome)});
+    ops.push_back(SettleOp{state_.get(), std::move(s.delivery), std::move(s.outcome)});
   }
   batch.clear();
   backend_->SubmitSettlements(std::move(ops));
@@ -124,7 +124,7 @@ Result<std::unique_ptr<Source>> RedisBackend::OpenSource(const SourceOptions& op
         // settled in Redis hands the stream over (config reload). Until then
         // a new reader would recover the entries still being settled.
         std::lock_guard<std::mutex> sl(s->mu);
-        if (s->stopped && s->held.empty()) continue;
+        if (s->stopped && s->held_count == 0) continue;
       }
       return Status::InvalidArgument("redis backend " + name_ + ": stream " + options.source +
                                      " is already read by queue " + s->options.queue +
@@ -217,7 +217,7 @@ std::vector<RedisBackend::SettleOp> RedisBackend::TakeUnstarted(
   }
   std::vector<SettleOp> ops;
   ops.reserve(unstarted.size());
-  for (auto& d : unstarted) ops.push_back(SettleOp{source, std::move(d), Outcome::Release()});
+  for (auto& d : unstarted) ops.push_back(SettleOp{source.get(), std::move(d), Outcome::Release()});
   return ops;
 }
 
@@ -261,19 +261,19 @@ void RedisBackend::Deliver(const std::shared_ptr<SourceState>& source, const red
       LOG(WARNING) << "redis backend " << name_ << ": stream " << source->options.source
                    << " entry " << d->msg.id << ": " << reason << "; dead-lettering it";
       d->msg.attempt -= 1;  // the last attempt that ran
-      settle_now.push_back(SettleOp{source, std::move(d), Outcome::DeadLetter(std::move(reason))});
+      settle_now.push_back(SettleOp{source.get(), std::move(d), Outcome::DeadLetter(std::move(reason))});
     }
   }
   std::function<void()> wake;
   {
     std::lock_guard<std::mutex> l(source->mu);
-    for (auto& op : settle_now) source->HoldLocked(op.delivery->msg.id, now);
+    for (auto& op : settle_now) source->HoldLocked(*op.delivery, now);
     for (size_t i = 0; i < used; ++i) {
       std::unique_ptr<Delivery>& d = batch[i];
       if (d == nullptr) continue;  // dead-lettered above
-      source->HoldLocked(d->msg.id, now);
+      source->HoldLocked(*d, now);
       if (source->stopped) {
-        settle_now.push_back(SettleOp{source, std::move(d), Outcome::Release()});
+        settle_now.push_back(SettleOp{source.get(), std::move(d), Outcome::Release()});
       } else {
         source->buffer.push_back(std::move(d));
       }
@@ -288,7 +288,10 @@ void RedisBackend::Deliver(const std::shared_ptr<SourceState>& source, const red
 
 Result<std::unique_ptr<RedisConnection>> RedisBackend::Connect(Link link) {
   const int i = static_cast<int>(link);
-  auto conn = RedisConnection::Connect(options_, "foxworker:" + consumer_ + ":" + LinkName(i));
+  // The reader's replies (whole batches of entries) are built in an arena:
+  // no allocation per entry. Its replies never outlive one ReadOnce.
+  auto conn = RedisConnection::Connect(options_, "foxworker:" + consumer_ + ":" + LinkName(i),
+                                       /*arena_replies=*/link == Link::kReader);
   if (!conn.ok()) {
     RecordFailure(link, conn.status());
     return conn.status();

@@ -9,6 +9,16 @@ namespace {
 
 bool ParseInt(std::string_view text, int64_t* out) {
   if (text.empty()) return false;
+  // The common case, every entry id's milliseconds: a few plain digits.
+  if (text.size() <= 18 && text[0] != '-') {
+    int64_t v = 0;
+    for (char c : text) {
+      if (c < '0' || c > '9') return false;
+      v = v * 10 + (c - '0');
+    }
+    *out = v;
+    return true;
+  }
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
   return ec == std::errc() && end == text.data() + text.size();
 }

@@ -264,7 +264,7 @@ Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
     if (!wanted_before) newly_wanted = true;
   };
   for (SettleOp& op : ops) {
-    SourceState* src = op.source.get();
+    SourceState* src = op.source;
     if (src != locked) {
       finish_source();
       if (lock.owns_lock()) lock.unlock();
@@ -272,7 +272,7 @@ Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
       locked = src;
       wanted_before = src->WantsReadLocked();
     }
-    src->ReleaseLocked(op.delivery->msg.id);
+    src->ReleaseLocked(*op.delivery);
     src->RecycleLocked(std::move(op.delivery));
   }
   finish_source();
@@ -374,10 +374,10 @@ Status RedisBackend::RenewHeld(SourceState& src, TimePoint now) {
   std::vector<std::string> ids;
   {
     std::lock_guard<std::mutex> l(src.mu);
-    for (auto& [id, since] : src.held) {
-      if (now - since < half) continue;
-      cmd.push_back(id);
-      since = now;
+    for (SourceState::HeldSlot& slot : src.held) {
+      if (!slot.used || now - slot.since < half) continue;
+      cmd.push_back(slot.id);
+      slot.since = now;
     }
   }
   if (cmd.size() == 6) return Status::Ok();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "daemon/backends/redis/redis_backend.h"
 #include "daemon/backends/redis/redis_source.h"
@@ -84,11 +85,16 @@ Status RedisBackend::ClaimIdle(RedisConnection& conn, const std::shared_ptr<Sour
   RedisCommand claim = {"XCLAIM", stream, options_.group, consumer_, min_idle};
   {
     std::lock_guard<std::mutex> l(src->mu);
+    std::unordered_set<std::string_view> held;
+    held.reserve(static_cast<size_t>(src->held_count));
+    for (const SourceState::HeldSlot& slot : src->held) {
+      if (slot.used) held.insert(slot.id);
+    }
     for (size_t i = 0; i < r->elements; ++i) {
       const redisReply* p = r->element[i];
       if (p->type != REDIS_REPLY_ARRAY || p->elements < 4) continue;
       std::string id(ReplyText(p->element[0]));
-      if (src->held.count(id) > 0) continue;
+      if (held.count(id) > 0) continue;
       counts[id] = static_cast<uint32_t>(p->element[3]->integer) + 1;  // XCLAIM adds one
       claim.push_back(id);
     }

@@ -12,7 +12,6 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "daemon/backends/redis/redis_backend.h"
@@ -22,11 +21,20 @@ namespace foxworker {
 // One stream as a queue sees it.
 struct RedisBackend::SourceState {
   using TimePoint = std::chrono::steady_clock::time_point;
-  using HeldMap = std::unordered_map<std::string, TimePoint>;
+
+  // An entry this backend holds. A delivery of it carries 1 + its slot's
+  // index in Delivery::generation (copies made for settlement keep it), so
+  // holding and forgetting an entry costs no hashing and no allocation.
+  struct HeldSlot {
+    std::string id;  // keeps its capacity while the slot is free
+    TimePoint since{};
+    bool used = false;
+  };
 
   explicit SourceState(SourceOptions o)
       : options(std::move(o)), retry_key(options.source + ":retry"), dlq_key(options.source + "-dlq") {
     held.reserve(static_cast<size_t>(options.prefetch));
+    free_held.reserve(static_cast<size_t>(options.prefetch));
   }
 
   const SourceOptions options;
@@ -36,15 +44,15 @@ struct RedisBackend::SourceState {
   std::mutex mu;
   std::deque<std::unique_ptr<Delivery>> buffer;  // GUARDED_BY(mu): read, not handed out
   // Entries this backend holds (buffered, running, or settled but not yet
-  // applied in Redis), by id, with when they were last read, claimed or
-  // renewed. Never claimed again while held.
-  HeldMap held;                  // GUARDED_BY(mu)
+  // applied in Redis), with when they were last read, claimed or renewed.
+  // Never claimed again while held.
+  std::vector<HeldSlot> held;      // GUARDED_BY(mu); slots in use and free ones
+  std::vector<uint32_t> free_held; // GUARDED_BY(mu): indexes of free slots
+  int held_count = 0;              // GUARDED_BY(mu): slots in use
   int reserved = 0;              // GUARDED_BY(mu): room promised to a read in flight
-  // Recycled allocations, so that steady reading allocates nothing per
-  // entry: settled deliveries (their strings keep their capacity) and the
-  // nodes of entries no longer held. Each at most `prefetch` long.
+  // Settled deliveries kept for reuse (their strings keep their capacity),
+  // so that steady reading allocates nothing per entry; at most `prefetch`.
   std::vector<std::unique_ptr<Delivery>> spare;  // GUARDED_BY(mu)
-  std::vector<HeldMap::node_type> spare_nodes;   // GUARDED_BY(mu)
   std::function<void()> wake;    // GUARDED_BY(mu)
   bool started = false;          // GUARDED_BY(mu)
   bool stopped = false;          // GUARDED_BY(mu): StopFetching was called
@@ -52,9 +60,7 @@ struct RedisBackend::SourceState {
   std::atomic<bool> group_ready{false};  // the group exists (as far as we know)
 
   // REQUIRES: mu held.
-  int RoomLocked() const {
-    return options.prefetch - static_cast<int>(held.size()) - reserved;
-  }
+  int RoomLocked() const { return options.prefetch - held_count - reserved; }
 
   // Whether the reader should read for this source now: when a quarter of
   // the window is free, or when anything is and nothing waits in the buffer.
@@ -66,26 +72,36 @@ struct RedisBackend::SourceState {
     return room > 0 && (room >= std::max(1, options.prefetch / 4) || buffer.empty());
   }
 
-  // Marks `id` held since `now` (reusing a spare node). REQUIRES: mu held.
-  void HoldLocked(std::string_view id, TimePoint now) {
-    if (spare_nodes.empty()) {
-      held.emplace(std::string(id), now);
-      return;
+  // Marks the entry of `d` held since `now`. REQUIRES: mu held.
+  void HoldLocked(Delivery& d, TimePoint now) {
+    uint32_t i;
+    if (free_held.empty()) {
+      i = static_cast<uint32_t>(held.size());
+      held.emplace_back();
+    } else {
+      i = free_held.back();
+      free_held.pop_back();
     }
-    HeldMap::node_type node = std::move(spare_nodes.back());
-    spare_nodes.pop_back();
-    node.key().assign(id);
-    node.mapped() = now;
-    auto result = held.insert(std::move(node));
-    if (!result.inserted) spare_nodes.push_back(std::move(result.node));  // held already
+    HeldSlot& slot = held[i];
+    slot.id.assign(d.msg.id);
+    slot.since = now;
+    slot.used = true;
+    ++held_count;
+    d.generation = i + 1;
   }
 
-  // Forgets `id` (keeping its node for the next one). REQUIRES: mu held.
-  void ReleaseLocked(const std::string& id) {
-    HeldMap::node_type node = held.extract(id);
-    if (!node.empty() && spare_nodes.size() < static_cast<size_t>(options.prefetch)) {
-      spare_nodes.push_back(std::move(node));
+  // Forgets the entry of `d` (held by HoldLocked). REQUIRES: mu held.
+  void ReleaseLocked(const Delivery& d) {
+    size_t i = static_cast<size_t>(d.generation) - 1;
+    if (d.generation == 0 || i >= held.size() || !held[i].used || held[i].id != d.msg.id) {
+      // Not a slot of this entry (never expected): look it up by id.
+      i = 0;
+      while (i < held.size() && !(held[i].used && held[i].id == d.msg.id)) ++i;
+      if (i == held.size()) return;
     }
+    held[i].used = false;
+    --held_count;
+    free_held.push_back(static_cast<uint32_t>(i));
   }
 
   // Keeps a settled delivery for reuse. REQUIRES: mu held; nobody else
@@ -107,7 +123,10 @@ struct RedisBackend::SourceState {
 };
 
 struct RedisBackend::SettleOp {
-  std::shared_ptr<SourceState> source;
+  // The backend keeps every SourceState it opened (sources_) until it is
+  // destroyed, and settle ops never outlive it: a plain pointer, which
+  // spares a contended reference count per entry.
+  SourceState* source;
   std::unique_ptr<Delivery> delivery;
   Outcome outcome;
 };
