@@ -17,6 +17,13 @@ constexpr int kBatchesPerTurn = 16;
 
 uint64_t MsToNs(Duration d) { return static_cast<uint64_t>(d.count()) * 1000000ull; }
 
+// Messages a drain task fetches at once when the queue does not batch: its
+// share of the prefetch window.
+size_t BatchMax(int prefetch, int concurrency, size_t batch_size) {
+  if (batch_size > 0) return batch_size;
+  return std::clamp<size_t>(static_cast<size_t>(prefetch / concurrency), 1, kMaxBatch);
+}
+
 std::string Seconds(uint64_t ns) {
   char buf[32];
   snprintf(buf, sizeof buf, "%.3gs", static_cast<double>(ns) / 1e9);
@@ -44,11 +51,9 @@ Consumer::Consumer(QueueConfig config, const RetryPolicyConfig& policy, const Lo
       executor_(executor),
       timer_(timer),
       concurrency_(std::max(1, config_.concurrency)),
-      prefetch_(std::max(config_.prefetch, concurrency_)),
-      batch_max_(config_.batch_size > 0
-                     ? static_cast<size_t>(config_.batch_size)
-                     : std::clamp<size_t>(static_cast<size_t>(prefetch_ / concurrency_), 1,
-                                          kMaxBatch)),
+      prefetch_(std::max(config_.prefetch, concurrency_.load())),
+      batch_max_(BatchMax(prefetch_, concurrency_.load(),
+                          static_cast<size_t>(std::max(0, config_.batch_size)))),
       timeouts_(config_.timeout.count() > 0 || !config_.handler_timeouts.empty()),
       batch_size_(static_cast<size_t>(std::max(0, config_.batch_size))) {
   if (!config_.handler.empty()) pinned_ = plugin_.FindHandler(config_.handler);
@@ -66,9 +71,10 @@ Consumer::Consumer(QueueConfig config, const RetryPolicyConfig& policy, const Lo
       handler_metrics_.push_back(std::make_unique<HandlerMetrics>(h->name));
       m = handler_metrics_.back().get();
     }
-    handler_index_.emplace_back(h, m);
+    routes_.emplace_back(h, m);
   }
-  for (int i = 0; i < concurrency_; ++i) {
+  SetTimeouts(config_);
+  for (int i = 0; i < concurrency_.load(); ++i) {
     slots_.push_back(std::make_unique<RunningSlot>());
     free_slots_.push_back(slots_.back().get());
   }
@@ -141,12 +147,87 @@ ConsumerStats Consumer::Stats() const {
   return s;
 }
 
+bool Consumer::CanChangeLimits(const QueueConfig& next) const {
+  QueueConfig probe = next;
+  probe.concurrency = config_.concurrency;
+  probe.timeout = config_.timeout;
+  probe.handler_timeouts = config_.handler_timeouts;
+  if (!(probe == config_)) return false;
+  const bool wants_timeouts = next.timeout.count() > 0 || !next.handler_timeouts.empty();
+  return timeouts_ || !wants_timeouts;
+}
+
+Result<Consumer::LimitChange> Consumer::PrepareLimits(const QueueConfig& next) {
+  CHECK(CanChangeLimits(next)) << "queue " << name() << ": not a change of limits only";
+  CHECK(instances_) << "queue " << name() << ": instances already destroyed";
+  auto growth = instances_->PrepareResize(std::max(1, next.concurrency));
+  if (!growth.ok())
+    return Status::InvalidArgument("queue " + name() + ": " + growth.status().message());
+  return LimitChange{next, std::move(*growth)};
+}
+
+void Consumer::ChangeLimits(LimitChange change) {
+  const QueueConfig& next = change.config;
+  const int before = concurrency_.load();
+  const int after = std::max(1, next.concurrency);
+  if (after > before) {
+    // Slots and instances first: a drain task that the new limit admits
+    // finds both.
+    {
+      std::lock_guard<std::mutex> lock(slots_mu_);
+      while (slots_.size() < static_cast<size_t>(after)) {
+        slots_.push_back(std::make_unique<RunningSlot>());
+        free_slots_.push_back(slots_.back().get());
+      }
+    }
+    instances_->Resize(std::move(change.instances));
+  }
+  batch_max_.store(BatchMax(prefetch_, after, batch_size_));
+  concurrency_.store(after);
+  // Lower: drain tasks over the limit leave as their handlers return;
+  // TrimInstances() destroys the instances they leave idle.
+  if (after <= before) instances_->Resize(std::move(change.instances));
+  SetTimeouts(next);
+  config_.concurrency = next.concurrency;
+  config_.timeout = next.timeout;
+  config_.handler_timeouts = next.handler_timeouts;
+  // Start the tasks the higher limit allows now; each one that finds more
+  // waiting starts the next.
+  if (after > before) MaybeSpawn();
+}
+
+void Consumer::TrimInstances() {
+  if (instances_) instances_->Trim(workers_.load());
+}
+
+bool Consumer::LeaveIfOverLimit() {
+  int w = workers_.load(std::memory_order_relaxed);
+  while (w > concurrency_.load(std::memory_order_relaxed))
+    if (workers_.compare_exchange_weak(w, w - 1, std::memory_order_acq_rel)) return true;
+  return false;
+}
+
+void Consumer::SetTimeouts(const QueueConfig& q) {
+  const uint64_t fallback = MsToNs(q.timeout);
+  default_timeout_ns_.store(fallback);
+  for (auto& r : routes_) {
+    auto it = q.handler_timeouts.find(r.def->name);
+    r.timeout_ns.store(it != q.handler_timeouts.end() ? MsToNs(it->second) : fallback);
+  }
+  // The watchdog looks at a tenth of the shortest timeout (5 ms .. 100 ms).
+  uint64_t shortest = fallback;
+  for (const auto& [handler, t] : q.handler_timeouts)
+    if (shortest == 0 || MsToNs(t) < shortest) shortest = MsToNs(t);
+  watchdog_tick_ns_.store(shortest == 0 ? 100000000
+                                        : std::clamp<uint64_t>(shortest / 10, 5000000, 100000000));
+}
+
 void Consumer::Wake() { MaybeSpawn(); }
 
 void Consumer::MaybeSpawn() {
   if (paused_.load(std::memory_order_relaxed) || stopping_.load(std::memory_order_relaxed)) return;
   int w = workers_.load(std::memory_order_relaxed);
-  while (w < concurrency_) {
+  while (w < concurrency_.load(std::memory_order_relaxed)) {
     if (in_flight_.load(std::memory_order_relaxed) >= prefetch_) return;  // Settle re-wakes
     if (workers_.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel)) {
       executor_.Post([this] { Drain(); });
@@ -193,8 +274,9 @@ void Consumer::Drain() {
   Entered entered(entered_);
   std::vector<std::unique_ptr<Delivery>> batch;
   std::vector<Settlement> settled;
-  batch.reserve(batch_max_);
-  settled.reserve(batch_max_);
+  const size_t reserve = batch_max_.load(std::memory_order_relaxed);
+  batch.reserve(reserve);
+  settled.reserve(reserve);
   RunningSlot* slot = nullptr;
   if (timeouts_) {
     std::lock_guard<std::mutex> lock(slots_mu_);
@@ -203,12 +285,19 @@ void Consumer::Drain() {
     free_slots_.pop_back();
   }
   bool yielded = false;
+  bool over_limit = false;
   for (int turn = 0; turn < kBatchesPerTurn; ++turn) {
     if (paused_.load(std::memory_order_relaxed) || stopping_.load(std::memory_order_relaxed))
       break;
+    // The concurrency was lowered in place: tasks over it stop here.
+    if (OverLimit()) {
+      over_limit = true;
+      break;
+    }
     int64_t room = prefetch_ - in_flight_.load(std::memory_order_relaxed);
     if (room <= 0) break;
-    size_t want = Admit(std::min<size_t>(batch_max_, static_cast<size_t>(room)));
+    size_t want = Admit(std::min<size_t>(batch_max_.load(std::memory_order_relaxed),
+                                         static_cast<size_t>(room)));
     if (want == 0) break;
     size_t n = source_->Fetch(want, batch);
     Refund(want - n);
@@ -227,6 +316,13 @@ void Consumer::Drain() {
     std::lock_guard<std::mutex> lock(slots_mu_);
     free_slots_.push_back(slot);
   }
+  // (The slot goes back before the task leaves workers_: a task that the
+  // limit admits next always finds one.)
+  if (over_limit) {
+    if (LeaveIfOverLimit()) return;
+    // Another task left first and this one is within the limit again.
+    yielded = true;
+  }
   if (yielded) {
     // Fairness: give other queues' tasks a turn, keep our slot.
     executor_.Post([this] { Drain(); });
@@ -237,18 +333,21 @@ void Consumer::Drain() {
   if (source_->MaybeReady()) MaybeSpawn();
 }
 
+const Consumer::HandlerRoute* Consumer::RouteOf(const foxw_handler_def* handler) const {
+  for (const auto& r : routes_)
+    if (r.def == handler) return &r;
+  return nullptr;
+}
+
 uint64_t Consumer::TimeoutNs(const foxw_handler_def* handler) const {
-  if (!config_.handler_timeouts.empty()) {
-    auto it = config_.handler_timeouts.find(handler->name);
-    if (it != config_.handler_timeouts.end()) return MsToNs(it->second);
-  }
-  return MsToNs(config_.timeout);
+  const HandlerRoute* r = RouteOf(handler);
+  return r ? r->timeout_ns.load(std::memory_order_relaxed)
+           : default_timeout_ns_.load(std::memory_order_relaxed);
 }
 
 HandlerMetrics* Consumer::MetricsOf(const foxw_handler_def* handler) const {
-  for (const auto& [def, metrics] : handler_index_)
-    if (def == handler) return metrics;
-  return nullptr;
+  const HandlerRoute* r = RouteOf(handler);
+  return r ? r->metrics : nullptr;
 }
 
 void Consumer::ObserveWait(const Delivery& d, uint64_t start_ns, int64_t wall_offset_ns) {
@@ -272,7 +371,17 @@ void Consumer::RunBatch(std::vector<std::unique_ptr<Delivery>>& batch,
   uint64_t now = MonotonicNs();
   // Enqueue times are wall-clock; one offset per batch converts.
   const int64_t wall_offset_ns = WallNs() - static_cast<int64_t>(now);
-  for (auto& d : batch) {
+  for (size_t i = 0; i < batch.size(); ++i) {
+    auto& d = batch[i];
+    if (i > 0 && group.empty() && OverLimit()) {
+      // The concurrency was lowered while this task ran: the messages it
+      // has not started go back to the backend for the tasks within the
+      // limit, and the task stops (in Drain).
+      for (size_t j = i; j < batch.size(); ++j)
+        settled.push_back({std::move(batch[j]), Outcome::Release()});
+      Refund(batch.size() - i);
+      break;
+    }
     d->consumer = this;
     d->queue = &config_.name;
     d->cancel_all = &cancel_all_;
@@ -583,7 +692,13 @@ Outcome Consumer::TimeoutOutcome(const Delivery& d, const char* handler, CallInf
 void Consumer::Watchdog() {
   const uint64_t now = MonotonicNs();
   std::vector<Settlement> settled;
-  for (auto& slot : slots_) {
+  {
+    // A higher concurrency adds slots (ChangeLimits).
+    std::lock_guard<std::mutex> lock(slots_mu_);
+    watched_.clear();
+    for (const auto& slot : slots_) watched_.push_back(slot.get());
+  }
+  for (RunningSlot* slot : watched_) {
     std::lock_guard<std::mutex> lock(slot->mu);
     Delivery* d = slot->delivery;
     if (d == nullptr || slot->timed_out || now < d->deadline_ns) continue;
@@ -616,12 +731,7 @@ void Consumer::Watchdog() {
     }
   }
   SettleAll(settled);
-  // Look again at a tenth of the shortest timeout (5 ms .. 100 ms).
-  uint64_t shortest = MsToNs(config_.timeout);
-  for (const auto& [name, t] : config_.handler_timeouts)
-    if (shortest == 0 || MsToNs(t) < shortest) shortest = MsToNs(t);
-  const uint64_t tick = std::clamp<uint64_t>(shortest / 10, 5000000, 100000000);
-  timer_.At(now + tick, this, [this] { Watchdog(); });
+  timer_.At(now + watchdog_tick_ns_.load(std::memory_order_relaxed), this, [this] { Watchdog(); });
 }
 
 }  // namespace foxworker

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -64,6 +65,8 @@ class Consumer {
   Consumer& operator=(const Consumer&) = delete;
 
   const std::string& name() const { return config_.name; }
+  // The queue's settings, with the limits last changed in place. Read it on
+  // the control thread, or under the supervisor's ReadLock().
   const QueueConfig& config() const { return config_; }
   const LoadedPlugin& plugin() const { return plugin_; }
   const std::vector<std::unique_ptr<Middleware>>& middleware() const { return middleware_; }
@@ -101,6 +104,33 @@ class Consumer {
     instances_.reset();
   }
 
+  // ---- Changing limits in place (config reload), control thread only.
+  //
+  // True when `next` differs from config() only in what ChangeLimits can
+  // apply to the running consumer: concurrency, timeout, handler_timeouts.
+  // A timeout where the consumer started without any stays a hand-over (its
+  // watchdog does not run). Everything else (prefetch, which the backend
+  // sizes its window from, batch_size, source, middleware, ...) needs a new
+  // consumer.
+  bool CanChangeLimits(const QueueConfig& next) const;
+  // What ChangeLimits applies; building it creates the plugin instances a
+  // higher concurrency needs, so it can fail (and then changes nothing).
+  struct LimitChange {
+    QueueConfig config;
+    InstancePool::Growth instances;
+  };
+  // REQUIRES: CanChangeLimits(next).
+  Result<LimitChange> PrepareLimits(const QueueConfig& next);
+  // Applies it at once: a higher concurrency starts more handlers right
+  // away; after a lower one, drain tasks over the limit stop when their
+  // handler returns (handing their unstarted messages back), so no more than
+  // the new limit start from then on. A new timeout applies to handlers that
+  // start after the call; running ones keep their deadline. Counters and
+  // metrics carry on. The caller holds what guards config() for readers.
+  void ChangeLimits(LimitChange change);
+  // Destroys per-slot plugin instances left idle by a lower concurrency.
+  void TrimInstances();
+
   // Completion of a deferred delivery (see CompleteDeferred in host_api.h).
   int32_t Complete(Delivery* d, foxw_verdict verdict, std::string_view reason,
                    uint64_t retry_delay_ms);
@@ -133,8 +163,24 @@ class Consumer {
     bool timed_out = false;        // GUARDED_BY(mu)
   };
 
+  // A handler the queue can route to: its metrics and its deadline.
+  struct HandlerRoute {
+    HandlerRoute(const foxw_handler_def* d, HandlerMetrics* m) : def(d), metrics(m) {}
+    const foxw_handler_def* const def;
+    HandlerMetrics* const metrics;
+    std::atomic<uint64_t> timeout_ns{0};  // 0 = none
+  };
+
   void Wake();
   void MaybeSpawn();
+  // More drain tasks than the (lowered) concurrency allows.
+  bool OverLimit() const {
+    return workers_.load(std::memory_order_relaxed) > concurrency_.load(std::memory_order_relaxed);
+  }
+  // Leaves workers_ when over the limit; true if this task left.
+  bool LeaveIfOverLimit();
+  // Sets the deadlines and the watchdog's tick from `q`'s timeouts.
+  void SetTimeouts(const QueueConfig& q);
   void Drain();
   // How many of `want` the middleware admits now; schedules a wake-up when
   // it is fewer. Returns the admitted count.
@@ -154,6 +200,7 @@ class Consumer {
   void RunAfter(const Delivery& d, const Outcome& o, const CallInfo& call, size_t upto);
   void SettleAll(std::vector<Settlement>& settled);
   uint64_t TimeoutNs(const foxw_handler_def* handler) const;
+  const HandlerRoute* RouteOf(const foxw_handler_def* handler) const;
   HandlerMetrics* MetricsOf(const foxw_handler_def* handler) const;
   // Counts enqueue-to-start for `d`, whose handler starts at monotonic
   // `start_ns`; `wall_offset_ns` is wall-clock minus monotonic time.
@@ -162,7 +209,10 @@ class Consumer {
   std::unique_ptr<Delivery> CloneForSettlement(const Delivery& d);
   Outcome TimeoutOutcome(const Delivery& d, const char* handler, CallInfo* call);
 
-  const QueueConfig config_;
+  // Only ChangeLimits() writes it, and only concurrency, timeout and
+  // handler_timeouts, which the consumer's own threads never read (they use
+  // concurrency_, routes_ and default_timeout_ns_ instead).
+  QueueConfig config_;
   const RetryPolicy policy_;
   const LoadedPlugin& plugin_;
   const foxw_handler_def* pinned_ = nullptr;  // set when config_.handler names one
@@ -171,11 +221,15 @@ class Consumer {
   const std::vector<std::unique_ptr<Middleware>> middleware_;
   Executor& executor_;
   Timer& timer_;
-  const int concurrency_;
-  const int prefetch_;
-  const size_t batch_max_;
-  const bool timeouts_;  // a timeout is configured
+  std::atomic<int> concurrency_;  // changed in place (ChangeLimits)
+  const int prefetch_;            // >= every concurrency (config validation)
+  std::atomic<size_t> batch_max_;  // follows concurrency_
+  // A timeout was configured at start: the watchdog runs and drain tasks use
+  // slots, for the consumer's life (also if a reload removes the timeouts).
+  const bool timeouts_;
   const size_t batch_size_;  // queue's batch_size (0 = off)
+  std::atomic<uint64_t> default_timeout_ns_{0};  // `timeout`; 0 = none
+  std::atomic<uint64_t> watchdog_tick_ns_{100000000};
 
   std::atomic<int> workers_{0};        // drain tasks posted or running
   std::atomic<int> entered_{0};        // threads inside Drain/Complete (see Entered)
@@ -187,9 +241,13 @@ class Consumer {
   // Set by CancelInFlight(); every delivery of this queue points at it.
   std::atomic<bool> cancel_all_{false};
 
-  std::vector<std::unique_ptr<RunningSlot>> slots_;  // one per concurrency slot
   std::mutex slots_mu_;
-  std::vector<RunningSlot*> free_slots_;  // GUARDED_BY(slots_mu_)
+  // One per unit of the highest concurrency the consumer had; a slot is
+  // never destroyed before the consumer, so the watchdog's copy of the
+  // pointers stays valid.
+  std::vector<std::unique_ptr<RunningSlot>> slots_;  // GUARDED_BY(slots_mu_)
+  std::vector<RunningSlot*> free_slots_;             // GUARDED_BY(slots_mu_)
+  std::vector<RunningSlot*> watched_;  // the watchdog's copy of slots_ (timer thread)
   std::mutex deferred_mu_;
   std::set<Delivery*> deferred_;  // GUARDED_BY(deferred_mu_); only when timeouts_
 
@@ -197,8 +255,9 @@ class Consumer {
       released_{0}, timed_out_{0}, unknown_verdicts_{0}, admission_waits_{0};
 
   std::vector<std::unique_ptr<HandlerMetrics>> handler_metrics_;
-  // Handler definition -> its metrics (several definitions may share a name).
-  std::vector<std::pair<const foxw_handler_def*, HandlerMetrics*>> handler_index_;
+  // Handler definition -> its route (several definitions may share a name).
+  // Fixed after construction (a deque: the atomics do not move).
+  std::deque<HandlerRoute> routes_;
   LatencyHistogram queue_wait_;
 };
 

@@ -286,6 +286,8 @@ Result<ReloadReport> Supervisor::Reload(Config next) {
   std::map<std::string, std::unique_ptr<LoadedPlugin>> new_plugins;
   std::map<LoadedPlugin*, std::string> old_json;  // plugins whose JSON was swapped
   std::vector<PendingStart> starts;
+  // Running consumers whose limits change in place, with what that needs.
+  std::vector<std::pair<Consumer*, Consumer::LimitChange>> in_place;
   bool committed = false;
   struct Undo {
     std::function<void()> fn;
@@ -293,6 +295,7 @@ Result<ReloadReport> Supervisor::Reload(Config next) {
   } undo{[&] {
     if (committed) return;
     starts.clear();  // destroys the new instances while their plugins still exist
+    in_place.clear();
     for (auto& [plugin, json] : old_json) plugin->SetConfigJson(json);
     for (auto& [name, plugin] : new_plugins) plugin->Shutdown();
     // Retire them like any other plugin: never dlclose, keep the object.
@@ -418,6 +421,17 @@ Result<ReloadReport> Supervisor::Reload(Config next) {
     const bool deps_changed = renewed.count(qc.plugin) > 0 || policy_changed(qc.retry_policy) ||
                               uses_new_bucket(qc);
     if (current != nullptr && *current == qc && !deps_changed) continue;
+    if (c != nullptr && !deps_changed && c->CanChangeLimits(qc)) {
+      // Only concurrency or timeouts: the running consumer takes them, with
+      // no pause and no hand-over (the instances a higher concurrency needs
+      // are made now, so a failing create() fails the reload).
+      auto change = c->PrepareLimits(qc);
+      if (!change.ok()) return change.status();
+      report.changes.push_back("queue " + qc.name + " changed in place (" +
+                               QueueDiff(*current, qc) + ")");
+      in_place.emplace_back(c, std::move(*change));
+      continue;
+    }
     const LoadedPlugin* plugin = plugin_for(qc.plugin);
     CHECK(plugin) << "config validation let an unknown plugin through: " << qc.plugin;
     if (!qc.handler.empty()) {
@@ -475,6 +489,7 @@ Result<ReloadReport> Supervisor::Reload(Config next) {
       retiring_.push_back(Retiring{std::move(*it), FindBackend(c->config().backend)});
       consumers_.erase(it);
     }
+    for (auto& [c, change] : in_place) c->ChangeLimits(std::move(change));
     std::erase_if(pending_, [&](const PendingStart& p) { return drop_pending.count(p.config.name) > 0; });
     for (auto& p : starts) pending_.push_back(std::move(p));
     for (const auto& name : drop_backends) {
@@ -553,6 +568,8 @@ bool Supervisor::TryStart(PendingStart& p) {
 
 void Supervisor::Poll() {
   if (shut_down_) return;
+  // Per-slot instances a lowered concurrency left idle.
+  for (auto& c : consumers_) c->TrimInstances();
   // Drained retired consumers go (they are no longer visible to readers).
   for (auto it = retiring_.begin(); it != retiring_.end();) {
     if (!it->consumer->Quiesced()) {

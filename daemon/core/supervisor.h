@@ -53,12 +53,15 @@ class Supervisor {
   // Applies a new, validated config to the running daemon (SIGHUP): adds
   // queues, backends and plugins; retires removed ones; hands a changed queue
   // over to a new consumer (the old one stops fetching and finishes its
-  // in-flight messages first). Either the whole config applies or, on error,
+  // in-flight messages first), or, when only its concurrency or timeouts
+  // changed, applies them to the running consumer (Consumer::ChangeLimits).
+  // Either the whole config applies or, on error,
   // nothing changes and the running config stays. Never waits for handlers:
   // Poll() completes the hand-overs as consumers drain.
   Result<ReloadReport> Reload(Config next);
 
-  // Advances reload transitions: destroys drained retired consumers, starts
+  // Advances reload transitions: destroys the plugin instances a lowered
+  // concurrency left idle and drained retired consumers, starts
   // the consumers that waited for them, stops backends and shuts down plugins
   // that nothing uses any more. Call from the control loop.
   void Poll();

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -389,11 +390,85 @@ Result<std::unique_ptr<InstancePool>> InstancePool::Create(const LoadedPlugin& p
     pool->all_.push_back(*inst);
   }
   pool->free_ = pool->all_;
+  pool->target_ = concurrency;
   return pool;
 }
 
 InstancePool::~InstancePool() {
   for (void* inst : all_) plugin_.DestroyInstance(inst);
+}
+
+InstancePool::Growth::Growth(Growth&& o) noexcept
+    : plugin_(o.plugin_), instances_(std::move(o.instances_)), concurrency_(o.concurrency_) {
+  o.instances_.clear();
+}
+
+InstancePool::Growth& InstancePool::Growth::operator=(Growth&& o) noexcept {
+  if (this != &o) {
+    for (void* inst : instances_) plugin_->DestroyInstance(inst);
+    plugin_ = o.plugin_;
+    instances_ = std::move(o.instances_);
+    o.instances_.clear();
+    concurrency_ = o.concurrency_;
+  }
+  return *this;
+}
+
+InstancePool::Growth::~Growth() {
+  for (void* inst : instances_) plugin_->DestroyInstance(inst);
+}
+
+Result<InstancePool::Growth> InstancePool::PrepareResize(int concurrency) {
+  Growth g;
+  g.plugin_ = &plugin_;
+  g.concurrency_ = concurrency;
+  if (plugin_.instance_model() != FOXW_INSTANCE_PER_SLOT) return g;
+  size_t have;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    have = all_.size();
+  }
+  for (size_t i = have; i < static_cast<size_t>(concurrency); ++i) {
+    auto inst = plugin_.CreateInstance();
+    if (!inst.ok()) return inst.status();  // g's destructor destroys the ones made so far
+    g.instances_.push_back(*inst);
+  }
+  return g;
+}
+
+void InstancePool::Resize(Growth growth) {
+  if (plugin_.instance_model() != FOXW_INSTANCE_PER_SLOT) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (void* inst : growth.instances_) {
+    all_.push_back(inst);
+    free_.push_back(inst);
+  }
+  growth.instances_.clear();
+  target_ = growth.concurrency_;
+}
+
+void InstancePool::Trim(int workers) {
+  if (plugin_.instance_model() != FOXW_INSTANCE_PER_SLOT) return;
+  std::vector<void*> idle;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Tasks that hold or are about to take an instance are counted in
+    // `workers`; new ones start only below the concurrency. Keeping
+    // max(both) leaves one for each.
+    const size_t keep = static_cast<size_t>(std::max(target_, workers));
+    while (all_.size() > keep && !free_.empty()) {
+      void* inst = free_.back();
+      free_.pop_back();
+      all_.erase(std::find(all_.begin(), all_.end(), inst));
+      idle.push_back(inst);
+    }
+  }
+  for (void* inst : idle) plugin_.DestroyInstance(inst);
+}
+
+size_t InstancePool::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return all_.size();
 }
 
 void* InstancePool::Acquire() {

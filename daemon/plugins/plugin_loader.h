@@ -109,12 +109,47 @@ class InstancePool {
   void* Acquire();
   void Release(void* instance);
 
+  // Instances made ahead of an in-place change of the queue's concurrency
+  // (PER_SLOT: the ones the new limit adds; other models: none), so that a
+  // failing create() fails the reload before anything changed. Destroys
+  // them unless handed to Resize(). Move-only.
+  class Growth {
+   public:
+    Growth() = default;
+    Growth(Growth&& o) noexcept;
+    Growth& operator=(Growth&& o) noexcept;
+    ~Growth();
+    int concurrency() const { return concurrency_; }
+    size_t size() const { return instances_.size(); }
+
+   private:
+    friend class InstancePool;
+    const LoadedPlugin* plugin_ = nullptr;
+    std::vector<void*> instances_;
+    int concurrency_ = 0;
+  };
+  // Creates what raising the limit to `concurrency` needs (control thread).
+  Result<Growth> PrepareResize(int concurrency);
+  // Commits a concurrency change: adds the prepared instances. Lowering it
+  // destroys nothing at once; Trim() does that as instances fall idle.
+  void Resize(Growth growth);
+  // PER_SLOT: destroys idle instances beyond max(concurrency, `workers`),
+  // where `workers` is the number of the consumer's drain tasks now (each
+  // may hold one instance, and no more tasks than the concurrency start
+  // after this). Control thread.
+  void Trim(int workers);
+  // Instances that exist now.
+  size_t size() const;
+
  private:
   explicit InstancePool(const LoadedPlugin& plugin) : plugin_(plugin) {}
   const LoadedPlugin& plugin_;
+  mutable std::mutex mu_;
+  // Every instance. Changes only in the PER_SLOT model, under mu_ (Acquire
+  // of the other models reads it without the lock).
   std::vector<void*> all_;
-  std::mutex mu_;
   std::vector<void*> free_;  // GUARDED_BY(mu_); PER_SLOT only
+  int target_ = 0;           // GUARDED_BY(mu_); PER_SLOT: the queue's concurrency
 };
 
 }  // namespace foxworker

@@ -330,13 +330,16 @@ TEST_F(NotifyTest, ReloadWhileMessagesFlowHandlesEveryMessageExactlyOnce) {
   };
   for (const char* q : {"a", "b", "c"}) enqueue(q, 40);
 
-  Spawn(WriteConfig(queues({{"a", "    concurrency: 2\n"}, {"b", ""}, {"c", ""}})),
+  Spawn(WriteConfig(queues({{"a", "    concurrency: 2\n"}, {"b", ""}, {"c", "    prefetch: 8\n"}})),
         {"FOXWORKER_TEST_RECORD_FILE=" + record});
   ASSERT_TRUE(ReadUntil([](const std::string& t) { return Has(t, "READY=1"); })) << Log();
   std::this_thread::sleep_for(std::chrono::milliseconds(150));
 
-  // a changes its limits, b goes away, d comes.
-  WriteConfig(queues({{"a", "    concurrency: 4\n    prefetch: 8\n"}, {"c", ""}, {"d", ""}}));
+  // a changes its limits (with its prefetch: a hand-over), c only its
+  // concurrency (in place), b goes away, d comes.
+  WriteConfig(queues({{"a", "    concurrency: 4\n    prefetch: 8\n"},
+                      {"c", "    concurrency: 3\n    prefetch: 8\n"},
+                      {"d", ""}}));
   enqueue("a", 40);
   enqueue("d", 40);
   std::string ready = Reload();
@@ -349,7 +352,10 @@ TEST_F(NotifyTest, ReloadWhileMessagesFlowHandlesEveryMessageExactlyOnce) {
 
   // b comes back, and the plugin's config changes: every queue's instances
   // are rebuilt while messages are in flight.
-  WriteConfig(queues({{"a", "    concurrency: 4\n    prefetch: 8\n"}, {"b", ""}, {"c", ""}, {"d", ""}}),
+  WriteConfig(queues({{"a", "    concurrency: 4\n    prefetch: 8\n"},
+                      {"b", ""},
+                      {"c", "    concurrency: 3\n    prefetch: 8\n"},
+                      {"d", ""}}),
               "    config:\n      generation: 2\n");
   enqueue("d", 40);
   ready = Reload();
@@ -387,6 +393,7 @@ TEST_F(NotifyTest, ReloadWhileMessagesFlowHandlesEveryMessageExactlyOnce) {
   for (const auto& [id, n] : seen) EXPECT_EQ(n, 1) << "message " << id << " handled " << n << " times";
   const std::string log = Log();
   EXPECT_TRUE(Has(log, "queue a changed (concurrency 2 -> 4, prefetch 4 -> 8)")) << log;
+  EXPECT_TRUE(Has(log, "queue c changed in place (concurrency 1 -> 3)")) << log;
   EXPECT_TRUE(Has(log, "queue b removed")) << log;
   EXPECT_TRUE(Has(log, "queue d added")) << log;
   EXPECT_TRUE(Has(log, "plugin test config")) << log;

@@ -40,6 +40,7 @@ typedef struct instance {
 
 static atomic_int g_running, g_max_running, g_overlaps, g_handled, g_instances;
 static atomic_int g_max_batch, g_batch_calls;
+static atomic_int g_refuse_create;
 
 FOXW_EXPORT void test_plugin_stats(int *handled, int *max_running, int *overlaps, int *instances) {
   *handled = atomic_load(&g_handled);
@@ -48,7 +49,16 @@ FOXW_EXPORT void test_plugin_stats(int *handled, int *max_running, int *overlaps
   *instances = atomic_load(&g_instances);
 }
 
+/* Restarts the max_running count from the handlers running now. */
+FOXW_EXPORT void test_plugin_reset_max_running(void) {
+  atomic_store(&g_max_running, atomic_load(&g_running));
+}
+
+/* While set, create() fails (a plugin that cannot make more instances). */
+FOXW_EXPORT void test_plugin_refuse_create(int refuse) { atomic_store(&g_refuse_create, refuse); }
+
 FOXW_EXPORT void test_plugin_reset(void) {
+  atomic_store(&g_refuse_create, 0);
   atomic_store(&g_max_batch, 0);
   atomic_store(&g_batch_calls, 0);
   atomic_store(&g_running, 0);
@@ -282,6 +292,10 @@ static int32_t create(foxw_plugin_ctx *ctx, const char *json, size_t len, void *
   foxw_set_error(err, cap, "the test plugin refuses to create instances");
   return 1;
 #else
+  if (atomic_load(&g_refuse_create)) {
+    foxw_set_error(err, cap, "refused by test_plugin_refuse_create");
+    return 1;
+  }
   if (strstr(json, "\"refuse\":true") != NULL) {
     foxw_set_error(err, cap, "refused by config");
     return 1;
