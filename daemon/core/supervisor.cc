@@ -178,6 +178,14 @@ bool Supervisor::Shutdown(const std::function<bool()>& give_up) {
   }
   for (auto& [name, backend] : backends_) backend->Stop(close_deadline);
   for (auto& backend : retiring_backends_) backend->Stop(close_deadline);
+  // A deferred completion may still be inside Consumer::Complete() just after
+  // it settled; wait (briefly) until no thread is inside a consumer before
+  // tearing anything down.
+  for (auto& c : consumers_) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (!c->Quiesced() && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   // No handler runs any more. Consumers and backends stay (stopped) until the
   // supervisor is destroyed, so their final counts can still be read.
   for (auto& c : consumers_) c->DestroyInstances();

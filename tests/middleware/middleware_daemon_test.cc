@@ -185,8 +185,9 @@ TEST_P(MiddlewareDaemonTest, RateLimitOfFiftyPerSecondOverThreeSeconds) {
   uint64_t acked = C().Stats().acked;
   // The ceiling is the limit (150 in 3 s, plus the burst and the sleep's
   // overshoot). The floor is looser: with burst 1, a waiter that a loaded
-  // machine wakes late loses that time, so 80% of the rate is the bar.
-  EXPECT_GE(acked, 120u);
+  // machine (or a sanitizer build) wakes late loses that time, so the floor
+  // only rules out a limiter running at half its rate.
+  EXPECT_GE(acked, 100u);
   EXPECT_LE(acked, 165u);
   EXPECT_EQ(C().Stats().dead_lettered, 0u);  // waiting, never failing
   EXPECT_EQ(C().Stats().retried, 0u);
@@ -198,7 +199,7 @@ TEST_P(MiddlewareDaemonTest, SharedRateLimitSpansQueues) {
   Enqueue("ok", "", 100);
   std::this_thread::sleep_for(std::chrono::seconds(2));
   uint64_t acked = C().Stats().acked;
-  EXPECT_GE(acked, 32u);  // 80% of 40, as above
+  EXPECT_GE(acked, 27u);  // two thirds of 40, as above
   EXPECT_LE(acked, 46u);
 }
 

@@ -102,7 +102,18 @@ Status RedisBackend::Start() {
   LOG(INFO) << "redis backend " << name_ << ": " << RedactedRedisUrl(options_) << ", group "
             << options_.group << ", consumer " << consumer_;
   commands_thread_ = std::thread([this] { RunCommands(); });
-  reader_thread_ = std::thread([this] { RunReader(); });
+  reader_thread_ = std::thread([this] {
+    RunReader();
+    // The command thread flushes until the reader is gone: a read that the
+    // stop's CLIENT UNBLOCK ended may still deliver entries to a stopped
+    // source, and their releases must reach Redis.
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      reader_done_ = true;
+      commands_kicked_ = true;
+    }
+    cv_.notify_all();
+  });
   return Status::Ok();
 }
 

@@ -129,6 +129,7 @@ class RedisBackend final : public Backend {
   bool unblock_reader_ = false;               // GUARDED_BY(mu_)
   bool running_ = false;                      // GUARDED_BY(mu_)
   bool stop_requested_ = false;               // GUARDED_BY(mu_)
+  bool reader_done_ = false;                  // GUARDED_BY(mu_): RunReader returned
   TimePoint stop_deadline_{};                 // GUARDED_BY(mu_)
   bool commands_connected_ = false;           // GUARDED_BY(mu_)
   bool reader_connected_ = false;             // GUARDED_BY(mu_)

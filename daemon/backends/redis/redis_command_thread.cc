@@ -31,7 +31,7 @@ void RedisBackend::RunCommands() {
   bool stop_seen = false;
   while (true) {
     SourceList sources;
-    bool stopping, unblock;
+    bool stopping, unblock, reader_done;
     TimePoint deadline;
     {
       std::unique_lock<std::mutex> l(mu_);
@@ -56,6 +56,7 @@ void RedisBackend::RunCommands() {
       enqueues.insert(enqueues.end(), pending_enqueues_.begin(), pending_enqueues_.end());
       pending_enqueues_.clear();
       stopping = stop_seen = stop_requested_;
+      reader_done = reader_done_;
       deadline = stop_deadline_;
       unblock = unblock_reader_;
       unblock_reader_ = false;
@@ -70,7 +71,7 @@ void RedisBackend::RunCommands() {
       auto r = commands_->Run({"CLIENT", "UNBLOCK", std::to_string(reader_client_id_.load())});
       s = r.ok() ? Status::Ok() : r.status();
     }
-    if (stopping && settles.empty() && enqueues.empty()) break;  // all flushed
+    if (stopping && reader_done && settles.empty() && enqueues.empty()) break;  // all flushed
     if (stopping && now >= deadline) {
       size_t left = settles.size();
       {
