@@ -5,7 +5,6 @@
 // the ceiling. The daemon runs first so that the process's peak RSS (VmHWM)
 // after its run is the daemon's (plus this small driver).
 #include <amqp.h>
-#include <sys/resource.h>
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
 #include <glog/logging.h>
@@ -17,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "bench/bench_util.h"
 #include "daemon/config/config_parser.h"
 #include "daemon/core/consumer.h"
 #include "daemon/core/supervisor.h"
@@ -124,22 +124,6 @@ double ReferenceRate(const std::string& url, int n) {
   return n / secs;
 }
 
-// CPU seconds (user + system) this process has used so far.
-double CpuSeconds() {
-  rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-double PeakRssMiB() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
-  return 0;
-}
-
 double DaemonRate(const std::string& url, int n) {
   std::string yaml = "daemon:\n  worker_threads: 2\n  log_level: warning\n"
                      "plugins:\n  bench:\n    path: " BENCH_PLUGIN_PATH "\n"
@@ -182,14 +166,14 @@ int main(int argc, char** argv) {
   // The consumer's own CPU matters here: it shares the two cores with the
   // broker, so every microsecond it burns per message slows the broker.
   Fill(url, n);
-  double cpu0 = CpuSeconds();
+  double cpu0 = bench::ProcessCpuSeconds();
   const double daemon = DaemonRate(url, n);
-  const double daemon_cpu = CpuSeconds() - cpu0;
-  const double rss = PeakRssMiB();
+  const double daemon_cpu = bench::ProcessCpuSeconds() - cpu0;
+  const double rss = bench::PeakRssMiB();
   Fill(url, n);
-  cpu0 = CpuSeconds();
+  cpu0 = bench::ProcessCpuSeconds();
   const double reference = ReferenceRate(url, n);
-  const double reference_cpu = CpuSeconds() - cpu0;
+  const double reference_cpu = bench::ProcessCpuSeconds() - cpu0;
   printf("BENCH rabbitmq.daemon_per_s %.0f msgs/s\n", daemon);
   printf("BENCH rabbitmq.reference_per_s %.0f msgs/s\n", reference);
   printf("BENCH rabbitmq.ratio_to_reference %.3f ratio\n", daemon / reference);

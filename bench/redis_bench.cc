@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "daemon/backends/redis/redis_url.h"
+#include "bench/bench_util.h"
 #include "daemon/config/config_parser.h"
 #include "daemon/core/consumer.h"
 #include "daemon/core/supervisor.h"
@@ -171,12 +172,6 @@ double ReferenceRate(const std::string& url, int n) {
   return n / secs;
 }
 
-double ProcessCpuSeconds() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
 // A consumer's rate, and the CPU time this process spent meanwhile (the
 // daemon's threads, or the reference's one; not redis-server's).
 struct Run {
@@ -186,19 +181,11 @@ struct Run {
 
 template <typename F>
 Run Measure(F run) {
-  const double cpu0 = ProcessCpuSeconds();
+  const double cpu0 = bench::ProcessCpuSeconds();
   Run r;
   r.rate = run();
-  r.cpu_s = ProcessCpuSeconds() - cpu0;
+  r.cpu_s = bench::ProcessCpuSeconds() - cpu0;
   return r;
-}
-
-double PeakRssMiB() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
-  return 0;
 }
 
 double DaemonRate(const std::string& url, int n) {
@@ -257,7 +244,7 @@ int main(int argc, char** argv) {
   }
   Fill(url, n);
   const Run daemon = Measure([&] { return DaemonRate(url, n); });
-  const double rss = PeakRssMiB();
+  const double rss = bench::PeakRssMiB();
   const Run reference = Measure([&] { return ReferenceRate(url, n); });
   printf("BENCH redis.daemon_per_s %.0f entries/s\n", daemon.rate);
   printf("BENCH redis.reference_per_s %.0f entries/s\n", reference.rate);
