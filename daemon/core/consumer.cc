@@ -339,15 +339,9 @@ const Consumer::HandlerRoute* Consumer::RouteOf(const foxw_handler_def* handler)
   return nullptr;
 }
 
-uint64_t Consumer::TimeoutNs(const foxw_handler_def* handler) const {
-  const HandlerRoute* r = RouteOf(handler);
-  return r ? r->timeout_ns.load(std::memory_order_relaxed)
-           : default_timeout_ns_.load(std::memory_order_relaxed);
-}
-
-HandlerMetrics* Consumer::MetricsOf(const foxw_handler_def* handler) const {
-  const HandlerRoute* r = RouteOf(handler);
-  return r ? r->metrics : nullptr;
+uint64_t Consumer::TimeoutNs(const HandlerRoute* route) const {
+  return route ? route->timeout_ns.load(std::memory_order_relaxed)
+               : default_timeout_ns_.load(std::memory_order_relaxed);
 }
 
 void Consumer::ObserveWait(const Delivery& d, uint64_t start_ns, int64_t wall_offset_ns) {
@@ -422,8 +416,9 @@ void Consumer::RunBatch(std::vector<std::unique_ptr<Delivery>>& batch,
     if (!reuse_clock) now = MonotonicNs();
     d->started_ns = now;
     ObserveWait(*d, now, wall_offset_ns);
+    const HandlerRoute* route = RouteOf(handler);
     if (timeouts_) {
-      uint64_t t = TimeoutNs(handler);
+      uint64_t t = TimeoutNs(route);
       if (t) d->deadline_ns = d->started_ns + t;
       std::lock_guard<std::mutex> lock(slot->mu);
       slot->delivery = d.get();
@@ -433,7 +428,7 @@ void Consumer::RunBatch(std::vector<std::unique_ptr<Delivery>>& batch,
     foxw_verdict v = handler->handle(instance, AsForeign(d.get()), &out);
     now = MonotonicNs();
     const uint64_t ended = now;
-    if (HandlerMetrics* hm = MetricsOf(handler)) hm->duration.ObserveNs(ended - d->started_ns);
+    if (route) route->metrics->duration.ObserveNs(ended - d->started_ns);
     if (timeouts_) {
       bool timed_out;
       {
@@ -520,13 +515,14 @@ uint64_t Consumer::RunBatchHandler(const foxw_handler_def* handler, void* instan
   std::vector<foxw_outcome> outs(n);
   std::string reasons(n * kBatchReasonCap, '\0');
   const uint64_t started = MonotonicNs();
+  const HandlerRoute* route = RouteOf(handler);
   for (size_t i = 0; i < n; ++i) {
     Delivery& d = *group[i];
     d.started_ns = started;
     ObserveWait(d, started, wall_offset_ns);
     // The deadline is visible to the handler (msg_cancelled); the watchdog
     // does not split a batch, so a batch's outcome waits for its call.
-    uint64_t t = TimeoutNs(handler);
+    uint64_t t = TimeoutNs(route);
     if (t) d.deadline_ns = started + t;
     msgs[i] = AsForeign(&d);
     outs[i] = foxw_outcome{sizeof(foxw_outcome), &reasons[i * kBatchReasonCap], kBatchReasonCap,
@@ -534,7 +530,7 @@ uint64_t Consumer::RunBatchHandler(const foxw_handler_def* handler, void* instan
   }
   BatchHandlerOf(handler)(instance, msgs.data(), n, verdicts.data(), outs.data());
   const uint64_t ended = MonotonicNs();
-  if (HandlerMetrics* hm = MetricsOf(handler)) hm->duration.ObserveNs(ended - started, n);
+  if (route) route->metrics->duration.ObserveNs(ended - started, n);
   for (size_t i = 0; i < n; ++i) {
     auto& d = group[i];
     foxw_verdict v = verdicts[i];

@@ -199,9 +199,9 @@ class Consumer {
                  uint64_t retry_delay_ms, const char* handler_name);
   void RunAfter(const Delivery& d, const Outcome& o, const CallInfo& call, size_t upto);
   void SettleAll(std::vector<Settlement>& settled);
-  uint64_t TimeoutNs(const foxw_handler_def* handler) const;
+  // The handler's deadline; `route` may be null (a handler without one).
+  uint64_t TimeoutNs(const HandlerRoute* route) const;
   const HandlerRoute* RouteOf(const foxw_handler_def* handler) const;
-  HandlerMetrics* MetricsOf(const foxw_handler_def* handler) const;
   // Counts enqueue-to-start for `d`, whose handler starts at monotonic
   // `start_ns`; `wall_offset_ns` is wall-clock minus monotonic time.
   void ObserveWait(const Delivery& d, uint64_t start_ns, int64_t wall_offset_ns);
