@@ -4,6 +4,8 @@
 
 #include <cstring>
 #include <functional>
+#include <set>
+#include <thread>
 
 #include "daemon/backends/redis/redis_codec.h"
 #include "daemon/core/dead_letter.h"
@@ -471,6 +473,62 @@ TEST(RedisBackendTest, PrefetchBoundsWhatIsHeld) {
   auto next = t.FetchN(5);
   EXPECT_EQ(next.size(), 5u);
   for (auto& d : next) t.SettleOne(std::move(d), Outcome::Ack());
+}
+
+// While entries flow, the reader pipelines the acks ahead of its next reads
+// and keeps two rounds in flight: the group's pending list must still never
+// hold more than the prefetch window, and every entry must end acked.
+TEST(RedisBackendTest, PipelinedAcksAndReadsKeepThePendingListWithinThePrefetch) {
+  RedisServer& redis = SharedRedis();
+  const std::string stream = StreamName();
+  constexpr int kEntries = 3000;
+  constexpr int kPrefetch = 40;
+  for (int done = 0; done < kEntries; done += 500) {
+    for (int i = done; i < done + 500; ++i) {
+      redis.Command({"XADD", stream, "*", "data", std::to_string(i)});
+    }
+  }
+  SourceUnderTest t(TestOptions(redis, "c1"), stream, kPrefetch);
+  std::atomic<bool> done{false};
+  std::atomic<long long> max_pending{0};
+  // Its own connection: the harness's is not for two threads.
+  auto conn = RedisConnection::Connect(TestOptions(redis, "sampler"), "sampler");
+  ASSERT_TRUE(conn.ok()) << conn.status().message();
+  std::thread sampler([&] {
+    while (!done.load()) {
+      auto r = (*conn)->Run({"XPENDING", stream, "foxworker"});
+      if (r.ok() && (*r)->type == REDIS_REPLY_ARRAY && (*r)->elements > 0) {
+        long long p = (*r)->element[0]->integer;
+        if (p > max_pending.load()) max_pending.store(p);
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  });
+  std::set<std::string> seen;
+  int handled = 0;
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  std::vector<std::unique_ptr<Delivery>> got;
+  while (handled < kEntries && std::chrono::steady_clock::now() < limit) {
+    got.clear();
+    if (t.source->Fetch(7, got) == 0) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      continue;
+    }
+    std::vector<Settlement> batch;
+    for (auto& d : got) {
+      seen.insert(d->msg.payload);
+      batch.push_back(Settlement{std::move(d), Outcome::Ack()});
+      ++handled;
+    }
+    t.source->Settle(batch);
+  }
+  EXPECT_TRUE(WaitFor([&] { return redis.PendingCount(stream, "foxworker") == 0; }));
+  done.store(true);
+  sampler.join();
+  EXPECT_EQ(handled, kEntries);
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kEntries));
+  EXPECT_LE(max_pending.load(), kPrefetch);
+  EXPECT_GT(max_pending.load(), 0);
 }
 
 TEST(RedisBackendTest, SurvivesARedisRestartAndCountsTheReconnect) {

@@ -1,5 +1,6 @@
 #include "daemon/backends/redis/redis_backend.h"
 
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -87,9 +88,15 @@ bool RedisBackend::RedisSource::MaybeReady() const {
 RedisBackend::RedisBackend(std::string name, RedisBackendOptions options)
     : name_(std::move(name)),
       options_(std::move(options)),
-      consumer_(options_.consumer.empty() ? DefaultConsumerName() : options_.consumer) {}
+      consumer_(options_.consumer.empty() ? DefaultConsumerName() : options_.consumer),
+      reader_wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  PCHECK(reader_wake_fd_ >= 0) << "eventfd";
+}
 
-RedisBackend::~RedisBackend() { Stop(Clock::now() + kDestructorStopBudget); }
+RedisBackend::~RedisBackend() {
+  Stop(Clock::now() + kDestructorStopBudget);
+  close(reader_wake_fd_);
+}
 
 Status RedisBackend::Start() {
   {
@@ -173,6 +180,11 @@ void RedisBackend::Stop(std::chrono::steady_clock::time_point deadline) {
     stop_requested_ = true;
     stop_deadline_ = deadline;
     unblock_reader_ = true;
+    // The reader only finishes its rounds in flight now: the command thread
+    // applies the acks it had not sent.
+    reader_takes_acks_ = false;
+    for (SettleOp& op : reader_acks_) pending_settles_.push_back(std::move(op));
+    reader_acks_.clear();
   }
   cv_.notify_all();
   reader_cv_.notify_all();
@@ -191,13 +203,32 @@ BackendState RedisBackend::State() const {
   return s;
 }
 
-void RedisBackend::SubmitSettlements(std::vector<SettleOp> ops) {
+void RedisBackend::SubmitSettlements(std::vector<SettleOp> ops, bool to_commands) {
   if (ops.empty()) return;
+  bool commands = false, reader = false, wake_poll = false;
   {
     std::lock_guard<std::mutex> l(mu_);
-    for (SettleOp& op : ops) pending_settles_.push_back(std::move(op));
+    for (SettleOp& op : ops) {
+      if (!to_commands && reader_takes_acks_ && op.outcome.kind == Outcome::Kind::kAck) {
+        reader_acks_.push_back(std::move(op));
+        reader = true;
+      } else {
+        pending_settles_.push_back(std::move(op));
+        commands = true;
+      }
+    }
+    if (reader && reader_polling_ && reader_acks_.size() >= reader_wake_acks_) {
+      reader_polling_ = false;
+      wake_poll = true;
+    }
   }
-  cv_.notify_one();
+  if (commands) cv_.notify_one();
+  if (reader) reader_cv_.notify_one();
+  if (wake_poll) {
+    const uint64_t one = 1;
+    PCHECK(write(reader_wake_fd_, &one, sizeof(one)) == sizeof(one) || errno == EAGAIN)
+        << "writing the reader's eventfd";
+  }
 }
 
 void RedisBackend::KickReader() {

@@ -1,10 +1,15 @@
 // RedisBackend: the `redis` backend, Redis Streams with consumer groups.
 //
 // Two threads per backend, each owning one blocking hiredis connection:
-//  - the reader runs XREADGROUP ... BLOCK for every started source that has
-//    room in its prefetch window, and fills the sources' buffers;
-//  - the command thread applies settlements (XACK batched and pipelined;
-//    retry and dead-letter copies through Lua scripts that write the copy and
+//  - the reader runs XREADGROUP for every started source that has room in
+//    its prefetch window, and fills the sources' buffers. While entries flow
+//    it keeps two requests in flight on its connection, each the XACKs of
+//    the entries settled since the last one followed by a read, so Redis
+//    always has the next read queued and plain acks cost no round trip of
+//    their own; once a read finds nothing it waits in one XREADGROUP BLOCK,
+//    and acks go to the command thread meanwhile;
+//  - the command thread applies the other settlements (XACKs while the
+//    reader is blocked or down; retry and dead-letter copies through Lua scripts that write the copy and
 //    ack the original atomically), enqueues, moves due retries back to their
 //    stream, claims entries other consumers left idle longer than min_idle
 //    (crash recovery) and keeps the idle time of long-running entries low.
@@ -73,12 +78,15 @@ class RedisBackend final : public Backend {
   struct SourceState;
   struct SettleOp;
   struct EnqueueOp;
+  struct ReadRound;
   using SourceList = std::vector<std::shared_ptr<SourceState>>;
   using TimePoint = std::chrono::steady_clock::time_point;
   enum class Link { kCommands, kReader };
 
-  // Any thread.
-  void SubmitSettlements(std::vector<SettleOp> ops);
+  // Any thread. Plain acks go to the reader while it takes them (see
+  // reader_takes_acks_), the rest to the command thread; `to_commands`
+  // sends them all there.
+  void SubmitSettlements(std::vector<SettleOp> ops, bool to_commands = false);
   void KickReader();
   void KickCommands(bool unblock_reader);
   static std::vector<SettleOp> TakeUnstarted(const std::shared_ptr<SourceState>& source);
@@ -101,7 +109,23 @@ class RedisBackend final : public Backend {
   // The reader thread (redis_reader_thread.cc).
   void RunReader();
   Status EnsureGroup(RedisConnection& conn, SourceState& source);
-  Status ReadOnce(const SourceList& sources);
+  // One step: maintenance (group, claims) when due and nothing is in
+  // flight; else sends the next round when there is something to send and
+  // room in the pipeline, or receives the oldest round, or waits.
+  Status ReaderStep(const SourceList& sources);
+  Status SendRound(const SourceList& sources, bool* sent);
+  Status ReceiveRound();
+  // The next reply of the oldest round; null when woken for acks first.
+  Status ReceiveReply(RedisReplyPtr* reply);
+  static bool AnyWantsRead(const SourceList& sources);
+  // Delivers a read's entries; an error reply becomes the Status.
+  Status TakeReadReply(const SourceList& read, const redisReply* reply);
+  // Groups the round's acks from `begin` on by source (in their order
+  // within one), adds an XACK for each group and counts its ops as acking.
+  static void AddXacks(ReadRound& round, size_t begin);
+  // The connection failed: every round in flight is given up, its acks
+  // handed to the command thread and its reservations returned.
+  void AbandonRounds();
   // Claims entries left pending: at the first call, this consumer name's
   // own (an earlier run's); then other consumers' idle for min_idle.
   Status ClaimIdle(RedisConnection& conn, const std::shared_ptr<SourceState>& source);
@@ -123,6 +147,16 @@ class RedisBackend final : public Backend {
   std::condition_variable done_cv_;    // wakes Enqueue callers
   std::deque<SettleOp> pending_settles_;      // GUARDED_BY(mu_)
   std::vector<EnqueueOp*> pending_enqueues_;  // GUARDED_BY(mu_)
+  std::vector<SettleOp> reader_acks_;         // GUARDED_BY(mu_): plain acks for the reader
+  // The reader is connected, not inside a blocking read and not stopping:
+  // it sends plain acks ahead of its next read within a round trip.
+  bool reader_takes_acks_ = false;            // GUARDED_BY(mu_)
+  // The reader waits for a reply and could send another round: a
+  // SubmitSettlements that brings reader_acks_ to reader_wake_acks_ writes
+  // reader_wake_fd_ (an eventfd), once, so the acks go out at once.
+  bool reader_polling_ = false;               // GUARDED_BY(mu_)
+  size_t reader_wake_acks_ = 1;               // GUARDED_BY(mu_)
+  int reader_wake_fd_ = -1;
   SourceList sources_;                        // GUARDED_BY(mu_)
   bool commands_kicked_ = false;              // GUARDED_BY(mu_)
   bool reader_kicked_ = false;                // GUARDED_BY(mu_)
@@ -147,6 +181,9 @@ class RedisBackend final : public Backend {
   std::unique_ptr<RedisConnection> commands_;
   // Owned by the reader thread.
   std::unique_ptr<RedisConnection> reader_;
+  std::vector<ReadRound> rounds_;  // sent on reader_, replies not yet read; oldest first
+  bool dry_ = false;              // the last read found nothing: the next one blocks
+  size_t ack_batch_ = 1;          // acks worth a round of their own (a quarter window)
 };
 
 // Builds the backend for a `type: redis` entry.

@@ -1,6 +1,10 @@
 #include "daemon/backends/redis/redis_connection.h"
 
+#include <poll.h>
 #include <sys/time.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <charconv>
@@ -252,9 +256,7 @@ Status RedisConnection::IoError(std::string_view what) const {
 }
 
 template <typename Command>
-Status RedisConnection::PipelineOf(const std::vector<Command>& commands,
-                                   std::vector<RedisReplyPtr>* replies) {
-  replies->clear();
+Status RedisConnection::SendOf(const std::vector<Command>& commands) {
   // The protocol text of every command, written here and handed to hiredis
   // in one piece: redisAppendCommandArgv formats each argument with
   // sdscatfmt, which cost more than anything else on the command thread
@@ -271,14 +273,78 @@ Status RedisConnection::PipelineOf(const std::vector<Command>& commands,
   const int appended = redisAppendFormattedCommand(c_, out_.data(), out_.size());
   if (out_.capacity() > kMaxKeptOutput) std::string().swap(out_);
   if (appended != REDIS_OK) return IoError("cannot send to");
+  return Status::Ok();
+}
+
+template <typename Command>
+Status RedisConnection::PipelineOf(const std::vector<Command>& commands,
+                                   std::vector<RedisReplyPtr>* replies) {
+  replies->clear();
+  Status s = SendOf(commands);
+  if (!s.ok()) return s;
   replies->reserve(commands.size());
   for (size_t i = 0; i < commands.size(); ++i) {
-    void* reply = nullptr;
-    if (redisGetReply(c_, &reply) != REDIS_OK || reply == nullptr) {
-      return IoError("lost the connection to");
-    }
-    replies->emplace_back(static_cast<redisReply*>(reply), RedisReplyDeleter{arena_.get()});
+    replies->emplace_back();
+    s = Receive(&replies->back());
+    if (!s.ok()) return s;
   }
+  return Status::Ok();
+}
+
+Status RedisConnection::Send(const std::vector<RedisArgs>& commands) {
+  Status s = SendOf(commands);
+  if (!s.ok()) return s;
+  // redisGetReply writes only when no reply is buffered yet: flush now, so
+  // that Redis has these commands while the replies before them are read.
+  int done = 0;
+  while (done == 0) {
+    if (redisBufferWrite(c_, &done) != REDIS_OK) return IoError("cannot send to");
+  }
+  return Status::Ok();
+}
+
+Status RedisConnection::Receive(RedisReplyPtr* reply) {
+  void* r = nullptr;
+  if (redisGetReply(c_, &r) != REDIS_OK || r == nullptr) return IoError("lost the connection to");
+  *reply = RedisReplyPtr(static_cast<redisReply*>(r), RedisReplyDeleter{arena_.get()});
+  return Status::Ok();
+}
+
+Status RedisConnection::Receive(RedisReplyPtr* reply, int wake_fd) {
+  reply->reset();
+  void* r = nullptr;
+  if (redisGetReplyFromReader(c_, &r) != REDIS_OK) return IoError("lost the connection to");
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  bool woken = false;
+  while (r == nullptr && !woken) {
+    pollfd fds[2] = {{c_->fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    int ms = -1;
+    if (timeout_.count() > 0) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      ms = static_cast<int>(std::max<int64_t>(0, left.count() + 1));
+    }
+    const int n = poll(fds, 2, ms);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return IoError("cannot wait for");
+    if (n == 0) {
+      return Status::Unavailable("no reply from " + endpoint_ + ": timed out after " +
+                                 std::to_string(timeout_.count()) + " ms");
+    }
+    if (fds[1].revents != 0) {
+      uint64_t count;
+      if (read(wake_fd, &count, sizeof(count)) < 0 && errno != EAGAIN) {
+        return Status::Internal("reading the reader's wake-up eventfd failed");
+      }
+      woken = true;
+    }
+    if (fds[0].revents != 0) {
+      // Readable (or closed): one read() that cannot block, then parse.
+      if (redisBufferRead(c_) != REDIS_OK) return IoError("lost the connection to");
+      if (redisGetReplyFromReader(c_, &r) != REDIS_OK) return IoError("lost the connection to");
+    }
+  }
+  if (r != nullptr) *reply = RedisReplyPtr(static_cast<redisReply*>(r), RedisReplyDeleter{arena_.get()});
   return Status::Ok();
 }
 

@@ -110,6 +110,15 @@ class RedisConnection {
   Status Pipeline(const std::vector<RedisArgs>& commands, std::vector<RedisReplyPtr>* replies);
   Result<RedisReplyPtr> Run(const RedisCommand& command);
 
+  // The two halves of a pipeline, for keeping requests in flight: Send
+  // writes `commands` out at once; each Receive reads the next reply, in
+  // the order the commands were sent. Same errors as Pipeline.
+  Status Send(const std::vector<RedisArgs>& commands);
+  Status Receive(RedisReplyPtr* reply);
+  // Receive that also returns, with *reply null, once the eventfd `wake_fd`
+  // is readable (it is read, which resets it).
+  Status Receive(RedisReplyPtr* reply, int wake_fd);
+
   // The read timeout for the following commands (a blocking XREADGROUP needs
   // its BLOCK time on top of the command timeout).
   void SetTimeout(std::chrono::milliseconds timeout);
@@ -119,6 +128,8 @@ class RedisConnection {
  private:
   explicit RedisConnection(redisContext* c) : c_(c) {}
   Status IoError(std::string_view what) const;
+  template <typename Command>
+  Status SendOf(const std::vector<Command>& commands);
   template <typename Command>
   Status PipelineOf(const std::vector<Command>& commands, std::vector<RedisReplyPtr>* replies);
 

@@ -1,7 +1,9 @@
-// RedisBackend's reader thread: XREADGROUP ... BLOCK into the sources'
-// buffers, sized by the room left in each source's prefetch window.
+// RedisBackend's reader thread: XREADGROUP into the sources' buffers, sized
+// by the room left in each source's prefetch window, with the plain acks
+// pipelined ahead of the reads (see redis_backend.h).
 #include <algorithm>
 #include <climits>
+#include <cstdint>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -129,13 +131,21 @@ Status RedisBackend::ClaimIdle(RedisConnection& conn, const std::shared_ptr<Sour
   return Status::Ok();
 }
 
+namespace {
+
+// Requests in flight on the reader's connection while entries flow: Redis
+// has the next read queued while this thread takes in the last reply.
+constexpr size_t kMaxRounds = 2;
+
+}  // namespace
+
 void RedisBackend::RunReader() {
   int failures = 0;
   while (true) {
     SourceList sources;
     {
       std::unique_lock<std::mutex> l(mu_);
-      if (stop_requested_) break;
+      if (stop_requested_ && rounds_.empty()) break;
       sources = sources_;
     }
     if (reader_ == nullptr) {
@@ -147,9 +157,13 @@ void RedisBackend::RunReader() {
       failures = 0;
       reader_ = std::move(*conn);
       reader_client_id_.store(reader_->client_id());
+      dry_ = false;
+      std::lock_guard<std::mutex> l(mu_);
+      reader_takes_acks_ = !stop_requested_;
     }
-    Status s = ReadOnce(sources);
+    Status s = ReaderStep(sources);
     if (s.IsUnavailable()) {
+      AbandonRounds();
       reader_.reset();
       reader_client_id_.store(-1);
       RecordFailure(Link::kReader, s);
@@ -161,74 +175,264 @@ void RedisBackend::RunReader() {
       failures = 0;
     }
   }
+  AbandonRounds();
   reader_.reset();
   std::lock_guard<std::mutex> l(mu_);
   reader_connected_ = false;
 }
 
-Status RedisBackend::ReadOnce(const SourceList& sources) {
-  // Sources that can take entries now, and how many.
-  SourceList ready;
+void RedisBackend::AbandonRounds() {
+  reader_blocking_.store(false);
+  std::vector<SettleOp> acks;
+  for (ReadRound& round : rounds_) {
+    for (size_t x = round.xacks_done; x < round.xacks.size(); ++x) {
+      const ReadRound::Xack& xack = round.xacks[x];
+      {
+        std::lock_guard<std::mutex> l(xack.source->mu);
+        xack.source->acking -= static_cast<int>(xack.end - xack.begin);
+      }
+      for (size_t i = xack.begin; i < xack.end; ++i) acks.push_back(std::move(round.acks[i]));
+    }
+    if (!round.read_done) {
+      for (const auto& src : round.read) {
+        std::lock_guard<std::mutex> l(src->mu);
+        src->reserved -= round.count;
+      }
+    }
+  }
+  rounds_.clear();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    reader_takes_acks_ = false;
+    for (SettleOp& op : reader_acks_) acks.push_back(std::move(op));
+    reader_acks_.clear();
+  }
+  // Every XACK is idempotent: the command thread applies them (again).
+  SubmitSettlements(std::move(acks), /*to_commands=*/true);
+}
+
+Status RedisBackend::ReaderStep(const SourceList& sources) {
+  bool stopping;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stopping = stop_requested_;
+  }
+  if (stopping) return rounds_.empty() ? Status::Ok() : ReceiveRound();
+  // Group creation and claims use the connection alone, between rounds.
+  const auto now = Clock::now();
+  bool maintenance = false;
+  ack_batch_ = SIZE_MAX;
+  for (const auto& s : sources) {
+    std::lock_guard<std::mutex> l(s->mu);
+    if (!s->started || s->stopped) continue;
+    ack_batch_ = std::min(ack_batch_, static_cast<size_t>(std::max(1, s->options.prefetch / 4)));
+    if (!s->group_ready.load() || (now >= s->next_claim && s->WantsReadLocked())) {
+      maintenance = true;
+    }
+  }
+  if (ack_batch_ == SIZE_MAX) ack_batch_ = 1;
+  if (maintenance) {
+    if (!rounds_.empty()) return ReceiveRound();
+    for (const auto& s : sources) {
+      bool wants;
+      {
+        std::lock_guard<std::mutex> l(s->mu);
+        if (!s->started || s->stopped) continue;
+        wants = s->WantsReadLocked();
+      }
+      if (!s->group_ready.load()) {
+        Status g = EnsureGroup(*reader_, *s);
+        if (!g.ok()) return g;
+      }
+      // Claims first: they are what a dead consumer left behind.
+      if (wants && Clock::now() >= s->next_claim) {
+        Status c = ClaimIdle(*reader_, s);
+        if (!c.ok()) return c;
+      }
+    }
+  }
+  if (rounds_.size() < kMaxRounds && (rounds_.empty() || !rounds_.back().blocking)) {
+    bool sent = false;
+    Status s = SendRound(sources, &sent);
+    if (!s.ok() || sent) return s;
+  }
+  if (!rounds_.empty()) return ReceiveRound();
+  // Nothing in flight and nothing to send: wait for room, acks or a kick.
+  std::unique_lock<std::mutex> l(mu_);
+  reader_cv_.wait_for(l, options_.block, [&] {
+    return reader_kicked_ || stop_requested_ || !reader_acks_.empty();
+  });
+  reader_kicked_ = false;
+  return Status::Ok();
+}
+
+Status RedisBackend::SendRound(const SourceList& sources, bool* sent) {
+  *sent = false;
+  ReadRound round;
+  // Behind a round in flight, another is worth it for a read, or for a
+  // quarter window of acks; else they ride on the next read.
+  const bool may_wait = !rounds_.empty() && (dry_ || !AnyWantsRead(sources));
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    reader_kicked_ = false;
+    if (may_wait && reader_acks_.size() < ack_batch_) return Status::Ok();
+    round.acks.swap(reader_acks_);
+  }
+  AddXacks(round, 0);
+  // The read: every stream that wants one, as many entries as the tightest
+  // has room for, at most half a window so that two reads fit in flight.
   int count = INT_MAX;
   auto next_claim = Clock::now() + options_.block;
   for (const auto& s : sources) {
-    int room;
-    {
-      std::lock_guard<std::mutex> l(s->mu);
-      room = s->RoomLocked();
-      if (!s->started || s->stopped || !s->WantsReadLocked()) continue;
-    }
-    if (!s->group_ready.load()) {
-      Status g = EnsureGroup(*reader_, *s);
-      if (!g.ok()) return g;
-    }
-    // Claims first: they are what a dead consumer left behind.
-    if (Clock::now() >= s->next_claim) {
-      Status c = ClaimIdle(*reader_, s);
-      if (!c.ok()) return c;
-      std::lock_guard<std::mutex> l(s->mu);
-      room = s->RoomLocked();
-      if (s->stopped || !s->WantsReadLocked()) continue;
-    }
+    std::lock_guard<std::mutex> l(s->mu);
+    if (!s->started || s->stopped || !s->group_ready.load() || !s->WantsReadLocked()) continue;
+    round.read.push_back(s);
+    count = std::min({count, s->RoomLocked(), std::max(1, (s->options.prefetch + 1) / 2)});
     next_claim = std::min(next_claim, s->next_claim);
-    ready.push_back(s);
-    count = std::min(count, room);
   }
-  if (ready.empty()) {
-    std::unique_lock<std::mutex> l(mu_);
-    reader_cv_.wait_for(l, options_.block, [&] { return reader_kicked_ || stop_requested_; });
-    reader_kicked_ = false;
-    return Status::Ok();
-  }
-  {
+  // After a read that found nothing the next one blocks, and goes alone.
+  if (dry_ && !rounds_.empty()) round.read.clear();
+  round.blocking = !round.read.empty() && dry_;
+  if (round.blocking) {
     std::lock_guard<std::mutex> l(mu_);
-    if (stop_requested_) return Status::Ok();
-    reader_kicked_ = false;
+    if (stop_requested_) {
+      round.read.clear();
+      round.blocking = false;
+    } else {
+      // Acks settled while it waits go to the command thread; the ones
+      // that came until now go ahead of it.
+      reader_takes_acks_ = false;
+      const size_t begin = round.acks.size();
+      for (SettleOp& op : reader_acks_) round.acks.push_back(std::move(op));
+      reader_acks_.clear();
+      AddXacks(round, begin);
+    }
   }
-  for (const auto& s : ready) {
+  if (round.read.empty() && round.acks.empty()) return Status::Ok();
+  std::vector<RedisArgs> cmds;
+  cmds.reserve(round.xacks.size() + 1);
+  for (const ReadRound::Xack& xack : round.xacks) {
+    RedisArgs& args = cmds.emplace_back();
+    args.reserve(3 + xack.end - xack.begin);
+    args.insert(args.end(), {"XACK", xack.source->options.source, options_.group});
+    for (size_t i = xack.begin; i < xack.end; ++i) args.push_back(round.acks[i].delivery->msg.id);
+  }
+  std::string count_arg, block_arg;
+  if (!round.read.empty()) {
+    round.count = count;
+    for (const auto& s : round.read) {
+      std::lock_guard<std::mutex> l(s->mu);
+      s->reserved += count;
+    }
+    count_arg = std::to_string(count);
+    RedisArgs& args = cmds.emplace_back();
+    args.insert(args.end(), {"XREADGROUP", "GROUP", options_.group, consumer_, "COUNT", count_arg});
+    if (round.blocking) {
+      // BLOCK 0 would wait forever: at least 1 ms, at most until the next claim.
+      auto block = std::chrono::duration_cast<std::chrono::milliseconds>(next_claim - Clock::now());
+      block = std::clamp(block, std::chrono::milliseconds(1), options_.block);
+      block_arg = std::to_string(block.count());
+      args.insert(args.end(), {"BLOCK", block_arg});
+      reader_blocking_.store(true);
+    }
+    args.push_back("STREAMS");
+    for (const auto& s : round.read) args.push_back(s->options.source);
+    for (size_t i = 0; i < round.read.size(); ++i) args.push_back(">");
+  }
+  Status s = reader_->Send(cmds);
+  // Even when the send failed: AbandonRounds undoes it.
+  rounds_.push_back(std::move(round));
+  *sent = true;
+  return s;
+}
+
+Status RedisBackend::ReceiveReply(RedisReplyPtr* reply) {
+  const ReadRound& round = rounds_.front();
+  reader_->SetTimeout(options_.command_timeout +
+                      (round.blocking ? options_.block : std::chrono::milliseconds(0)));
+  // Acks that come while this waits go out at once when another round fits.
+  const bool wakeable = rounds_.size() < kMaxRounds && !rounds_.back().blocking;
+  if (wakeable) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (reader_takes_acks_ && reader_acks_.size() >= ack_batch_) return Status::Ok();
+    reader_polling_ = reader_takes_acks_;
+    reader_wake_acks_ = ack_batch_;
+  }
+  Status s = wakeable ? reader_->Receive(reply, reader_wake_fd_) : reader_->Receive(reply);
+  if (wakeable) {
+    std::lock_guard<std::mutex> l(mu_);
+    reader_polling_ = false;
+  }
+  return s;
+}
+
+Status RedisBackend::ReceiveRound() {
+  ReadRound& round = rounds_.front();
+  for (; round.xacks_done < round.xacks.size(); ++round.xacks_done) {
+    const ReadRound::Xack& xack = round.xacks[round.xacks_done];
+    RedisReplyPtr reply;
+    Status s = ReceiveReply(&reply);
+    if (!s.ok() || reply == nullptr) return s;
+    SourceState* src = xack.source;
+    const int n = static_cast<int>(xack.end - xack.begin);
+    if (IsTransientError(reply.get())) {
+      // LOADING and the like: the command thread applies them after a backoff.
+      std::vector<SettleOp> again;
+      for (size_t i = xack.begin; i < xack.end; ++i) again.push_back(std::move(round.acks[i]));
+      {
+        std::lock_guard<std::mutex> l(src->mu);
+        src->acking -= n;
+      }
+      SubmitSettlements(std::move(again), /*to_commands=*/true);
+      continue;
+    }
+    if (IsError(reply.get())) {
+      // The entries stay pending (or their stream is gone): claimed and run
+      // again after min_idle, nothing is lost.
+      LOG(WARNING) << "redis backend " << name_ << ": stream " << src->options.source
+                   << ": ack of entry " << round.acks[xack.begin].delivery->msg.id
+                   << " (and others of its batch) failed: " << ReplyText(reply.get());
+    }
+    std::lock_guard<std::mutex> l(src->mu);
+    src->acking -= n;
+    for (size_t i = xack.begin; i < xack.end; ++i) {
+      src->ReleaseLocked(*round.acks[i].delivery);
+      src->RecycleLocked(std::move(round.acks[i].delivery));
+    }
+  }
+  Status result;
+  if (!round.read.empty() && !round.read_done) {
+    RedisReplyPtr reply;
+    Status s = ReceiveReply(&reply);
+    if (!s.ok() || reply == nullptr) return s;
+    round.read_done = true;
+    for (const auto& src : round.read) {
+      std::lock_guard<std::mutex> l(src->mu);
+      src->reserved -= round.count;
+    }
+    if (round.blocking) {
+      reader_blocking_.store(false);
+      std::lock_guard<std::mutex> l(mu_);
+      reader_takes_acks_ = !stop_requested_;
+    }
+    result = TakeReadReply(round.read, reply.get());
+  }
+  rounds_.erase(rounds_.begin());
+  return result;
+}
+
+bool RedisBackend::AnyWantsRead(const SourceList& sources) {
+  for (const auto& s : sources) {
     std::lock_guard<std::mutex> l(s->mu);
-    s->reserved += count;
+    if (s->started && !s->stopped && s->group_ready.load() && s->WantsReadLocked()) return true;
   }
-  // BLOCK 0 would wait forever: at least 1 ms, at most until the next claim.
-  auto block = std::chrono::duration_cast<std::chrono::milliseconds>(next_claim - Clock::now());
-  block = std::clamp(block, std::chrono::milliseconds(1), options_.block);
-  RedisCommand cmd = {"XREADGROUP", "GROUP", options_.group, consumer_, "COUNT",
-                      std::to_string(count), "BLOCK", std::to_string(block.count()), "STREAMS"};
-  for (const auto& s : ready) cmd.push_back(s->options.source);
-  for (size_t i = 0; i < ready.size(); ++i) cmd.push_back(">");
-  reader_->SetTimeout(options_.command_timeout + options_.block);
-  reader_blocking_.store(true);
-  auto reply = reader_->Run(cmd);
-  reader_blocking_.store(false);
-  for (const auto& s : ready) {
-    std::lock_guard<std::mutex> l(s->mu);
-    s->reserved -= count;
-  }
-  if (!reply.ok()) return reply.status();
-  const redisReply* r = reply->get();
+  return false;
+}
+
+Status RedisBackend::TakeReadReply(const SourceList& read, const redisReply* r) {
   if (IsErrorCode(r, "NOGROUP")) {
     // The stream (and with it the group) was deleted: create them again.
-    for (const auto& s : ready) s->group_ready.store(false);
+    for (const auto& s : read) s->group_ready.store(false);
     LOG(WARNING) << "redis backend " << name_ << ": " << ReplyText(r)
                  << "; re-creating the consumer group";
     return Status::Ok();
@@ -237,16 +441,42 @@ Status RedisBackend::ReadOnce(const SourceList& sources) {
   if (IsError(r)) {
     return Status::Internal("XREADGROUP failed: " + std::string(ReplyText(r)));
   }
-  if (r->type != REDIS_REPLY_ARRAY) return Status::Ok();  // timed out or unblocked
+  dry_ = true;
+  if (r->type != REDIS_REPLY_ARRAY) return Status::Ok();  // nothing, timed out or unblocked
   for (size_t i = 0; i < r->elements; ++i) {
     const redisReply* stream = r->element[i];
     if (stream->type != REDIS_REPLY_ARRAY || stream->elements < 2) continue;
+    if (stream->element[1]->type == REDIS_REPLY_ARRAY && stream->element[1]->elements > 0) {
+      dry_ = false;
+    }
     std::string_view key = ReplyText(stream->element[0]);
-    for (const auto& s : ready) {
+    for (const auto& s : read) {
       if (s->options.source == key) Deliver(s, stream->element[1], {});
     }
   }
   return Status::Ok();
+}
+
+void RedisBackend::AddXacks(ReadRound& round, size_t begin) {
+  std::vector<SettleOp>& ops = round.acks;
+  if (begin == ops.size()) return;
+  auto by_source = [](const SettleOp& a, const SettleOp& b) {
+    return std::less<const SourceState*>()(a.source, b.source);
+  };
+  const auto first = ops.begin() + static_cast<ptrdiff_t>(begin);
+  // Mostly one stream: already grouped, and nothing to sort.
+  if (!std::is_sorted(first, ops.end(), by_source)) std::stable_sort(first, ops.end(), by_source);
+  size_t i = begin;
+  while (i < ops.size()) {
+    size_t j = i;
+    while (j < ops.size() && ops[j].source == ops[i].source) ++j;
+    {
+      std::lock_guard<std::mutex> l(ops[i].source->mu);
+      ops[i].source->acking += static_cast<int>(j - i);
+    }
+    round.xacks.push_back({ops[i].source, i, j});
+    i = j;
+  }
 }
 
 }  // namespace foxworker

@@ -50,6 +50,10 @@ struct RedisBackend::SourceState {
   std::vector<uint32_t> free_held; // GUARDED_BY(mu): indexes of free slots
   int held_count = 0;              // GUARDED_BY(mu): slots in use
   int reserved = 0;              // GUARDED_BY(mu): room promised to a read in flight
+  // Held entries whose XACK the reader has sent ahead of its next reads: on
+  // one connection Redis applies it before them, so their room is free for
+  // those reads already.
+  int acking = 0;                // GUARDED_BY(mu)
   // Settled deliveries kept for reuse (their strings keep their capacity),
   // so that steady reading allocates nothing per entry; at most `prefetch`.
   std::vector<std::unique_ptr<Delivery>> spare;  // GUARDED_BY(mu)
@@ -60,7 +64,7 @@ struct RedisBackend::SourceState {
   std::atomic<bool> group_ready{false};  // the group exists (as far as we know)
 
   // REQUIRES: mu held.
-  int RoomLocked() const { return options.prefetch - held_count - reserved; }
+  int RoomLocked() const { return options.prefetch - held_count - reserved + acking; }
 
   // Whether the reader should read for this source now: when a quarter of
   // the window is free, or when anything is and nothing waits in the buffer.
@@ -129,6 +133,23 @@ struct RedisBackend::SettleOp {
   SourceState* source;
   std::unique_ptr<Delivery> delivery;
   Outcome outcome;
+};
+
+// One request pipelined on the reader's connection: an XACK per stream for
+// the plain acks settled since the last round, then at most one XREADGROUP.
+struct RedisBackend::ReadRound {
+  struct Xack {
+    SourceState* source;
+    size_t begin, end;  // its ops in `acks`
+  };
+  std::vector<SettleOp> acks;
+  std::vector<Xack> xacks;  // in the order sent
+  SourceList read;          // the streams the XREADGROUP reads; empty: no read
+  int count = 0;            // its COUNT, reserved in each of `read`
+  bool blocking = false;    // it has BLOCK: nothing is sent behind it
+  // Progress of the replies, so that a failure midway undoes only the rest.
+  size_t xacks_done = 0;
+  bool read_done = false;
 };
 
 struct RedisBackend::EnqueueOp {
