@@ -114,9 +114,12 @@ class RedisBackend final : public Backend {
   // room in the pipeline, or receives the oldest round, or waits.
   Status ReaderStep(const SourceList& sources);
   Status SendRound(const SourceList& sources, bool* sent);
-  Status ReceiveRound();
+  // Takes in the oldest round's replies. `wakeable`: may return before
+  // they are all in (with Ok) for acks worth sending first; only where the
+  // caller goes on to SendRound.
+  Status ReceiveRound(bool wakeable);
   // The next reply of the oldest round; null when woken for acks first.
-  Status ReceiveReply(RedisReplyPtr* reply);
+  Status ReceiveReply(RedisReplyPtr* reply, bool wakeable);
   static bool AnyWantsRead(const SourceList& sources);
   // Delivers a read's entries; an error reply becomes the Status.
   Status TakeReadReply(const SourceList& read, const redisReply* reply);

@@ -217,7 +217,7 @@ Status RedisBackend::ReaderStep(const SourceList& sources) {
     std::lock_guard<std::mutex> l(mu_);
     stopping = stop_requested_;
   }
-  if (stopping) return rounds_.empty() ? Status::Ok() : ReceiveRound();
+  if (stopping) return rounds_.empty() ? Status::Ok() : ReceiveRound(/*wakeable=*/false);
   // Group creation and claims use the connection alone, between rounds.
   const auto now = Clock::now();
   bool maintenance = false;
@@ -232,7 +232,7 @@ Status RedisBackend::ReaderStep(const SourceList& sources) {
   }
   if (ack_batch_ == SIZE_MAX) ack_batch_ = 1;
   if (maintenance) {
-    if (!rounds_.empty()) return ReceiveRound();
+    if (!rounds_.empty()) return ReceiveRound(/*wakeable=*/false);
     for (const auto& s : sources) {
       bool wants;
       {
@@ -256,7 +256,7 @@ Status RedisBackend::ReaderStep(const SourceList& sources) {
     Status s = SendRound(sources, &sent);
     if (!s.ok() || sent) return s;
   }
-  if (!rounds_.empty()) return ReceiveRound();
+  if (!rounds_.empty()) return ReceiveRound(/*wakeable=*/true);
   // Nothing in flight and nothing to send: wait for room, acks or a kick.
   std::unique_lock<std::mutex> l(mu_);
   reader_cv_.wait_for(l, options_.block, [&] {
@@ -346,12 +346,12 @@ Status RedisBackend::SendRound(const SourceList& sources, bool* sent) {
   return s;
 }
 
-Status RedisBackend::ReceiveReply(RedisReplyPtr* reply) {
+Status RedisBackend::ReceiveReply(RedisReplyPtr* reply, bool wakeable) {
   const ReadRound& round = rounds_.front();
   reader_->SetTimeout(options_.command_timeout +
                       (round.blocking ? options_.block : std::chrono::milliseconds(0)));
   // Acks that come while this waits go out at once when another round fits.
-  const bool wakeable = rounds_.size() < kMaxRounds && !rounds_.back().blocking;
+  wakeable = wakeable && rounds_.size() < kMaxRounds && !rounds_.back().blocking;
   if (wakeable) {
     std::lock_guard<std::mutex> l(mu_);
     if (reader_takes_acks_ && reader_acks_.size() >= ack_batch_) return Status::Ok();
@@ -366,12 +366,12 @@ Status RedisBackend::ReceiveReply(RedisReplyPtr* reply) {
   return s;
 }
 
-Status RedisBackend::ReceiveRound() {
+Status RedisBackend::ReceiveRound(bool wakeable) {
   ReadRound& round = rounds_.front();
   for (; round.xacks_done < round.xacks.size(); ++round.xacks_done) {
     const ReadRound::Xack& xack = round.xacks[round.xacks_done];
     RedisReplyPtr reply;
-    Status s = ReceiveReply(&reply);
+    Status s = ReceiveReply(&reply, wakeable);
     if (!s.ok() || reply == nullptr) return s;
     SourceState* src = xack.source;
     const int n = static_cast<int>(xack.end - xack.begin);
@@ -403,7 +403,7 @@ Status RedisBackend::ReceiveRound() {
   Status result;
   if (!round.read.empty() && !round.read_done) {
     RedisReplyPtr reply;
-    Status s = ReceiveReply(&reply);
+    Status s = ReceiveReply(&reply, wakeable);
     if (!s.ok() || reply == nullptr) return s;
     round.read_done = true;
     for (const auto& src : round.read) {
