@@ -73,7 +73,7 @@ class RabbitMqBackend : public Backend {
   struct SettleOp;
   struct Unsettled;
   struct PendingConfirm;
-  using UnsettledMap = std::map<uint64_t, Unsettled>;
+  class UnsettledTags;
 
   void Post(std::vector<Op> ops);
   // Hands `batch` (of `source`) to the connection thread; see lazy_ops_.
@@ -101,10 +101,9 @@ class RabbitMqBackend : public Backend {
   // A Delivery for the next message: a recycled one when there is one.
   std::unique_ptr<Delivery> NewDelivery();
   void Recycle(std::unique_ptr<Delivery> d);
-  // Records `tag` as unsettled (reusing a spare map node); returns its record.
+  // Records `tag` as unsettled; returns its record.
   Unsettled& Track(uint64_t tag);
-  // Forgets an unsettled tag, keeping its map node for the next one.
-  UnsettledMap::iterator Forget(UnsettledMap::iterator it);
+  // Forgets an unsettled tag; false when it was not there.
   bool Forget(uint64_t tag);
   Status HandleConfirm(uint64_t seq, bool multiple, bool ok);
   Status HandleReturn(const amqp_frame_t& frame);
@@ -156,11 +155,11 @@ class RabbitMqBackend : public Backend {
   uint64_t generation_ = 0;
   uint64_t connect_calls_ = 0;  // Start() and then the thread, never at once
   uint64_t next_publish_seq_ = 1;
-  UnsettledMap unsettled_;                           // by delivery tag
-  // Steady consuming allocates nothing per message: map nodes of settled
-  // tags and settled deliveries (their strings keep their capacity) are
-  // reused, at most spare_cap_ of each (the sources' prefetch windows).
-  std::vector<UnsettledMap::node_type> spare_nodes_;
+  std::unique_ptr<UnsettledTags> unsettled_;         // by delivery tag
+  // Steady consuming allocates nothing per message: the records of settled
+  // tags (a ring of twice the sources' prefetch windows) and settled
+  // deliveries (at most spare_cap_, the prefetch windows; their strings keep
+  // their capacity) are reused.
   std::vector<std::unique_ptr<Delivery>> spare_deliveries_;
   size_t spare_cap_ = 0;
   std::vector<SettleOp> applying_;                   // settles_ of this turn

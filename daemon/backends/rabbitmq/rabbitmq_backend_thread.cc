@@ -192,6 +192,7 @@ Status RabbitMqBackend::ConsumeSources() {
       size_t cap = 0;
       for (const auto& src : live_sources_) cap += static_cast<size_t>(std::max(1, src->options.prefetch));
       spare_cap_ = std::min<size_t>(cap, 65536);
+      unsettled_->Reserve(2 * spare_cap_);
     }
   }
   for (auto& src : live_sources_) {
@@ -277,8 +278,8 @@ void RabbitMqBackend::WaitBackoff() {
 void RabbitMqBackend::DropConnection(const Status& why) {
   conn_.reset();  // closes the socket; the broker requeues every unacked delivery
   connected_.store(false);
-  uint64_t lost = unsettled_.size();
-  unsettled_.clear();
+  uint64_t lost = unsettled_->size();
+  unsettled_->Clear();
   to_ack_.clear();
   acks_waiting_ = 0;
   acks_waiting_since_ = {};
@@ -434,8 +435,8 @@ Status RabbitMqBackend::ApplyOps(std::vector<Op>& ops) {
 
 Status RabbitMqBackend::ApplySettlement(SettleOp& op) {
   const Delivery& d = *op.delivery;
-  auto it = d.generation == generation_ ? unsettled_.find(d.tag) : unsettled_.end();
-  if (it == unsettled_.end()) {
+  Unsettled* found = d.generation == generation_ ? unsettled_->Find(d.tag) : nullptr;
+  if (found == nullptr) {
     // The connection that delivered it is gone: the broker has requeued it.
     std::lock_guard<std::mutex> lock(mu_);
     counters_.dropped_settlements++;
@@ -448,13 +449,13 @@ Status RabbitMqBackend::ApplySettlement(SettleOp& op) {
       return Status::Ok();
     case Outcome::Kind::kRelease: {
       int rc = amqp_basic_reject(st, kAmqpChannel, d.tag, /*requeue=*/1);
-      Forget(it);
+      Forget(d.tag);
       return StatusOf(rc, "basic.reject");
     }
     case Outcome::Kind::kDeadLetter:
       return DeadLetter(d.tag, d, op.outcome.reason);
     case Outcome::Kind::kRetry: {
-      Unsettled& u = it->second;
+      Unsettled& u = *found;
       std::string target = u.source->options.source;
       Duration ttl{0};
       if (options_.delayed_retries && op.outcome.delay.count() > 0) {
@@ -489,7 +490,9 @@ void RabbitMqBackend::CopyProperties(const Unsettled& u, const Delivery& d,
 }
 
 Status RabbitMqBackend::DeadLetter(uint64_t tag, const Delivery& d, const std::string& reason) {
-  Unsettled& u = unsettled_.at(tag);
+  Unsettled* found = unsettled_->Find(tag);
+  CHECK(found != nullptr) << "dead-lettering an unknown delivery tag " << tag;
+  Unsettled& u = *found;
   const std::string& queue = u.source->options.source;
   const std::string& dlq = u.source->dead_letter_queue;
   if (declared_.count(dlq) == 0) {
@@ -624,9 +627,9 @@ Status RabbitMqBackend::HandleReturn(const amqp_frame_t& frame) {
 
 Status RabbitMqBackend::FlushAcks() {
   for (uint64_t tag : to_ack_) {
-    auto it = unsettled_.find(tag);
-    if (it == unsettled_.end() || it->second.acked) continue;
-    it->second.acked = true;
+    Unsettled* u = unsettled_->Find(tag);
+    if (u == nullptr || u->acked) continue;
+    u->acked = true;
     ++acks_waiting_;
   }
   to_ack_.clear();
@@ -643,10 +646,11 @@ Status RabbitMqBackend::FlushAcks() {
   amqp_connection_state_t st = conn_->state();
   // The lowest unsettled tags that are all acked go in one multiple ack.
   uint64_t last = 0;
-  auto it = unsettled_.begin();
-  while (it != unsettled_.end() && it->second.acked) {
-    last = it->first;
-    it = Forget(it);
+  uint64_t tag = unsettled_->Lowest();
+  while (tag != 0 && unsettled_->Find(tag)->acked) {
+    last = tag;
+    Forget(tag);
+    tag = unsettled_->NextAbove(tag);
   }
   int rc = AMQP_STATUS_OK;
   if (last != 0) rc = amqp_basic_ack(st, kAmqpChannel, last, /*multiple=*/1);
@@ -666,13 +670,13 @@ Status RabbitMqBackend::FlushAcks() {
       now - acks_waiting_since_ < std::chrono::milliseconds(kGapAckDelayMs)) {
     return Status::Ok();
   }
-  while (it != unsettled_.end() && acks_waiting_ > 0 && rc == AMQP_STATUS_OK) {
-    if (!it->second.acked) {
-      ++it;
-      continue;
+  while (tag != 0 && acks_waiting_ > 0 && rc == AMQP_STATUS_OK) {
+    const uint64_t next = unsettled_->NextAbove(tag);
+    if (unsettled_->Find(tag)->acked) {
+      rc = amqp_basic_ack(st, kAmqpChannel, tag, /*multiple=*/0);
+      Forget(tag);
     }
-    rc = amqp_basic_ack(st, kAmqpChannel, it->first, /*multiple=*/0);
-    it = Forget(it);
+    tag = next;
   }
   acks_waiting_since_ = {};
   return StatusOf(rc, "basic.ack");
@@ -694,33 +698,14 @@ void RabbitMqBackend::Recycle(std::unique_ptr<Delivery> d) {
 }
 
 RabbitMqBackend::Unsettled& RabbitMqBackend::Track(uint64_t tag) {
-  // Tags grow, so the new one goes at the end (the hint makes that O(1)).
-  if (spare_nodes_.empty()) return unsettled_.emplace_hint(unsettled_.end(), tag, Unsettled())->second;
-  UnsettledMap::node_type node = std::move(spare_nodes_.back());
-  spare_nodes_.pop_back();
-  node.key() = tag;
-  auto it = unsettled_.insert(unsettled_.end(), std::move(node));
-  return it->second;
-}
-
-RabbitMqBackend::UnsettledMap::iterator RabbitMqBackend::Forget(UnsettledMap::iterator it) {
-  auto next = std::next(it);
-  UnsettledMap::node_type node = unsettled_.extract(it);
-  if (node.mapped().acked) --acks_waiting_;
-  if (spare_nodes_.size() < spare_cap_) {
-    Unsettled& u = node.mapped();
-    u.source = nullptr;
-    u.props.reset();
-    u.acked = false;
-    spare_nodes_.push_back(std::move(node));
-  }
-  return next;
+  return unsettled_->Insert(tag);
 }
 
 bool RabbitMqBackend::Forget(uint64_t tag) {
-  auto it = unsettled_.find(tag);
-  if (it == unsettled_.end()) return false;
-  Forget(it);
+  Unsettled* u = unsettled_->Find(tag);
+  if (u == nullptr) return false;
+  if (u->acked) --acks_waiting_;
+  unsettled_->Erase(tag);
   return true;
 }
 
