@@ -29,6 +29,7 @@
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
 #include <glog/logging.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
@@ -124,13 +125,24 @@ void Fill(const std::string& url, int n) {
   Close(c);
 }
 
-// One timed run: messages per second, and CPU seconds over the same interval.
+// Context switches (voluntary and involuntary) of every thread of this
+// process so far: a wake-up's cost, counted rather than timed.
+long ContextSwitches() {
+  rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_nvcsw + ru.ru_nivcsw;
+}
+
+// One timed run: messages per second, and CPU seconds and context switches
+// over the same interval.
 struct Run {
   double rate = 0;
   double cpu_s = 0;
+  long switches = 0;
 };
 
 Run ReferenceRun(const std::string& url, int n) {
+  const long cs0 = ContextSwitches();
   const double cpu0 = bench::ProcessCpuSeconds();
   const auto t0 = std::chrono::steady_clock::now();
   amqp_connection_state_t c = Connect(url);
@@ -149,7 +161,7 @@ Run ReferenceRun(const std::string& url, int n) {
     if (got % 100 == 0 || got == n) amqp_basic_ack(c, 1, env.delivery_tag, 1);
     amqp_destroy_envelope(&env);
   }
-  const Run run{n / Seconds(t0), bench::ProcessCpuSeconds() - cpu0};
+  const Run run{n / Seconds(t0), bench::ProcessCpuSeconds() - cpu0, ContextSwitches() - cs0};
   Close(c);
   return run;
 }
@@ -164,6 +176,7 @@ Run DaemonRun(const std::string& url, int n) {
   auto config = ParseConfigString(yaml, "bench.yaml", "/tmp");
   if (!config.ok()) Die(config.status().message());
   Supervisor sup(std::move(*config));
+  const long cs0 = ContextSwitches();
   const double cpu0 = bench::ProcessCpuSeconds();
   const auto t0 = std::chrono::steady_clock::now();
   Status s = sup.Start();
@@ -173,7 +186,7 @@ Run DaemonRun(const std::string& url, int n) {
     if (Seconds(t0) > 600) Die("daemon timed out");
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  const Run run{n / Seconds(t0), bench::ProcessCpuSeconds() - cpu0};
+  const Run run{n / Seconds(t0), bench::ProcessCpuSeconds() - cpu0, ContextSwitches() - cs0};
   sup.Shutdown();
   return run;
 }
@@ -204,6 +217,8 @@ int main(int argc, char** argv) {
     const Run r = only == "daemon" ? DaemonRun(url, n) : ReferenceRun(url, n);
     printf("BENCH rabbitmq.%s_per_s %.0f msgs/s\n", only.c_str(), r.rate);
     printf("BENCH rabbitmq.%s_cpu_us_per_msg %.2f us\n", only.c_str(), r.cpu_s * 1e6 / n);
+    printf("BENCH rabbitmq.%s_switches_per_msg %.4f switches\n", only.c_str(),
+           static_cast<double>(r.switches) / n);
     fflush(stdout);
     testing::RabbitMqServer::StopShared();
     return 0;
@@ -217,9 +232,10 @@ int main(int argc, char** argv) {
     Fill(url, n);
     const Run r = ReferenceRun(url, n);
     fprintf(stderr,
-            "rabbitmq_bench: round %d: daemon %.0f msgs/s (%.2f us/msg CPU), "
-            "reference %.0f msgs/s (%.2f us/msg CPU)\n",
-            round, d.rate, d.cpu_s * 1e6 / n, r.rate, r.cpu_s * 1e6 / n);
+            "rabbitmq_bench: round %d: daemon %.0f msgs/s (%.2f us/msg CPU, %.3f context "
+            "switches/msg), reference %.0f msgs/s (%.2f us/msg CPU, %.3f switches/msg)\n",
+            round, d.rate, d.cpu_s * 1e6 / n, static_cast<double>(d.switches) / n, r.rate,
+            r.cpu_s * 1e6 / n, static_cast<double>(r.switches) / n);
     if (d.rate > daemon.rate) daemon = d;
     if (r.rate > reference.rate) reference = r;
   }
