@@ -86,6 +86,9 @@ class RabbitMqBackend : public Backend {
   Status ApplyOps(std::vector<Op>& ops);
   Status RequeueDue();
   Status ReadFramesTurn();
+  // Waits on the wake-up eventfd until kReadCoalesce after read_started_;
+  // true when a worker kicked the thread first.
+  bool SleepOutReadCoalesce();
   Status WakeDueSources(bool connection_ok);
   Status ApplySettlement(SettleOp& op);
   Status ReadFrames();
@@ -168,6 +171,10 @@ class RabbitMqBackend : public Backend {
   // Clocks read once per turn for the deliveries of that turn (0 = not yet).
   uint64_t turn_mono_ns_ = 0;
   int64_t turn_wall_ms_ = 0;
+  // Read coalescing (see kReadCoalesce): on while turns bring deliveries;
+  // when the current (or last) turn's read began.
+  bool read_coalescing_ = false;
+  std::chrono::steady_clock::time_point read_started_{};
   std::map<uint64_t, PendingConfirm> confirms_;      // by publish sequence number
   std::vector<uint64_t> to_ack_;
   // Unsettled tags marked acked that sit above one still unsettled, and
