@@ -6,7 +6,9 @@
 // deliveries into Delivery values in the source's buffer and wakes the
 // consumer. Worker threads hand settlements and publishes to it through a
 // locked queue and an eventfd; the thread waits in poll() on the socket and
-// the eventfd, so a settlement is applied within a loop turn. Acks are
+// the eventfd, so a settlement is applied within a loop turn; under
+// sustained load with large prefetch windows it reads the socket at most
+// every 300 us (kReadCoalesce) instead of on every arrival. Acks are
 // coalesced (multiple=true over the lowest contiguous unacked tags). Retry
 // and dead-letter copies are published with confirms and the original is
 // acked only after its copy's confirm. The thread reconnects forever with
@@ -89,6 +91,9 @@ class RabbitMqBackend : public Backend {
   // Waits on the wake-up eventfd until kReadCoalesce after read_started_;
   // true when a worker kicked the thread first.
   bool SleepOutReadCoalesce();
+  // Whether reads may be coalesced: every consumed queue has a large
+  // prefetch window, at most half of it held here (see kReadCoalesce).
+  bool WindowsAllowCoalescing() const;
   Status WakeDueSources(bool connection_ok);
   Status ApplySettlement(SettleOp& op);
   Status ReadFrames();

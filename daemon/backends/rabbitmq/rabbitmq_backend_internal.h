@@ -33,6 +33,7 @@ struct RabbitMqBackend::SourceState {
   // Connection thread only.
   bool consuming = false;  // basic.consume sent on the current connection
   bool cancelled = false;  // basic.cancel sent (never consume again)
+  size_t held = 0;         // its deliveries not yet settled with the broker
   // Deliveries read this turn, moved into `buffer` under one lock (and the
   // consumer woken once) at the end of the turn.
   std::vector<std::unique_ptr<Delivery>> incoming;

@@ -39,9 +39,13 @@ constexpr int kFramesPerTurn = 256;
 // polling. Each wake-up of this thread, and each hand-off to the workers,
 // then carries a few dozen messages instead of a dozen or so, for at most
 // kReadCoalesce of added delay; a turn with fewer deliveries ends it, so
-// light traffic is still read as soon as it arrives.
+// light traffic is still read as soon as it arrives. Only while every
+// consumed queue has a prefetch of at least kCoalesceMinPrefetch and holds
+// at most half of it: the broker can then keep sending during the wait, so
+// the wait never caps throughput at a window per kReadCoalesce.
 constexpr std::chrono::microseconds kReadCoalesce{300};
 constexpr int kBusyDeliveries = 4;
+constexpr int kCoalesceMinPrefetch = 100;
 // Settled deliveries with a larger payload are freed rather than reused.
 constexpr size_t kMaxRecycledPayload = 64 * 1024;
 
@@ -308,6 +312,7 @@ void RabbitMqBackend::DropConnection(const Status& why) {
   // Buffered deliveries were never started; the broker redelivers them.
   for (auto& src : sources) {
     src->consuming = false;
+    src->held = 0;
     src->incoming.clear();
     std::lock_guard<std::mutex> lock(src->mu);
     src->buffer.clear();
@@ -716,6 +721,7 @@ bool RabbitMqBackend::Forget(uint64_t tag) {
   Unsettled* u = unsettled_->Find(tag);
   if (u == nullptr) return false;
   if (u->acked) --acks_waiting_;
+  if (u->source != nullptr) --u->source->held;
   unsettled_->Erase(tag);
   return true;
 }
@@ -805,7 +811,9 @@ Status RabbitMqBackend::HandleDelivery(const amqp_frame_t& frame) {
   d->received_ns = turn_mono_ns_;
 
   Unsettled& u = Track(tag);
+  if (u.source != nullptr) --u.source->held;  // a tag seen twice (never from a broker)
   u.source = src;
+  ++src->held;
   u.exchange.assign(static_cast<const char*>(exchange.bytes), exchange.len);
   u.routing_key.assign(static_cast<const char*>(routing_key.bytes), routing_key.len);
   u.flags = props->_flags;
@@ -891,6 +899,15 @@ bool RabbitMqBackend::SleepOutReadCoalesce() {
   return true;
 }
 
+bool RabbitMqBackend::WindowsAllowCoalescing() const {
+  for (const auto& src : live_sources_) {
+    if (!src->consuming || src->cancelled) continue;
+    const size_t window = static_cast<size_t>(std::max(1, src->options.prefetch));
+    if (window < static_cast<size_t>(kCoalesceMinPrefetch) || src->held * 2 > window) return false;
+  }
+  return true;
+}
+
 Status RabbitMqBackend::ReadFramesTurn() {
   amqp_connection_state_t st = conn_->state();
   int deliveries = 0;
@@ -973,7 +990,7 @@ Status RabbitMqBackend::ReadFramesTurn() {
     }
     if (!s.ok()) return s;
   }
-  if (did_read) read_coalescing_ = deliveries >= kBusyDeliveries;
+  if (did_read) read_coalescing_ = deliveries >= kBusyDeliveries && WindowsAllowCoalescing();
   if (!amqp_frames_enqueued(st)) amqp_maybe_release_buffers(st);
   return Status::Ok();
 }
