@@ -95,7 +95,9 @@ class RabbitMqBackend::RabbitMqSource : public Source {
 };
 
 RabbitMqBackend::RabbitMqBackend(std::string name, RabbitMqBackendOptions options)
-    : name_(std::move(name)), options_(std::move(options)) {
+    : name_(std::move(name)),
+      options_(std::move(options)),
+      unsettled_(std::make_unique<UnsettledTags>()) {
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   PCHECK(wake_fd_ >= 0) << "eventfd";
 }

@@ -6,7 +6,9 @@
 // deliveries into Delivery values in the source's buffer and wakes the
 // consumer. Worker threads hand settlements and publishes to it through a
 // locked queue and an eventfd; the thread waits in poll() on the socket and
-// the eventfd, so a settlement is applied within a loop turn. Acks are
+// the eventfd, so a settlement is applied within a loop turn; under
+// sustained load with large prefetch windows it reads the socket at most
+// every 300 us (kReadCoalesce) instead of on every arrival. Acks are
 // coalesced (multiple=true over the lowest contiguous unacked tags). Retry
 // and dead-letter copies are published with confirms and the original is
 // acked only after its copy's confirm. The thread reconnects forever with
@@ -73,7 +75,7 @@ class RabbitMqBackend : public Backend {
   struct SettleOp;
   struct Unsettled;
   struct PendingConfirm;
-  using UnsettledMap = std::map<uint64_t, Unsettled>;
+  class UnsettledTags;
 
   void Post(std::vector<Op> ops);
   // Hands `batch` (of `source`) to the connection thread; see lazy_ops_.
@@ -86,6 +88,12 @@ class RabbitMqBackend : public Backend {
   Status ApplyOps(std::vector<Op>& ops);
   Status RequeueDue();
   Status ReadFramesTurn();
+  // Waits on the wake-up eventfd until kReadCoalesce after read_started_;
+  // true when a worker kicked the thread first.
+  bool SleepOutReadCoalesce();
+  // Whether reads may be coalesced: every consumed queue has a large
+  // prefetch window, at most half of it held here (see kReadCoalesce).
+  bool WindowsAllowCoalescing() const;
   Status WakeDueSources(bool connection_ok);
   Status ApplySettlement(SettleOp& op);
   Status ReadFrames();
@@ -101,10 +109,9 @@ class RabbitMqBackend : public Backend {
   // A Delivery for the next message: a recycled one when there is one.
   std::unique_ptr<Delivery> NewDelivery();
   void Recycle(std::unique_ptr<Delivery> d);
-  // Records `tag` as unsettled (reusing a spare map node); returns its record.
+  // Records `tag` as unsettled; returns its record.
   Unsettled& Track(uint64_t tag);
-  // Forgets an unsettled tag, keeping its map node for the next one.
-  UnsettledMap::iterator Forget(UnsettledMap::iterator it);
+  // Forgets an unsettled tag; false when it was not there.
   bool Forget(uint64_t tag);
   Status HandleConfirm(uint64_t seq, bool multiple, bool ok);
   Status HandleReturn(const amqp_frame_t& frame);
@@ -156,11 +163,11 @@ class RabbitMqBackend : public Backend {
   uint64_t generation_ = 0;
   uint64_t connect_calls_ = 0;  // Start() and then the thread, never at once
   uint64_t next_publish_seq_ = 1;
-  UnsettledMap unsettled_;                           // by delivery tag
-  // Steady consuming allocates nothing per message: map nodes of settled
-  // tags and settled deliveries (their strings keep their capacity) are
-  // reused, at most spare_cap_ of each (the sources' prefetch windows).
-  std::vector<UnsettledMap::node_type> spare_nodes_;
+  std::unique_ptr<UnsettledTags> unsettled_;         // by delivery tag
+  // Steady consuming allocates nothing per message: the records of settled
+  // tags (a ring of twice the sources' prefetch windows) and settled
+  // deliveries (at most spare_cap_, the prefetch windows; their strings keep
+  // their capacity) are reused.
   std::vector<std::unique_ptr<Delivery>> spare_deliveries_;
   size_t spare_cap_ = 0;
   std::vector<SettleOp> applying_;                   // settles_ of this turn
@@ -169,6 +176,10 @@ class RabbitMqBackend : public Backend {
   // Clocks read once per turn for the deliveries of that turn (0 = not yet).
   uint64_t turn_mono_ns_ = 0;
   int64_t turn_wall_ms_ = 0;
+  // Read coalescing (see kReadCoalesce): on while turns bring deliveries;
+  // when the current (or last) turn's read began.
+  bool read_coalescing_ = false;
+  std::chrono::steady_clock::time_point read_started_{};
   std::map<uint64_t, PendingConfirm> confirms_;      // by publish sequence number
   std::vector<uint64_t> to_ack_;
   // Unsettled tags marked acked that sit above one still unsettled, and

@@ -6,6 +6,7 @@
 #include "daemon/backends/rabbitmq/amqp_message_codec.h"
 #include "daemon/backends/rabbitmq/rabbitmq_backend.h"
 #include "daemon/backends/rabbitmq/retry_tiers.h"
+#include "daemon/backends/rabbitmq/tag_window.h"
 
 namespace foxworker {
 
@@ -32,6 +33,7 @@ struct RabbitMqBackend::SourceState {
   // Connection thread only.
   bool consuming = false;  // basic.consume sent on the current connection
   bool cancelled = false;  // basic.cancel sent (never consume again)
+  size_t held = 0;         // its deliveries not yet settled with the broker
   // Deliveries read this turn, moved into `buffer` under one lock (and the
   // consumer woken once) at the end of the turn.
   std::vector<std::unique_ptr<Delivery>> incoming;
@@ -74,7 +76,19 @@ struct RabbitMqBackend::Unsettled {
   bool acked = false;
   std::string exchange;
   std::string routing_key;
+
+  // For reuse by the next tag (TagWindow): the strings keep their capacity.
+  void Reset() {
+    source = nullptr;
+    props.reset();
+    flags = 0;
+    delivery_mode = 0;
+    acked = false;
+  }
 };
+
+// The deliveries of the current connection not yet settled, by tag.
+class RabbitMqBackend::UnsettledTags : public TagWindow<Unsettled> {};
 
 // A publish waiting for the broker's confirm.
 struct RabbitMqBackend::PendingConfirm {

@@ -32,6 +32,20 @@ constexpr std::chrono::milliseconds kRefusedRequeueFirst{500};
 constexpr std::chrono::milliseconds kRefusedRequeueMax{30000};
 // Frames read before pending settlements are applied again.
 constexpr int kFramesPerTurn = 256;
+// Under sustained load the socket is read at most once per kReadCoalesce:
+// after a turn that brought at least kBusyDeliveries deliveries, the thread
+// sleeps until kReadCoalesce after that turn's read began (a worker's urgent
+// settlements wake it earlier), then reads what arrived meanwhile without
+// polling. Each wake-up of this thread, and each hand-off to the workers,
+// then carries a few dozen messages instead of a dozen or so, for at most
+// kReadCoalesce of added delay; a turn with fewer deliveries ends it, so
+// light traffic is still read as soon as it arrives. Only while every
+// consumed queue has a prefetch of at least kCoalesceMinPrefetch and holds
+// at most half of it: the broker can then keep sending during the wait, so
+// the wait never caps throughput at a window per kReadCoalesce.
+constexpr std::chrono::microseconds kReadCoalesce{300};
+constexpr int kBusyDeliveries = 4;
+constexpr int kCoalesceMinPrefetch = 100;
 // Settled deliveries with a larger payload are freed rather than reused.
 constexpr size_t kMaxRecycledPayload = 64 * 1024;
 
@@ -192,6 +206,7 @@ Status RabbitMqBackend::ConsumeSources() {
       size_t cap = 0;
       for (const auto& src : live_sources_) cap += static_cast<size_t>(std::max(1, src->options.prefetch));
       spare_cap_ = std::min<size_t>(cap, 65536);
+      unsettled_->Reserve(2 * spare_cap_);
     }
   }
   for (auto& src : live_sources_) {
@@ -277,11 +292,12 @@ void RabbitMqBackend::WaitBackoff() {
 void RabbitMqBackend::DropConnection(const Status& why) {
   conn_.reset();  // closes the socket; the broker requeues every unacked delivery
   connected_.store(false);
-  uint64_t lost = unsettled_.size();
-  unsettled_.clear();
+  uint64_t lost = unsettled_->size();
+  unsettled_->Clear();
   to_ack_.clear();
   acks_waiting_ = 0;
   acks_waiting_since_ = {};
+  read_coalescing_ = false;
   for (auto& [seq, pc] : confirms_) {
     if (pc.done) pc.done->set_value(Status::Unavailable("connection lost before the confirm"));
   }
@@ -296,6 +312,7 @@ void RabbitMqBackend::DropConnection(const Status& why) {
   // Buffered deliveries were never started; the broker redelivers them.
   for (auto& src : sources) {
     src->consuming = false;
+    src->held = 0;
     src->incoming.clear();
     std::lock_guard<std::mutex> lock(src->mu);
     src->buffer.clear();
@@ -434,8 +451,8 @@ Status RabbitMqBackend::ApplyOps(std::vector<Op>& ops) {
 
 Status RabbitMqBackend::ApplySettlement(SettleOp& op) {
   const Delivery& d = *op.delivery;
-  auto it = d.generation == generation_ ? unsettled_.find(d.tag) : unsettled_.end();
-  if (it == unsettled_.end()) {
+  Unsettled* found = d.generation == generation_ ? unsettled_->Find(d.tag) : nullptr;
+  if (found == nullptr) {
     // The connection that delivered it is gone: the broker has requeued it.
     std::lock_guard<std::mutex> lock(mu_);
     counters_.dropped_settlements++;
@@ -448,13 +465,13 @@ Status RabbitMqBackend::ApplySettlement(SettleOp& op) {
       return Status::Ok();
     case Outcome::Kind::kRelease: {
       int rc = amqp_basic_reject(st, kAmqpChannel, d.tag, /*requeue=*/1);
-      Forget(it);
+      Forget(d.tag);
       return StatusOf(rc, "basic.reject");
     }
     case Outcome::Kind::kDeadLetter:
       return DeadLetter(d.tag, d, op.outcome.reason);
     case Outcome::Kind::kRetry: {
-      Unsettled& u = it->second;
+      Unsettled& u = *found;
       std::string target = u.source->options.source;
       Duration ttl{0};
       if (options_.delayed_retries && op.outcome.delay.count() > 0) {
@@ -489,7 +506,9 @@ void RabbitMqBackend::CopyProperties(const Unsettled& u, const Delivery& d,
 }
 
 Status RabbitMqBackend::DeadLetter(uint64_t tag, const Delivery& d, const std::string& reason) {
-  Unsettled& u = unsettled_.at(tag);
+  Unsettled* found = unsettled_->Find(tag);
+  CHECK(found != nullptr) << "dead-lettering an unknown delivery tag " << tag;
+  Unsettled& u = *found;
   const std::string& queue = u.source->options.source;
   const std::string& dlq = u.source->dead_letter_queue;
   if (declared_.count(dlq) == 0) {
@@ -624,9 +643,9 @@ Status RabbitMqBackend::HandleReturn(const amqp_frame_t& frame) {
 
 Status RabbitMqBackend::FlushAcks() {
   for (uint64_t tag : to_ack_) {
-    auto it = unsettled_.find(tag);
-    if (it == unsettled_.end() || it->second.acked) continue;
-    it->second.acked = true;
+    Unsettled* u = unsettled_->Find(tag);
+    if (u == nullptr || u->acked) continue;
+    u->acked = true;
     ++acks_waiting_;
   }
   to_ack_.clear();
@@ -643,10 +662,11 @@ Status RabbitMqBackend::FlushAcks() {
   amqp_connection_state_t st = conn_->state();
   // The lowest unsettled tags that are all acked go in one multiple ack.
   uint64_t last = 0;
-  auto it = unsettled_.begin();
-  while (it != unsettled_.end() && it->second.acked) {
-    last = it->first;
-    it = Forget(it);
+  uint64_t tag = unsettled_->Lowest();
+  while (tag != 0 && unsettled_->Find(tag)->acked) {
+    last = tag;
+    Forget(tag);
+    tag = unsettled_->NextAbove(tag);
   }
   int rc = AMQP_STATUS_OK;
   if (last != 0) rc = amqp_basic_ack(st, kAmqpChannel, last, /*multiple=*/1);
@@ -666,13 +686,13 @@ Status RabbitMqBackend::FlushAcks() {
       now - acks_waiting_since_ < std::chrono::milliseconds(kGapAckDelayMs)) {
     return Status::Ok();
   }
-  while (it != unsettled_.end() && acks_waiting_ > 0 && rc == AMQP_STATUS_OK) {
-    if (!it->second.acked) {
-      ++it;
-      continue;
+  while (tag != 0 && acks_waiting_ > 0 && rc == AMQP_STATUS_OK) {
+    const uint64_t next = unsettled_->NextAbove(tag);
+    if (unsettled_->Find(tag)->acked) {
+      rc = amqp_basic_ack(st, kAmqpChannel, tag, /*multiple=*/0);
+      Forget(tag);
     }
-    rc = amqp_basic_ack(st, kAmqpChannel, it->first, /*multiple=*/0);
-    it = Forget(it);
+    tag = next;
   }
   acks_waiting_since_ = {};
   return StatusOf(rc, "basic.ack");
@@ -694,33 +714,15 @@ void RabbitMqBackend::Recycle(std::unique_ptr<Delivery> d) {
 }
 
 RabbitMqBackend::Unsettled& RabbitMqBackend::Track(uint64_t tag) {
-  // Tags grow, so the new one goes at the end (the hint makes that O(1)).
-  if (spare_nodes_.empty()) return unsettled_.emplace_hint(unsettled_.end(), tag, Unsettled())->second;
-  UnsettledMap::node_type node = std::move(spare_nodes_.back());
-  spare_nodes_.pop_back();
-  node.key() = tag;
-  auto it = unsettled_.insert(unsettled_.end(), std::move(node));
-  return it->second;
-}
-
-RabbitMqBackend::UnsettledMap::iterator RabbitMqBackend::Forget(UnsettledMap::iterator it) {
-  auto next = std::next(it);
-  UnsettledMap::node_type node = unsettled_.extract(it);
-  if (node.mapped().acked) --acks_waiting_;
-  if (spare_nodes_.size() < spare_cap_) {
-    Unsettled& u = node.mapped();
-    u.source = nullptr;
-    u.props.reset();
-    u.acked = false;
-    spare_nodes_.push_back(std::move(node));
-  }
-  return next;
+  return unsettled_->Insert(tag);
 }
 
 bool RabbitMqBackend::Forget(uint64_t tag) {
-  auto it = unsettled_.find(tag);
-  if (it == unsettled_.end()) return false;
-  Forget(it);
+  Unsettled* u = unsettled_->Find(tag);
+  if (u == nullptr) return false;
+  if (u->acked) --acks_waiting_;
+  if (u->source != nullptr) --u->source->held;
+  unsettled_->Erase(tag);
   return true;
 }
 
@@ -809,7 +811,9 @@ Status RabbitMqBackend::HandleDelivery(const amqp_frame_t& frame) {
   d->received_ns = turn_mono_ns_;
 
   Unsettled& u = Track(tag);
+  if (u.source != nullptr) --u.source->held;  // a tag seen twice (never from a broker)
   u.source = src;
+  ++src->held;
   u.exchange.assign(static_cast<const char*>(exchange.bytes), exchange.len);
   u.routing_key.assign(static_cast<const char*>(routing_key.bytes), routing_key.len);
   u.flags = props->_flags;
@@ -880,10 +884,42 @@ Status RabbitMqBackend::ReadFrames() {
   return s.ok() ? w : s;
 }
 
+bool RabbitMqBackend::SleepOutReadCoalesce() {
+  const auto now = std::chrono::steady_clock::now();
+  const auto deadline = read_started_ + kReadCoalesce;
+  if (now >= deadline) return false;
+  const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now).count();
+  timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+  pollfd p{wake_fd_, POLLIN, 0};
+  if (ppoll(&p, 1, &ts, nullptr) <= 0 || !(p.revents & POLLIN)) return false;
+  uint64_t count;
+  ssize_t r = read(wake_fd_, &count, sizeof(count));
+  (void)r;
+  kicked_.store(false, std::memory_order_release);
+  return true;
+}
+
+bool RabbitMqBackend::WindowsAllowCoalescing() const {
+  for (const auto& src : live_sources_) {
+    if (!src->consuming || src->cancelled) continue;
+    const size_t window = static_cast<size_t>(std::max(1, src->options.prefetch));
+    if (window < static_cast<size_t>(kCoalesceMinPrefetch) || src->held * 2 > window) return false;
+  }
+  return true;
+}
+
 Status RabbitMqBackend::ReadFramesTurn() {
   amqp_connection_state_t st = conn_->state();
+  int deliveries = 0;
+  bool did_read = false;  // this turn read the socket (or its buffer)
   for (int processed = 0; processed < kFramesPerTurn; ++processed) {
-    if (!amqp_frames_enqueued(st) && !amqp_data_in_buffer(st)) {
+    if (!amqp_frames_enqueued(st) && !amqp_data_in_buffer(st) && read_coalescing_) {
+      if (processed > 0) break;  // apply what workers sent meanwhile
+      // See kReadCoalesce. Woken by a worker: its settlements first, then
+      // the rest of the interval.
+      if (SleepOutReadCoalesce()) break;
+      read_started_ = std::chrono::steady_clock::now();
+    } else if (!amqp_frames_enqueued(st) && !amqp_data_in_buffer(st)) {
       if (processed > 0) break;  // apply what workers sent meanwhile
       pollfd fds[2] = {{conn_->fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
       in_long_poll_.store(true);
@@ -901,7 +937,9 @@ Status RabbitMqBackend::ReadFramesTurn() {
       // With nothing to read, still let librabbitmq-c send and check
       // heartbeats (a zero-timeout wait below).
       if (!(fds[0].revents & (POLLIN | POLLERR | POLLHUP)) && (fds[1].revents & POLLIN)) break;
+      read_started_ = std::chrono::steady_clock::now();
     }
+    did_read = true;
     amqp_frame_t frame;
     timeval zero{0, 0};
     int rc = amqp_simple_wait_frame_noblock(st, &frame, &zero);
@@ -911,6 +949,7 @@ Status RabbitMqBackend::ReadFramesTurn() {
     Status s;
     switch (frame.payload.method.id) {
       case AMQP_BASIC_DELIVER_METHOD:
+        ++deliveries;
         s = HandleDelivery(frame);
         break;
       case AMQP_BASIC_ACK_METHOD: {
@@ -951,6 +990,7 @@ Status RabbitMqBackend::ReadFramesTurn() {
     }
     if (!s.ok()) return s;
   }
+  if (did_read) read_coalescing_ = deliveries >= kBusyDeliveries && WindowsAllowCoalescing();
   if (!amqp_frames_enqueued(st)) amqp_maybe_release_buffers(st);
   return Status::Ok();
 }
