@@ -29,13 +29,16 @@
 #include <amqp.h>
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
+#include <dirent.h>
 #include <glog/logging.h>
+#include <unistd.h>
 #include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -51,7 +54,7 @@ namespace {
 constexpr char kQueue[] = "foxworker-bench";
 constexpr int kPrefetch = 500;
 // Runs of each side; the best round of each counts.
-constexpr int kRounds = 3;
+constexpr int kRounds = 5;
 
 [[noreturn]] void Die(const std::string& why) {
   fprintf(stderr, "rabbitmq_bench: %s\n", why.c_str());
@@ -134,15 +137,45 @@ long ContextSwitches() {
   return ru.ru_nvcsw + ru.ru_nivcsw;
 }
 
-// One timed run: messages per second, and CPU seconds and context switches
-// over the same interval.
+// CPU seconds used so far by the Erlang VMs (beam.smp) on this machine, the
+// broker's cost seen from outside; 0 when none runs here (a remote broker).
+double BrokerCpuSeconds() {
+  double total = 0;
+  const long ticks = sysconf(_SC_CLK_TCK);
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return 0;
+  while (dirent* e = readdir(proc)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    std::ifstream in(std::string("/proc/") + e->d_name + "/stat");
+    std::string line;
+    if (!std::getline(in, line)) continue;
+    const size_t open = line.find('('), close = line.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;
+    if (line.compare(open + 1, close - open - 1, "beam.smp") != 0) continue;
+    std::istringstream rest(line.substr(close + 2));
+    std::string field;
+    unsigned long long utime = 0, stime = 0;
+    // Fields 3..13, then utime (14) and stime (15).
+    for (int i = 3; i <= 13 && rest >> field; ++i) {
+    }
+    rest >> utime >> stime;
+    total += static_cast<double>(utime + stime) / static_cast<double>(ticks);
+  }
+  closedir(proc);
+  return total;
+}
+
+// One timed run: messages per second, and CPU seconds (this process's and
+// the broker's) and context switches over the same interval.
 struct Run {
   double rate = 0;
   double cpu_s = 0;
   long switches = 0;
+  double broker_cpu_s = 0;
 };
 
 Run ReferenceRun(const std::string& url, int n) {
+  const double broker0 = BrokerCpuSeconds();
   const long cs0 = ContextSwitches();
   const double cpu0 = bench::ProcessCpuSeconds();
   const auto t0 = std::chrono::steady_clock::now();
@@ -162,7 +195,8 @@ Run ReferenceRun(const std::string& url, int n) {
     if (got % 100 == 0 || got == n) amqp_basic_ack(c, 1, env.delivery_tag, 1);
     amqp_destroy_envelope(&env);
   }
-  const Run run{n / Seconds(t0), bench::ProcessCpuSeconds() - cpu0, ContextSwitches() - cs0};
+  const Run run{n / Seconds(t0), bench::ProcessCpuSeconds() - cpu0, ContextSwitches() - cs0,
+                BrokerCpuSeconds() - broker0};
   Close(c);
   return run;
 }
@@ -177,6 +211,7 @@ Run DaemonRun(const std::string& url, int n) {
   auto config = ParseConfigString(yaml, "bench.yaml", "/tmp");
   if (!config.ok()) Die(config.status().message());
   Supervisor sup(std::move(*config));
+  const double broker0 = BrokerCpuSeconds();
   const long cs0 = ContextSwitches();
   const double cpu0 = bench::ProcessCpuSeconds();
   const auto t0 = std::chrono::steady_clock::now();
@@ -191,7 +226,8 @@ Run DaemonRun(const std::string& url, int n) {
     const bool far = static_cast<uint64_t>(n) - acked > static_cast<uint64_t>(n) / 20;
     std::this_thread::sleep_for(std::chrono::milliseconds(far ? 10 : 1));
   }
-  const Run run{n / Seconds(t0), bench::ProcessCpuSeconds() - cpu0, ContextSwitches() - cs0};
+  const Run run{n / Seconds(t0), bench::ProcessCpuSeconds() - cpu0, ContextSwitches() - cs0,
+                BrokerCpuSeconds() - broker0};
   sup.Shutdown();
   return run;
 }
@@ -238,9 +274,11 @@ int main(int argc, char** argv) {
     const Run r = ReferenceRun(url, n);
     fprintf(stderr,
             "rabbitmq_bench: round %d: daemon %.0f msgs/s (%.2f us/msg CPU, %.3f context "
-            "switches/msg), reference %.0f msgs/s (%.2f us/msg CPU, %.3f switches/msg)\n",
-            round, d.rate, d.cpu_s * 1e6 / n, static_cast<double>(d.switches) / n, r.rate,
-            r.cpu_s * 1e6 / n, static_cast<double>(r.switches) / n);
+            "switches/msg, broker %.2f us/msg), reference %.0f msgs/s (%.2f us/msg CPU, %.3f "
+            "switches/msg, broker %.2f us/msg)\n",
+            round, d.rate, d.cpu_s * 1e6 / n, static_cast<double>(d.switches) / n,
+            d.broker_cpu_s * 1e6 / n, r.rate, r.cpu_s * 1e6 / n,
+            static_cast<double>(r.switches) / n, r.broker_cpu_s * 1e6 / n);
     if (d.rate > daemon.rate) daemon = d;
     if (r.rate > reference.rate) reference = r;
   }

@@ -204,7 +204,7 @@ void RabbitMqBackend::Post(std::vector<Op> ops) {
 void RabbitMqBackend::PostSettlements(SourceState& source, std::vector<Settlement>& batch,
                                       bool urgent) {
   if (batch.empty()) return;
-  const size_t threshold = std::max<size_t>(1, static_cast<size_t>(source.options.prefetch) / 4);
+  const size_t threshold = std::max<size_t>(1, static_cast<size_t>(source.options.prefetch) / 8);
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (Settlement& s : batch) {

@@ -658,7 +658,7 @@ Status RabbitMqBackend::FlushAcks() {
   const size_t window = std::max<size_t>(1, spare_cap_);
   const bool due = StopRequested() ||
                    now - acks_waiting_since_ >= std::chrono::milliseconds(kAckDelayMs);
-  if (!due && acks_waiting_ < std::max<size_t>(1, window / 4)) return Status::Ok();
+  if (!due && acks_waiting_ < std::max<size_t>(1, window / 8)) return Status::Ok();
   amqp_connection_state_t st = conn_->state();
   // The lowest unsettled tags that are all acked go in one multiple ack.
   uint64_t last = 0;
