@@ -146,7 +146,7 @@ class RabbitMqBackend : public Backend {
   std::atomic<uint64_t> consecutive_failures_{0};
   std::atomic<bool> kicked_{false};
   // Settlements are posted lazily: the connection thread is woken for them
-  // only when a source has a quarter of its prefetch window waiting, or when
+  // only when a source has an eighth of its prefetch window waiting, or when
   // the thread is about to sleep longer than kAckDelayMs (in_long_poll_);
   // otherwise it picks them up within kAckDelayMs (lazy_ops_ > 0 shortens
   // its poll). Both are seq_cst: each side stores its own, then loads the

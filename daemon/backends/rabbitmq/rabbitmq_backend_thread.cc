@@ -651,7 +651,7 @@ Status RabbitMqBackend::FlushAcks() {
   to_ack_.clear();
   if (acks_waiting_ == 0) return Status::Ok();
   // Acks wait a little so that one multiple ack takes many (the broker
-  // handles one frame instead of one per turn): until a quarter of the
+  // handles one frame instead of one per turn): until an eighth of the
   // prefetch windows is acked, or the oldest waited kAckDelayMs.
   const auto now = std::chrono::steady_clock::now();
   if (acks_waiting_since_ == std::chrono::steady_clock::time_point{}) acks_waiting_since_ = now;
