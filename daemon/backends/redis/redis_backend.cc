@@ -180,11 +180,10 @@ void RedisBackend::Stop(std::chrono::steady_clock::time_point deadline) {
     stop_requested_ = true;
     stop_deadline_ = deadline;
     unblock_reader_ = true;
-    // The reader only finishes its rounds in flight now: the command thread
-    // applies the acks it had not sent.
+    // The reader only finishes its rounds in flight now: acks from here on
+    // go to the command thread, and the reader hands over the ones it had
+    // not sent when it returns (AbandonRounds).
     reader_takes_acks_ = false;
-    for (SettleOp& op : reader_acks_) pending_settles_.push_back(std::move(op));
-    reader_acks_.clear();
   }
   cv_.notify_all();
   reader_cv_.notify_all();

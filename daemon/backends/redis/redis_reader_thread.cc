@@ -285,7 +285,7 @@ Status RedisBackend::SendRound(const SourceList& sources, bool* sent) {
   auto next_claim = Clock::now() + options_.block;
   for (const auto& s : sources) {
     std::lock_guard<std::mutex> l(s->mu);
-    if (!s->started || s->stopped || !s->group_ready.load() || !s->WantsReadLocked()) continue;
+    if (!s->ReadableLocked()) continue;
     round.read.push_back(s);
     count = std::min({count, s->RoomLocked(), std::max(1, (s->options.prefetch + 1) / 2)});
     next_claim = std::min(next_claim, s->next_claim);
@@ -424,7 +424,7 @@ Status RedisBackend::ReceiveRound(bool wakeable) {
 bool RedisBackend::AnyWantsRead(const SourceList& sources) {
   for (const auto& s : sources) {
     std::lock_guard<std::mutex> l(s->mu);
-    if (s->started && !s->stopped && s->group_ready.load() && s->WantsReadLocked()) return true;
+    if (s->ReadableLocked()) return true;
   }
   return false;
 }

@@ -76,6 +76,12 @@ struct RedisBackend::SourceState {
     return room > 0 && (room >= std::max(1, options.prefetch / 4) || buffer.empty());
   }
 
+  // Started, not stopped, with its group, and wanting entries: the reader
+  // reads it now. REQUIRES: mu held.
+  bool ReadableLocked() const {
+    return started && !stopped && group_ready.load() && WantsReadLocked();
+  }
+
   // Marks the entry of `d` held since `now`. REQUIRES: mu held.
   void HoldLocked(Delivery& d, TimePoint now) {
     uint32_t i;
