@@ -403,17 +403,24 @@ Result<ReloadReport> Supervisor::Reload(Config next) {
     const RetryPolicyConfig* b = next.FindRetryPolicy(name);
     return a == nullptr || b == nullptr || !(*a == *b);
   };
+  // Shared limits whose definition changed or went: every queue using one
+  // gets the new bucket (PrepareQueue adds it to `buckets` for the first such
+  // queue, so the test below is on this set, not on `buckets`).
   auto buckets = shared_buckets_;
+  std::set<std::string> stale_buckets;
   for (auto it = buckets.begin(); it != buckets.end();) {
     const RateLimitConfig* a = config_.FindRateLimit(it->first);
     const RateLimitConfig* b = next.FindRateLimit(it->first);
-    it = (a == nullptr || b == nullptr || !(*a == *b)) ? buckets.erase(it) : std::next(it);
+    if (a != nullptr && b != nullptr && *a == *b) {
+      ++it;
+      continue;
+    }
+    stale_buckets.insert(it->first);
+    it = buckets.erase(it);
   }
   auto uses_new_bucket = [&](const QueueConfig& qc) {
     for (const auto& m : qc.middleware)
-      if (m.type == "rate_limit" && !m.rate_limit.shared.empty() &&
-          buckets.count(m.rate_limit.shared) == 0)
-        return true;
+      if (m.type == "rate_limit" && stale_buckets.count(m.rate_limit.shared) > 0) return true;
     return false;
   };
 

@@ -422,6 +422,31 @@ TEST_F(ReloadTest, OtherChangesStillHandOver) {
   EXPECT_TRUE(d->Shutdown());
 }
 
+// Two queues share one rate limit; changing its rate must hand both over
+// to one new bucket, not only the first queue that meets it.
+TEST_F(ReloadTest, AChangedSharedRateLimitHandsOverEveryQueueThatUsesIt) {
+  auto yaml = [](const std::string& rate) {
+    const std::string mw = "    middleware:\n      - rate_limit: {shared: api}\n";
+    return "daemon:\n  worker_threads: 4\n  shutdown_timeout: 5s\n"
+           "plugins:\n  test:\n    path: " + TestPluginPath() + "\n"
+           "backends:\n  mem:\n    type: memory\n"
+           "rate_limits:\n  api: {rate: " + rate + ", burst: 5}\n"
+           "queues:\n  a:\n    backend: mem\n    plugin: test\n" + mw +
+           "  b:\n    backend: mem\n    plugin: test\n" + mw;
+  };
+  auto d = StartDaemon(yaml("100/s"));
+  ASSERT_TRUE(d);
+  auto report = d->Reload(Parse(yaml("200/s")));
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  ASSERT_EQ(report->changes.size(), 2u);
+  EXPECT_EQ(report->changes[0], "queue a changed (shared rate limit changed)");
+  EXPECT_EQ(report->changes[1], "queue b changed (shared rate limit changed)");
+  ASSERT_TRUE(Settle(*d));
+  ASSERT_NE(d->FindConsumer("a"), nullptr);
+  ASSERT_NE(d->FindConsumer("b"), nullptr);
+  EXPECT_TRUE(d->Shutdown());
+}
+
 TEST_F(ReloadTest, AnInPlaceChangeThatCannotCreateInstancesFailsTheReload) {
   auto d = StartDaemon(Yaml(Jobs(2)));
   ASSERT_TRUE(d);
