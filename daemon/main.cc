@@ -146,7 +146,7 @@ int Run(const std::string& path) {
   for (;;) {
     siginfo_t info;
     // While a reload hands queues over, look at the drains more often.
-    const auto wait = supervisor.Transition().empty()
+    const auto wait = !supervisor.InTransition()
                           ? tick_len
                           : std::min<std::chrono::microseconds>(tick_len, std::chrono::milliseconds(20));
     struct timespec tick = {static_cast<time_t>(wait.count() / 1000000),

@@ -88,11 +88,17 @@ Consumer::~Consumer() {
   timer_.Cancel(this);
 }
 
+Status CheckQueueHandler(const QueueConfig& queue, const LoadedPlugin& plugin) {
+  if (queue.handler.empty()) return Status::Ok();
+  const foxw_handler_def* h = plugin.FindHandler(queue.handler);
+  if (h != nullptr && queue.handler == h->name) return Status::Ok();
+  return Status::InvalidArgument(queue.mark.ToString() + ": queues." + queue.name +
+                                 ".handler: plugin " + plugin.name() + " has no handler \"" +
+                                 queue.handler + "\" (it has: " + plugin.HandlerNames() + ")");
+}
+
 Status Consumer::Start() {
-  if (!config_.handler.empty() && (pinned_ == nullptr || config_.handler != pinned_->name))
-    return Status::InvalidArgument(config_.mark.ToString() + ": queues." + config_.name +
-                                   ".handler: plugin " + plugin_.name() + " has no handler \"" +
-                                   config_.handler + "\" (it has: " + plugin_.HandlerNames() + ")");
+  if (Status s = CheckQueueHandler(config_, plugin_); !s.ok()) return s;
   if (timeouts_) Watchdog();
   {
     std::lock_guard<std::mutex> lock(wake_gate_->mu);
@@ -229,7 +235,15 @@ void Consumer::MaybeSpawn() {
   int w = workers_.load(std::memory_order_relaxed);
   while (w < concurrency_.load(std::memory_order_relaxed)) {
     if (in_flight_.load(std::memory_order_relaxed) >= prefetch_) return;  // Settle re-wakes
-    if (workers_.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel)) {
+    if (workers_.compare_exchange_weak(w, w + 1)) {
+      // StopFetching may have come between the check above and the
+      // increment, and Quiesced() may have seen no worker before it: a task
+      // posted now could outlive the consumer. (seq_cst, like StopFetching's
+      // store and Quiesced's loads.)
+      if (stopping_.load()) {
+        workers_.fetch_sub(1);
+        return;
+      }
       executor_.Post([this] { Drain(); });
       return;
     }

@@ -53,6 +53,10 @@ struct HandlerMetrics {
   LatencyHistogram duration;
 };
 
+// OK when the queue names no handler, or one `plugin` has (by its exact
+// name); else the config error that says which handlers it has.
+Status CheckQueueHandler(const QueueConfig& queue, const LoadedPlugin& plugin);
+
 // Safe for concurrent use.
 class Consumer {
  public:

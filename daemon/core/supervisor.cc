@@ -41,6 +41,12 @@ Result<PreparedQueue> PrepareQueue(const Config& config, const QueueConfig& qc,
   return p;
 }
 
+std::string Join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
+  return out;
+}
+
 // The names of the QueueConfig fields that differ, for the reload log.
 std::string QueueDiff(const QueueConfig& a, const QueueConfig& b) {
   std::vector<std::string> d;
@@ -62,15 +68,7 @@ std::string QueueDiff(const QueueConfig& a, const QueueConfig& b) {
   if (a.handler_timeouts != b.handler_timeouts) d.push_back("handler_timeouts");
   str("retry_policy", a.retry_policy, b.retry_policy);
   if (!(a.middleware == b.middleware)) d.push_back("middleware");
-  std::string out;
-  for (const auto& x : d) out += (out.empty() ? "" : ", ") + x;
-  return out;
-}
-
-std::string Join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
-  return out;
+  return Join(d);
 }
 
 }  // namespace
@@ -449,13 +447,7 @@ Result<ReloadReport> Supervisor::Reload(Config next) {
     }
     const LoadedPlugin* plugin = plugin_for(qc.plugin);
     CHECK(plugin) << "config validation let an unknown plugin through: " << qc.plugin;
-    if (!qc.handler.empty()) {
-      const foxw_handler_def* h = plugin->FindHandler(qc.handler);
-      if (h == nullptr || qc.handler != h->name)
-        return Status::InvalidArgument(qc.mark.ToString() + ": queues." + qc.name +
-                                       ".handler: plugin " + plugin->name() + " has no handler \"" +
-                                       qc.handler + "\" (it has: " + plugin->HandlerNames() + ")");
-    }
+    if (Status s = CheckQueueHandler(qc, *plugin); !s.ok()) return s;
     auto prepared = PrepareQueue(next, qc, *plugin, executor_->threads(), &buckets);
     if (!prepared.ok()) return prepared.status();
     starts.push_back(PendingStart{qc, prepared->policy, plugin, std::move(prepared->instances),

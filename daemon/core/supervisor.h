@@ -69,6 +69,8 @@ class Supervisor {
   // Empty when no reload transition is under way; else what is still going
   // on ("handing over: jobs (3 in flight)").
   std::string Transition() const;
+  // Whether Transition() has anything to say (cheaper than building it).
+  bool InTransition() const { return !retiring_.empty() || !pending_.empty(); }
 
   // Threads other than the control thread (the admin endpoint) hold this
   // while they read config(), consumers(), FindBackend() and FindConsumer():
