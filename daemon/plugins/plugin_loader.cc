@@ -261,7 +261,8 @@ Result<std::string> ApplyPluginSchema(const PluginConfig& plugin, const foxw_plu
 
 Result<PluginFileId> StatPluginFile(const std::string& path) {
   struct stat st;
-  if (stat(path.c_str(), &st) != 0) return Status::NotFound(PathError(path, strerror(errno)));
+  if (stat(path.c_str(), &st) != 0)
+    return Status::NotFound(PathError(path, std::string("cannot open: ") + strerror(errno)));
   PluginFileId id;
   id.dev = static_cast<uint64_t>(st.st_dev);
   id.ino = static_cast<uint64_t>(st.st_ino);
@@ -273,6 +274,11 @@ Result<PluginFileId> StatPluginFile(const std::string& path) {
 LoadedPlugin::~LoadedPlugin() = default;  // never dlclose: see DESIGN.md section 3
 
 Result<std::unique_ptr<LoadedPlugin>> LoadedPlugin::Load(const PluginConfig& config) {
+  // Before dlopen: a file replaced between the two is then seen as changed
+  // by a later reload (a needless restart warning), never the other way
+  // (a rebuilt plugin taken for the one that runs).
+  auto file_id = StatPluginFile(config.path);
+  if (!file_id.ok()) return file_id.status();
   void* handle = nullptr;
   auto info = ReadPluginInfo(config.path, &handle);
   if (!info.ok()) return info.status();
@@ -282,8 +288,6 @@ Result<std::unique_ptr<LoadedPlugin>> LoadedPlugin::Load(const PluginConfig& con
   auto init = reinterpret_cast<foxw_init_v1_fn>(dlsym(handle, FOXW_INIT_V1_SYMBOL));
   if (init == nullptr)
     return Status::InvalidArgument(PathError(config.path, "declares ABI 1 but does not export " FOXW_INIT_V1_SYMBOL));
-  auto file_id = StatPluginFile(config.path);
-  if (!file_id.ok()) return file_id.status();
 
   std::unique_ptr<LoadedPlugin> p(new LoadedPlugin());
   p->file_id_ = *file_id;
