@@ -52,8 +52,6 @@ Consumer::Consumer(QueueConfig config, const RetryPolicyConfig& policy, const Lo
       timer_(timer),
       concurrency_(std::max(1, config_.concurrency)),
       prefetch_(std::max(config_.prefetch, concurrency_.load())),
-      batch_max_(BatchMax(prefetch_, concurrency_.load(),
-                          static_cast<size_t>(std::max(0, config_.batch_size)))),
       timeouts_(config_.timeout.count() > 0 || !config_.handler_timeouts.empty()),
       batch_size_(static_cast<size_t>(std::max(0, config_.batch_size))) {
   if (!config_.handler.empty()) pinned_ = plugin_.FindHandler(config_.handler);
@@ -188,7 +186,6 @@ void Consumer::ChangeLimits(LimitChange change) {
     }
     instances_->Resize(std::move(change.instances));
   }
-  batch_max_.store(BatchMax(prefetch_, after, batch_size_));
   concurrency_.store(after);
   // Lower: drain tasks over the limit leave as their handlers return;
   // TrimInstances() destroys the instances they leave idle.
@@ -226,6 +223,10 @@ void Consumer::SetTimeouts(const QueueConfig& q) {
     if (shortest == 0 || MsToNs(t) < shortest) shortest = MsToNs(t);
   watchdog_tick_ns_.store(shortest == 0 ? 100000000
                                         : std::clamp<uint64_t>(shortest / 10, 5000000, 100000000));
+}
+
+size_t Consumer::batch_max() const {
+  return BatchMax(prefetch_, concurrency_.load(std::memory_order_relaxed), batch_size_);
 }
 
 void Consumer::Wake() { MaybeSpawn(); }
@@ -288,7 +289,7 @@ void Consumer::Drain() {
   Entered entered(entered_);
   std::vector<std::unique_ptr<Delivery>> batch;
   std::vector<Settlement> settled;
-  const size_t reserve = batch_max_.load(std::memory_order_relaxed);
+  const size_t reserve = batch_max();
   batch.reserve(reserve);
   settled.reserve(reserve);
   RunningSlot* slot = nullptr;
@@ -310,8 +311,7 @@ void Consumer::Drain() {
     }
     int64_t room = prefetch_ - in_flight_.load(std::memory_order_relaxed);
     if (room <= 0) break;
-    size_t want = Admit(std::min<size_t>(batch_max_.load(std::memory_order_relaxed),
-                                         static_cast<size_t>(room)));
+    size_t want = Admit(std::min<size_t>(batch_max(), static_cast<size_t>(room)));
     if (want == 0) break;
     size_t n = source_->Fetch(want, batch);
     Refund(want - n);

@@ -178,6 +178,9 @@ class Consumer {
   void Wake();
   void MaybeSpawn();
   // More drain tasks than the (lowered) concurrency allows.
+  // Messages a drain task fetches at once: the batch size, or its share of
+  // the prefetch window at the current concurrency.
+  size_t batch_max() const;
   bool OverLimit() const {
     return workers_.load(std::memory_order_relaxed) > concurrency_.load(std::memory_order_relaxed);
   }
@@ -227,7 +230,6 @@ class Consumer {
   Timer& timer_;
   std::atomic<int> concurrency_;  // changed in place (ChangeLimits)
   const int prefetch_;            // >= every concurrency (config validation)
-  std::atomic<size_t> batch_max_;  // follows concurrency_
   // A timeout was configured at start: the watchdog runs and drain tasks use
   // slots, for the consumer's life (also if a reload removes the timeouts).
   const bool timeouts_;
