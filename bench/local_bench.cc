@@ -2,6 +2,7 @@
 //   enqueue rate (batches of 1,000 per transaction, and one job per
 //   transaction), and end-to-end processing rate of N pre-enqueued jobs
 //   through the daemon core with the no-op plugin.
+#include <glog/logging.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -14,7 +15,7 @@
 
 #include "daemon/backends/local/local_store.h"
 #include "daemon/config/config_parser.h"
-#include "daemon/core/supervisor.h"
+#include "daemon/app/supervisor.h"
 
 namespace foxworker {
 namespace {

@@ -5,6 +5,7 @@
 //       on the same number of threads (the ceiling), and their ratio.
 // Throughput is the drain rate of a preloaded queue; latency is enqueue to
 // handler start at a paced rate, sampled by the plugin.
+#include <glog/logging.h>
 #include <dlfcn.h>
 
 #include <atomic>
@@ -18,8 +19,8 @@
 
 #include "daemon/backends/memory/memory_backend.h"
 #include "daemon/config/config_parser.h"
-#include "daemon/core/clock.h"
-#include "daemon/core/supervisor.h"
+#include "daemon/base/clock.h"
+#include "daemon/app/supervisor.h"
 #include "daemon/plugins/host_api.h"
 
 namespace foxworker {

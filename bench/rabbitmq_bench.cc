@@ -45,7 +45,7 @@
 #include "bench/bench_util.h"
 #include "daemon/config/config_parser.h"
 #include "daemon/core/consumer.h"
-#include "daemon/core/supervisor.h"
+#include "daemon/app/supervisor.h"
 #include "tests/harness/rabbitmq_server.h"
 
 namespace foxworker {

@@ -33,7 +33,7 @@
 #include "bench/bench_util.h"
 #include "daemon/config/config_parser.h"
 #include "daemon/core/consumer.h"
-#include "daemon/core/supervisor.h"
+#include "daemon/app/supervisor.h"
 #include "tests/harness/redis_server.h"
 
 namespace foxworker {

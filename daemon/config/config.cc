@@ -1,5 +1,7 @@
 #include "daemon/config/config.h"
 
+#include <glog/logging.h>
+
 #include <algorithm>
 #include <array>
 #include <utility>
@@ -25,11 +27,6 @@ constexpr std::array<std::pair<LogLevel, std::string_view>, 5> kLogLevels = {{
 constexpr std::array<std::pair<Durability, std::string_view>, 2> kDurabilities = {{
     {Durability::kFull, "full"},
     {Durability::kNormal, "normal"},
-}};
-constexpr std::array<std::pair<Backoff, std::string_view>, 3> kBackoffs = {{
-    {Backoff::kFixed, "fixed"},
-    {Backoff::kLinear, "linear"},
-    {Backoff::kExponential, "exponential"},
 }};
 
 template <typename E, size_t N>
@@ -70,11 +67,6 @@ Result<LogLevel> ParseLogLevel(std::string_view name) {
 std::string_view DurabilityName(Durability durability) { return NameOf(kDurabilities, durability); }
 Result<Durability> ParseDurability(std::string_view name) {
   return ParseName(kDurabilities, "durability", name);
-}
-
-std::string_view BackoffName(Backoff backoff) { return NameOf(kBackoffs, backoff); }
-Result<Backoff> ParseBackoff(std::string_view name) {
-  return ParseName(kBackoffs, "backoff", name);
 }
 
 const PluginConfig* Config::FindPlugin(const std::string& name) const {

@@ -12,11 +12,12 @@
 #include <string_view>
 #include <vector>
 
-#include "daemon/core/status.h"
+#include "daemon/base/status.h"
+#include "daemon/base/units.h"
+#include "daemon/core/consumer_options.h"
+#include "daemon/core/retry_policy.h"
 
 namespace foxworker {
-
-using Duration = std::chrono::milliseconds;
 
 // Where a value came from, for error messages after parsing.
 struct SourceMark {
@@ -35,7 +36,7 @@ enum class LogLevel { kTrace, kDebug, kInfo, kWarning, kError };
 std::string_view LogLevelName(LogLevel level);
 Result<LogLevel> ParseLogLevel(std::string_view name);
 
-// `daemon.admin` (daemon/admin/): the HTTP admin endpoint. Off unless
+// `daemon.admin` (daemon/app/admin/): the HTTP admin endpoint. Off unless
 // `listen` is set.
 struct AdminConfig {
   std::string listen;      // "HOST:PORT" ("127.0.0.1:9090", "[::1]:9090") or "unix:/path"
@@ -218,21 +219,9 @@ struct BackendConfig {
   bool operator==(const BackendConfig&) const = default;
 };
 
-enum class Backoff { kFixed, kLinear, kExponential };
-
-// "fixed", "linear", "exponential".
-std::string_view BackoffName(Backoff backoff);
-Result<Backoff> ParseBackoff(std::string_view name);
-
-struct RetryPolicyConfig {
+// A named retry policy: core's RetryPolicyOptions plus where it was written.
+struct RetryPolicyConfig : RetryPolicyOptions {
   std::string name;
-  int max_attempts = 5;  // total handler attempts, including the first
-  Backoff backoff = Backoff::kExponential;
-  Duration initial{1000};
-  Duration max{300000};
-  double multiplier = 2.0;
-  double jitter = 0.1;       // fraction of the delay, +/-
-  bool full_jitter = false;  // delay = uniform(0, computed)
   SourceMark mark;
 
   bool operator==(const RetryPolicyConfig&) const = default;
@@ -296,22 +285,9 @@ struct MiddlewareConfig {
   bool operator==(const MiddlewareConfig&) const = default;
 };
 
-struct QueueConfig {
-  std::string name;
-  std::string backend;
-  std::string source;   // backend-side name (AMQP queue, stream, local queue); default: name
+// A queue: core's ConsumerOptions plus what the wiring needs.
+struct QueueConfig : ConsumerOptions {
   std::string plugin;
-  std::string handler;  // pin every message to this handler; empty = route by message type
-  int concurrency = 1;
-  int prefetch = 0;     // 0 = max(2 * concurrency, batch_size); else >= both
-  // Batch handlers get up to `batch_size` messages, or whatever arrived within
-  // `flush_interval`. 0 = batching off: a batch handler then gets batches of
-  // one. Per-message handlers always get one message per call.
-  int batch_size = 0;
-  Duration flush_interval{50};
-  Duration timeout{0};  // 0 = no deadline
-  // Per message type overrides of `timeout` (handler name -> deadline).
-  std::map<std::string, Duration> handler_timeouts;
   std::string retry_policy = "default";
   std::vector<MiddlewareConfig> middleware;  // in config order
   RabbitMqQueueOptions rabbitmq;             // queues on a rabbitmq backend

@@ -1,4 +1,6 @@
 // FormatConfig: the effective configuration written back as YAML.
+
+#include <glog/logging.h>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -12,7 +14,7 @@
 
 #include "daemon/backends/redis/redis_url.h"
 #include "daemon/config/config_parser.h"
-#include "daemon/config/units.h"
+#include "daemon/base/units.h"
 
 namespace foxworker {
 namespace {

@@ -15,11 +15,11 @@
 #include <utility>
 #include <vector>
 
-#include "daemon/admin/listen_address.h"
+#include "daemon/config/listen_address.h"
 #include "daemon/backends/redis/redis_url.h"
 #include "daemon/config/plugin_config_json.h"
 #include "daemon/config/rabbitmq_config.h"
-#include "daemon/config/units.h"
+#include "daemon/base/units.h"
 #include "daemon/config/yaml_reader.h"
 
 namespace foxworker {
@@ -485,7 +485,7 @@ Status ConfigBuilder::ParseSection(const YamlFile& file, const MappingEntry& sec
   return Status::Ok();
 }
 
-// `daemon.admin` (daemon/admin/). An empty `listen` leaves it off.
+// `daemon.admin` (daemon/app/admin/). An empty `listen` leaves it off.
 Status ParseAdmin(const YamlFile& file, const MappingEntry& section, AdminConfig* admin) {
   Result<std::vector<MappingEntry>> entries =
       ReadMapping(file, section.value, section.value_mark, section.path, kAdminKeys);

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "daemon/config/config.h"
-#include "daemon/core/status.h"
+#include "daemon/base/status.h"
 
 namespace foxworker {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "daemon/core/status.h"
+#include "daemon/base/status.h"
 
 namespace foxworker {
 

@@ -8,7 +8,7 @@
 
 #include "daemon/config/config.h"
 #include "daemon/config/yaml_reader.h"
-#include "daemon/core/status.h"
+#include "daemon/base/status.h"
 
 namespace foxworker {
 

@@ -1,6 +1,5 @@
 #include "daemon/config/rabbitmq_config.h"
 
-#include <amqp.h>
 #include <rapidjson/document.h>
 
 #include <algorithm>
@@ -9,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/backends/rabbitmq/amqp_url.h"
 #include "daemon/config/plugin_config_json.h"
 
 namespace foxworker {
@@ -305,9 +305,7 @@ Status ParseRabbitMqBackendKey(const YamlFile& file, const MappingEntry& e,
   if (e.key == "url") {
     Result<std::string> url = ReadNonEmptyString(file, e);
     if (!url.ok()) return url.status();
-    std::string buffer = *url;
-    amqp_connection_info info;
-    if (amqp_parse_url(buffer.data(), &info) != AMQP_STATUS_OK) {
+    if (!IsValidAmqpUrl(*url)) {
       return ErrorAt(file, e.value_mark, e.path,
                      "invalid AMQP URL \"" + RedactUrl(*url) +
                          "\": expected amqp://user:password@host:port/vhost or amqps://...");

@@ -11,7 +11,7 @@
 #include <system_error>
 
 #include "daemon/config/env_interpolation.h"
-#include "daemon/config/units.h"
+#include "daemon/base/units.h"
 
 namespace foxworker {
 namespace {

@@ -18,7 +18,7 @@
 #include "daemon/config/config.h"
 #include "daemon/core/message.h"
 #include "daemon/core/outcome.h"
-#include "daemon/core/status.h"
+#include "daemon/base/status.h"
 
 namespace foxworker {
 
@@ -31,7 +31,7 @@ struct SourceOptions {
                          // count crashed attempts dead-letter past it)
   // The queue's retry policy, for backends that set up delay queues from it
   // (rabbitmq's retry tiers); unset = the built-in default policy.
-  std::optional<RetryPolicyConfig> retry_policy;
+  std::optional<RetryPolicyOptions> retry_policy;
   RabbitMqQueueOptions rabbitmq;  // the queue's `rabbitmq:` settings
 };
 

@@ -4,8 +4,10 @@
 #include <cstdio>
 #include <thread>
 
-#include "daemon/core/clock.h"
-#include "daemon/plugins/host_api.h"
+#include <glog/logging.h>
+
+#include "daemon/base/clock.h"
+#include "daemon/core/payload_validation.h"
 
 namespace foxworker {
 namespace {
@@ -32,20 +34,13 @@ std::string Seconds(uint64_t ns) {
 
 }  // namespace
 
-int32_t CompleteDeferred(Delivery* d, foxw_verdict verdict, std::string_view reason,
-                         uint64_t retry_delay_ms) {
-  if (d == nullptr || d->consumer == nullptr) return -1;
-  return d->consumer->Complete(d, verdict, reason, retry_delay_ms);
-}
-
-Consumer::Consumer(QueueConfig config, const RetryPolicyConfig& policy, const LoadedPlugin& plugin,
-                   std::unique_ptr<InstancePool> instances, std::unique_ptr<Source> source,
+Consumer::Consumer(ConsumerOptions options, const RetryPolicyOptions& policy,
+                   std::unique_ptr<HandlerSet> handlers, std::unique_ptr<Source> source,
                    std::vector<std::unique_ptr<Middleware>> middleware, Executor& executor,
                    Timer& timer)
-    : config_(std::move(config)),
+    : config_(std::move(options)),
       policy_(policy),
-      plugin_(plugin),
-      instances_(std::move(instances)),
+      handlers_(std::move(handlers)),
       source_(std::move(source)),
       middleware_(std::move(middleware)),
       executor_(executor),
@@ -54,19 +49,19 @@ Consumer::Consumer(QueueConfig config, const RetryPolicyConfig& policy, const Lo
       prefetch_(std::max(config_.prefetch, concurrency_.load())),
       timeouts_(config_.timeout.count() > 0 || !config_.handler_timeouts.empty()),
       batch_size_(static_cast<size_t>(std::max(0, config_.batch_size))) {
-  if (!config_.handler.empty()) pinned_ = plugin_.FindHandler(config_.handler);
-  std::vector<const foxw_handler_def*> routable;
+  if (!config_.handler.empty()) pinned_ = handlers_->Find(config_.handler);
+  std::vector<const Handler*> routable;
   if (pinned_ != nullptr) {
     routable.push_back(pinned_);
   } else if (config_.handler.empty()) {
-    routable = plugin_.handlers();
+    routable = handlers_->handlers();
   }
-  for (const foxw_handler_def* h : routable) {
+  for (const Handler* h : routable) {
     HandlerMetrics* m = nullptr;
     for (const auto& existing : handler_metrics_)
-      if (existing->handler == h->name) m = existing.get();
+      if (existing->handler == h->name()) m = existing.get();
     if (m == nullptr) {
-      handler_metrics_.push_back(std::make_unique<HandlerMetrics>(h->name));
+      handler_metrics_.push_back(std::make_unique<HandlerMetrics>(h->name()));
       m = handler_metrics_.back().get();
     }
     routes_.emplace_back(h, m);
@@ -86,17 +81,11 @@ Consumer::~Consumer() {
   timer_.Cancel(this);
 }
 
-Status CheckQueueHandler(const QueueConfig& queue, const LoadedPlugin& plugin) {
-  if (queue.handler.empty()) return Status::Ok();
-  const foxw_handler_def* h = plugin.FindHandler(queue.handler);
-  if (h != nullptr && queue.handler == h->name) return Status::Ok();
-  return Status::InvalidArgument(queue.mark.ToString() + ": queues." + queue.name +
-                                 ".handler: plugin " + plugin.name() + " has no handler \"" +
-                                 queue.handler + "\" (it has: " + plugin.HandlerNames() + ")");
-}
-
 Status Consumer::Start() {
-  if (Status s = CheckQueueHandler(config_, plugin_); !s.ok()) return s;
+  if (!config_.handler.empty() && (pinned_ == nullptr || pinned_->name() != config_.handler))
+    return Status::InvalidArgument("queue " + config_.name + ": " + handlers_->provider() +
+                                   " has no handler \"" + config_.handler + "\" (it has: " +
+                                   handlers_->HandlerNames() + ")");
   if (timeouts_) Watchdog();
   {
     std::lock_guard<std::mutex> lock(wake_gate_->mu);
@@ -151,8 +140,8 @@ ConsumerStats Consumer::Stats() const {
   return s;
 }
 
-bool Consumer::CanChangeLimits(const QueueConfig& next) const {
-  QueueConfig probe = next;
+bool Consumer::CanChangeLimits(const ConsumerOptions& next) const {
+  ConsumerOptions probe = next;
   probe.concurrency = config_.concurrency;
   probe.timeout = config_.timeout;
   probe.handler_timeouts = config_.handler_timeouts;
@@ -161,17 +150,17 @@ bool Consumer::CanChangeLimits(const QueueConfig& next) const {
   return timeouts_ || !wants_timeouts;
 }
 
-Result<Consumer::LimitChange> Consumer::PrepareLimits(const QueueConfig& next) {
+Result<Consumer::LimitChange> Consumer::PrepareLimits(const ConsumerOptions& next) {
   CHECK(CanChangeLimits(next)) << "queue " << name() << ": not a change of limits only";
-  CHECK(instances_) << "queue " << name() << ": instances already destroyed";
-  auto growth = instances_->PrepareResize(std::max(1, next.concurrency));
+  CHECK(handlers_) << "queue " << name() << ": instances already destroyed";
+  auto growth = handlers_->PrepareResize(std::max(1, next.concurrency));
   if (!growth.ok())
     return Status::InvalidArgument("queue " + name() + ": " + growth.status().message());
   return LimitChange{next, std::move(*growth)};
 }
 
 void Consumer::ChangeLimits(LimitChange change) {
-  const QueueConfig& next = change.config;
+  const ConsumerOptions& next = change.config;
   const int before = concurrency_.load();
   const int after = std::max(1, next.concurrency);
   if (after > before) {
@@ -184,12 +173,12 @@ void Consumer::ChangeLimits(LimitChange change) {
         free_slots_.push_back(slots_.back().get());
       }
     }
-    instances_->Resize(std::move(change.instances));
+    handlers_->Resize(std::move(change.instances));
   }
   concurrency_.store(after);
   // Lower: drain tasks over the limit leave as their handlers return;
   // TrimInstances() destroys the instances they leave idle.
-  if (after <= before) instances_->Resize(std::move(change.instances));
+  if (after <= before) handlers_->Resize(std::move(change.instances));
   SetTimeouts(next);
   config_.concurrency = next.concurrency;
   config_.timeout = next.timeout;
@@ -200,7 +189,7 @@ void Consumer::ChangeLimits(LimitChange change) {
 }
 
 void Consumer::TrimInstances() {
-  if (instances_) instances_->Trim(workers_.load());
+  if (handlers_) handlers_->Trim(workers_.load());
 }
 
 bool Consumer::LeaveIfOverLimit() {
@@ -210,11 +199,11 @@ bool Consumer::LeaveIfOverLimit() {
   return false;
 }
 
-void Consumer::SetTimeouts(const QueueConfig& q) {
+void Consumer::SetTimeouts(const ConsumerOptions& q) {
   const uint64_t fallback = MsToNs(q.timeout);
   default_timeout_ns_.store(fallback);
   for (auto& r : routes_) {
-    auto it = q.handler_timeouts.find(r.def->name);
+    auto it = q.handler_timeouts.find(r.handler->name());
     r.timeout_ns.store(it != q.handler_timeouts.end() ? MsToNs(it->second) : fallback);
   }
   // The watchdog looks at a tenth of the shortest timeout (5 ms .. 100 ms).
@@ -252,7 +241,7 @@ void Consumer::MaybeSpawn() {
 }
 
 size_t Consumer::Admit(size_t want) {
-  if (middleware_.size() <= 1) return want;  // only payload validation: admits everything
+  if (middleware_.empty()) return want;
   const uint64_t now = MonotonicNs();
   size_t granted = want;
   uint64_t retry_after = 0;
@@ -347,9 +336,9 @@ void Consumer::Drain() {
   if (source_->MaybeReady()) MaybeSpawn();
 }
 
-const Consumer::HandlerRoute* Consumer::RouteOf(const foxw_handler_def* handler) const {
+const Consumer::HandlerRoute* Consumer::RouteOf(const Handler* handler) const {
   for (const auto& r : routes_)
-    if (r.def == handler) return &r;
+    if (r.handler == handler) return &r;
   return nullptr;
 }
 
@@ -368,14 +357,14 @@ void Consumer::ObserveWait(const Delivery& d, uint64_t start_ns, int64_t wall_of
 
 void Consumer::RunBatch(std::vector<std::unique_ptr<Delivery>>& batch,
                         std::vector<Settlement>& settled, RunningSlot* slot) {
-  void* instance = instances_->Acquire();
+  HandlerInstance instance = handlers_->Acquire();
   char reason[kReasonCap];
   std::vector<std::unique_ptr<Delivery>> group;  // for one batch handler
-  const foxw_handler_def* group_handler = nullptr;
+  const Handler* group_handler = nullptr;
   // One clock read serves as the end of a handler call and the start of the
-  // next when only payload validation runs between them; other middleware
-  // (which may do I/O) gets a fresh read before the handler starts.
-  const bool reuse_clock = middleware_.size() <= 1;
+  // next when no middleware runs between them; middleware (which may do
+  // I/O) gets a fresh read before the handler starts.
+  const bool reuse_clock = middleware_.empty();
   uint64_t now = MonotonicNs();
   // Enqueue times are wall-clock; one offset per batch converts.
   const int64_t wall_offset_ns = WallNs() - static_cast<int64_t>(now);
@@ -394,39 +383,38 @@ void Consumer::RunBatch(std::vector<std::unique_ptr<Delivery>>& batch,
     d->queue = &config_.name;
     d->cancel_all = &cancel_all_;
     CallInfo call;
-    // Middleware before the handler; an answer skips the handler and the
-    // steps after the one that answered.
+    // Payload validation, then middleware before the handler; an answer
+    // skips the handler and the steps after the one that answered.
     size_t ran = 0;
     std::optional<Outcome> early;
-    for (; ran < middleware_.size(); ++ran) {
+    if (config_.validate_payload) early = ValidatePayload(*d);
+    for (; !early && ran < middleware_.size(); ++ran) {
       early = middleware_[ran]->Before(*d);
       if (early) {
         ++ran;
         break;
       }
     }
-    const foxw_handler_def* handler = pinned_;
+    const Handler* handler = pinned_;
     if (!early && handler == nullptr) {
-      handler = plugin_.FindHandler(d->msg.props.message_type);
+      handler = handlers_->Find(d->msg.props.message_type);
       if (handler == nullptr)
-        early = Outcome::Reject("unknown message type \"" + d->msg.props.message_type +
-                                "\": plugin " + plugin_.name() + " has handlers " +
-                                plugin_.HandlerNames());
+        early = Outcome::Reject("unknown message type \"" + d->msg.props.message_type + "\": " +
+                                handlers_->provider() + " has handlers " +
+                                handlers_->HandlerNames());
     }
     if (early) {
       RunAfter(*d, *early, call, ran);
       settled.push_back({std::move(d), std::move(*early)});
       continue;
     }
-    if (BatchHandlerOf(handler) != nullptr) {
+    if (handler->batched()) {
       if (group_handler != handler && !group.empty())
         now = RunBatchHandler(group_handler, instance, group, settled, wall_offset_ns);
       group_handler = handler;
       group.push_back(std::move(d));
       continue;
     }
-    foxw_outcome out{sizeof(foxw_outcome), reason, kReasonCap, 0, 0};
-    reason[0] = '\0';
     if (!reuse_clock) now = MonotonicNs();
     d->started_ns = now;
     ObserveWait(*d, now, wall_offset_ns);
@@ -436,10 +424,10 @@ void Consumer::RunBatch(std::vector<std::unique_ptr<Delivery>>& batch,
       if (t) d->deadline_ns = d->started_ns + t;
       std::lock_guard<std::mutex> lock(slot->mu);
       slot->delivery = d.get();
-      slot->handler = handler->name;
+      slot->handler = &handler->name();
       slot->timed_out = false;
     }
-    foxw_verdict v = handler->handle(instance, AsForeign(d.get()), &out);
+    HandlerReply reply = handler->Handle(instance, *d, reason, kReasonCap);
     now = MonotonicNs();
     const uint64_t ended = now;
     if (route) route->metrics->duration.ObserveNs(ended - d->started_ns);
@@ -452,28 +440,24 @@ void Consumer::RunBatch(std::vector<std::unique_ptr<Delivery>>& batch,
       }
       if (timed_out) {
         // The watchdog already settled a copy as a timeout; this verdict is late.
-        LOG(WARNING) << "queue " << config_.name << ": handler " << handler->name
+        LOG(WARNING) << "queue " << config_.name << ": handler " << handler->name()
                      << " returned for message " << d->msg.id << " after its timeout ("
                      << Seconds(ended - d->started_ns) << "); its verdict is ignored";
-        if (v == FOXW_PENDING) {
-          // The plugin holds it until its complete(), which frees it.
-          int open = 0;
-          if (d->completion.compare_exchange_strong(open, 2, std::memory_order_acq_rel))
-            d.release();
-        }
+        // A deferred one: the plugin holds it until its complete(), which
+        // frees it (the watchdog's claim makes that complete() a late one).
+        if (reply.verdict == Verdict::kPending && d->deferred.ClaimForWatchdog()) d.release();
         continue;
       }
     }
     call.handler_ran = true;
     call.duration_ns = ended - d->started_ns;
-    std::string_view why(reason, std::min(out.reason_len, kReasonCap - 1));
-    if (v == FOXW_PENDING) {
+    HandlerReply deferred_result;
+    if (reply.verdict == Verdict::kPending) {
       if (timeouts_) {
         std::lock_guard<std::mutex> lock(deferred_mu_);
         deferred_.insert(d.get());
       }
-      int expected = 0;
-      if (d->pending_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+      if (d->deferred.HandlerDeferred()) {
         d.release();  // owned by the plugin's pending completion now
         continue;
       }
@@ -482,21 +466,20 @@ void Consumer::RunBatch(std::vector<std::unique_ptr<Delivery>>& batch,
         std::lock_guard<std::mutex> lock(deferred_mu_);
         deferred_.erase(d.get());
       }
-      v = d->deferred_verdict;
-      why = d->deferred_reason;
-      out.retry_delay_ms = d->deferred_delay_ms;
-    } else if (d->completion.load(std::memory_order_acquire) != 0) {
-      LOG(WARNING) << "queue " << config_.name << ": plugin " << plugin_.name() << " handler "
-                   << handler->name << " completed message " << d->msg.id
+      deferred_result = d->deferred.result();
+      reply = deferred_result;
+    } else if (d->deferred.CompletedByPlugin()) {
+      LOG(WARNING) << "queue " << config_.name << ": " << handlers_->provider() << " handler "
+                   << handler->name() << " completed message " << d->msg.id
                    << " and also returned a verdict; the returned verdict wins";
     }
-    call.failed = v != FOXW_ACK && v != FOXW_REJECT;
-    Outcome o = Decide(*d, v, why, out.retry_delay_ms, handler->name);
+    call.failed = reply.verdict != Verdict::kAck && reply.verdict != Verdict::kReject;
+    Outcome o = Decide(*d, reply, handler->name());
     RunAfter(*d, o, call, middleware_.size());
     settled.push_back({std::move(d), std::move(o)});
   }
   if (!group.empty()) RunBatchHandler(group_handler, instance, group, settled, wall_offset_ns);
-  instances_->Release(instance);
+  handlers_->Release(instance);
 }
 
 void Consumer::FillBatch(std::vector<std::unique_ptr<Delivery>>& batch) {
@@ -519,14 +502,13 @@ void Consumer::FillBatch(std::vector<std::unique_ptr<Delivery>>& batch) {
   }
 }
 
-uint64_t Consumer::RunBatchHandler(const foxw_handler_def* handler, void* instance,
+uint64_t Consumer::RunBatchHandler(const Handler* handler, HandlerInstance instance,
                                    std::vector<std::unique_ptr<Delivery>>& group,
                                    std::vector<Settlement>& settled, int64_t wall_offset_ns) {
   const size_t n = group.size();
   constexpr size_t kBatchReasonCap = 512;
-  std::vector<const foxw_message*> msgs(n);
-  std::vector<foxw_verdict> verdicts(n, 0);
-  std::vector<foxw_outcome> outs(n);
+  std::vector<Delivery*> ds(n);
+  std::vector<HandlerReply> replies(n);
   std::string reasons(n * kBatchReasonCap, '\0');
   const uint64_t started = MonotonicNs();
   const HandlerRoute* route = RouteOf(handler);
@@ -538,31 +520,26 @@ uint64_t Consumer::RunBatchHandler(const foxw_handler_def* handler, void* instan
     // does not split a batch, so a batch's outcome waits for its call.
     uint64_t t = TimeoutNs(route);
     if (t) d.deadline_ns = started + t;
-    msgs[i] = AsForeign(&d);
-    outs[i] = foxw_outcome{sizeof(foxw_outcome), &reasons[i * kBatchReasonCap], kBatchReasonCap,
-                           0, 0};
+    ds[i] = &d;
   }
-  BatchHandlerOf(handler)(instance, msgs.data(), n, verdicts.data(), outs.data());
+  handler->HandleBatch(instance, ds.data(), n, replies.data(), reasons.data(), kBatchReasonCap);
   const uint64_t ended = MonotonicNs();
   if (route) route->metrics->duration.ObserveNs(ended - started, n);
   for (size_t i = 0; i < n; ++i) {
     auto& d = group[i];
-    foxw_verdict v = verdicts[i];
-    std::string_view why(outs[i].reason, std::min(outs[i].reason_len, kBatchReasonCap - 1));
-    std::string pending_reason;
-    if (v == FOXW_PENDING) {
-      LOG(ERROR) << "queue " << config_.name << ": batch handler " << handler->name
+    HandlerReply reply = replies[i];
+    if (reply.verdict == Verdict::kPending) {
+      LOG(ERROR) << "queue " << config_.name << ": batch handler " << handler->name()
                  << " returned FOXW_PENDING for message " << d->msg.id
                  << ", which batches do not allow; treating it as a retry";
-      v = FOXW_RETRY;
-      pending_reason = "batch handler returned FOXW_PENDING, which batches do not allow";
-      why = pending_reason;
+      reply = HandlerReply{Verdict::kRetry, reply.raw,
+                           "batch handler returned FOXW_PENDING, which batches do not allow", 0};
     }
     CallInfo call;
     call.handler_ran = true;
     call.duration_ns = ended - started;
-    call.failed = v != FOXW_ACK && v != FOXW_REJECT;
-    Outcome o = Decide(*d, v, why, outs[i].retry_delay_ms, handler->name);
+    call.failed = reply.verdict != Verdict::kAck && reply.verdict != Verdict::kReject;
+    Outcome o = Decide(*d, reply, handler->name());
     RunAfter(*d, o, call, middleware_.size());
     settled.push_back({std::move(d), std::move(o)});
   }
@@ -574,30 +551,33 @@ void Consumer::RunAfter(const Delivery& d, const Outcome& o, const CallInfo& cal
   for (size_t i = upto; i-- > 0;) middleware_[i]->After(d, o, call);
 }
 
-Outcome Consumer::Decide(const Delivery& d, foxw_verdict verdict, std::string_view reason,
-                         uint64_t retry_delay_ms, const char* handler_name) {
-  switch (verdict) {
-    case FOXW_ACK:
+Outcome Consumer::Decide(const Delivery& d, const HandlerReply& reply,
+                         const std::string& handler_name) {
+  switch (reply.verdict) {
+    case Verdict::kAck:
       return Outcome::Ack();
-    case FOXW_REJECT:
-      return Outcome::Reject(reason.empty() ? std::string("rejected by handler ") + handler_name
-                                            : std::string(reason));
-    case FOXW_RETRY:
+    case Verdict::kReject:
+      return Outcome::Reject(reply.reason.empty() ? "rejected by handler " + handler_name
+                                                  : std::string(reply.reason));
+    case Verdict::kRetry:
       break;
-    default:
+    case Verdict::kPending:
+    case Verdict::kUnknown:
       unknown_verdicts_.fetch_add(1, std::memory_order_relaxed);
-      LOG(ERROR) << "queue " << config_.name << ": plugin " << plugin_.name() << " handler "
-                 << handler_name << " returned unknown verdict " << verdict << " for message "
+      LOG(ERROR) << "queue " << config_.name << ": " << handlers_->provider() << " handler "
+                 << handler_name << " returned unknown verdict " << reply.raw << " for message "
                  << d.msg.id << "; treating it as a retry (plugin bug)";
-      return Decide(d, FOXW_RETRY, "plugin returned unknown verdict " + std::to_string(verdict),
-                    0, handler_name);
+      return Decide(d,
+                    HandlerReply{Verdict::kRetry, reply.raw,
+                                 "plugin returned unknown verdict " + std::to_string(reply.raw), 0},
+                    handler_name);
   }
-  std::string why = reason.empty() ? std::string("retry requested by handler ") + handler_name
-                                   : std::string(reason);
+  std::string why = reply.reason.empty() ? "retry requested by handler " + handler_name
+                                         : std::string(reply.reason);
   if (!policy_.AttemptsRemain(d.msg.attempt))
     return Outcome::DeadLetter("retries exhausted after " + std::to_string(d.msg.attempt) +
                                " attempts: " + why);
-  const Duration hint(retry_delay_ms);
+  const Duration hint(reply.retry_delay_ms);
   return Outcome::Retry(policy_.NextDelay(d.msg.attempt, hint), why,
                         policy_.UnjitteredDelay(d.msg.attempt, hint));
 }
@@ -635,27 +615,24 @@ void Consumer::SettleAll(std::vector<Settlement>& settled) {
   if (before >= prefetch_) MaybeSpawn();  // the window had been full
 }
 
-int32_t Consumer::Complete(Delivery* d, foxw_verdict verdict, std::string_view reason,
-                           uint64_t retry_delay_ms) {
+int32_t Consumer::Complete(Delivery* d, const HandlerReply& reply) {
   Entered entered(entered_);
-  int expected = 0;
-  if (!d->completion.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
-    if (expected == 2) {
+  switch (d->deferred.ClaimForPlugin()) {
+    case DeferredCompletion::Claim::kClaimed:
+      break;
+    case DeferredCompletion::Claim::kTimedOut:
       // The watchdog timed it out and settled a copy; this is the late answer.
       LOG(WARNING) << "queue " << config_.name << ": deferred message " << d->msg.id
                    << " completed after its timeout; the verdict is ignored";
       delete d;
       return 0;
-    }
-    LOG(ERROR) << "queue " << config_.name << ": plugin " << plugin_.name()
-               << " completed message " << d->msg.id << " twice; ignoring the second call";
-    return -1;
+    case DeferredCompletion::Claim::kTwice:
+      LOG(ERROR) << "queue " << config_.name << ": " << handlers_->provider()
+                 << " completed message " << d->msg.id << " twice; ignoring the second call";
+      return -1;
   }
-  d->deferred_verdict = verdict;
-  d->deferred_reason.assign(reason.data(), reason.size());
-  d->deferred_delay_ms = retry_delay_ms;
-  int prev = d->pending_state.exchange(2, std::memory_order_acq_rel);
-  if (prev == 0) return 0;  // the handler is still running; its thread settles it
+  d->deferred.SetResult(reply);
+  if (!d->deferred.ResultReady()) return 0;  // the handler is still running; its thread settles it
   if (timeouts_) {
     std::lock_guard<std::mutex> lock(deferred_mu_);
     deferred_.erase(d);
@@ -663,9 +640,9 @@ int32_t Consumer::Complete(Delivery* d, foxw_verdict verdict, std::string_view r
   CallInfo call;
   call.handler_ran = true;
   call.duration_ns = MonotonicNs() - d->started_ns;
-  call.failed = verdict != FOXW_ACK && verdict != FOXW_REJECT;
+  call.failed = reply.verdict != Verdict::kAck && reply.verdict != Verdict::kReject;
   std::vector<Settlement> settled;
-  Outcome o = Decide(*d, verdict, d->deferred_reason, retry_delay_ms, "(deferred)");
+  Outcome o = Decide(*d, d->deferred.result(), "(deferred)");
   RunAfter(*d, o, call, middleware_.size());
   settled.push_back({std::unique_ptr<Delivery>(d), std::move(o)});
   SettleAll(settled);
@@ -685,18 +662,18 @@ std::unique_ptr<Delivery> Consumer::CloneForSettlement(const Delivery& d) {
   return c;
 }
 
-Outcome Consumer::TimeoutOutcome(const Delivery& d, const char* handler, CallInfo* call) {
+Outcome Consumer::TimeoutOutcome(const Delivery& d, const std::string& handler, CallInfo* call) {
   const uint64_t limit = d.deadline_ns - d.started_ns;
   timed_out_.fetch_add(1, std::memory_order_relaxed);
-  LOG(WARNING) << "queue " << config_.name << ": handler " << handler << " of plugin "
-               << plugin_.name() << " exceeded its " << Seconds(limit) << " timeout on message "
+  LOG(WARNING) << "queue " << config_.name << ": handler " << handler << " of "
+               << handlers_->provider() << " exceeded its " << Seconds(limit) << " timeout on message "
                << d.msg.id << " (attempt " << d.msg.attempt
                << "); retrying it, the handler's slot stays taken until it returns";
   call->handler_ran = true;
   call->timed_out = true;
   call->failed = true;
   call->duration_ns = MonotonicNs() - d.started_ns;
-  return Decide(d, FOXW_RETRY, "timeout after " + Seconds(limit), 0, handler);
+  return Decide(d, HandlerReply{Verdict::kRetry, 0, "timeout after " + Seconds(limit), 0}, handler);
 }
 
 void Consumer::Watchdog() {
@@ -715,7 +692,7 @@ void Consumer::Watchdog() {
     slot->timed_out = true;
     d->cancelled.store(true);
     CallInfo call;
-    Outcome o = TimeoutOutcome(*d, slot->handler, &call);
+    Outcome o = TimeoutOutcome(*d, *slot->handler, &call);
     auto copy = CloneForSettlement(*d);
     RunAfter(*copy, o, call, middleware_.size());
     settled.push_back({std::move(copy), std::move(o)});
@@ -724,16 +701,15 @@ void Consumer::Watchdog() {
     std::lock_guard<std::mutex> lock(deferred_mu_);
     for (auto it = deferred_.begin(); it != deferred_.end();) {
       Delivery* d = *it;
-      int expected = 0;
-      if (now < d->deadline_ns ||
-          !d->completion.compare_exchange_strong(expected, 2, std::memory_order_acq_rel)) {
+      if (now < d->deadline_ns || !d->deferred.ClaimForWatchdog()) {
         ++it;
         continue;
       }
       // The plugin still holds `d` and frees it through its late complete().
       d->cancelled.store(true);
       CallInfo call;
-      Outcome o = TimeoutOutcome(*d, "(deferred)", &call);
+      static const std::string kDeferred = "(deferred)";
+      Outcome o = TimeoutOutcome(*d, kDeferred, &call);
       auto copy = CloneForSettlement(*d);
       RunAfter(*copy, o, call, middleware_.size());
       settled.push_back({std::move(copy), std::move(o)});

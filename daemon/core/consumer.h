@@ -8,8 +8,6 @@
 #ifndef FOXWORKER_CORE_CONSUMER_H_
 #define FOXWORKER_CORE_CONSUMER_H_
 
-#include <foxworker/plugin.h>
-
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -19,14 +17,14 @@
 #include <string>
 #include <vector>
 
-#include "daemon/config/config.h"
 #include "daemon/core/backend.h"
+#include "daemon/core/consumer_options.h"
 #include "daemon/core/executor.h"
+#include "daemon/core/handler.h"
 #include "daemon/core/metrics.h"
+#include "daemon/core/middleware.h"
 #include "daemon/core/retry_policy.h"
 #include "daemon/core/timer.h"
-#include "daemon/middleware/middleware.h"
-#include "daemon/plugins/plugin_loader.h"
 
 namespace foxworker {
 
@@ -53,16 +51,12 @@ struct HandlerMetrics {
   LatencyHistogram duration;
 };
 
-// OK when the queue names no handler, or one `plugin` has (by its exact
-// name); else the config error that says which handlers it has.
-Status CheckQueueHandler(const QueueConfig& queue, const LoadedPlugin& plugin);
-
 // Safe for concurrent use.
 class Consumer {
  public:
-  // `plugin`, `executor` and `timer` must outlive the consumer.
-  Consumer(QueueConfig config, const RetryPolicyConfig& policy, const LoadedPlugin& plugin,
-           std::unique_ptr<InstancePool> instances, std::unique_ptr<Source> source,
+  // `executor` and `timer` must outlive the consumer.
+  Consumer(ConsumerOptions options, const RetryPolicyOptions& policy,
+           std::unique_ptr<HandlerSet> handlers, std::unique_ptr<Source> source,
            std::vector<std::unique_ptr<Middleware>> middleware, Executor& executor, Timer& timer);
   ~Consumer();
   Consumer(const Consumer&) = delete;
@@ -71,8 +65,7 @@ class Consumer {
   const std::string& name() const { return config_.name; }
   // The queue's settings, with the limits last changed in place. Read it on
   // the control thread, or under the supervisor's ReadLock().
-  const QueueConfig& config() const { return config_; }
-  const LoadedPlugin& plugin() const { return plugin_; }
+  const ConsumerOptions& config() const { return config_; }
   const std::vector<std::unique_ptr<Middleware>>& middleware() const { return middleware_; }
 
   Status Start();
@@ -101,11 +94,11 @@ class Consumer {
   // handler ran.
   const LatencyHistogram& queue_wait() const { return queue_wait_; }
 
-  // Stops the timeout watchdog and destroys the plugin instances.
-  // REQUIRES: drained (no handler running).
+  // Stops the timeout watchdog and destroys the handler set (and with it the
+  // plugin instances). REQUIRES: drained (no handler running).
   void DestroyInstances() {
     timer_.Cancel(this);
-    instances_.reset();
+    handlers_.reset();
   }
 
   // ---- Changing limits in place (config reload), control thread only.
@@ -114,17 +107,18 @@ class Consumer {
   // apply to the running consumer: concurrency, timeout, handler_timeouts.
   // A timeout where the consumer started without any stays a hand-over (its
   // watchdog does not run). Everything else (prefetch, which the backend
-  // sizes its window from, batch_size, source, middleware, ...) needs a new
-  // consumer.
-  bool CanChangeLimits(const QueueConfig& next) const;
+  // sizes its window from, batch_size, source, ...) needs a new consumer;
+  // so does a change the consumer does not see (middleware, plugin, retry
+  // policy), which the caller checks.
+  bool CanChangeLimits(const ConsumerOptions& next) const;
   // What ChangeLimits applies; building it creates the plugin instances a
   // higher concurrency needs, so it can fail (and then changes nothing).
   struct LimitChange {
-    QueueConfig config;
-    InstancePool::Growth instances;
+    ConsumerOptions config;
+    std::unique_ptr<HandlerSet::Growth> instances;
   };
   // REQUIRES: CanChangeLimits(next).
-  Result<LimitChange> PrepareLimits(const QueueConfig& next);
+  Result<LimitChange> PrepareLimits(const ConsumerOptions& next);
   // Applies it at once: a higher concurrency starts more handlers right
   // away; after a lower one, drain tasks over the limit stop when their
   // handler returns (handing their unstarted messages back), so no more than
@@ -135,9 +129,9 @@ class Consumer {
   // Destroys per-slot plugin instances left idle by a lower concurrency.
   void TrimInstances();
 
-  // Completion of a deferred delivery (see CompleteDeferred in host_api.h).
-  int32_t Complete(Delivery* d, foxw_verdict verdict, std::string_view reason,
-                   uint64_t retry_delay_ms);
+  // Completion of a delivery whose handler answered Verdict::kPending, from
+  // any thread. Returns 0, or -1 when it was completed before.
+  int32_t Complete(Delivery* d, const HandlerReply& reply);
 
  private:
   // The source's wake-up goes through this, so a wake-up racing with the
@@ -162,15 +156,15 @@ class Consumer {
   // timeout watchdog.
   struct RunningSlot {
     std::mutex mu;
-    Delivery* delivery = nullptr;  // GUARDED_BY(mu)
-    const char* handler = nullptr;  // GUARDED_BY(mu)
+    Delivery* delivery = nullptr;          // GUARDED_BY(mu)
+    const std::string* handler = nullptr;  // GUARDED_BY(mu)
     bool timed_out = false;        // GUARDED_BY(mu)
   };
 
   // A handler the queue can route to: its metrics and its deadline.
   struct HandlerRoute {
-    HandlerRoute(const foxw_handler_def* d, HandlerMetrics* m) : def(d), metrics(m) {}
-    const foxw_handler_def* const def;
+    HandlerRoute(const Handler* h, HandlerMetrics* m) : handler(h), metrics(m) {}
+    const Handler* const handler;
     HandlerMetrics* const metrics;
     std::atomic<uint64_t> timeout_ns{0};  // 0 = none
   };
@@ -187,7 +181,7 @@ class Consumer {
   // Leaves workers_ when over the limit; true if this task left.
   bool LeaveIfOverLimit();
   // Sets the deadlines and the watchdog's tick from `q`'s timeouts.
-  void SetTimeouts(const QueueConfig& q);
+  void SetTimeouts(const ConsumerOptions& q);
   void Drain();
   // How many of `want` the middleware admits now; schedules a wake-up when
   // it is fewer. Returns the admitted count.
@@ -197,33 +191,31 @@ class Consumer {
                 RunningSlot* slot);
   // Runs a group of deliveries routed to one batch handler in one call.
   // Returns the monotonic time the call returned.
-  uint64_t RunBatchHandler(const foxw_handler_def* handler, void* instance,
+  uint64_t RunBatchHandler(const Handler* handler, HandlerInstance instance,
                            std::vector<std::unique_ptr<Delivery>>& group,
                            std::vector<Settlement>& settled, int64_t wall_offset_ns);
   // Tops `batch` up towards the queue's batch_size for up to flush_interval.
   void FillBatch(std::vector<std::unique_ptr<Delivery>>& batch);
-  Outcome Decide(const Delivery& d, foxw_verdict verdict, std::string_view reason,
-                 uint64_t retry_delay_ms, const char* handler_name);
+  Outcome Decide(const Delivery& d, const HandlerReply& reply, const std::string& handler_name);
   void RunAfter(const Delivery& d, const Outcome& o, const CallInfo& call, size_t upto);
   void SettleAll(std::vector<Settlement>& settled);
   // The handler's deadline; `route` may be null (a handler without one).
   uint64_t TimeoutNs(const HandlerRoute* route) const;
-  const HandlerRoute* RouteOf(const foxw_handler_def* handler) const;
+  const HandlerRoute* RouteOf(const Handler* handler) const;
   // Counts enqueue-to-start for `d`, whose handler starts at monotonic
   // `start_ns`; `wall_offset_ns` is wall-clock minus monotonic time.
   void ObserveWait(const Delivery& d, uint64_t start_ns, int64_t wall_offset_ns);
   void Watchdog();
   std::unique_ptr<Delivery> CloneForSettlement(const Delivery& d);
-  Outcome TimeoutOutcome(const Delivery& d, const char* handler, CallInfo* call);
+  Outcome TimeoutOutcome(const Delivery& d, const std::string& handler, CallInfo* call);
 
   // Only ChangeLimits() writes it, and only concurrency, timeout and
   // handler_timeouts, which the consumer's own threads never read (they use
   // concurrency_, routes_ and default_timeout_ns_ instead).
-  QueueConfig config_;
+  ConsumerOptions config_;
   const RetryPolicy policy_;
-  const LoadedPlugin& plugin_;
-  const foxw_handler_def* pinned_ = nullptr;  // set when config_.handler names one
-  std::unique_ptr<InstancePool> instances_;
+  std::unique_ptr<HandlerSet> handlers_;
+  const Handler* pinned_ = nullptr;  // set when config_.handler names one
   std::unique_ptr<Source> source_;
   const std::vector<std::unique_ptr<Middleware>> middleware_;
   Executor& executor_;
@@ -261,7 +253,7 @@ class Consumer {
       released_{0}, timed_out_{0}, unknown_verdicts_{0}, admission_waits_{0};
 
   std::vector<std::unique_ptr<HandlerMetrics>> handler_metrics_;
-  // Handler definition -> its route (several definitions may share a name).
+  // Handler -> its route (several definitions may share a name).
   // Fixed after construction (a deque: the atomics do not move).
   std::deque<HandlerRoute> routes_;
   LatencyHistogram queue_wait_;

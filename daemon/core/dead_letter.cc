@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "daemon/core/clock.h"
+#include "daemon/base/clock.h"
 
 namespace foxworker {
 namespace {

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "daemon/core/deferred_completion.h"
+
 namespace foxworker {
 
 struct Properties {
@@ -63,16 +65,9 @@ struct Delivery {
   std::atomic<bool> cancelled{false};
   // The consumer's cancel-everything flag (shutdown timeout); may be null.
   const std::atomic<bool>* cancel_all = nullptr;
-  // Deferred completion (FOXW_PENDING): 0 = handler running or not deferred,
-  // 1 = handler returned PENDING and awaits complete(), 2 = complete() ran
-  // before the handler returned (the result waits in deferred_*).
-  std::atomic<int> pending_state{0};
-  // Who finished a deferred delivery: 0 nobody yet, 1 the plugin's
-  // complete(), 2 the timeout watchdog (a late complete() then frees it).
-  std::atomic<int> completion{0};
-  int32_t deferred_verdict = 0;
-  uint64_t deferred_delay_ms = 0;
-  std::string deferred_reason;
+  // A handler that deferred it (Verdict::kPending), the plugin's complete()
+  // and the timeout watchdog agree through this on who settles it.
+  DeferredCompletion deferred;
   Consumer* consumer = nullptr;
 
   // Clears everything but `msg`, so a backend can reuse the allocation for
@@ -86,11 +81,7 @@ struct Delivery {
     deadline_ns = kNoDeadline;
     cancelled.store(false, std::memory_order_relaxed);
     cancel_all = nullptr;
-    pending_state.store(0, std::memory_order_relaxed);
-    completion.store(0, std::memory_order_relaxed);
-    deferred_verdict = 0;
-    deferred_delay_ms = 0;
-    deferred_reason.clear();
+    deferred.Reset();
     consumer = nullptr;
   }
 

@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "daemon/core/status.h"
+#include "daemon/base/status.h"
 
 namespace foxworker {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/config/config.h"
+#include "daemon/base/units.h"
 #include "daemon/core/message.h"
 
 namespace foxworker {

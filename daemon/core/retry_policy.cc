@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <string>
 
 namespace foxworker {
 namespace {
@@ -14,7 +15,23 @@ double ThreadLocalUniform01() {
 
 }  // namespace
 
-RetryPolicy::RetryPolicy(RetryPolicyConfig config, std::function<double()> uniform01)
+std::string_view BackoffName(Backoff backoff) {
+  switch (backoff) {
+    case Backoff::kFixed: return "fixed";
+    case Backoff::kLinear: return "linear";
+    case Backoff::kExponential: return "exponential";
+  }
+  return "exponential";
+}
+
+Result<Backoff> ParseBackoff(std::string_view name) {
+  for (Backoff b : {Backoff::kFixed, Backoff::kLinear, Backoff::kExponential})
+    if (BackoffName(b) == name) return b;
+  return Status::InvalidArgument("invalid backoff \"" + std::string(name) +
+                                 "\": expected fixed, linear or exponential");
+}
+
+RetryPolicy::RetryPolicy(RetryPolicyOptions config, std::function<double()> uniform01)
     : config_(std::move(config)),
       uniform01_(uniform01 ? std::move(uniform01) : ThreadLocalUniform01) {}
 

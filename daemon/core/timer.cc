@@ -4,7 +4,7 @@
 
 #include <chrono>
 
-#include "daemon/core/clock.h"
+#include "daemon/base/clock.h"
 
 namespace foxworker {
 

@@ -9,7 +9,7 @@
 #include <set>
 #include <string_view>
 
-#include "daemon/config/units.h"
+#include "daemon/base/units.h"
 
 namespace foxworker {
 namespace {

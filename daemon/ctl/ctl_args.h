@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "daemon/core/message.h"
-#include "daemon/core/status.h"
+#include "daemon/base/status.h"
 
 namespace foxworker {
 

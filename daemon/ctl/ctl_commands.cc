@@ -13,7 +13,7 @@
 
 #include "daemon/backends/local/local_store.h"
 #include "daemon/config/config_parser.h"
-#include "daemon/core/clock.h"
+#include "daemon/base/clock.h"
 #include "daemon/ctl/ctl_format.h"
 
 namespace foxworker {

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <ostream>
 
-#include "daemon/core/clock.h"
+#include "daemon/base/clock.h"
 
 namespace foxworker {
 namespace {

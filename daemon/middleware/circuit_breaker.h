@@ -16,7 +16,7 @@
 #include <string>
 
 #include "daemon/config/config.h"
-#include "daemon/middleware/middleware.h"
+#include "daemon/core/middleware.h"
 
 namespace foxworker {
 

@@ -14,8 +14,8 @@
 #include <unordered_map>
 
 #include "daemon/config/config.h"
-#include "daemon/core/status.h"
-#include "daemon/middleware/middleware.h"
+#include "daemon/base/status.h"
+#include "daemon/core/middleware.h"
 
 struct sqlite3;
 

@@ -1,8 +1,6 @@
 #include "daemon/middleware/logging.h"
 
 #include <glog/logging.h>
-#include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 
 #include <cstdio>
 
@@ -47,29 +45,6 @@ std::string OutcomeLogging::Line(const std::string& queue, const Delivery& d,
 
 void OutcomeLogging::After(const Delivery& d, const Outcome& outcome, const CallInfo& call) {
   Emit(Line(queue_, d, outcome, call));
-}
-
-namespace {
-
-bool IsJsonContentType(const std::string& ct) {
-  std::string_view t(ct);
-  t = t.substr(0, t.find(';'));
-  while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
-  return t == "application/json" ||
-         (t.size() > 5 && t.substr(t.size() - 5) == "+json");
-}
-
-}  // namespace
-
-std::optional<Outcome> PayloadValidation::Before(const Delivery& d) {
-  if (d.msg.props.content_type.empty() || !IsJsonContentType(d.msg.props.content_type))
-    return std::nullopt;
-  rapidjson::Document doc;
-  doc.Parse(d.msg.payload.data(), d.msg.payload.size());
-  if (!doc.HasParseError()) return std::nullopt;
-  return Outcome::Reject("payload is not valid JSON (content type " + d.msg.props.content_type +
-                         "): " + rapidjson::GetParseError_En(doc.GetParseError()) +
-                         " at offset " + std::to_string(doc.GetErrorOffset()));
 }
 
 }  // namespace foxworker

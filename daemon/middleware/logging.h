@@ -7,7 +7,7 @@
 #include <string>
 
 #include "daemon/config/config.h"
-#include "daemon/middleware/middleware.h"
+#include "daemon/core/middleware.h"
 
 namespace foxworker {
 
@@ -26,15 +26,6 @@ class OutcomeLogging : public Middleware {
   void Emit(const std::string& line) const;
   const std::string queue_;
   const LoggingConfig config_;
-};
-
-// Rejects at once a payload that does not parse as its content type
-// declares (application/json and */*+json), with the parse error as the
-// reason. Always first in every pipeline.
-class PayloadValidation : public Middleware {
- public:
-  std::string_view name() const override { return "payload_validation"; }
-  std::optional<Outcome> Before(const Delivery& d) override;
 };
 
 }  // namespace foxworker

@@ -10,7 +10,7 @@
 #include <mutex>
 #include <string>
 
-#include "daemon/middleware/middleware.h"
+#include "daemon/core/middleware.h"
 
 namespace foxworker {
 

@@ -1,6 +1,6 @@
 #include "daemon/middleware/registry.h"
 
-#include "daemon/core/clock.h"
+#include "daemon/base/clock.h"
 #include "daemon/middleware/circuit_breaker.h"
 #include "daemon/middleware/dedup.h"
 #include "daemon/middleware/logging.h"
@@ -60,7 +60,6 @@ const std::map<std::string, Made (*)(const QueueConfig&, const MiddlewareConfig&
 Result<std::vector<std::unique_ptr<Middleware>>> BuildMiddleware(const QueueConfig& queue,
                                                                  MiddlewareContext& context) {
   std::vector<std::unique_ptr<Middleware>> chain;
-  chain.push_back(std::make_unique<PayloadValidation>());
   for (const auto& m : queue.middleware) {
     auto it = kFactories.find(m.type);
     if (it == kFactories.end())

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "daemon/config/config.h"
-#include "daemon/middleware/middleware.h"
+#include "daemon/core/middleware.h"
 #include "daemon/middleware/rate_limit.h"
 
 namespace foxworker {

@@ -11,7 +11,7 @@
 #include <string_view>
 
 #include "daemon/core/message.h"
-#include "daemon/core/status.h"
+#include "daemon/base/status.h"
 
 // The opaque type plugins see. One per loaded plugin; lives until the
 // plugin's shutdown returned.
@@ -36,8 +36,8 @@ inline Delivery* FromForeign(const foxw_message* m) {
   return const_cast<Delivery*>(reinterpret_cast<const Delivery*>(m));
 }
 
-// Implemented by the dispatch core (daemon/core/consumer.cc): completes a
-// delivery whose handler returned FOXW_PENDING. Returns 0, or -1 when the
+// Completes a delivery whose handler returned FOXW_PENDING, through its
+// consumer (daemon/plugins/plugin_handlers.cc). Returns 0, or -1 when the
 // delivery is not pending.
 int32_t CompleteDeferred(Delivery* delivery, foxw_verdict verdict, std::string_view reason,
                          uint64_t retry_delay_ms);

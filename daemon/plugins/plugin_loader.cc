@@ -1,5 +1,7 @@
 #include "daemon/plugins/plugin_loader.h"
 
+#include <glog/logging.h>
+
 #include <dlfcn.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,7 +15,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-#include "daemon/config/units.h"
+#include "daemon/base/units.h"
 #include "daemon/core/executor.h"
 
 namespace foxworker {
@@ -271,7 +273,7 @@ Result<PluginFileId> StatPluginFile(const std::string& path) {
   return id;
 }
 
-LoadedPlugin::~LoadedPlugin() = default;  // never dlclose: see DESIGN.md section 3
+LoadedPlugin::~LoadedPlugin() = default;  // never dlclose: a plugin's threads or atexit handlers may still run its code (docs/plugin-guide.md)
 
 Result<std::unique_ptr<LoadedPlugin>> LoadedPlugin::Load(const PluginConfig& config) {
   // Before dlopen: a file replaced between the two is then seen as changed

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "daemon/config/config.h"
-#include "daemon/core/status.h"
+#include "daemon/base/status.h"
 #include "daemon/plugins/host_api.h"
 
 namespace foxworker {

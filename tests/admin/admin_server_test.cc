@@ -21,9 +21,9 @@
 #include <sstream>
 #include <string>
 
-#include "daemon/admin/admin_server.h"
+#include "daemon/app/admin/admin_server.h"
 #include "daemon/config/config_parser.h"
-#include "daemon/core/clock.h"
+#include "daemon/base/clock.h"
 #include "daemon/core/metrics.h"
 #include "tests/core/test_daemon.h"
 

@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/core/clock.h"
+#include "daemon/base/clock.h"
 #include "tests/backends/local_test_util.h"
 
 namespace foxworker {

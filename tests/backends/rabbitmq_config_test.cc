@@ -1,7 +1,11 @@
 // The rabbitmq backend's config keys, queue topology settings, URL redaction
 // and retry tiers (no broker).
+#include <amqp.h>
 #include <gtest/gtest.h>
 
+#include <string>
+
+#include "daemon/backends/rabbitmq/amqp_url.h"
 #include "daemon/backends/rabbitmq/retry_tiers.h"
 #include "daemon/config/config_parser.h"
 #include "daemon/core/retry_policy.h"
@@ -69,6 +73,26 @@ TEST(RabbitMqConfigTest, RedactUrl) {
   EXPECT_EQ(RedactUrl("amqp://u@h/v"), "amqp://u@h/v");
   EXPECT_EQ(RedactUrl("amqp://h:5672/v"), "amqp://h:5672/v");
   EXPECT_EQ(RedactUrl("amqp://h/v@x"), "amqp://h/v@x");
+}
+
+// The config layer checks URLs without librabbitmq-c; it must agree with
+// amqp_parse_url(), which the connection uses.
+TEST(RabbitMqConfigTest, UrlCheckAgreesWithTheClientLibrary) {
+  const char* urls[] = {
+      "amqp://", "amqps://", "amqp://localhost", "amqp://localhost:5672", "amqp://h:5672/",
+      "amqp://guest:guest@localhost:5672", "amqp://u:p@h:1/v", "amqp://u@h", "amqp://u:p@h",
+      "amqp://h/v%2Fx", "amqp://h/v/x", "amqp://h:/v", "amqp://h:abc", "amqp://h:70000",
+      "amqp://[::1]", "amqp://[::1]:5672/v", "amqp://u:p@[::1]:5672/v", "amqp://[::1",
+      "amqp://h%zz", "amqp://h%2", "amqp://h?x=1", "amqp://h#f", "http://h", "amqp:/h",
+      "amqp://u:p@", "amqp://:5672", "amqp://u:p@h:5672/v:x", "amqp://a@b@c", "amqp://h]",
+      "amqps://user:pass@rabbit.example.com:5671/%2f", "amqp://u:p@h:5672/v@x", "",
+  };
+  for (const char* url : urls) {
+    std::string buffer = url;
+    amqp_connection_info info;
+    const bool library = amqp_parse_url(buffer.data(), &info) == AMQP_STATUS_OK;
+    EXPECT_EQ(IsValidAmqpUrl(url), library) << url;
+  }
 }
 
 TEST(RabbitMqConfigTest, ErrorsNameTheKey) {

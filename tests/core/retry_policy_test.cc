@@ -5,9 +5,8 @@
 namespace foxworker {
 namespace {
 
-RetryPolicyConfig Policy(Backoff b, int64_t initial_ms, int64_t max_ms, double mult, double jitter) {
-  RetryPolicyConfig c;
-  c.name = "p";
+RetryPolicyOptions Policy(Backoff b, int64_t initial_ms, int64_t max_ms, double mult, double jitter) {
+  RetryPolicyOptions c;
   c.max_attempts = 5;
   c.backoff = b;
   c.initial = Duration(initial_ms);
@@ -51,7 +50,7 @@ TEST(RetryPolicyTest, JitterStaysWithinBounds) {
 }
 
 TEST(RetryPolicyTest, FullJitterIsBetweenZeroAndTheDelay) {
-  RetryPolicyConfig c = Policy(Backoff::kExponential, 1000, 60000, 2, 0);
+  RetryPolicyOptions c = Policy(Backoff::kExponential, 1000, 60000, 2, 0);
   c.full_jitter = true;
   RetryPolicy p(c);
   for (int i = 0; i < 1000; ++i) {

@@ -13,7 +13,7 @@
 
 #include "daemon/backends/memory/memory_backend.h"
 #include "daemon/config/config_parser.h"
-#include "daemon/core/supervisor.h"
+#include "daemon/app/supervisor.h"
 
 namespace foxworker::testing {
 

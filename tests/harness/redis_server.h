@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "daemon/backends/redis/redis_connection.h"
-#include "daemon/core/status.h"
+#include "daemon/base/status.h"
 
 namespace foxworker::testing {
 

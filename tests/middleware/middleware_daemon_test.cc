@@ -163,7 +163,7 @@ TEST_P(MiddlewareDaemonTest, OpenBreakerStopsFetchingAndRecoveryClosesIt) {
         " half_open_trials: 1}\n");
   SetDownstreamDown(true);
   Enqueue("downstream", "", 20);
-  auto* breaker = static_cast<CircuitBreaker*>(C().middleware()[1].get());
+  auto* breaker = static_cast<CircuitBreaker*>(C().middleware()[0].get());
   ASSERT_TRUE(WaitFor([&] { return breaker->phase() == CircuitBreaker::Phase::kOpen; }));
   // While open (and between half-open trials that fail) almost nothing is
   // fetched: the messages wait without burning attempts.

@@ -2,6 +2,7 @@
 // bucket timing, dedup TTL and bounds.
 #include <gtest/gtest.h>
 
+#include "daemon/core/payload_validation.h"
 #include "daemon/middleware/circuit_breaker.h"
 #include "daemon/middleware/dedup.h"
 #include "daemon/middleware/logging.h"
@@ -240,20 +241,19 @@ TEST(DedupTest, KeysFromHeadersPropertiesAndJsonPointers) {
 }
 
 TEST(PayloadValidationTest, RejectsJsonThatDoesNotParse) {
-  PayloadValidation v;
   Delivery d;
   d.msg.props.content_type = "application/json; charset=utf-8";
   d.msg.payload = R"({"a": )";
-  auto o = v.Before(d);
+  auto o = ValidatePayload(d);
   ASSERT_TRUE(o);
   EXPECT_EQ(o->kind, Outcome::Kind::kDeadLetter);
   EXPECT_NE(o->reason.find("payload is not valid JSON"), std::string::npos) << o->reason;
   EXPECT_NE(o->reason.find("at offset 6"), std::string::npos) << o->reason;
   d.msg.payload = R"({"a": 1})";
-  EXPECT_FALSE(v.Before(d));
+  EXPECT_FALSE(ValidatePayload(d));
   d.msg.props.content_type = "text/plain";
   d.msg.payload = "{";
-  EXPECT_FALSE(v.Before(d));
+  EXPECT_FALSE(ValidatePayload(d));
 }
 
 TEST(OutcomeLoggingTest, OneLineWithTheFieldsOperatorsNeed) {

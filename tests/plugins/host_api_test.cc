@@ -1,5 +1,6 @@
 // The host services table (daemon/plugins/host_api.cc) called directly, as a
 // plugin would, over a Delivery.
+#include <glog/logging.h>
 #include "daemon/plugins/host_api.h"
 
 #include <gtest/gtest.h>
@@ -9,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/core/clock.h"
+#include "daemon/base/clock.h"
 #include "daemon/core/metrics.h"
 #include "tests/plugins/plugin_harness.h"
 

@@ -1,5 +1,6 @@
 // The log plugin (plain C), loaded from its .so and driven through the real
 // host services table.
+#include <glog/logging.h>
 #include <gtest/gtest.h>
 
 #include <atomic>

@@ -16,9 +16,9 @@
 #include <utility>
 #include <vector>
 
-#include "daemon/core/clock.h"
+#include "daemon/base/clock.h"
 #include "daemon/core/message.h"
-#include "daemon/core/status.h"
+#include "daemon/base/status.h"
 #include "daemon/plugins/host_api.h"
 
 namespace foxworker::testing {

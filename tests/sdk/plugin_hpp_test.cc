@@ -2,6 +2,7 @@
 // it, and the two example plugins the plugin guide includes. The host table
 // is the real one except complete(), which records completions here instead
 // of settling them through a consumer.
+#include <glog/logging.h>
 #include <gtest/gtest.h>
 
 #include <chrono>

@@ -1,12 +1,13 @@
 // Loads the plugin at argv[1] into a daemon core on the memory backend, sends
 // it 100 messages and exits 0 when every one was acked.
+#include <glog/logging.h>
 #include <chrono>
 #include <cstdio>
 #include <thread>
 
 #include "daemon/backends/memory/memory_backend.h"
 #include "daemon/config/config_parser.h"
-#include "daemon/core/supervisor.h"
+#include "daemon/app/supervisor.h"
 
 int main(int argc, char** argv) {
   using namespace foxworker;

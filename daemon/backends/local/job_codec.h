@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "daemon/core/message.h"
-#include "daemon/core/status.h"
+#include "daemon/base/status.h"
 
 namespace foxworker {
 

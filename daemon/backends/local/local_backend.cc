@@ -1,5 +1,7 @@
 #include "daemon/backends/local/local_backend.h"
 
+#include <glog/logging.h>
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -7,7 +9,7 @@
 #include <utility>
 
 #include "daemon/backends/local/local_source.h"
-#include "daemon/core/clock.h"
+#include "daemon/base/clock.h"
 
 namespace foxworker {
 namespace {

@@ -1,10 +1,12 @@
 // LocalBackend's SQLite thread: the only code that touches its connection.
+
+#include <glog/logging.h>
 #include <algorithm>
 #include <utility>
 
 #include "daemon/backends/local/local_backend.h"
 #include "daemon/backends/local/local_source.h"
-#include "daemon/core/clock.h"
+#include "daemon/base/clock.h"
 
 namespace foxworker {
 namespace {

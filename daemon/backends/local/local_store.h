@@ -36,7 +36,7 @@
 
 #include "daemon/config/config.h"
 #include "daemon/core/message.h"
-#include "daemon/core/status.h"
+#include "daemon/base/status.h"
 
 struct sqlite3;
 struct sqlite3_stmt;

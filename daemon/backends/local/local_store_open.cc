@@ -9,7 +9,7 @@
 
 #include "daemon/backends/local/local_store.h"
 #include "daemon/backends/local/sqlite_statement.h"
-#include "daemon/core/clock.h"
+#include "daemon/base/clock.h"
 
 namespace foxworker {
 namespace {

@@ -1,8 +1,10 @@
 #include "daemon/backends/memory/memory_backend.h"
 
+#include <glog/logging.h>
+
 #include <functional>
 
-#include "daemon/core/clock.h"
+#include "daemon/base/clock.h"
 #include "daemon/core/dead_letter.h"
 
 namespace foxworker {

@@ -9,7 +9,7 @@
 
 #include <glog/logging.h>
 
-#include "daemon/core/clock.h"
+#include "daemon/base/clock.h"
 
 namespace foxworker {
 namespace {

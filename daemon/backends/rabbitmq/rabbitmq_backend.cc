@@ -1,5 +1,7 @@
 #include "daemon/backends/rabbitmq/rabbitmq_backend.h"
 
+#include <glog/logging.h>
+
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -8,7 +10,7 @@
 
 #include "daemon/backends/rabbitmq/amqp_connection.h"
 #include "daemon/backends/rabbitmq/rabbitmq_backend_internal.h"
-#include "daemon/config/units.h"
+#include "daemon/base/units.h"
 
 namespace foxworker {
 namespace {
@@ -128,7 +130,7 @@ void RabbitMqBackend::InitSourceState(SourceState& s, const SourceOptions& optio
   s.queue_type = options.rabbitmq.queue_type.value_or(options_.queue_type);
   s.dead_letter_queue = ExpandQueuePattern(options.rabbitmq.dead_letter_queue, options.source);
   s.retry_queue_prefix = ExpandQueuePattern(options.rabbitmq.retry_queue_prefix, options.source);
-  s.retry_policy = options.retry_policy.value_or(RetryPolicyConfig{});
+  s.retry_policy = options.retry_policy.value_or(RetryPolicyOptions{});
   s.tiers = ComputeRetryTiers(s.retry_policy);
 }
 

@@ -17,7 +17,7 @@ struct RabbitMqBackend::SourceState {
   AmqpQueueType queue_type = AmqpQueueType::kQuorum;  // of the queue, its DLQ and retry queues
   std::string dead_letter_queue;                      // expanded
   std::string retry_queue_prefix;                     // expanded
-  RetryPolicyConfig retry_policy;                     // the default when not given
+  RetryPolicyOptions retry_policy;                     // the default when not given
   std::vector<RetryTier> tiers;                       // from the retry policy
 
   std::mutex mu;

@@ -1,4 +1,6 @@
 // RabbitMqBackend's connection thread: the only code that calls
+
+#include <glog/logging.h>
 // librabbitmq-c once the backend has started.
 #include <poll.h>
 #include <unistd.h>
@@ -11,7 +13,7 @@
 #include "daemon/backends/rabbitmq/amqp_connection.h"
 #include "daemon/backends/rabbitmq/rabbitmq_backend_internal.h"
 #include "daemon/backends/rabbitmq/retry_tiers.h"
-#include "daemon/core/clock.h"
+#include "daemon/base/clock.h"
 #include "daemon/core/dead_letter.h"
 
 namespace foxworker {

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <iterator>
 
-#include "daemon/config/units.h"
+#include "daemon/base/units.h"
 #include "daemon/core/retry_policy.h"
 
 namespace foxworker {
@@ -26,14 +26,14 @@ int64_t RoundUp3(double ms) {
 
 }  // namespace
 
-Duration LongestJitteredDelay(const RetryPolicyConfig& policy, Duration base) {
+Duration LongestJitteredDelay(const RetryPolicyOptions& policy, Duration base) {
   double top = static_cast<double>(base.count());
   if (!policy.full_jitter) top *= 1.0 + policy.jitter;
   top = std::min(top, static_cast<double>(policy.max.count()));
   return Duration(static_cast<int64_t>(std::ceil(top - 1e-9)));
 }
 
-std::vector<RetryTier> ComputeRetryTiers(const RetryPolicyConfig& policy, size_t max_tiers) {
+std::vector<RetryTier> ComputeRetryTiers(const RetryPolicyOptions& policy, size_t max_tiers) {
   std::vector<RetryTier> tiers;
   auto add = [&](int64_t ms, bool from_policy) {
     if (ms > 0) tiers.push_back({Duration(ms), from_policy});

@@ -38,11 +38,11 @@ struct RetryTier {
 
 // The tiers of `policy`, shortest first; every ttl is positive, and the last
 // is at least the policy's max and 24h.
-std::vector<RetryTier> ComputeRetryTiers(const RetryPolicyConfig& policy,
+std::vector<RetryTier> ComputeRetryTiers(const RetryPolicyOptions& policy,
                                          size_t max_tiers = kMaxRetryTiers);
 
 // The longest delay the policy draws when the un-jittered delay is `base`.
-Duration LongestJitteredDelay(const RetryPolicyConfig& policy, Duration base);
+Duration LongestJitteredDelay(const RetryPolicyOptions& policy, Duration base);
 
 // The first tier whose TTL is at least `longest`; null when `longest` is zero
 // (no tier: straight back to the queue) or beyond every tier.

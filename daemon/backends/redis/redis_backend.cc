@@ -1,5 +1,7 @@
 #include "daemon/backends/redis/redis_backend.h"
 
+#include <glog/logging.h>
+
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -10,7 +12,7 @@
 #include "daemon/backends/redis/redis_codec.h"
 #include "daemon/backends/redis/redis_source.h"
 #include "daemon/backends/redis/redis_url.h"
-#include "daemon/core/clock.h"
+#include "daemon/base/clock.h"
 
 namespace foxworker {
 namespace {

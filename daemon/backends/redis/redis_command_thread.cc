@@ -1,4 +1,6 @@
 // RedisBackend's command thread: settlements, enqueues, due retries, claims
+
+#include <glog/logging.h>
 // of idle entries and renewal of long-running ones.
 #include <algorithm>
 #include <deque>
@@ -10,7 +12,7 @@
 #include "daemon/backends/redis/redis_scripts.h"
 #include "daemon/backends/redis/redis_source.h"
 #include "daemon/backends/redis/redis_url.h"
-#include "daemon/core/clock.h"
+#include "daemon/base/clock.h"
 #include "daemon/core/dead_letter.h"
 
 namespace foxworker {

@@ -1,4 +1,6 @@
 // RedisBackend's reader thread: XREADGROUP into the sources' buffers, sized
+
+#include <glog/logging.h>
 // by the room left in each source's prefetch window, with the plain acks
 // pipelined ahead of the reads (see redis_backend.h).
 #include <algorithm>

@@ -10,8 +10,8 @@
 //   GET  /api/v1/queues/{name}           one queue (JSON)
 //   POST /api/v1/queues/{name}/pause     stop fetching (running handlers finish)
 //   POST /api/v1/queues/{name}/resume
-#ifndef FOXWORKER_ADMIN_ADMIN_SERVER_H_
-#define FOXWORKER_ADMIN_ADMIN_SERVER_H_
+#ifndef FOXWORKER_APP_ADMIN_ADMIN_SERVER_H_
+#define FOXWORKER_APP_ADMIN_ADMIN_SERVER_H_
 
 #include <chrono>
 #include <cstdint>
@@ -19,7 +19,7 @@
 #include <thread>
 
 #include "daemon/config/config.h"
-#include "daemon/core/status.h"
+#include "daemon/base/status.h"
 
 struct event_base;
 struct evhttp;
@@ -69,4 +69,4 @@ class AdminServer {
 
 }  // namespace foxworker
 
-#endif  // FOXWORKER_ADMIN_ADMIN_SERVER_H_
+#endif  // FOXWORKER_APP_ADMIN_ADMIN_SERVER_H_

@@ -1,4 +1,4 @@
-#include "daemon/admin/admin_server.h"
+#include "daemon/app/admin/admin_server.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -19,9 +19,9 @@
 
 #include <glog/logging.h>
 
-#include "daemon/admin/admin_render.h"
-#include "daemon/admin/listen_address.h"
-#include "daemon/core/supervisor.h"
+#include "daemon/app/admin/admin_render.h"
+#include "daemon/config/listen_address.h"
+#include "daemon/app/supervisor.h"
 
 namespace foxworker {
 namespace {

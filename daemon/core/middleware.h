@@ -2,8 +2,8 @@
 // decisions (admission), every delivery before its handler, and every
 // outcome after it. Built-ins live in this folder, one file each, and are
 // created by name in registry.cc.
-#ifndef FOXWORKER_MIDDLEWARE_MIDDLEWARE_H_
-#define FOXWORKER_MIDDLEWARE_MIDDLEWARE_H_
+#ifndef FOXWORKER_CORE_MIDDLEWARE_H_
+#define FOXWORKER_CORE_MIDDLEWARE_H_
 
 #include <cstdint>
 #include <functional>
@@ -69,4 +69,4 @@ class Middleware {
 
 }  // namespace foxworker
 
-#endif  // FOXWORKER_MIDDLEWARE_MIDDLEWARE_H_
+#endif  // FOXWORKER_CORE_MIDDLEWARE_H_

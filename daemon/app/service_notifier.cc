@@ -1,4 +1,4 @@
-#include "daemon/core/service_notifier.h"
+#include "daemon/app/service_notifier.h"
 
 #include <systemd/sd-daemon.h>
 
@@ -9,7 +9,7 @@
 
 #include <glog/logging.h>
 
-#include "daemon/core/supervisor.h"
+#include "daemon/app/supervisor.h"
 
 namespace foxworker {
 

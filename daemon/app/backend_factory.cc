@@ -1,4 +1,4 @@
-#include "daemon/backends/backend_factory.h"
+#include "daemon/app/backend_factory.h"
 
 #include "daemon/backends/local/local_backend.h"
 #include "daemon/backends/memory/memory_backend.h"

@@ -5,8 +5,8 @@
 // They read consumers and backends from the admin thread: Consumer::Stats(),
 // paused(), Middleware::State() and Backend::State() are thread-safe, and
 // the supervisor's lists do not change between Start() and Shutdown().
-#ifndef FOXWORKER_ADMIN_ADMIN_RENDER_H_
-#define FOXWORKER_ADMIN_ADMIN_RENDER_H_
+#ifndef FOXWORKER_APP_ADMIN_ADMIN_RENDER_H_
+#define FOXWORKER_APP_ADMIN_ADMIN_RENDER_H_
 
 #include <chrono>
 #include <string>
@@ -43,4 +43,4 @@ uint64_t ResidentMemoryBytes();
 
 }  // namespace foxworker
 
-#endif  // FOXWORKER_ADMIN_ADMIN_RENDER_H_
+#endif  // FOXWORKER_APP_ADMIN_ADMIN_RENDER_H_

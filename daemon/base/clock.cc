@@ -1,4 +1,4 @@
-#include "daemon/core/clock.h"
+#include "daemon/base/clock.h"
 
 #include <cstdio>
 #include <ctime>

@@ -1,4 +1,4 @@
-#include "daemon/admin/admin_render.h"
+#include "daemon/app/admin/admin_render.h"
 
 #include <unistd.h>
 
@@ -10,9 +10,9 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-#include "daemon/core/clock.h"
+#include "daemon/base/clock.h"
 #include "daemon/core/metrics.h"
-#include "daemon/core/supervisor.h"
+#include "daemon/app/supervisor.h"
 #include "daemon/middleware/circuit_breaker.h"
 #include "daemon/middleware/rate_limit.h"
 
@@ -207,7 +207,8 @@ std::string RenderMetrics(const Supervisor& supervisor,
 std::string RenderQueueJson(const Supervisor& supervisor, const Consumer& c) {
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
-  const QueueConfig& qc = c.config();
+  const ConsumerOptions& qc = c.config();
+  const QueueConfig* queue = supervisor.config().FindQueue(c.name());
   ConsumerStats s = c.Stats();
   w.StartObject();
   Key(w, "name");
@@ -220,7 +221,7 @@ std::string RenderQueueJson(const Supervisor& supervisor, const Consumer& c) {
   Key(w, "backend_connected");
   w.Bool(b != nullptr && b->State().connected);
   Key(w, "plugin");
-  Str(w, qc.plugin);
+  Str(w, queue != nullptr ? queue->plugin : std::string());
   Key(w, "paused");
   w.Bool(c.paused());
   Key(w, "concurrency");

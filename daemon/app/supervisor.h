@@ -1,8 +1,8 @@
 // Supervisor: builds the running daemon from a validated Config (plugins,
 // backends, executor, consumers), starts it, and owns the order of shutdown.
 // The signal loop that drives it lives in daemon/main.cc.
-#ifndef FOXWORKER_CORE_SUPERVISOR_H_
-#define FOXWORKER_CORE_SUPERVISOR_H_
+#ifndef FOXWORKER_APP_SUPERVISOR_H_
+#define FOXWORKER_APP_SUPERVISOR_H_
 
 #include <chrono>
 #include <functional>
@@ -92,6 +92,7 @@ class Supervisor {
   struct Retiring {
     std::unique_ptr<Consumer> consumer;
     const Backend* backend;
+    const LoadedPlugin* plugin;  // its handlers' plugin: not shut down before it drained
   };
   // A queue's new consumer, built and waiting until the consumer it replaces
   // has drained (or for its source to open).
@@ -99,7 +100,7 @@ class Supervisor {
     QueueConfig config;
     RetryPolicyConfig policy;
     const LoadedPlugin* plugin;
-    std::unique_ptr<InstancePool> instances;
+    std::unique_ptr<HandlerSet> handlers;
     std::vector<std::unique_ptr<Middleware>> middleware;
     bool paused = false;  // the queue was paused (admin): it stays paused
     bool open_error_logged = false;
@@ -131,4 +132,4 @@ class Supervisor {
 
 }  // namespace foxworker
 
-#endif  // FOXWORKER_CORE_SUPERVISOR_H_
+#endif  // FOXWORKER_APP_SUPERVISOR_H_

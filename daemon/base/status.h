@@ -1,12 +1,12 @@
 // Status and Result<T>: errors as values on every path below the supervisor.
-#ifndef FOXWORKER_CORE_STATUS_H_
-#define FOXWORKER_CORE_STATUS_H_
+#ifndef FOXWORKER_BASE_STATUS_H_
+#define FOXWORKER_BASE_STATUS_H_
 
+#include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <utility>
-
-#include <glog/logging.h>
 
 namespace foxworker {
 
@@ -43,22 +43,37 @@ class Result {
  public:
   Result(T value) : value_(std::move(value)) {}           // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {     // NOLINT
-    CHECK(!status_.ok()) << "Result built from an OK status without a value";
+    if (status_.ok()) Die("Result built from an OK status without a value");
   }
   bool ok() const { return value_.has_value(); }
   const Status& status() const { return status_; }
-  T& value() & { CHECK(ok()) << status_.ToString(); return *value_; }
-  const T& value() const& { CHECK(ok()) << status_.ToString(); return *value_; }
-  T&& value() && { CHECK(ok()) << status_.ToString(); return std::move(*value_); }
+  T& value() & {
+    if (!ok()) Die(status_.message().c_str());
+    return *value_;
+  }
+  const T& value() const& {
+    if (!ok()) Die(status_.message().c_str());
+    return *value_;
+  }
+  T&& value() && {
+    if (!ok()) Die(status_.message().c_str());
+    return std::move(*value_);
+  }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() { return value(); }
 
  private:
+  // Reading the value of an error is a programming bug: say which and abort
+  // (base/ depends on no logging library).
+  [[noreturn]] static void Die(const char* what) {
+    std::fprintf(stderr, "foxworker: Result has no value: %s\n", what);
+    std::abort();
+  }
   std::optional<T> value_;
   Status status_;
 };
 
 }  // namespace foxworker
 
-#endif  // FOXWORKER_CORE_STATUS_H_
+#endif  // FOXWORKER_BASE_STATUS_H_

@@ -1,6 +1,6 @@
 // Clocks and time formatting shared by the core and the backends.
-#ifndef FOXWORKER_CORE_CLOCK_H_
-#define FOXWORKER_CORE_CLOCK_H_
+#ifndef FOXWORKER_BASE_CLOCK_H_
+#define FOXWORKER_BASE_CLOCK_H_
 
 #include <chrono>
 #include <cstdint>
@@ -32,4 +32,4 @@ std::string FormatIso8601Utc(int64_t unix_ms);
 
 }  // namespace foxworker
 
-#endif  // FOXWORKER_CORE_CLOCK_H_
+#endif  // FOXWORKER_BASE_CLOCK_H_

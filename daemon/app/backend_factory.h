@@ -1,6 +1,6 @@
 // Builds a Backend from its config entry, by type.
-#ifndef FOXWORKER_BACKENDS_BACKEND_FACTORY_H_
-#define FOXWORKER_BACKENDS_BACKEND_FACTORY_H_
+#ifndef FOXWORKER_APP_BACKEND_FACTORY_H_
+#define FOXWORKER_APP_BACKEND_FACTORY_H_
 
 #include <memory>
 
@@ -13,4 +13,4 @@ Result<std::unique_ptr<Backend>> MakeBackend(const BackendConfig& config);
 
 }  // namespace foxworker
 
-#endif  // FOXWORKER_BACKENDS_BACKEND_FACTORY_H_
+#endif  // FOXWORKER_APP_BACKEND_FACTORY_H_

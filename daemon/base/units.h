@@ -5,17 +5,20 @@
 // unit, and a unit is required (the only exception is a bare "0" for
 // durations and sizes). Error messages quote the offending text and say what
 // was expected.
-#ifndef FOXWORKER_CONFIG_UNITS_H_
-#define FOXWORKER_CONFIG_UNITS_H_
+#ifndef FOXWORKER_BASE_UNITS_H_
+#define FOXWORKER_BASE_UNITS_H_
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-#include "daemon/config/config.h"
-#include "daemon/core/status.h"
+#include "daemon/base/status.h"
 
 namespace foxworker {
+
+// Every duration in the daemon's settings, in whole milliseconds.
+using Duration = std::chrono::milliseconds;
 
 // "<number><unit>" with unit ms, s, m, h or d; the number may have a decimal
 // fraction ("1.5s") as long as the result is a whole number of milliseconds.
@@ -37,4 +40,4 @@ std::string FormatDuration(Duration d);
 
 }  // namespace foxworker
 
-#endif  // FOXWORKER_CONFIG_UNITS_H_
+#endif  // FOXWORKER_BASE_UNITS_H_

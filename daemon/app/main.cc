@@ -13,10 +13,10 @@
 
 #include <glog/logging.h>
 
-#include "daemon/admin/admin_server.h"
+#include "daemon/app/admin/admin_server.h"
 #include "daemon/config/config_parser.h"
-#include "daemon/core/service_notifier.h"
-#include "daemon/core/supervisor.h"
+#include "daemon/app/service_notifier.h"
+#include "daemon/app/supervisor.h"
 #include "daemon/plugins/plugin_loader.h"
 
 namespace foxworker {

@@ -6,8 +6,8 @@
 // ProgressWatch decides whether the watchdog may be pinged: every consumer is
 // either making progress or honestly idle. ServiceSummary is what STATUS=
 // says about the running daemon.
-#ifndef FOXWORKER_CORE_SERVICE_NOTIFIER_H_
-#define FOXWORKER_CORE_SERVICE_NOTIFIER_H_
+#ifndef FOXWORKER_APP_SERVICE_NOTIFIER_H_
+#define FOXWORKER_APP_SERVICE_NOTIFIER_H_
 
 #include <chrono>
 #include <cstdint>
@@ -99,4 +99,4 @@ class ServiceSummary {
 
 }  // namespace foxworker
 
-#endif  // FOXWORKER_CORE_SERVICE_NOTIFIER_H_
+#endif  // FOXWORKER_APP_SERVICE_NOTIFIER_H_

@@ -1,13 +1,16 @@
-#include "daemon/core/supervisor.h"
+#include "daemon/app/supervisor.h"
+
+#include <glog/logging.h>
 
 #include <algorithm>
 #include <set>
 #include <sstream>
 #include <thread>
 
-#include "daemon/backends/backend_factory.h"
-#include "daemon/core/clock.h"
+#include "daemon/app/backend_factory.h"
+#include "daemon/base/clock.h"
 #include "daemon/middleware/registry.h"
+#include "daemon/plugins/plugin_handlers.h"
 
 namespace foxworker {
 namespace {
@@ -20,7 +23,7 @@ constexpr std::chrono::seconds kCloseTimeout{5};
 // What a queue's consumer is built from, except its source.
 struct PreparedQueue {
   RetryPolicyConfig policy;
-  std::unique_ptr<InstancePool> instances;
+  std::unique_ptr<HandlerSet> handlers;
   std::vector<std::unique_ptr<Middleware>> middleware;
 };
 
@@ -31,14 +34,22 @@ Result<PreparedQueue> PrepareQueue(const Config& config, const QueueConfig& qc,
   CHECK(policy) << "config validation let an unknown retry policy through";
   PreparedQueue p;
   p.policy = *policy;
-  auto pool = InstancePool::Create(plugin, qc.concurrency, threads);
-  if (!pool.ok()) return Status::InvalidArgument("queue " + qc.name + ": " + pool.status().message());
-  p.instances = std::move(*pool);
+  auto handlers = PluginHandlerSet::Create(plugin, qc.name, qc.concurrency, threads);
+  if (!handlers.ok()) return handlers.status();
+  p.handlers = std::move(*handlers);
   MiddlewareContext mc{&config, config.FindBackend(qc.backend), buckets, MonotonicNs};
   auto chain = BuildMiddleware(qc, mc);
   if (!chain.ok()) return chain.status();
   p.middleware = std::move(*chain);
   return p;
+}
+
+// True when `a` and `b` differ at most in what their consumer sees
+// (ConsumerOptions), so the consumer alone decides whether it can take `b`.
+bool SameBeyondConsumer(const QueueConfig& a, const QueueConfig& b) {
+  QueueConfig probe = b;
+  static_cast<ConsumerOptions&>(probe) = static_cast<const ConsumerOptions&>(a);
+  return probe == a;
 }
 
 std::string Join(const std::vector<std::string>& v) {
@@ -111,7 +122,7 @@ Status Supervisor::Start() {
     if (!source.ok())
       return Status::InvalidArgument("queue " + qc.name + ": " + source.status().message());
     consumers_.push_back(std::make_unique<Consumer>(
-        qc, prepared->policy, *plugin, std::move(prepared->instances), std::move(*source),
+        qc, prepared->policy, std::move(prepared->handlers), std::move(*source),
         std::move(prepared->middleware), *executor_, *timer_));
   }
   started_ = true;
@@ -203,7 +214,9 @@ std::string Supervisor::Describe() const {
   os << "queues [";
   bool first = true;
   for (const auto& c : consumers_) {
-    const auto& q = c->config();
+    const QueueConfig* qc = config_.FindQueue(c->name());
+    if (qc == nullptr) continue;
+    const QueueConfig& q = *qc;
     os << (first ? "" : ", ") << q.name << " (backend " << q.backend << ", source " << q.source
        << ", plugin " << q.plugin << ", handler " << (q.handler.empty() ? "by type" : q.handler)
        << ", concurrency " << q.concurrency << ", prefetch " << q.prefetch << ")";
@@ -430,11 +443,12 @@ Result<ReloadReport> Supervisor::Reload(Config next) {
     const PendingStart* waiting = nullptr;
     for (const auto& p : pending_)
       if (p.config.name == qc.name) waiting = &p;
-    const QueueConfig* current = c ? &c->config() : waiting ? &waiting->config : nullptr;
+    const QueueConfig* current = c ? config_.FindQueue(qc.name) : waiting ? &waiting->config : nullptr;
     const bool deps_changed = renewed.count(qc.plugin) > 0 || policy_changed(qc.retry_policy) ||
                               uses_new_bucket(qc);
     if (current != nullptr && *current == qc && !deps_changed) continue;
-    if (c != nullptr && !deps_changed && c->CanChangeLimits(qc)) {
+    if (c != nullptr && !deps_changed && SameBeyondConsumer(*current, qc) &&
+        c->CanChangeLimits(qc)) {
       // Only concurrency or timeouts: the running consumer takes them, with
       // no pause and no hand-over (the instances a higher concurrency needs
       // are made now, so a failing create() fails the reload).
@@ -450,7 +464,7 @@ Result<ReloadReport> Supervisor::Reload(Config next) {
     if (Status s = CheckQueueHandler(qc, *plugin); !s.ok()) return s;
     auto prepared = PrepareQueue(next, qc, *plugin, executor_->threads(), &buckets);
     if (!prepared.ok()) return prepared.status();
-    starts.push_back(PendingStart{qc, prepared->policy, plugin, std::move(prepared->instances),
+    starts.push_back(PendingStart{qc, prepared->policy, plugin, std::move(prepared->handlers),
                                   std::move(prepared->middleware)});
     if (c != nullptr) retire.push_back(c);
     if (waiting != nullptr) drop_pending.insert(qc.name);
@@ -493,7 +507,10 @@ Result<ReloadReport> Supervisor::Reload(Config next) {
                   << (next.FindQueue(c->name()) ? " before the new one starts" : "");
       auto it = std::find_if(consumers_.begin(), consumers_.end(),
                              [&](const auto& x) { return x.get() == c; });
-      retiring_.push_back(Retiring{std::move(*it), FindBackend(c->config().backend)});
+      const QueueConfig* was = config_.FindQueue(c->name());
+      CHECK(was) << "running queue " << c->name() << " missing from the config";
+      retiring_.push_back(
+          Retiring{std::move(*it), FindBackend(c->config().backend), FindPlugin(was->plugin)});
       consumers_.erase(it);
     }
     for (auto& [c, change] : in_place) c->ChangeLimits(std::move(change));
@@ -546,7 +563,7 @@ bool Supervisor::TryStart(PendingStart& p) {
     p.open_error_logged = true;
     return false;
   }
-  auto c = std::make_unique<Consumer>(p.config, p.policy, *p.plugin, std::move(p.instances),
+  auto c = std::make_unique<Consumer>(p.config, p.policy, std::move(p.handlers),
                                       std::move(*source), std::move(p.middleware), *executor_,
                                       *timer_);
   if (p.paused) c->SetPaused(true);
@@ -555,7 +572,7 @@ bool Supervisor::TryStart(PendingStart& p) {
     // Not expected (the handler was checked when the reload was prepared).
     LOG(ERROR) << "queue " << p.config.name << ": cannot start its consumer: " << s.message();
     c->StopFetching();
-    retiring_.push_back(Retiring{std::move(c), backend});
+    retiring_.push_back(Retiring{std::move(c), backend, p.plugin});
     return true;
   }
   LOG(INFO) << "queue " << p.config.name << ": " << (p.paused ? "started paused" : "consuming")
@@ -606,7 +623,7 @@ void Supervisor::Poll() {
   }
   for (auto it = retiring_plugins_.begin(); it != retiring_plugins_.end();) {
     bool used = false;
-    for (const auto& r : retiring_) used = used || &r.consumer->plugin() == it->get();
+    for (const auto& r : retiring_) used = used || r.plugin == it->get();
     for (const auto& p : pending_) used = used || p.plugin == it->get();
     if (used) {
       ++it;

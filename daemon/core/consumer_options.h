@@ -1,0 +1,38 @@
+// ConsumerOptions: what a Consumer needs to know about its queue. The config
+// layer's QueueConfig extends it with what only the wiring uses (plugin,
+// retry policy name, middleware, backend-specific settings).
+#ifndef FOXWORKER_CORE_CONSUMER_OPTIONS_H_
+#define FOXWORKER_CORE_CONSUMER_OPTIONS_H_
+
+#include <map>
+#include <string>
+
+#include "daemon/base/units.h"
+
+namespace foxworker {
+
+struct ConsumerOptions {
+  std::string name;
+  std::string backend;  // the backend's name (for logs and hand-over rules)
+  std::string source;   // backend-side name (AMQP queue, stream, local queue); default: name
+  std::string handler;  // pin every message to this handler; empty = route by message type
+  int concurrency = 1;
+  int prefetch = 0;     // 0 = max(2 * concurrency, batch_size); else >= both
+  // Batch handlers get up to `batch_size` messages, or whatever arrived within
+  // `flush_interval`. 0 = batching off: a batch handler then gets batches of
+  // one. Per-message handlers always get one message per call.
+  int batch_size = 0;
+  Duration flush_interval{50};
+  Duration timeout{0};  // 0 = no deadline
+  // Per message type overrides of `timeout` (handler name -> deadline).
+  std::map<std::string, Duration> handler_timeouts;
+  // Rejects, before any middleware or handler runs, a payload that does not
+  // parse as its content type declares (application/json, */*+json).
+  bool validate_payload = true;
+
+  bool operator==(const ConsumerOptions&) const = default;
+};
+
+}  // namespace foxworker
+
+#endif  // FOXWORKER_CORE_CONSUMER_OPTIONS_H_

@@ -1,0 +1,76 @@
+// Handler and HandlerSet: what a Consumer runs messages on. The core knows
+// handlers only through these interfaces; daemon/plugins/ implements them
+// over the C ABI of dlopen()ed plugins, and tests implement them directly.
+#ifndef FOXWORKER_CORE_HANDLER_H_
+#define FOXWORKER_CORE_HANDLER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/base/status.h"
+#include "daemon/core/message.h"
+#include "daemon/core/verdict.h"
+
+namespace foxworker {
+
+// An opaque handler instance (one plugin instance); HandlerSet hands them out.
+using HandlerInstance = void*;
+
+// One routable handler. Safe for concurrent use; an instance is used by one
+// call at a time (the HandlerSet's instance model decides how they are shared).
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  virtual const std::string& name() const = 0;
+  // True when the handler takes messages in batches (HandleBatch).
+  virtual bool batched() const = 0;
+  // Runs `d`. The reply's reason points into `reason_buf` (`reason_cap` bytes).
+  virtual HandlerReply Handle(HandlerInstance instance, Delivery& d, char* reason_buf,
+                              size_t reason_cap) const = 0;
+  // Runs `n` messages in one call; `replies[i]` answers `batch[i]`, with its
+  // reason in `reason_bufs + i * reason_cap`. A kPending reply is turned into
+  // a retry by the caller (batches cannot defer).
+  virtual void HandleBatch(HandlerInstance instance, Delivery* const* batch, size_t n,
+                           HandlerReply* replies, char* reason_bufs, size_t reason_cap) const = 0;
+};
+
+// The handlers one queue can route to and the instances it runs them on.
+// Safe for concurrent use (Acquire/Release from every thread running the
+// queue); the resize calls come from the control thread.
+class HandlerSet {
+ public:
+  virtual ~HandlerSet() = default;
+
+  // Who provides the handlers ("plugin mail"), for log lines and reasons.
+  virtual const std::string& provider() const = 0;
+  // Every handler, in declaration order.
+  virtual const std::vector<const Handler*>& handlers() const = 0;
+  // The handler for a message type: exact name first, then "*"; null if none.
+  virtual const Handler* Find(std::string_view type) const = 0;
+  // "a, b, *" for messages.
+  virtual std::string HandlerNames() const = 0;
+
+  // An instance for the calling thread; Release() it after use.
+  virtual HandlerInstance Acquire() = 0;
+  virtual void Release(HandlerInstance instance) = 0;
+
+  // Instances made ahead of an in-place concurrency change, so that a failing
+  // create fails the change before anything changed. Destroyed unless handed
+  // to Resize().
+  class Growth {
+   public:
+    virtual ~Growth() = default;
+  };
+  virtual Result<std::unique_ptr<Growth>> PrepareResize(int concurrency) = 0;
+  virtual void Resize(std::unique_ptr<Growth> growth) = 0;
+  // Destroys idle instances beyond what max(concurrency, `workers`) needs.
+  virtual void Trim(int workers) = 0;
+};
+
+}  // namespace foxworker
+
+#endif  // FOXWORKER_CORE_HANDLER_H_
