@@ -245,9 +245,9 @@ TEST(ReadScalarTest, DurationsUseTheUnitsParser) {
   // The units parser's message, placed at the value and named by its path.
   for (const char* bad : {"30", "-5s", "1.5ms", "30 sec"}) {
     std::string expected = "conf.yaml:2:12: daemon.grace: " + ParseDuration(bad).status().message();
-    EXPECT_EQ(ErrorOf(ReadDuration(kFile, EntryOf(std::string("\n  grace:   ") + bad + "\n",
-                                                  "daemon"))),
-              expected);
+    EXPECT_EQ(
+        ErrorOf(ReadDuration(kFile, EntryOf(std::string("\n  grace:   ") + bad + "\n", "daemon"))),
+        expected);
   }
 }
 
@@ -284,8 +284,7 @@ TEST(ErrorAtTest, FormatsFileLineColumnPathAndMessage) {
   YAML::Mark mark;
   mark.line = 4;
   mark.column = 2;
-  EXPECT_EQ(ErrorOf(ErrorAt(kFile, mark, "queues.jobs", "bad")),
-            "conf.yaml:5:3: queues.jobs: bad");
+  EXPECT_EQ(ErrorOf(ErrorAt(kFile, mark, "queues.jobs", "bad")), "conf.yaml:5:3: queues.jobs: bad");
   EXPECT_EQ(ErrorOf(ErrorAt(kFile, mark, "", "bad")), "conf.yaml:5:3: bad");
   EXPECT_EQ(ErrorOf(ErrorAt(kFile, YAML::Mark::null_mark(), "a.b", "bad")), "conf.yaml: a.b: bad");
   SourceMark sm = ToSourceMark(kFile, mark);
@@ -299,15 +298,16 @@ TEST(ClosestMatchTest, WithinTwoEditsAndShorterThanTheWord) {
   EXPECT_EQ(ClosestMatch("retires", keys), "retries");  // a transposition is one edit
   EXPECT_EQ(ClosestMatch("timout", keys), "timeout");
   EXPECT_EQ(ClosestMatch("prefetc", keys), "prefetch");
-  EXPECT_EQ(ClosestMatch("prfetc", keys), "prefetch");  // two edits
-  EXPECT_EQ(ClosestMatch("prftc", keys), "");           // three
+  EXPECT_EQ(ClosestMatch("prfetc", keys), "prefetch");                     // two edits
+  EXPECT_EQ(ClosestMatch("prftc", keys), "");                              // three
   EXPECT_EQ(ClosestMatch("ab", std::vector<std::string_view>{"xy"}), "");  // all of "ab" changed
   EXPECT_EQ(DidYouMean("timout", keys), " (did you mean \"timeout\"?)");
   EXPECT_EQ(DidYouMean("colour", keys), "");
 }
 
 TEST(IsValidNameTest, LettersDigitsAndSomePunctuation) {
-  for (const char* ok : {"jobs", "Jobs2", "9lives", "a_b-c.d:e"}) EXPECT_TRUE(IsValidName(ok)) << ok;
+  for (const char* ok : {"jobs", "Jobs2", "9lives", "a_b-c.d:e"})
+    EXPECT_TRUE(IsValidName(ok)) << ok;
   for (const char* bad : {"", "_jobs", "-x", ".x", "a b", "a/b", "ü"})
     EXPECT_FALSE(IsValidName(bad)) << bad;
 }

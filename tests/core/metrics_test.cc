@@ -281,9 +281,8 @@ TEST(MetricsTest, DefaultRegistryIsSharedByEveryThread) {
   Counter* defined_by_worker = nullptr;
   std::thread worker([&] {
     seen_by_worker = &MetricsRegistry::Default();
-    auto c = MetricsRegistry::Default().DefineCounter("metrics_test_default_shared_total",
-                                                      "Defined on another thread.",
-                                                      {{"queue", "q"}});
+    auto c = MetricsRegistry::Default().DefineCounter(
+        "metrics_test_default_shared_total", "Defined on another thread.", {{"queue", "q"}});
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     (*c)->Increment(3);
     defined_by_worker = *c;

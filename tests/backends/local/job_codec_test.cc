@@ -144,8 +144,8 @@ TEST(JobCodecTest, UnknownPropertyKeysAreIgnored) {
 }
 
 TEST(JobCodecTest, MalformedPropertiesAreRejected) {
-  for (const char* bad : {"not json", "[1,2]", "\"text\"", "42", "null", "{\"content_type\":",
-                          "{\"a\":1}}", "{'a':1}"}) {
+  for (const char* bad : {"not json", "[1,2]", "\"text\"", "42", "null",
+                          "{\"content_type\":", "{\"a\":1}}", "{'a':1}"}) {
     Properties p;
     Status s = DecodeProperties(bad, &p);
     EXPECT_FALSE(s.ok()) << bad;
@@ -250,9 +250,7 @@ TEST_F(JobRoundTripTest, EveryFieldAndABinaryPayload) {
   ExpectRoundTrip(job);
 }
 
-TEST_F(JobRoundTripTest, EmptyPayloadNoPropertiesNoHeaders) {
-  ExpectRoundTrip(Job("q2", ""));
-}
+TEST_F(JobRoundTripTest, EmptyPayloadNoPropertiesNoHeaders) { ExpectRoundTrip(Job("q2", "")); }
 
 TEST_F(JobRoundTripTest, PayloadOfOnlyNulBytes) {
   ExpectRoundTrip(Job("q3", std::string(64, '\0')));
