@@ -414,15 +414,22 @@ TEST_F(LocalBackendTest, StopFlushesPendingSettlements) {
   EXPECT_FALSE(backend->Enqueue("q", Msg("too late"), milliseconds(0)).ok());
 }
 
+// Each Enqueue returns once its job is committed; while one commit (and,
+// with durability full, its fsync) runs, the other enqueuers' jobs wait and
+// go into the next one together. Every Enqueue is carried by a group commit,
+// so fewer commits than Enqueue calls means some commit carried several.
 TEST_F(LocalBackendTest, ConcurrentEnqueuersShareCommits) {
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 250;
   LocalBackendOptions o = Options(path_);
   o.durability = Durability::kFull;
   auto backend = StartBackend(o);
+  const uint64_t commits_before = backend->enqueue_commits();
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
-  for (int t = 0; t < 4; ++t) {
+  for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      for (int i = 0; i < 250; ++i) {
+      for (int i = 0; i < kPerThread; ++i) {
         if (!backend->Enqueue("q", Msg(std::to_string(t * 1000 + i)), milliseconds(0)).ok()) {
           ++failures;
         }
@@ -430,8 +437,24 @@ TEST_F(LocalBackendTest, ConcurrentEnqueuersShareCommits) {
     });
   }
   for (auto& t : threads) t.join();
+  const uint64_t commits = backend->enqueue_commits() - commits_before;
   EXPECT_EQ(failures.load(), 0);
-  EXPECT_EQ(Inspector().Stats()->at(0).waiting, 1000);
+  EXPECT_EQ(Inspector().Stats()->at(0).waiting, kThreads * kPerThread);
+  EXPECT_GT(commits, 0u);
+  EXPECT_LT(commits, static_cast<uint64_t>(kThreads * kPerThread))
+      << "every enqueue had a commit of its own";
+  RecordProperty("enqueue_commits", std::to_string(commits));
+}
+
+// One enqueuer at a time cannot share: each Enqueue is its own commit. (The
+// counter above counts commits, not calls.)
+TEST_F(LocalBackendTest, ASingleEnqueuerCommitsEachEnqueue) {
+  auto backend = StartBackend(Options(path_));
+  const uint64_t commits_before = backend->enqueue_commits();
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(backend->Enqueue("q", Msg(std::to_string(i)), milliseconds(0)).ok());
+  }
+  EXPECT_EQ(backend->enqueue_commits() - commits_before, 20u);
 }
 
 // Two daemons on one file, both alive and busy: every job runs exactly once.

@@ -1,5 +1,6 @@
 // Dispatch through the real core: memory backend, executor, consumers and a
 // real plugin loaded with dlopen.
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
 #include "daemon/core/dead_letter.h"
@@ -18,6 +19,12 @@ std::string Yaml(const std::string& queue_extra, const std::string& variant = "t
          "    jitter: 0\n"
          "queues:\n  jobs:\n    backend: mem\n    plugin: test\n    retry_policy: quick\n" +
          queue_extra;
+}
+
+// The counters live in the loaded plugin; with no plugin loaded there is
+// nothing to read, and returning zeros would let "handled == 0" pass.
+TEST(TestPluginStatsTest, ReadingAPluginThatIsNotLoadedFails) {
+  EXPECT_NONFATAL_FAILURE(ReadTestPluginStats("no_such_variant"), "is not loaded");
 }
 
 class DispatchTest : public ::testing::Test {

@@ -273,8 +273,36 @@ TEST(PrometheusTextTest, FamiliesSamplesAndHistograms) {
             "wait_seconds_count{queue=\"q\"} 4\n");
 }
 
-TEST(MetricsTest, DefaultRegistryIsOneObject) {
-  EXPECT_EQ(&MetricsRegistry::Default(), &MetricsRegistry::Default());
+// Default() is the one registry of the process: what a plugin defines
+// through it on one thread (an executor thread) is the series that another
+// thread (the admin endpoint) finds and renders, not a thread's own copy.
+TEST(MetricsTest, DefaultRegistryIsSharedByEveryThread) {
+  MetricsRegistry* seen_by_worker = nullptr;
+  Counter* defined_by_worker = nullptr;
+  std::thread worker([&] {
+    seen_by_worker = &MetricsRegistry::Default();
+    auto c = MetricsRegistry::Default().DefineCounter(
+        "metrics_test_default_shared_total", "Defined on another thread.", {{"queue", "q"}});
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    (*c)->Increment(3);
+    defined_by_worker = *c;
+  });
+  worker.join();
+  ASSERT_NE(defined_by_worker, nullptr);
+  EXPECT_EQ(seen_by_worker, &MetricsRegistry::Default());
+
+  auto again = MetricsRegistry::Default().DefineCounter("metrics_test_default_shared_total", "x",
+                                                        {{"queue", "q"}});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, defined_by_worker) << "the same series, not a new one";
+  (*again)->Increment();
+  EXPECT_CONTAINS(MetricsRegistry::Default().RenderPrometheus(),
+                  "# HELP metrics_test_default_shared_total Defined on another thread.\n"
+                  "# TYPE metrics_test_default_shared_total counter\n"
+                  "metrics_test_default_shared_total{queue=\"q\"} 4\n");
+  // And a registry of one's own does not see it.
+  MetricsRegistry own;
+  EXPECT_EQ(own.RenderPrometheus().find("metrics_test_default_shared_total"), std::string::npos);
 }
 
 }  // namespace

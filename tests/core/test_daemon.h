@@ -26,14 +26,23 @@ struct TestPluginStats {
 };
 
 // Reads the counters the test plugin exports (same loaded copy as the daemon's).
+// The plugin must be loaded (the loader never unloads it): otherwise there are
+// no counters to read, and zeros would make "nothing was handled" pass
+// vacuously, so that is a test failure.
 inline TestPluginStats ReadTestPluginStats(const std::string& variant = "test_plugin") {
-  void* h = dlopen(TestPluginPath(variant).c_str(), RTLD_NOW | RTLD_NOLOAD);
   TestPluginStats s;
-  if (h == nullptr) return s;
+  void* h = dlopen(TestPluginPath(variant).c_str(), RTLD_NOW | RTLD_NOLOAD);
+  if (h == nullptr) {
+    ADD_FAILURE() << "the test plugin " << TestPluginPath(variant)
+                  << " is not loaded: its counters cannot be read";
+    return s;
+  }
   auto fn = reinterpret_cast<void (*)(int*, int*, int*, int*)>(dlsym(h, "test_plugin_stats"));
-  if (fn) fn(&s.handled, &s.max_running, &s.overlaps, &s.instances);
-  auto reset = reinterpret_cast<void (*)()>(dlsym(h, "test_plugin_reset"));
-  (void)reset;
+  if (fn == nullptr) {
+    ADD_FAILURE() << TestPluginPath(variant) << " exports no test_plugin_stats";
+  } else {
+    fn(&s.handled, &s.max_running, &s.overlaps, &s.instances);
+  }
   dlclose(h);  // drops only the NOLOAD reference
   return s;
 }

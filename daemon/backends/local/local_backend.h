@@ -76,6 +76,11 @@ class LocalBackend final : public Backend {
 
   BackendState State() const override;
 
+  // How many group commits so far wrote at least one enqueue. Read-only, for
+  // tests: fewer than the Enqueue calls they carried means enqueuers shared
+  // commits.
+  uint64_t enqueue_commits() const { return enqueue_commits_.load(std::memory_order_relaxed); }
+
  private:
   class LocalSource;
   struct SourceState;
@@ -137,6 +142,7 @@ class LocalBackend final : public Backend {
   BackendState state_;                        // GUARDED_BY(mu_)
   std::thread thread_;
   std::atomic<std::thread::id> thread_id_{};  // of thread_, readable without mu_
+  std::atomic<uint64_t> enqueue_commits_{0};
 
   // Owned by the backend's thread.
   std::unique_ptr<LocalStore> store_;

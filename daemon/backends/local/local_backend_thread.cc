@@ -321,6 +321,7 @@ bool LocalBackend::GroupCommit(const SourceList& sources, std::vector<SettleOp>&
     return false;
   }
   RecordSuccess();
+  if (!enqueues.empty()) enqueue_commits_.fetch_add(1, std::memory_order_relaxed);
 
   if (renew) next_renew_ = now + AtLeast(options_.lease / 3, milliseconds(1));
   if (recover) {
