@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/config/units.h"
+#include "daemon/base/units.h"
 
 namespace foxworker {
 namespace {

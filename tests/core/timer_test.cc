@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/core/clock.h"
+#include "daemon/base/clock.h"
 
 namespace foxworker {
 namespace {
