@@ -133,42 +133,35 @@ Result<RunningFacts> Supervisor::Facts(const Config& next) const {
 Result<ReloadReport> Supervisor::Apply(const Config& old, Config next) {
   auto facts = Facts(next);
   if (!facts.ok()) return facts.status();
-  auto planned = ComputeReloadPlan(old, next, *facts);
-  if (!planned.ok()) return planned.status();
-  const ReloadPlan& plan = *planned;
-  next.daemon = plan.daemon;
-  if (plan.starting) {
+  auto plan = ComputeReloadPlan(old, next, *facts);
+  if (!plan.ok()) return plan.status();
+  next.daemon = plan->daemon;
+  if (plan->starting) {
     executor_ = std::make_unique<Executor>(next.daemon.worker_threads);
     timer_ = std::make_unique<Timer>();
   }
+  Staged staged;
+  if (Status s = Build(*plan, next, *facts, staged); !s.ok()) {
+    Discard(staged);
+    return s;
+  }
+  Commit(*plan, staged, std::move(next));
+  ReloadReport report{plan->changes, plan->warnings};
+  if (plan->starting) {
+    if (Status s = StartQueues(); !s.ok()) return s;
+    return report;
+  }
+  Poll();
+  return report;
+}
+
+Status Supervisor::Build(const ReloadPlan& plan, const Config& next, const RunningFacts& facts,
+                         Staged& staged) {
   // A start reports a backend's or plugin's error as it comes (it names the
   // file); a reload says which entry of the config failed.
   auto entry_error = [&](const std::string& entry, const Status& s) {
     return plan.starting ? s : Status::InvalidArgument(entry + ": " + s.message());
   };
-
-  // Everything built below is undone unless the plan commits.
-  std::map<std::string, std::shared_ptr<Backend>> new_backends;
-  std::map<std::string, std::shared_ptr<LoadedPlugin>> new_plugins;
-  std::map<LoadedPlugin*, std::string> old_json;  // plugins whose JSON was swapped
-  std::vector<PendingStart> starts;
-  // Running consumers whose limits change in place, with what that needs.
-  std::vector<std::pair<Consumer*, Consumer::LimitChange>> in_place;
-  bool committed = false;
-  struct Undo {
-    std::function<void()> fn;
-    ~Undo() { fn(); }
-  } undo{[&] {
-    if (committed) return;
-    starts.clear();  // destroys the new instances while their plugins still exist
-    in_place.clear();
-    for (auto& [plugin, json] : old_json) plugin->SetConfigJson(json);
-    for (auto& [name, plugin] : new_plugins) plugin->Shutdown();
-    // Retire them like any other plugin: never dlclose, keep the object.
-    for (auto& [name, plugin] : new_plugins) finished_plugins_.push_back(std::move(plugin));
-    for (auto& [name, backend] : new_backends)
-      backend->Stop(std::chrono::steady_clock::now() + kCloseTimeout);
-  }};
 
   // ---- backends: made, and on a reload started at once (at start they
   // start once their queues' sources are open).
@@ -183,7 +176,7 @@ Result<ReloadReport> Supervisor::Apply(const Config& old, Config next) {
         return Status::Unavailable("backend " + name + ": " + st.message());
       }
     }
-    new_backends[name] = std::move(b);
+    staged.backends[name] = std::move(b);
   }
 
   // ---- plugins
@@ -196,17 +189,17 @@ Result<ReloadReport> Supervisor::Apply(const Config& old, Config next) {
     };
     LOG(INFO) << "loaded plugin " << p->name() << " " << p->info().version << " from " << p->path()
               << " (handlers: " << p->HandlerNames() << ")";
-    new_plugins[name] = std::move(p);
+    staged.plugins[name] = std::move(p);
   }
   for (const auto& name : plan.plugins_reconfigured) {
     LoadedPlugin* p = current_->FindPlugin(name);
     CHECK(p) << "reload plan reconfigures plugin " << name << ", which is not loaded";
-    old_json[p] = p->config().config_json;
-    p->SetConfigJson(facts->plugins.at(name).next_config_json);
+    staged.old_json[p] = p->config().config_json;
+    p->SetConfigJson(facts.plugins.at(name).next_config_json);
   }
   auto plugin_for = [&](const std::string& name) -> std::shared_ptr<LoadedPlugin> {
-    auto it = new_plugins.find(name);
-    if (it != new_plugins.end()) return it->second;
+    auto it = staged.plugins.find(name);
+    if (it != staged.plugins.end()) return it->second;
     for (const auto& p : current_->plugins)
       if (p->name() == name) return p;
     return nullptr;
@@ -214,8 +207,8 @@ Result<ReloadReport> Supervisor::Apply(const Config& old, Config next) {
 
   // ---- shared rate limits: a changed one gets a new bucket (made by the
   // first queue that uses it), which every queue using it is handed over to.
-  auto buckets = shared_buckets_;
-  for (const auto& name : plan.rate_limits_changed) buckets.erase(name);
+  staged.buckets = shared_buckets_;
+  for (const auto& name : plan.rate_limits_changed) staged.buckets.erase(name);
 
   // ---- queues
   for (const QueueStep& step : plan.queues) {
@@ -228,13 +221,13 @@ Result<ReloadReport> Supervisor::Apply(const Config& old, Config next) {
       CHECK(c) << "reload plan changes the limits of queue " << qc.name << ", which has no consumer";
       auto change = c->PrepareLimits(qc);
       if (!change.ok()) return change.status();
-      in_place.emplace_back(c, std::move(*change));
+      staged.in_place.emplace_back(c, std::move(*change));
       continue;
     }
     std::shared_ptr<LoadedPlugin> plugin = plugin_for(qc.plugin);
     CHECK(plugin) << "config validation let an unknown plugin through: " << qc.plugin;
     if (Status s = CheckQueueHandler(qc, *plugin); !s.ok()) return s;
-    auto prepared = PrepareQueue(next, qc, *plugin, executor_->threads(), &buckets);
+    auto prepared = PrepareQueue(next, qc, *plugin, executor_->threads(), &staged.buckets);
     if (!prepared.ok()) return prepared.status();
     PendingStart p{qc, prepared->policy, plugin, std::move(prepared->instances),
                    std::move(prepared->middleware)};
@@ -242,11 +235,24 @@ Result<ReloadReport> Supervisor::Apply(const Config& old, Config next) {
     if (step.replaces_consumer) p.paused = current_->FindConsumer(qc.name)->paused();
     for (const auto& waiting : pending_)
       if (step.replaces_waiting && waiting.config.name == qc.name) p.paused = waiting.paused;
-    starts.push_back(std::move(p));
+    staged.starts.push_back(std::move(p));
   }
+  return Status::Ok();
+}
 
-  // ---- commit: nothing below fails (on a reload).
-  committed = true;
+void Supervisor::Discard(Staged& staged) {
+  staged.starts.clear();  // destroys the new instances while their plugins still exist
+  staged.in_place.clear();
+  for (auto& [plugin, json] : staged.old_json) plugin->SetConfigJson(json);
+  for (auto& [name, plugin] : staged.plugins) plugin->Shutdown();
+  // Retire them like any other plugin: never dlclose, keep the object.
+  for (auto& [name, plugin] : staged.plugins) finished_plugins_.push_back(std::move(plugin));
+  for (auto& [name, backend] : staged.backends)
+    backend->Stop(std::chrono::steady_clock::now() + kCloseTimeout);
+  staged = Staged();
+}
+
+void Supervisor::Commit(const ReloadPlan& plan, Staged& staged, Config next) {
   auto snap = Edit();
   std::vector<std::shared_ptr<Consumer>> retire;
   auto take_consumer = [&](const std::string& name) {
@@ -276,14 +282,14 @@ Result<ReloadReport> Supervisor::Apply(const Config& old, Config next) {
     retiring_.push_back(Retiring{std::move(c), backend});
   }
   std::erase_if(pending_, [&](const PendingStart& p) { return drop_waiting.count(p.config.name) > 0; });
-  for (auto& p : starts) pending_.push_back(std::move(p));
+  for (auto& p : staged.starts) pending_.push_back(std::move(p));
   for (const auto& name : plan.backends_to_retire) {
     auto it = snap->backends.find(name);
     if (it == snap->backends.end()) continue;
     retiring_backends_.push_back(std::move(it->second));
     snap->backends.erase(it);
   }
-  for (auto& [name, b] : new_backends) snap->backends[name] = std::move(b);
+  for (auto& [name, b] : staged.backends) snap->backends[name] = std::move(b);
   for (const auto& name : plan.plugins_to_retire) {
     auto it = std::find_if(snap->plugins.begin(), snap->plugins.end(),
                            [&](const auto& p) { return p->name() == name; });
@@ -291,20 +297,18 @@ Result<ReloadReport> Supervisor::Apply(const Config& old, Config next) {
     retiring_plugins_.push_back(std::move(*it));
     snap->plugins.erase(it);
   }
-  for (const auto& name : plan.plugins_to_load) snap->plugins.push_back(new_plugins.at(name));
+  for (const auto& name : plan.plugins_to_load) snap->plugins.push_back(staged.plugins.at(name));
   snap->config = std::make_shared<const Config>(std::move(next));
-  shared_buckets_ = std::move(buckets);
+  shared_buckets_ = std::move(staged.buckets);
   Swap(std::move(snap), [&] {
-    for (auto& [c, change] : in_place) c->ChangeLimits(std::move(change));
+    for (auto& [c, change] : staged.in_place) c->ChangeLimits(std::move(change));
   });
+  staged = Staged();
+}
 
-  ReloadReport report{plan.changes, plan.warnings};
-  if (!plan.starting) {
-    Poll();
-    return report;
-  }
-  // ---- start: every queue's source opens now or the start fails; then the
-  // backends start, then the consumers.
+Status Supervisor::StartQueues() {
+  // Every queue's source opens now or the start fails; then the backends
+  // start, then the consumers.
   std::vector<Consumer*> made;
   while (!pending_.empty()) {
     PendingStart& p = pending_.front();
@@ -325,7 +329,7 @@ Result<ReloadReport> Supervisor::Apply(const Config& old, Config next) {
     Status s = c->Start();
     if (!s.ok()) return s;
   }
-  return report;
+  return Status::Ok();
 }
 
 Result<std::unique_ptr<Source>> Supervisor::OpenSourceOf(const PendingStart& p) {

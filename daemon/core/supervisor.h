@@ -13,6 +13,7 @@
 #include <set>
 #include <shared_mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "daemon/config/config.h"
@@ -139,9 +140,32 @@ class Supervisor {
     bool open_error_logged = false;
   };
 
+  // What Apply() builds before it commits.
+  struct Staged {
+    std::map<std::string, std::shared_ptr<Backend>> backends;  // new, started on a reload
+    std::map<std::string, std::shared_ptr<LoadedPlugin>> plugins;  // loaded
+    std::map<LoadedPlugin*, std::string> old_json;  // plugins whose config JSON was swapped
+    std::vector<PendingStart> starts;               // queues added or handed over
+    // Running consumers whose limits change in place, with what that needs.
+    std::vector<std::pair<Consumer*, Consumer::LimitChange>> in_place;
+    std::map<std::string, std::shared_ptr<TokenBucket>> buckets;  // shared rate limits
+  };
+
   // Applies the plan from `old` (what runs) to `next`: the one path of
   // Start() and Reload().
   Result<ReloadReport> Apply(const Config& old, Config next);
+  // Builds what `plan` needs into `staged`; on error the caller Discard()s it.
+  Status Build(const ReloadPlan& plan, const Config& next, const RunningFacts& facts,
+               Staged& staged);
+  // Undoes Build(): the running daemon is as it was.
+  void Discard(Staged& staged);
+  // Makes `staged` part of the daemon and `next` its config (cannot fail):
+  // retires what the plan retires, queues the new consumers, swaps the
+  // snapshot and applies in-place limit changes under the exclusive lock.
+  void Commit(const ReloadPlan& plan, Staged& staged, Config next);
+  // Start only: opens the sources of every queue (failing the start when
+  // one cannot), then starts the backends, then the consumers.
+  Status StartQueues();
   // What the plan needs to know about what runs (plugin files and their
   // effective config, which queues consume or wait, who drains where).
   Result<RunningFacts> Facts(const Config& next) const;
