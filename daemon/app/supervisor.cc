@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "daemon/app/backend_factory.h"
 #include "daemon/base/clock.h"
@@ -44,97 +45,328 @@ Result<PreparedQueue> PrepareQueue(const Config& config, const QueueConfig& qc,
   return p;
 }
 
-// True when `a` and `b` differ at most in what their consumer sees
-// (ConsumerOptions), so the consumer alone decides whether it can take `b`.
-bool SameBeyondConsumer(const QueueConfig& a, const QueueConfig& b) {
-  QueueConfig probe = b;
-  static_cast<ConsumerOptions&>(probe) = static_cast<const ConsumerOptions&>(a);
-  return probe == a;
-}
-
-std::string Join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
-  return out;
-}
-
-// The names of the QueueConfig fields that differ, for the reload log.
-std::string QueueDiff(const QueueConfig& a, const QueueConfig& b) {
-  std::vector<std::string> d;
-  auto num = [&](const char* name, auto x, auto y) {
-    if (x != y) d.push_back(std::string(name) + " " + std::to_string(x) + " -> " + std::to_string(y));
-  };
-  auto str = [&](const char* name, const std::string& x, const std::string& y) {
-    if (x != y) d.push_back(std::string(name) + " \"" + x + "\" -> \"" + y + "\"");
-  };
-  str("backend", a.backend, b.backend);
-  str("source", a.source, b.source);
-  str("plugin", a.plugin, b.plugin);
-  str("handler", a.handler, b.handler);
-  num("concurrency", a.concurrency, b.concurrency);
-  num("prefetch", a.prefetch, b.prefetch);
-  num("batch_size", a.batch_size, b.batch_size);
-  num("flush_interval", a.flush_interval.count(), b.flush_interval.count());
-  num("timeout", a.timeout.count(), b.timeout.count());
-  if (a.handler_timeouts != b.handler_timeouts) d.push_back("handler_timeouts");
-  str("retry_policy", a.retry_policy, b.retry_policy);
-  if (!(a.middleware == b.middleware)) d.push_back("middleware");
-  return Join(d);
-}
-
 }  // namespace
 
-Supervisor::Supervisor(Config config) : config_(std::move(config)) {}
+Backend* RuntimeSnapshot::FindBackend(const std::string& name) const {
+  auto it = backends.find(name);
+  return it == backends.end() ? nullptr : it->second.get();
+}
+
+Consumer* RuntimeSnapshot::FindConsumer(const std::string& name) const {
+  for (const auto& c : consumers)
+    if (c->name() == name) return c.get();
+  return nullptr;
+}
+
+LoadedPlugin* RuntimeSnapshot::FindPlugin(const std::string& name) const {
+  for (const auto& p : plugins)
+    if (p->name() == name) return p.get();
+  return nullptr;
+}
+
+Supervisor::Supervisor(Config config) {
+  auto first = std::make_shared<RuntimeSnapshot>();
+  first->config = std::make_shared<const Config>(std::move(config));
+  current_ = std::move(first);
+}
 
 Supervisor::~Supervisor() {
   if (started_ && !shut_down_) Shutdown();
 }
 
+std::shared_ptr<const RuntimeSnapshot> Supervisor::snapshot() const {
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  return current_;
+}
+
+std::shared_ptr<RuntimeSnapshot> Supervisor::Edit() const {
+  return std::make_shared<RuntimeSnapshot>(*current_);
+}
+
+void Supervisor::Swap(std::shared_ptr<const RuntimeSnapshot> next,
+                      const std::function<void()>& under_lock) {
+  {
+    std::unique_lock<std::shared_mutex> lock(state_mu_);
+    if (under_lock) under_lock();
+    std::lock_guard<std::mutex> guard(snapshot_mu_);
+    current_.swap(next);
+  }
+  // `next` now holds the previous snapshot: released here, outside the locks.
+}
+
 Status Supervisor::Start() {
   CHECK(!started_) << "Supervisor::Start called twice";
-  for (const auto& pc : config_.plugins) {
-    auto p = LoadedPlugin::Load(pc);
-    if (!p.ok()) return p.status();
-    (*p)->ctx()->publish = [this](const foxw_publish& pub, const Delivery* parent) {
+  // The config given to the constructor; kept alive while it is applied.
+  const std::shared_ptr<const Config> first = current_->config;
+  auto report = Apply(Config{}, *first);
+  return report.ok() ? Status::Ok() : report.status();
+}
+
+Result<ReloadReport> Supervisor::Reload(Config next) {
+  CHECK(started_ && !shut_down_) << "Supervisor::Reload outside Start..Shutdown";
+  const std::shared_ptr<const Config> running = current_->config;
+  return Apply(*running, std::move(next));
+}
+
+Result<RunningFacts> Supervisor::Facts(const Config& next) const {
+  RunningFacts facts;
+  facts.started = started_;
+  for (const auto& pc : next.plugins) {
+    const LoadedPlugin* loaded = current_->FindPlugin(pc.name);
+    if (loaded == nullptr || loaded->path() != pc.path) continue;
+    auto id = StatPluginFile(pc.path);
+    if (!id.ok()) return Status::InvalidArgument("plugin " + pc.name + ": " + id.status().message());
+    auto json = ApplyPluginSchema(pc, loaded->info());
+    if (!json.ok()) return json.status();
+    facts.plugins[pc.name] = RunningFacts::Plugin{loaded->config().config_json, std::move(*json),
+                                                  !(*id == loaded->file_id())};
+  }
+  for (const auto& c : current_->consumers)
+    facts.queues[c->name()] = RunningFacts::Queue{true, watchdog_.count(c->name()) > 0};
+  for (const auto& p : pending_) facts.queues[p.config.name] = RunningFacts::Queue{false, false};
+  for (const auto& r : retiring_) {
+    std::string backend;
+    for (const auto& [name, b] : current_->backends)
+      if (b.get() == r.backend) backend = name;
+    facts.draining.push_back(RunningFacts::Draining{r.consumer->name(), backend});
+  }
+  return facts;
+}
+
+Result<ReloadReport> Supervisor::Apply(const Config& old, Config next) {
+  auto facts = Facts(next);
+  if (!facts.ok()) return facts.status();
+  auto plan = ComputeReloadPlan(old, next, *facts);
+  if (!plan.ok()) return plan.status();
+  next.daemon = plan->daemon;
+  if (plan->starting) {
+    executor_ = std::make_unique<Executor>(next.daemon.worker_threads);
+    timer_ = std::make_unique<Timer>();
+  }
+  Staged staged;
+  if (Status s = Build(*plan, next, *facts, staged); !s.ok()) {
+    Discard(staged);
+    return s;
+  }
+  Commit(*plan, staged, std::move(next));
+  ReloadReport report{plan->changes, plan->warnings};
+  if (plan->starting) {
+    if (Status s = StartQueues(); !s.ok()) return s;
+    return report;
+  }
+  Poll();
+  return report;
+}
+
+Status Supervisor::Build(const ReloadPlan& plan, const Config& next, const RunningFacts& facts,
+                         Staged& staged) {
+  // A start reports a backend's or plugin's error as it comes (it names the
+  // file); a reload says which entry of the config failed.
+  auto entry_error = [&](const std::string& entry, const Status& s) {
+    return plan.starting ? s : Status::InvalidArgument(entry + ": " + s.message());
+  };
+
+  // ---- backends: made, and on a reload started at once (at start they
+  // start once their queues' sources are open).
+  for (const auto& name : plan.backends_to_start) {
+    auto made = MakeBackend(*next.FindBackend(name));
+    if (!made.ok()) return entry_error("backend " + name, made.status());
+    std::shared_ptr<Backend> b = std::move(*made);
+    if (!plan.starting) {
+      Status st = b->Start();
+      if (!st.ok()) {
+        b->Stop(std::chrono::steady_clock::now() + kCloseTimeout);
+        return Status::Unavailable("backend " + name + ": " + st.message());
+      }
+    }
+    staged.backends[name] = std::move(b);
+  }
+
+  // ---- plugins
+  for (const auto& name : plan.plugins_to_load) {
+    auto loaded = LoadedPlugin::Load(*next.FindPlugin(name));
+    if (!loaded.ok()) return entry_error("plugin " + name, loaded.status());
+    std::shared_ptr<LoadedPlugin> p = std::move(*loaded);
+    p->ctx()->publish = [this](const foxw_publish& pub, const Delivery* parent) {
       return PublishFromPlugin(pub, parent);
     };
-    LOG(INFO) << "loaded plugin " << (*p)->name() << " " << (*p)->info().version << " from "
-              << (*p)->path() << " (handlers: " << (*p)->HandlerNames() << ")";
-    plugins_.push_back(std::move(*p));
+    LOG(INFO) << "loaded plugin " << p->name() << " " << p->info().version << " from " << p->path()
+              << " (handlers: " << p->HandlerNames() << ")";
+    staged.plugins[name] = std::move(p);
   }
-  for (const auto& bc : config_.backends) {
-    auto b = MakeBackend(bc);
-    if (!b.ok()) return b.status();
-    backends_[bc.name] = std::move(*b);
+  for (const auto& name : plan.plugins_reconfigured) {
+    LoadedPlugin* p = current_->FindPlugin(name);
+    CHECK(p) << "reload plan reconfigures plugin " << name << ", which is not loaded";
+    staged.old_json[p] = p->config().config_json;
+    p->SetConfigJson(facts.plugins.at(name).next_config_json);
   }
-  executor_ = std::make_unique<Executor>(config_.daemon.worker_threads);
-  timer_ = std::make_unique<Timer>();
+  auto plugin_for = [&](const std::string& name) -> std::shared_ptr<LoadedPlugin> {
+    auto it = staged.plugins.find(name);
+    if (it != staged.plugins.end()) return it->second;
+    for (const auto& p : current_->plugins)
+      if (p->name() == name) return p;
+    return nullptr;
+  };
 
-  for (const auto& qc : config_.queues) {
-    const LoadedPlugin* plugin = FindPlugin(qc.plugin);
+  // ---- shared rate limits: a changed one gets a new bucket (made by the
+  // first queue that uses it), which every queue using it is handed over to.
+  staged.buckets = shared_buckets_;
+  for (const auto& name : plan.rate_limits_changed) staged.buckets.erase(name);
+
+  // ---- queues
+  for (const QueueStep& step : plan.queues) {
+    const QueueConfig& qc = *next.FindQueue(step.name);
+    if (step.action == QueueAction::kKeep) continue;
+    if (step.action == QueueAction::kChangeLimits) {
+      // The instances a higher concurrency needs are made now, so a failing
+      // create() fails the reload.
+      Consumer* c = current_->FindConsumer(qc.name);
+      CHECK(c) << "reload plan changes the limits of queue " << qc.name << ", which has no consumer";
+      auto change = c->PrepareLimits(qc);
+      if (!change.ok()) return change.status();
+      staged.in_place.emplace_back(c, std::move(*change));
+      continue;
+    }
+    std::shared_ptr<LoadedPlugin> plugin = plugin_for(qc.plugin);
     CHECK(plugin) << "config validation let an unknown plugin through: " << qc.plugin;
-    auto prepared = PrepareQueue(config_, qc, *plugin, executor_->threads(), &shared_buckets_);
+    if (Status s = CheckQueueHandler(qc, *plugin); !s.ok()) return s;
+    auto prepared = PrepareQueue(next, qc, *plugin, executor_->threads(), &staged.buckets);
     if (!prepared.ok()) return prepared.status();
-    Backend* backend = backends_.at(qc.backend).get();
-    SourceOptions so{qc.name, qc.source, qc.prefetch, prepared->policy.max_attempts,
-                     prepared->policy, qc.rabbitmq};
-    auto source = backend->OpenSource(so);
+    PendingStart p{qc, prepared->policy, plugin, std::move(prepared->handlers),
+                   std::move(prepared->middleware)};
+    // A paused queue (admin) stays paused across a hand-over.
+    if (step.replaces_consumer) p.paused = current_->FindConsumer(qc.name)->paused();
+    for (const auto& waiting : pending_)
+      if (step.replaces_waiting && waiting.config.name == qc.name) p.paused = waiting.paused;
+    staged.starts.push_back(std::move(p));
+  }
+  return Status::Ok();
+}
+
+void Supervisor::Discard(Staged& staged) {
+  staged.starts.clear();  // destroys the new instances while their plugins still exist
+  staged.in_place.clear();
+  for (auto& [plugin, json] : staged.old_json) plugin->SetConfigJson(json);
+  for (auto& [name, plugin] : staged.plugins) plugin->Shutdown();
+  // Retire them like any other plugin: never dlclose, keep the object.
+  for (auto& [name, plugin] : staged.plugins) finished_plugins_.push_back(std::move(plugin));
+  for (auto& [name, backend] : staged.backends)
+    backend->Stop(std::chrono::steady_clock::now() + kCloseTimeout);
+  staged = Staged();
+}
+
+void Supervisor::Commit(const ReloadPlan& plan, Staged& staged, Config next) {
+  auto snap = Edit();
+  std::vector<std::shared_ptr<Consumer>> retire;
+  auto take_consumer = [&](const std::string& name) {
+    auto it = std::find_if(snap->consumers.begin(), snap->consumers.end(),
+                           [&](const auto& c) { return c->name() == name; });
+    if (it == snap->consumers.end()) return;
+    retire.push_back(std::move(*it));
+    snap->consumers.erase(it);
+  };
+  std::set<std::string> drop_waiting;
+  for (const QueueStep& step : plan.queues) {
+    if (step.replaces_consumer) take_consumer(step.name);
+    if (step.replaces_waiting) drop_waiting.insert(step.name);
+  }
+  for (const auto& name : plan.queues_removed) {
+    take_consumer(name);
+    drop_waiting.insert(name);
+  }
+  for (auto& c : retire) {
+    c->StopFetching();
+    const int64_t in_flight = c->Stats().in_flight;
+    if (in_flight > 0)
+      LOG(INFO) << "queue " << c->name() << ": stopped fetching; " << in_flight
+                << " message(s) in flight finish on the old consumer"
+                << (next.FindQueue(c->name()) ? " before the new one starts" : "");
+    const Backend* backend = snap->FindBackend(c->config().backend);
+    const QueueConfig* was = snap->config->FindQueue(c->name());
+    CHECK(was) << "running queue " << c->name() << " missing from its config";
+    retiring_.push_back(Retiring{std::move(c), backend, snap->FindPlugin(was->plugin)});
+  }
+  std::erase_if(pending_, [&](const PendingStart& p) { return drop_waiting.count(p.config.name) > 0; });
+  for (auto& p : staged.starts) pending_.push_back(std::move(p));
+  for (const auto& name : plan.backends_to_retire) {
+    auto it = snap->backends.find(name);
+    if (it == snap->backends.end()) continue;
+    retiring_backends_.push_back(std::move(it->second));
+    snap->backends.erase(it);
+  }
+  for (auto& [name, b] : staged.backends) snap->backends[name] = std::move(b);
+  for (const auto& name : plan.plugins_to_retire) {
+    auto it = std::find_if(snap->plugins.begin(), snap->plugins.end(),
+                           [&](const auto& p) { return p->name() == name; });
+    if (it == snap->plugins.end()) continue;
+    retiring_plugins_.push_back(std::move(*it));
+    snap->plugins.erase(it);
+  }
+  for (const auto& name : plan.plugins_to_load) snap->plugins.push_back(staged.plugins.at(name));
+  snap->config = std::make_shared<const Config>(std::move(next));
+  shared_buckets_ = std::move(staged.buckets);
+  Swap(std::move(snap), [&] {
+    for (auto& [c, change] : staged.in_place) c->ChangeLimits(std::move(change));
+  });
+  staged = Staged();
+}
+
+Status Supervisor::StartQueues() {
+  // Every queue's source opens now or the start fails; then the backends
+  // start, then the consumers.
+  std::vector<Consumer*> made;
+  while (!pending_.empty()) {
+    PendingStart& p = pending_.front();
+    auto source = OpenSourceOf(p);
     if (!source.ok())
-      return Status::InvalidArgument("queue " + qc.name + ": " + source.status().message());
-    consumers_.push_back(std::make_unique<Consumer>(
-        qc, prepared->policy, std::move(prepared->handlers), std::move(*source),
-        std::move(prepared->middleware), *executor_, *timer_));
+      return Status::InvalidArgument("queue " + p.config.name + ": " + source.status().message());
+    std::shared_ptr<Consumer> c = MakeConsumer(p, std::move(*source));
+    made.push_back(c.get());
+    pending_.erase(pending_.begin());
+    Install(std::move(c));
   }
   started_ = true;
-  for (auto& [name, backend] : backends_) {
+  for (const auto& [name, backend] : current_->backends) {
     Status s = backend->Start();
     if (!s.ok()) return Status::Unavailable("backend " + name + ": " + s.message());
   }
-  for (auto& c : consumers_) {
+  for (Consumer* c : made) {
     Status s = c->Start();
     if (!s.ok()) return s;
   }
   return Status::Ok();
+}
+
+Result<std::unique_ptr<Source>> Supervisor::OpenSourceOf(const PendingStart& p) {
+  Backend* backend = current_->FindBackend(p.config.backend);
+  CHECK(backend) << "queue " << p.config.name << " on unknown backend " << p.config.backend;
+  SourceOptions so{p.config.name, p.config.source, p.config.prefetch, p.policy.max_attempts,
+                   p.policy, p.config.rabbitmq};
+  return backend->OpenSource(so);
+}
+
+std::shared_ptr<Consumer> Supervisor::MakeConsumer(PendingStart& p, std::unique_ptr<Source> source) {
+  auto c = std::make_shared<Consumer>(p.config, p.policy, std::move(p.handlers),
+                                      std::move(source), std::move(p.middleware), *executor_,
+                                      *timer_);
+  if (p.paused) c->SetPaused(true);
+  return c;
+}
+
+void Supervisor::Install(std::shared_ptr<Consumer> c) {
+  const ConsumerOptions& q = c->config();
+  if (q.timeout.count() > 0 || !q.handler_timeouts.empty())
+    watchdog_.insert(q.name);
+  else
+    watchdog_.erase(q.name);
+  auto next = Edit();
+  next->consumers.push_back(std::move(c));
+  // Keep the config's order (status pages, Describe).
+  std::map<std::string, size_t> order;
+  for (size_t i = 0; i < next->config->queues.size(); ++i) order[next->config->queues[i].name] = i;
+  std::stable_sort(next->consumers.begin(), next->consumers.end(),
+                   [&](const auto& a, const auto& b) { return order[a->name()] < order[b->name()]; });
+  Swap(std::move(next));
 }
 
 bool Supervisor::Shutdown(const std::function<bool()>& give_up) {
@@ -144,20 +376,23 @@ bool Supervisor::Shutdown(const std::function<bool()>& give_up) {
   // A reload transition in progress: queues waiting to start never will;
   // consumers still draining from a reload drain with the rest.
   pending_.clear();
-  {
-    std::unique_lock<std::shared_mutex> lock(state_mu_);
-    for (auto& r : retiring_) consumers_.push_back(std::move(r.consumer));
+  if (!retiring_.empty()) {
+    auto next = Edit();
+    for (auto& r : retiring_) next->consumers.push_back(std::move(r.consumer));
     retiring_.clear();
+    Swap(std::move(next));
   }
-  const auto deadline = t0 + config_.daemon.shutdown_timeout;
-  for (auto& c : consumers_) c->StopFetching();
+  const auto consumers = current_->consumers;
+  const Config& config = *current_->config;
+  const auto deadline = t0 + config.daemon.shutdown_timeout;
+  for (auto& c : consumers) c->StopFetching();
   int64_t in_flight = 0;
-  for (auto& c : consumers_) in_flight += c->Stats().in_flight;
+  for (auto& c : consumers) in_flight += c->Stats().in_flight;
   if (in_flight > 0)
-    LOG(INFO) << "draining: waiting up to " << config_.daemon.shutdown_timeout.count()
+    LOG(INFO) << "draining: waiting up to " << config.daemon.shutdown_timeout.count()
               << " ms for " << in_flight << " in-flight message(s)";
   bool drained = true;
-  for (auto& c : consumers_) {
+  for (auto& c : consumers) {
     while (!c->WaitDrained(std::min(deadline, std::chrono::steady_clock::now() +
                                                   std::chrono::milliseconds(50)))) {
       if (std::chrono::steady_clock::now() >= deadline || (give_up && give_up())) {
@@ -169,37 +404,38 @@ bool Supervisor::Shutdown(const std::function<bool()>& give_up) {
   }
   if (!drained) {
     // Tell handlers that poll cancellation, and give them a moment.
-    for (auto& c : consumers_) c->CancelInFlight();
+    for (auto& c : consumers) c->CancelInFlight();
     const auto grace = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     drained = true;
-    for (auto& c : consumers_) drained = c->WaitDrained(grace) && drained;
+    for (auto& c : consumers) drained = c->WaitDrained(grace) && drained;
   }
   const auto close_deadline = std::chrono::steady_clock::now() + kCloseTimeout;
   if (!drained) {
     int64_t left = 0;
-    for (auto& c : consumers_) left += c->Stats().in_flight;
+    for (auto& c : consumers) left += c->Stats().in_flight;
     LOG(WARNING) << "shutdown: giving up on " << left
                  << " in-flight message(s); they were not acked and will be redelivered";
     // Flush what did finish; leave the stuck handlers' state alone.
-    for (auto& [name, backend] : backends_) backend->Stop(close_deadline);
+    for (auto& [name, backend] : current_->backends) backend->Stop(close_deadline);
     for (auto& backend : retiring_backends_) backend->Stop(close_deadline);
     return false;
   }
-  for (auto& [name, backend] : backends_) backend->Stop(close_deadline);
+  for (auto& [name, backend] : current_->backends) backend->Stop(close_deadline);
   for (auto& backend : retiring_backends_) backend->Stop(close_deadline);
   // A deferred completion may still be inside Consumer::Complete() just after
   // it settled; wait (briefly) until no thread is inside a consumer before
   // tearing anything down.
-  for (auto& c : consumers_) {
+  for (auto& c : consumers) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     while (!c->Quiesced() && std::chrono::steady_clock::now() < until)
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   // No handler runs any more. Consumers and backends stay (stopped) until the
   // supervisor is destroyed, so their final counts can still be read.
-  for (auto& c : consumers_) c->DestroyInstances();
-  executor_->Shutdown();
-  for (auto it = plugins_.rbegin(); it != plugins_.rend(); ++it) (*it)->Shutdown();
+  for (auto& c : consumers) c->DestroyInstances();
+  if (executor_) executor_->Shutdown();
+  const auto& plugins = current_->plugins;
+  for (auto it = plugins.rbegin(); it != plugins.rend(); ++it) (*it)->Shutdown();
   for (auto& p : retiring_plugins_) p->Shutdown();
   LOG(INFO) << "shutdown complete in "
             << std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -213,8 +449,8 @@ std::string Supervisor::Describe() const {
   std::ostringstream os;
   os << "queues [";
   bool first = true;
-  for (const auto& c : consumers_) {
-    const QueueConfig* qc = config_.FindQueue(c->name());
+  for (const auto& c : current_->consumers) {
+    const QueueConfig* qc = current_->config->FindQueue(c->name());
     if (qc == nullptr) continue;
     const QueueConfig& q = *qc;
     os << (first ? "" : ", ") << q.name << " (backend " << q.backend << ", source " << q.source
@@ -224,13 +460,13 @@ std::string Supervisor::Describe() const {
   }
   os << "]; backends [";
   first = true;
-  for (const auto& b : config_.backends) {
+  for (const auto& b : current_->config->backends) {
     os << (first ? "" : ", ") << b.name << " (" << b.type << ")";
     first = false;
   }
   os << "]; plugins [";
   first = true;
-  for (const auto& p : plugins_) {
+  for (const auto& p : current_->plugins) {
     os << (first ? "" : ", ") << p->name() << " " << p->info().version << " (" << p->HandlerNames()
        << ")";
     first = false;
@@ -239,33 +475,29 @@ std::string Supervisor::Describe() const {
   return os.str();
 }
 
-Backend* Supervisor::FindBackend(const std::string& name) const {
-  auto it = backends_.find(name);
-  return it == backends_.end() ? nullptr : it->second.get();
-}
-
-Consumer* Supervisor::FindConsumer(const std::string& name) const {
-  for (const auto& c : consumers_)
-    if (c->name() == name) return c.get();
-  return nullptr;
-}
-
-LoadedPlugin* Supervisor::FindPlugin(const std::string& name) const {
-  for (const auto& p : plugins_)
-    if (p->name() == name) return p.get();
-  return nullptr;
-}
 
 Status Supervisor::PublishFromPlugin(const foxw_publish& p, const Delivery* parent) {
   if (p.struct_size < sizeof(foxw_publish))
     return Status::InvalidArgument("foxw_publish struct too small");
   // Handler threads publish while a reload may swap the config and backends.
-  auto lock = ReadLock();
+  // No lock is held across Enqueue, which may wait for a broker's confirm:
+  // shared ownership keeps the backend alive; one that a reload retires
+  // meanwhile may be stopped under the call, which then fails.
+  // The snapshot itself is let go before the call, so that what a reload
+  // retires is not kept for the length of a publish.
   const std::string queue = StrOf(p.queue);
-  const QueueConfig* qc = nullptr;
-  for (const auto& q : config_.queues)
-    if (q.name == queue) qc = &q;
-  if (qc == nullptr) return Status::NotFound("no queue named \"" + queue + "\" in the config");
+  std::shared_ptr<Backend> backend;
+  std::string source;
+  {
+    const std::shared_ptr<const RuntimeSnapshot> snap = snapshot();
+    const QueueConfig* qc = snap->config->FindQueue(queue);
+    if (qc == nullptr) return Status::NotFound("no queue named \"" + queue + "\" in the config");
+    auto it = snap->backends.find(qc->backend);
+    if (it == snap->backends.end())
+      return Status::Unavailable("queue " + queue + ": backend " + qc->backend + " is not running");
+    backend = it->second;
+    source = qc->source;
+  }
   Message m;
   m.payload = StrOf(p.payload);
   m.props.message_type = StrOf(p.message_type);
@@ -276,286 +508,21 @@ Status Supervisor::PublishFromPlugin(const foxw_publish& p, const Delivery* pare
   m.props.timestamp_ms = WallMs();
   for (size_t i = 0; i < p.header_count; ++i)
     m.headers.emplace_back(StrOf(p.headers[i].name), StrOf(p.headers[i].value));
-  return backends_.at(qc->backend)->Enqueue(qc->source, std::move(m), Duration(p.delay_ms));
-}
-
-Result<ReloadReport> Supervisor::Reload(Config next) {
-  CHECK(started_ && !shut_down_) << "Supervisor::Reload outside Start..Shutdown";
-  ReloadReport report;
-
-  // ---- daemon: what the running process cannot change stays as it is.
-  auto needs_restart = [&](bool changed, const std::string& what) {
-    if (changed)
-      report.warnings.push_back(what + " changed: restart the service to apply it (kept as it was)");
-  };
-  needs_restart(next.daemon.worker_threads != config_.daemon.worker_threads,
-                "daemon.worker_threads");
-  needs_restart(!(next.daemon.admin == config_.daemon.admin), "daemon.admin");
-  needs_restart(next.daemon.state_dir != config_.daemon.state_dir, "daemon.state_dir");
-  next.daemon.worker_threads = config_.daemon.worker_threads;
-  next.daemon.admin = config_.daemon.admin;
-  next.daemon.state_dir = config_.daemon.state_dir;
-  if (next.daemon.log_level != config_.daemon.log_level)
-    report.changes.push_back("log level " + std::string(LogLevelName(next.daemon.log_level)));
-  if (next.daemon.shutdown_timeout != config_.daemon.shutdown_timeout)
-    report.changes.push_back("shutdown_timeout " + std::to_string(next.daemon.shutdown_timeout.count()) + " ms");
-
-  // Everything built below is undone unless the reload commits.
-  std::map<std::string, std::unique_ptr<Backend>> new_backends;
-  std::map<std::string, std::unique_ptr<LoadedPlugin>> new_plugins;
-  std::map<LoadedPlugin*, std::string> old_json;  // plugins whose JSON was swapped
-  std::vector<PendingStart> starts;
-  // Running consumers whose limits change in place, with what that needs.
-  std::vector<std::pair<Consumer*, Consumer::LimitChange>> in_place;
-  bool committed = false;
-  struct Undo {
-    std::function<void()> fn;
-    ~Undo() { fn(); }
-  } undo{[&] {
-    if (committed) return;
-    starts.clear();  // destroys the new instances while their plugins still exist
-    in_place.clear();
-    for (auto& [plugin, json] : old_json) plugin->SetConfigJson(json);
-    for (auto& [name, plugin] : new_plugins) plugin->Shutdown();
-    // Retire them like any other plugin: never dlclose, keep the object.
-    for (auto& [name, plugin] : new_plugins) finished_plugins_.push_back(std::move(plugin));
-    for (auto& [name, backend] : new_backends)
-      backend->Stop(std::chrono::steady_clock::now() + kCloseTimeout);
-  }};
-
-  // ---- backends
-  auto users_of_backend = [&](const std::string& name) {
-    std::vector<std::string> users;
-    const Backend* b = FindBackend(name);
-    for (const auto& c : consumers_)
-      if (c->config().backend == name) users.push_back(c->name());
-    for (const auto& p : pending_)
-      if (p.config.backend == name) users.push_back(p.config.name);
-    for (const auto& r : retiring_)
-      if (r.backend == b) users.push_back(r.consumer->name() + " (draining)");
-    return users;
-  };
-  std::vector<std::string> drop_backends;  // retired: removed or rebuilt
-  for (const auto& bc : next.backends) {
-    const BackendConfig* old = config_.FindBackend(bc.name);
-    if (old != nullptr && *old == bc) continue;
-    if (old != nullptr) {
-      std::vector<std::string> users = users_of_backend(bc.name);
-      if (!users.empty())
-        return Status::InvalidArgument(
-            "backend " + bc.name + " changed while queues use it (" + Join(users) +
-            "): restart the service to apply a backend's new settings, or move its queues to a "
-            "new backend first");
-      drop_backends.push_back(bc.name);
-    }
-    auto b = MakeBackend(bc);
-    if (!b.ok()) return Status::InvalidArgument("backend " + bc.name + ": " + b.status().message());
-    Status st = (*b)->Start();
-    if (!st.ok()) {
-      (*b)->Stop(std::chrono::steady_clock::now() + kCloseTimeout);
-      return Status::Unavailable("backend " + bc.name + ": " + st.message());
-    }
-    report.changes.push_back(std::string(old ? "backend " + bc.name + " rebuilt" : "backend " + bc.name + " added"));
-    new_backends[bc.name] = std::move(*b);
-  }
-  for (const auto& bc : config_.backends)
-    if (next.FindBackend(bc.name) == nullptr) {
-      drop_backends.push_back(bc.name);
-      report.changes.push_back("backend " + bc.name + " removed");
-    }
-
-  // ---- plugins
-  std::set<std::string> renewed;  // plugins whose queues need new instances
-  std::map<LoadedPlugin*, std::string> set_json;
-  for (const auto& pc : next.plugins) {
-    LoadedPlugin* old = FindPlugin(pc.name);
-    if (old == nullptr || old->path() != pc.path) {
-      auto p = LoadedPlugin::Load(pc);
-      if (!p.ok()) return Status::InvalidArgument("plugin " + pc.name + ": " + p.status().message());
-      (*p)->ctx()->publish = [this](const foxw_publish& pub, const Delivery* parent) {
-        return PublishFromPlugin(pub, parent);
-      };
-      LOG(INFO) << "loaded plugin " << (*p)->name() << " " << (*p)->info().version << " from "
-                << (*p)->path() << " (handlers: " << (*p)->HandlerNames() << ")";
-      report.changes.push_back("plugin " + pc.name + (old ? " loaded from " + pc.path : " added"));
-      new_plugins[pc.name] = std::move(*p);
-      renewed.insert(pc.name);
-      continue;
-    }
-    auto id = StatPluginFile(pc.path);
-    if (!id.ok()) return Status::InvalidArgument("plugin " + pc.name + ": " + id.status().message());
-    if (!(*id == old->file_id()))
-      report.warnings.push_back(
-          "plugin " + pc.name + ": " + pc.path +
-          " changed on disk since it was loaded; a .so cannot be loaded again at the same path, "
-          "so the loaded code keeps running: restart the service to run the new build");
-    auto json = ApplyPluginSchema(pc, old->info());
-    if (!json.ok()) return json.status();
-    if (*json != old->config().config_json) {
-      set_json[old] = std::move(*json);
-      renewed.insert(pc.name);
-      report.changes.push_back("plugin " + pc.name + " config");
-    }
-  }
-  for (const auto& p : plugins_)
-    if (next.FindPlugin(p->name()) == nullptr) report.changes.push_back("plugin " + p->name() + " removed");
-  for (auto& [plugin, json] : set_json) {
-    old_json[plugin] = plugin->config().config_json;
-    plugin->SetConfigJson(std::move(json));
-  }
-  auto plugin_for = [&](const std::string& name) -> const LoadedPlugin* {
-    auto it = new_plugins.find(name);
-    return it != new_plugins.end() ? it->second.get() : FindPlugin(name);
-  };
-
-  // ---- retry policies and shared rate limits a queue depends on
-  auto policy_changed = [&](const std::string& name) {
-    const RetryPolicyConfig* a = config_.FindRetryPolicy(name);
-    const RetryPolicyConfig* b = next.FindRetryPolicy(name);
-    return a == nullptr || b == nullptr || !(*a == *b);
-  };
-  // Shared limits whose definition changed or went: every queue using one
-  // gets the new bucket (PrepareQueue adds it to `buckets` for the first such
-  // queue, so the test below is on this set, not on `buckets`).
-  auto buckets = shared_buckets_;
-  std::set<std::string> stale_buckets;
-  for (auto it = buckets.begin(); it != buckets.end();) {
-    const RateLimitConfig* a = config_.FindRateLimit(it->first);
-    const RateLimitConfig* b = next.FindRateLimit(it->first);
-    if (a != nullptr && b != nullptr && *a == *b) {
-      ++it;
-      continue;
-    }
-    stale_buckets.insert(it->first);
-    it = buckets.erase(it);
-  }
-  auto uses_new_bucket = [&](const QueueConfig& qc) {
-    for (const auto& m : qc.middleware)
-      if (m.type == "rate_limit" && stale_buckets.count(m.rate_limit.shared) > 0) return true;
-    return false;
-  };
-
-  // ---- queues
-  std::vector<Consumer*> retire;
-  std::set<std::string> drop_pending;
-  for (const auto& qc : next.queues) {
-    Consumer* c = FindConsumer(qc.name);
-    const PendingStart* waiting = nullptr;
-    for (const auto& p : pending_)
-      if (p.config.name == qc.name) waiting = &p;
-    const QueueConfig* current = c ? config_.FindQueue(qc.name) : waiting ? &waiting->config : nullptr;
-    const bool deps_changed = renewed.count(qc.plugin) > 0 || policy_changed(qc.retry_policy) ||
-                              uses_new_bucket(qc);
-    if (current != nullptr && *current == qc && !deps_changed) continue;
-    if (c != nullptr && !deps_changed && SameBeyondConsumer(*current, qc) &&
-        c->CanChangeLimits(qc)) {
-      // Only concurrency or timeouts: the running consumer takes them, with
-      // no pause and no hand-over (the instances a higher concurrency needs
-      // are made now, so a failing create() fails the reload).
-      auto change = c->PrepareLimits(qc);
-      if (!change.ok()) return change.status();
-      report.changes.push_back("queue " + qc.name + " changed in place (" +
-                               QueueDiff(*current, qc) + ")");
-      in_place.emplace_back(c, std::move(*change));
-      continue;
-    }
-    const LoadedPlugin* plugin = plugin_for(qc.plugin);
-    CHECK(plugin) << "config validation let an unknown plugin through: " << qc.plugin;
-    if (Status s = CheckQueueHandler(qc, *plugin); !s.ok()) return s;
-    auto prepared = PrepareQueue(next, qc, *plugin, executor_->threads(), &buckets);
-    if (!prepared.ok()) return prepared.status();
-    starts.push_back(PendingStart{qc, prepared->policy, plugin, std::move(prepared->handlers),
-                                  std::move(prepared->middleware)});
-    if (c != nullptr) retire.push_back(c);
-    if (waiting != nullptr) drop_pending.insert(qc.name);
-    starts.back().paused = c ? c->paused() : waiting ? waiting->paused : false;
-    std::string why;
-    if (current == nullptr) {
-      why = "added";
-    } else {
-      why = QueueDiff(*current, qc);
-      std::vector<std::string> deps;
-      if (renewed.count(qc.plugin)) deps.push_back("plugin " + qc.plugin);
-      if (policy_changed(qc.retry_policy)) deps.push_back("retry policy " + qc.retry_policy);
-      if (uses_new_bucket(qc)) deps.push_back("shared rate limit");
-      if (!deps.empty()) why += (why.empty() ? "" : ", ") + Join(deps) + " changed";
-      why = "changed (" + why + ")";
-    }
-    report.changes.push_back("queue " + qc.name + " " + why);
-  }
-  for (const auto& c : consumers_)
-    if (next.FindQueue(c->name()) == nullptr) {
-      retire.push_back(c.get());
-      report.changes.push_back("queue " + c->name() + " removed");
-    }
-  for (const auto& p : pending_)
-    if (next.FindQueue(p.config.name) == nullptr) {
-      drop_pending.insert(p.config.name);
-      report.changes.push_back("queue " + p.config.name + " removed");
-    }
-
-  // ---- commit: nothing below fails.
-  committed = true;
-  {
-    std::unique_lock<std::shared_mutex> lock(state_mu_);
-    for (Consumer* c : retire) {
-      c->StopFetching();
-      const int64_t in_flight = c->Stats().in_flight;
-      if (in_flight > 0)
-        LOG(INFO) << "queue " << c->name() << ": stopped fetching; " << in_flight
-                  << " message(s) in flight finish on the old consumer"
-                  << (next.FindQueue(c->name()) ? " before the new one starts" : "");
-      auto it = std::find_if(consumers_.begin(), consumers_.end(),
-                             [&](const auto& x) { return x.get() == c; });
-      const QueueConfig* was = config_.FindQueue(c->name());
-      CHECK(was) << "running queue " << c->name() << " missing from the config";
-      retiring_.push_back(
-          Retiring{std::move(*it), FindBackend(c->config().backend), FindPlugin(was->plugin)});
-      consumers_.erase(it);
-    }
-    for (auto& [c, change] : in_place) c->ChangeLimits(std::move(change));
-    std::erase_if(pending_, [&](const PendingStart& p) { return drop_pending.count(p.config.name) > 0; });
-    for (auto& p : starts) pending_.push_back(std::move(p));
-    for (const auto& name : drop_backends) {
-      auto it = backends_.find(name);
-      if (it == backends_.end()) continue;
-      retiring_backends_.push_back(std::move(it->second));
-      backends_.erase(it);
-    }
-    for (auto& [name, b] : new_backends) backends_[name] = std::move(b);
-    for (auto it = plugins_.begin(); it != plugins_.end();) {
-      if (next.FindPlugin((*it)->name()) == nullptr || new_plugins.count((*it)->name())) {
-        retiring_plugins_.push_back(std::move(*it));
-        it = plugins_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    for (const auto& pc : next.plugins) {
-      auto it = new_plugins.find(pc.name);
-      if (it != new_plugins.end()) plugins_.push_back(std::move(it->second));
-    }
-    config_ = std::move(next);
-    shared_buckets_ = std::move(buckets);
-  }
-  Poll();
-  return report;
+  return backend->Enqueue(source, std::move(m), Duration(p.delay_ms));
 }
 
 bool Supervisor::TryStart(PendingStart& p) {
-  for (const auto& r : retiring_) {
-    // The consumer it replaces, or another one on the same backend queue,
-    // is still draining: starting now could hand a message being settled
-    // to a second consumer.
-    if (r.consumer->name() == p.config.name) return false;
-    if (r.backend == FindBackend(p.config.backend) && r.consumer->config().source == p.config.source)
-      return false;
-  }
-  Backend* backend = FindBackend(p.config.backend);
+  Backend* backend = current_->FindBackend(p.config.backend);
   CHECK(backend) << "pending queue " << p.config.name << " on unknown backend";
-  SourceOptions so{p.config.name, p.config.source, p.config.prefetch, p.policy.max_attempts,
-                   p.policy, p.config.rabbitmq};
-  auto source = backend->OpenSource(so);
+  for (const auto* list : {&retiring_, &released_})
+    for (const auto& r : *list) {
+      // The consumer it replaces, or another one on the same backend queue,
+      // is still draining (or not yet destroyed, with its source): starting
+      // now could hand a message being settled to a second consumer.
+      if (r.consumer->name() == p.config.name) return false;
+      if (r.backend == backend && r.consumer->config().source == p.config.source) return false;
+    }
+  auto source = OpenSourceOf(p);
   if (!source.ok()) {
     if (!p.open_error_logged)
       LOG(WARNING) << "queue " << p.config.name << ": cannot open its source yet, retrying: "
@@ -563,37 +530,27 @@ bool Supervisor::TryStart(PendingStart& p) {
     p.open_error_logged = true;
     return false;
   }
-  auto c = std::make_unique<Consumer>(p.config, p.policy, std::move(p.handlers),
-                                      std::move(*source), std::move(p.middleware), *executor_,
-                                      *timer_);
-  if (p.paused) c->SetPaused(true);
+  std::shared_ptr<Consumer> c = MakeConsumer(p, std::move(*source));
   Status s = c->Start();
   if (!s.ok()) {
     // Not expected (the handler was checked when the reload was prepared).
     LOG(ERROR) << "queue " << p.config.name << ": cannot start its consumer: " << s.message();
     c->StopFetching();
-    retiring_.push_back(Retiring{std::move(c), backend, p.plugin});
+    retiring_.push_back(Retiring{std::move(c), backend, p.plugin.get()});
     return true;
   }
   LOG(INFO) << "queue " << p.config.name << ": " << (p.paused ? "started paused" : "consuming")
             << " (backend " << p.config.backend << ", source " << p.config.source
             << ", concurrency " << p.config.concurrency << ", prefetch " << p.config.prefetch
             << ")";
-  std::unique_lock<std::shared_mutex> lock(state_mu_);
-  consumers_.push_back(std::move(c));
-  // Keep the config's order (status pages, Describe).
-  std::map<std::string, size_t> order;
-  for (size_t i = 0; i < config_.queues.size(); ++i) order[config_.queues[i].name] = i;
-  std::stable_sort(consumers_.begin(), consumers_.end(), [&](const auto& a, const auto& b) {
-    return order[a->name()] < order[b->name()];
-  });
+  Install(std::move(c));
   return true;
 }
 
 void Supervisor::Poll() {
   if (shut_down_) return;
   // Per-slot instances a lowered concurrency left idle.
-  for (auto& c : consumers_) c->TrimInstances();
+  for (auto& c : current_->consumers) c->TrimInstances();
   // Drained retired consumers go (they are no longer visible to readers).
   for (auto it = retiring_.begin(); it != retiring_.end();) {
     if (!it->consumer->Quiesced()) {
@@ -605,26 +562,33 @@ void Supervisor::Poll() {
               << " acked, " << st.retried << " retried, " << st.dead_lettered
               << " dead-lettered over its life)";
     it->consumer->DestroyInstances();
+    released_.push_back(std::move(*it));
     it = retiring_.erase(it);
   }
+  // Destroyed here, on the control thread, once no snapshot holds them any
+  // more (a publish holds one for a moment): nothing else can take a new
+  // reference then. Before a new consumer opens the same source.
+  std::erase_if(released_, [](const Retiring& r) { return r.consumer.use_count() == 1; });
   for (auto it = pending_.begin(); it != pending_.end();)
     it = TryStart(*it) ? pending_.erase(it) : std::next(it);
   // Backends and plugins nothing uses any more.
   for (auto it = retiring_backends_.begin(); it != retiring_backends_.end();) {
     bool used = false;
-    for (const auto& r : retiring_) used = used || r.backend == it->get();
+    for (const auto* list : {&retiring_, &released_})
+      for (const auto& r : *list) used = used || r.backend == it->get();
     if (used) {
       ++it;
       continue;
     }
     (*it)->Stop(std::chrono::steady_clock::now() + kCloseTimeout);
     LOG(INFO) << "backend " << (*it)->name() << ": stopped (no queue uses it any more)";
+    released_backends_.push_back(std::move(*it));
     it = retiring_backends_.erase(it);
   }
   for (auto it = retiring_plugins_.begin(); it != retiring_plugins_.end();) {
     bool used = false;
     for (const auto& r : retiring_) used = used || r.plugin == it->get();
-    for (const auto& p : pending_) used = used || p.plugin == it->get();
+    for (const auto& p : pending_) used = used || p.plugin == *it;
     if (used) {
       ++it;
       continue;
@@ -635,6 +599,7 @@ void Supervisor::Poll() {
     finished_plugins_.push_back(std::move(*it));
     it = retiring_plugins_.erase(it);
   }
+  std::erase_if(released_backends_, [](const auto& b) { return b.use_count() == 1; });
 }
 
 std::string Supervisor::Transition() const {

@@ -1,22 +1,26 @@
 // Supervisor: builds the running daemon from a validated Config (plugins,
-// backends, executor, consumers), starts it, and owns the order of shutdown.
+// backends, executor, consumers), starts it, applies reloads, and owns the
+// order of shutdown.
 // The signal loop that drives it lives in daemon/main.cc.
-#ifndef FOXWORKER_APP_SUPERVISOR_H_
-#define FOXWORKER_APP_SUPERVISOR_H_
+#ifndef FOXWORKER_CORE_SUPERVISOR_H_
+#define FOXWORKER_CORE_SUPERVISOR_H_
 
 #include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "daemon/config/config.h"
 #include "daemon/core/backend.h"
 #include "daemon/core/consumer.h"
 #include "daemon/core/executor.h"
+#include "daemon/app/reload_plan.h"
 #include "daemon/core/timer.h"
 #include "daemon/middleware/rate_limit.h"
 #include "daemon/plugins/plugin_loader.h"
@@ -29,8 +33,27 @@ struct ReloadReport {
   std::vector<std::string> warnings;  // settings that need a restart, kept as they were
 };
 
+// What the running daemon is made of at one moment. Immutable once
+// published: a change (reload, a queue starting) publishes a new snapshot,
+// and whoever holds an old one keeps its objects alive. The objects
+// themselves are live (a Consumer counts, a Backend connects); what does not
+// change is which of them make up the daemon and the config they run.
+struct RuntimeSnapshot {
+  std::shared_ptr<const Config> config;
+  std::vector<std::shared_ptr<LoadedPlugin>> plugins;  // load order
+  std::map<std::string, std::shared_ptr<Backend>> backends;
+  std::vector<std::shared_ptr<Consumer>> consumers;  // config order
+
+  Backend* FindBackend(const std::string& name) const;
+  Consumer* FindConsumer(const std::string& name) const;
+  LoadedPlugin* FindPlugin(const std::string& name) const;
+};
+
+// Start and Reload are one path: a ReloadPlan computed from the running
+// config (empty at start) and the next one, then applied.
+//
 // Used from the control thread only, except ReadLock() and what it guards
-// (see there) and the publish callback plugins use.
+// (see there), snapshot(), and the publish callback plugins use.
 class Supervisor {
  public:
   explicit Supervisor(Config config);
@@ -38,8 +61,12 @@ class Supervisor {
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
 
-  // Loads plugins, starts backends and consumers. On error nothing is left
-  // running.
+  // Loads plugins, starts backends and consumers: applies the plan from an
+  // empty config to the one given to the constructor. Stricter than a
+  // reload where only a start can be: a queue whose source cannot be opened
+  // fails the start (a reload waits for it), and new backends start after
+  // their queues' sources are open, so that errors their first connection
+  // finds stop the daemon. On error, Shutdown() stops what runs.
   Status Start();
 
   // Graceful drain: stop fetching, wait for in-flight handlers until the
@@ -74,23 +101,31 @@ class Supervisor {
 
   // Threads other than the control thread (the admin endpoint) hold this
   // while they read config(), consumers(), FindBackend() and FindConsumer():
-  // Reload() and Poll() change those only under the exclusive lock.
+  // the control thread swaps the snapshot, and changes a consumer's limits
+  // in place, only under the exclusive lock, which it holds for nothing
+  // slower than that (never across broker I/O).
   std::shared_lock<std::shared_mutex> ReadLock() const {
     return std::shared_lock<std::shared_mutex>(state_mu_);
   }
 
+  // The current snapshot, from any thread, without ReadLock(). Holding it
+  // keeps its backends, consumers and plugins alive (not running: a backend
+  // retired meanwhile is stopped, and its Enqueue fails).
+  std::shared_ptr<const RuntimeSnapshot> snapshot() const;
+
   // One line listing queues, handlers, backends.
   std::string Describe() const;
 
-  const Config& config() const { return config_; }
-  Backend* FindBackend(const std::string& name) const;
-  Consumer* FindConsumer(const std::string& name) const;
-  const std::vector<std::unique_ptr<Consumer>>& consumers() const { return consumers_; }
+  // Of the current snapshot (see ReadLock()).
+  const Config& config() const { return *current_->config; }
+  Backend* FindBackend(const std::string& name) const { return current_->FindBackend(name); }
+  Consumer* FindConsumer(const std::string& name) const { return current_->FindConsumer(name); }
+  const std::vector<std::shared_ptr<Consumer>>& consumers() const { return current_->consumers; }
 
  private:
   // A consumer taken out of service by a reload, draining.
   struct Retiring {
-    std::unique_ptr<Consumer> consumer;
+    std::shared_ptr<Consumer> consumer;
     const Backend* backend;
     const LoadedPlugin* plugin;  // its handlers' plugin: not shut down before it drained
   };
@@ -99,37 +134,84 @@ class Supervisor {
   struct PendingStart {
     QueueConfig config;
     RetryPolicyConfig policy;
-    const LoadedPlugin* plugin;
+    std::shared_ptr<LoadedPlugin> plugin;
     std::unique_ptr<HandlerSet> handlers;
     std::vector<std::unique_ptr<Middleware>> middleware;
     bool paused = false;  // the queue was paused (admin): it stays paused
     bool open_error_logged = false;
   };
 
+  // What Apply() builds before it commits.
+  struct Staged {
+    std::map<std::string, std::shared_ptr<Backend>> backends;  // new, started on a reload
+    std::map<std::string, std::shared_ptr<LoadedPlugin>> plugins;  // loaded
+    std::map<LoadedPlugin*, std::string> old_json;  // plugins whose config JSON was swapped
+    std::vector<PendingStart> starts;               // queues added or handed over
+    // Running consumers whose limits change in place, with what that needs.
+    std::vector<std::pair<Consumer*, Consumer::LimitChange>> in_place;
+    std::map<std::string, std::shared_ptr<TokenBucket>> buckets;  // shared rate limits
+  };
+
+  // Applies the plan from `old` (what runs) to `next`: the one path of
+  // Start() and Reload().
+  Result<ReloadReport> Apply(const Config& old, Config next);
+  // Builds what `plan` needs into `staged`; on error the caller Discard()s it.
+  Status Build(const ReloadPlan& plan, const Config& next, const RunningFacts& facts,
+               Staged& staged);
+  // Undoes Build(): the running daemon is as it was.
+  void Discard(Staged& staged);
+  // Makes `staged` part of the daemon and `next` its config (cannot fail):
+  // retires what the plan retires, queues the new consumers, swaps the
+  // snapshot and applies in-place limit changes under the exclusive lock.
+  void Commit(const ReloadPlan& plan, Staged& staged, Config next);
+  // Start only: opens the sources of every queue (failing the start when
+  // one cannot), then starts the backends, then the consumers.
+  Status StartQueues();
+  // What the plan needs to know about what runs (plugin files and their
+  // effective config, which queues consume or wait, who drains where).
+  Result<RunningFacts> Facts(const Config& next) const;
+  // Builds a queue's consumer: the only place a Consumer is constructed.
+  std::shared_ptr<Consumer> MakeConsumer(PendingStart& p, std::unique_ptr<Source> source);
+  Result<std::unique_ptr<Source>> OpenSourceOf(const PendingStart& p);
+  // Publishes `next` as the current snapshot (control thread; takes the
+  // exclusive lock for the swap only).
+  // `under_lock` runs under the exclusive lock too (what readers of a
+  // consumer's config() must not see half done).
+  void Swap(std::shared_ptr<const RuntimeSnapshot> next,
+            const std::function<void()>& under_lock = nullptr);
+  // A copy of the current snapshot to change and Swap() in.
+  std::shared_ptr<RuntimeSnapshot> Edit() const;
+  // Adds a started consumer to the snapshot, in config order.
+  void Install(std::shared_ptr<Consumer> c);
+
   Status PublishFromPlugin(const foxw_publish& p, const Delivery* parent);
-  LoadedPlugin* FindPlugin(const std::string& name) const;
   // Opens the source of a pending queue and starts its consumer; false when
   // it must wait (the source cannot be opened yet).
   bool TryStart(PendingStart& p);
 
-  mutable std::shared_mutex state_mu_;
-  Config config_;
-  std::vector<std::unique_ptr<LoadedPlugin>> plugins_;  // load order
-  std::map<std::string, std::unique_ptr<Backend>> backends_;
+  mutable std::shared_mutex state_mu_;  // see ReadLock()
+  mutable std::mutex snapshot_mu_;      // guards the pointer current_ for snapshot()
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<Timer> timer_;
   std::map<std::string, std::shared_ptr<TokenBucket>> shared_buckets_;
-  std::vector<std::unique_ptr<Consumer>> consumers_;
+  // Written by the control thread only, under both locks. Declared after
+  // the executor and timer its consumers use, so destroyed before them.
+  std::shared_ptr<const RuntimeSnapshot> current_;
+  // Queues whose consumer was built with a timeout (its watchdog runs).
+  std::set<std::string> watchdog_;
   // Reload transitions; declared after what they use, so destroyed first.
-  std::vector<std::unique_ptr<LoadedPlugin>> retiring_plugins_;  // shut down once unused
-  std::vector<std::unique_ptr<LoadedPlugin>> finished_plugins_;  // shut down (never dlclosed)
-  std::vector<std::unique_ptr<Backend>> retiring_backends_;      // stopped once unused
+  std::vector<std::shared_ptr<LoadedPlugin>> retiring_plugins_;  // shut down once unused
+  std::vector<std::shared_ptr<LoadedPlugin>> finished_plugins_;  // shut down (never dlclosed)
+  std::vector<std::shared_ptr<Backend>> retiring_backends_;      // stopped once unused
   std::vector<Retiring> retiring_;
   std::vector<PendingStart> pending_;
+  // Drained or stopped, destroyed by Poll() once no snapshot holds them.
+  std::vector<Retiring> released_;
+  std::vector<std::shared_ptr<Backend>> released_backends_;
   bool started_ = false;
   bool shut_down_ = false;
 };
 
 }  // namespace foxworker
 
-#endif  // FOXWORKER_APP_SUPERVISOR_H_
+#endif  // FOXWORKER_CORE_SUPERVISOR_H_

@@ -65,6 +65,22 @@ TEST_F(DispatchTest, PinnedHandlerIgnoresMessageType) {
   EXPECT_TRUE(d->Shutdown());
 }
 
+// A handler publishes through the host API to a queue of the config: it
+// lands on that queue's backend source; an unknown queue is an error the
+// handler sees (and retries on).
+TEST_F(DispatchTest, APluginPublishesToAConfiguredQueue) {
+  auto d = StartDaemon(Yaml("    handler: publish\n    concurrency: 1\n"
+                            "  out:\n    backend: mem\n    source: out-source\n    plugin: test\n"
+                            "    handler: ok\n"));
+  ASSERT_TRUE(d);
+  ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("", "out"), {}).ok());
+  ASSERT_TRUE(WaitFor([&] { return d->FindConsumer("out")->Stats().acked == 1; }));
+  EXPECT_EQ(d->FindConsumer("jobs")->Stats().acked, 1u);
+  ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("", "nowhere"), {}).ok());
+  ASSERT_TRUE(WaitFor([&] { return d->FindConsumer("jobs")->Stats().retried >= 1; }));
+  EXPECT_TRUE(d->Shutdown());
+}
+
 TEST_F(DispatchTest, PinnedHandlerMustExist) {
   auto config = ParseConfigString(Yaml("    handler: nope\n"), "test.yaml", "/tmp");
   ASSERT_TRUE(config.ok()) << config.status().message();

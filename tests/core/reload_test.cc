@@ -447,6 +447,38 @@ TEST_F(ReloadTest, AChangedSharedRateLimitHandsOverEveryQueueThatUsesIt) {
   EXPECT_TRUE(d->Shutdown());
 }
 
+// Readers that took a snapshot before a reload (a publish in progress) keep
+// its config and objects: the reload retires them from the daemon, but
+// destroys them only once nothing holds the snapshot.
+TEST_F(ReloadTest, ASnapshotKeepsWhatItListsAcrossAReload) {
+  auto yaml = [](bool side) {
+    return "daemon:\n  worker_threads: 2\n  shutdown_timeout: 5s\n"
+           "plugins:\n  test:\n    path: " + TestPluginPath() + "\n"
+           "backends:\n  mem:\n    type: memory\n" +
+           std::string(side ? "  spare:\n    type: memory\n" : "") + "queues:\n" + kJobs +
+           (side ? "  side:\n    backend: spare\n    plugin: test\n" : "");
+  };
+  auto d = StartDaemon(yaml(true));
+  ASSERT_TRUE(d);
+  std::shared_ptr<const RuntimeSnapshot> before = d->snapshot();
+  auto report = d->Reload(Parse(yaml(false)));
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  ASSERT_TRUE(Settle(*d));
+  EXPECT_EQ(d->FindBackend("spare"), nullptr);
+  EXPECT_EQ(d->FindConsumer("side"), nullptr);
+  EXPECT_EQ(d->snapshot()->config->FindQueue("side"), nullptr);
+  EXPECT_EQ(d->FindConsumer("jobs"), before->FindConsumer("jobs"));  // kept
+  // The old snapshot is as it was, and what it lists is alive (stopped).
+  ASSERT_NE(before->config->FindQueue("side"), nullptr);
+  ASSERT_NE(before->FindBackend("spare"), nullptr);
+  EXPECT_EQ(before->FindBackend("spare")->name(), "spare");
+  ASSERT_NE(before->FindConsumer("side"), nullptr);
+  EXPECT_EQ(before->FindConsumer("side")->Stats().in_flight, 0);
+  before.reset();
+  d->Poll();  // now they go
+  EXPECT_TRUE(d->Shutdown());
+}
+
 TEST_F(ReloadTest, AnInPlaceChangeThatCannotCreateInstancesFailsTheReload) {
   auto d = StartDaemon(Yaml(Jobs(2)));
   ASSERT_TRUE(d);

@@ -9,6 +9,10 @@
  *   cancel    polls msg_cancelled until true, then retries
  *   record    sleeps <payload> us, appends the id to $FOXWORKER_TEST_RECORD_FILE
  *   record_attempt  the same, with " <attempt>" after the id
+ *   publish   publishes "published" to the queue named by <payload>: acks
+ *             when it was enqueued, retries with the host's error when not;
+ *             appends "publishing" and then "published 0" (or -1) to
+ *             $FOXWORKER_TEST_RECORD_FILE around the call
  * Builds in variants (compile definitions) to exercise the loader's checks.
  */
 #include <foxworker/plugin.h>
@@ -33,6 +37,7 @@
 #endif
 
 static const foxw_host_api *host;
+static foxw_plugin_ctx *g_ctx;
 
 typedef struct instance {
   atomic_int busy;
@@ -225,6 +230,38 @@ static foxw_verdict handle_fail_until(void *inst, const foxw_message *msg, foxw_
   return v;
 }
 
+/* Appends `text` and a newline to $FOXWORKER_TEST_RECORD_FILE. */
+static void record_text(const char *text) {
+  const char *path = getenv("FOXWORKER_TEST_RECORD_FILE");
+  if (path == NULL) return;
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  char line[96];
+  int n = snprintf(line, sizeof line, "%s\n", text);
+  if (n > 0) {
+    ssize_t w = write(fd, line, (size_t)n);
+    (void)w;
+  }
+  close(fd);
+}
+
+static foxw_verdict handle_publish(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  enter(inst);
+  foxw_publish p;
+  memset(&p, 0, sizeof p);
+  p.struct_size = sizeof p;
+  p.queue = host->msg_payload(msg);
+  p.payload.ptr = "published";
+  p.payload.len = 9;
+  char err[256] = "";
+  record_text("publishing");
+  int32_t rc = host->publish(g_ctx, msg, &p, err, sizeof err);
+  record_text(rc == 0 ? "published 0" : "published -1");
+  if (rc != 0) foxw_set_reason(out, err, strlen(err));
+  leave(inst);
+  return rc == 0 ? FOXW_ACK : FOXW_RETRY;
+}
+
 /* A downstream that fails while test_plugin_set_down(1). */
 static atomic_int g_down;
 FOXW_EXPORT void test_plugin_set_down(int down) { atomic_store(&g_down, down); }
@@ -279,6 +316,7 @@ static const foxw_handler_def handlers[] = {
     {sizeof(foxw_handler_def), "defer", handle_defer, 0},
     {sizeof(foxw_handler_def), "defer_now", handle_defer_now, 0},
     {sizeof(foxw_handler_def), "cancel", handle_cancel, 0},
+    {sizeof(foxw_handler_def), "publish", handle_publish, 0},
 #ifdef TEST_DUPLICATE_HANDLER
     {sizeof(foxw_handler_def), "ok", handle_ok, 0},
 #endif
@@ -337,6 +375,7 @@ FOXW_EXPORT const foxw_plugin_v1 *foxworker_plugin_init_v1(const foxw_host_api *
 #else
   (void)err; (void)cap;
   host = h;
+  g_ctx = ctx;
   return &plugin;
 #endif
 }
