@@ -24,6 +24,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -86,6 +87,8 @@ class LocalBackend final : public Backend {
   using TimePoint = std::chrono::steady_clock::time_point;
 
   static SettleOp ReleaseOp(const std::shared_ptr<SourceState>& source, const Delivery& d);
+  static std::vector<SettleOp> ReleaseOps(const std::shared_ptr<SourceState>& source,
+                                          const std::deque<std::unique_ptr<Delivery>>& unstarted);
   // Release ops for the source's buffered jobs (taken out of the buffer);
   // with `stop`, the source also takes no more.
   static std::vector<SettleOp> TakeUnstarted(const std::shared_ptr<SourceState>& source, bool stop);

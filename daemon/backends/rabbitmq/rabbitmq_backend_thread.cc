@@ -862,8 +862,7 @@ Status RabbitMqBackend::WakeDueSources(bool connection_ok) {
       stopped = src->stopped;
       if (!stopped && connection_ok) {
         for (auto& d : src->incoming) src->buffer.push_back(std::move(d));
-        src->buffered.store(src->buffer.size(), std::memory_order_relaxed);
-        wake = src->wake;
+        wake = src->RefilledLocked();
       }
     }
     if (stopped && connection_ok) {
