@@ -9,7 +9,6 @@
 #include <glog/logging.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstddef>
 #include <cstring>
 #include <map>
@@ -18,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "daemon/base/clock.h"
 #include "daemon/core/metrics.h"
 
 // The opaque metric handle plugins hold: one per defined family, kept for the
@@ -46,12 +46,6 @@ void SetError(char* err, size_t cap, const std::string& text) {
 
 std::string_view PluginName(const foxw_plugin_ctx* ctx) {
   return ctx != nullptr ? std::string_view(ctx->plugin_name) : std::string_view("?");
-}
-
-uint64_t SteadyNowNs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
 }
 
 // ---- logging ---------------------------------------------------------------
@@ -182,13 +176,9 @@ void HostMetricUpdate(foxw_metric* metric, double value) {
 
 // ---- clocks ----------------------------------------------------------------
 
-uint64_t HostMonotonicNs() { return SteadyNowNs(); }
+uint64_t HostMonotonicNs() { return MonotonicNs(); }
 
-int64_t HostWallTimeMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+int64_t HostWallTimeMs() { return WallMs(); }
 
 // ---- message accessors -----------------------------------------------------
 
@@ -276,7 +266,7 @@ uint64_t HostMsgDeadlineNs(const foxw_message* msg) {
 
 bool HostMsgCancelled(const foxw_message* msg) {
   if (msg == nullptr) return true;
-  return AsDelivery(msg)->IsCancelled(SteadyNowNs());
+  return AsDelivery(msg)->IsCancelled(MonotonicNs());
 }
 
 // ---- completion and publishing ----------------------------------------------

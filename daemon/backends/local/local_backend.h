@@ -24,6 +24,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -91,8 +92,12 @@ class LocalBackend final : public Backend {
   using TimePoint = std::chrono::steady_clock::time_point;
 
   static SettleOp ReleaseOp(const std::shared_ptr<SourceState>& source, const Delivery& d);
-  // Release ops for the source's buffered jobs (taken out of the buffer);
-  // with `stop`, the source also takes no more.
+  // Release ops for jobs claimed and never handed out.
+  static std::vector<SettleOp> ReleaseOps(const std::shared_ptr<SourceState>& source,
+                                          const std::deque<std::unique_ptr<Delivery>>& unstarted);
+  // Release ops for the source's buffered jobs (taken out of the buffer;
+  // none once the source is stopped); with `stop`, the source also takes no
+  // more.
   static std::vector<SettleOp> TakeUnstarted(const std::shared_ptr<SourceState>& source, bool stop);
 
   // Called by sources and by the backend's thread (never with mu_ held).

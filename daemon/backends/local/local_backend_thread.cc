@@ -385,11 +385,7 @@ void LocalBackend::Deliver(ClaimPlan& plan, ClaimResult& claimed) {
       for (const auto& d : batch) release.push_back(ReleaseOp(plan.source, *d));
     } else {
       for (auto& d : batch) s.buffer.push_back(std::move(d));
-      s.buffered.store(s.buffer.size(), std::memory_order_relaxed);
-      if (s.starved) {
-        s.starved = false;
-        wake = s.wake;
-      }
+      wake = s.RefilledLocked();
     }
   }
   SubmitSettlements(std::move(release));

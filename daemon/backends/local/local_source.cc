@@ -14,19 +14,19 @@ LocalBackend::SettleOp LocalBackend::ReleaseOp(const std::shared_ptr<SourceState
   return op;
 }
 
-std::vector<LocalBackend::SettleOp> LocalBackend::TakeUnstarted(
-    const std::shared_ptr<SourceState>& source, bool stop) {
-  std::deque<std::unique_ptr<Delivery>> unstarted;
-  {
-    std::lock_guard<std::mutex> l(source->mu);
-    if (stop) source->stopped = true;
-    unstarted.swap(source->buffer);
-    source->buffered.store(0, std::memory_order_relaxed);
-  }
+std::vector<LocalBackend::SettleOp> LocalBackend::ReleaseOps(
+    const std::shared_ptr<SourceState>& source, const BufferedSourceState::Buffer& unstarted) {
   std::vector<SettleOp> ops;
   ops.reserve(unstarted.size());
   for (const auto& d : unstarted) ops.push_back(ReleaseOp(source, *d));
   return ops;
+}
+
+std::vector<LocalBackend::SettleOp> LocalBackend::TakeUnstarted(
+    const std::shared_ptr<SourceState>& source, bool stop) {
+  BufferedSourceState::Buffer unstarted;
+  source->TakeUnstarted(&unstarted, stop);
+  return ReleaseOps(source, unstarted);
 }
 
 LocalBackend::LocalSource::~LocalSource() {
@@ -35,32 +35,7 @@ LocalBackend::LocalSource::~LocalSource() {
   backend_->Kick();
 }
 
-Status LocalBackend::LocalSource::Start(std::function<void()> wake) {
-  {
-    std::lock_guard<std::mutex> l(state_->mu);
-    if (state_->started) {
-      return Status::InvalidArgument("local source " + state_->options.source +
-                                     ": already started");
-    }
-    state_->wake = std::move(wake);
-    state_->started = true;
-  }
-  backend_->Kick();
-  return Status::Ok();
-}
-
-size_t LocalBackend::LocalSource::Fetch(size_t max, std::vector<std::unique_ptr<Delivery>>& out) {
-  std::lock_guard<std::mutex> l(state_->mu);
-  size_t n = 0;
-  while (n < max && !state_->buffer.empty()) {
-    out.push_back(std::move(state_->buffer.front()));
-    state_->buffer.pop_front();
-    ++n;
-  }
-  if (n < max) state_->starved = true;
-  state_->buffered.store(state_->buffer.size(), std::memory_order_relaxed);
-  return n;
-}
+void LocalBackend::LocalSource::OnStarted() { backend_->Kick(); }
 
 void LocalBackend::LocalSource::Settle(std::vector<Settlement>& batch) {
   std::vector<SettleOp> ops;
@@ -79,12 +54,8 @@ void LocalBackend::LocalSource::Settle(std::vector<Settlement>& batch) {
   backend_->SubmitSettlements(std::move(ops));
 }
 
-void LocalBackend::LocalSource::StopFetching() {
-  backend_->SubmitSettlements(TakeUnstarted(state_, /*stop=*/true));
-}
-
-bool LocalBackend::LocalSource::MaybeReady() const {
-  return state_->buffered.load(std::memory_order_relaxed) > 0;
+void LocalBackend::LocalSource::OnStopFetching(BufferedSourceState::Buffer unstarted) {
+  backend_->SubmitSettlements(ReleaseOps(state_, unstarted));
 }
 
 }  // namespace foxworker

@@ -4,30 +4,25 @@
 #define FOXWORKER_BACKENDS_LOCAL_LOCAL_SOURCE_H_
 
 #include <atomic>
-#include <deque>
-#include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "daemon/backends/local/local_backend.h"
+#include "daemon/core/buffered_source.h"
 
 namespace foxworker {
 
-// What a LocalSource and the backend's thread share.
-struct LocalBackend::SourceState {
-  explicit SourceState(SourceOptions o) : options(std::move(o)) {}
+// What a LocalSource and the backend's thread share. The buffer holds jobs
+// claimed and not handed out; a claim wakes the consumer only when a Fetch
+// came up short since the last claim (the consumer fetches again by itself
+// after a full batch).
+struct LocalBackend::SourceState : BufferedSourceState {
+  explicit SourceState(SourceOptions o)
+      : BufferedSourceState(WakeOn::kStarved), options(std::move(o)) {}
 
   const SourceOptions options;
 
-  std::mutex mu;
-  std::deque<std::unique_ptr<Delivery>> buffer;  // GUARDED_BY(mu): claimed, not handed out
-  std::function<void()> wake;                    // GUARDED_BY(mu)
-  bool started = false;                          // GUARDED_BY(mu)
-  bool stopped = false;                          // GUARDED_BY(mu): StopFetching was called
-  bool starved = true;              // GUARDED_BY(mu): a Fetch came up short (or none yet)
-  std::atomic<size_t> buffered{0};  // buffer.size(), for MaybeReady
   std::atomic<bool> closed{false};  // the LocalSource is gone
 
   // Owned by the backend's thread.
@@ -58,20 +53,21 @@ struct LocalBackend::ClaimPlan {
 
 // A queue of the file as the dispatch core sees it. Fetch and Settle only
 // touch memory; the backend's thread does the SQLite work.
-class LocalBackend::LocalSource final : public Source {
+class LocalBackend::LocalSource final : public BufferedSource {
  public:
   LocalSource(LocalBackend* backend, std::shared_ptr<SourceState> state)
-      : backend_(backend), state_(std::move(state)) {}
+      : BufferedSource("local source " + state->options.source, state),
+        backend_(backend),
+        state_(std::move(state)) {}
   // Releases what is still buffered.
   ~LocalSource() override;
 
-  Status Start(std::function<void()> wake) override;
-  size_t Fetch(size_t max, std::vector<std::unique_ptr<Delivery>>& out) override;
   void Settle(std::vector<Settlement>& batch) override;
-  void StopFetching() override;
-  bool MaybeReady() const override;
 
  private:
+  void OnStarted() override;
+  void OnStopFetching(BufferedSourceState::Buffer unstarted) override;
+
   LocalBackend* const backend_;
   const std::shared_ptr<SourceState> state_;
 };

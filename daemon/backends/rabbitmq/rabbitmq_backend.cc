@@ -20,59 +20,23 @@ constexpr std::chrono::seconds kEnqueueTimeout{30};
 
 }  // namespace
 
-class RabbitMqBackend::RabbitMqSource : public Source {
+class RabbitMqBackend::RabbitMqSource final : public BufferedSource {
  public:
   RabbitMqSource(RabbitMqBackend* backend, std::shared_ptr<SourceState> state)
-      : backend_(backend), state_(std::move(state)) {}
+      : BufferedSource("rabbitmq source " + state->options.source, state),
+        backend_(backend),
+        state_(std::move(state)) {}
 
-  ~RabbitMqSource() override {
-    StopFetching();
-    std::lock_guard<std::mutex> lock(state_->mu);
-    state_->wake = nullptr;
-  }
-
-  Status Start(std::function<void()> wake) override {
-    bool ready;
-    {
-      std::lock_guard<std::mutex> lock(state_->mu);
-      if (state_->started)
-        return Status::InvalidArgument("rabbitmq source " + state_->options.source +
-                                       ": already started");
-      state_->started = true;
-      state_->wake = std::move(wake);
-      ready = !state_->buffer.empty();
-    }
-    if (ready) state_->wake();
-    backend_->Kick();
-    return Status::Ok();
-  }
-
-  size_t Fetch(size_t max, std::vector<std::unique_ptr<Delivery>>& out) override {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    if (state_->stopped) return 0;
-    size_t n = 0;
-    while (n < max && !state_->buffer.empty()) {
-      out.push_back(std::move(state_->buffer.front()));
-      state_->buffer.pop_front();
-      ++n;
-    }
-    state_->buffered.store(state_->buffer.size(), std::memory_order_relaxed);
-    return n;
-  }
+  ~RabbitMqSource() override { StopFetching(); }
 
   void Settle(std::vector<Settlement>& batch) override {
     backend_->PostSettlements(*state_, batch, /*urgent=*/false);
   }
 
-  void StopFetching() override {
-    std::deque<std::unique_ptr<Delivery>> unstarted;
-    {
-      std::lock_guard<std::mutex> lock(state_->mu);
-      if (state_->stopped) return;
-      state_->stopped = true;
-      unstarted.swap(state_->buffer);
-      state_->buffered.store(0, std::memory_order_relaxed);
-    }
+ private:
+  void OnStarted() override { backend_->Kick(); }
+
+  void OnStopFetching(BufferedSourceState::Buffer unstarted) override {
     std::vector<Settlement> releases;
     releases.reserve(unstarted.size());
     for (auto& d : unstarted) releases.push_back({std::move(d), Outcome::Release()});
@@ -87,11 +51,6 @@ class RabbitMqBackend::RabbitMqSource : public Source {
     backend_->Post(std::move(ops));
   }
 
-  bool MaybeReady() const override {
-    return state_->buffered.load(std::memory_order_relaxed) > 0;
-  }
-
- private:
   RabbitMqBackend* backend_;
   std::shared_ptr<SourceState> state_;
 };

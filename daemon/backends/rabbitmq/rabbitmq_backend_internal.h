@@ -7,10 +7,15 @@
 #include "daemon/backends/rabbitmq/rabbitmq_backend.h"
 #include "daemon/backends/rabbitmq/retry_tiers.h"
 #include "daemon/backends/rabbitmq/tag_window.h"
+#include "daemon/core/buffered_source.h"
 
 namespace foxworker {
 
-struct RabbitMqBackend::SourceState {
+// The buffer holds deliveries read and not handed out; the connection
+// thread moves a turn's deliveries in at once and wakes the consumer.
+struct RabbitMqBackend::SourceState : BufferedSourceState {
+  SourceState() : BufferedSourceState(WakeOn::kRefill) {}
+
   SourceOptions options;
   std::string consumer_tag;
   // Derived from the options once, when the source is opened.
@@ -20,12 +25,6 @@ struct RabbitMqBackend::SourceState {
   RetryPolicyOptions retry_policy;                     // the default when not given
   std::vector<RetryTier> tiers;                       // from the retry policy
 
-  std::mutex mu;
-  std::deque<std::unique_ptr<Delivery>> buffer;  // GUARDED_BY(mu)
-  std::function<void()> wake;                    // GUARDED_BY(mu)
-  bool started = false;                          // GUARDED_BY(mu)
-  bool stopped = false;                          // GUARDED_BY(mu)
-  std::atomic<size_t> buffered{0};               // hint for MaybeReady
   // Settlements posted without waking the connection thread (GUARDED_BY the
   // backend's mu_).
   size_t lazy_settles = 0;

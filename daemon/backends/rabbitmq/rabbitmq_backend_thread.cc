@@ -522,17 +522,23 @@ Status RabbitMqBackend::DeadLetter(uint64_t tag, const Delivery& d, const std::s
   OwnedProperties& copy = *props;
   copy.Remove(kHeaderDeliveryCount);
   copy.Remove(kHeaderRetryAttempt);
-  copy.SetString(kHeaderOriginalQueue, queue);
+  // The dead-letter policy's fields (x-original-queue is the AMQP queue),
+  // then where the broker had routed the original from.
+  for (const DeadLetterField& f : DeadLetterFieldsFor(d, queue, reason, WallMs())) {
+    switch (f.type) {
+      case DeadLetterField::Type::kString:
+        copy.SetString(f.name, f.text);
+        break;
+      case DeadLetterField::Type::kInteger:
+        copy.SetInt(f.name, f.number);
+        break;
+      case DeadLetterField::Type::kTimestamp:
+        copy.SetString(f.name, f.ToText());
+        break;
+    }
+  }
   copy.SetString(kHeaderOriginalRoutingKey, u.routing_key);
   copy.SetString(kHeaderOriginalExchange, u.exchange);
-  copy.SetString(kHeaderOriginalId, d.msg.id);
-  if (!d.msg.props.message_type.empty())
-    copy.SetString(kHeaderMessageType, d.msg.props.message_type);
-  copy.SetString(kHeaderFailureReason, reason);
-  copy.SetInt(kHeaderFinalAttempt, d.msg.attempt);
-  if (d.msg.FindHeader(kHeaderFirstSeenAt) == nullptr && d.msg.enqueued_at_ms > 0)
-    copy.SetString(kHeaderFirstSeenAt, FormatIso8601Utc(d.msg.enqueued_at_ms));
-  copy.SetString(kHeaderFailedAt, FormatIso8601Utc(WallMs()));
   if (d.msg.props.message_id.empty()) copy.SetMessageId(d.msg.id);
   copy.SetPersistent();
   return PublishCopy(tag, dlq, copy, d.msg.payload, nullptr);
@@ -856,8 +862,7 @@ Status RabbitMqBackend::WakeDueSources(bool connection_ok) {
       stopped = src->stopped;
       if (!stopped && connection_ok) {
         for (auto& d : src->incoming) src->buffer.push_back(std::move(d));
-        src->buffered.store(src->buffer.size(), std::memory_order_relaxed);
-        wake = src->wake;
+        wake = src->RefilledLocked();
       }
     }
     if (stopped && connection_ok) {

@@ -35,36 +35,11 @@ const char* LinkName(int link) { return link == 0 ? "command" : "reader"; }
 
 // ---- RedisSource ----
 
-RedisBackend::RedisSource::~RedisSource() {
-  StopFetching();
-  std::lock_guard<std::mutex> l(state_->mu);
-  state_->wake = nullptr;
-}
+RedisBackend::RedisSource::~RedisSource() { StopFetching(); }
 
-Status RedisBackend::RedisSource::Start(std::function<void()> wake) {
-  {
-    std::lock_guard<std::mutex> l(state_->mu);
-    if (state_->started) {
-      return Status::InvalidArgument("redis source " + state_->options.source + ": already started");
-    }
-    state_->wake = std::move(wake);
-    state_->started = true;
-  }
+void RedisBackend::RedisSource::OnStarted() {
   backend_->KickReader();
   backend_->KickCommands(/*unblock_reader=*/true);
-  return Status::Ok();
-}
-
-size_t RedisBackend::RedisSource::Fetch(size_t max, std::vector<std::unique_ptr<Delivery>>& out) {
-  std::lock_guard<std::mutex> l(state_->mu);
-  size_t n = 0;
-  while (n < max && !state_->buffer.empty()) {
-    out.push_back(std::move(state_->buffer.front()));
-    state_->buffer.pop_front();
-    ++n;
-  }
-  state_->buffered.store(state_->buffer.size(), std::memory_order_relaxed);
-  return n;
 }
 
 void RedisBackend::RedisSource::Settle(std::vector<Settlement>& batch) {
@@ -77,12 +52,11 @@ void RedisBackend::RedisSource::Settle(std::vector<Settlement>& batch) {
   backend_->SubmitSettlements(std::move(ops));
 }
 
-void RedisBackend::RedisSource::StopFetching() {
-  backend_->SubmitSettlements(TakeUnstarted(state_));
-}
-
-bool RedisBackend::RedisSource::MaybeReady() const {
-  return state_->buffered.load(std::memory_order_relaxed) > 0;
+void RedisBackend::RedisSource::OnStopFetching(BufferedSourceState::Buffer unstarted) {
+  std::vector<SettleOp> ops;
+  ops.reserve(unstarted.size());
+  for (auto& d : unstarted) ops.push_back(SettleOp{state_.get(), std::move(d), Outcome::Release()});
+  backend_->SubmitSettlements(std::move(ops));
 }
 
 // ---- RedisBackend ----
@@ -249,21 +223,6 @@ void RedisBackend::KickCommands(bool unblock_reader) {
   cv_.notify_one();
 }
 
-std::vector<RedisBackend::SettleOp> RedisBackend::TakeUnstarted(
-    const std::shared_ptr<SourceState>& source) {
-  std::deque<std::unique_ptr<Delivery>> unstarted;
-  {
-    std::lock_guard<std::mutex> l(source->mu);
-    source->stopped = true;
-    unstarted.swap(source->buffer);
-    source->buffered.store(0, std::memory_order_relaxed);
-  }
-  std::vector<SettleOp> ops;
-  ops.reserve(unstarted.size());
-  for (auto& d : unstarted) ops.push_back(SettleOp{source.get(), std::move(d), Outcome::Release()});
-  return ops;
-}
-
 void RedisBackend::Deliver(const std::shared_ptr<SourceState>& source, const redisReply* entries,
                            const std::vector<uint32_t>& counts) {
   if (entries == nullptr || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) return;
@@ -322,8 +281,7 @@ void RedisBackend::Deliver(const std::shared_ptr<SourceState>& source, const red
       }
     }
     for (size_t i = used; i < n; ++i) source->RecycleLocked(std::move(batch[i]));
-    source->buffered.store(source->buffer.size(), std::memory_order_relaxed);
-    if (!source->buffer.empty()) wake = source->wake;
+    wake = source->RefilledLocked();
   }
   SubmitSettlements(std::move(settle_now));
   if (wake) wake();

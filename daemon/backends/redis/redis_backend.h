@@ -89,7 +89,6 @@ class RedisBackend final : public Backend {
   void SubmitSettlements(std::vector<SettleOp> ops, bool to_commands = false);
   void KickReader();
   void KickCommands(bool unblock_reader);
-  static std::vector<SettleOp> TakeUnstarted(const std::shared_ptr<SourceState>& source);
 
   // Puts claimed or read entries (an array of [id, fields]) into the source's
   // buffer and wakes its consumer; entries past max_attempts are

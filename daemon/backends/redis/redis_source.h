@@ -15,11 +15,15 @@
 #include <vector>
 
 #include "daemon/backends/redis/redis_backend.h"
+#include "daemon/core/buffered_source.h"
 
 namespace foxworker {
 
-// One stream as a queue sees it.
-struct RedisBackend::SourceState {
+// One stream as a queue sees it. The buffer holds entries read and not
+// handed out; every read that leaves something buffered wakes the consumer.
+// The one mutex (BufferedSourceState::mu) also guards the held entries, so
+// a read takes it once per batch.
+struct RedisBackend::SourceState : BufferedSourceState {
   using TimePoint = std::chrono::steady_clock::time_point;
 
   // An entry this backend holds. A delivery of it carries 1 + its slot's
@@ -32,7 +36,10 @@ struct RedisBackend::SourceState {
   };
 
   explicit SourceState(SourceOptions o)
-      : options(std::move(o)), retry_key(options.source + ":retry"), dlq_key(options.source + "-dlq") {
+      : BufferedSourceState(WakeOn::kRefill),
+        options(std::move(o)),
+        retry_key(options.source + ":retry"),
+        dlq_key(options.source + "-dlq") {
     held.reserve(static_cast<size_t>(options.prefetch));
     free_held.reserve(static_cast<size_t>(options.prefetch));
   }
@@ -41,8 +48,6 @@ struct RedisBackend::SourceState {
   const std::string retry_key;  // sorted set of retry copies, scored by due Unix ms
   const std::string dlq_key;    // dead-letter stream
 
-  std::mutex mu;
-  std::deque<std::unique_ptr<Delivery>> buffer;  // GUARDED_BY(mu): read, not handed out
   // Entries this backend holds (buffered, running, or settled but not yet
   // applied in Redis), with when they were last read, claimed or renewed.
   // Never claimed again while held.
@@ -57,10 +62,6 @@ struct RedisBackend::SourceState {
   // Settled deliveries kept for reuse (their strings keep their capacity),
   // so that steady reading allocates nothing per entry; at most `prefetch`.
   std::vector<std::unique_ptr<Delivery>> spare;  // GUARDED_BY(mu)
-  std::function<void()> wake;    // GUARDED_BY(mu)
-  bool started = false;          // GUARDED_BY(mu)
-  bool stopped = false;          // GUARDED_BY(mu): StopFetching was called
-  std::atomic<size_t> buffered{0};      // buffer.size(), for MaybeReady
   std::atomic<bool> group_ready{false};  // the group exists (as far as we know)
 
   // REQUIRES: mu held.
@@ -167,20 +168,21 @@ struct RedisBackend::EnqueueOp {
 };
 
 // Fetch and Settle only touch memory; the backend's threads talk to Redis.
-class RedisBackend::RedisSource final : public Source {
+class RedisBackend::RedisSource final : public BufferedSource {
  public:
   RedisSource(RedisBackend* backend, std::shared_ptr<SourceState> state)
-      : backend_(backend), state_(std::move(state)) {}
+      : BufferedSource("redis source " + state->options.source, state),
+        backend_(backend),
+        state_(std::move(state)) {}
   // Releases what is still buffered.
   ~RedisSource() override;
 
-  Status Start(std::function<void()> wake) override;
-  size_t Fetch(size_t max, std::vector<std::unique_ptr<Delivery>>& out) override;
   void Settle(std::vector<Settlement>& batch) override;
-  void StopFetching() override;
-  bool MaybeReady() const override;
 
  private:
+  void OnStarted() override;
+  void OnStopFetching(BufferedSourceState::Buffer unstarted) override;
+
   RedisBackend* const backend_;
   const std::shared_ptr<SourceState> state_;
 };
