@@ -14,6 +14,7 @@
 #include <glog/logging.h>
 
 #include "daemon/admin/admin_server.h"
+#include "daemon/builtin_extensions.h"
 #include "daemon/config/config_parser.h"
 #include "daemon/core/service_notifier.h"
 #include "daemon/core/supervisor.h"
@@ -264,6 +265,7 @@ int Run(const std::string& path) {
 int main(int argc, char** argv) {
   FLAGS_logtostderr = true;
   google::InitGoogleLogging("foxworkerd");
+  foxworker::RegisterBuiltinExtensions();
   std::string config_path = foxworker::kDefaultConfig;
   bool check = false;
   bool quiet = false;

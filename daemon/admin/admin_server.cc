@@ -20,7 +20,7 @@
 #include <glog/logging.h>
 
 #include "daemon/admin/admin_render.h"
-#include "daemon/admin/listen_address.h"
+#include "daemon/config/listen_address.h"
 #include "daemon/core/supervisor.h"
 
 namespace foxworker {

@@ -22,10 +22,6 @@ constexpr std::array<std::pair<LogLevel, std::string_view>, 5> kLogLevels = {{
     {LogLevel::kWarning, "warning"},
     {LogLevel::kError, "error"},
 }};
-constexpr std::array<std::pair<Durability, std::string_view>, 2> kDurabilities = {{
-    {Durability::kFull, "full"},
-    {Durability::kNormal, "normal"},
-}};
 constexpr std::array<std::pair<Backoff, std::string_view>, 3> kBackoffs = {{
     {Backoff::kFixed, "fixed"},
     {Backoff::kLinear, "linear"},
@@ -65,11 +61,6 @@ std::string SourceMark::ToString() const {
 std::string_view LogLevelName(LogLevel level) { return NameOf(kLogLevels, level); }
 Result<LogLevel> ParseLogLevel(std::string_view name) {
   return ParseName(kLogLevels, "log level", name);
-}
-
-std::string_view DurabilityName(Durability durability) { return NameOf(kDurabilities, durability); }
-Result<Durability> ParseDurability(std::string_view name) {
-  return ParseName(kDurabilities, "durability", name);
 }
 
 std::string_view BackoffName(Backoff backoff) { return NameOf(kBackoffs, backoff); }

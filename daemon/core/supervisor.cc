@@ -5,9 +5,9 @@
 #include <sstream>
 #include <thread>
 
-#include "daemon/backends/backend_factory.h"
+#include "daemon/config/extension_registry.h"
 #include "daemon/core/clock.h"
-#include "daemon/middleware/registry.h"
+#include "daemon/middleware/chain.h"
 
 namespace foxworker {
 namespace {
@@ -25,8 +25,8 @@ struct PreparedQueue {
 };
 
 Result<PreparedQueue> PrepareQueue(const Config& config, const QueueConfig& qc,
-                                   const LoadedPlugin& plugin, int threads,
-                                   std::map<std::string, std::shared_ptr<TokenBucket>>* buckets) {
+                                   const LoadedPlugin& plugin, int threads, Backend* backend,
+                                   SharedMiddlewareStates* buckets) {
   const RetryPolicyConfig* policy = config.FindRetryPolicy(qc.retry_policy);
   CHECK(policy) << "config validation let an unknown retry policy through";
   PreparedQueue p;
@@ -34,7 +34,7 @@ Result<PreparedQueue> PrepareQueue(const Config& config, const QueueConfig& qc,
   auto pool = InstancePool::Create(plugin, qc.concurrency, threads);
   if (!pool.ok()) return Status::InvalidArgument("queue " + qc.name + ": " + pool.status().message());
   p.instances = std::move(*pool);
-  MiddlewareContext mc{&config, config.FindBackend(qc.backend), buckets, MonotonicNs};
+  MiddlewareContext mc{&config, backend, buckets, MonotonicNs};
   auto chain = BuildMiddleware(qc, mc);
   if (!chain.ok()) return chain.status();
   p.middleware = std::move(*chain);
@@ -102,11 +102,12 @@ Status Supervisor::Start() {
   for (const auto& qc : config_.queues) {
     const LoadedPlugin* plugin = FindPlugin(qc.plugin);
     CHECK(plugin) << "config validation let an unknown plugin through: " << qc.plugin;
-    auto prepared = PrepareQueue(config_, qc, *plugin, executor_->threads(), &shared_buckets_);
-    if (!prepared.ok()) return prepared.status();
     Backend* backend = backends_.at(qc.backend).get();
+    auto prepared =
+        PrepareQueue(config_, qc, *plugin, executor_->threads(), backend, &shared_buckets_);
+    if (!prepared.ok()) return prepared.status();
     SourceOptions so{qc.name, qc.source, qc.prefetch, prepared->policy.max_attempts,
-                     prepared->policy, qc.rabbitmq};
+                     prepared->policy, qc.backend_block.options.shared()};
     auto source = backend->OpenSource(so);
     if (!source.ok())
       return Status::InvalidArgument("queue " + qc.name + ": " + source.status().message());
@@ -418,7 +419,7 @@ Result<ReloadReport> Supervisor::Reload(Config next) {
   }
   auto uses_new_bucket = [&](const QueueConfig& qc) {
     for (const auto& m : qc.middleware)
-      if (m.type == "rate_limit" && stale_buckets.count(m.rate_limit.shared) > 0) return true;
+      if (stale_buckets.count(std::string(m.options->shared_state())) > 0) return true;
     return false;
   };
 
@@ -448,7 +449,11 @@ Result<ReloadReport> Supervisor::Reload(Config next) {
     const LoadedPlugin* plugin = plugin_for(qc.plugin);
     CHECK(plugin) << "config validation let an unknown plugin through: " << qc.plugin;
     if (Status s = CheckQueueHandler(qc, *plugin); !s.ok()) return s;
-    auto prepared = PrepareQueue(next, qc, *plugin, executor_->threads(), &buckets);
+    // The queue's backend as it will be after this reload.
+    auto rebuilt = new_backends.find(qc.backend);
+    Backend* backend =
+        rebuilt != new_backends.end() ? rebuilt->second.get() : FindBackend(qc.backend);
+    auto prepared = PrepareQueue(next, qc, *plugin, executor_->threads(), backend, &buckets);
     if (!prepared.ok()) return prepared.status();
     starts.push_back(PendingStart{qc, prepared->policy, plugin, std::move(prepared->instances),
                                   std::move(prepared->middleware)});
@@ -537,7 +542,7 @@ bool Supervisor::TryStart(PendingStart& p) {
   Backend* backend = FindBackend(p.config.backend);
   CHECK(backend) << "pending queue " << p.config.name << " on unknown backend";
   SourceOptions so{p.config.name, p.config.source, p.config.prefetch, p.policy.max_attempts,
-                   p.policy, p.config.rabbitmq};
+                   p.policy, p.config.backend_block.options.shared()};
   auto source = backend->OpenSource(so);
   if (!source.ok()) {
     if (!p.open_error_logged)

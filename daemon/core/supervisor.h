@@ -18,7 +18,7 @@
 #include "daemon/core/consumer.h"
 #include "daemon/core/executor.h"
 #include "daemon/core/timer.h"
-#include "daemon/middleware/rate_limit.h"
+#include "daemon/config/extension_registry.h"
 #include "daemon/plugins/plugin_loader.h"
 
 namespace foxworker {
@@ -117,7 +117,7 @@ class Supervisor {
   std::map<std::string, std::unique_ptr<Backend>> backends_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<Timer> timer_;
-  std::map<std::string, std::shared_ptr<TokenBucket>> shared_buckets_;
+  SharedMiddlewareStates shared_buckets_;  // shared rate limits' token buckets, by name
   std::vector<std::unique_ptr<Consumer>> consumers_;
   // Reload transitions; declared after what they use, so destroyed first.
   std::vector<std::unique_ptr<LoadedPlugin>> retiring_plugins_;  // shut down once unused

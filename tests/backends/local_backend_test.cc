@@ -507,15 +507,19 @@ TEST(LocalBackendFactoryTest, BuildsFromConfigAndRejectsNonsense) {
   BackendConfig config;
   config.name = "disk";
   config.type = "local";
-  config.local.path = "/tmp/x.db";
+  LocalBackendOptions options;
+  options.path = "/tmp/x.db";
+  config.options = std::make_shared<LocalBackendOptions>(options);
   auto backend = MakeLocalBackend(config);
   ASSERT_TRUE(backend.ok()) << backend.status().ToString();
   EXPECT_EQ((*backend)->name(), "disk");
 
-  config.local.batch_size = 0;
+  options.batch_size = 0;
+  config.options = std::make_shared<LocalBackendOptions>(options);
   EXPECT_FALSE(MakeLocalBackend(config).ok());
-  config.local.batch_size = 10;
-  config.local.path.clear();
+  options.batch_size = 10;
+  options.path.clear();
+  config.options = std::make_shared<LocalBackendOptions>(options);
   EXPECT_FALSE(MakeLocalBackend(config).ok());
 }
 

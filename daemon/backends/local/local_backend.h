@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/backends/local/local_config.h"
 #include "daemon/backends/local/local_store.h"
 #include "daemon/config/config.h"
 #include "daemon/core/backend.h"
@@ -75,6 +76,8 @@ class LocalBackend final : public Backend {
   void Stop(std::chrono::steady_clock::time_point deadline) override;
 
   BackendState State() const override;
+  // Keys in this backend's SQLite file (table dedup_keys), scoped by `scope`.
+  std::unique_ptr<KeyStore> OpenDurableKeyStore(const std::string& scope) override;
 
  private:
   class LocalSource;

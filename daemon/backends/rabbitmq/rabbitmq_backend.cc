@@ -125,9 +125,10 @@ Status RabbitMqBackend::Start() {
 
 void RabbitMqBackend::InitSourceState(SourceState& s, const SourceOptions& options) const {
   s.options = options;
-  s.queue_type = options.rabbitmq.queue_type.value_or(options_.queue_type);
-  s.dead_letter_queue = ExpandQueuePattern(options.rabbitmq.dead_letter_queue, options.source);
-  s.retry_queue_prefix = ExpandQueuePattern(options.rabbitmq.retry_queue_prefix, options.source);
+  const RabbitMqQueueOptions& topology = RabbitMqQueueOptionsOf(options.queue_options.get());
+  s.queue_type = topology.queue_type.value_or(options_.queue_type);
+  s.dead_letter_queue = ExpandQueuePattern(topology.dead_letter_queue, options.source);
+  s.retry_queue_prefix = ExpandQueuePattern(topology.retry_queue_prefix, options.source);
   s.retry_policy = options.retry_policy.value_or(RetryPolicyConfig{});
   s.tiers = ComputeRetryTiers(s.retry_policy);
 }

@@ -36,6 +36,7 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/backends/rabbitmq/rabbitmq_config.h"
 #include "daemon/core/backend.h"
 
 namespace foxworker {

@@ -36,7 +36,7 @@
 #include <vector>
 
 #include "daemon/backends/redis/redis_connection.h"
-#include "daemon/config/config.h"
+#include "daemon/backends/redis/redis_config.h"
 #include "daemon/core/backend.h"
 
 namespace foxworker {

@@ -1,8 +1,8 @@
 // Where the admin endpoint listens: "HOST:PORT" (an IP literal; IPv6 in
 // brackets) or "unix:/absolute/path". Shared by the config parser (to
 // validate) and the admin server (to bind).
-#ifndef FOXWORKER_ADMIN_LISTEN_ADDRESS_H_
-#define FOXWORKER_ADMIN_LISTEN_ADDRESS_H_
+#ifndef FOXWORKER_CONFIG_LISTEN_ADDRESS_H_
+#define FOXWORKER_CONFIG_LISTEN_ADDRESS_H_
 
 #include <cstdint>
 #include <string>
@@ -22,4 +22,4 @@ Result<ListenAddress> ParseListenAddress(std::string_view text);
 
 }  // namespace foxworker
 
-#endif  // FOXWORKER_ADMIN_LISTEN_ADDRESS_H_
+#endif  // FOXWORKER_CONFIG_LISTEN_ADDRESS_H_

@@ -1,4 +1,4 @@
-#include "daemon/admin/listen_address.h"
+#include "daemon/config/listen_address.h"
 
 #include <arpa/inet.h>
 #include <sys/un.h>
