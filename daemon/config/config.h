@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "daemon/core/backend_queue_options.h"
@@ -115,7 +116,11 @@ template <typename T>
 class OptionsPtr {
  public:
   OptionsPtr() = default;
-  OptionsPtr(std::shared_ptr<const T> options) : options_(std::move(options)) {}  // NOLINT
+  // From the options of an extension's own class (implicitly, like a
+  // shared_ptr to a derived class).
+  template <typename U>
+    requires std::is_base_of_v<T, U>
+  OptionsPtr(std::shared_ptr<U> options) : options_(std::move(options)) {}  // NOLINT
 
   const T* get() const { return options_.get(); }
   const T& operator*() const { return *options_; }

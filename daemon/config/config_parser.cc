@@ -63,6 +63,12 @@ std::string ResolvePath(const std::string& base, const std::string& path) {
   return p.string();
 }
 
+// A key that ReadMapping let through but nothing reads: every known key has
+// its own branch, so this is a bug, not bad input.
+Status UnexpectedKey(const MappingEntry& e) {
+  return Status::Internal(e.path + ": a known key that nothing reads");
+}
+
 Result<std::string> ReadFileText(const std::string& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
@@ -173,7 +179,7 @@ Status ParseQueueBackendBlock(const YamlFile& file, const MappingEntry& e, Queue
     if (b.queue_key == e.key) type = &b;
   }
   if (type == nullptr || !type->parse_queue) {
-    return Status::Internal(e.path + ": no backend type parses this key");  // ReadMapping checked it
+    return UnexpectedKey(e);
   }
   if (!out->type.empty()) {
     return ErrorAt(file, e.key_mark, e.path,
@@ -243,8 +249,10 @@ Status ConfigBuilder::ParseFile(const std::string& text, const YamlFile& file, b
       status = ParseSection(file, section, "queue", &ConfigBuilder::ParseQueue);
     } else if (section.key == "rate_limits") {
       status = ParseSection(file, section, "rate limit", &ConfigBuilder::ParseRateLimit);
-    } else {
+    } else if (section.key == "retry_policies") {
       status = ParseSection(file, section, "retry policy", &ConfigBuilder::ParseRetryPolicy);
+    } else {
+      return UnexpectedKey(section);
     }
     if (!status.ok()) return status;
   }
@@ -290,8 +298,10 @@ Status ParseAdmin(const YamlFile& file, const MappingEntry& section, AdminConfig
         if (!address.ok()) return ErrorAt(file, e.value_mark, e.path, address.status().message());
       }
       admin->listen = *text;
-    } else {
+    } else if (e.key == "token_file") {
       admin->token_file = text->empty() ? "" : ResolvePath(file.dir, *text);
+    } else {
+      return UnexpectedKey(e);
     }
   }
   return Status::Ok();
@@ -312,7 +322,7 @@ Status ConfigBuilder::ParseDaemon(const YamlFile& file, const MappingEntry& sect
       status = Assign(ReadDuration(file, e), &daemon.shutdown_timeout);
     } else if (e.key == "admin") {
       status = ParseAdmin(file, e, &daemon.admin);
-    } else {
+    } else if (e.key == "state_dir" || e.key == "plugin_dir" || e.key == "include_dir") {
       // A directory: plugin_dir and include_dir may be "" (unset).
       Result<std::string> dir =
           e.key == "state_dir" ? ReadNonEmptyString(file, e) : ReadString(file, e);
@@ -326,6 +336,8 @@ Status ConfigBuilder::ParseDaemon(const YamlFile& file, const MappingEntry& sect
         daemon.include_dir = resolved;
         include_dir_mark_ = ToSourceMark(file, e.value_mark);
       }
+    } else {
+      return UnexpectedKey(e);
     }
     if (!status.ok()) return status;
   }
@@ -345,9 +357,11 @@ Status ConfigBuilder::ParsePlugin(const YamlFile& file, const MappingEntry& item
     Status status;
     if (e.key == "path") {
       status = Assign(ReadNonEmptyString(file, e), &plugin.path);
-    } else {
+    } else if (e.key == "config") {
       plugin.config_mark = ToSourceMark(file, e.value_mark);
       status = Assign(PluginConfigToJson(file, e, &plugin.config_marks), &plugin.config_json);
+    } else {
+      return UnexpectedKey(e);
     }
     if (!status.ok()) return status;
   }
@@ -445,7 +459,7 @@ Status ConfigBuilder::ParseQueue(const YamlFile& file, const MappingEntry& item)
     } else if (e.key == "retry_policy") {
       status = Assign(ReadNonEmptyString(file, e), &queue.retry_policy);
     } else {
-      status = ParseQueueBackendBlock(file, e, &queue.backend_block);
+      status = ParseQueueBackendBlock(file, e, &queue.backend_block);  // refuses other keys
     }
     if (!status.ok()) return status;
   }
@@ -497,8 +511,10 @@ Status ConfigBuilder::ParseRetryPolicy(const YamlFile& file, const MappingEntry&
       status = Assign(ReadNumber(file, e, 1, HUGE_VAL), &policy.multiplier);
     } else if (e.key == "jitter") {
       status = Assign(ReadNumber(file, e, 0, 1), &policy.jitter);
-    } else {
+    } else if (e.key == "full_jitter") {
       status = Assign(ReadBool(file, e), &policy.full_jitter);
+    } else {
+      return UnexpectedKey(e);
     }
     if (!status.ok()) return status;
   }

@@ -330,6 +330,7 @@ Status AssignPositiveDuration(const YamlFile& file, const MappingEntry& e, Durat
 Status ReadTokenBucketKey(const YamlFile& file, const MappingEntry& e, double* rate, int* burst) {
   constexpr int64_t kMaxBurst = 1000000000;
   if (e.key == "burst") return Assign(ReadInteger(file, e, 0, kMaxBurst), burst);
+  if (e.key != "rate") return Status::Internal(e.path + ": not a key of a token bucket");
   Result<std::string> text = ReadString(file, e);
   if (!text.ok()) return text.status();
   Result<double> parsed = ParseRate(*text);
