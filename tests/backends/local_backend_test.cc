@@ -503,6 +503,21 @@ TEST_F(LocalBackendTest, TwoBackendsOnOneFileNeverDeliverTheSameJobTwice) {
   EXPECT_TRUE(Inspector().Stats()->empty());
 }
 
+// Dedup keeps its keys here: they outlive the store that recorded them (a
+// restart) and are scoped by queue.
+TEST_F(LocalBackendTest, DurableKeyStoreKeepsKeysInTheFile) {
+  auto backend = StartBackend(Options(path_));
+  std::unique_ptr<KeyStore> store = backend->OpenDurableKeyStore("jobs");
+  ASSERT_NE(store, nullptr);
+  store->Record("order-7", /*expires_ms=*/2000);
+  store.reset();
+  std::unique_ptr<KeyStore> again = backend->OpenDurableKeyStore("jobs");
+  EXPECT_TRUE(again->Seen("order-7", 1000));
+  EXPECT_FALSE(again->Seen("order-7", 2000));  // expired
+  EXPECT_FALSE(backend->OpenDurableKeyStore("mail")->Seen("order-7", 1000));
+  backend->Stop(Clock::now() + milliseconds(5000));
+}
+
 TEST(LocalBackendFactoryTest, BuildsFromConfigAndRejectsNonsense) {
   BackendConfig config;
   config.name = "disk";
