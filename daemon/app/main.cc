@@ -14,6 +14,7 @@
 #include <glog/logging.h>
 
 #include "daemon/app/admin/admin_server.h"
+#include "daemon/app/builtin_extensions.h"
 #include "daemon/config/config_parser.h"
 #include "daemon/app/service_notifier.h"
 #include "daemon/app/supervisor.h"
@@ -264,6 +265,7 @@ int Run(const std::string& path) {
 int main(int argc, char** argv) {
   FLAGS_logtostderr = true;
   google::InitGoogleLogging("foxworkerd");
+  foxworker::RegisterBuiltinExtensions();
   std::string config_path = foxworker::kDefaultConfig;
   bool check = false;
   bool quiet = false;

@@ -126,7 +126,7 @@ void PlanQueues(const Config& old, const Config& next, const RunningFacts& facts
   };
   auto uses_changed_limit = [&](const QueueConfig& qc) {
     for (const auto& m : qc.middleware)
-      if (m.type == "rate_limit" && Contains(plan.rate_limits_changed, m.rate_limit.shared))
+      if (Contains(plan.rate_limits_changed, std::string(m.options->shared_state())))
         return true;
     return false;
   };
@@ -193,13 +193,11 @@ const QueueStep* ReloadPlan::FindQueue(const std::string& name) const {
 }
 
 bool ChangesOnlyLimits(const QueueConfig& running, const QueueConfig& next, bool watchdog) {
+  // What the consumer does not see must be equal; the rest is the
+  // consumer's own rule.
   QueueConfig probe = next;
-  probe.concurrency = running.concurrency;
-  probe.timeout = running.timeout;
-  probe.handler_timeouts = running.handler_timeouts;
-  if (!(probe == running)) return false;
-  const bool wants_timeouts = next.timeout.count() > 0 || !next.handler_timeouts.empty();
-  return watchdog || !wants_timeouts;
+  static_cast<ConsumerOptions&>(probe) = static_cast<const ConsumerOptions&>(running);
+  return probe == running && OnlyLimitsDiffer(running, next, watchdog);
 }
 
 std::string QueueDiff(const QueueConfig& a, const QueueConfig& b) {

@@ -8,9 +8,9 @@
 #include <thread>
 #include <utility>
 
-#include "daemon/app/backend_factory.h"
 #include "daemon/base/clock.h"
-#include "daemon/middleware/registry.h"
+#include "daemon/config/extension_registry.h"
+#include "daemon/middleware/chain.h"
 #include "daemon/plugins/plugin_handlers.h"
 
 namespace foxworker {
@@ -30,7 +30,7 @@ struct PreparedQueue {
 
 Result<PreparedQueue> PrepareQueue(const Config& config, const QueueConfig& qc,
                                    const LoadedPlugin& plugin, int threads,
-                                   std::map<std::string, std::shared_ptr<TokenBucket>>* buckets) {
+                                   Backend* backend, SharedMiddlewareStates* buckets) {
   const RetryPolicyConfig* policy = config.FindRetryPolicy(qc.retry_policy);
   CHECK(policy) << "config validation let an unknown retry policy through";
   PreparedQueue p;
@@ -38,7 +38,7 @@ Result<PreparedQueue> PrepareQueue(const Config& config, const QueueConfig& qc,
   auto handlers = PluginHandlerSet::Create(plugin, qc.name, qc.concurrency, threads);
   if (!handlers.ok()) return handlers.status();
   p.handlers = std::move(*handlers);
-  MiddlewareContext mc{&config, config.FindBackend(qc.backend), buckets, MonotonicNs};
+  MiddlewareContext mc{&config, backend, buckets, MonotonicNs};
   auto chain = BuildMiddleware(qc, mc);
   if (!chain.ok()) return chain.status();
   p.middleware = std::move(*chain);
@@ -230,7 +230,13 @@ Status Supervisor::Build(const ReloadPlan& plan, const Config& next, const Runni
     std::shared_ptr<LoadedPlugin> plugin = plugin_for(qc.plugin);
     CHECK(plugin) << "config validation let an unknown plugin through: " << qc.plugin;
     if (Status s = CheckQueueHandler(qc, *plugin); !s.ok()) return s;
-    auto prepared = PrepareQueue(next, qc, *plugin, executor_->threads(), &staged.buckets);
+    // The queue's backend as it will be once the plan applies (dedup asks it
+    // for durable storage).
+    auto rebuilt = staged.backends.find(qc.backend);
+    Backend* backend = rebuilt != staged.backends.end() ? rebuilt->second.get()
+                                                         : current_->FindBackend(qc.backend);
+    auto prepared =
+        PrepareQueue(next, qc, *plugin, executor_->threads(), backend, &staged.buckets);
     if (!prepared.ok()) return prepared.status();
     PendingStart p{qc, prepared->policy, plugin, std::move(prepared->handlers),
                    std::move(prepared->middleware)};
@@ -341,7 +347,7 @@ Result<std::unique_ptr<Source>> Supervisor::OpenSourceOf(const PendingStart& p) 
   Backend* backend = current_->FindBackend(p.config.backend);
   CHECK(backend) << "queue " << p.config.name << " on unknown backend " << p.config.backend;
   SourceOptions so{p.config.name, p.config.source, p.config.prefetch, p.policy.max_attempts,
-                   p.policy, p.config.rabbitmq};
+                   p.policy, p.config.backend_block.options.shared()};
   return backend->OpenSource(so);
 }
 

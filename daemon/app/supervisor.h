@@ -22,7 +22,7 @@
 #include "daemon/core/executor.h"
 #include "daemon/app/reload_plan.h"
 #include "daemon/core/timer.h"
-#include "daemon/middleware/rate_limit.h"
+#include "daemon/config/extension_registry.h"
 #include "daemon/plugins/plugin_loader.h"
 
 namespace foxworker {
@@ -149,7 +149,7 @@ class Supervisor {
     std::vector<PendingStart> starts;               // queues added or handed over
     // Running consumers whose limits change in place, with what that needs.
     std::vector<std::pair<Consumer*, Consumer::LimitChange>> in_place;
-    std::map<std::string, std::shared_ptr<TokenBucket>> buckets;  // shared rate limits
+    SharedMiddlewareStates buckets;  // shared rate limits' token buckets, by name
   };
 
   // Applies the plan from `old` (what runs) to `next`: the one path of
@@ -193,7 +193,7 @@ class Supervisor {
   mutable std::mutex snapshot_mu_;      // guards the pointer current_ for snapshot()
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<Timer> timer_;
-  std::map<std::string, std::shared_ptr<TokenBucket>> shared_buckets_;
+  SharedMiddlewareStates shared_buckets_;  // shared rate limits' token buckets, by name
   // Written by the control thread only, under both locks. Declared after
   // the executor and timer its consumers use, so destroyed before them.
   std::shared_ptr<const RuntimeSnapshot> current_;

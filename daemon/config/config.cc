@@ -24,10 +24,6 @@ constexpr std::array<std::pair<LogLevel, std::string_view>, 5> kLogLevels = {{
     {LogLevel::kWarning, "warning"},
     {LogLevel::kError, "error"},
 }};
-constexpr std::array<std::pair<Durability, std::string_view>, 2> kDurabilities = {{
-    {Durability::kFull, "full"},
-    {Durability::kNormal, "normal"},
-}};
 
 template <typename E, size_t N>
 std::string_view NameOf(const std::array<std::pair<E, std::string_view>, N>& table, E value) {
@@ -62,11 +58,6 @@ std::string SourceMark::ToString() const {
 std::string_view LogLevelName(LogLevel level) { return NameOf(kLogLevels, level); }
 Result<LogLevel> ParseLogLevel(std::string_view name) {
   return ParseName(kLogLevels, "log level", name);
-}
-
-std::string_view DurabilityName(Durability durability) { return NameOf(kDurabilities, durability); }
-Result<Durability> ParseDurability(std::string_view name) {
-  return ParseName(kDurabilities, "durability", name);
 }
 
 const PluginConfig* Config::FindPlugin(const std::string& name) const {

@@ -7,13 +7,16 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "daemon/base/status.h"
 #include "daemon/base/units.h"
+#include "daemon/core/backend_queue_options.h"
 #include "daemon/core/consumer_options.h"
 #include "daemon/core/retry_policy.h"
 
@@ -69,151 +72,83 @@ struct PluginConfig {
   bool operator==(const PluginConfig&) const = default;
 };
 
-enum class Durability { kFull, kNormal };
+// ---- extensions (backends, middleware) ----
+//
+// Each backend and middleware folder owns its options: it derives them from
+// BackendOptions or MiddlewareOptions, parses them from its YAML block and
+// registers both with daemon/config/extension_registry.h. The config holds
+// them behind OptionsPtr, which compares by value.
 
-// "full", "normal".
-std::string_view DurabilityName(Durability durability);
-Result<Durability> ParseDurability(std::string_view name);
-
-struct MemoryBackendOptions {
-  size_t capacity = 0;  // 0 = unbounded; enqueue fails when full
-
-  bool operator==(const MemoryBackendOptions&) const = default;
+// The options of one `backends:` entry, beyond its name and type.
+class BackendOptions {
+ public:
+  virtual ~BackendOptions() = default;
+  // Same dynamic type and same values.
+  virtual bool Equals(const BackendOptions& other) const = 0;
 };
 
-struct LocalBackendOptions {
-  std::string path;                 // SQLite file; relative to daemon.state_dir
-  Durability durability = Durability::kFull;
-  Duration lease{30000};            // claim lease; renewed while a handler runs
-  Duration poll_interval{200};      // how often idle queues look for due jobs
-  Duration retention{0};            // keep acked jobs this long (0 = delete at ack)
-  int batch_size = 256;             // max jobs claimed or settled per transaction
-
-  bool operator==(const LocalBackendOptions&) const = default;
+// The settings of one item of a queue's `middleware:`.
+class MiddlewareOptions {
+ public:
+  virtual ~MiddlewareOptions() = default;
+  // Same dynamic type and same values.
+  virtual bool Equals(const MiddlewareOptions& other) const = 0;
+  // The name of the shared state (a top-level `rate_limits:` entry) these
+  // settings use, or "" for none. A reload gives every queue using a changed
+  // one new state.
+  virtual std::string_view shared_state() const { return {}; }
 };
 
-// `type: redis` (daemon/backends/redis/). The endpoint fields are parsed
-// from `url`; `password` is never printed or logged.
-struct RedisBackendOptions {
-  std::string url = "redis://127.0.0.1:6379/0";
-  std::string host = "127.0.0.1";  // empty when unix_path is set
-  int port = 6379;
-  std::string unix_path;            // unix:///path?db=N
-  int db = 0;
-  std::string user;                 // ACL user (Redis 6+); empty = default user
-  std::string password;             // empty = no AUTH
-  Duration connect_timeout{5000};
-  Duration command_timeout{5000};
-  std::string group = "foxworker";
-  std::string consumer;             // empty = "hostname:pid"
-  std::string start = "0";          // where a new group starts: "0" (all) or "$" (new only)
-  std::string payload_field = "data";
-  Duration min_idle{60000};         // claim others' pending entries idle this long
-  Duration claim_interval{5000};    // how often to look for such entries
-  Duration block{1000};             // XREADGROUP BLOCK
-  int64_t maxlen = 0;               // stream MAXLEN ~ on our XADDs; 0 = no trimming
-  int64_t dlq_maxlen = 0;           // same for <stream>-dlq
-  Duration reconnect_initial{100};
-  Duration reconnect_max{10000};
-
-  bool operator==(const RedisBackendOptions&) const = default;
+// Implements Equals for an options struct `Derived` that has a defaulted
+// operator==: struct FooOptions : EquatableOptions<FooOptions, BackendOptions>.
+template <typename Derived, typename Base>
+class EquatableOptions : public Base {
+ public:
+  bool Equals(const Base& other) const override {
+    const auto* same = dynamic_cast<const Derived*>(&other);
+    return same != nullptr && *static_cast<const Derived*>(this) == *same;
+  }
+  bool operator==(const EquatableOptions&) const { return true; }
 };
 
-enum class AmqpQueueType { kQuorum, kClassic };
+// Shared, immutable extension options (copies of a Config share them),
+// compared by value: null equals only null.
+template <typename T>
+class OptionsPtr {
+ public:
+  OptionsPtr() = default;
+  // From the options of an extension's own class (implicitly, like a
+  // shared_ptr to a derived class).
+  template <typename U>
+    requires std::is_base_of_v<T, U>
+  OptionsPtr(std::shared_ptr<U> options) : options_(std::move(options)) {}  // NOLINT
 
-// "quorum", "classic".
-std::string_view AmqpQueueTypeName(AmqpQueueType type);
-Result<AmqpQueueType> ParseAmqpQueueType(std::string_view name);
+  const T* get() const { return options_.get(); }
+  const T& operator*() const { return *options_; }
+  const T* operator->() const { return options_.get(); }
+  explicit operator bool() const { return options_ != nullptr; }
+  const std::shared_ptr<const T>& shared() const { return options_; }
 
-struct AmqpTlsOptions {
-  std::string ca;    // CA bundle (PEM); empty = the system's default
-  std::string cert;  // client certificate (PEM); empty = none
-  std::string key;   // client key (PEM); required with cert
-  bool verify = true;  // verify the broker's certificate and host name
+  // The options as `U`, the type its extension parses; null when absent or
+  // of another type.
+  template <typename U>
+  const U* As() const {
+    return dynamic_cast<const U*>(options_.get());
+  }
 
-  bool operator==(const AmqpTlsOptions&) const = default;
+  friend bool operator==(const OptionsPtr& a, const OptionsPtr& b) {
+    if (a.options_ == nullptr || b.options_ == nullptr) return a.options_ == b.options_;
+    return a.options_ == b.options_ || a.options_->Equals(*b.options_);
+  }
+
+ private:
+  std::shared_ptr<const T> options_;
 };
-
-struct RabbitMqBackendOptions {
-  std::string url = "amqp://guest:guest@localhost:5672";  // amqp:// or amqps://; "/" after the port = vhost ""
-  AmqpTlsOptions tls;               // used with amqps://
-  Duration heartbeat{30000};        // 0 = no heartbeats
-  std::string connection_name = "foxworkerd";  // shown in the management UI
-  bool declare = true;              // declare each queue and its {queue}-dlq
-  AmqpQueueType queue_type = AmqpQueueType::kQuorum;  // for queues the daemon declares
-  bool delayed_retries = true;      // retry through per-delay-tier TTL queues
-  Duration reconnect_initial{500};  // first reconnect delay (then doubled, jittered)
-  Duration reconnect_max{30000};    // cap of the reconnect delay
-
-  bool operator==(const RabbitMqBackendOptions&) const = default;
-};
-
-// `url` with its password replaced by "***" (for logs and --check-config).
-std::string RedactUrl(std::string_view url);
-
-// One entry of an AMQP `arguments` table (x-max-length: 1000). The YAML
-// scalar's type decides the AMQP type: unquoted integers are signed 64-bit,
-// unquoted decimals doubles, unquoted true/false booleans, everything else a
-// UTF-8 string.
-struct AmqpArgument {
-  enum class Kind { kString, kInt, kDouble, kBool };
-  std::string key;
-  Kind kind = Kind::kString;
-  std::string text;  // kString
-  int64_t int_value = 0;
-  double double_value = 0;
-  bool bool_value = false;
-  bool operator==(const AmqpArgument&) const = default;
-};
-
-// "direct", "topic", "fanout", "headers".
-inline constexpr std::string_view kAmqpExchangeTypes[] = {"direct", "topic", "fanout", "headers"};
-
-// An exchange a queue declares (exchange.declare).
-struct AmqpExchangeConfig {
-  std::string name;
-  std::string type = "direct";
-  bool durable = true;
-  bool auto_delete = false;
-  std::vector<AmqpArgument> arguments;
-  SourceMark mark;
-  bool operator==(const AmqpExchangeConfig&) const = default;
-};
-
-// queue.bind of the queue to `exchange`, once per routing key.
-struct AmqpBindingConfig {
-  std::string exchange;                    // default: the queue's declared exchange
-  std::vector<std::string> routing_keys;   // at least one ("" for fanout/headers)
-  std::vector<AmqpArgument> arguments;     // e.g. x-match for a headers exchange
-  SourceMark mark;
-  bool operator==(const AmqpBindingConfig&) const = default;
-};
-
-// A queue's `rabbitmq:` settings (queues on a rabbitmq backend only). Names
-// may use "{queue}", the AMQP queue (the queue's `source`).
-struct RabbitMqQueueOptions {
-  bool present = false;  // the queue has a `rabbitmq:` key
-  bool durable = true;
-  std::optional<AmqpQueueType> queue_type;  // unset = the backend's queue_type
-  std::vector<AmqpArgument> arguments;      // of the queue.declare
-  std::optional<AmqpExchangeConfig> exchange;
-  std::vector<AmqpBindingConfig> bindings;
-  std::string dead_letter_queue = "{queue}-dlq";
-  std::string retry_queue_prefix = "{queue}-retry-";  // + the tier ("1.5s")
-  SourceMark mark;  // of the `rabbitmq:` key
-  bool operator==(const RabbitMqQueueOptions&) const = default;
-};
-
-// `pattern` with every "{queue}" replaced by `queue`.
-std::string ExpandQueuePattern(std::string_view pattern, std::string_view queue);
 
 struct BackendConfig {
   std::string name;
-  std::string type;  // memory | local | rabbitmq | redis
-  MemoryBackendOptions memory;
-  LocalBackendOptions local;
-  RabbitMqBackendOptions rabbitmq;
-  RedisBackendOptions redis;
+  std::string type;  // a registered backend type: memory, local, rabbitmq, redis
+  OptionsPtr<BackendOptions> options;  // of the type's own class; set by parsing
   SourceMark mark;
 
   bool operator==(const BackendConfig&) const = default;
@@ -227,28 +162,10 @@ struct RetryPolicyConfig : RetryPolicyOptions {
   bool operator==(const RetryPolicyConfig&) const = default;
 };
 
-// ---- middleware (daemon/middleware/, one file each) ----
-
-// Closed -> open when failures reach the threshold within `window`; open ->
-// half-open after `reset_timeout`; half-open lets `half_open_trials`
-// messages through and closes when they all succeed (one failure reopens).
-struct CircuitBreakerConfig {
-  int failure_threshold = 5;   // failures within `window` that open it (count mode)
-  double failure_ratio = 0;    // > 0: open when failures/total in `window` reach it (ratio mode)
-  int min_calls = 10;          // ratio mode: calls needed in the window before judging
-  Duration window{30000};
-  Duration reset_timeout{30000};
-  int half_open_trials = 1;
-
-  bool operator==(const CircuitBreakerConfig&) const = default;
-};
-
-// A token bucket. Either inline (`rate`, `burst`) or `shared: NAME`, which
-// names an entry of the top-level `rate_limits:` shared by every queue that
-// uses it.
+// A shared token bucket: an entry of the top-level `rate_limits:`, used by
+// `rate_limit` middleware with `shared: NAME`.
 struct RateLimitConfig {
-  std::string name;    // top-level entries: their name
-  std::string shared;  // middleware entries: the shared bucket's name, or empty
+  std::string name;
   double rate = 0;     // tokens per second ("100/s")
   int burst = 0;       // bucket size; 0 = max(1, rate)
   SourceMark mark;
@@ -256,33 +173,22 @@ struct RateLimitConfig {
   bool operator==(const RateLimitConfig&) const = default;
 };
 
-// Skips a message whose key was processed successfully within `ttl`.
-// `key`: "header:NAME", "property:NAME" (message_id, correlation_id, type,
-// ...) or "json:/json/pointer" into the payload.
-struct DedupConfig {
-  std::string key;
-  Duration ttl{86400000};
-  size_t max_keys = 100000;  // in-memory store bound (LRU); the local store is unbounded
-
-  bool operator==(const DedupConfig&) const = default;
-};
-
-// One structured line per outcome at `level`; `trace` also logs each step.
-struct LoggingConfig {
-  LogLevel level = LogLevel::kInfo;
-
-  bool operator==(const LoggingConfig&) const = default;
-};
-
 struct MiddlewareConfig {
-  std::string type;  // circuit_breaker | rate_limit | dedup | logging
-  CircuitBreakerConfig circuit_breaker;
-  RateLimitConfig rate_limit;
-  DedupConfig dedup;
-  LoggingConfig logging;
+  std::string type;  // a registered middleware type: circuit_breaker, rate_limit, dedup, logging
+  OptionsPtr<MiddlewareOptions> options;  // of the type's own class; set by parsing
   SourceMark mark;
 
   bool operator==(const MiddlewareConfig&) const = default;
+};
+
+// A queue's `<backend type>:` block (for now only `rabbitmq:`), parsed by the
+// backend type that registered the key.
+struct QueueBackendBlock {
+  std::string type;  // the backend type whose block it is; empty = none
+  OptionsPtr<BackendQueueOptions> options;
+  SourceMark mark;  // of the key
+
+  bool operator==(const QueueBackendBlock&) const = default;
 };
 
 // A queue: core's ConsumerOptions plus what the wiring needs.
@@ -290,7 +196,7 @@ struct QueueConfig : ConsumerOptions {
   std::string plugin;
   std::string retry_policy = "default";
   std::vector<MiddlewareConfig> middleware;  // in config order
-  RabbitMqQueueOptions rabbitmq;             // queues on a rabbitmq backend
+  QueueBackendBlock backend_block;           // e.g. `rabbitmq:` for a rabbitmq backend
   SourceMark mark;
 
   bool operator==(const QueueConfig&) const = default;

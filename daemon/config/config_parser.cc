@@ -15,10 +15,9 @@
 #include <utility>
 #include <vector>
 
+#include "daemon/config/extension_registry.h"
 #include "daemon/config/listen_address.h"
-#include "daemon/backends/redis/redis_url.h"
 #include "daemon/config/plugin_config_json.h"
-#include "daemon/config/rabbitmq_config.h"
 #include "daemon/base/units.h"
 #include "daemon/config/yaml_reader.h"
 
@@ -37,35 +36,14 @@ constexpr std::string_view kPluginKeys[] = {"path", "config"};
 constexpr std::string_view kQueueKeys[] = {
     "backend",  "source",  "plugin",       "handler",          "concurrency",
     "prefetch", "timeout", "retry_policy", "handler_timeouts", "middleware",
-    "batch_size", "flush_interval", "rabbitmq"};
+    "batch_size", "flush_interval"};
 constexpr std::string_view kRetryPolicyKeys[] = {"max_attempts", "backoff", "initial",    "max",
                                                  "multiplier",   "jitter",  "full_jitter"};
-constexpr std::string_view kMemoryBackendKeys[] = {"type", "capacity"};
-constexpr std::string_view kLocalBackendKeys[] = {
-    "type", "path", "durability", "lease", "poll_interval", "retention", "batch_size"};
-constexpr std::string_view kRedisBackendKeys[] = {
-    "type",     "url",           "connect_timeout", "command_timeout", "group",
-    "consumer", "start",         "payload_field",   "min_idle",        "claim_interval",
-    "block",    "maxlen",        "dlq_maxlen",      "reconnect_initial", "reconnect_max"};
-
-struct BackendType {
-  std::string_view name;
-  std::span<const std::string_view> keys;  // empty: not built into this binary
-};
-constexpr BackendType kBackendTypes[] = {
-    {"local", kLocalBackendKeys},
-    {"memory", kMemoryBackendKeys},
-    {"rabbitmq", kRabbitMqBackendKeys},
-    {"redis", kRedisBackendKeys},
-};
-constexpr std::string_view kBuiltInBackendTypes[] = {"local", "memory", "rabbitmq", "redis"};
-
 constexpr int kMaxConcurrency = 10000;
 constexpr int kMaxBatchSize = 10000;
 constexpr Duration kMaxFlushInterval{10000};
 constexpr int kMaxWorkerThreads = 1024;
 constexpr std::string_view kDefaultPolicy = "default";
-constexpr std::string_view kLocalDatabaseFile = "foxworker.db";
 
 std::string Join(const std::vector<std::string_view>& items) {
   std::string out;
@@ -85,22 +63,10 @@ std::string ResolvePath(const std::string& base, const std::string& path) {
   return p.string();
 }
 
-template <typename T, typename U>
-Status Assign(Result<U> result, T* out) {
-  if (!result.ok()) return result.status();
-  *out = static_cast<T>(*result);
-  return Status::Ok();
-}
-
-template <typename E>
-Status AssignEnum(const YamlFile& file, const MappingEntry& entry,
-                  Result<E> (*parse)(std::string_view), E* out) {
-  Result<std::string> text = ReadString(file, entry);
-  if (!text.ok()) return text.status();
-  Result<E> value = parse(*text);
-  if (!value.ok()) return ErrorAt(file, entry.value_mark, entry.path, value.status().message());
-  *out = *value;
-  return Status::Ok();
+// A key that ReadMapping let through but nothing reads: every known key has
+// its own branch, so this is a bug, not bad input.
+Status UnexpectedKey(const MappingEntry& e) {
+  return Status::Internal(e.path + ": a known key that nothing reads");
 }
 
 Result<std::string> ReadFileText(const std::string& path) {
@@ -116,216 +82,18 @@ Result<std::string> ReadFileText(const std::string& path) {
   return text.str();
 }
 
-// One key of a `type: redis` backend (daemon/backends/redis/).
-Status ParseRedisBackendKey(const YamlFile& file, const MappingEntry& e, RedisBackendOptions* r) {
-  Status status;
-  if (e.key == "type") return Status::Ok();
-  if (e.key == "url") {
-    Result<std::string> url = ReadNonEmptyString(file, e);
-    if (!url.ok()) return url.status();
-    status = ParseRedisUrl(*url, r);
-    if (!status.ok()) return ErrorAt(file, e.value_mark, e.path, status.message());
-  } else if (e.key == "group" || e.key == "consumer" || e.key == "payload_field") {
-    std::string* target = e.key == "group" ? &r->group : e.key == "consumer" ? &r->consumer
-                                                                             : &r->payload_field;
-    status = Assign(ReadNonEmptyString(file, e), target);
-  } else if (e.key == "start") {
-    status = Assign(ReadNonEmptyString(file, e), &r->start);
-    if (status.ok() && r->start != "0" && r->start != "$") {
-      return ErrorAt(file, e.value_mark, e.path,
-                     "must be \"0\" (the whole stream) or \"$\" (only new entries)");
-    }
-  } else if (e.key == "maxlen" || e.key == "dlq_maxlen") {
-    status = Assign(ReadInteger(file, e, 0, INT64_MAX), e.key == "maxlen" ? &r->maxlen : &r->dlq_maxlen);
-  } else {
-    Duration* target = e.key == "connect_timeout"     ? &r->connect_timeout
-                       : e.key == "command_timeout"   ? &r->command_timeout
-                       : e.key == "min_idle"          ? &r->min_idle
-                       : e.key == "claim_interval"    ? &r->claim_interval
-                       : e.key == "block"             ? &r->block
-                       : e.key == "reconnect_initial" ? &r->reconnect_initial
-                                                      : &r->reconnect_max;
-    status = Assign(ReadDuration(file, e), target);
-    // A zero timeout, idle time, interval or backoff would spin or never wait.
-    if (status.ok() && *target == Duration::zero()) {
-      return ErrorAt(file, e.value_mark, e.path, "must be greater than zero");
-    }
-  }
-  return status;
-}
-
 // ---- rate_limits, handler_timeouts and middleware ----
 
 constexpr std::string_view kRateLimitKeys[] = {"rate", "burst"};
-constexpr std::string_view kRateLimitMiddlewareKeys[] = {"rate", "burst", "shared"};
-constexpr std::string_view kCircuitBreakerKeys[] = {"failure_threshold", "failure_ratio",
-                                                    "min_calls",         "window",
-                                                    "reset_timeout",     "half_open_trials"};
-constexpr std::string_view kDedupKeys[] = {"key", "ttl", "max_keys"};
-constexpr std::string_view kLoggingKeys[] = {"level"};
-constexpr std::string_view kMiddlewareTypes[] = {"circuit_breaker", "rate_limit", "dedup",
-                                                 "logging"};
-// The types a queue may use at most once (rate_limit may repeat).
-constexpr std::string_view kSingleMiddlewareTypes[] = {"circuit_breaker", "dedup", "logging"};
-constexpr std::string_view kDedupProperties[] = {
-    "message_id", "correlation_id", "type", "content_type", "app_id", "user_id", "reply_to"};
-constexpr int64_t kMaxCount = 1000000000;
-
-template <size_t N>
-bool Contains(const std::string_view (&items)[N], std::string_view item) {
-  return std::find(std::begin(items), std::end(items), item) != std::end(items);
-}
-
-template <size_t N>
-std::string JoinAll(const std::string_view (&items)[N]) {
-  return Join({std::begin(items), std::end(items)});
-}
-
-Status AssignPositiveDuration(const YamlFile& file, const MappingEntry& e, Duration* out) {
-  Status status = Assign(ReadDuration(file, e), out);
-  if (status.ok() && *out <= Duration::zero()) {
-    return ErrorAt(file, e.value_mark, e.path, "must be greater than zero");
-  }
-  return status;
-}
-
-// `rate` or `burst` of a token bucket.
-Status ReadBucketKey(const YamlFile& file, const MappingEntry& e, RateLimitConfig* out) {
-  if (e.key == "burst") return Assign(ReadInteger(file, e, 0, kMaxCount), &out->burst);
-  Result<std::string> text = ReadString(file, e);
-  if (!text.ok()) return text.status();
-  Result<double> rate = ParseRate(*text);
-  if (!rate.ok()) return ErrorAt(file, e.value_mark, e.path, rate.status().message());
-  out->rate = *rate;
-  return Status::Ok();
-}
-
-// A dedup `key`: "header:NAME", "property:NAME" or "json:/pointer".
-Status CheckDedupKey(const YamlFile& file, const MappingEntry& e, std::string_view key) {
-  auto fail = [&](const std::string& why) {
-    return ErrorAt(file, e.value_mark, e.path,
-                   "invalid dedup key \"" + std::string(key) + "\": " + why);
-  };
-  if (key.starts_with("header:")) {
-    if (key.size() == std::string_view("header:").size()) return fail("the header name is missing");
-    return Status::Ok();
-  }
-  if (key.starts_with("property:")) {
-    std::string_view name = key.substr(std::string_view("property:").size());
-    if (Contains(kDedupProperties, name)) return Status::Ok();
-    std::string hint = DidYouMean(name, kDedupProperties);
-    if (hint.empty()) hint = " (expected one of: " + JoinAll(kDedupProperties) + ")";
-    return fail("unknown property \"" + std::string(name) + "\"" + hint);
-  }
-  if (key.starts_with("json:")) {
-    std::string_view pointer = key.substr(std::string_view("json:").size());
-    if (pointer.empty() || pointer[0] != '/') {
-      return fail("a JSON pointer starts with \"/\" (json:/order/id)");
-    }
-    for (size_t i = 0; i < pointer.size(); ++i) {
-      if (pointer[i] == '~' &&
-          (i + 1 == pointer.size() || (pointer[i + 1] != '0' && pointer[i + 1] != '1'))) {
-        return fail("in a JSON pointer \"~\" is followed by 0 or 1 (~0 is \"~\", ~1 is \"/\")");
-      }
-    }
-    return Status::Ok();
-  }
-  return fail("expected header:NAME, property:NAME or json:/POINTER");
-}
-
-// `item` is one middleware's `TYPE: settings` (settings may be empty).
-Status ParseMiddlewareSettings(const YamlFile& file, const MappingEntry& item,
-                               MiddlewareConfig* mw) {
-  std::span<const std::string_view> keys;
-  if (mw->type == "circuit_breaker") {
-    keys = kCircuitBreakerKeys;
-  } else if (mw->type == "rate_limit") {
-    keys = kRateLimitMiddlewareKeys;
-  } else if (mw->type == "dedup") {
-    keys = kDedupKeys;
-  } else {
-    keys = kLoggingKeys;
-  }
-  Result<std::vector<MappingEntry>> entries =
-      ReadMapping(file, item.value, item.value_mark, item.path, keys);
-  if (!entries.ok()) return entries.status();
-  // Keys whose presence is checked after the loop.
-  std::map<std::string, const MappingEntry*> seen;
-  for (const MappingEntry& e : *entries) {
-    seen[e.key] = &e;
-    Status status;
-    if (mw->type == "circuit_breaker") {
-      CircuitBreakerConfig& cb = mw->circuit_breaker;
-      if (e.key == "failure_threshold") {
-        status = Assign(ReadInteger(file, e, 1, kMaxCount), &cb.failure_threshold);
-      } else if (e.key == "failure_ratio") {
-        status = Assign(ReadNumber(file, e, 0, 1), &cb.failure_ratio);
-      } else if (e.key == "min_calls") {
-        status = Assign(ReadInteger(file, e, 1, kMaxCount), &cb.min_calls);
-      } else if (e.key == "half_open_trials") {
-        status = Assign(ReadInteger(file, e, 1, kMaxCount), &cb.half_open_trials);
-      } else {
-        status =
-            AssignPositiveDuration(file, e, e.key == "window" ? &cb.window : &cb.reset_timeout);
-      }
-    } else if (mw->type == "rate_limit") {
-      status = e.key == "shared" ? Assign(ReadNonEmptyString(file, e), &mw->rate_limit.shared)
-                                 : ReadBucketKey(file, e, &mw->rate_limit);
-    } else if (mw->type == "dedup") {
-      DedupConfig& dedup = mw->dedup;
-      if (e.key == "key") {
-        status = Assign(ReadNonEmptyString(file, e), &dedup.key);
-        if (status.ok()) status = CheckDedupKey(file, e, dedup.key);
-      } else if (e.key == "ttl") {
-        status = AssignPositiveDuration(file, e, &dedup.ttl);
-      } else {
-        status = Assign(ReadInteger(file, e, 1, kMaxCount), &dedup.max_keys);
-      }
-    } else {
-      status = AssignEnum(file, e, &ParseLogLevel, &mw->logging.level);
-    }
-    if (!status.ok()) return status;
-  }
-  auto has = [&](const char* key) { return seen.count(key) != 0; };
-  if (mw->type == "circuit_breaker") {
-    // failure_ratio > 0 selects ratio mode; keys of the other mode would be
-    // silently ignored, so they are errors.
-    bool ratio_mode = mw->circuit_breaker.failure_ratio > 0;
-    if (ratio_mode && has("failure_threshold")) {
-      const MappingEntry& e = *seen["failure_threshold"];
-      return ErrorAt(file, e.key_mark, e.path,
-                     "not used with failure_ratio (a breaker counts failures or judges their "
-                     "ratio, not both)");
-    }
-    if (!ratio_mode && has("min_calls")) {
-      const MappingEntry& e = *seen["min_calls"];
-      return ErrorAt(file, e.key_mark, e.path, "only used with a failure_ratio greater than 0");
-    }
-  } else if (mw->type == "rate_limit") {
-    if (has("shared") && (has("rate") || has("burst"))) {
-      const MappingEntry& e = *seen["shared"];
-      return ErrorAt(file, e.key_mark, e.path,
-                     "cannot be combined with rate or burst (the shared bucket under "
-                     "rate_limits has its own)");
-    }
-    if (!has("shared") && !has("rate")) {
-      return ErrorAt(file, item.key_mark, item.path,
-                     "missing required key \"rate\" (or \"shared\", naming an entry of "
-                     "rate_limits)");
-    }
-  } else if (mw->type == "dedup" && !has("key")) {
-    return ErrorAt(file, item.key_mark, item.path,
-                   "missing required key \"key\" (header:NAME, property:NAME or json:/POINTER)");
-  }
-  return Status::Ok();
-}
 
 // A queue's `middleware:`, a sequence whose items are `TYPE: {settings}` or a
 // bare `TYPE` (all defaults).
 Status ParseMiddlewareList(const YamlFile& file, const MappingEntry& list,
                            std::vector<MiddlewareConfig>* out) {
   if (list.value.IsNull()) return Status::Ok();
-  std::string known = "known types: " + JoinAll(kMiddlewareTypes);
+  const ExtensionRegistry& registry = ExtensionRegistry::Global();
+  const std::vector<std::string_view> types = registry.MiddlewareTypes();
+  std::string known = "known types: " + Join(types);
   if (!list.value.IsSequence()) {
     return ErrorAt(file, list.value_mark, list.path,
                    std::string("expected a sequence (- TYPE: {settings}), got ") +
@@ -359,16 +127,16 @@ Status ParseMiddlewareList(const YamlFile& file, const MappingEntry& list,
     } else {
       return ErrorAt(file, mark, path, "expected TYPE: {settings} or a bare TYPE (" + known + ")");
     }
-    if (!Contains(kMiddlewareTypes, item.key)) {
+    const MiddlewareExtension* extension = registry.FindMiddleware(item.key);
+    if (extension == nullptr) {
       return ErrorAt(file, item.key_mark, path,
                      "unknown middleware type \"" + item.key + "\"" +
-                         DidYouMean(item.key, kMiddlewareTypes) + "; " + known);
+                         DidYouMean(item.key, types) + "; " + known);
     }
     MiddlewareConfig mw;
     mw.type = item.key;
     mw.mark = ToSourceMark(file, item.key_mark);
-    mw.rate_limit.mark = mw.mark;
-    if (Contains(kSingleMiddlewareTypes, mw.type)) {
+    if (extension->once_per_queue) {
       for (const MiddlewareConfig& other : *out) {
         if (other.type == mw.type) {
           return ErrorAt(mw.mark, path,
@@ -377,8 +145,13 @@ Status ParseMiddlewareList(const YamlFile& file, const MappingEntry& list,
         }
       }
     }
-    Status status = ParseMiddlewareSettings(file, item, &mw);
-    if (!status.ok()) return status;
+    Result<std::vector<MappingEntry>> entries =
+        ReadMapping(file, item.value, item.value_mark, item.path, extension->keys);
+    if (!entries.ok()) return entries.status();
+    Result<std::shared_ptr<const MiddlewareOptions>> options =
+        extension->parse(file, item, *entries);
+    if (!options.ok()) return options.status();
+    mw.options = std::move(*options);
     out->push_back(std::move(mw));
   }
   return Status::Ok();
@@ -394,6 +167,30 @@ Status ParseHandlerTimeouts(const YamlFile& file, const MappingEntry& section,
     Status status = AssignPositiveDuration(file, e, &(*out)[e.key]);
     if (!status.ok()) return status;
   }
+  return Status::Ok();
+}
+
+// A queue's `<backend type>:` block (`rabbitmq:`), parsed by the backend type
+// that registered the key. Whether the queue's backend is of that type is
+// checked once every file was read.
+Status ParseQueueBackendBlock(const YamlFile& file, const MappingEntry& e, QueueBackendBlock* out) {
+  const BackendExtension* type = nullptr;
+  for (const BackendExtension& b : ExtensionRegistry::Global().backends()) {
+    if (b.queue_key == e.key) type = &b;
+  }
+  if (type == nullptr || !type->parse_queue) {
+    return UnexpectedKey(e);
+  }
+  if (!out->type.empty()) {
+    return ErrorAt(file, e.key_mark, e.path,
+                   "a queue has the block of its backend's type only (it also has " + out->type +
+                       " at " + out->mark.ToString() + ")");
+  }
+  Result<std::shared_ptr<const BackendQueueOptions>> options = type->parse_queue(file, e);
+  if (!options.ok()) return options.status();
+  out->type = type->type;
+  out->options = std::move(*options);
+  out->mark = ToSourceMark(file, e.key_mark);
   return Status::Ok();
 }
 
@@ -452,8 +249,10 @@ Status ConfigBuilder::ParseFile(const std::string& text, const YamlFile& file, b
       status = ParseSection(file, section, "queue", &ConfigBuilder::ParseQueue);
     } else if (section.key == "rate_limits") {
       status = ParseSection(file, section, "rate limit", &ConfigBuilder::ParseRateLimit);
-    } else {
+    } else if (section.key == "retry_policies") {
       status = ParseSection(file, section, "retry policy", &ConfigBuilder::ParseRetryPolicy);
+    } else {
+      return UnexpectedKey(section);
     }
     if (!status.ok()) return status;
   }
@@ -499,8 +298,10 @@ Status ParseAdmin(const YamlFile& file, const MappingEntry& section, AdminConfig
         if (!address.ok()) return ErrorAt(file, e.value_mark, e.path, address.status().message());
       }
       admin->listen = *text;
-    } else {
+    } else if (e.key == "token_file") {
       admin->token_file = text->empty() ? "" : ResolvePath(file.dir, *text);
+    } else {
+      return UnexpectedKey(e);
     }
   }
   return Status::Ok();
@@ -521,7 +322,7 @@ Status ConfigBuilder::ParseDaemon(const YamlFile& file, const MappingEntry& sect
       status = Assign(ReadDuration(file, e), &daemon.shutdown_timeout);
     } else if (e.key == "admin") {
       status = ParseAdmin(file, e, &daemon.admin);
-    } else {
+    } else if (e.key == "state_dir" || e.key == "plugin_dir" || e.key == "include_dir") {
       // A directory: plugin_dir and include_dir may be "" (unset).
       Result<std::string> dir =
           e.key == "state_dir" ? ReadNonEmptyString(file, e) : ReadString(file, e);
@@ -535,6 +336,8 @@ Status ConfigBuilder::ParseDaemon(const YamlFile& file, const MappingEntry& sect
         daemon.include_dir = resolved;
         include_dir_mark_ = ToSourceMark(file, e.value_mark);
       }
+    } else {
+      return UnexpectedKey(e);
     }
     if (!status.ok()) return status;
   }
@@ -554,9 +357,11 @@ Status ConfigBuilder::ParsePlugin(const YamlFile& file, const MappingEntry& item
     Status status;
     if (e.key == "path") {
       status = Assign(ReadNonEmptyString(file, e), &plugin.path);
-    } else {
+    } else if (e.key == "config") {
       plugin.config_mark = ToSourceMark(file, e.value_mark);
       status = Assign(PluginConfigToJson(file, e, &plugin.config_marks), &plugin.config_json);
+    } else {
+      return UnexpectedKey(e);
     }
     if (!status.ok()) return status;
   }
@@ -573,8 +378,8 @@ Status ConfigBuilder::ParseBackend(const YamlFile& file, const MappingEntry& ite
   BackendConfig backend;
   backend.name = item.key;
   backend.mark = ToSourceMark(file, item.key_mark);
-  std::string known_types =
-      "known types: " + Join({std::begin(kBuiltInBackendTypes), std::end(kBuiltInBackendTypes)});
+  const ExtensionRegistry& registry = ExtensionRegistry::Global();
+  std::string known_types = "known types: " + Join(registry.BackendTypes());
   auto type_entry = std::find_if(entries->begin(), entries->end(),
                                  [](const MappingEntry& e) { return e.key == "type"; });
   if (type_entry == entries->end()) {
@@ -582,74 +387,39 @@ Status ConfigBuilder::ParseBackend(const YamlFile& file, const MappingEntry& ite
   }
   Status status = Assign(ReadNonEmptyString(file, *type_entry), &backend.type);
   if (!status.ok()) return status;
-  const BackendType* type = nullptr;
-  for (const BackendType& t : kBackendTypes) {
-    if (t.name == backend.type) type = &t;
-  }
+  const BackendExtension* type = registry.FindBackend(backend.type);
   if (type == nullptr) {
     return ErrorAt(file, type_entry->value_mark, type_entry->path,
                    "unknown backend type \"" + backend.type + "\" (" + known_types + ")");
   }
-  if (type->keys.empty()) {
-    return ErrorAt(file, type_entry->value_mark, type_entry->path,
-                   "backend type \"" + backend.type + "\" is not built into this foxworkerd");
-  }
   for (const MappingEntry& e : *entries) {
     if (std::find(type->keys.begin(), type->keys.end(), e.key) == type->keys.end()) {
-      for (const BackendType& other : kBackendTypes) {
+      for (const BackendExtension& other : registry.backends()) {
         if (std::find(other.keys.begin(), other.keys.end(), e.key) != other.keys.end()) {
           return ErrorAt(file, e.key_mark, e.path,
                          "not a key of a backend of type " + backend.type +
-                             " (it belongs to type " + std::string(other.name) + ")");
+                             " (it belongs to type " + other.type + ")");
         }
       }
       return UnknownKeyError(file, e, type->keys);
     }
-    if (backend.type == "redis") {
-      status = ParseRedisBackendKey(file, e, &backend.redis);
-      if (!status.ok()) return status;
-      continue;
-    }
-    if (backend.type == "rabbitmq") {
-      if (e.key == "type") continue;
-      status = ParseRabbitMqBackendKey(file, e, &backend.rabbitmq);
-      if (!status.ok()) return status;
-      continue;
-    }
-    LocalBackendOptions& local = backend.local;
-    if (e.key == "type") {
-      continue;
-    } else if (e.key == "capacity") {
-      status = Assign(ReadInteger(file, e, 0, INT64_MAX), &backend.memory.capacity);
-    } else if (e.key == "path") {
-      status = Assign(ReadNonEmptyString(file, e), &local.path);
-    } else if (e.key == "durability") {
-      status = AssignEnum(file, e, &ParseDurability, &local.durability);
-    } else if (e.key == "batch_size") {
-      status = Assign(ReadInteger(file, e, 1, 100000), &local.batch_size);
-    } else if (e.key == "retention") {
-      status = Assign(ReadDuration(file, e), &local.retention);
-    } else {
-      // lease and poll_interval: a zero would spin or expire every claim.
-      Duration* target = e.key == "lease" ? &local.lease : &local.poll_interval;
-      status = Assign(ReadDuration(file, e), target);
-      if (status.ok() && *target == Duration::zero()) {
-        return ErrorAt(file, e.value_mark, e.path, "must be greater than zero");
-      }
-    }
-    if (!status.ok()) return status;
   }
-  if (backend.type == "rabbitmq") {
-    status = CheckRabbitMqBackend(backend);
-    if (!status.ok()) return status;
-  }
+  Result<std::shared_ptr<const BackendOptions>> options = type->parse(file, item, *entries);
+  if (!options.ok()) return options.status();
+  backend.options = std::move(*options);
   config_->backends.push_back(std::move(backend));
   return Status::Ok();
 }
 
 Status ConfigBuilder::ParseQueue(const YamlFile& file, const MappingEntry& item) {
+  // The queue's own keys, then each backend type's block (`rabbitmq:`).
+  const ExtensionRegistry& registry = ExtensionRegistry::Global();
+  std::vector<std::string_view> keys(std::begin(kQueueKeys), std::end(kQueueKeys));
+  for (const BackendExtension& b : registry.backends()) {
+    if (!b.queue_key.empty()) keys.push_back(b.queue_key);
+  }
   Result<std::vector<MappingEntry>> entries =
-      ReadMapping(file, item.value, item.value_mark, item.path, kQueueKeys);
+      ReadMapping(file, item.value, item.value_mark, item.path, keys);
   if (!entries.ok()) return entries.status();
   QueueConfig queue;
   queue.name = item.key;
@@ -686,10 +456,10 @@ Status ConfigBuilder::ParseQueue(const YamlFile& file, const MappingEntry& item)
       status = ParseHandlerTimeouts(file, e, &queue.handler_timeouts);
     } else if (e.key == "middleware") {
       status = ParseMiddlewareList(file, e, &queue.middleware);
-    } else if (e.key == "rabbitmq") {
-      status = ParseRabbitMqQueueOptions(file, e, &queue.rabbitmq);
-    } else {
+    } else if (e.key == "retry_policy") {
       status = Assign(ReadNonEmptyString(file, e), &queue.retry_policy);
+    } else {
+      status = ParseQueueBackendBlock(file, e, &queue.backend_block);  // refuses other keys
     }
     if (!status.ok()) return status;
   }
@@ -741,8 +511,10 @@ Status ConfigBuilder::ParseRetryPolicy(const YamlFile& file, const MappingEntry&
       status = Assign(ReadNumber(file, e, 1, HUGE_VAL), &policy.multiplier);
     } else if (e.key == "jitter") {
       status = Assign(ReadNumber(file, e, 0, 1), &policy.jitter);
-    } else {
+    } else if (e.key == "full_jitter") {
       status = Assign(ReadBool(file, e), &policy.full_jitter);
+    } else {
+      return UnexpectedKey(e);
     }
     if (!status.ok()) return status;
   }
@@ -766,7 +538,7 @@ Status ConfigBuilder::ParseRateLimit(const YamlFile& file, const MappingEntry& i
   bool has_rate = false;
   for (const MappingEntry& e : *entries) {
     has_rate = has_rate || e.key == "rate";
-    Status status = ReadBucketKey(file, e, &limit);
+    Status status = ReadTokenBucketKey(file, e, &limit.rate, &limit.burst);
     if (!status.ok()) return status;
   }
   if (!has_rate) return ErrorAt(limit.mark, item.path, "missing required key \"rate\"");
@@ -832,17 +604,10 @@ Status ConfigBuilder::Finish() {
         daemon.plugin_dir.empty() ? plugin_file_dirs_[plugin.name] : daemon.plugin_dir;
     plugin.path = ResolvePath(base, plugin.path);
   }
-  std::map<std::string, const BackendConfig*> local_paths;
-  for (BackendConfig& backend : config_->backends) {
-    if (backend.type != "local") continue;
-    std::string& path = backend.local.path;
-    path = ResolvePath(daemon.state_dir, path.empty() ? std::string(kLocalDatabaseFile) : path);
-    auto [other, inserted] = local_paths.emplace(path, &backend);
-    if (!inserted) {
-      return ErrorAt(backend.mark, "backends." + backend.name,
-                     "database " + path + " is already used by backend \"" + other->second->name +
-                         "\" (" + other->second->mark.ToString() + ")");
-    }
+  const ExtensionRegistry& registry = ExtensionRegistry::Global();
+  for (const BackendExtension& type : registry.backends()) {
+    if (!type.finish) continue;
+    if (Status status = type.finish(*config_); !status.ok()) return status;
   }
   std::vector<std::string_view> backends, plugins, policies;
   for (const BackendConfig& b : config_->backends) backends.push_back(b.name);
@@ -855,25 +620,25 @@ Status ConfigBuilder::Finish() {
       if (!status.ok()) return status;
     }
   }
-  if (Status status = CheckRabbitMqQueues(*config_); !status.ok()) return status;
-  std::vector<std::string_view> buckets;
-  for (const RateLimitConfig& r : config_->rate_limits) buckets.push_back(r.name);
+  // A queue's backend block belongs to its backend's type.
+  for (const QueueConfig& queue : config_->queues) {
+    const QueueBackendBlock& block = queue.backend_block;
+    const BackendConfig* backend = config_->FindBackend(queue.backend);
+    if (block.type.empty() || backend->type == block.type) continue;
+    const std::string& key = registry.FindBackend(block.type)->queue_key;
+    return ErrorAt(block.mark, "queues." + queue.name + "." + key,
+                   "only queues on a " + block.type + " backend have this key (backend \"" +
+                       queue.backend + "\" is of type " + backend->type + ")");
+  }
+  for (const BackendExtension& type : registry.backends()) {
+    if (!type.check_queues) continue;
+    if (Status status = type.check_queues(*config_); !status.ok()) return status;
+  }
   for (const QueueConfig& queue : config_->queues) {
     for (size_t i = 0; i < queue.middleware.size(); ++i) {
-      const std::string& shared = queue.middleware[i].rate_limit.shared;
-      if (queue.middleware[i].type != "rate_limit" || shared.empty() ||
-          config_->FindRateLimit(shared) != nullptr) {
-        continue;
-      }
-      std::string hint = DidYouMean(shared, buckets);
-      if (hint.empty()) {
-        hint = buckets.empty() ? " (rate_limits defines none)"
-                               : " (defined rate limits: " + Join(buckets) + ")";
-      }
-      return ErrorAt(
-          queue.middleware[i].mark,
-          "queues." + queue.name + ".middleware[" + std::to_string(i) + "].rate_limit.shared",
-          "rate limit \"" + shared + "\" is not defined under rate_limits" + hint);
+      const MiddlewareExtension* type = registry.FindMiddleware(queue.middleware[i].type);
+      if (!type->check) continue;
+      if (Status status = type->check(*config_, queue, i); !status.ok()) return status;
     }
   }
   return Status::Ok();

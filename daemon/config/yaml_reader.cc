@@ -319,4 +319,24 @@ bool IsValidName(std::string_view name) {
   });
 }
 
+Status AssignPositiveDuration(const YamlFile& file, const MappingEntry& e, Duration* out) {
+  Status status = Assign(ReadDuration(file, e), out);
+  if (status.ok() && *out <= Duration::zero()) {
+    return ErrorAt(file, e.value_mark, e.path, "must be greater than zero");
+  }
+  return status;
+}
+
+Status ReadTokenBucketKey(const YamlFile& file, const MappingEntry& e, double* rate, int* burst) {
+  constexpr int64_t kMaxBurst = 1000000000;
+  if (e.key == "burst") return Assign(ReadInteger(file, e, 0, kMaxBurst), burst);
+  if (e.key != "rate") return Status::Internal(e.path + ": not a key of a token bucket");
+  Result<std::string> text = ReadString(file, e);
+  if (!text.ok()) return text.status();
+  Result<double> parsed = ParseRate(*text);
+  if (!parsed.ok()) return ErrorAt(file, e.value_mark, e.path, parsed.status().message());
+  *rate = *parsed;
+  return Status::Ok();
+}
+
 }  // namespace foxworker

@@ -76,6 +76,35 @@ Result<double> ReadNumber(const YamlFile& file, const MappingEntry& entry, doubl
 Result<bool> ReadBool(const YamlFile& file, const MappingEntry& entry);
 Result<Duration> ReadDuration(const YamlFile& file, const MappingEntry& entry);
 
+// Stores a read value into `out` (converting it), or returns the error.
+template <typename T, typename U>
+Status Assign(Result<U> result, T* out) {
+  if (!result.ok()) return result.status();
+  *out = static_cast<T>(*result);
+  return Status::Ok();
+}
+
+// Reads a string and converts it with `parse` (ParseLogLevel, ...); a bad
+// name is an error at the value.
+template <typename E>
+Status AssignEnum(const YamlFile& file, const MappingEntry& entry,
+                  Result<E> (*parse)(std::string_view), E* out) {
+  Result<std::string> text = ReadString(file, entry);
+  if (!text.ok()) return text.status();
+  Result<E> value = parse(*text);
+  if (!value.ok()) return ErrorAt(file, entry.value_mark, entry.path, value.status().message());
+  *out = *value;
+  return Status::Ok();
+}
+
+// A duration that must be greater than zero.
+Status AssignPositiveDuration(const YamlFile& file, const MappingEntry& entry, Duration* out);
+
+// `rate` ("100/s") or `burst` of a token bucket (a `rate_limits:` entry or a
+// `rate_limit` middleware).
+Status ReadTokenBucketKey(const YamlFile& file, const MappingEntry& entry, double* rate,
+                          int* burst);
+
 // Names of plugins, backends, queues and retry policies: letters, digits,
 // '_', '-', '.' and ':', starting with a letter or digit.
 bool IsValidName(std::string_view name);

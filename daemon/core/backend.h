@@ -15,7 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "daemon/config/config.h"
+#include "daemon/base/units.h"
+#include "daemon/core/retry_policy.h"
+#include "daemon/core/backend_queue_options.h"
 #include "daemon/core/message.h"
 #include "daemon/core/outcome.h"
 #include "daemon/base/status.h"
@@ -32,7 +34,19 @@ struct SourceOptions {
   // The queue's retry policy, for backends that set up delay queues from it
   // (rabbitmq's retry tiers); unset = the built-in default policy.
   std::optional<RetryPolicyOptions> retry_policy;
-  RabbitMqQueueOptions rabbitmq;  // the queue's `rabbitmq:` settings
+  // The queue's `<backend type>:` block as the backend parsed it (for
+  // rabbitmq, `rabbitmq:`); null when the queue has none.
+  std::shared_ptr<const BackendQueueOptions> queue_options;
+};
+
+// Keys that expire, kept by a backend for one scope (dedup keeps message keys
+// this way). Safe for concurrent use.
+class KeyStore {
+ public:
+  virtual ~KeyStore() = default;
+  // Whether `key` was recorded and has not expired at `now_ms`.
+  virtual bool Seen(const std::string& key, int64_t now_ms) = 0;
+  virtual void Record(const std::string& key, int64_t expires_ms) = 0;
 };
 
 // Safe for concurrent use: Fetch and Settle may be called from any executor
@@ -87,6 +101,15 @@ class Backend {
   virtual void Stop(std::chrono::steady_clock::time_point deadline) = 0;
 
   virtual BackendState State() const { return {}; }
+
+  // A store whose keys survive restarts and are shared by every daemon on
+  // this backend, for keys scoped by `scope` (a queue name); null when the
+  // backend keeps nothing durable of its own (the caller then keeps keys in
+  // memory).
+  virtual std::unique_ptr<KeyStore> OpenDurableKeyStore(const std::string& scope) {
+    (void)scope;
+    return nullptr;
+  }
 };
 
 }  // namespace foxworker

@@ -141,13 +141,7 @@ ConsumerStats Consumer::Stats() const {
 }
 
 bool Consumer::CanChangeLimits(const ConsumerOptions& next) const {
-  ConsumerOptions probe = next;
-  probe.concurrency = config_.concurrency;
-  probe.timeout = config_.timeout;
-  probe.handler_timeouts = config_.handler_timeouts;
-  if (!(probe == config_)) return false;
-  const bool wants_timeouts = next.timeout.count() > 0 || !next.handler_timeouts.empty();
-  return timeouts_ || !wants_timeouts;
+  return OnlyLimitsDiffer(config_, next, timeouts_);
 }
 
 Result<Consumer::LimitChange> Consumer::PrepareLimits(const ConsumerOptions& next) {

@@ -33,6 +33,21 @@ struct ConsumerOptions {
   bool operator==(const ConsumerOptions&) const = default;
 };
 
+// Whether a running consumer with `running` can take `next` in place: they
+// differ at most in concurrency, timeout and handler_timeouts, and a timeout
+// appears only where the consumer's timeout watchdog runs (`watchdog`: it
+// started with a timeout).
+inline bool OnlyLimitsDiffer(const ConsumerOptions& running, const ConsumerOptions& next,
+                             bool watchdog) {
+  ConsumerOptions probe = next;
+  probe.concurrency = running.concurrency;
+  probe.timeout = running.timeout;
+  probe.handler_timeouts = running.handler_timeouts;
+  if (!(probe == running)) return false;
+  const bool wants_timeouts = next.timeout.count() > 0 || !next.handler_timeouts.empty();
+  return watchdog || !wants_timeouts;
+}
+
 }  // namespace foxworker
 
 #endif  // FOXWORKER_CORE_CONSUMER_OPTIONS_H_

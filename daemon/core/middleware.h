@@ -1,7 +1,8 @@
 // Middleware: a step of a queue's pipeline. Each sees the consumer's fetch
 // decisions (admission), every delivery before its handler, and every
-// outcome after it. Built-ins live in this folder, one file each, and are
-// created by name in registry.cc.
+// outcome after it. Each built-in type lives in a folder of its own under
+// daemon/middleware/ and registers itself by name
+// (daemon/config/extension_registry.h).
 #ifndef FOXWORKER_CORE_MIDDLEWARE_H_
 #define FOXWORKER_CORE_MIDDLEWARE_H_
 
@@ -11,6 +12,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "daemon/core/message.h"
 #include "daemon/core/outcome.h"
@@ -29,6 +32,15 @@ struct CallInfo {
   // transient failure. A reject is the message's fault, not the
   // downstream's, and is not a failure here.
   bool failed = false;
+};
+
+// One sample of a middleware's metrics for /metrics: a family that its type
+// registered, the labels besides "queue", and the value. Samples of one
+// queue with the same family and labels are added up.
+struct MiddlewareSample {
+  std::string family;
+  std::vector<std::pair<std::string, std::string>> labels;
+  double value = 0;
 };
 
 // Implementations must be safe for concurrent use: Admit, Before and After
@@ -65,6 +77,12 @@ class Middleware {
 
   // A short state for status pages ("closed", "open 4.2s", ...); empty if none.
   virtual std::string State() const { return {}; }
+
+  // Appends its metric samples at `now_ns` (monotonic); none by default.
+  virtual void Samples(uint64_t now_ns, std::vector<MiddlewareSample>* out) const {
+    (void)now_ns;
+    (void)out;
+  }
 };
 
 }  // namespace foxworker

@@ -11,6 +11,7 @@
 #include <iterator>
 #include <sstream>
 
+#include "daemon/backends/local/local_config.h"
 #include "daemon/backends/local/local_store.h"
 #include "daemon/config/config_parser.h"
 #include "daemon/base/clock.h"
@@ -53,8 +54,13 @@ Result<LocalStoreOptions> ResolveStore(const CtlArgs& args) {
       return Status::NotFound(args.config_path + ": the config has no backend of type local");
     }
   }
-  options.path = backend->local.path;
-  options.durability = backend->local.durability;
+  const auto* local = backend->options.As<LocalBackendOptions>();
+  if (local == nullptr) {
+    return Status::Internal(args.config_path + ": backend \"" + backend->name +
+                            "\" has no local backend options");
+  }
+  options.path = local->path;
+  options.durability = local->durability;
   return options;
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/app/builtin_extensions.h"
 #include "daemon/ctl/ctl_args.h"
 #include "daemon/ctl/ctl_commands.h"
 
@@ -13,6 +14,7 @@ int main(int argc, char** argv) {
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
   FLAGS_minloglevel = google::GLOG_WARNING;
+  foxworker::RegisterBuiltinConfig();
 
   std::vector<std::string> args(argv + 1, argv + argc);
   auto parsed = foxworker::ParseCtlArgs(args);

@@ -526,19 +526,38 @@ TEST_F(LocalBackendTest, TwoBackendsOnOneFileNeverDeliverTheSameJobTwice) {
   EXPECT_TRUE(Inspector().Stats()->empty());
 }
 
+// Dedup keeps its keys here: they outlive the store that recorded them (a
+// restart) and are scoped by queue.
+TEST_F(LocalBackendTest, DurableKeyStoreKeepsKeysInTheFile) {
+  auto backend = StartBackend(Options(path_));
+  std::unique_ptr<KeyStore> store = backend->OpenDurableKeyStore("jobs");
+  ASSERT_NE(store, nullptr);
+  store->Record("order-7", /*expires_ms=*/2000);
+  store.reset();
+  std::unique_ptr<KeyStore> again = backend->OpenDurableKeyStore("jobs");
+  EXPECT_TRUE(again->Seen("order-7", 1000));
+  EXPECT_FALSE(again->Seen("order-7", 2000));  // expired
+  EXPECT_FALSE(backend->OpenDurableKeyStore("mail")->Seen("order-7", 1000));
+  backend->Stop(Clock::now() + milliseconds(5000));
+}
+
 TEST(LocalBackendFactoryTest, BuildsFromConfigAndRejectsNonsense) {
   BackendConfig config;
   config.name = "disk";
   config.type = "local";
-  config.local.path = "/tmp/x.db";
+  LocalBackendOptions options;
+  options.path = "/tmp/x.db";
+  config.options = std::make_shared<LocalBackendOptions>(options);
   auto backend = MakeLocalBackend(config);
   ASSERT_TRUE(backend.ok()) << backend.status().ToString();
   EXPECT_EQ((*backend)->name(), "disk");
 
-  config.local.batch_size = 0;
+  options.batch_size = 0;
+  config.options = std::make_shared<LocalBackendOptions>(options);
   EXPECT_FALSE(MakeLocalBackend(config).ok());
-  config.local.batch_size = 10;
-  config.local.path.clear();
+  options.batch_size = 10;
+  options.path.clear();
+  config.options = std::make_shared<LocalBackendOptions>(options);
   EXPECT_FALSE(MakeLocalBackend(config).ok());
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "daemon/backends/rabbitmq/amqp_url.h"
+#include "daemon/backends/rabbitmq/rabbitmq_config.h"
 #include "daemon/backends/rabbitmq/retry_tiers.h"
 #include "daemon/config/config_parser.h"
 #include "daemon/core/retry_policy.h"
@@ -42,7 +43,7 @@ queues:
 TEST(RabbitMqConfigTest, ParsesEveryKey) {
   auto config = ParseConfigString(kYaml, "t.yaml", "/etc/foxworker");
   ASSERT_TRUE(config.ok()) << config.status().message();
-  const RabbitMqBackendOptions& r = config->backends[0].rabbitmq;
+  const RabbitMqBackendOptions& r = *config->backends[0].options.As<RabbitMqBackendOptions>();
   EXPECT_EQ(r.url, "amqps://worker:s3cret@broker.example:5671/prod");
   EXPECT_EQ(r.tls.ca, "/etc/ssl/ca.pem");
   EXPECT_EQ(r.tls.cert, "/etc/foxworker/client.pem");
@@ -161,7 +162,8 @@ queues:
 TEST(RabbitMqTopologyConfigTest, ParsesQueueExchangeAndBindings) {
   auto config = ParseConfigString(kTopologyYaml, "t.yaml", "/etc");
   ASSERT_TRUE(config.ok()) << config.status().message();
-  const RabbitMqQueueOptions& o = config->queues[0].rabbitmq;
+  const RabbitMqQueueOptions& o =
+      RabbitMqQueueOptionsOf(config->queues[0].backend_block.options.get());
   EXPECT_TRUE(o.present);
   EXPECT_EQ(o.queue_type, AmqpQueueType::kClassic);
   ASSERT_EQ(o.arguments.size(), 5u);
@@ -187,7 +189,8 @@ TEST(RabbitMqTopologyConfigTest, ParsesQueueExchangeAndBindings) {
   EXPECT_EQ(o.bindings[1].arguments.size(), 2u);
   EXPECT_EQ(ExpandQueuePattern(o.dead_letter_queue, "orders.v1"), "orders.v1.dead");
   EXPECT_EQ(ExpandQueuePattern(o.retry_queue_prefix, "orders.v1"), "retry.orders.v1.");
-  const RabbitMqQueueOptions& plain = config->queues[1].rabbitmq;
+  const RabbitMqQueueOptions& plain =
+      RabbitMqQueueOptionsOf(config->queues[1].backend_block.options.get());
   EXPECT_FALSE(plain.present);
   EXPECT_EQ(ExpandQueuePattern(plain.dead_letter_queue, "plain"), "plain-dlq");
   EXPECT_EQ(ExpandQueuePattern(plain.retry_queue_prefix, "plain"), "plain-retry-");

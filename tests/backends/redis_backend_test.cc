@@ -63,7 +63,7 @@ TEST(RedisConfigTest, ParsesEveryKeyAndNeverPrintsThePassword) {
       "    reconnect_initial: 50ms\n    reconnect_max: 5s\n",
       "test.yaml", "/tmp");
   ASSERT_TRUE(config.ok()) << config.status().message();
-  const RedisBackendOptions& r = config->backends[0].redis;
+  const RedisBackendOptions& r = *config->backends[0].options.As<RedisBackendOptions>();
   EXPECT_EQ(r.host, "db.example");
   EXPECT_EQ(r.port, 6390);
   EXPECT_EQ(r.db, 4);

@@ -10,6 +10,13 @@
 #include <set>
 #include <thread>
 
+#include "daemon/backends/local/local_config.h"
+#include "daemon/backends/memory/memory_config.h"
+#include "daemon/middleware/circuit_breaker/circuit_breaker_config.h"
+#include "daemon/middleware/dedup/dedup_config.h"
+#include "daemon/middleware/logging/logging_config.h"
+#include "daemon/middleware/rate_limit/rate_limit_config.h"
+
 namespace foxworker {
 namespace {
 
@@ -156,24 +163,24 @@ TEST(ParseConfigTest, FullExample) {
   const BackendConfig* mem = config.FindBackend("mem");
   ASSERT_NE(mem, nullptr);
   EXPECT_EQ(mem->type, "memory");
-  EXPECT_EQ(mem->memory.capacity, 1000u);
+  EXPECT_EQ(mem->options.As<MemoryBackendOptions>()->capacity, 1000u);
   const BackendConfig* disk = config.FindBackend("disk");
   ASSERT_NE(disk, nullptr);
   EXPECT_EQ(disk->type, "local");
-  EXPECT_EQ(disk->local.path, "/srv/foxworker/foxworker.db");
-  EXPECT_EQ(disk->local.durability, Durability::kNormal);
-  EXPECT_EQ(disk->local.lease, milliseconds(60000));
-  EXPECT_EQ(disk->local.poll_interval, milliseconds(50));
-  EXPECT_EQ(disk->local.retention, milliseconds(86400000));
-  EXPECT_EQ(disk->local.batch_size, 64);
+  EXPECT_EQ(disk->options.As<LocalBackendOptions>()->path, "/srv/foxworker/foxworker.db");
+  EXPECT_EQ(disk->options.As<LocalBackendOptions>()->durability, Durability::kNormal);
+  EXPECT_EQ(disk->options.As<LocalBackendOptions>()->lease, milliseconds(60000));
+  EXPECT_EQ(disk->options.As<LocalBackendOptions>()->poll_interval, milliseconds(50));
+  EXPECT_EQ(disk->options.As<LocalBackendOptions>()->retention, milliseconds(86400000));
+  EXPECT_EQ(disk->options.As<LocalBackendOptions>()->batch_size, 64);
   const BackendConfig* archive = config.FindBackend("archive");
   ASSERT_NE(archive, nullptr);
-  EXPECT_EQ(archive->local.path, "/mnt/archive.db");
-  EXPECT_EQ(archive->local.durability, Durability::kFull);
-  EXPECT_EQ(archive->local.lease, milliseconds(30000));
-  EXPECT_EQ(archive->local.poll_interval, milliseconds(200));
-  EXPECT_EQ(archive->local.retention, milliseconds(0));
-  EXPECT_EQ(archive->local.batch_size, 256);
+  EXPECT_EQ(archive->options.As<LocalBackendOptions>()->path, "/mnt/archive.db");
+  EXPECT_EQ(archive->options.As<LocalBackendOptions>()->durability, Durability::kFull);
+  EXPECT_EQ(archive->options.As<LocalBackendOptions>()->lease, milliseconds(30000));
+  EXPECT_EQ(archive->options.As<LocalBackendOptions>()->poll_interval, milliseconds(200));
+  EXPECT_EQ(archive->options.As<LocalBackendOptions>()->retention, milliseconds(0));
+  EXPECT_EQ(archive->options.As<LocalBackendOptions>()->batch_size, 256);
 
   const QueueConfig* thumbnails = config.FindQueue("thumbnails");
   ASSERT_NE(thumbnails, nullptr);
@@ -416,8 +423,8 @@ TEST(ParseConfigTest, LocalBackendPaths) {
       "daemon:\n  state_dir: state\nbackends:\n  a:\n    type: local\n    path: jobs/a.db\n"
       "  b:\n    type: local\n");
   EXPECT_EQ(config.daemon.state_dir, "/etc/foxworker/state");
-  EXPECT_EQ(config.FindBackend("a")->local.path, "/etc/foxworker/state/jobs/a.db");
-  EXPECT_EQ(config.FindBackend("b")->local.path, "/etc/foxworker/state/foxworker.db");
+  EXPECT_EQ(config.FindBackend("a")->options.As<LocalBackendOptions>()->path, "/etc/foxworker/state/jobs/a.db");
+  EXPECT_EQ(config.FindBackend("b")->options.As<LocalBackendOptions>()->path, "/etc/foxworker/state/foxworker.db");
 
   EXPECT_EQ(ParseError("backends:\n  a:\n    type: local\n  b:\n    type: local\n"
                        "    path: /var/lib/foxworker/foxworker.db\n"),
@@ -544,24 +551,15 @@ TEST(PluginConfigJsonTest, SelfReferringAliasIsAnError) {
 
 void ExpectSameRateLimit(const RateLimitConfig& a, const RateLimitConfig& b) {
   EXPECT_EQ(a.name, b.name);
-  EXPECT_EQ(a.shared, b.shared);
   EXPECT_EQ(a.rate, b.rate);  // exactly: the printed rate reads back as the same double
   EXPECT_EQ(a.burst, b.burst);
 }
 
 void ExpectSameMiddleware(const MiddlewareConfig& a, const MiddlewareConfig& b) {
   EXPECT_EQ(a.type, b.type);
-  EXPECT_EQ(a.circuit_breaker.failure_threshold, b.circuit_breaker.failure_threshold);
-  EXPECT_EQ(a.circuit_breaker.failure_ratio, b.circuit_breaker.failure_ratio);
-  EXPECT_EQ(a.circuit_breaker.min_calls, b.circuit_breaker.min_calls);
-  EXPECT_EQ(a.circuit_breaker.window, b.circuit_breaker.window);
-  EXPECT_EQ(a.circuit_breaker.reset_timeout, b.circuit_breaker.reset_timeout);
-  EXPECT_EQ(a.circuit_breaker.half_open_trials, b.circuit_breaker.half_open_trials);
-  ExpectSameRateLimit(a.rate_limit, b.rate_limit);
-  EXPECT_EQ(a.dedup.key, b.dedup.key);
-  EXPECT_EQ(a.dedup.ttl, b.dedup.ttl);
-  EXPECT_EQ(a.dedup.max_keys, b.dedup.max_keys);
-  EXPECT_EQ(a.logging.level, b.logging.level);
+  // Every value of the type's settings (rates exactly: the printed rate reads
+  // back as the same double).
+  EXPECT_TRUE(a.options == b.options) << a.type;
 }
 
 // Compares every value, not the marks (which point into different text).
@@ -583,13 +581,8 @@ void ExpectSameValues(const Config& a, const Config& b) {
     const BackendConfig& y = b.backends[i];
     EXPECT_EQ(x.name, y.name);
     EXPECT_EQ(x.type, y.type);
-    EXPECT_EQ(x.memory.capacity, y.memory.capacity);
-    EXPECT_EQ(x.local.path, y.local.path);
-    EXPECT_EQ(x.local.durability, y.local.durability);
-    EXPECT_EQ(x.local.lease, y.local.lease);
-    EXPECT_EQ(x.local.poll_interval, y.local.poll_interval);
-    EXPECT_EQ(x.local.retention, y.local.retention);
-    EXPECT_EQ(x.local.batch_size, y.local.batch_size);
+    // Every value of the type's options.
+    EXPECT_TRUE(x.options == y.options) << x.name;
   }
   ASSERT_EQ(a.queues.size(), b.queues.size());
   for (size_t i = 0; i < a.queues.size(); ++i) {
@@ -875,27 +868,27 @@ TEST(MiddlewareConfigTest, ParsesEveryMiddleware) {
   const std::vector<MiddlewareConfig>& m = emails->middleware;
   ASSERT_EQ(m.size(), 5u);
   EXPECT_EQ(m[0].type, "logging");
-  EXPECT_EQ(m[0].logging.level, LogLevel::kDebug);
+  EXPECT_EQ(m[0].options.As<LoggingConfig>()->level, LogLevel::kDebug);
   EXPECT_EQ(m[0].mark.ToString(), "/etc/foxworker/foxworker.yaml:17:9");
   EXPECT_EQ(m[1].type, "circuit_breaker");
-  EXPECT_EQ(m[1].circuit_breaker.failure_threshold, 3);
-  EXPECT_EQ(m[1].circuit_breaker.failure_ratio, 0.0);
-  EXPECT_EQ(m[1].circuit_breaker.window, milliseconds(60000));
-  EXPECT_EQ(m[1].circuit_breaker.reset_timeout, milliseconds(10000));
-  EXPECT_EQ(m[1].circuit_breaker.half_open_trials, 2);
+  EXPECT_EQ(m[1].options.As<CircuitBreakerConfig>()->failure_threshold, 3);
+  EXPECT_EQ(m[1].options.As<CircuitBreakerConfig>()->failure_ratio, 0.0);
+  EXPECT_EQ(m[1].options.As<CircuitBreakerConfig>()->window, milliseconds(60000));
+  EXPECT_EQ(m[1].options.As<CircuitBreakerConfig>()->reset_timeout, milliseconds(10000));
+  EXPECT_EQ(m[1].options.As<CircuitBreakerConfig>()->half_open_trials, 2);
   EXPECT_EQ(m[2].type, "rate_limit");
-  EXPECT_DOUBLE_EQ(m[2].rate_limit.rate, 50.0);
-  EXPECT_EQ(m[2].rate_limit.burst, 5);
-  EXPECT_EQ(m[2].rate_limit.shared, "");
-  EXPECT_EQ(m[2].rate_limit.mark.ToString(), "/etc/foxworker/foxworker.yaml:19:9");
+  EXPECT_DOUBLE_EQ(m[2].options.As<RateLimitOptions>()->rate, 50.0);
+  EXPECT_EQ(m[2].options.As<RateLimitOptions>()->burst, 5);
+  EXPECT_EQ(m[2].options.As<RateLimitOptions>()->shared, "");
+  EXPECT_EQ(m[2].mark.ToString(), "/etc/foxworker/foxworker.yaml:19:9");
   EXPECT_EQ(m[3].type, "rate_limit");
-  EXPECT_EQ(m[3].rate_limit.shared, "payments-api");
-  EXPECT_EQ(m[3].rate_limit.rate, 0.0);
+  EXPECT_EQ(m[3].options.As<RateLimitOptions>()->shared, "payments-api");
+  EXPECT_EQ(m[3].options.As<RateLimitOptions>()->rate, 0.0);
   EXPECT_EQ(m[3].mark.ToString(), "/etc/foxworker/foxworker.yaml:20:9");
   EXPECT_EQ(m[4].type, "dedup");
-  EXPECT_EQ(m[4].dedup.key, "header:x-idempotency-key");
-  EXPECT_EQ(m[4].dedup.ttl, milliseconds(3600000));
-  EXPECT_EQ(m[4].dedup.max_keys, 500u);
+  EXPECT_EQ(m[4].options.As<DedupConfig>()->key, "header:x-idempotency-key");
+  EXPECT_EQ(m[4].options.As<DedupConfig>()->ttl, milliseconds(3600000));
+  EXPECT_EQ(m[4].options.As<DedupConfig>()->max_keys, 500u);
 
   const QueueConfig* reports = config.FindQueue("reports");
   ASSERT_NE(reports, nullptr);
@@ -904,17 +897,17 @@ TEST(MiddlewareConfigTest, ParsesEveryMiddleware) {
   const std::vector<MiddlewareConfig>& r = reports->middleware;
   ASSERT_EQ(r.size(), 5u);
   EXPECT_EQ(r[0].type, "logging");  // a bare type takes every default
-  EXPECT_EQ(r[0].logging.level, LogLevel::kInfo);
+  EXPECT_EQ(r[0].options.As<LoggingConfig>()->level, LogLevel::kInfo);
   EXPECT_EQ(r[0].mark.ToString(), "/etc/foxworker/foxworker.yaml:26:9");
-  EXPECT_DOUBLE_EQ(r[1].circuit_breaker.failure_ratio, 0.5);
-  EXPECT_EQ(r[1].circuit_breaker.min_calls, 20);
-  EXPECT_EQ(r[1].circuit_breaker.half_open_trials, 1);
-  EXPECT_DOUBLE_EQ(r[2].rate_limit.rate, 7.0 / 3600);
-  EXPECT_EQ(r[2].rate_limit.burst, 0);
-  EXPECT_EQ(r[3].dedup.key, "json:/order/id");
-  EXPECT_EQ(r[3].dedup.ttl, milliseconds(86400000));
-  EXPECT_EQ(r[3].dedup.max_keys, 100000u);
-  EXPECT_EQ(r[4].rate_limit.shared, "slow");
+  EXPECT_DOUBLE_EQ(r[1].options.As<CircuitBreakerConfig>()->failure_ratio, 0.5);
+  EXPECT_EQ(r[1].options.As<CircuitBreakerConfig>()->min_calls, 20);
+  EXPECT_EQ(r[1].options.As<CircuitBreakerConfig>()->half_open_trials, 1);
+  EXPECT_DOUBLE_EQ(r[2].options.As<RateLimitOptions>()->rate, 7.0 / 3600);
+  EXPECT_EQ(r[2].options.As<RateLimitOptions>()->burst, 0);
+  EXPECT_EQ(r[3].options.As<DedupConfig>()->key, "json:/order/id");
+  EXPECT_EQ(r[3].options.As<DedupConfig>()->ttl, milliseconds(86400000));
+  EXPECT_EQ(r[3].options.As<DedupConfig>()->max_keys, 100000u);
+  EXPECT_EQ(r[4].options.As<RateLimitOptions>()->shared, "slow");
 }
 
 TEST(MiddlewareConfigTest, DefaultsWhenAbsent) {
@@ -1056,7 +1049,7 @@ TEST(MiddlewareConfigTest, BadDedupKey) {
             "/etc/foxworker/foxworker.yaml:13:9: queues.emails.middleware[0].dedup: missing "
             "required key \"key\" (header:NAME, property:NAME or json:/POINTER)");
   Config config = ParseOk(WithMiddleware("      - dedup: {key: \"json:/a~0b/~1c/0\"}\n"));
-  EXPECT_EQ(config.queues[0].middleware[0].dedup.key, "json:/a~0b/~1c/0");
+  EXPECT_EQ(config.queues[0].middleware[0].options.As<DedupConfig>()->key, "json:/a~0b/~1c/0");
 }
 
 TEST(MiddlewareConfigTest, ValueRanges) {
@@ -1241,9 +1234,9 @@ TEST(ExampleConfigTest, FullExampleParsesAndRoundTrips) {
     for (const MiddlewareConfig& m : queue.middleware) {
       types.insert(m.type);
       if (m.type == "circuit_breaker") {
-        (m.circuit_breaker.failure_ratio > 0 ? ratio_mode : count_mode) = true;
+        (m.options.As<CircuitBreakerConfig>()->failure_ratio > 0 ? ratio_mode : count_mode) = true;
       }
-      if (m.type == "rate_limit") (m.rate_limit.shared.empty() ? inline_rate : shared) = true;
+      if (m.type == "rate_limit") (m.options.As<RateLimitOptions>()->shared.empty() ? inline_rate : shared) = true;
     }
   }
   EXPECT_EQ(types, (std::set<std::string>{"circuit_breaker", "dedup", "logging", "rate_limit"}));

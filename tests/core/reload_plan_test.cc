@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "daemon/backends/memory/memory_config.h"
 #include "daemon/config/config_parser.h"
 
 namespace foxworker {
@@ -157,7 +158,7 @@ TEST(ReloadPlanTest, ABackendChangedWhileQueuesUseItFailsThePlan) {
   std::string changed = Yaml(queues);
   changed.replace(changed.find("type: memory"), 12, "type: memory\n    capacity: 7");
   Config next = Parse(changed);
-  ASSERT_EQ(next.FindBackend("mem")->memory.capacity, 7u);
+  ASSERT_EQ(next.FindBackend("mem")->options.As<MemoryBackendOptions>()->capacity, 7u);
   RunningFacts facts = Running(old, next);
   facts.queues["mail"].consuming = false;  // waiting to start: a user too
   facts.draining.push_back({"old", "mem"});

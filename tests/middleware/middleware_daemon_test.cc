@@ -8,7 +8,7 @@
 
 #include "daemon/backends/local/local_store.h"
 #include "daemon/core/dead_letter.h"
-#include "daemon/middleware/circuit_breaker.h"
+#include "daemon/middleware/circuit_breaker/circuit_breaker.h"
 #include "tests/core/test_daemon.h"
 
 namespace foxworker::testing {

@@ -3,10 +3,10 @@
 #include <gtest/gtest.h>
 
 #include "daemon/core/payload_validation.h"
-#include "daemon/middleware/circuit_breaker.h"
-#include "daemon/middleware/dedup.h"
-#include "daemon/middleware/logging.h"
-#include "daemon/middleware/rate_limit.h"
+#include "daemon/middleware/circuit_breaker/circuit_breaker.h"
+#include "daemon/middleware/dedup/dedup.h"
+#include "daemon/middleware/logging/logging.h"
+#include "daemon/middleware/rate_limit/rate_limit.h"
 
 namespace foxworker {
 namespace {

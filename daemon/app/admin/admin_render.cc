@@ -5,16 +5,16 @@
 #include <cinttypes>
 #include <cstdio>
 #include <fstream>
+#include <algorithm>
 #include <map>
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "daemon/config/extension_registry.h"
 #include "daemon/base/clock.h"
 #include "daemon/core/metrics.h"
 #include "daemon/app/supervisor.h"
-#include "daemon/middleware/circuit_breaker.h"
-#include "daemon/middleware/rate_limit.h"
 
 namespace foxworker {
 namespace {
@@ -135,47 +135,45 @@ std::string RenderMetrics(const Supervisor& supervisor,
   for (const auto& c : consumers)
     m.HistogramSamples({{"queue", c->name()}}, bounds, c->queue_wait().Take());
 
-  // Middleware state: the first circuit breaker of each queue, and the rate
-  // limits per queue and limit ("own" or the shared limit's name).
-  static constexpr std::pair<CircuitBreaker::Phase, const char*> kPhases[] = {
-      {CircuitBreaker::Phase::kClosed, "closed"},
-      {CircuitBreaker::Phase::kOpen, "open"},
-      {CircuitBreaker::Phase::kHalfOpen, "half_open"}};
-  std::vector<std::pair<std::string, const CircuitBreaker*>> breakers;
-  std::map<std::pair<std::string, std::string>, std::pair<uint64_t, uint64_t>> limits;
+  // Middleware metrics: every family a registered middleware type declares,
+  // with its samples per queue (samples of one queue with the same labels
+  // add up), queues in name order.
+  struct FamilySamples {
+    // By queue; within a queue, label sets in the order first reported.
+    std::map<std::string, std::vector<std::pair<MetricLabels, double>>> by_queue;
+  };
+  std::map<std::string, FamilySamples, std::less<>> families;
   const uint64_t now = MonotonicNs();
   for (const auto& c : consumers) {
-    bool have_breaker = false;
-    for (const auto& mw : c->middleware()) {
-      if (auto* b = dynamic_cast<const CircuitBreaker*>(mw.get()); b != nullptr && !have_breaker) {
-        breakers.emplace_back(c->name(), b);
-        have_breaker = true;
-      } else if (auto* r = dynamic_cast<const RateLimit*>(mw.get()); r != nullptr) {
-        auto& [waits, waited_ns] = limits[{c->name(), r->limit()}];
-        waits += r->waits();
-        waited_ns += r->WaitedNs(now);
+    std::vector<MiddlewareSample> samples;
+    for (const auto& mw : c->middleware()) mw->Samples(now, &samples);
+    for (MiddlewareSample& sample : samples) {
+      auto& list = families[sample.family].by_queue[c->name()];
+      auto same = std::find_if(list.begin(), list.end(),
+                               [&](const auto& entry) { return entry.first == sample.labels; });
+      if (same != list.end()) {
+        same->second += sample.value;
+      } else {
+        list.emplace_back(std::move(sample.labels), sample.value);
       }
     }
   }
-  m.Family("foxworker_circuit_breaker_state", "gauge",
-           "1 for the circuit breaker's current state (closed, open, half_open), 0 for the "
-           "others.");
-  for (const auto& [queue, b] : breakers) {
-    const CircuitBreaker::Phase phase = b->phase();
-    for (const auto& [p, name] : kPhases)
-      m.Sample({{"queue", queue}, {"state", name}}, p == phase ? 1 : 0);
+  for (const MiddlewareExtension& type : ExtensionRegistry::Global().middleware()) {
+    for (const MiddlewareMetricFamily& family : type.metric_families) {
+      m.Family(family.name, family.type, family.help);
+      auto it = families.find(family.name);
+      if (it == families.end()) continue;
+      for (const auto& [queue, list] : it->second.by_queue) {
+        for (const auto& [labels, value] : list) {
+          // Labels in name order, "queue" among them.
+          MetricLabels all = labels;
+          all.emplace_back("queue", queue);
+          std::sort(all.begin(), all.end());
+          m.Sample(all, value);
+        }
+      }
+    }
   }
-  m.Family("foxworker_circuit_breaker_opened_total", "counter",
-           "Times the queue's circuit breaker opened.");
-  for (const auto& [queue, b] : breakers) m.Sample({{"queue", queue}}, double(b->times_opened()));
-  m.Family("foxworker_rate_limit_waits_total", "counter",
-           "Times fetching found the rate limit's bucket empty and waited.");
-  for (const auto& [key, v] : limits)
-    m.Sample({{"limit", key.second}, {"queue", key.first}}, double(v.first));
-  m.Family("foxworker_rate_limit_wait_seconds_total", "counter",
-           "Time fetching was held back by the rate limit (first refusal to next grant).");
-  for (const auto& [key, v] : limits)
-    m.Sample({{"limit", key.second}, {"queue", key.first}}, double(v.second) / 1e9);
 
   std::vector<std::pair<std::string, BackendState>> backends;
   for (const auto& bc : supervisor.config().backends) {

@@ -8,7 +8,9 @@
 #include <random>
 #include <utility>
 
+#include "daemon/backends/local/local_key_store.h"
 #include "daemon/backends/local/local_source.h"
+#include "daemon/config/extension_registry.h"
 #include "daemon/base/clock.h"
 
 namespace foxworker {
@@ -168,12 +170,20 @@ void LocalBackend::Kick() {
   cv_.notify_one();
 }
 
+std::unique_ptr<KeyStore> LocalBackend::OpenDurableKeyStore(const std::string& scope) {
+  return std::make_unique<LocalKeyStore>(options_.path, scope);
+}
+
 Result<std::unique_ptr<Backend>> MakeLocalBackend(const BackendConfig& config) {
   if (config.type != "local") {
     return Status::InvalidArgument("backend " + config.name + " has type " + config.type +
                                    ", not local");
   }
-  const LocalBackendOptions& o = config.local;
+  const auto* options = config.options.As<LocalBackendOptions>();
+  if (options == nullptr) {
+    return Status::InvalidArgument("local backend " + config.name + ": no options given");
+  }
+  const LocalBackendOptions& o = *options;
   if (o.path.empty()) {
     return Status::InvalidArgument("local backend " + config.name + ": no path given");
   }
@@ -184,7 +194,11 @@ Result<std::unique_ptr<Backend>> MakeLocalBackend(const BackendConfig& config) {
     return Status::InvalidArgument("local backend " + config.name +
                                    ": batch_size must be at least 1");
   }
-  return std::unique_ptr<Backend>(new LocalBackend(config.name, config.local));
+  return std::unique_ptr<Backend>(new LocalBackend(config.name, o));
+}
+
+void RegisterLocalBackendFactory(ExtensionRegistry& registry) {
+  registry.SetBackendFactory("local", MakeLocalBackend);
 }
 
 }  // namespace foxworker

@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/backends/local/local_config.h"
 #include "daemon/backends/local/local_store.h"
 #include "daemon/config/config.h"
 #include "daemon/core/backend.h"
@@ -76,6 +77,8 @@ class LocalBackend final : public Backend {
   void Stop(std::chrono::steady_clock::time_point deadline) override;
 
   BackendState State() const override;
+  // Keys in this backend's SQLite file (table dedup_keys), scoped by `scope`.
+  std::unique_ptr<KeyStore> OpenDurableKeyStore(const std::string& scope) override;
 
   // How many group commits so far wrote at least one enqueue. Read-only, for
   // tests: fewer than the Enqueue calls they carried means enqueuers shared
@@ -164,7 +167,10 @@ class LocalBackend final : public Backend {
 
 // Builds the backend for a `type: local` entry. The path is used as given
 // (the config parser resolves a relative one against daemon.state_dir).
+class ExtensionRegistry;
 Result<std::unique_ptr<Backend>> MakeLocalBackend(const BackendConfig& config);
+// Sets MakeLocalBackend as the "local" type's factory.
+void RegisterLocalBackendFactory(ExtensionRegistry& registry);
 
 }  // namespace foxworker
 

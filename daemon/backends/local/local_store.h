@@ -34,7 +34,7 @@
 #include <string_view>
 #include <vector>
 
-#include "daemon/config/config.h"
+#include "daemon/backends/local/local_config.h"
 #include "daemon/core/message.h"
 #include "daemon/base/status.h"
 

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/backends/memory/memory_config.h"
 #include "daemon/core/backend.h"
 
 namespace foxworker {

@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "daemon/config/config.h"
+#include "daemon/backends/rabbitmq/rabbitmq_config.h"
 #include "daemon/base/status.h"
 
 namespace foxworker {

@@ -10,6 +10,7 @@
 
 #include "daemon/backends/rabbitmq/amqp_connection.h"
 #include "daemon/backends/rabbitmq/rabbitmq_backend_internal.h"
+#include "daemon/config/extension_registry.h"
 #include "daemon/base/units.h"
 
 namespace foxworker {
@@ -86,9 +87,10 @@ Status RabbitMqBackend::Start() {
 
 void RabbitMqBackend::InitSourceState(SourceState& s, const SourceOptions& options) const {
   s.options = options;
-  s.queue_type = options.rabbitmq.queue_type.value_or(options_.queue_type);
-  s.dead_letter_queue = ExpandQueuePattern(options.rabbitmq.dead_letter_queue, options.source);
-  s.retry_queue_prefix = ExpandQueuePattern(options.rabbitmq.retry_queue_prefix, options.source);
+  const RabbitMqQueueOptions& topology = RabbitMqQueueOptionsOf(options.queue_options.get());
+  s.queue_type = topology.queue_type.value_or(options_.queue_type);
+  s.dead_letter_queue = ExpandQueuePattern(topology.dead_letter_queue, options.source);
+  s.retry_queue_prefix = ExpandQueuePattern(topology.retry_queue_prefix, options.source);
   s.retry_policy = options.retry_policy.value_or(RetryPolicyOptions{});
   s.tiers = ComputeRetryTiers(s.retry_policy);
 }
@@ -225,6 +227,18 @@ BackendState RabbitMqBackend::State() const {
 RabbitMqBackend::Counters RabbitMqBackend::GetCounters() const {
   std::lock_guard<std::mutex> lock(mu_);
   return counters_;
+}
+
+Result<std::unique_ptr<Backend>> MakeRabbitMqBackend(const BackendConfig& config) {
+  const auto* options = config.options.As<RabbitMqBackendOptions>();
+  if (options == nullptr) {
+    return Status::InvalidArgument("rabbitmq backend " + config.name + ": no options given");
+  }
+  return std::unique_ptr<Backend>(new RabbitMqBackend(config.name, *options));
+}
+
+void RegisterRabbitMqBackendFactory(ExtensionRegistry& registry) {
+  registry.SetBackendFactory("rabbitmq", MakeRabbitMqBackend);
 }
 
 }  // namespace foxworker

@@ -36,6 +36,7 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/backends/rabbitmq/rabbitmq_config.h"
 #include "daemon/core/backend.h"
 
 namespace foxworker {
@@ -197,6 +198,12 @@ class RabbitMqBackend : public Backend {
   std::vector<SourceState*> wake_due_;
   std::mt19937_64 rng_{std::random_device{}()};
 };
+
+class ExtensionRegistry;
+// Builds a RabbitMqBackend from its config (not started).
+Result<std::unique_ptr<Backend>> MakeRabbitMqBackend(const BackendConfig& config);
+// Sets MakeRabbitMqBackend as the "rabbitmq" type's factory.
+void RegisterRabbitMqBackendFactory(ExtensionRegistry& registry);
 
 }  // namespace foxworker
 

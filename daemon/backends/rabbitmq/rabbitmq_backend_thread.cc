@@ -165,7 +165,7 @@ Status RabbitMqBackend::Connect(bool* permanent) {
 
 Status RabbitMqBackend::DeclareMain(SourceState& s) {
   const std::string& queue = s.options.source;
-  const RabbitMqQueueOptions& topo = s.options.rabbitmq;
+  const RabbitMqQueueOptions& topo = RabbitMqQueueOptionsOf(s.options.queue_options.get());
   const std::string type(AmqpQueueTypeName(s.queue_type));
   if (declared_.count(queue) == 0) {
     // The exchange first, then the queue, then its bindings (which need both).

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "daemon/backends/redis/redis_codec.h"
+#include "daemon/config/extension_registry.h"
 #include "daemon/backends/redis/redis_source.h"
 #include "daemon/backends/redis/redis_url.h"
 #include "daemon/base/clock.h"
@@ -350,7 +351,11 @@ Result<std::unique_ptr<Backend>> MakeRedisBackend(const BackendConfig& config) {
     return Status::InvalidArgument("backend " + config.name + " has type " + config.type +
                                    ", not redis");
   }
-  const RedisBackendOptions& o = config.redis;
+  const auto* options = config.options.As<RedisBackendOptions>();
+  if (options == nullptr) {
+    return Status::InvalidArgument("redis backend " + config.name + ": no options given");
+  }
+  const RedisBackendOptions& o = *options;
   if (o.group.empty() || o.payload_field.empty()) {
     return Status::InvalidArgument("redis backend " + config.name +
                                    ": group and payload_field must not be empty");
@@ -358,7 +363,11 @@ Result<std::unique_ptr<Backend>> MakeRedisBackend(const BackendConfig& config) {
   if (o.start != "0" && o.start != "$") {
     return Status::InvalidArgument("redis backend " + config.name + ": start must be 0 or $");
   }
-  return std::unique_ptr<Backend>(new RedisBackend(config.name, config.redis));
+  return std::unique_ptr<Backend>(new RedisBackend(config.name, o));
+}
+
+void RegisterRedisBackendFactory(ExtensionRegistry& registry) {
+  registry.SetBackendFactory("redis", MakeRedisBackend);
 }
 
 }  // namespace foxworker

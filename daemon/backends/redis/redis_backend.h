@@ -36,7 +36,7 @@
 #include <vector>
 
 #include "daemon/backends/redis/redis_connection.h"
-#include "daemon/config/config.h"
+#include "daemon/backends/redis/redis_config.h"
 #include "daemon/core/backend.h"
 
 namespace foxworker {
@@ -189,7 +189,10 @@ class RedisBackend final : public Backend {
 };
 
 // Builds the backend for a `type: redis` entry.
+class ExtensionRegistry;
 Result<std::unique_ptr<Backend>> MakeRedisBackend(const BackendConfig& config);
+// Sets MakeRedisBackend as the "redis" type's factory.
+void RegisterRedisBackendFactory(ExtensionRegistry& registry);
 
 }  // namespace foxworker
 

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "daemon/config/config.h"
+#include "daemon/backends/redis/redis_config.h"
 #include "daemon/base/status.h"
 
 namespace foxworker {

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "daemon/config/config.h"
+#include "daemon/backends/redis/redis_config.h"
 
 namespace foxworker {
 

@@ -1,4 +1,4 @@
-#include "daemon/middleware/circuit_breaker.h"
+#include "daemon/middleware/circuit_breaker/circuit_breaker.h"
 
 #include <glog/logging.h>
 
@@ -120,6 +120,16 @@ CircuitBreaker::Phase CircuitBreaker::phase() const {
 uint64_t CircuitBreaker::times_opened() const {
   std::lock_guard<std::mutex> lock(mu_);
   return times_opened_;
+}
+
+void CircuitBreaker::Samples(uint64_t, std::vector<MiddlewareSample>* out) const {
+  static constexpr std::pair<Phase, const char*> kPhases[] = {
+      {Phase::kClosed, "closed"}, {Phase::kOpen, "open"}, {Phase::kHalfOpen, "half_open"}};
+  const Phase now = phase();
+  for (const auto& [p, name] : kPhases) {
+    out->push_back({std::string(kStateFamily), {{"state", name}}, p == now ? 1.0 : 0.0});
+  }
+  out->push_back({std::string(kOpenedFamily), {}, static_cast<double>(times_opened())});
 }
 
 }  // namespace foxworker

@@ -1,12 +1,12 @@
 // Logging: one structured line per outcome (queue, id, type, attempt,
 // outcome, duration, correlation id, reason); at `trace` also a line when a
 // message enters the pipeline.
-#ifndef FOXWORKER_MIDDLEWARE_LOGGING_H_
-#define FOXWORKER_MIDDLEWARE_LOGGING_H_
+#ifndef FOXWORKER_MIDDLEWARE_LOGGING_LOGGING_H_
+#define FOXWORKER_MIDDLEWARE_LOGGING_LOGGING_H_
 
 #include <string>
 
-#include "daemon/config/config.h"
+#include "daemon/middleware/logging/logging_config.h"
 #include "daemon/core/middleware.h"
 
 namespace foxworker {
@@ -30,4 +30,4 @@ class OutcomeLogging : public Middleware {
 
 }  // namespace foxworker
 
-#endif  // FOXWORKER_MIDDLEWARE_LOGGING_H_
+#endif  // FOXWORKER_MIDDLEWARE_LOGGING_LOGGING_H_

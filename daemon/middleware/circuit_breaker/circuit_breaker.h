@@ -8,14 +8,14 @@
 // A failure is a handler call that asked for a retry or timed out (see
 // CallInfo::failed); rejects and messages answered without the handler do
 // not count.
-#ifndef FOXWORKER_MIDDLEWARE_CIRCUIT_BREAKER_H_
-#define FOXWORKER_MIDDLEWARE_CIRCUIT_BREAKER_H_
+#ifndef FOXWORKER_MIDDLEWARE_CIRCUIT_BREAKER_CIRCUIT_BREAKER_H_
+#define FOXWORKER_MIDDLEWARE_CIRCUIT_BREAKER_CIRCUIT_BREAKER_H_
 
 #include <deque>
 #include <mutex>
 #include <string>
 
-#include "daemon/config/config.h"
+#include "daemon/middleware/circuit_breaker/circuit_breaker_config.h"
 #include "daemon/core/middleware.h"
 
 namespace foxworker {
@@ -31,6 +31,12 @@ class CircuitBreaker : public Middleware {
   void Refund(size_t n) override;
   void After(const Delivery& d, const Outcome& outcome, const CallInfo& call) override;
   std::string State() const override;
+  // kStateFamily (1 for the current phase, 0 for the others) and
+  // kOpenedFamily.
+  void Samples(uint64_t now_ns, std::vector<MiddlewareSample>* out) const override;
+
+  static constexpr std::string_view kStateFamily = "foxworker_circuit_breaker_state";
+  static constexpr std::string_view kOpenedFamily = "foxworker_circuit_breaker_opened_total";
 
   Phase phase() const;
   uint64_t times_opened() const;
@@ -53,4 +59,4 @@ class CircuitBreaker : public Middleware {
 
 }  // namespace foxworker
 
-#endif  // FOXWORKER_MIDDLEWARE_CIRCUIT_BREAKER_H_
+#endif  // FOXWORKER_MIDDLEWARE_CIRCUIT_BREAKER_CIRCUIT_BREAKER_H_

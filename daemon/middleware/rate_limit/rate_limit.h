@@ -2,20 +2,23 @@
 // the consumer fetches nothing and asks again when the next token is due, so
 // messages wait in the broker: a rate limit never fails or drops a message.
 // Several queues can share one TokenBucket (a downstream API's limit).
-#ifndef FOXWORKER_MIDDLEWARE_RATE_LIMIT_H_
-#define FOXWORKER_MIDDLEWARE_RATE_LIMIT_H_
+#ifndef FOXWORKER_MIDDLEWARE_RATE_LIMIT_RATE_LIMIT_H_
+#define FOXWORKER_MIDDLEWARE_RATE_LIMIT_RATE_LIMIT_H_
 
 #include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
 
+#include "daemon/config/extension_registry.h"
 #include "daemon/core/middleware.h"
+#include "daemon/middleware/rate_limit/rate_limit_config.h"
 
 namespace foxworker {
 
-// Safe for concurrent use.
-class TokenBucket {
+// Safe for concurrent use. Shared by the queues that name one `rate_limits:`
+// entry.
+class TokenBucket : public SharedMiddlewareState {
  public:
   // `rate` tokens per second, holding at most `burst` (>= 1). Starts full.
   TokenBucket(double rate, double burst, uint64_t now_ns);
@@ -51,6 +54,11 @@ class RateLimit : public Middleware {
   // Nanoseconds fetching was held back: from the first refusal to the next
   // grant, including a wait still open at `now_ns`.
   uint64_t WaitedNs(uint64_t now_ns) const;
+  // kWaitsFamily and kWaitSecondsFamily, labelled with limit().
+  void Samples(uint64_t now_ns, std::vector<MiddlewareSample>* out) const override;
+
+  static constexpr std::string_view kWaitsFamily = "foxworker_rate_limit_waits_total";
+  static constexpr std::string_view kWaitSecondsFamily = "foxworker_rate_limit_wait_seconds_total";
 
  private:
   std::shared_ptr<TokenBucket> bucket_;
@@ -62,4 +70,4 @@ class RateLimit : public Middleware {
 
 }  // namespace foxworker
 
-#endif  // FOXWORKER_MIDDLEWARE_RATE_LIMIT_H_
+#endif  // FOXWORKER_MIDDLEWARE_RATE_LIMIT_RATE_LIMIT_H_

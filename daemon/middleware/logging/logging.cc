@@ -1,4 +1,4 @@
-#include "daemon/middleware/logging.h"
+#include "daemon/middleware/logging/logging.h"
 
 #include <glog/logging.h>
 

@@ -1,18 +1,30 @@
-#include "daemon/config/rabbitmq_config.h"
+#include "daemon/backends/rabbitmq/rabbitmq_config.h"
 
 #include <rapidjson/document.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "daemon/backends/rabbitmq/amqp_url.h"
+#include "daemon/config/extension_registry.h"
 #include "daemon/config/plugin_config_json.h"
+#include "daemon/base/units.h"
 
 namespace foxworker {
 namespace {
+
+constexpr std::string_view kBackendKeys[] = {
+    "type",        "url",          "tls",           "heartbeat",         "connection_name",
+    "declare",     "queue_type",   "delayed_retries", "reconnect_initial", "reconnect_max"};
+// The keys of a queue's `rabbitmq:` mapping.
+constexpr std::string_view kQueueKeys[] = {
+    "durable",  "queue_type",        "arguments",         "exchange",
+    "bindings", "dead_letter_queue", "retry_queue_prefix"};
 
 constexpr std::string_view kTlsKeys[] = {"ca", "cert", "key", "verify"};
 constexpr std::string_view kExchangeKeys[] = {"name", "type", "durable", "auto_delete",
@@ -248,46 +260,8 @@ bool SameArguments(const std::vector<AmqpArgument>& a, const std::vector<AmqpArg
   return true;
 }
 
-}  // namespace
-
-std::string ExpandQueuePattern(std::string_view pattern, std::string_view queue) {
-  static constexpr std::string_view kPlaceholder = "{queue}";
-  std::string out;
-  size_t pos = 0;
-  for (size_t at; (at = pattern.find(kPlaceholder, pos)) != std::string_view::npos;
-       pos = at + kPlaceholder.size()) {
-    out.append(pattern.substr(pos, at - pos));
-    out.append(queue);
-  }
-  out.append(pattern.substr(pos));
-  return out;
-}
-
-std::string_view AmqpQueueTypeName(AmqpQueueType type) {
-  return type == AmqpQueueType::kQuorum ? "quorum" : "classic";
-}
-
-Result<AmqpQueueType> ParseAmqpQueueType(std::string_view name) {
-  if (name == "quorum") return AmqpQueueType::kQuorum;
-  if (name == "classic") return AmqpQueueType::kClassic;
-  return Status::InvalidArgument("invalid queue type \"" + std::string(name) +
-                                 "\": expected quorum or classic");
-}
-
-std::string RedactUrl(std::string_view url) {
-  size_t scheme_end = url.find("://");
-  size_t start = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
-  size_t at = url.find('@', start);
-  if (at == std::string_view::npos) return std::string(url);
-  size_t slash = url.find('/', start);
-  if (slash != std::string_view::npos && slash < at) return std::string(url);
-  size_t colon = url.find(':', start);
-  if (colon == std::string_view::npos || colon > at) return std::string(url);
-  return std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));
-}
-
-Status ParseRabbitMqBackendKey(const YamlFile& file, const MappingEntry& e,
-                               RabbitMqBackendOptions* o) {
+// One key of the backend's block (any of kBackendKeys but "type").
+Status ParseBackendKey(const YamlFile& file, const MappingEntry& e, RabbitMqBackendOptions* o) {
   auto read_duration = [&](Duration* out, bool allow_zero) -> Status {
     Result<Duration> d = ReadDuration(file, e);
     if (!d.ok()) return d.status();
@@ -336,31 +310,72 @@ Status ParseRabbitMqBackendKey(const YamlFile& file, const MappingEntry& e,
   return ErrorAt(file, e.key_mark, e.path, "not a key of a rabbitmq backend");
 }
 
-Status CheckRabbitMqBackend(const BackendConfig& backend) {
-  const RabbitMqBackendOptions& o = backend.rabbitmq;
-  const std::string where = "backends." + backend.name;
+}  // namespace
+
+std::string ExpandQueuePattern(std::string_view pattern, std::string_view queue) {
+  static constexpr std::string_view kPlaceholder = "{queue}";
+  std::string out;
+  size_t pos = 0;
+  for (size_t at; (at = pattern.find(kPlaceholder, pos)) != std::string_view::npos;
+       pos = at + kPlaceholder.size()) {
+    out.append(pattern.substr(pos, at - pos));
+    out.append(queue);
+  }
+  out.append(pattern.substr(pos));
+  return out;
+}
+
+std::string_view AmqpQueueTypeName(AmqpQueueType type) {
+  return type == AmqpQueueType::kQuorum ? "quorum" : "classic";
+}
+
+Result<AmqpQueueType> ParseAmqpQueueType(std::string_view name) {
+  if (name == "quorum") return AmqpQueueType::kQuorum;
+  if (name == "classic") return AmqpQueueType::kClassic;
+  return Status::InvalidArgument("invalid queue type \"" + std::string(name) +
+                                 "\": expected quorum or classic");
+}
+
+std::string RedactUrl(std::string_view url) {
+  size_t scheme_end = url.find("://");
+  size_t start = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+  size_t at = url.find('@', start);
+  if (at == std::string_view::npos) return std::string(url);
+  size_t slash = url.find('/', start);
+  if (slash != std::string_view::npos && slash < at) return std::string(url);
+  size_t colon = url.find(':', start);
+  if (colon == std::string_view::npos || colon > at) return std::string(url);
+  return std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));
+}
+
+namespace {
+
+// The backend's options as a whole (after every key was read); `mark` is
+// the backend's, `where` its path.
+Status CheckBackend(const RabbitMqBackendOptions& o, const SourceMark& mark,
+                    const std::string& where) {
   if (o.reconnect_max < o.reconnect_initial) {
-    return ErrorAt(backend.mark, where + ".reconnect_max",
+    return ErrorAt(mark, where + ".reconnect_max",
                    "must not be less than reconnect_initial");
   }
   if (o.heartbeat.count() % 1000 != 0 || o.heartbeat > Duration(65535000)) {
-    return ErrorAt(backend.mark, where + ".heartbeat",
+    return ErrorAt(mark, where + ".heartbeat",
                    "must be whole seconds between 0s and 65535s (AMQP heartbeats are in seconds)");
   }
   if (o.tls.cert.empty() != o.tls.key.empty()) {
-    return ErrorAt(backend.mark, where + ".tls", "cert and key must be given together");
+    return ErrorAt(mark, where + ".tls", "cert and key must be given together");
   }
   bool amqps = o.url.rfind("amqps://", 0) == 0;
   if (!amqps && (!o.tls.ca.empty() || !o.tls.cert.empty())) {
-    return ErrorAt(backend.mark, where + ".tls", "TLS options need an amqps:// url");
+    return ErrorAt(mark, where + ".tls", "TLS options need an amqps:// url");
   }
   return Status::Ok();
 }
 
-Status ParseRabbitMqQueueOptions(const YamlFile& file, const MappingEntry& entry,
-                                 RabbitMqQueueOptions* o) {
+// A queue's `rabbitmq:` mapping (`entry`).
+Status ParseQueueOptions(const YamlFile& file, const MappingEntry& entry, RabbitMqQueueOptions* o) {
   Result<std::vector<MappingEntry>> entries =
-      ReadMapping(file, entry.value, entry.value_mark, entry.path, kRabbitMqQueueKeys);
+      ReadMapping(file, entry.value, entry.value_mark, entry.path, kQueueKeys);
   if (!entries.ok()) return entries.status();
   o->present = true;
   o->mark = ToSourceMark(file, entry.key_mark);
@@ -390,8 +405,10 @@ Status ParseRabbitMqQueueOptions(const YamlFile& file, const MappingEntry& entry
       status = ParseBindings(file, e, &o->bindings);
     } else if (e.key == "dead_letter_queue") {
       status = ReadQueuePattern(file, e, &o->dead_letter_queue);
-    } else {
+    } else if (e.key == "retry_queue_prefix") {
       status = ReadQueuePattern(file, e, &o->retry_queue_prefix);
+    } else {
+      return Status::Internal(e.path + ": not a key of a queue's rabbitmq block");  // checked
     }
     if (!status.ok()) return status;
   }
@@ -408,23 +425,21 @@ Status ParseRabbitMqQueueOptions(const YamlFile& file, const MappingEntry& entry
   return Status::Ok();
 }
 
-Status CheckRabbitMqQueues(const Config& config) {
+// Every queue's `rabbitmq:` settings against its backend and the other
+// queues (after every file was read and references were checked; a block on
+// a queue of another backend type was refused before).
+Status CheckQueues(const Config& config) {
   // Exchanges declared by more than one queue of a backend must agree, or the
   // broker refuses the second declaration.
   std::map<std::pair<std::string, std::string>, const AmqpExchangeConfig*> exchanges;
   for (const QueueConfig& q : config.queues) {
     const BackendConfig* backend = config.FindBackend(q.backend);
-    const RabbitMqQueueOptions& o = q.rabbitmq;
+    const auto* backend_options =
+        backend != nullptr ? backend->options.As<RabbitMqBackendOptions>() : nullptr;
+    if (backend_options == nullptr) continue;
+    const RabbitMqQueueOptions& o = RabbitMqQueueOptionsOf(q.backend_block.options.get());
     const std::string where = "queues." + q.name + ".rabbitmq";
-    if (backend == nullptr || backend->type != "rabbitmq") {
-      if (o.present) {
-        return ErrorAt(o.mark, where,
-                       "only queues on a rabbitmq backend have this key (backend \"" + q.backend +
-                           "\" is of type " + (backend ? backend->type : "?") + ")");
-      }
-      continue;
-    }
-    const RabbitMqBackendOptions& b = backend->rabbitmq;
+    const RabbitMqBackendOptions& b = *backend_options;
     AmqpQueueType type = o.queue_type.value_or(b.queue_type);
     if (!b.declare && (o.exchange || !o.bindings.empty() || !o.arguments.empty() ||
                        o.queue_type || !o.durable)) {
@@ -464,6 +479,140 @@ Status CheckRabbitMqQueues(const Config& config) {
     }
   }
   return Status::Ok();
+}
+
+Result<std::shared_ptr<const BackendOptions>> ParseBackend(
+    const YamlFile& file, const MappingEntry& item, const std::vector<MappingEntry>& entries) {
+  auto options = std::make_shared<RabbitMqBackendOptions>();
+  for (const MappingEntry& e : entries) {
+    if (e.key == "type") continue;
+    Status status = ParseBackendKey(file, e, options.get());
+    if (!status.ok()) return status;
+  }
+  Status status = CheckBackend(*options, ToSourceMark(file, item.key_mark), item.path);
+  if (!status.ok()) return status;
+  return std::shared_ptr<const BackendOptions>(std::move(options));
+}
+
+void FormatBackend(const BackendOptions& base, YamlWriter& w, int depth) {
+  const auto& r = static_cast<const RabbitMqBackendOptions&>(base);
+  w.Line(depth, "url", Quote(RedactUrl(r.url)));  // the password prints as ***
+  w.Line(depth, "tls", "");
+  w.Line(depth + 1, "ca", Quote(r.tls.ca));
+  w.Line(depth + 1, "cert", Quote(r.tls.cert));
+  w.Line(depth + 1, "key", Quote(r.tls.key));
+  w.Line(depth + 1, "verify", BoolText(r.tls.verify));
+  w.Line(depth, "heartbeat", FormatDuration(r.heartbeat));
+  w.Line(depth, "connection_name", Quote(r.connection_name));
+  w.Line(depth, "declare", BoolText(r.declare));
+  w.Line(depth, "queue_type", AmqpQueueTypeName(r.queue_type));
+  w.Line(depth, "delayed_retries", BoolText(r.delayed_retries));
+  w.Line(depth, "reconnect_initial", FormatDuration(r.reconnect_initial));
+  w.Line(depth, "reconnect_max", FormatDuration(r.reconnect_max));
+}
+
+Result<std::shared_ptr<const BackendQueueOptions>> ParseQueue(const YamlFile& file,
+                                                               const MappingEntry& entry) {
+  auto options = std::make_shared<RabbitMqQueueOptions>();
+  Status status = ParseQueueOptions(file, entry, options.get());
+  if (!status.ok()) return status;
+  return std::shared_ptr<const BackendQueueOptions>(std::move(options));
+}
+
+// An AMQP argument's value, written so that it reads back with its type.
+std::string ArgumentText(const AmqpArgument& a) {
+  switch (a.kind) {
+    case AmqpArgument::Kind::kString:
+      return Quote(a.text);
+    case AmqpArgument::Kind::kInt:
+      return std::to_string(a.int_value);
+    case AmqpArgument::Kind::kBool:
+      return std::string(BoolText(a.bool_value));
+    case AmqpArgument::Kind::kDouble: {
+      std::string text = ShortestText(a.double_value);
+      if (text.find_first_of(".eEn") == std::string::npos) text += ".0";  // not an integer
+      return text;
+    }
+  }
+  return "";
+}
+
+void FormatArguments(YamlWriter& w, int depth, const std::vector<AmqpArgument>& args) {
+  w.Line(depth, "arguments", args.empty() ? "{}" : "");
+  for (const AmqpArgument& a : args) w.Line(depth + 1, a.key, ArgumentText(a));
+}
+
+// A rabbitmq queue's `rabbitmq:` block, every default written out.
+void FormatQueue(const BackendQueueOptions* options, const BackendConfig& backend_config,
+                 YamlWriter& w, int depth) {
+  const RabbitMqQueueOptions& o = RabbitMqQueueOptionsOf(options);
+  const auto& backend = *backend_config.options.As<RabbitMqBackendOptions>();
+  w.Line(depth, "rabbitmq", "");
+  const int d = depth + 1;
+  if (!backend.declare) {
+    // Nothing is declared: only the names apply (anything else is an error).
+    w.Line(d, "dead_letter_queue", Quote(o.dead_letter_queue));
+    w.Line(d, "retry_queue_prefix", Quote(o.retry_queue_prefix));
+    return;
+  }
+  w.Line(d, "durable", BoolText(o.durable));
+  w.Line(d, "queue_type", AmqpQueueTypeName(o.queue_type.value_or(backend.queue_type)));
+  FormatArguments(w, d, o.arguments);
+  if (o.exchange) {
+    const AmqpExchangeConfig& x = *o.exchange;
+    w.Line(d, "exchange", "");
+    w.Line(d + 1, "name", Quote(x.name));
+    w.Line(d + 1, "type", x.type);
+    w.Line(d + 1, "durable", BoolText(x.durable));
+    w.Line(d + 1, "auto_delete", BoolText(x.auto_delete));
+    FormatArguments(w, d + 1, x.arguments);
+  }
+  w.Line(d, "bindings", o.bindings.empty() ? "[]" : "");
+  for (const AmqpBindingConfig& b : o.bindings) {
+    w.text() += std::string(2 * static_cast<size_t>(d + 1), ' ') + "- exchange: " +
+                Quote(b.exchange) + "\n";
+    std::string keys;
+    for (const std::string& k : b.routing_keys) keys += (keys.empty() ? "" : ", ") + Quote(k);
+    w.Line(d + 2, "routing_key", "[" + keys + "]");
+    FormatArguments(w, d + 2, b.arguments);
+  }
+  w.Line(d, "dead_letter_queue", Quote(o.dead_letter_queue));
+  w.Line(d, "retry_queue_prefix", Quote(o.retry_queue_prefix));
+}
+
+
+}  // namespace
+
+bool RabbitMqQueueOptions::operator==(const RabbitMqQueueOptions& other) const {
+  return present == other.present && durable == other.durable &&
+         queue_type == other.queue_type && arguments == other.arguments &&
+         exchange == other.exchange && bindings == other.bindings &&
+         dead_letter_queue == other.dead_letter_queue &&
+         retry_queue_prefix == other.retry_queue_prefix;
+}
+
+bool RabbitMqQueueOptions::Equals(const BackendQueueOptions& other) const {
+  const auto* same = dynamic_cast<const RabbitMqQueueOptions*>(&other);
+  return same != nullptr && *this == *same;
+}
+
+const RabbitMqQueueOptions& RabbitMqQueueOptionsOf(const BackendQueueOptions* options) {
+  static const RabbitMqQueueOptions kDefaults;
+  const auto* own = dynamic_cast<const RabbitMqQueueOptions*>(options);
+  return own != nullptr ? *own : kDefaults;
+}
+
+void RegisterRabbitMqBackend(ExtensionRegistry& registry) {
+  BackendExtension rabbitmq;
+  rabbitmq.type = "rabbitmq";
+  rabbitmq.keys = kBackendKeys;
+  rabbitmq.parse = ParseBackend;
+  rabbitmq.format = FormatBackend;
+  rabbitmq.queue_key = "rabbitmq";
+  rabbitmq.parse_queue = ParseQueue;
+  rabbitmq.format_queue = FormatQueue;
+  rabbitmq.check_queues = CheckQueues;
+  registry.AddBackend(std::move(rabbitmq));
 }
 
 }  // namespace foxworker

@@ -1,4 +1,4 @@
-#include "daemon/middleware/rate_limit.h"
+#include "daemon/middleware/rate_limit/rate_limit.h"
 
 #include <algorithm>
 #include <cmath>
@@ -54,6 +54,13 @@ uint64_t RateLimit::WaitedNs(uint64_t now_ns) const {
   uint64_t waited = waited_ns_.load(std::memory_order_relaxed);
   uint64_t since = waiting_since_.load(std::memory_order_relaxed);
   return since != 0 && now_ns > since ? waited + (now_ns - since) : waited;
+}
+
+void RateLimit::Samples(uint64_t now_ns, std::vector<MiddlewareSample>* out) const {
+  out->push_back({std::string(kWaitsFamily), {{"limit", limit()}}, static_cast<double>(waits())});
+  out->push_back({std::string(kWaitSecondsFamily),
+                  {{"limit", limit()}},
+                  static_cast<double>(WaitedNs(now_ns)) / 1e9});
 }
 
 }  // namespace foxworker
