@@ -101,7 +101,7 @@ class FakeHandler : public Handler {
     HandlerReply r = fn_(d);
     // Copy the reason into the caller's buffer, as a plugin would.
     size_t n = std::min(r.reason.size(), reason_cap - 1);
-    std::memcpy(reason_buf, r.reason.data(), n);
+    if (n > 0) std::memcpy(reason_buf, r.reason.data(), n);
     reason_buf[n] = '\0';
     r.reason = std::string_view(reason_buf, n);
     return r;
