@@ -445,7 +445,6 @@ void Consumer::RunBatch(std::vector<std::unique_ptr<Delivery>>& batch,
     }
     call.handler_ran = true;
     call.duration_ns = ended - d->started_ns;
-    HandlerReply deferred_result;
     if (reply.verdict == Verdict::kPending) {
       if (timeouts_) {
         std::lock_guard<std::mutex> lock(deferred_mu_);
@@ -460,8 +459,7 @@ void Consumer::RunBatch(std::vector<std::unique_ptr<Delivery>>& batch,
         std::lock_guard<std::mutex> lock(deferred_mu_);
         deferred_.erase(d.get());
       }
-      deferred_result = d->deferred.result();
-      reply = deferred_result;
+      reply = d->deferred.result();
     } else if (d->deferred.CompletedByPlugin()) {
       LOG(WARNING) << "queue " << config_.name << ": " << handlers_->provider() << " handler "
                    << handler->name() << " completed message " << d->msg.id

@@ -15,15 +15,6 @@ constexpr std::string_view kKeys[] = {"type",      "path",     "durability", "le
                                       "retention", "batch_size"};
 constexpr std::string_view kDatabaseFile = "foxworker.db";
 
-// A lease or poll interval: a zero would spin or expire every claim.
-Status AssignNonZeroDuration(const YamlFile& file, const MappingEntry& e, Duration* out) {
-  Status status = Assign(ReadDuration(file, e), out);
-  if (status.ok() && *out == Duration::zero()) {
-    return ErrorAt(file, e.value_mark, e.path, "must be greater than zero");
-  }
-  return status;
-}
-
 Result<std::shared_ptr<const BackendOptions>> Parse(const YamlFile& file, const MappingEntry&,
                                                     const std::vector<MappingEntry>& entries) {
   auto o = std::make_shared<LocalBackendOptions>();
@@ -40,9 +31,9 @@ Result<std::shared_ptr<const BackendOptions>> Parse(const YamlFile& file, const 
     } else if (e.key == "retention") {
       status = Assign(ReadDuration(file, e), &o->retention);
     } else if (e.key == "lease") {
-      status = AssignNonZeroDuration(file, e, &o->lease);
+      status = AssignPositiveDuration(file, e, &o->lease);
     } else if (e.key == "poll_interval") {
-      status = AssignNonZeroDuration(file, e, &o->poll_interval);
+      status = AssignPositiveDuration(file, e, &o->poll_interval);
     } else {
       return Status::Internal(e.path + ": not a key of a local backend");  // keys were checked
     }

@@ -14,15 +14,6 @@ constexpr std::string_view kKeys[] = {
     "consumer", "start", "payload_field",   "min_idle",          "claim_interval",
     "block",    "maxlen", "dlq_maxlen",     "reconnect_initial", "reconnect_max"};
 
-// A timeout, idle time, interval or backoff: a zero would spin or never wait.
-Status AssignNonZeroDuration(const YamlFile& file, const MappingEntry& e, Duration* out) {
-  Status status = Assign(ReadDuration(file, e), out);
-  if (status.ok() && *out == Duration::zero()) {
-    return ErrorAt(file, e.value_mark, e.path, "must be greater than zero");
-  }
-  return status;
-}
-
 // One key of the block.
 Status ParseKey(const YamlFile& file, const MappingEntry& e, RedisBackendOptions* r) {
   if (e.key == "type") return Status::Ok();
@@ -46,13 +37,13 @@ Status ParseKey(const YamlFile& file, const MappingEntry& e, RedisBackendOptions
   }
   if (e.key == "maxlen") return Assign(ReadInteger(file, e, 0, INT64_MAX), &r->maxlen);
   if (e.key == "dlq_maxlen") return Assign(ReadInteger(file, e, 0, INT64_MAX), &r->dlq_maxlen);
-  if (e.key == "connect_timeout") return AssignNonZeroDuration(file, e, &r->connect_timeout);
-  if (e.key == "command_timeout") return AssignNonZeroDuration(file, e, &r->command_timeout);
-  if (e.key == "min_idle") return AssignNonZeroDuration(file, e, &r->min_idle);
-  if (e.key == "claim_interval") return AssignNonZeroDuration(file, e, &r->claim_interval);
-  if (e.key == "block") return AssignNonZeroDuration(file, e, &r->block);
-  if (e.key == "reconnect_initial") return AssignNonZeroDuration(file, e, &r->reconnect_initial);
-  if (e.key == "reconnect_max") return AssignNonZeroDuration(file, e, &r->reconnect_max);
+  if (e.key == "connect_timeout") return AssignPositiveDuration(file, e, &r->connect_timeout);
+  if (e.key == "command_timeout") return AssignPositiveDuration(file, e, &r->command_timeout);
+  if (e.key == "min_idle") return AssignPositiveDuration(file, e, &r->min_idle);
+  if (e.key == "claim_interval") return AssignPositiveDuration(file, e, &r->claim_interval);
+  if (e.key == "block") return AssignPositiveDuration(file, e, &r->block);
+  if (e.key == "reconnect_initial") return AssignPositiveDuration(file, e, &r->reconnect_initial);
+  if (e.key == "reconnect_max") return AssignPositiveDuration(file, e, &r->reconnect_max);
   return Status::Internal(e.path + ": not a key of a redis backend");  // keys were checked
 }
 
