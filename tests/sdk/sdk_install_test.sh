@@ -139,7 +139,9 @@ echo "find_package: $installed, mode 0755, two exports"
 pc() { clean PKG_CONFIG_PATH="$sdk/$pc_dir" pkg-config "$@" foxworker-plugin-sdk; }
 [ "$(pc --path)" = "$sdk/$pc_file" ] || fail "pkg-config found $(pc --path), not $sdk/$pc_file"
 [ "$(readlink -f "$(pc --variable=includedir)")" = "$sdk/include" ] || fail ".pc includedir"
+# The least a user can write: the .pc file alone must limit the exports.
 mkdir "$work/pc"
+# shellcheck disable=SC2016 # $(pkg-config) expands in the clean environment
 (cd "$work/pc" && step pc-build.log clean PKG_CONFIG_PATH="$sdk/$pc_dir" sh -c \
   'cc -shared -fPIC -o libfoxworker_greeter.so "$1" $(pkg-config --cflags --libs foxworker-plugin-sdk)' \
   sh "$source_dir/tests/sdk/out_of_tree/greeter.c")
@@ -151,6 +153,7 @@ step cxx-configure.log clean cmake -S "$source_dir/tests/sdk/out_of_tree" -B "$w
   -DCMAKE_PREFIX_PATH="$sdk" -DGREETER_CXX=ON
 step cxx-build.log clean cmake --build "$work/cxx" --target greeter_cpp
 check_exports "$work/cxx/libfoxworker_greeter_cpp.so"
+# shellcheck disable=SC2016
 (cd "$work/pc" && step pc-cxx-build.log clean PKG_CONFIG_PATH="$sdk/$pc_dir" sh -c \
   'c++ -std=c++17 -shared -fPIC -o libfoxworker_greeter_cpp.so "$1" $(pkg-config --cflags --libs foxworker-plugin-sdk)' \
   sh "$source_dir/tests/sdk/out_of_tree/greeter_cpp.cc")
