@@ -11,10 +11,11 @@
 # It installs the plugin, mode 0755, into DESTINATION, by default
 # ${FOXWORKER_PLUGIN_INSTALL_DIR} (a cache variable, default
 # ${CMAKE_INSTALL_LIBDIR}/foxworker/plugins). A relative directory is under
-# the plugin project's own CMAKE_INSTALL_PREFIX, not the SDK's. NO_INSTALL,
-# or the variable FOXWORKER_PLUGIN_INSTALL set to OFF, builds without
-# installing. To install where a foxworkerd from the SDK's prefix looks,
-# pass DESTINATION ${FOXWORKER_SDK_PLUGIN_DIR} (set by find_package).
+# the plugin project's own CMAKE_INSTALL_PREFIX, not the SDK's. NO_INSTALL
+# builds without installing; so does the variable FOXWORKER_PLUGIN_INSTALL
+# set to OFF, for calls without DESTINATION. To install where a foxworkerd
+# from the SDK's prefix looks, pass DESTINATION ${FOXWORKER_SDK_PLUGIN_DIR}
+# (set by find_package).
 include_guard(GLOBAL)
 include(GNUInstallDirs)
 
@@ -53,10 +54,13 @@ function(foxworker_add_plugin name)
     set_property(TARGET ${name} APPEND PROPERTY LINK_DEPENDS ${map})
   endif()
 
-  if(ARG_NO_INSTALL OR (DEFINED FOXWORKER_PLUGIN_INSTALL AND NOT FOXWORKER_PLUGIN_INSTALL))
+  if(ARG_NO_INSTALL)
     return()
   endif()
   if(NOT ARG_DESTINATION)
+    if(DEFINED FOXWORKER_PLUGIN_INSTALL AND NOT FOXWORKER_PLUGIN_INSTALL)
+      return()
+    endif()
     set(ARG_DESTINATION ${FOXWORKER_PLUGIN_INSTALL_DIR})
   endif()
   # Explicit: CMake installs shared objects 0644 on Debian (CMAKE_INSTALL_SO_NO_EXE).
