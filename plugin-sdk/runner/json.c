@@ -75,8 +75,14 @@ bool json_set_double(json_value *v, double d) {
   char buf[40];
   int len;
   char *s;
+  int precision;
   if (!isfinite(d)) d = 0;
-  len = snprintf(buf, sizeof buf, "%.17g", d);
+  /* The shortest text that reads back as the same double. */
+  for (precision = 15; precision < 17; ++precision) {
+    len = snprintf(buf, sizeof buf, "%.*g", precision, d);
+    if (strtod(buf, NULL) == d) break;
+  }
+  len = snprintf(buf, sizeof buf, "%.*g", precision, d);
   /* Keep it a double for a reader: "3" would read back as an integer. */
   if (strspn(buf, "-0123456789") == (size_t)len) len += snprintf(buf + len, sizeof buf - (size_t)len, ".0");
   s = copy_bytes(buf, (size_t)len);
@@ -142,7 +148,7 @@ static bool grow(json_value *v, size_t elem) {
 }
 
 bool json_array_append(json_value *array, json_value *item) {
-  if (item == NULL || !grow(array, sizeof(json_value *))) {
+  if (item == NULL || array == NULL || !grow(array, sizeof(json_value *))) {
     json_free(item);
     return false;
   }
@@ -153,7 +159,7 @@ bool json_array_append(json_value *array, json_value *item) {
 static bool object_add_n(json_value *object, const char *key, size_t key_len,
                          json_value *value) {
   char *k;
-  if (value == NULL || !grow(object, sizeof(json_member))) {
+  if (value == NULL || object == NULL || !grow(object, sizeof(json_member))) {
     json_free(value);
     return false;
   }
