@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -175,6 +177,34 @@ TEST_F(RustPluginTest, APanicIsRetriedWithItsMessageAndTheDaemonGoesOn) {
   // The same instance goes on handling messages.
   Enqueue("greet", "Barbara");
   ASSERT_TRUE(WaitFor([&] { return jobs_->Stats().acked == 1; }));
+}
+
+// docs/plugin-guide.md quotes the crate's documentation example, which
+// `cargo test` compiles (rust_sdk_cargo_test): they must not drift apart.
+TEST(RustPluginGuideTest, QuotesTheCratesCompiledExample) {
+  auto read = [](const std::string& relative) {
+    std::ifstream in(std::string(FOXWORKER_SOURCE_DIR) + "/" + relative);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  };
+  std::istringstream lib(read("plugin-sdk/rust/src/lib.rs"));
+  std::string line, example;
+  bool inside = false;
+  while (std::getline(lib, line)) {
+    if (line == "//! ```no_run") {
+      inside = true;
+    } else if (inside && line == "//! ```") {
+      break;
+    } else if (inside) {
+      std::string text = line.size() > 4 ? line.substr(4) : "";  // "//! "
+      if (text.rfind("# ", 0) != 0) example += text + "\n";         // rustdoc's hidden lines
+    }
+  }
+  ASSERT_FALSE(example.empty()) << "no ```no_run example in plugin-sdk/rust/src/lib.rs";
+  EXPECT_NE(read("docs/plugin-guide.md").find("```rust\n" + example + "```\n"), std::string::npos)
+      << "docs/plugin-guide.md no longer quotes the example of plugin-sdk/rust/src/lib.rs:\n"
+      << example;
 }
 
 }  // namespace
