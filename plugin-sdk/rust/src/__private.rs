@@ -126,7 +126,8 @@ fn install_panic_hook() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| match context() {
-            Some(ctx) => ctx.log(Level::Error, &info.to_string()),
+            // One line: newer Rust puts the message on a line of its own.
+            Some(ctx) => ctx.log(Level::Error, &info.to_string().replace(":\n", ": ").replace('\n', " ")),
             None => previous(info),
         }));
     });
@@ -187,7 +188,10 @@ pub unsafe extern "C" fn create<P: Plugin>(
         }
     };
     let context = Context::from_raw(host, ctx);
-    let json = bytes(ffi::foxw_str { ptr: config_json, len: config_len });
+    let json = bytes(ffi::foxw_str {
+        ptr: config_json,
+        len: config_len,
+    });
     let result = catch_unwind(AssertUnwindSafe(|| {
         let json = std::str::from_utf8(json).map_err(|e| format!("the config is not UTF-8: {}", e))?;
         P::create(&context, &Config::new(context, json))
@@ -214,7 +218,10 @@ pub unsafe extern "C" fn destroy<P: Plugin>(instance: *mut c_void) {
     }
     let instance = Box::from_raw(instance as *mut P);
     if let (Err(payload), Some(ctx)) = (catch_unwind(AssertUnwindSafe(|| drop(instance))), context()) {
-        ctx.error(&format!("an instance panicked while dropped: {}", panic_message(&*payload)));
+        ctx.error(&format!(
+            "an instance panicked while dropped: {}",
+            panic_message(&*payload)
+        ));
     }
 }
 

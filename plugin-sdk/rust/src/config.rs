@@ -68,8 +68,17 @@ impl<'a> Config<'a> {
         self.json
     }
 
-    fn read<T>(&self, key: &str, service: Option<Service<T>>, what: &'static str, mut value: T) -> Result<Option<T>, ConfigError> {
-        let error = |kind| ConfigError { key: key.to_string(), kind };
+    fn read<T>(
+        &self,
+        key: &str,
+        service: Option<Service<T>>,
+        what: &'static str,
+        mut value: T,
+    ) -> Result<Option<T>, ConfigError> {
+        let error = |kind| ConfigError {
+            key: key.to_string(),
+            kind,
+        };
         let c_key = CString::new(key).map_err(|_| error(ConfigErrorKind::BadKey))?;
         // A host without the service (never a 1.0 host) reads as absent.
         let service = match service {
@@ -114,7 +123,9 @@ impl<'a> Config<'a> {
 
     /// A list of strings.
     pub fn list(&self, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
-        Ok(self.items(key, "a list")?.map(|items| items.into_iter().map(|(_, value)| value).collect()))
+        Ok(self
+            .items(key, "a list")?
+            .map(|items| items.into_iter().map(|(_, value)| value).collect()))
     }
 
     /// A mapping of strings to strings, in the config's order.
@@ -132,7 +143,10 @@ impl<'a> Config<'a> {
             Some(f) => f,
             None => return Ok(None),
         };
-        let c_key = CString::new(key).map_err(|_| ConfigError { key: key.to_string(), kind: ConfigErrorKind::BadKey })?;
+        let c_key = CString::new(key).map_err(|_| ConfigError {
+            key: key.to_string(),
+            kind: ConfigErrorKind::BadKey,
+        })?;
         let mut out = Vec::with_capacity(count);
         for index in 0..count {
             let mut name = ffi::foxw_str::EMPTY;
@@ -147,9 +161,17 @@ impl<'a> Config<'a> {
                 },
                 ffi::FOXW_CONFIG_ABSENT => break,
                 ffi::FOXW_CONFIG_WRONG_TYPE => {
-                    return Err(ConfigError { key: key.to_string(), kind: ConfigErrorKind::WrongType(what) })
+                    return Err(ConfigError {
+                        key: key.to_string(),
+                        kind: ConfigErrorKind::WrongType(what),
+                    })
                 }
-                rc => return Err(ConfigError { key: key.to_string(), kind: ConfigErrorKind::Unexpected(rc) }),
+                rc => {
+                    return Err(ConfigError {
+                        key: key.to_string(),
+                        kind: ConfigErrorKind::Unexpected(rc),
+                    })
+                }
             }
         }
         Ok(Some(out))

@@ -105,10 +105,23 @@ impl Context {
         let c_name = CString::new(name).map_err(|_| format!("metric name {:?} contains a NUL", name))?;
         let c_help = CString::new(help).map_err(|_| format!("metric help of {:?} contains a NUL", name))?;
         let mut err = [0 as c_char; 512];
-        let raw = unsafe { define(self.ctx, kind, c_name.as_ptr(), c_help.as_ptr(), err.as_mut_ptr(), err.len()) };
+        let raw = unsafe {
+            define(
+                self.ctx,
+                kind,
+                c_name.as_ptr(),
+                c_help.as_ptr(),
+                err.as_mut_ptr(),
+                err.len(),
+            )
+        };
         if raw.is_null() {
             let why = c_buffer_text(&err);
-            return Err(if why.is_empty() { format!("metric {:?} was refused", name) } else { why });
+            return Err(if why.is_empty() {
+                format!("metric {:?} was refused", name)
+            } else {
+                why
+            });
         }
         Ok(Metric { host: self.host, raw })
     }
@@ -137,7 +150,10 @@ impl Context {
         let headers: Vec<ffi::foxw_header> = publish
             .headers
             .iter()
-            .map(|(name, value)| ffi::foxw_header { name: raw_str(name.as_bytes()), value: raw_str(value.as_bytes()) })
+            .map(|(name, value)| ffi::foxw_header {
+                name: raw_str(name.as_bytes()),
+                value: raw_str(value.as_bytes()),
+            })
             .collect();
         let opt = |s: Option<&str>| s.map_or(ffi::foxw_str::EMPTY, |s| raw_str(s.as_bytes()));
         let raw = ffi::foxw_publish {
@@ -147,7 +163,11 @@ impl Context {
             message_type: opt(publish.message_type),
             content_type: opt(publish.content_type),
             correlation_id: opt(publish.correlation_id),
-            headers: if headers.is_empty() { std::ptr::null() } else { headers.as_ptr() },
+            headers: if headers.is_empty() {
+                std::ptr::null()
+            } else {
+                headers.as_ptr()
+            },
             header_count: headers.len(),
             priority: publish.priority,
             delay_ms: duration_ms(publish.delay),
@@ -159,7 +179,11 @@ impl Context {
             Ok(())
         } else {
             let why = c_buffer_text(&err);
-            Err(if why.is_empty() { "publish failed".to_string() } else { why })
+            Err(if why.is_empty() {
+                "publish failed".to_string()
+            } else {
+                why
+            })
         }
     }
 }
@@ -209,7 +233,11 @@ pub struct Publish<'a> {
 
 impl<'a> Publish<'a> {
     pub fn new(queue: &'a str, payload: &'a [u8]) -> Publish<'a> {
-        Publish { queue, payload, ..Publish::default() }
+        Publish {
+            queue,
+            payload,
+            ..Publish::default()
+        }
     }
     pub fn message_type(mut self, value: &'a str) -> Self {
         self.message_type = Some(value);
@@ -241,7 +269,10 @@ pub(crate) fn raw_str(bytes: &[u8]) -> ffi::foxw_str {
     if bytes.is_empty() {
         ffi::foxw_str::EMPTY
     } else {
-        ffi::foxw_str { ptr: bytes.as_ptr() as *const c_char, len: bytes.len() }
+        ffi::foxw_str {
+            ptr: bytes.as_ptr() as *const c_char,
+            len: bytes.len(),
+        }
     }
 }
 

@@ -50,7 +50,10 @@ pub struct foxw_str {
 }
 
 impl foxw_str {
-    pub const EMPTY: foxw_str = foxw_str { ptr: std::ptr::null(), len: 0 };
+    pub const EMPTY: foxw_str = foxw_str {
+        ptr: std::ptr::null(),
+        len: 0,
+    };
 }
 
 // ---- verdicts --------------------------------------------------------------
@@ -135,9 +138,7 @@ pub struct foxw_host_api {
     pub abi_minor: u16,
 
     pub log_enabled: Option<unsafe extern "C" fn(ctx: *const foxw_plugin_ctx, level: i32) -> bool>,
-    pub log: Option<
-        unsafe extern "C" fn(ctx: *const foxw_plugin_ctx, level: i32, text: *const c_char, len: usize),
-    >,
+    pub log: Option<unsafe extern "C" fn(ctx: *const foxw_plugin_ctx, level: i32, text: *const c_char, len: usize)>,
 
     pub metric_define: Option<
         unsafe extern "C" fn(
@@ -157,8 +158,7 @@ pub struct foxw_host_api {
     pub msg_id: Option<unsafe extern "C" fn(msg: *const foxw_message) -> foxw_str>,
     pub msg_queue: Option<unsafe extern "C" fn(msg: *const foxw_message) -> foxw_str>,
     pub msg_payload: Option<unsafe extern "C" fn(msg: *const foxw_message) -> foxw_str>,
-    pub msg_property:
-        Option<unsafe extern "C" fn(msg: *const foxw_message, property: i32) -> foxw_str>,
+    pub msg_property: Option<unsafe extern "C" fn(msg: *const foxw_message, property: i32) -> foxw_str>,
     pub msg_priority: Option<unsafe extern "C" fn(msg: *const foxw_message) -> u8>,
     pub msg_timestamp_ms: Option<unsafe extern "C" fn(msg: *const foxw_message) -> i64>,
     pub msg_enqueued_at_ms: Option<unsafe extern "C" fn(msg: *const foxw_message) -> i64>,
@@ -173,12 +173,7 @@ pub struct foxw_host_api {
     >,
     pub msg_header_count: Option<unsafe extern "C" fn(msg: *const foxw_message) -> usize>,
     pub msg_header_at: Option<
-        unsafe extern "C" fn(
-            msg: *const foxw_message,
-            index: usize,
-            name: *mut foxw_str,
-            value: *mut foxw_str,
-        ) -> bool,
+        unsafe extern "C" fn(msg: *const foxw_message, index: usize, name: *mut foxw_str, value: *mut foxw_str) -> bool,
     >,
     pub msg_deadline_ns: Option<unsafe extern "C" fn(msg: *const foxw_message) -> u64>,
     pub msg_cancelled: Option<unsafe extern "C" fn(msg: *const foxw_message) -> bool>,
@@ -203,24 +198,18 @@ pub struct foxw_host_api {
         ) -> i32,
     >,
 
-    pub config_string: Option<
-        unsafe extern "C" fn(ctx: *const foxw_plugin_ctx, key: *const c_char, value: *mut foxw_str) -> i32,
-    >,
-    pub config_int: Option<
-        unsafe extern "C" fn(ctx: *const foxw_plugin_ctx, key: *const c_char, value: *mut i64) -> i32,
-    >,
-    pub config_double: Option<
-        unsafe extern "C" fn(ctx: *const foxw_plugin_ctx, key: *const c_char, value: *mut f64) -> i32,
-    >,
-    pub config_bool: Option<
-        unsafe extern "C" fn(ctx: *const foxw_plugin_ctx, key: *const c_char, value: *mut bool) -> i32,
-    >,
-    pub config_duration_ms: Option<
-        unsafe extern "C" fn(ctx: *const foxw_plugin_ctx, key: *const c_char, value: *mut u64) -> i32,
-    >,
-    pub config_count: Option<
-        unsafe extern "C" fn(ctx: *const foxw_plugin_ctx, key: *const c_char, count: *mut usize) -> i32,
-    >,
+    pub config_string:
+        Option<unsafe extern "C" fn(ctx: *const foxw_plugin_ctx, key: *const c_char, value: *mut foxw_str) -> i32>,
+    pub config_int:
+        Option<unsafe extern "C" fn(ctx: *const foxw_plugin_ctx, key: *const c_char, value: *mut i64) -> i32>,
+    pub config_double:
+        Option<unsafe extern "C" fn(ctx: *const foxw_plugin_ctx, key: *const c_char, value: *mut f64) -> i32>,
+    pub config_bool:
+        Option<unsafe extern "C" fn(ctx: *const foxw_plugin_ctx, key: *const c_char, value: *mut bool) -> i32>,
+    pub config_duration_ms:
+        Option<unsafe extern "C" fn(ctx: *const foxw_plugin_ctx, key: *const c_char, value: *mut u64) -> i32>,
+    pub config_count:
+        Option<unsafe extern "C" fn(ctx: *const foxw_plugin_ctx, key: *const c_char, count: *mut usize) -> i32>,
     pub config_item: Option<
         unsafe extern "C" fn(
             ctx: *const foxw_plugin_ctx,
@@ -275,11 +264,8 @@ pub const FOXW_INSTANCE_PER_SLOT: u32 = 0;
 pub const FOXW_INSTANCE_SHARED: u32 = 1;
 pub const FOXW_INSTANCE_PER_THREAD: u32 = 2;
 
-pub type foxw_handle_fn = unsafe extern "C" fn(
-    instance: *mut c_void,
-    msg: *const foxw_message,
-    out: *mut foxw_outcome,
-) -> foxw_verdict;
+pub type foxw_handle_fn =
+    unsafe extern "C" fn(instance: *mut c_void, msg: *const foxw_message, out: *mut foxw_outcome) -> foxw_verdict;
 
 pub type foxw_handle_batch_fn = unsafe extern "C" fn(
     instance: *mut c_void,
@@ -365,8 +351,13 @@ const fn end_of_last(fields: &[(usize, usize)]) -> usize {
 type Ptr = *const c_void;
 type FnPtr = Option<unsafe extern "C" fn()>;
 
-pub const FOXW_OUTCOME_SIZE_1_0: usize =
-    end_of_last(&[field::<usize>(), field::<Ptr>(), field::<usize>(), field::<usize>(), field::<u64>()]);
+pub const FOXW_OUTCOME_SIZE_1_0: usize = end_of_last(&[
+    field::<usize>(),
+    field::<Ptr>(),
+    field::<usize>(),
+    field::<usize>(),
+    field::<u64>(),
+]);
 pub const FOXW_PUBLISH_SIZE_1_0: usize = end_of_last(&[
     field::<usize>(),
     field::<foxw_str>(),

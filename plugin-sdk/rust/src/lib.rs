@@ -93,12 +93,18 @@ pub enum Verdict {
 impl Verdict {
     /// A retry after the retry policy's delay.
     pub fn retry(reason: impl Into<String>) -> Verdict {
-        Verdict::Retry { reason: reason.into(), delay: None }
+        Verdict::Retry {
+            reason: reason.into(),
+            delay: None,
+        }
     }
 
     /// A retry that asks for `delay` before the next attempt.
     pub fn retry_after(reason: impl Into<String>, delay: Duration) -> Verdict {
-        Verdict::Retry { reason: reason.into(), delay: Some(delay) }
+        Verdict::Retry {
+            reason: reason.into(),
+            delay: Some(delay),
+        }
     }
 
     /// A permanent failure.

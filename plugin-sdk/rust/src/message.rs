@@ -39,7 +39,11 @@ impl<'a> Message<'a> {
     /// # Safety
     /// `raw` must be a message the host handed to a handler, valid for `'a`.
     pub unsafe fn from_raw(host: &'static ffi::foxw_host_api, raw: *const ffi::foxw_message) -> Message<'a> {
-        Message { host, raw, _borrow: PhantomData }
+        Message {
+            host,
+            raw,
+            _borrow: PhantomData,
+        }
     }
 
     /// The message for raw host services.
@@ -95,12 +99,18 @@ impl<'a> Message<'a> {
 
     /// The producer's timestamp, milliseconds since the Unix epoch.
     pub fn timestamp_ms(&self) -> Option<i64> {
-        self.host.msg_timestamp_ms.map(|f| unsafe { f(self.raw) }).filter(|&t| t != 0)
+        self.host
+            .msg_timestamp_ms
+            .map(|f| unsafe { f(self.raw) })
+            .filter(|&t| t != 0)
     }
 
     /// When the message was first enqueued, milliseconds since the Unix epoch.
     pub fn enqueued_at_ms(&self) -> Option<i64> {
-        self.host.msg_enqueued_at_ms.map(|f| unsafe { f(self.raw) }).filter(|&t| t != 0)
+        self.host
+            .msg_enqueued_at_ms
+            .map(|f| unsafe { f(self.raw) })
+            .filter(|&t| t != 0)
     }
 
     /// This delivery's attempt, starting at 1.
@@ -136,7 +146,10 @@ impl<'a> Message<'a> {
             let mut value = ffi::foxw_str::EMPTY;
             if unsafe { at(self.raw, i, &mut name, &mut value) } {
                 unsafe {
-                    out.push((String::from_utf8_lossy(bytes(name)), String::from_utf8_lossy(bytes(value))));
+                    out.push((
+                        String::from_utf8_lossy(bytes(name)),
+                        String::from_utf8_lossy(bytes(value)),
+                    ));
                 }
             }
         }
@@ -146,7 +159,10 @@ impl<'a> Message<'a> {
     /// The deadline on the daemon's monotonic clock
     /// ([`crate::Context::monotonic_ns`]); `None` when there is none.
     pub fn deadline_ns(&self) -> Option<u64> {
-        self.host.msg_deadline_ns.map(|f| unsafe { f(self.raw) }).filter(|&d| d != u64::MAX)
+        self.host
+            .msg_deadline_ns
+            .map(|f| unsafe { f(self.raw) })
+            .filter(|&d| d != u64::MAX)
     }
 
     /// The time left before the deadline (zero once it passed); `None` when

@@ -22,7 +22,10 @@ static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static PUBLISHED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 fn s(text: &'static str) -> foxw_str {
-    foxw_str { ptr: text.as_ptr() as *const c_char, len: text.len() }
+    foxw_str {
+        ptr: text.as_ptr() as *const c_char,
+        len: text.len(),
+    }
 }
 unsafe fn fake<'a>(msg: *const foxw_message) -> &'a FakeMessage {
     &*(msg as *const FakeMessage)
@@ -38,7 +41,12 @@ unsafe extern "C" fn log(_: *const foxw_plugin_ctx, level: i32, t: *const c_char
     LOG.lock().unwrap().push(format!("{}:{}", level, text(t, len)));
 }
 unsafe extern "C" fn metric_define(
-    _: *mut foxw_plugin_ctx, kind: i32, name: *const c_char, _: *const c_char, err: *mut c_char, cap: usize,
+    _: *mut foxw_plugin_ctx,
+    kind: i32,
+    name: *const c_char,
+    _: *const c_char,
+    err: *mut c_char,
+    cap: usize,
 ) -> *mut foxw_metric {
     if CStr::from_ptr(name).to_bytes().contains(&b' ') {
         foxworker_plugin::__private::set_error(err, cap, "invalid metric name");
@@ -60,10 +68,17 @@ unsafe extern "C" fn msg_queue(_: *const foxw_message) -> foxw_str {
     s("jobs")
 }
 unsafe extern "C" fn msg_payload(m: *const foxw_message) -> foxw_str {
-    foxw_str { ptr: fake(m).payload.as_ptr() as *const c_char, len: fake(m).payload.len() }
+    foxw_str {
+        ptr: fake(m).payload.as_ptr() as *const c_char,
+        len: fake(m).payload.len(),
+    }
 }
 unsafe extern "C" fn msg_property(m: *const foxw_message, p: i32) -> foxw_str {
-    if p == FOXW_PROP_MESSAGE_TYPE { s(fake(m).message_type) } else { foxw_str::EMPTY }
+    if p == FOXW_PROP_MESSAGE_TYPE {
+        s(fake(m).message_type)
+    } else {
+        foxw_str::EMPTY
+    }
 }
 unsafe extern "C" fn msg_priority(_: *const foxw_message) -> u8 {
     4
@@ -107,7 +122,11 @@ unsafe extern "C" fn complete(_: *const foxw_message, _: i32, _: *const c_char, 
     -1
 }
 unsafe extern "C" fn publish(
-    _: *mut foxw_plugin_ctx, parent: *const foxw_message, p: *const foxw_publish, err: *mut c_char, cap: usize,
+    _: *mut foxw_plugin_ctx,
+    parent: *const foxw_message,
+    p: *const foxw_publish,
+    err: *mut c_char,
+    cap: usize,
 ) -> i32 {
     let p = &*p;
     let queue = text(p.queue.ptr, p.queue.len);
@@ -173,7 +192,11 @@ unsafe extern "C" fn config_count(_: *const foxw_plugin_ctx, k: *const c_char, v
     }
 }
 unsafe extern "C" fn config_item(
-    _: *const foxw_plugin_ctx, k: *const c_char, i: usize, n: *mut foxw_str, v: *mut foxw_str,
+    _: *const foxw_plugin_ctx,
+    k: *const c_char,
+    i: usize,
+    n: *mut foxw_str,
+    v: *mut foxw_str,
 ) -> i32 {
     let map = key(k) == "labels";
     let (name, value) = match (map, i) {
@@ -257,7 +280,11 @@ impl Plugin for Probe {
             config.list("tags")?,
             config.map("labels")?,
         );
-        Ok(Probe { ctx: *ctx, summary, handled: 0 })
+        Ok(Probe {
+            ctx: *ctx,
+            summary,
+            handled: 0,
+        })
     }
 }
 
@@ -297,7 +324,10 @@ impl Probe {
     }
     fn send(&mut self, msg: &Message) -> Verdict {
         let queue = msg.payload_str().unwrap();
-        let p = Publish::new(queue, b"hi").message_type("t").header("k", "v").delay(Duration::from_secs(2));
+        let p = Publish::new(queue, b"hi")
+            .message_type("t")
+            .header("k", "v")
+            .delay(Duration::from_secs(2));
         match self.ctx.publish(&p, Some(msg)) {
             Ok(()) => Verdict::Ack,
             Err(why) => Verdict::reject(why),
@@ -352,7 +382,14 @@ impl Loaded {
         let mut instance = std::ptr::null_mut();
         let mut err = [0 as c_char; 256];
         let rc = unsafe {
-            (self.def.create.unwrap())(ctx_ptr(), json.as_ptr() as *const c_char, json.len(), &mut instance, err.as_mut_ptr(), err.len())
+            (self.def.create.unwrap())(
+                ctx_ptr(),
+                json.as_ptr() as *const c_char,
+                json.len(),
+                &mut instance,
+                err.as_mut_ptr(),
+                err.len(),
+            )
         };
         if rc == 0 {
             Ok(instance)
@@ -375,14 +412,25 @@ impl Loaded {
             reason_len: 0,
             retry_delay_ms: 99,
         };
-        let verdict = unsafe { (h.handle.unwrap())(instance, msg as *const FakeMessage as *const foxw_message, &mut out) };
+        let verdict =
+            unsafe { (h.handle.unwrap())(instance, msg as *const FakeMessage as *const foxw_message, &mut out) };
         assert_eq!(reason[out.reason_len], 0, "the reason is NUL-terminated");
-        (verdict, unsafe { text(reason.as_ptr(), out.reason_len) }, out.retry_delay_ms)
+        (
+            verdict,
+            unsafe { text(reason.as_ptr(), out.reason_len) },
+            out.retry_delay_ms,
+        )
     }
 }
 
 fn message(payload: &'static [u8]) -> FakeMessage {
-    FakeMessage { id: "m-1", payload, message_type: "job", attempt: 2, headers: vec![("x", "1"), ("y", "2")] }
+    FakeMessage {
+        id: "m-1",
+        payload,
+        message_type: "job",
+        attempt: 2,
+        headers: vec![("x", "1"), ("y", "2")],
+    }
 }
 
 #[test]
@@ -396,7 +444,10 @@ fn magic_block_and_tables() {
     assert_eq!(info.config_key_count, 3);
     assert_eq!(info.config_key_size, FOXW_CONFIG_KEY_SIZE_1_0);
     let schema = unsafe { std::slice::from_raw_parts(info.config_schema, 3) };
-    assert_eq!(unsafe { CStr::from_ptr(schema[0].default_value) }.to_str().unwrap(), "hello");
+    assert_eq!(
+        unsafe { CStr::from_ptr(schema[0].default_value) }.to_str().unwrap(),
+        "hello"
+    );
     assert_eq!((schema[1].type_, schema[1].required), (FOXW_CONFIG_INT, true));
     assert!(schema[1].default_value.is_null());
     assert_eq!((schema[2].type_, schema[2].required), (FOXW_CONFIG_STRING_LIST, false));
@@ -422,13 +473,19 @@ fn init_refuses_hosts_it_cannot_use() {
         assert!(def.is_null());
         unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned()
     };
-    assert_eq!(refused(std::ptr::null(), &mut err), "the host does not speak plugin ABI 1");
+    assert_eq!(
+        refused(std::ptr::null(), &mut err),
+        "the host does not speak plugin ABI 1"
+    );
     let mut other = unsafe { std::ptr::read(&HOST) };
     other.abi_major = 2;
     assert_eq!(refused(&other, &mut err), "the host does not speak plugin ABI 1");
     other.abi_major = 1;
     other.struct_size = FOXW_HOST_API_SIZE_1_0 - 8;
-    assert_eq!(refused(&other, &mut err), "the host's services table is smaller than ABI 1.0");
+    assert_eq!(
+        refused(&other, &mut err),
+        "the host's services table is smaller than ABI 1.0"
+    );
 }
 
 #[test]
@@ -437,8 +494,14 @@ fn verdicts_reasons_and_delays() {
     let instance = loaded.create("{}").unwrap();
     let msg = message(b"x");
     assert_eq!(loaded.handle(instance, "ack", &msg, 64), (FOXW_ACK, String::new(), 0));
-    assert_eq!(loaded.handle(instance, "retry", &msg, 64), (FOXW_RETRY, "later 2".to_string(), 1500));
-    assert_eq!(loaded.handle(instance, "reject", &msg, 64), (FOXW_REJECT, "bad input".to_string(), 0));
+    assert_eq!(
+        loaded.handle(instance, "retry", &msg, 64),
+        (FOXW_RETRY, "later 2".to_string(), 1500)
+    );
+    assert_eq!(
+        loaded.handle(instance, "reject", &msg, 64),
+        (FOXW_REJECT, "bad input".to_string(), 0)
+    );
     // Truncated to the host's buffer at a character boundary: 9 bytes fit, "é" is 2.
     let (_, reason, _) = loaded.handle(instance, "long_reason", &msg, 10);
     assert_eq!(reason, "éééé");
@@ -455,7 +518,11 @@ fn panics_become_retries_with_the_message() {
     let (verdict, reason, _) = loaded.handle(instance, "boom", &message(b"string"), 64);
     assert_eq!((verdict, reason.as_str()), (FOXW_RETRY, "panic: formatted 7"));
     // The panic hook reports through the host's log, with the location.
-    assert!(LOG.lock().unwrap().iter().any(|l| l.starts_with("4:") && l.contains("static boom") && l.contains("boundary.rs")));
+    assert!(LOG
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.starts_with("4:") && l.contains("static boom") && l.contains("boundary.rs")));
     // The instance is still usable.
     assert_eq!(loaded.handle(instance, "ack", &message(b"x"), 64).0, FOXW_ACK);
     unsafe { (loaded.def.destroy.unwrap())(instance) };
@@ -475,7 +542,10 @@ fn create_reads_typed_config_and_reports_refusals() {
     unsafe { (loaded.def.destroy.unwrap())(instance) };
     assert_eq!(loaded.create("{\"refuse\": 1}").unwrap_err(), "refused as asked");
     assert_eq!(loaded.create("{\"panic\": 1}").unwrap_err(), "panic: create blew up");
-    assert_eq!(loaded.create("{\"wrong\": 1}").unwrap_err(), "config key \"greeting\": not an integer");
+    assert_eq!(
+        loaded.create("{\"wrong\": 1}").unwrap_err(),
+        "config key \"greeting\": not an integer"
+    );
     assert_eq!(loaded.create("{\"bad metric\": 1}").unwrap_err(), "invalid metric name");
 }
 

@@ -61,7 +61,11 @@ impl Hello {
             Ok(name) => name,
             Err(_) => return Verdict::reject("payload is not UTF-8"),
         };
-        let title = self.titles.iter().find(|(who, _)| who == name).map(|(_, title)| title.as_str());
+        let title = self
+            .titles
+            .iter()
+            .find(|(who, _)| who == name)
+            .map(|(_, title)| title.as_str());
         let mut line = match title {
             Some(title) => format!("{}, {} {}", self.greeting, title, name),
             None => format!("{}, {}", self.greeting, name),
@@ -82,7 +86,10 @@ impl Hello {
         if i64::from(msg.attempt()) >= self.succeed_on {
             return Verdict::Ack;
         }
-        Verdict::retry_after(format!("not yet: attempt {} of {}", msg.attempt(), self.succeed_on), self.retry_delay)
+        Verdict::retry_after(
+            format!("not yet: attempt {} of {}", msg.attempt(), self.succeed_on),
+            self.retry_delay,
+        )
     }
 
     fn panic(&mut self, msg: &Message) -> Verdict {
