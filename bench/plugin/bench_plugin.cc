@@ -86,8 +86,8 @@ foxw_verdict Json(void*, const foxw_message* msg, foxw_outcome* out) {
 }
 
 const foxw_handler_def kHandlers[] = {
-    {sizeof(foxw_handler_def), "noop", Noop, 0},
-    {sizeof(foxw_handler_def), "json", Json, 0},
+    FOXW_HANDLER("noop", Noop),
+    FOXW_HANDLER("json", Json),
 };
 
 int32_t Create(foxw_plugin_ctx*, const char*, size_t, void** instance, char*, size_t) {
@@ -96,8 +96,8 @@ int32_t Create(foxw_plugin_ctx*, const char*, size_t, void** instance, char*, si
 }
 void Destroy(void*) {}
 
-const foxw_plugin_v1 kPlugin = {sizeof(foxw_plugin_v1), FOXW_INSTANCE_SHARED, 0, kHandlers, 2,
-                                Create, Destroy, nullptr};
+const foxw_plugin_v1 kPlugin = {sizeof(foxw_plugin_v1), FOXW_INSTANCE_SHARED, 0,      kHandlers, 2,
+                                sizeof(foxw_handler_def), Create,                 Destroy, nullptr};
 
 }  // namespace
 

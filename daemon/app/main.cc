@@ -66,7 +66,7 @@ Status CheckConfig(const Config& config) {
     if (!info.ok())
       return Status::InvalidArgument(p.mark.ToString() + ": plugins." + p.name + ".path: " +
                                      info.status().message());
-    auto json = ApplyPluginSchema(p, **info);
+    auto json = ApplyPluginSchema(p, (*info)->info);
     if (!json.ok()) return json.status();
   }
   return Status::Ok();

@@ -1,4 +1,4 @@
-// The host-services table (foxw_host_api v1.0) over foxworker::Delivery.
+// The host-services table (foxw_host_api, ABI 1.0) over foxworker::Delivery.
 //
 // Logging maps plugin levels onto glog: TRACE = VLOG(2), DEBUG = VLOG(1),
 // INFO, WARN = WARNING, ERROR. The daemon turns its configured log level into
@@ -9,6 +9,8 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <cstddef>
 #include <cstring>
 #include <map>
@@ -17,7 +19,12 @@
 #include <string>
 #include <string_view>
 
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include "daemon/base/clock.h"
+#include "daemon/base/units.h"
 #include "daemon/core/metrics.h"
 
 // The opaque metric handle plugins hold: one per defined family, kept for the
@@ -30,6 +37,46 @@ struct foxw_metric {
 };
 
 namespace foxworker {
+
+// One version of a plugin's config as the typed reads see it: the parsed
+// JSON object, and the text of every number and boolean at the top level
+// (config_string hands those out as borrowed strings). Immutable.
+class PluginConfigValues {
+ public:
+  explicit PluginConfigValues(const std::string& json) {
+    doc_.Parse(json.c_str(), json.size());
+    if (doc_.HasParseError() || !doc_.IsObject()) doc_.SetObject();
+    for (const auto& m : doc_.GetObject()) {
+      if (!m.value.IsNumber() && !m.value.IsBool()) continue;
+      rapidjson::StringBuffer sb;
+      rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+      m.value.Accept(w);
+      text_.emplace(m.name.GetString(), std::string(sb.GetString(), sb.GetSize()));
+    }
+  }
+  // The value of a top-level key; null when absent or JSON null.
+  const rapidjson::Value* Find(const char* key) const {
+    if (key == nullptr) return nullptr;
+    auto it = doc_.FindMember(key);
+    if (it == doc_.MemberEnd() || it->value.IsNull()) return nullptr;
+    return &it->value;
+  }
+  const std::string* Text(const char* key) const {
+    auto it = text_.find(key);
+    return it != text_.end() ? &it->second : nullptr;
+  }
+
+ private:
+  rapidjson::Document doc_;
+  std::map<std::string, std::string, std::less<>> text_;
+};
+
+void SetPluginConfig(foxw_plugin_ctx* ctx, const std::string& json) {
+  auto values = std::make_shared<const PluginConfigValues>(json);
+  std::lock_guard<std::mutex> lock(ctx->config_mu);
+  ctx->configs.push_back(std::move(values));
+}
+
 namespace {
 
 constexpr foxw_str kEmpty = {"", 0};
@@ -279,8 +326,7 @@ int32_t HostComplete(const foxw_message* msg, foxw_verdict verdict, const char* 
   return CompleteDeferred(FromForeign(msg), verdict, text, retry_delay_ms);
 }
 
-// The 1.0 layout ends with delay_ms; a plugin's struct must cover it.
-constexpr size_t kPublishV1Size = offsetof(foxw_publish, delay_ms) + sizeof(uint64_t);
+constexpr size_t kPublishV1Size = FOXW_PUBLISH_SIZE_1_0;
 
 int32_t HostPublish(foxw_plugin_ctx* ctx, const foxw_message* parent, const foxw_publish* publish,
                     char* err, size_t err_cap) {
@@ -306,6 +352,10 @@ int32_t HostPublish(foxw_plugin_ctx* ctx, const foxw_message* parent, const foxw
     SetError(err, err_cap, "publish: header_count is set but headers is NULL");
     return -1;
   }
+  if (ctx->defining) {
+    SetError(err, err_cap, "publish is not available during init or create");
+    return -1;
+  }
   if (!ctx->publish) {
     SetError(err, err_cap, "publishing is not available");
     return -1;
@@ -323,6 +373,146 @@ int32_t HostPublish(foxw_plugin_ctx* ctx, const foxw_message* parent, const foxw
     return -1;
   }
   return 0;
+}
+
+// ---- typed config ----------------------------------------------------------
+
+// The config the plugin's reads see now; null without a ctx.
+const PluginConfigValues* CurrentConfig(const foxw_plugin_ctx* ctx) {
+  if (ctx == nullptr) return nullptr;
+  auto* mutable_ctx = const_cast<foxw_plugin_ctx*>(ctx);
+  std::lock_guard<std::mutex> lock(mutable_ctx->config_mu);
+  // The shared_ptr stays in `configs` until the ctx dies, so the raw pointer
+  // outlives this call.
+  return mutable_ctx->configs.empty() ? nullptr : mutable_ctx->configs.back().get();
+}
+
+const rapidjson::Value* ConfigValue(const foxw_plugin_ctx* ctx, const char* key) {
+  const PluginConfigValues* c = CurrentConfig(ctx);
+  return c != nullptr ? c->Find(key) : nullptr;
+}
+
+int32_t HostConfigString(const foxw_plugin_ctx* ctx, const char* key, foxw_str* value) {
+  const rapidjson::Value* v = ConfigValue(ctx, key);
+  if (v == nullptr) return FOXW_CONFIG_ABSENT;
+  if (v->IsString()) {
+    if (value != nullptr) *value = foxw_str{v->GetString(), v->GetStringLength()};
+    return FOXW_CONFIG_OK;
+  }
+  const std::string* text = CurrentConfig(ctx)->Text(key);
+  if (text == nullptr) return FOXW_CONFIG_WRONG_TYPE;
+  if (value != nullptr) *value = Borrow(*text);
+  return FOXW_CONFIG_OK;
+}
+
+bool ParseWholeInt(const char* text, int64_t* out) {
+  if (text == nullptr || *text == '\0') return false;
+  char* end = nullptr;
+  errno = 0;
+  long long n = strtoll(text, &end, 10);
+  if (errno != 0 || end == nullptr || *end != '\0') return false;
+  *out = n;
+  return true;
+}
+
+int32_t HostConfigInt(const foxw_plugin_ctx* ctx, const char* key, int64_t* value) {
+  const rapidjson::Value* v = ConfigValue(ctx, key);
+  if (v == nullptr) return FOXW_CONFIG_ABSENT;
+  int64_t n = 0;
+  if (v->IsInt64()) {
+    n = v->GetInt64();
+  } else if (!v->IsString() || !ParseWholeInt(v->GetString(), &n)) {
+    return FOXW_CONFIG_WRONG_TYPE;
+  }
+  if (value != nullptr) *value = n;
+  return FOXW_CONFIG_OK;
+}
+
+int32_t HostConfigDouble(const foxw_plugin_ctx* ctx, const char* key, double* value) {
+  const rapidjson::Value* v = ConfigValue(ctx, key);
+  if (v == nullptr) return FOXW_CONFIG_ABSENT;
+  if (!v->IsNumber()) return FOXW_CONFIG_WRONG_TYPE;
+  if (value != nullptr) *value = v->GetDouble();
+  return FOXW_CONFIG_OK;
+}
+
+int32_t HostConfigBool(const foxw_plugin_ctx* ctx, const char* key, bool* value) {
+  const rapidjson::Value* v = ConfigValue(ctx, key);
+  if (v == nullptr) return FOXW_CONFIG_ABSENT;
+  bool b = false;
+  if (v->IsBool()) {
+    b = v->GetBool();
+  } else if (v->IsString()) {
+    std::string_view s(v->GetString(), v->GetStringLength());
+    if (s == "true" || s == "yes" || s == "on") {
+      b = true;
+    } else if (s == "false" || s == "no" || s == "off") {
+      b = false;
+    } else {
+      return FOXW_CONFIG_WRONG_TYPE;
+    }
+  } else {
+    return FOXW_CONFIG_WRONG_TYPE;
+  }
+  if (value != nullptr) *value = b;
+  return FOXW_CONFIG_OK;
+}
+
+int32_t HostConfigDurationMs(const foxw_plugin_ctx* ctx, const char* key, uint64_t* value) {
+  const rapidjson::Value* v = ConfigValue(ctx, key);
+  if (v == nullptr) return FOXW_CONFIG_ABSENT;
+  uint64_t ms = 0;
+  if (v->IsUint64()) {
+    ms = v->GetUint64();
+  } else if (v->IsString()) {
+    auto d = ParseDuration(std::string_view(v->GetString(), v->GetStringLength()));
+    if (!d.ok() || d->count() < 0) return FOXW_CONFIG_WRONG_TYPE;
+    ms = static_cast<uint64_t>(d->count());
+  } else {
+    return FOXW_CONFIG_WRONG_TYPE;
+  }
+  if (value != nullptr) *value = ms;
+  return FOXW_CONFIG_OK;
+}
+
+int32_t HostConfigCount(const foxw_plugin_ctx* ctx, const char* key, size_t* count) {
+  const rapidjson::Value* v = ConfigValue(ctx, key);
+  if (v == nullptr) return FOXW_CONFIG_ABSENT;
+  size_t n = 0;
+  if (v->IsArray()) {
+    n = v->Size();
+  } else if (v->IsObject()) {
+    n = v->MemberCount();
+  } else {
+    return FOXW_CONFIG_WRONG_TYPE;
+  }
+  if (count != nullptr) *count = n;
+  return FOXW_CONFIG_OK;
+}
+
+int32_t HostConfigItem(const foxw_plugin_ctx* ctx, const char* key, size_t index, foxw_str* name,
+                       foxw_str* value) {
+  const rapidjson::Value* v = ConfigValue(ctx, key);
+  if (v == nullptr) return FOXW_CONFIG_ABSENT;
+  const rapidjson::Value* item = nullptr;
+  const rapidjson::Value* item_name = nullptr;
+  if (v->IsArray()) {
+    if (index >= v->Size()) return FOXW_CONFIG_ABSENT;
+    item = &(*v)[static_cast<rapidjson::SizeType>(index)];
+  } else if (v->IsObject()) {
+    if (index >= v->MemberCount()) return FOXW_CONFIG_ABSENT;
+    auto it = v->MemberBegin() + static_cast<std::ptrdiff_t>(index);
+    item_name = &it->name;
+    item = &it->value;
+  } else {
+    return FOXW_CONFIG_WRONG_TYPE;
+  }
+  if (!item->IsString()) return FOXW_CONFIG_WRONG_TYPE;
+  if (name != nullptr)
+    *name = item_name != nullptr ? foxw_str{item_name->GetString(), item_name->GetStringLength()}
+                                 : kEmpty;
+  if (value != nullptr) *value = foxw_str{item->GetString(), item->GetStringLength()};
+  return FOXW_CONFIG_OK;
 }
 
 const foxw_host_api kHostApi = {
@@ -350,7 +540,16 @@ const foxw_host_api kHostApi = {
     &HostMsgCancelled,
     &HostComplete,
     &HostPublish,
+    &HostConfigString,
+    &HostConfigInt,
+    &HostConfigDouble,
+    &HostConfigBool,
+    &HostConfigDurationMs,
+    &HostConfigCount,
+    &HostConfigItem,
 };
+static_assert(sizeof(foxw_host_api) == FOXW_HOST_API_SIZE_1_0,
+              "this host is ABI 1.0: its table ends at config_item");
 
 }  // namespace
 

@@ -7,11 +7,18 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "daemon/core/message.h"
 #include "daemon/base/status.h"
+
+namespace foxworker {
+class PluginConfigValues;  // host_api.cc
+}
 
 // The opaque type plugins see. One per loaded plugin; lives until the
 // plugin's shutdown returned.
@@ -20,8 +27,14 @@ struct foxw_plugin_ctx {
   // Set by the supervisor: publishes a message to a configured queue.
   // May be empty (then publish fails with "publishing is not available").
   std::function<foxworker::Status(const foxw_publish&, const foxworker::Delivery* parent)> publish;
-  // True only while init/create run (metrics may be defined then).
+  // True only while init/create run (metrics may be defined then, publish
+  // may not).
   bool defining = false;
+  // What the typed config reads see: the last of `configs`. Older ones stay
+  // until the ctx dies, so strings a plugin borrowed stay valid until its
+  // shutdown. Set with SetPluginConfig().
+  std::mutex config_mu;
+  std::vector<std::shared_ptr<const foxworker::PluginConfigValues>> configs;  // GUARDED_BY(config_mu)
 };
 
 namespace foxworker {
@@ -35,6 +48,10 @@ inline const foxw_message* AsForeign(const Delivery* d) {
 inline Delivery* FromForeign(const foxw_message* m) {
   return const_cast<Delivery*>(reinterpret_cast<const Delivery*>(m));
 }
+
+// Makes `json` (the plugin's config object, schema applied) what the typed
+// config reads on `ctx` see from now on.
+void SetPluginConfig(foxw_plugin_ctx* ctx, const std::string& json);
 
 // Completes a delivery whose handler returned FOXW_PENDING, through its
 // consumer (daemon/plugins/plugin_handlers.cc). Returns 0, or -1 when the

@@ -43,7 +43,7 @@ int32_t CompleteDeferred(Delivery* d, foxw_verdict verdict, std::string_view rea
 }
 
 PluginHandler::PluginHandler(const foxw_handler_def* def)
-    : def_(def), batch_(BatchHandlerOf(def)), name_(def->name) {}
+    : def_(def), batch_(def->handle_batch), name_(def->name) {}
 
 HandlerReply PluginHandler::Handle(HandlerInstance instance, Delivery& d, char* reason_buf,
                                    size_t reason_cap) const {
@@ -61,12 +61,14 @@ void PluginHandler::HandleBatch(HandlerInstance instance, Delivery* const* batch
   std::vector<const foxw_message*> msgs(n);
   std::vector<foxw_verdict> verdicts(n, 0);
   std::vector<foxw_outcome> outs(n);
+  std::vector<foxw_outcome*> out_ptrs(n);
   for (size_t i = 0; i < n; ++i) {
     msgs[i] = AsForeign(batch[i]);
     reason_bufs[i * reason_cap] = '\0';
     outs[i] = foxw_outcome{sizeof(foxw_outcome), reason_bufs + i * reason_cap, reason_cap, 0, 0};
+    out_ptrs[i] = &outs[i];
   }
-  batch_(instance, msgs.data(), n, verdicts.data(), outs.data());
+  batch_(instance, msgs.data(), n, verdicts.data(), out_ptrs.data());
   for (size_t i = 0; i < n; ++i)
     replies[i] = HandlerReply{
         VerdictOf(verdicts[i]), verdicts[i],

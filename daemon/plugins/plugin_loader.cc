@@ -7,6 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -17,11 +20,14 @@
 
 #include "daemon/base/units.h"
 #include "daemon/core/executor.h"
+#include "daemon/plugins/elf_check.h"
 
 namespace foxworker {
 namespace {
 
 constexpr size_t kErrCap = 1024;
+// More handlers or config keys than this is a garbage count, not a plugin.
+constexpr size_t kMaxArrayLength = 4096;
 
 std::string PathError(const std::string& path, const std::string& why) {
   return "plugin " + path + ": " + why;
@@ -96,6 +102,15 @@ bool CoerceToType(int32_t type, rapidjson::Value& v, rapidjson::Document::Alloca
         v.SetDouble(v.GetDouble());
         return true;
       }
+      if (v.IsString()) {  // YAML text, and every schema default
+        char* end = nullptr;
+        errno = 0;
+        double d = strtod(v.GetString(), &end);
+        if (errno == 0 && end != v.GetString() && *end == '\0' && std::isfinite(d)) {
+          v.SetDouble(d);
+          return true;
+        }
+      }
       return false;
     case FOXW_CONFIG_BOOL:
       if (v.IsBool()) return true;
@@ -132,12 +147,6 @@ bool CoerceToType(int32_t type, rapidjson::Value& v, rapidjson::Document::Alloca
 
 }  // namespace
 
-foxw_handle_batch_fn BatchHandlerOf(const foxw_handler_def* h) {
-  if (h->struct_size < offsetof(foxw_handler_def, handle_batch) + sizeof(foxw_handle_batch_fn))
-    return nullptr;
-  return h->handle_batch;
-}
-
 Status CheckPluginFileSafety(const std::string& path) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0)
@@ -157,9 +166,13 @@ Status CheckPluginFileSafety(const std::string& path) {
   return Status::Ok();
 }
 
-Result<const foxw_plugin_info*> ReadPluginInfo(const std::string& path, void** handle_out) {
+Result<std::unique_ptr<PluginInfo>> ReadPluginInfo(const std::string& path, void** handle_out) {
   Status safe = CheckPluginFileSafety(path);
   if (!safe.ok()) return safe;
+  // Before dlopen, which runs the file's constructors: a file that is not a
+  // plugin for this machine is refused without running any of its code.
+  Status elf = CheckElfPlugin(path, {FOXW_MAGIC_SYMBOL, FOXW_INIT_V1_SYMBOL});
+  if (!elf.ok()) return Status::InvalidArgument(PathError(path, elf.message()));
   // RTLD_NOW: unresolved symbols fail here, not mid-message. RTLD_LOCAL: two
   // plugins' symbols never mix.
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -171,32 +184,55 @@ Result<const foxw_plugin_info*> ReadPluginInfo(const std::string& path, void** h
   if (magic == nullptr)
     return Status::InvalidArgument(PathError(
         path, "not a foxworker plugin (no " FOXW_MAGIC_SYMBOL " symbol; build it with the SDK's "
-              "FOXW_DECLARE_PLUGIN or FOXWORKER_PLUGIN)"));
-  const foxw_plugin_info* info = magic();
-  if (info == nullptr || info->struct_size < offsetof(foxw_plugin_info, name) ||
-      info->magic != FOXW_PLUGIN_MAGIC_VALUE)
+              "FOXW_DECLARE_PLUGIN, FOXW_PLUGIN or FOXWORKER_PLUGIN)"));
+  const foxw_plugin_info* raw = magic();
+  // Only the fields every version has are read before the size is checked.
+  if (raw == nullptr || raw->struct_size < FOXW_END_OF(foxw_plugin_info, abi_minor) ||
+      raw->magic != FOXW_PLUGIN_MAGIC_VALUE)
     return Status::InvalidArgument(PathError(path, "not a foxworker plugin (bad magic block)"));
-  if (info->abi_major != FOXW_ABI_MAJOR)
+  if (raw->abi_major != FOXW_ABI_MAJOR)
     return Status::InvalidArgument(PathError(
-        path, "built for plugin ABI " + std::to_string(info->abi_major) + "." +
-                  std::to_string(info->abi_minor) + ", but this foxworkerd speaks ABI major " +
-                  std::to_string(FOXW_ABI_MAJOR) + "; rebuild it against this SDK"));
-  if (info->abi_minor > FOXW_ABI_MINOR)
+        path, "built for plugin ABI major " + std::to_string(raw->abi_major) +
+                  ", but this foxworkerd speaks ABI major " + std::to_string(FOXW_ABI_MAJOR) +
+                  "; rebuild it against this foxworkerd's SDK"));
+  if (raw->abi_minor > FOXW_ABI_MINOR) {
+    std::string built;
+    if (raw->struct_size >= FOXW_END_OF(foxw_plugin_info, sdk_minor))
+      built = " (built with SDK 1." + std::to_string(raw->sdk_minor) + ")";
     return Status::InvalidArgument(PathError(
-        path, "needs plugin ABI 1." + std::to_string(info->abi_minor) +
+        path, "needs plugin ABI 1." + std::to_string(raw->abi_minor) + built +
                   ", newer than this foxworkerd's 1." + std::to_string(FOXW_ABI_MINOR) +
-                  "; upgrade foxworker"));
-  if (info->struct_size < sizeof(foxw_plugin_info))
-    return Status::InvalidArgument(PathError(path, "magic block too small (" +
-                                                       std::to_string(info->struct_size) +
-                                                       " bytes) for ABI 1.0"));
-  if (!ValidPluginName(info->name))
+                  "; upgrade foxworker, or rebuild the plugin with FOXW_TARGET_ABI_MINOR=" +
+                  std::to_string(FOXW_ABI_MINOR) + " if it uses nothing newer"));
+  }
+  if (raw->struct_size < FOXW_PLUGIN_INFO_SIZE_1_0)
+    return Status::InvalidArgument(PathError(
+        path, "magic block is " + std::to_string(raw->struct_size) + " bytes, smaller than the " +
+                  std::to_string(FOXW_PLUGIN_INFO_SIZE_1_0) + " of ABI 1.0"));
+  auto out = std::make_unique<PluginInfo>();
+  out->info = CopyPluginArray<foxw_plugin_info>(raw, 1, raw->struct_size)[0];
+  foxw_plugin_info& info = out->info;
+  if (!ValidPluginName(info.name))
     return Status::InvalidArgument(PathError(path, "plugin name must match [a-z0-9_]+"));
-  if (info->config_key_count > 0 && info->config_schema == nullptr)
-    return Status::InvalidArgument(PathError(path, "config schema has keys but no array"));
-  for (size_t i = 0; i < info->config_key_count; ++i) {
-    const auto& k = info->config_schema[i];
-    if (k.struct_size < sizeof(foxw_config_key) || k.name == nullptr)
+  if (info.config_key_count > kMaxArrayLength)
+    return Status::InvalidArgument(PathError(path, "config schema claims " +
+                                                       std::to_string(info.config_key_count) +
+                                                       " keys; the limit is " +
+                                                       std::to_string(kMaxArrayLength)));
+  if (info.config_key_count > 0) {
+    if (info.config_schema == nullptr)
+      return Status::InvalidArgument(PathError(path, "config schema has keys but no array"));
+    if (info.config_key_size < FOXW_CONFIG_KEY_SIZE_1_0)
+      return Status::InvalidArgument(PathError(
+          path, "config schema entries are " + std::to_string(info.config_key_size) +
+                    " bytes apart, smaller than the " + std::to_string(FOXW_CONFIG_KEY_SIZE_1_0) +
+                    " of ABI 1.0"));
+    out->schema = CopyPluginArray<foxw_config_key>(info.config_schema, info.config_key_count,
+                                                   info.config_key_size);
+  }
+  for (size_t i = 0; i < out->schema.size(); ++i) {
+    const auto& k = out->schema[i];
+    if (k.struct_size < FOXW_CONFIG_KEY_SIZE_1_0 || k.name == nullptr)
       return Status::InvalidArgument(PathError(path, "config schema entry " + std::to_string(i) +
                                                          " is malformed"));
     if (k.type < FOXW_CONFIG_STRING || k.type > FOXW_CONFIG_MAP)
@@ -204,8 +240,11 @@ Result<const foxw_plugin_info*> ReadPluginInfo(const std::string& path, void** h
                                                          " has unknown type " +
                                                          std::to_string(k.type)));
   }
+  info.struct_size = sizeof(foxw_plugin_info);
+  info.config_schema = out->schema.empty() ? nullptr : out->schema.data();
+  info.config_key_size = sizeof(foxw_config_key);
   if (handle_out) *handle_out = handle;
-  return info;
+  return out;
 }
 
 Result<std::string> ApplyPluginSchema(const PluginConfig& plugin, const foxw_plugin_info& info) {
@@ -284,7 +323,7 @@ Result<std::unique_ptr<LoadedPlugin>> LoadedPlugin::Load(const PluginConfig& con
   void* handle = nullptr;
   auto info = ReadPluginInfo(config.path, &handle);
   if (!info.ok()) return info.status();
-  auto json = ApplyPluginSchema(config, **info);
+  auto json = ApplyPluginSchema(config, (*info)->info);
   if (!json.ok()) return json.status();
 
   auto init = reinterpret_cast<foxw_init_v1_fn>(dlsym(handle, FOXW_INIT_V1_SYMBOL));
@@ -296,9 +335,10 @@ Result<std::unique_ptr<LoadedPlugin>> LoadedPlugin::Load(const PluginConfig& con
   p->config_ = config;
   p->config_.config_json = std::move(*json);
   p->handle_ = handle;
-  p->info_ = *info;
+  p->info_ = std::move(*info);
   p->ctx_ = std::make_unique<foxw_plugin_ctx>();
   p->ctx_->plugin_name = config.name;
+  SetPluginConfig(p->ctx_.get(), p->config_.config_json);
   p->ctx_->defining = true;
   char err[kErrCap] = {0};
   const foxw_plugin_v1* def = init(HostApi(), p->ctx_.get(), err, sizeof err);
@@ -306,33 +346,47 @@ Result<std::unique_ptr<LoadedPlugin>> LoadedPlugin::Load(const PluginConfig& con
   if (def == nullptr)
     return Status::InvalidArgument(PathError(
         config.path, std::string("init refused: ") + (err[0] ? err : "(no reason given)")));
-  if (def->struct_size < sizeof(foxw_plugin_v1))
-    return Status::InvalidArgument(PathError(config.path, "plugin definition too small (" +
-                                                              std::to_string(def->struct_size) +
-                                                              " bytes) for ABI 1.0"));
-  if (def->flags != 0)
+  if (def->struct_size < FOXW_PLUGIN_V1_SIZE_1_0)
+    return Status::InvalidArgument(PathError(
+        config.path, "plugin definition is " + std::to_string(def->struct_size) +
+                         " bytes, smaller than the " + std::to_string(FOXW_PLUGIN_V1_SIZE_1_0) +
+                         " of ABI 1.0"));
+  p->def_ = CopyPluginArray<foxw_plugin_v1>(def, 1, def->struct_size)[0];
+  const foxw_plugin_v1& d = p->def_;
+  if (d.flags != 0)
     return Status::InvalidArgument(PathError(config.path, "unknown plugin flags 0x" + [&] {
       char b[16];
-      snprintf(b, sizeof b, "%x", def->flags);
+      snprintf(b, sizeof b, "%x", d.flags);
       return std::string(b);
     }()));
-  if (def->instance_model > FOXW_INSTANCE_PER_THREAD)
+  if (d.instance_model > FOXW_INSTANCE_PER_THREAD)
     return Status::InvalidArgument(PathError(config.path, "unknown instance model " +
-                                                              std::to_string(def->instance_model)));
-  if (def->create == nullptr || def->destroy == nullptr)
+                                                              std::to_string(d.instance_model)));
+  if (d.create == nullptr || d.destroy == nullptr)
     return Status::InvalidArgument(PathError(config.path, "create and destroy are required"));
-  if (def->handler_count == 0 || def->handlers == nullptr)
+  if (d.handler_count == 0 || d.handlers == nullptr)
     return Status::InvalidArgument(PathError(config.path, "declares no handlers"));
-  p->def_ = def;
+  if (d.handler_count > kMaxArrayLength)
+    return Status::InvalidArgument(PathError(config.path, "declares " +
+                                                              std::to_string(d.handler_count) +
+                                                              " handlers; the limit is " +
+                                                              std::to_string(kMaxArrayLength)));
+  if (d.handler_size < FOXW_HANDLER_DEF_SIZE_1_0)
+    return Status::InvalidArgument(PathError(
+        config.path, "handler entries are " + std::to_string(d.handler_size) +
+                         " bytes apart, smaller than the " +
+                         std::to_string(FOXW_HANDLER_DEF_SIZE_1_0) + " of ABI 1.0"));
+  p->handler_defs_ =
+      CopyPluginArray<foxw_handler_def>(d.handlers, d.handler_count, d.handler_size);
   std::set<std::string> seen;
-  for (size_t i = 0; i < def->handler_count; ++i) {
-    const foxw_handler_def* h = &def->handlers[i];
-    if (h->struct_size < offsetof(foxw_handler_def, handle_batch) || h->name == nullptr ||
-        (h->handle == nullptr && BatchHandlerOf(h) == nullptr))
+  for (size_t i = 0; i < p->handler_defs_.size(); ++i) {
+    const foxw_handler_def* h = &p->handler_defs_[i];
+    if (h->struct_size < FOXW_HANDLER_DEF_SIZE_1_0 || h->name == nullptr ||
+        (h->handle == nullptr && h->handle_batch == nullptr))
       return Status::InvalidArgument(PathError(config.path, "handler " + std::to_string(i) +
                                                                 " is malformed (size, name or "
                                                                 "function missing)"));
-    if (h->flags != 0)
+    if (h->flags != 0 || h->reserved != 0)
       return Status::InvalidArgument(
           PathError(config.path, std::string("handler ") + h->name + " has unknown flags"));
     if (!seen.insert(h->name).second)
@@ -362,7 +416,7 @@ Result<void*> LoadedPlugin::CreateInstance() const {
   char err[kErrCap] = {0};
   void* instance = nullptr;
   ctx_->defining = true;
-  int32_t rc = def_->create(ctx_.get(), config_.config_json.c_str(), config_.config_json.size(),
+  int32_t rc = def_.create(ctx_.get(), config_.config_json.c_str(), config_.config_json.size(),
                             &instance, err, sizeof err);
   ctx_->defining = false;
   if (rc != 0)
@@ -371,12 +425,17 @@ Result<void*> LoadedPlugin::CreateInstance() const {
   return instance;
 }
 
-void LoadedPlugin::DestroyInstance(void* instance) const { def_->destroy(instance); }
+void LoadedPlugin::DestroyInstance(void* instance) const { def_.destroy(instance); }
+
+void LoadedPlugin::SetConfigJson(std::string json) {
+  config_.config_json = std::move(json);
+  SetPluginConfig(ctx_.get(), config_.config_json);
+}
 
 void LoadedPlugin::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
-  if (def_ && def_->shutdown) def_->shutdown(ctx_.get());
+  if (def_.shutdown) def_.shutdown(ctx_.get());
 }
 
 // ---------------------------------------------------------------------------

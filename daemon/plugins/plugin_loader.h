@@ -5,6 +5,7 @@
 
 #include <foxworker/plugin.h>
 
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -17,17 +18,39 @@
 
 namespace foxworker {
 
-// The handler's batch function when it has one (and its struct_size says the
-// field is there), else null.
-foxw_handle_batch_fn BatchHandlerOf(const foxw_handler_def* handler);
-
 // Checks that `path` exists, is a regular file, and that neither it nor its
 // directory is writable by users other than its owner (root or us).
 Status CheckPluginFileSafety(const std::string& path);
 
-// Opens the file and reads its magic block without running init. The handle
-// is never closed (no dlclose in production); `handle_out` may be null.
-Result<const foxw_plugin_info*> ReadPluginInfo(const std::string& path, void** handle_out = nullptr);
+// The host's copy of a plugin's magic block and config schema, read with the
+// plugin's struct sizes and strides (so a plugin built with a newer SDK whose
+// structs grew reads right). `info.config_schema` points at `schema`, whose
+// stride is the host's sizeof; fields the plugin's SDK did not have are zero.
+struct PluginInfo {
+  foxw_plugin_info info;
+  std::vector<foxw_config_key> schema;
+};
+
+// Reads `count` elements of `stride` bytes each from a plugin's array into
+// zero-filled host structs, copying min(stride, sizeof(T)) bytes of each.
+// The caller checked stride >= the struct's 1.0 size.
+template <typename T>
+std::vector<T> CopyPluginArray(const void* base, size_t count, size_t stride) {
+  std::vector<T> out(count);
+  const size_t n = stride < sizeof(T) ? stride : sizeof(T);
+  for (size_t i = 0; i < count; ++i) {
+    std::memset(static_cast<void*>(&out[i]), 0, sizeof(T));
+    std::memcpy(static_cast<void*>(&out[i]), static_cast<const char*>(base) + i * stride, n);
+  }
+  return out;
+}
+
+// Checks the file (CheckPluginFileSafety, then its ELF header and exports,
+// before any of its code runs), opens it and reads its magic block without
+// running init. The handle is never closed (no dlclose in production);
+// `handle_out` may be null.
+Result<std::unique_ptr<PluginInfo>> ReadPluginInfo(const std::string& path,
+                                                   void** handle_out = nullptr);
 
 // Validates `plugin.config_json` against the plugin's declared schema
 // (unknown keys, missing required keys, wrong types), naming the config file
@@ -57,10 +80,12 @@ class LoadedPlugin {
   const std::string& name() const { return config_.name; }
   const std::string& path() const { return config_.path; }
   const PluginConfig& config() const { return config_; }
-  const foxw_plugin_info& info() const { return *info_; }
-  const foxw_plugin_v1& def() const { return *def_; }
+  // Host copies, read with the plugin's sizes (see PluginInfo).
+  const foxw_plugin_info& info() const { return info_->info; }
+  const foxw_plugin_v1& def() const { return def_; }
   foxw_plugin_ctx* ctx() const { return ctx_.get(); }
-  uint32_t instance_model() const { return def_->instance_model; }
+  uint32_t instance_model() const { return def_.instance_model; }
+  // Host copies of the plugin's handler entries, in its order.
   const std::vector<const foxw_handler_def*>& handlers() const { return handlers_; }
   // The handler for a message type: exact name first, then "*"; null if none.
   const foxw_handler_def* FindHandler(std::string_view type) const;
@@ -70,9 +95,10 @@ class LoadedPlugin {
   // The file as it was when it was loaded.
   const PluginFileId& file_id() const { return file_id_; }
 
-  // Replaces the JSON that instances created from now on receive (config
-  // reload; control thread). Instances that exist keep theirs.
-  void SetConfigJson(std::string json) { config_.config_json = std::move(json); }
+  // Replaces the JSON that instances created from now on receive, and that
+  // the typed config reads see (config reload; control thread). Instances
+  // that exist keep theirs.
+  void SetConfigJson(std::string json);
 
   // Creates one instance from the plugin's config (control thread).
   Result<void*> CreateInstance() const;
@@ -88,10 +114,11 @@ class LoadedPlugin {
   LoadedPlugin() = default;
   PluginConfig config_;
   void* handle_ = nullptr;
-  const foxw_plugin_info* info_ = nullptr;
-  const foxw_plugin_v1* def_ = nullptr;
+  std::unique_ptr<PluginInfo> info_;
+  foxw_plugin_v1 def_{};
   std::unique_ptr<foxw_plugin_ctx> ctx_;
-  std::vector<const foxw_handler_def*> handlers_;
+  std::vector<foxw_handler_def> handler_defs_;
+  std::vector<const foxw_handler_def*> handlers_;  // into handler_defs_
   PluginFileId file_id_;
   bool shut_down_ = false;
 };

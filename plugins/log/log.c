@@ -3,7 +3,7 @@
  * the start of the payload) and acks it. For demos and failure drills it can
  * also answer every Nth message with RETRY or REJECT.
  *
- * Config (a flat JSON object; see kSchema):
+ * Config (see kSchema; read with the host's typed config services):
  *   level              trace | debug | info | warn | error   (default info)
  *   fail_every         every Nth message returns RETRY        (default 0: never)
  *   reject_every       every Nth message returns REJECT       (default 0: never)
@@ -42,114 +42,7 @@ typedef struct log_instance {
 
 static const foxw_host_api *g_host;
 
-/* ---- config: a small parser for a flat JSON object of strings and ints --- */
-
-typedef struct json_cursor {
-  const char *p;
-  const char *end;
-} json_cursor;
-
-static void skip_space(json_cursor *c) {
-  while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r')) ++c->p;
-}
-
-static int hex_digit(char ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-  return -1;
-}
-
-/* Reads a JSON string at the cursor into out (NUL-terminated). Escapes are
- * decoded; \u escapes outside ASCII are refused (no key or value here needs
- * them). Returns 0, or -1 with err filled. */
-static int parse_string(json_cursor *c, char *out, size_t cap, char *err, size_t err_cap) {
-  size_t n = 0;
-  if (c->p >= c->end || *c->p != '"') {
-    snprintf(err, err_cap, "expected a string");
-    return -1;
-  }
-  ++c->p;
-  while (c->p < c->end && *c->p != '"') {
-    char ch = *c->p++;
-    if ((unsigned char)ch < 0x20) {
-      snprintf(err, err_cap, "control character inside a string");
-      return -1;
-    }
-    if (ch == '\\') {
-      if (c->p >= c->end) break;
-      ch = *c->p++;
-      switch (ch) {
-        case '"':
-        case '\\':
-        case '/':
-          break;
-        case 'b':
-          ch = '\b';
-          break;
-        case 'f':
-          ch = '\f';
-          break;
-        case 'n':
-          ch = '\n';
-          break;
-        case 'r':
-          ch = '\r';
-          break;
-        case 't':
-          ch = '\t';
-          break;
-        case 'u': {
-          int code = 0;
-          for (int i = 0; i < 4; ++i) {
-            int d = c->p < c->end ? hex_digit(*c->p++) : -1;
-            if (d < 0) {
-              snprintf(err, err_cap, "bad \\u escape in a string");
-              return -1;
-            }
-            code = code * 16 + d;
-          }
-          if (code == 0 || code > 0x7f) {
-            snprintf(err, err_cap, "\\u escapes outside ASCII are not supported");
-            return -1;
-          }
-          ch = (char)code;
-          break;
-        }
-        default:
-          snprintf(err, err_cap, "bad escape \\%c in a string", ch);
-          return -1;
-      }
-    }
-    if (n + 1 >= cap) {
-      snprintf(err, err_cap, "string longer than %zu bytes", cap - 1);
-      return -1;
-    }
-    out[n++] = ch;
-  }
-  if (c->p >= c->end) {
-    snprintf(err, err_cap, "unterminated string");
-    return -1;
-  }
-  ++c->p; /* closing quote */
-  out[n] = '\0';
-  return 0;
-}
-
-/* A non-negative decimal integer, as a whole string. */
-static int parse_count(const char *text, size_t len, unsigned long long *value) {
-  unsigned long long v = 0;
-  if (len == 0) return -1;
-  for (size_t i = 0; i < len; ++i) {
-    unsigned d;
-    if (text[i] < '0' || text[i] > '9') return -1;
-    d = (unsigned)(text[i] - '0');
-    if (v > (ULLONG_MAX - d) / 10) return -1;
-    v = v * 10 + d;
-  }
-  *value = v;
-  return 0;
-}
+/* ---- config: read with the host's typed config services ------------------ */
 
 static int parse_level(const char *text, int32_t *level) {
   static const struct {
@@ -166,140 +59,44 @@ static int parse_level(const char *text, int32_t *level) {
   return -1;
 }
 
-/* Reads one value: a string (copied to text) or a non-negative integer
- * (written as digits to text). is_string tells which. */
-static int parse_value(json_cursor *c, const char *key, char *text, size_t cap, bool *is_string,
-                       char *err, size_t err_cap) {
-  char why[128];
-  if (c->p < c->end && *c->p == '"') {
-    *is_string = true;
-    if (parse_string(c, text, cap, why, sizeof(why)) != 0) {
-      snprintf(err, err_cap, "config key \"%s\": %s", key, why);
-      return -1;
-    }
-    return 0;
-  }
-  *is_string = false;
-  if (c->p < c->end && *c->p == '-') {
-    snprintf(err, err_cap, "config key \"%s\": must not be negative", key);
+/* A whole number from 0 to max from config key `key`; *value keeps its
+ * default when the key is absent. Returns 0, or -1 with err filled. */
+static int read_count(foxw_plugin_ctx *ctx, const char *key, unsigned long long max,
+                      unsigned long long *value, char *err, size_t err_cap) {
+  int64_t n = (int64_t)*value;
+  int32_t rc = g_host->config_int(ctx, key, &n);
+  if (rc == FOXW_CONFIG_ABSENT) return 0;
+  if (rc != FOXW_CONFIG_OK || n < 0 || (unsigned long long)n > max) {
+    snprintf(err, err_cap, "config key \"%s\": must be a whole number from 0 to %llu", key, max);
     return -1;
   }
-  size_t n = 0;
-  while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
-    if (n + 1 >= cap) {
-      snprintf(err, err_cap, "config key \"%s\": number too large", key);
-      return -1;
-    }
-    text[n++] = *c->p++;
-  }
-  text[n] = '\0';
-  if (n == 0 || (c->p < c->end && (*c->p == '.' || *c->p == 'e' || *c->p == 'E'))) {
-    snprintf(err, err_cap,
-             "config key \"%s\": must be a string or a whole number (nested "
-             "values, booleans and null are not accepted)",
-             key);
-    return -1;
-  }
+  *value = (unsigned long long)n;
   return 0;
 }
 
-static int apply_key(log_config *cfg, const char *key, const char *text, bool is_string, char *err,
-                     size_t err_cap) {
-  unsigned long long n = 0;
-  if (strcmp(key, "level") == 0) {
-    if (!is_string || parse_level(text, &cfg->level) != 0) {
-      snprintf(err, err_cap,
-               "config key \"level\": must be one of trace, debug, info, warn, "
-               "error (got \"%s\")",
-               text);
-      return -1;
-    }
-    return 0;
-  }
-  if (strcmp(key, "fail_every") != 0 && strcmp(key, "reject_every") != 0 &&
-      strcmp(key, "max_payload_bytes") != 0) {
+/* The host already refused unknown keys and wrong types (kSchema) and filled
+ * in the defaults; what is left is this plugin's own rules. */
+static int read_config(foxw_plugin_ctx *ctx, log_config *cfg, char *err, size_t err_cap) {
+  foxw_str level = {"info", 4};
+  char text[16];
+  unsigned long long max_payload = 256;
+  cfg->fail_every = 0;
+  cfg->reject_every = 0;
+  g_host->config_string(ctx, "level", &level);
+  if (level.len >= sizeof(text)) level.len = sizeof(text) - 1;
+  memcpy(text, level.ptr, level.len);
+  text[level.len] = '\0';
+  if (parse_level(text, &cfg->level) != 0) {
     snprintf(err, err_cap,
-             "unknown config key \"%s\" (known: level, fail_every, reject_every, "
-             "max_payload_bytes)",
-             key);
-    return -1;
-  }
-  if (parse_count(text, strlen(text), &n) != 0) {
-    snprintf(err, err_cap, "config key \"%s\": must be a whole number >= 0 (got \"%s\")", key,
+             "config key \"level\": must be one of trace, debug, info, warn, error (got \"%s\")",
              text);
     return -1;
   }
-  if (strcmp(key, "fail_every") == 0) {
-    cfg->fail_every = n;
-  } else if (strcmp(key, "reject_every") == 0) {
-    cfg->reject_every = n;
-  } else {
-    if (n > LOG_MAX_PAYLOAD_BYTES) {
-      snprintf(err, err_cap, "config key \"max_payload_bytes\": at most %d (got %llu)",
-               LOG_MAX_PAYLOAD_BYTES, n);
-      return -1;
-    }
-    cfg->max_payload_bytes = (size_t)n;
-  }
-  return 0;
-}
-
-static int parse_config(const char *json, size_t len, log_config *cfg, char *err, size_t err_cap) {
-  json_cursor c = {json, json + len};
-  char key[64];
-  char text[256];
-  char why[128];
-
-  cfg->level = FOXW_LOG_INFO;
-  cfg->fail_every = 0;
-  cfg->reject_every = 0;
-  cfg->max_payload_bytes = 256;
-  if (json == NULL || len == 0) return 0; /* no config: defaults */
-
-  skip_space(&c);
-  if (c.p >= c.end || *c.p != '{') {
-    snprintf(err, err_cap, "config must be a JSON object");
+  if (read_count(ctx, "fail_every", ULLONG_MAX, &cfg->fail_every, err, err_cap) != 0 ||
+      read_count(ctx, "reject_every", ULLONG_MAX, &cfg->reject_every, err, err_cap) != 0 ||
+      read_count(ctx, "max_payload_bytes", LOG_MAX_PAYLOAD_BYTES, &max_payload, err, err_cap) != 0)
     return -1;
-  }
-  ++c.p;
-  skip_space(&c);
-  if (c.p < c.end && *c.p == '}') {
-    ++c.p;
-  } else {
-    for (;;) {
-      bool is_string = false;
-      skip_space(&c);
-      if (parse_string(&c, key, sizeof(key), why, sizeof(why)) != 0) {
-        snprintf(err, err_cap, "config: bad key: %s", why);
-        return -1;
-      }
-      skip_space(&c);
-      if (c.p >= c.end || *c.p != ':') {
-        snprintf(err, err_cap, "config: expected ':' after \"%s\"", key);
-        return -1;
-      }
-      ++c.p;
-      skip_space(&c);
-      if (parse_value(&c, key, text, sizeof(text), &is_string, err, err_cap) != 0) return -1;
-      if (apply_key(cfg, key, text, is_string, err, err_cap) != 0) return -1;
-      skip_space(&c);
-      if (c.p < c.end && *c.p == ',') {
-        ++c.p;
-        continue;
-      }
-      if (c.p < c.end && *c.p == '}') {
-        ++c.p;
-        break;
-      }
-      snprintf(err, err_cap, "config: expected ',' or '}' after \"%s\"", key);
-      return -1;
-    }
-  }
-  skip_space(&c);
-  if (c.p != c.end) {
-    snprintf(err, err_cap, "config: unexpected text after the JSON object");
-    return -1;
-  }
+  cfg->max_payload_bytes = (size_t)max_payload;
   return 0;
 }
 
@@ -408,7 +205,9 @@ static int32_t log_create(foxw_plugin_ctx *ctx, const char *config_json, size_t 
                           void **instance, char *err, size_t err_cap) {
   log_instance *p;
   log_config cfg;
-  if (parse_config(config_json, config_len, &cfg, err, err_cap) != 0) return 1;
+  (void)config_json; /* read through the typed config services instead */
+  (void)config_len;
+  if (read_config(ctx, &cfg, err, err_cap) != 0) return 1;
 
   p = calloc(1, sizeof(*p));
   if (p == NULL) {
@@ -448,7 +247,7 @@ FOXW_DECLARE_PLUGIN("log", "1.0.0", "Logs every message; can fail every Nth one 
                     sizeof(kSchema) / sizeof(kSchema[0]))
 
 static const foxw_handler_def kHandlers[] = {
-    {sizeof(foxw_handler_def), "*", log_handle, 0},
+    FOXW_HANDLER("*", log_handle),
 };
 
 static const foxw_plugin_v1 kPlugin = {sizeof(foxw_plugin_v1),
@@ -456,6 +255,7 @@ static const foxw_plugin_v1 kPlugin = {sizeof(foxw_plugin_v1),
                                        0,
                                        kHandlers,
                                        sizeof(kHandlers) / sizeof(kHandlers[0]),
+                                       sizeof(foxw_handler_def),
                                        log_create,
                                        log_destroy,
                                        NULL};
@@ -464,12 +264,7 @@ FOXW_EXPORT const foxw_plugin_v1 *foxworker_plugin_init_v1(const foxw_host_api *
                                                            foxw_plugin_ctx *ctx, char *err,
                                                            size_t err_cap) {
   (void)ctx;
-  /* This plugin calls the host table up to msg_attempt (all in ABI 1.0). */
-  if (host == NULL || host->abi_major != FOXW_ABI_MAJOR ||
-      host->struct_size < offsetof(foxw_host_api, msg_attempt) + sizeof(host->msg_attempt)) {
-    foxw_set_error(err, err_cap, "the host's services table is not plugin ABI 1.0 or later");
-    return NULL;
-  }
+  if (!foxw_host_usable(host, err, err_cap)) return NULL;
   g_host = host;
   return &kPlugin;
 }

@@ -156,10 +156,10 @@ static foxw_verdict handle_slow(void *inst, const foxw_message *msg, foxw_outcom
 }
 
 static const foxw_handler_def handlers[] = {
-    {sizeof(foxw_handler_def), "probe", handle_probe, 0},
-    {sizeof(foxw_handler_def), "probe_fail", handle_fail, 0},
-    {sizeof(foxw_handler_def), "probe_reject", handle_reject, 0},
-    {sizeof(foxw_handler_def), "probe_slow", handle_slow, 0},
+    FOXW_HANDLER("probe", handle_probe),
+    FOXW_HANDLER("probe_fail", handle_fail),
+    FOXW_HANDLER("probe_reject", handle_reject),
+    FOXW_HANDLER("probe_slow", handle_slow),
 };
 
 static int32_t create(foxw_plugin_ctx *ctx, const char *json, size_t len, void **out, char *err,
@@ -173,14 +173,10 @@ static int32_t create(foxw_plugin_ctx *ctx, const char *json, size_t len, void *
 static void destroy(void *inst) { (void)inst; }
 
 static const foxw_plugin_v1 plugin = {sizeof(foxw_plugin_v1), FOXW_INSTANCE_SHARED, 0, handlers,
-                                      sizeof handlers / sizeof handlers[0], create, destroy, NULL};
+                                      sizeof handlers / sizeof handlers[0],
+                                      sizeof(foxw_handler_def), create, destroy, NULL};
 
-FOXW_EXPORT const foxw_plugin_info *foxworker_plugin_magic(void) {
-  static const foxw_plugin_info info = {sizeof(foxw_plugin_info), FOXW_PLUGIN_MAGIC_VALUE,
-                                        FOXW_ABI_MAJOR, FOXW_ABI_MINOR, "rabbitmq_probe", "1.0.0",
-                                        "records what the RabbitMQ backend delivers", NULL, 0};
-  return &info;
-}
+FOXW_DECLARE_PLUGIN("rabbitmq_probe", "1.0.0", "records what the RabbitMQ backend delivers", NULL, 0)
 
 FOXW_EXPORT const foxw_plugin_v1 *foxworker_plugin_init_v1(const foxw_host_api *h,
                                                            foxw_plugin_ctx *ctx, char *err,

@@ -82,7 +82,7 @@ class ExecPluginTest : public ::testing::Test {
   }
 
   void* Create(const std::string& config) {
-    auto instance = plugin_->Create(config);
+    auto instance = plugin_->Create(config, /*as_converted=*/true);
     EXPECT_TRUE(instance.ok()) << instance.status().message();
     if (!instance.ok()) return nullptr;
     instances_.push_back(*instance);
@@ -90,7 +90,7 @@ class ExecPluginTest : public ::testing::Test {
   }
 
   std::string Refusal(const std::string& config) {
-    auto instance = plugin_->Create(config);
+    auto instance = plugin_->Create(config, /*as_converted=*/true);
     EXPECT_FALSE(instance.ok());
     if (instance.ok()) {
       instances_.push_back(*instance);

@@ -176,36 +176,21 @@ TEST_F(LogPluginTest, CountsMessagesExactlyAcrossThreads) {
                   "# TYPE foxworker_plugin_log_messages_total counter");
 }
 
-TEST_F(LogPluginTest, AcceptsWhitespaceAndEscapes) {
-  EXPECT_NE(Create(" \n{ \"level\" : \"w\\u0061rn\" ,\t\"fail_every\":0 } \n"), nullptr);
-  EXPECT_NE(Create(""), nullptr);  // no config at all: the defaults
-}
-
+// The schema (checked by the host before create) refuses unknown keys and
+// wrong types; the plugin refuses values outside its own rules.
 TEST_F(LogPluginTest, RefusesBadConfigClearly) {
   EXPECT_EQ(Refusal("{\"level\": \"loud\"}"),
             "config key \"level\": must be one of trace, debug, info, warn, error (got \"loud\")");
-  EXPECT_EQ(Refusal("{\"levels\": \"info\"}"),
-            "unknown config key \"levels\" (known: level, fail_every, reject_every, "
-            "max_payload_bytes)");
-  EXPECT_EQ(Refusal("{\"fail_every\": -1}"), "config key \"fail_every\": must not be negative");
-  EXPECT_CONTAINS(Refusal("{\"fail_every\": 1.5}"), "must be a string or a whole number");
-  EXPECT_CONTAINS(Refusal("{\"fail_every\": true}"), "must be a string or a whole number");
-  EXPECT_CONTAINS(Refusal("{\"fail_every\": {\"a\": 1}}"), "must be a string or a whole number");
-  EXPECT_EQ(Refusal("{\"fail_every\": \"often\"}"),
-            "config key \"fail_every\": must be a whole number >= 0 (got \"often\")");
+  EXPECT_CONTAINS(Refusal("{\"levels\": \"info\"}"),
+                  "plugins.log.config.levels: unknown key for plugin log (known: fail_every, "
+                  "level, max_payload_bytes, reject_every)");
+  EXPECT_EQ(Refusal("{\"fail_every\": -1}"),
+            "config key \"fail_every\": must be a whole number from 0 to 18446744073709551615");
+  EXPECT_CONTAINS(Refusal("{\"fail_every\": 1.5}"), "fail_every: must be an integer");
+  EXPECT_CONTAINS(Refusal("{\"fail_every\": \"often\"}"), "fail_every: must be an integer");
   EXPECT_EQ(Refusal("{\"max_payload_bytes\": 2000000}"),
-            "config key \"max_payload_bytes\": at most 1048576 (got 2000000)");
-  EXPECT_EQ(Refusal("{\"fail_every\": 99999999999999999999999}"),
-            "config key \"fail_every\": must be a whole number >= 0 (got "
-            "\"99999999999999999999999\")");
-  EXPECT_EQ(Refusal("[1]"), "config must be a JSON object");
-  EXPECT_EQ(Refusal("{"), "config: bad key: expected a string");
-  EXPECT_EQ(Refusal("{\"level\" \"info\"}"), "config: expected ':' after \"level\"");
-  EXPECT_EQ(Refusal("{\"level\": \"info\""), "config: expected ',' or '}' after \"level\"");
-  EXPECT_EQ(Refusal("{\"level\": \"info} "), "config key \"level\": unterminated string");
-  EXPECT_EQ(Refusal("{} x"), "config: unexpected text after the JSON object");
-  EXPECT_EQ(Refusal("{\"level\": \"\\u00e9\"}"),
-            "config key \"level\": \\u escapes outside ASCII are not supported");
+            "config key \"max_payload_bytes\": must be a whole number from 0 to 1048576");
+  EXPECT_CONTAINS(Refusal("[1]"), "plugins.log.config: must be a mapping");
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "daemon/core/message.h"
 #include "daemon/base/status.h"
 #include "daemon/plugins/host_api.h"
+#include "daemon/plugins/plugin_loader.h"
 
 namespace foxworker::testing {
 
@@ -62,11 +63,21 @@ class PluginHarness {
   const foxw_plugin_v1& def() const { return *def_; }
   foxw_plugin_ctx& ctx() { return ctx_; }
 
-  // create(); the error is the plugin's refusal message.
-  Result<void*> Create(std::string_view config_json) {
-    std::string json(config_json);
+  // create() with `config_json` checked and completed against the plugin's
+  // schema first, as the daemon does; the error is the schema's or the
+  // plugin's refusal message. `as_converted`: the JSON is what the schema
+  // hands over already (durations in milliseconds), passed on unchanged.
+  Result<void*> Create(std::string_view config_json, bool as_converted = false) {
+    PluginConfig config;
+    config.name = ctx_.plugin_name;
+    config.config_json = std::string(config_json);
+    auto applied = as_converted ? Result<std::string>(config.config_json)
+                                : ApplyPluginSchema(config, *info_);
+    if (!applied.ok()) return applied.status();
+    std::string json = std::move(*applied);
     void* instance = nullptr;
     char err[1024] = {0};
+    SetPluginConfig(&ctx_, json);  // what the typed config reads see, as in the daemon
     ctx_.defining = true;
     int32_t rc = def_->create(&ctx_, json.c_str(), json.size(), &instance, err, sizeof(err));
     ctx_.defining = false;
@@ -77,8 +88,11 @@ class PluginHarness {
   void Destroy(void* instance) { def_->destroy(instance); }
 
   const foxw_handler_def* FindHandler(std::string_view name) const {
+    // The plugin's stride, as the daemon's loader reads it.
     for (size_t i = 0; i < def_->handler_count; ++i) {
-      if (name == def_->handlers[i].name) return &def_->handlers[i];
+      const auto* h = reinterpret_cast<const foxw_handler_def*>(
+          reinterpret_cast<const char*>(def_->handlers) + i * def_->handler_size);
+      if (name == h->name) return h;
     }
     return nullptr;
   }

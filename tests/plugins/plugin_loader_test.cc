@@ -53,19 +53,41 @@ TEST(PluginLoaderTest, NotASharedObject) {
   p.path = path.string();
   std::string e = LoadError(p);
   EXPECT_CONTAINS(e, path.string());
-  EXPECT_CONTAINS(e, "cannot load");
+  EXPECT_CONTAINS(e, "not a shared object (no ELF header)");
   std::filesystem::remove(path);
 }
 
-TEST(PluginLoaderTest, NotAFoxworkerPlugin) {
+TEST(PluginLoaderTest, AProgramOrAnObjectFileIsNotAPlugin) {
+  // A position-independent program is ET_DYN like a library: its exports
+  // tell it apart.
+  PluginConfig p = Plugin("test_plugin");
+  p.path = "/bin/true";
+  EXPECT_CONTAINS(LoadError(p), "not a foxworker plugin (it does not export foxworker_plugin_");
+  p.path = TEST_PLUGIN_OBJECT;  // test_plugin.c compiled but not linked
+  EXPECT_CONTAINS(LoadError(p), "not a shared object (ELF type REL, an object file");
+}
+
+// The ELF check runs before dlopen: a file that does not export the magic
+// function never gets its constructors run.
+TEST(PluginLoaderTest, NotAFoxworkerPluginRunsNoCodeOfIt) {
+  auto mark = std::filesystem::temp_directory_path() / "foxworker_ctor_ran";
+  std::filesystem::remove(mark);
+  setenv("FOXW_TEST_CTOR_MARK", mark.c_str(), 1);
   std::string e = LoadError(Plugin("bad_no_magic"));
   EXPECT_CONTAINS(e, "libfoxworker_bad_no_magic.so");
-  EXPECT_CONTAINS(e, "not a foxworker plugin");
+  EXPECT_CONTAINS(e, "not a foxworker plugin (it does not export foxworker_plugin_magic");
+  EXPECT_FALSE(std::filesystem::exists(mark)) << "the plugin's constructor ran";
+  // The same constructor does run for a file that passes the check (dlopen
+  // runs constructors before the magic block can be read), as documented.
+  ASSERT_TRUE(LoadError(Plugin("bad_minor")).find("needs plugin ABI 1.99") != std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(mark));
+  unsetenv("FOXW_TEST_CTOR_MARK");
+  std::filesystem::remove(mark);
 }
 
 TEST(PluginLoaderTest, OtherMajorIsRefused) {
   std::string e = LoadError(Plugin("bad_major"));
-  EXPECT_CONTAINS(e, "built for plugin ABI 2.");
+  EXPECT_CONTAINS(e, "built for plugin ABI major 2,");
   EXPECT_CONTAINS(e, "speaks ABI major 1");
 }
 
@@ -120,8 +142,8 @@ TEST(PluginLoaderTest, SchemaValidationNamesTheKeyAndLocation) {
       {sizeof(foxw_config_key), "command", FOXW_CONFIG_STRING_LIST, true, nullptr, "argv"},
       {sizeof(foxw_config_key), "timeout", FOXW_CONFIG_DURATION, false, "60s", "limit"},
   };
-  foxw_plugin_info info{sizeof(foxw_plugin_info), FOXW_PLUGIN_MAGIC_VALUE, 1, 0, "x", "1",
-                        "", keys, 2};
+  foxw_plugin_info info{sizeof(foxw_plugin_info), FOXW_PLUGIN_MAGIC_VALUE, 1, 0, 0, 0, "x", "1",
+                        "", keys, 2, sizeof(foxw_config_key)};
   PluginConfig p;
   p.name = "x";
   p.config_json = R"({"command":["/bin/true"],"timout":"5s"})";

@@ -110,7 +110,7 @@ class SdkTest : public ::testing::Test {
     for (void* instance : instances_) plugin_->Destroy(instance);
   }
   void* Create(const std::string& config) {
-    auto instance = plugin_->Create(config);
+    auto instance = plugin_->Create(config, /*as_converted=*/true);
     EXPECT_TRUE(instance.ok()) << instance.status().message();
     if (!instance.ok()) return nullptr;
     instances_.push_back(*instance);
@@ -305,13 +305,13 @@ TEST_F(ProbeTest, PublishPassesTheMessageAndItsParent) {
 }
 
 TEST_F(ProbeTest, ConstructorExceptionsRefuseCreation) {
-  auto refused = plugin_->Create("{\"refuse\": \"missing licence key\"}");
+  auto refused = plugin_->Create("{\"refuse\": \"missing licence key\"}", true);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().message(), "missing licence key");
-  refused = plugin_->Create("{\"throw_int\": 1}");
+  refused = plugin_->Create("{\"throw_int\": 1}", true);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().message(), "instance creation failed: unknown exception");
-  refused = plugin_->Create("{\"bad_metric\": true}");
+  refused = plugin_->Create("{\"bad_metric\": true}", true);
   ASSERT_FALSE(refused.ok());
   EXPECT_CONTAINS(refused.status().message(),
                   "invalid metric name \"foxworker_plugin_sdk_probe_not a metric name\"");
@@ -367,13 +367,16 @@ class BatchTest : public ProbeTest {
     std::vector<foxw_verdict> verdicts(n, 99);
     std::vector<std::vector<char>> reasons(n, std::vector<char>(PluginHarness::kReasonCap));
     std::vector<foxw_outcome> outs;
+    outs.reserve(n);
+    std::vector<foxw_outcome*> out_ptrs;
     for (size_t i = 0; i < n; ++i) {
       msgs.push_back(AsForeign(batch[i].get()));
       std::strcpy(reasons[i].data(), "stale");
       outs.push_back(foxw_outcome{sizeof(foxw_outcome), reasons[i].data(),
                                   PluginHarness::kReasonCap, 5, 12345});
+      out_ptrs.push_back(&outs.back());
     }
-    h->handle_batch(instance_, msgs.data(), n, verdicts.data(), outs.data());
+    h->handle_batch(instance_, msgs.data(), n, verdicts.data(), out_ptrs.data());
     std::vector<HandlerRun> runs;
     for (size_t i = 0; i < n; ++i) {
       runs.push_back(HandlerRun{verdicts[i], std::string(reasons[i].data(), outs[i].reason_len),
@@ -463,20 +466,22 @@ TEST_F(BatchTest, ABatchOfOne) {
 TEST_F(SdkTest, HelloCGreetsAndRejectsEmptyNames) {
   Load(HELLO_C_PLUGIN_PATH, "hello_c");
   EXPECT_STREQ(plugin_->info().name, "hello_c");
+  EXPECT_EQ(plugin_->def().instance_model, static_cast<uint32_t>(FOXW_INSTANCE_SHARED));
   void* instance = Create("{}");
-  ASSERT_NE(instance, nullptr);
   LogCapture capture;
   auto d = MakeDelivery("Ada", "greet");
-  d->msg.headers = {{"salutation", "good morning"}};
   EXPECT_EQ(Run(instance, "greet", *d).verdict, FOXW_ACK);
-  EXPECT_EQ(capture.Matching("[plugin hello_c] good morning, Ada! (attempt 1)").size(), 1u);
+  EXPECT_EQ(capture.Matching("[plugin hello_c] hello, Ada! (attempt 1)").size(), 1u);
   auto empty = MakeDelivery("", "greet");
   HandlerRun run = Run(instance, "greet", *empty);
   EXPECT_EQ(run.verdict, FOXW_REJECT);
   EXPECT_EQ(run.reason, "empty payload: expected a name");
-  auto refused = plugin_->Create("{\"greeting\": \"hi\"}");
-  ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.status().message(), "hello_c takes no config keys");
+  // The typed config read sees the config the latest create() received.
+  void* morning = Create("{\"greeting\": \"good morning\"}");
+  auto again = MakeDelivery("Grace", "greet");
+  again->msg.attempt = 2;
+  EXPECT_EQ(Run(morning, "greet", *again).verdict, FOXW_ACK);
+  EXPECT_EQ(capture.Matching("[plugin hello_c] good morning, Grace! (attempt 2)").size(), 1u);
 }
 
 TEST_F(SdkTest, HelloCppGreetsNowAndLater) {
@@ -499,14 +504,14 @@ TEST_F(SdkTest, HelloCppGreetsNowAndLater) {
   EXPECT_EQ(c.verdict, FOXW_ACK) << c.reason;
   EXPECT_EQ(capture.Matching("[plugin hello_cpp] hi, Linus! (deferred)").size(), 1u);
 
-  auto refused = plugin_->Create("{\"greeting\": 5}");
+  auto refused = plugin_->Create("{\"greeting\": 5}", true);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().message(), "greeting: must be a string");
 }
 
 TEST_F(SdkTest, HelloCppCompletesPendingGreetingsWhenDestroyed) {
   Load(HELLO_CPP_PLUGIN_PATH, "hello_cpp");
-  auto instance = plugin_->Create("{\"delay\": 60000}");
+  auto instance = plugin_->Create("{\"delay\": 60000}", true);
   ASSERT_TRUE(instance.ok());
   auto later = MakeDelivery("Barbara", "greet.later");
   EXPECT_EQ(Run(*instance, "greet.later", *later).verdict, FOXW_PENDING);

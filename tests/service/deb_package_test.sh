@@ -27,11 +27,11 @@ listing=$(dpkg-deb -c "$deb")
 files=$(echo "$listing" | awk '$1 !~ /^d/ { print $6 }' | sed 's|^\./|/|')
 libdir=/usr/lib/$multiarch
 sdkcmake=$libdir/cmake/FoxworkerPluginSDK
-for f in /usr/sbin/foxworkerd /usr/bin/foxworkerctl \
+for f in /usr/sbin/foxworkerd /usr/bin/foxworkerctl /usr/bin/foxworker-plugin-run \
          $libdir/foxworker/plugins/libfoxworker_log.so \
          $libdir/foxworker/plugins/libfoxworker_exec.so \
          /usr/include/foxworker/plugin.h /usr/include/foxworker/plugin.hpp \
-         /usr/share/pkgconfig/foxworker-plugin-sdk.pc \
+         $libdir/pkgconfig/foxworker-plugin-sdk.pc /usr/share/foxworker-plugin-sdk/plugin-exports.map \
          $sdkcmake/FoxworkerPluginSDKConfig.cmake $sdkcmake/FoxworkerPluginSDKConfigVersion.cmake \
          $sdkcmake/FoxworkerPluginSDKTargets.cmake $sdkcmake/FoxworkerPlugin.cmake \
          /usr/lib/systemd/system/foxworkerd.service /usr/lib/sysusers.d/foxworker.conf \
@@ -40,13 +40,17 @@ for f in /usr/sbin/foxworkerd /usr/bin/foxworkerctl \
   echo "$files" | grep -qx "$f" || fail "$f is not in the package"
 done
 # Every file has its FHS place: nothing outside these.
-unexpected=$(echo "$files" | grep -vE "^(/usr/sbin/foxworkerd|/usr/bin/foxworkerctl|$libdir/foxworker/plugins/libfoxworker_[a-z_]+\.so|/usr/include/foxworker/plugin\.(h|hpp)|/usr/share/pkgconfig/foxworker-plugin-sdk\.pc|$sdkcmake/[A-Za-z-]+\.cmake|/usr/lib/systemd/system/foxworkerd\.service|/usr/lib/(sysusers|tmpfiles)\.d/foxworker\.conf|/etc/foxworker/foxworker\.yaml|/usr/share/doc/foxworker/[A-Za-z-]+\.md)$" || true)
+unexpected=$(echo "$files" | grep -vE "^(/usr/sbin/foxworkerd|/usr/bin/foxworkerctl|/usr/bin/foxworker-plugin-run|$libdir/foxworker/plugins/libfoxworker_[a-z_]+\.so|/usr/include/foxworker/plugin\.(h|hpp)|$libdir/pkgconfig/foxworker-plugin-sdk\.pc|/usr/share/foxworker-plugin-sdk/plugin-exports\.map|$sdkcmake/[A-Za-z-]+\.cmake|/usr/lib/systemd/system/foxworkerd\.service|/usr/lib/(sysusers|tmpfiles)\.d/foxworker\.conf|/etc/foxworker/foxworker\.yaml|/usr/share/doc/foxworker/[A-Za-z-]+\.md)$" || true)
 [ -z "$unexpected" ] || fail "files outside their FHS places: $unexpected"
 # Owners and modes: root everywhere; executables 0755, the config 0640.
 echo "$listing" | awk '{ print $2 }' | grep -vqx 'root/root' && fail "a file not owned by root/root"
 mode_of() { echo "$listing" | awk -v f=".$1" '$6 == f { print $1 }'; }
 [ "$(mode_of /usr/sbin/foxworkerd)" = "-rwxr-xr-x" ] || fail "foxworkerd mode $(mode_of /usr/sbin/foxworkerd)"
 [ "$(mode_of /usr/bin/foxworkerctl)" = "-rwxr-xr-x" ] || fail "foxworkerctl mode"
+[ "$(mode_of /usr/bin/foxworker-plugin-run)" = "-rwxr-xr-x" ] || fail "foxworker-plugin-run mode"
+for p in log exec; do
+  [ "$(mode_of $libdir/foxworker/plugins/libfoxworker_$p.so)" = "-rwxr-xr-x" ] || fail "plugin $p mode"
+done
 [ "$(mode_of /etc/foxworker/foxworker.yaml)" = "-rw-r-----" ] || fail "config mode $(mode_of /etc/foxworker/foxworker.yaml)"
 [ "$(mode_of /usr/lib/systemd/system/foxworkerd.service)" = "-rw-r--r--" ] || fail "unit mode"
 
@@ -82,12 +86,14 @@ grep -q 'listen: "127.0.0.1:9090"' "$work/deb-check.out" || fail "admin endpoint
 "$root/usr/sbin/foxworkerd" --version
 # The SDK's pkg-config file and CMake package point at the installed places.
 # Both are relocatable: resolve them inside the unpacked root.
-pc() { PKG_CONFIG_PATH="$root/usr/share/pkgconfig" PKG_CONFIG_LIBDIR= pkg-config "$@" foxworker-plugin-sdk; }
+pc() { PKG_CONFIG_PATH="$root$libdir/pkgconfig" PKG_CONFIG_LIBDIR= pkg-config "$@" foxworker-plugin-sdk; }
 if command -v pkg-config >/dev/null; then
   [ "$(readlink -f "$(pc --variable=includedir)")" = "$root/usr/include" ] || fail ".pc includedir"
   [ "$(readlink -f "$(pc --variable=plugindir)")" = "$root$libdir/foxworker/plugins" ] ||
     fail ".pc plugindir: $(pc --variable=plugindir)"
   pc --cflags | grep -q -- "-I" || fail ".pc Cflags"
+  [ "$(readlink -f "$(pc --variable=exportmap)")" = "$root/usr/share/foxworker-plugin-sdk/plugin-exports.map" ] ||
+    fail ".pc exportmap: $(pc --variable=exportmap)"
 fi
 grep -q "$libdir/foxworker/plugins" "$root$sdkcmake/FoxworkerPluginSDKConfig.cmake" ||
   grep -q 'lib/'"$multiarch"'/foxworker/plugins' "$root$sdkcmake/FoxworkerPluginSDKConfig.cmake" ||

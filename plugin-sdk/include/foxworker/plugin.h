@@ -272,10 +272,13 @@ typedef struct foxw_host_api {
    * (shutdown timeout). A long handler should poll it and return. */
   bool (*msg_cancelled)(const foxw_message *msg);
 
-  /* Completes a message whose handler returned FOXW_PENDING. Exactly once,
-   * from any thread; `reason` is read during the call. Returns 0, or -1 when
-   * the message is not pending (never deferred, or already completed). After
-   * it returns, msg is invalid. */
+  /* Completes a message whose handler returns or returned FOXW_PENDING.
+   * Exactly once, from any thread, also before the handler has returned;
+   * `reason` is read during the call. Returns 0, or -1 when the message
+   * cannot be completed (already completed, or settled otherwise: its
+   * deadline passed). After it returns 0, msg is invalid. A call for a
+   * handler that then returns a verdict other than FOXW_PENDING is ignored
+   * with a warning: the returned verdict wins. */
   int32_t (*complete)(const foxw_message *msg, foxw_verdict verdict,
                       const char *reason, size_t reason_len,
                       uint64_t retry_delay_ms);
@@ -298,7 +301,8 @@ typedef struct foxw_host_api {
    * boolean (as its text); int reads an integer or a string of one; double
    * reads any number; bool reads true/false or "true", "yes", "on", "false",
    * "no", "off"; duration_ms reads a duration ("250ms", "30s", "1h") or an
-   * integer of milliseconds. */
+   * integer of milliseconds (what the schema turns a DURATION key into; in
+   * the YAML a duration needs its unit). */
   int32_t (*config_string)(const foxw_plugin_ctx *ctx, const char *key,
                            foxw_str *value);
   int32_t (*config_int)(const foxw_plugin_ctx *ctx, const char *key,

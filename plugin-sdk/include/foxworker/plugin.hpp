@@ -460,7 +460,7 @@ class Batch {
   // The wrapper builds one per call over the host's arrays (`verdicts` and
   // `outs` hold `count` entries each); a plugin's unit test may too.
   Batch(const foxw_host_api* host, const foxw_message* const* msgs, size_t count,
-        foxw_verdict* verdicts, foxw_outcome* outs)
+        foxw_verdict* verdicts, foxw_outcome* const* outs)
       : host_(host), msgs_(msgs), count_(count), verdicts_(verdicts), outs_(outs) {}
   Batch(const Batch&) = delete;
   Batch& operator=(const Batch&) = delete;
@@ -509,7 +509,7 @@ class Batch {
                               std::to_string(count_) + ")");
     }
   }
-  foxw_outcome* Out(size_t i) const { return outs_ != nullptr ? &outs_[i] : nullptr; }
+  foxw_outcome* Out(size_t i) const { return outs_ != nullptr ? outs_[i] : nullptr; }
   size_t ReasonCapacity(size_t i) const {
     const foxw_outcome* out = Out(i);
     return out != nullptr && out->reason_cap > 0 ? out->reason_cap - 1 : 0;
@@ -519,7 +519,7 @@ class Batch {
   const foxw_message* const* msgs_;
   size_t count_;
   foxw_verdict* verdicts_;
-  foxw_outcome* outs_;
+  foxw_outcome* const* outs_;
 };
 
 // ---------------------------------------------------------------------------
@@ -638,8 +638,8 @@ class PluginContext {
 
 namespace internal {
 
-// The part of the host table a 1.0 plugin calls (through publish).
-constexpr size_t kHostApiV1Size = offsetof(foxw_host_api, publish) + sizeof(void*);
+// The part of the host table a 1.0 plugin calls.
+constexpr size_t kHostApiV1Size = FOXW_HOST_API_SIZE_1_0;
 
 template <typename T>
 struct Instance {
@@ -798,10 +798,10 @@ foxw_verdict Handle(void* instance, const foxw_message* msg, foxw_outcome* out) 
 }
 
 // Gives every message of a batch the same retry.
-inline void RetryAll(size_t count, foxw_verdict* verdicts, foxw_outcome* outs,
+inline void RetryAll(size_t count, foxw_verdict* verdicts, foxw_outcome* const* outs,
                      std::string_view a, std::string_view b = {}) noexcept {
   for (size_t i = 0; i < count; ++i) {
-    foxw_outcome* out = outs != nullptr ? &outs[i] : nullptr;
+    foxw_outcome* out = outs != nullptr ? outs[i] : nullptr;
     verdicts[i] = FOXW_RETRY;
     WriteReason(out, a, b);
     WriteRetryDelay(out, std::chrono::milliseconds(0));
@@ -810,7 +810,7 @@ inline void RetryAll(size_t count, foxw_verdict* verdicts, foxw_outcome* outs,
 
 template <typename T, auto Method>
 void HandleBatch(void* instance, const foxw_message* const* msgs, size_t count,
-                 foxw_verdict* verdicts, foxw_outcome* outs) noexcept {
+                 foxw_verdict* verdicts, foxw_outcome* const* outs) noexcept {
   static_assert(std::is_invocable_v<decltype(Method), T&, Batch&>,
                 "a batch handler is `void Method(foxworker::Batch& batch)`");
   if constexpr (std::is_invocable_v<decltype(Method), T&, Batch&>) {
@@ -821,7 +821,7 @@ void HandleBatch(void* instance, const foxw_message* const* msgs, size_t count,
   auto* holder = static_cast<Instance<T>*>(instance);
   // 0 marks "no verdict yet"; stale reasons and hints are cleared.
   for (size_t i = 0; i < count; ++i) {
-    foxw_outcome* out = outs != nullptr ? &outs[i] : nullptr;
+    foxw_outcome* out = outs != nullptr ? outs[i] : nullptr;
     verdicts[i] = 0;
     WriteReason(out, {});
     WriteRetryDelay(out, std::chrono::milliseconds(0));
@@ -841,7 +841,7 @@ void HandleBatch(void* instance, const foxw_message* const* msgs, size_t count,
   for (size_t i = 0; i < count; ++i) {
     if (verdicts[i] != 0) continue;
     ++missing;
-    foxw_outcome* out = outs != nullptr ? &outs[i] : nullptr;
+    foxw_outcome* out = outs != nullptr ? outs[i] : nullptr;
     verdicts[i] = FOXW_RETRY;
     WriteReason(out, "no verdict set by the batch handler");
   }
@@ -860,7 +860,7 @@ void HandleBatch(void* instance, const foxw_message* const* msgs, size_t count,
 #define FOXWORKER_HANDLER(Class, Method, message_type)                     \
   foxw_handler_def {                                                       \
     sizeof(foxw_handler_def), (message_type),                              \
-        &::foxworker::internal::Handle<Class, &Class::Method>, 0u, nullptr \
+        &::foxworker::internal::Handle<Class, &Class::Method>, nullptr, 0u, 0u \
   }
 
 // FOXWORKER_BATCH_HANDLER(Class, Method, "message.type"): a batch handler
@@ -869,8 +869,8 @@ void HandleBatch(void* instance, const foxw_message* const* msgs, size_t count,
 // batch_size is 0).
 #define FOXWORKER_BATCH_HANDLER(Class, Method, message_type)                          \
   foxw_handler_def {                                                                  \
-    sizeof(foxw_handler_def), (message_type), nullptr, 0u,                            \
-        &::foxworker::internal::HandleBatch<Class, &Class::Method>                    \
+    sizeof(foxw_handler_def), (message_type), nullptr,                                \
+        &::foxworker::internal::HandleBatch<Class, &Class::Method>, 0u, 0u            \
   }
 
 // FOXWORKER_PLUGIN(Class, "name", "version", FOXW_INSTANCE_*, handlers...):
@@ -884,12 +884,15 @@ void HandleBatch(void* instance, const foxw_message* const* msgs, size_t count,
     static constexpr foxw_plugin_info kInfo = {sizeof(foxw_plugin_info),                      \
                                                FOXW_PLUGIN_MAGIC_VALUE,                       \
                                                FOXW_ABI_MAJOR,                                \
+                                               FOXW_TARGET_ABI_MINOR,                         \
                                                FOXW_ABI_MINOR,                                \
+                                               0u,                                            \
                                                (plugin_name),                                 \
                                                (plugin_version),                              \
                                                ::foxworker::internal::DescriptionOf<Class>(), \
                                                ::foxworker::internal::SchemaOf<Class>(),      \
-                                               ::foxworker::internal::SchemaSizeOf<Class>()}; \
+                                               ::foxworker::internal::SchemaSizeOf<Class>(),  \
+                                               sizeof(foxw_config_key)};                      \
     return &kInfo;                                                                            \
   }                                                                                           \
   extern "C" FOXW_EXPORT const foxw_plugin_v1* foxworker_plugin_init_v1(                      \
@@ -900,6 +903,7 @@ void HandleBatch(void* instance, const foxw_message* const* msgs, size_t count,
                                            0u,                                                \
                                            kHandlers,                                         \
                                            sizeof(kHandlers) / sizeof(kHandlers[0]),          \
+                                           sizeof(foxw_handler_def),                          \
                                            &::foxworker::internal::Create<Class>,             \
                                            &::foxworker::internal::Destroy<Class>,            \
                                            nullptr};                                          \

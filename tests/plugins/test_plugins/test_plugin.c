@@ -39,6 +39,16 @@
 static const foxw_host_api *host;
 static foxw_plugin_ctx *g_ctx;
 
+/* Creates the file named by FOXW_TEST_CTOR_MARK when the library is loaded:
+ * tells a test whether the loader ran any code of the file. */
+__attribute__((constructor)) static void mark_loaded(void) {
+  const char *path = getenv("FOXW_TEST_CTOR_MARK");
+  if (path != NULL) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
+  }
+}
+
 typedef struct instance {
   atomic_int busy;
 } instance;
@@ -283,7 +293,7 @@ FOXW_EXPORT void test_plugin_batch_stats(int *max_batch, int *calls) {
 }
 
 static void handle_batch(void *inst, const foxw_message *const *msgs, size_t count,
-                         foxw_verdict *verdicts, foxw_outcome *outs) {
+                         foxw_verdict *verdicts, foxw_outcome *const *outs) {
   enter(inst);
   int n = (int)count, max = atomic_load(&g_max_batch);
   while (n > max && !atomic_compare_exchange_weak(&g_max_batch, &max, n)) {
@@ -292,7 +302,7 @@ static void handle_batch(void *inst, const foxw_message *const *msgs, size_t cou
   for (size_t i = 0; i < count; ++i) {
     foxw_str p = host->msg_payload(msgs[i]);
     if (p.len == 3 && memcmp(p.ptr, "bad", 3) == 0) {
-      foxw_set_reason(&outs[i], "bad item", 8);
+      foxw_set_reason(outs[i], "bad item", 8);
       verdicts[i] = FOXW_REJECT;
     } else {
       verdicts[i] = FOXW_ACK;
@@ -303,22 +313,22 @@ static void handle_batch(void *inst, const foxw_message *const *msgs, size_t cou
 }
 
 static const foxw_handler_def handlers[] = {
-    {sizeof(foxw_handler_def), "batch", NULL, 0, handle_batch},
-    {sizeof(foxw_handler_def), "fail_until", handle_fail_until, 0},
-    {sizeof(foxw_handler_def), "downstream", handle_downstream, 0},
-    {sizeof(foxw_handler_def), "record", handle_record, 0},
-    {sizeof(foxw_handler_def), "record_attempt", handle_record_attempt, 0},
-    {sizeof(foxw_handler_def), "ok", handle_ok, 0},
-    {sizeof(foxw_handler_def), "fail", handle_fail, 0},
-    {sizeof(foxw_handler_def), "reject", handle_reject, 0},
-    {sizeof(foxw_handler_def), "sleep", handle_sleep, 0},
-    {sizeof(foxw_handler_def), "bogus", handle_bogus, 0},
-    {sizeof(foxw_handler_def), "defer", handle_defer, 0},
-    {sizeof(foxw_handler_def), "defer_now", handle_defer_now, 0},
-    {sizeof(foxw_handler_def), "cancel", handle_cancel, 0},
-    {sizeof(foxw_handler_def), "publish", handle_publish, 0},
+    FOXW_BATCH_HANDLER("batch", handle_batch),
+    FOXW_HANDLER("fail_until", handle_fail_until),
+    FOXW_HANDLER("downstream", handle_downstream),
+    FOXW_HANDLER("record", handle_record),
+    FOXW_HANDLER("record_attempt", handle_record_attempt),
+    FOXW_HANDLER("ok", handle_ok),
+    FOXW_HANDLER("fail", handle_fail),
+    FOXW_HANDLER("reject", handle_reject),
+    FOXW_HANDLER("sleep", handle_sleep),
+    FOXW_HANDLER("bogus", handle_bogus),
+    FOXW_HANDLER("defer", handle_defer),
+    FOXW_HANDLER("defer_now", handle_defer_now),
+    FOXW_HANDLER("cancel", handle_cancel),
+    FOXW_HANDLER("publish", handle_publish),
 #ifdef TEST_DUPLICATE_HANDLER
-    {sizeof(foxw_handler_def), "ok", handle_ok, 0},
+    FOXW_HANDLER("ok", handle_ok),
 #endif
 };
 
@@ -352,13 +362,14 @@ static void destroy(void *inst) {
 
 static const foxw_plugin_v1 plugin = {
     sizeof(foxw_plugin_v1), TEST_INSTANCE_MODEL, 0, handlers,
-    sizeof handlers / sizeof handlers[0], create, destroy, NULL};
+    sizeof handlers / sizeof handlers[0], sizeof(foxw_handler_def), create, destroy, NULL};
 
 #ifndef TEST_NO_MAGIC
 FOXW_EXPORT const foxw_plugin_info *foxworker_plugin_magic(void) {
   static const foxw_plugin_info info = {sizeof(foxw_plugin_info), FOXW_PLUGIN_MAGIC_VALUE,
-                                        TEST_ABI_MAJOR, TEST_ABI_MINOR, "test", "1.0.0",
-                                        "core test plugin", NULL, 0};
+                                        TEST_ABI_MAJOR, TEST_ABI_MINOR, FOXW_ABI_MINOR, 0,
+                                        "test", "1.0.0", "core test plugin", NULL, 0,
+                                        sizeof(foxw_config_key)};
   return &info;
 }
 #endif
