@@ -55,7 +55,9 @@ class RustPluginTest : public ::testing::Test {
     ASSERT_NE(jobs_, nullptr);
   }
   void TearDown() override {
-    if (daemon_) EXPECT_TRUE(daemon_->Shutdown());
+    if (daemon_) {
+      EXPECT_TRUE(daemon_->Shutdown());
+    }
   }
   void Enqueue(const std::string& type, const std::string& payload) {
     ASSERT_TRUE(mem_->Enqueue("jobs", TypedMessage(type, payload), {}).ok());
@@ -110,15 +112,17 @@ TEST_F(RustPluginTest, ItsTablesHaveTheHeadersLayout) {
 // string, bool, double, list and map reads, with the schema's defaults for
 // what the YAML leaves out.
 TEST_F(RustPluginTest, GreetsWithItsTypedConfig) {
-  Start(Yaml("      greeting: good morning\n      shout: yes\n      excitement: 3\n"
-             "      friends: [Ada]\n      titles:\n        Ada: Countess\n"));
+  Start(
+      Yaml("      greeting: good morning\n      shout: yes\n      excitement: 3\n"
+           "      friends: [Ada]\n      titles:\n        Ada: Countess\n"));
   LogCapture capture;
   Enqueue("greet", "Ada");
   Enqueue("greet", "Grace");
   ASSERT_TRUE(WaitFor([&] { return jobs_->Stats().acked == 2; }));
-  EXPECT_EQ(capture.Matching("[plugin hello] GOOD MORNING, COUNTESS ADA!!! WELCOME BACK. (attempt 1)")
-                .size(),
-            1u);
+  EXPECT_EQ(
+      capture.Matching("[plugin hello] GOOD MORNING, COUNTESS ADA!!! WELCOME BACK. (attempt 1)")
+          .size(),
+      1u);
   EXPECT_EQ(capture.Matching("[plugin hello] GOOD MORNING, GRACE!!! (attempt 1)").size(), 1u);
 }
 
@@ -159,7 +163,8 @@ TEST_F(RustPluginTest, RetriesCountAttemptsAndKeepTheReason) {
   ASSERT_TRUE(WaitFor([&] { return mem_->ReadyCount("jobs-dlq") == 1; }));
   EXPECT_EQ(jobs_->Stats().retried, 2u);
   EXPECT_EQ(DeadHeader(kHeaderFinalAttempt), "3");
-  EXPECT_EQ(DeadHeader(kHeaderFailureReason), "not yet: attempt 3 of 9");
+  EXPECT_EQ(DeadHeader(kHeaderFailureReason),
+            "retries exhausted after 3 attempts: not yet: attempt 3 of 9");
 }
 
 TEST_F(RustPluginTest, APanicIsRetriedWithItsMessageAndTheDaemonGoesOn) {
@@ -169,11 +174,13 @@ TEST_F(RustPluginTest, APanicIsRetriedWithItsMessageAndTheDaemonGoesOn) {
   ASSERT_TRUE(WaitFor([&] { return mem_->ReadyCount("jobs-dlq") == 1; }));
   EXPECT_EQ(jobs_->Stats().retried, 2u);
   EXPECT_EQ(DeadHeader(kHeaderFinalAttempt), "3");
-  EXPECT_EQ(DeadHeader(kHeaderFailureReason), "panic: boom");
+  EXPECT_EQ(DeadHeader(kHeaderFailureReason), "retries exhausted after 3 attempts: panic: boom");
   // The SDK's panic hook reports each panic, with its place, in the daemon's log.
   auto reports = capture.Matching("[plugin hello] panicked at");
   EXPECT_EQ(reports.size(), 3u);
-  if (!reports.empty()) EXPECT_NE(reports[0].find("boom"), std::string::npos) << reports[0];
+  if (!reports.empty()) {
+    EXPECT_NE(reports[0].find("boom"), std::string::npos) << reports[0];
+  }
   // The same instance goes on handling messages.
   Enqueue("greet", "Barbara");
   ASSERT_TRUE(WaitFor([&] { return jobs_->Stats().acked == 1; }));
@@ -198,7 +205,7 @@ TEST(RustPluginGuideTest, QuotesTheCratesCompiledExample) {
       break;
     } else if (inside) {
       std::string text = line.size() > 4 ? line.substr(4) : "";  // "//! "
-      if (text.rfind("# ", 0) != 0) example += text + "\n";         // rustdoc's hidden lines
+      if (text.rfind("# ", 0) != 0) example += text + "\n";      // rustdoc's hidden lines
     }
   }
   ASSERT_FALSE(example.empty()) << "no ```no_run example in plugin-sdk/rust/src/lib.rs";
