@@ -252,7 +252,10 @@ Status Supervisor::Build(const ReloadPlan& plan, const Config& next, const Runni
 void Supervisor::Discard(Staged& staged) {
   staged.starts.clear();  // destroys the new instances while their plugins still exist
   staged.in_place.clear();
-  for (auto& [plugin, json] : staged.old_json) plugin->SetConfigJson(json);
+  for (auto& [plugin, json] : staged.old_json) {
+    plugin->SetConfigJson(json);
+    plugin->CommitConfig();
+  }
   for (auto& [name, plugin] : staged.plugins) plugin->Shutdown();
   // Retire them like any other plugin: never dlclose, keep the object.
   for (auto& [name, plugin] : staged.plugins) finished_plugins_.push_back(std::move(plugin));
@@ -262,6 +265,9 @@ void Supervisor::Discard(Staged& staged) {
 }
 
 void Supervisor::Commit(const ReloadPlan& plan, Staged& staged, Config next) {
+  // Running handlers' typed config reads see a reconfigured plugin's new
+  // config from here on, not while the reload could still be discarded.
+  for (auto& [plugin, json] : staged.old_json) plugin->CommitConfig();
   auto snap = Edit();
   std::vector<std::shared_ptr<Consumer>> retire;
   auto take_consumer = [&](const std::string& name) {

@@ -2,7 +2,6 @@
 
 #include <elf.h>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -67,60 +66,61 @@ std::string MachineName(int m) {
   return "machine " + std::to_string(m);
 }
 
-// The file mapped read-only; unmapped on destruction.
-class Mapped {
+// The file, read with pread: a file truncated while it is read (a plugin
+// rebuilt in place during a reload) gives short reads, not SIGBUS as a
+// mapping would.
+class File {
  public:
-  ~Mapped() {
-    if (data_ != nullptr) munmap(data_, size_);
+  ~File() {
+    if (fd_ >= 0) close(fd_);
   }
   Status Open(const std::string& path) {
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Status::NotFound(std::string("cannot open: ") + strerror(errno));
+    // O_NONBLOCK: a FIFO swapped in after the caller's stat() must not block.
+    fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd_ < 0) return Status::NotFound(std::string("cannot open: ") + strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-      int e = errno;
-      close(fd);
-      return Status::NotFound(std::string("cannot stat: ") + strerror(e));
-    }
-    size_ = static_cast<size_t>(st.st_size);
-    if (size_ == 0) {
-      close(fd);
-      return Status::InvalidArgument("not a shared object (the file is empty)");
-    }
-    void* p = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (p == MAP_FAILED) return Status::InvalidArgument(std::string("cannot read: ") + strerror(errno));
-    data_ = p;
+    if (fstat(fd_, &st) != 0) return Status::NotFound(std::string("cannot stat: ") + strerror(errno));
+    if (!S_ISREG(st.st_mode)) return Status::InvalidArgument("not a regular file");
+    size_ = static_cast<uint64_t>(st.st_size);
+    if (size_ == 0) return Status::InvalidArgument("not a shared object (the file is empty)");
     return Status::Ok();
   }
-  size_t size() const { return size_; }
-  // A pointer to `len` bytes at `off`, or null when they are not all inside.
-  const unsigned char* At(uint64_t off, uint64_t len) const {
-    if (off > size_ || len > size_ - off) return nullptr;
-    return static_cast<const unsigned char*>(data_) + off;
+  // Reads `len` bytes at `off` into `out`; false unless all were there.
+  bool ReadAt(uint64_t off, uint64_t len, void* out) const {
+    if (off > size_ || len > size_ - off) return false;
+    auto* p = static_cast<char*>(out);
+    while (len > 0) {
+      ssize_t n = pread(fd_, p, len, static_cast<off_t>(off));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      p += n;
+      off += static_cast<uint64_t>(n);
+      len -= static_cast<uint64_t>(n);
+    }
+    return true;
   }
 
  private:
-  void* data_ = nullptr;
-  size_t size_ = 0;
+  int fd_ = -1;
+  uint64_t size_ = 0;
 };
 
 template <typename T>
-bool Read(const Mapped& m, uint64_t off, T* out) {
-  const unsigned char* p = m.At(off, sizeof(T));
-  if (p == nullptr) return false;
-  std::memcpy(out, p, sizeof(T));
-  return true;
+bool Read(const File& f, uint64_t off, T* out) {
+  return f.ReadAt(off, sizeof(T), out);
 }
+
+// A dynamic string table larger than this is not one a plugin has.
+constexpr uint64_t kMaxStringTable = 64u << 20;
 
 }  // namespace
 
 Status CheckElfPlugin(const std::string& path, const std::vector<std::string>& required) {
-  Mapped file;
+  File file;
   Status s = file.Open(path);
   if (!s.ok()) return s;
-  const unsigned char* ident = file.At(0, EI_NIDENT);
-  if (ident == nullptr || std::memcmp(ident, ELFMAG, SELFMAG) != 0)
+  unsigned char ident[EI_NIDENT];
+  if (!file.ReadAt(0, EI_NIDENT, ident) || std::memcmp(ident, ELFMAG, SELFMAG) != 0)
     return Status::InvalidArgument("not a shared object (no ELF header)");
   if (ident[EI_CLASS] != kClass)
     return Status::InvalidArgument(std::string("an ELF file of the wrong class (") +
@@ -153,8 +153,11 @@ Status CheckElfPlugin(const std::string& path, const std::vector<std::string>& r
     if (sh.sh_link >= eh.e_shnum ||
         !Read(file, eh.e_shoff + uint64_t{sh.sh_link} * sizeof(Shdr), &strtab))
       return Status::InvalidArgument("a malformed ELF file (dynamic string table)");
-    const unsigned char* strings = file.At(strtab.sh_offset, strtab.sh_size);
-    if (strings == nullptr) return Status::InvalidArgument("a truncated ELF file (strings)");
+    if (strtab.sh_size > kMaxStringTable)
+      return Status::InvalidArgument("a malformed ELF file (dynamic string table)");
+    std::string strings(strtab.sh_size, '\0');
+    if (!file.ReadAt(strtab.sh_offset, strtab.sh_size, strings.data()))
+      return Status::InvalidArgument("a truncated ELF file (strings)");
     if (sh.sh_entsize != sizeof(Sym)) return Status::InvalidArgument("a malformed ELF file");
     const uint64_t count = sh.sh_size / sizeof(Sym);
     for (uint64_t j = 0; j < count && !missing.empty(); ++j) {
@@ -165,7 +168,7 @@ Status CheckElfPlugin(const std::string& path, const std::vector<std::string>& r
       const int bind = FOXW_ELF_ST_BIND(sym.st_info);
       if (bind != STB_GLOBAL && bind != STB_WEAK) continue;
       if (sym.st_name >= strtab.sh_size) continue;
-      const char* name = reinterpret_cast<const char*>(strings) + sym.st_name;
+      const char* name = strings.data() + sym.st_name;
       const size_t len = strnlen(name, strtab.sh_size - sym.st_name);
       missing.erase(std::string_view(name, len));
     }

@@ -43,7 +43,7 @@ namespace foxworker {
 // (config_string hands those out as borrowed strings). Immutable.
 class PluginConfigValues {
  public:
-  explicit PluginConfigValues(const std::string& json) {
+  explicit PluginConfigValues(const std::string& json) : json_(json) {
     doc_.Parse(json.c_str(), json.size());
     if (doc_.HasParseError() || !doc_.IsObject()) doc_.SetObject();
     for (const auto& m : doc_.GetObject()) {
@@ -65,17 +65,40 @@ class PluginConfigValues {
     auto it = text_.find(key);
     return it != text_.end() ? &it->second : nullptr;
   }
+  const std::string& json() const { return json_; }
 
  private:
+  const std::string json_;
   rapidjson::Document doc_;
   std::map<std::string, std::string, std::less<>> text_;
 };
 
 void SetPluginConfig(foxw_plugin_ctx* ctx, const std::string& json) {
-  auto values = std::make_shared<const PluginConfigValues>(json);
   std::lock_guard<std::mutex> lock(ctx->config_mu);
-  ctx->configs.push_back(std::move(values));
+  for (const auto& v : ctx->versions) {
+    if (v->json() == json) {
+      ctx->staged = v.get();
+      return;
+    }
+  }
+  ctx->versions.push_back(std::make_unique<const PluginConfigValues>(json));
+  ctx->staged = ctx->versions.back().get();
 }
+
+void CommitPluginConfig(foxw_plugin_ctx* ctx) {
+  std::lock_guard<std::mutex> lock(ctx->config_mu);
+  if (ctx->staged != nullptr) ctx->committed = ctx->staged;
+}
+
+namespace {
+thread_local const foxw_plugin_ctx* t_defining = nullptr;
+}  // namespace
+
+DefiningScope::DefiningScope(const foxw_plugin_ctx* ctx) : previous_(t_defining) {
+  t_defining = ctx;
+}
+DefiningScope::~DefiningScope() { t_defining = previous_; }
+bool IsDefining(const foxw_plugin_ctx* ctx) { return ctx != nullptr && t_defining == ctx; }
 
 namespace {
 
@@ -156,7 +179,7 @@ foxw_metric* HostMetricDefine(foxw_plugin_ctx* ctx, int32_t kind, const char* na
     SetError(err, err_cap, "metric_define: no plugin context");
     return nullptr;
   }
-  if (!ctx->defining) {
+  if (!IsDefining(ctx)) {
     SetError(err, err_cap, "metric_define: metrics can only be defined during init or create");
     return nullptr;
   }
@@ -352,7 +375,7 @@ int32_t HostPublish(foxw_plugin_ctx* ctx, const foxw_message* parent, const foxw
     SetError(err, err_cap, "publish: header_count is set but headers is NULL");
     return -1;
   }
-  if (ctx->defining) {
+  if (IsDefining(ctx)) {
     SetError(err, err_cap, "publish is not available during init or create");
     return -1;
   }
@@ -377,14 +400,15 @@ int32_t HostPublish(foxw_plugin_ctx* ctx, const foxw_message* parent, const foxw
 
 // ---- typed config ----------------------------------------------------------
 
-// The config the plugin's reads see now; null without a ctx.
+// The config the calling thread's reads see now; null without a ctx.
 const PluginConfigValues* CurrentConfig(const foxw_plugin_ctx* ctx) {
   if (ctx == nullptr) return nullptr;
   auto* mutable_ctx = const_cast<foxw_plugin_ctx*>(ctx);
   std::lock_guard<std::mutex> lock(mutable_ctx->config_mu);
-  // The shared_ptr stays in `configs` until the ctx dies, so the raw pointer
+  // Every version lives in `versions` until the ctx dies, so the pointer
   // outlives this call.
-  return mutable_ctx->configs.empty() ? nullptr : mutable_ctx->configs.back().get();
+  if (t_defining == ctx && mutable_ctx->staged != nullptr) return mutable_ctx->staged;
+  return mutable_ctx->committed;
 }
 
 const rapidjson::Value* ConfigValue(const foxw_plugin_ctx* ctx, const char* key) {
@@ -393,13 +417,14 @@ const rapidjson::Value* ConfigValue(const foxw_plugin_ctx* ctx, const char* key)
 }
 
 int32_t HostConfigString(const foxw_plugin_ctx* ctx, const char* key, foxw_str* value) {
-  const rapidjson::Value* v = ConfigValue(ctx, key);
+  const PluginConfigValues* config = CurrentConfig(ctx);  // once: a reload may commit meanwhile
+  const rapidjson::Value* v = config != nullptr ? config->Find(key) : nullptr;
   if (v == nullptr) return FOXW_CONFIG_ABSENT;
   if (v->IsString()) {
     if (value != nullptr) *value = foxw_str{v->GetString(), v->GetStringLength()};
     return FOXW_CONFIG_OK;
   }
-  const std::string* text = CurrentConfig(ctx)->Text(key);
+  const std::string* text = config->Text(key);
   if (text == nullptr) return FOXW_CONFIG_WRONG_TYPE;
   if (value != nullptr) *value = Borrow(*text);
   return FOXW_CONFIG_OK;
@@ -556,3 +581,6 @@ static_assert(sizeof(foxw_host_api) == FOXW_HOST_API_SIZE_1_0,
 const foxw_host_api* HostApi() { return &kHostApi; }
 
 }  // namespace foxworker
+
+foxw_plugin_ctx::foxw_plugin_ctx() = default;
+foxw_plugin_ctx::~foxw_plugin_ctx() = default;

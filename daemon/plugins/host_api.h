@@ -27,14 +27,18 @@ struct foxw_plugin_ctx {
   // Set by the supervisor: publishes a message to a configured queue.
   // May be empty (then publish fails with "publishing is not available").
   std::function<foxworker::Status(const foxw_publish&, const foxworker::Delivery* parent)> publish;
-  // True only while init/create run (metrics may be defined then, publish
-  // may not).
-  bool defining = false;
-  // What the typed config reads see: the last of `configs`. Older ones stay
-  // until the ctx dies, so strings a plugin borrowed stay valid until its
-  // shutdown. Set with SetPluginConfig().
+  // What the typed config reads see (SetPluginConfig, CommitPluginConfig):
+  // `committed` everywhere, except that the control thread inside init or
+  // create (a DefiningScope) sees `staged`, the config that create receives
+  // during a reload not yet committed. Every distinct version stays in
+  // `versions` until the ctx dies, so strings a plugin borrowed stay valid
+  // until its shutdown (a reload back to an earlier config adds nothing).
   std::mutex config_mu;
-  std::vector<std::shared_ptr<const foxworker::PluginConfigValues>> configs;  // GUARDED_BY(config_mu)
+  const foxworker::PluginConfigValues* committed = nullptr;  // GUARDED_BY(config_mu)
+  const foxworker::PluginConfigValues* staged = nullptr;     // GUARDED_BY(config_mu)
+  std::vector<std::unique_ptr<const foxworker::PluginConfigValues>> versions;  // GUARDED_BY(config_mu)
+  foxw_plugin_ctx();
+  ~foxw_plugin_ctx();
 };
 
 namespace foxworker {
@@ -49,9 +53,27 @@ inline Delivery* FromForeign(const foxw_message* m) {
   return const_cast<Delivery*>(reinterpret_cast<const Delivery*>(m));
 }
 
-// Makes `json` (the plugin's config object, schema applied) what the typed
-// config reads on `ctx` see from now on.
+// Stages `json` (the plugin's config object, schema applied): what typed
+// config reads inside init and create on this ctx see from now on.
 void SetPluginConfig(foxw_plugin_ctx* ctx, const std::string& json);
+// Makes the staged config what every thread's reads see (a reload commits).
+void CommitPluginConfig(foxw_plugin_ctx* ctx);
+
+// Marks the calling thread as running init or create for `ctx` while it
+// lives: metric_define is allowed, publish is refused, typed config reads see
+// the staged config. Other threads (running handlers) are not affected.
+class DefiningScope {
+ public:
+  explicit DefiningScope(const foxw_plugin_ctx* ctx);
+  ~DefiningScope();
+  DefiningScope(const DefiningScope&) = delete;
+  DefiningScope& operator=(const DefiningScope&) = delete;
+
+ private:
+  const foxw_plugin_ctx* previous_;
+};
+// True on the thread of a DefiningScope for `ctx`.
+bool IsDefining(const foxw_plugin_ctx* ctx);
 
 // Completes a delivery whose handler returned FOXW_PENDING, through its
 // consumer (daemon/plugins/plugin_handlers.cc). Returns 0, or -1 when the

@@ -26,8 +26,10 @@ namespace foxworker {
 namespace {
 
 constexpr size_t kErrCap = 1024;
-// More handlers or config keys than this is a garbage count, not a plugin.
+// More handlers or config keys than this, or entries further apart, is
+// garbage, not a plugin.
 constexpr size_t kMaxArrayLength = 4096;
+constexpr size_t kMaxElementSize = 4096;
 
 std::string PathError(const std::string& path, const std::string& why) {
   return "plugin " + path + ": " + why;
@@ -205,10 +207,11 @@ Result<std::unique_ptr<PluginInfo>> ReadPluginInfo(const std::string& path, void
                   "; upgrade foxworker, or rebuild the plugin with FOXW_TARGET_ABI_MINOR=" +
                   std::to_string(FOXW_ABI_MINOR) + " if it uses nothing newer"));
   }
-  if (raw->struct_size < FOXW_PLUGIN_INFO_SIZE_1_0)
+  if (raw->struct_size < FOXW_PLUGIN_INFO_SIZE_1_0 || raw->struct_size > kMaxElementSize)
     return Status::InvalidArgument(PathError(
-        path, "magic block is " + std::to_string(raw->struct_size) + " bytes, smaller than the " +
-                  std::to_string(FOXW_PLUGIN_INFO_SIZE_1_0) + " of ABI 1.0"));
+        path, "magic block is " + std::to_string(raw->struct_size) + " bytes, outside the " +
+                  std::to_string(FOXW_PLUGIN_INFO_SIZE_1_0) + " to " +
+                  std::to_string(kMaxElementSize) + " a plugin of ABI 1.x has"));
   auto out = std::make_unique<PluginInfo>();
   out->info = CopyPluginArray<foxw_plugin_info>(raw, 1, raw->struct_size)[0];
   foxw_plugin_info& info = out->info;
@@ -227,6 +230,10 @@ Result<std::unique_ptr<PluginInfo>> ReadPluginInfo(const std::string& path, void
           path, "config schema entries are " + std::to_string(info.config_key_size) +
                     " bytes apart, smaller than the " + std::to_string(FOXW_CONFIG_KEY_SIZE_1_0) +
                     " of ABI 1.0"));
+    if (info.config_key_size > kMaxElementSize)
+      return Status::InvalidArgument(PathError(
+          path, "config schema entries are " + std::to_string(info.config_key_size) +
+                    " bytes apart; the limit is " + std::to_string(kMaxElementSize)));
     out->schema = CopyPluginArray<foxw_config_key>(info.config_schema, info.config_key_count,
                                                    info.config_key_size);
   }
@@ -339,18 +346,21 @@ Result<std::unique_ptr<LoadedPlugin>> LoadedPlugin::Load(const PluginConfig& con
   p->ctx_ = std::make_unique<foxw_plugin_ctx>();
   p->ctx_->plugin_name = config.name;
   SetPluginConfig(p->ctx_.get(), p->config_.config_json);
-  p->ctx_->defining = true;
+  CommitPluginConfig(p->ctx_.get());  // nothing of the plugin runs yet
   char err[kErrCap] = {0};
-  const foxw_plugin_v1* def = init(HostApi(), p->ctx_.get(), err, sizeof err);
-  p->ctx_->defining = false;
+  const foxw_plugin_v1* def = nullptr;
+  {
+    DefiningScope defining(p->ctx_.get());
+    def = init(HostApi(), p->ctx_.get(), err, sizeof err);
+  }
   if (def == nullptr)
     return Status::InvalidArgument(PathError(
         config.path, std::string("init refused: ") + (err[0] ? err : "(no reason given)")));
-  if (def->struct_size < FOXW_PLUGIN_V1_SIZE_1_0)
+  if (def->struct_size < FOXW_PLUGIN_V1_SIZE_1_0 || def->struct_size > kMaxElementSize)
     return Status::InvalidArgument(PathError(
         config.path, "plugin definition is " + std::to_string(def->struct_size) +
-                         " bytes, smaller than the " + std::to_string(FOXW_PLUGIN_V1_SIZE_1_0) +
-                         " of ABI 1.0"));
+                         " bytes, outside the " + std::to_string(FOXW_PLUGIN_V1_SIZE_1_0) +
+                         " to " + std::to_string(kMaxElementSize) + " a plugin of ABI 1.x has"));
   p->def_ = CopyPluginArray<foxw_plugin_v1>(def, 1, def->struct_size)[0];
   const foxw_plugin_v1& d = p->def_;
   if (d.flags != 0)
@@ -376,8 +386,16 @@ Result<std::unique_ptr<LoadedPlugin>> LoadedPlugin::Load(const PluginConfig& con
         config.path, "handler entries are " + std::to_string(d.handler_size) +
                          " bytes apart, smaller than the " +
                          std::to_string(FOXW_HANDLER_DEF_SIZE_1_0) + " of ABI 1.0"));
+  if (d.handler_size > kMaxElementSize)
+    return Status::InvalidArgument(PathError(
+        config.path, "handler entries are " + std::to_string(d.handler_size) +
+                         " bytes apart; the limit is " + std::to_string(kMaxElementSize)));
   p->handler_defs_ =
       CopyPluginArray<foxw_handler_def>(d.handlers, d.handler_count, d.handler_size);
+  // def() describes the host's copies, at the host's stride.
+  p->def_.struct_size = sizeof(foxw_plugin_v1);
+  p->def_.handlers = p->handler_defs_.data();
+  p->def_.handler_size = sizeof(foxw_handler_def);
   std::set<std::string> seen;
   for (size_t i = 0; i < p->handler_defs_.size(); ++i) {
     const foxw_handler_def* h = &p->handler_defs_[i];
@@ -415,10 +433,12 @@ std::string LoadedPlugin::HandlerNames() const {
 Result<void*> LoadedPlugin::CreateInstance() const {
   char err[kErrCap] = {0};
   void* instance = nullptr;
-  ctx_->defining = true;
-  int32_t rc = def_.create(ctx_.get(), config_.config_json.c_str(), config_.config_json.size(),
-                            &instance, err, sizeof err);
-  ctx_->defining = false;
+  int32_t rc = 0;
+  {
+    DefiningScope defining(ctx_.get());
+    rc = def_.create(ctx_.get(), config_.config_json.c_str(), config_.config_json.size(),
+                     &instance, err, sizeof err);
+  }
   if (rc != 0)
     return Status::InvalidArgument(PathError(
         config_.path, std::string("create refused: ") + (err[0] ? err : "(no reason given)")));
@@ -431,6 +451,8 @@ void LoadedPlugin::SetConfigJson(std::string json) {
   config_.config_json = std::move(json);
   SetPluginConfig(ctx_.get(), config_.config_json);
 }
+
+void LoadedPlugin::CommitConfig() { CommitPluginConfig(ctx_.get()); }
 
 void LoadedPlugin::Shutdown() {
   if (shut_down_) return;

@@ -96,9 +96,11 @@ class LoadedPlugin {
   const PluginFileId& file_id() const { return file_id_; }
 
   // Replaces the JSON that instances created from now on receive, and that
-  // the typed config reads see (config reload; control thread). Instances
-  // that exist keep theirs.
+  // typed config reads inside their create() see (config reload; control
+  // thread). Instances that exist keep theirs; running handlers' reads see
+  // it after CommitConfig().
   void SetConfigJson(std::string json);
+  void CommitConfig();
 
   // Creates one instance from the plugin's config (control thread).
   Result<void*> CreateInstance() const;

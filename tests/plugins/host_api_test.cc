@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "daemon/base/clock.h"
@@ -166,7 +167,7 @@ TEST(HostApiTest, MetricsAreDefinedOnlyWhileDefining) {
             nullptr);
   EXPECT_STREQ(err, "metric_define: metrics can only be defined during init or create");
 
-  ctx.defining = true;
+  DefiningScope defining(&ctx);  // as init and create run
   foxw_metric* jobs =
       Api().metric_define(&ctx, FOXW_METRIC_COUNTER, "jobs_total", "Jobs done", err, sizeof(err));
   ASSERT_NE(jobs, nullptr) << err;
@@ -268,6 +269,107 @@ TEST(HostApiTest, ErrorsAreTruncatedToTheCallersBuffer) {
   std::memset(err, 'x', sizeof(err));
   EXPECT_EQ(Api().metric_define(&ctx, FOXW_METRIC_COUNTER, "a", "h", err, sizeof(err)), nullptr);
   EXPECT_EQ(std::strlen(err), sizeof(err) - 1);
+}
+
+// Typed config reads: conversions, absence, and which version a thread
+// sees while a reload is staged but not committed.
+TEST(HostApiConfigTest, TypedReadsConvertAndFollowCommits) {
+  foxw_plugin_ctx ctx;
+  ctx.plugin_name = "typed";
+  SetPluginConfig(&ctx, R"({"name":"ada","n":"42","big":42,"ratio":0.5,"on":"yes",)"
+                        R"("off":false,"wait":"1500ms","ms":250,"tags":["a","b"],)"
+                        R"("env":{"K":"V"},"mixed":[1],"nothing":null})");
+  CommitPluginConfig(&ctx);
+  const foxw_host_api& api = Api();
+  foxw_str s{nullptr, 0};
+  ASSERT_EQ(api.config_string(&ctx, "name", &s), FOXW_CONFIG_OK);
+  EXPECT_EQ(std::string(s.ptr, s.len), "ada");
+  ASSERT_EQ(api.config_string(&ctx, "big", &s), FOXW_CONFIG_OK);  // a number as its text
+  EXPECT_EQ(std::string(s.ptr, s.len), "42");
+  int64_t n = -1;
+  EXPECT_EQ(api.config_int(&ctx, "n", &n), FOXW_CONFIG_OK);
+  EXPECT_EQ(n, 42);
+  EXPECT_EQ(api.config_int(&ctx, "name", &n), FOXW_CONFIG_WRONG_TYPE);
+  EXPECT_EQ(n, 42);  // untouched
+  EXPECT_EQ(api.config_int(&ctx, "absent", &n), FOXW_CONFIG_ABSENT);
+  EXPECT_EQ(api.config_int(&ctx, "nothing", &n), FOXW_CONFIG_ABSENT);
+  double d = 0;
+  EXPECT_EQ(api.config_double(&ctx, "ratio", &d), FOXW_CONFIG_OK);
+  EXPECT_EQ(d, 0.5);
+  bool b = false;
+  EXPECT_EQ(api.config_bool(&ctx, "on", &b), FOXW_CONFIG_OK);
+  EXPECT_TRUE(b);
+  EXPECT_EQ(api.config_bool(&ctx, "off", &b), FOXW_CONFIG_OK);
+  EXPECT_FALSE(b);
+  EXPECT_EQ(api.config_bool(&ctx, "name", &b), FOXW_CONFIG_WRONG_TYPE);
+  uint64_t ms = 0;
+  EXPECT_EQ(api.config_duration_ms(&ctx, "wait", &ms), FOXW_CONFIG_OK);
+  EXPECT_EQ(ms, 1500u);
+  EXPECT_EQ(api.config_duration_ms(&ctx, "ms", &ms), FOXW_CONFIG_OK);
+  EXPECT_EQ(ms, 250u);
+  EXPECT_EQ(api.config_duration_ms(&ctx, "name", &ms), FOXW_CONFIG_WRONG_TYPE);
+  size_t count = 0;
+  EXPECT_EQ(api.config_count(&ctx, "tags", &count), FOXW_CONFIG_OK);
+  EXPECT_EQ(count, 2u);
+  foxw_str name{nullptr, 0}, value{nullptr, 0};
+  EXPECT_EQ(api.config_item(&ctx, "tags", 1, &name, &value), FOXW_CONFIG_OK);
+  EXPECT_EQ(name.len, 0u);
+  EXPECT_EQ(std::string(value.ptr, value.len), "b");
+  EXPECT_EQ(api.config_item(&ctx, "tags", 2, &name, &value), FOXW_CONFIG_ABSENT);
+  EXPECT_EQ(api.config_item(&ctx, "env", 0, &name, &value), FOXW_CONFIG_OK);
+  EXPECT_EQ(std::string(name.ptr, name.len) + "=" + std::string(value.ptr, value.len), "K=V");
+  EXPECT_EQ(api.config_item(&ctx, "mixed", 0, &name, &value), FOXW_CONFIG_WRONG_TYPE);
+  EXPECT_EQ(api.config_count(&ctx, "name", &count), FOXW_CONFIG_WRONG_TYPE);
+
+  // A reload stages a new config: create() on the control thread sees it,
+  // running handlers (other threads) keep the committed one until commit.
+  const foxw_str kept = s;  // borrowed: stays valid across reloads
+  SetPluginConfig(&ctx, R"({"name":"grace"})");
+  auto read_name = [&] {
+    foxw_str v{nullptr, 0};
+    api.config_string(&ctx, "name", &v);
+    return std::string(v.ptr, v.len);
+  };
+  EXPECT_EQ(read_name(), "ada");
+  {
+    DefiningScope defining(&ctx);
+    EXPECT_EQ(read_name(), "grace");
+    std::string other;
+    std::thread handler([&] { other = read_name(); });
+    handler.join();
+    EXPECT_EQ(other, "ada");
+  }
+  CommitPluginConfig(&ctx);
+  EXPECT_EQ(read_name(), "grace");
+  EXPECT_EQ(std::string(kept.ptr, kept.len), "42");
+  // Going back to an earlier config reuses its version.
+  const size_t versions = ctx.versions.size();
+  SetPluginConfig(&ctx, R"({"name":"grace"})");
+  EXPECT_EQ(ctx.versions.size(), versions);
+}
+
+// Init and create run on the control thread: publish is refused there and
+// metrics may be defined, while a handler on another thread publishes.
+TEST(HostApiConfigTest, DefiningIsPerThread) {
+  foxw_plugin_ctx ctx;
+  ctx.plugin_name = "perthread";
+  int published = 0;
+  ctx.publish = [&](const foxw_publish&, const Delivery*) {
+    ++published;
+    return Status::Ok();
+  };
+  foxw_publish pub{};
+  pub.struct_size = sizeof(pub);
+  pub.queue = foxw_str{"q", 1};
+  char err[256] = {0};
+  DefiningScope defining(&ctx);
+  EXPECT_EQ(Api().publish(&ctx, nullptr, &pub, err, sizeof(err)), -1);
+  EXPECT_STREQ(err, "publish is not available during init or create");
+  int32_t from_handler = -2;
+  std::thread handler([&] { from_handler = Api().publish(&ctx, nullptr, &pub, err, sizeof(err)); });
+  handler.join();
+  EXPECT_EQ(from_handler, 0) << err;
+  EXPECT_EQ(published, 1);
 }
 
 }  // namespace

@@ -51,10 +51,11 @@ class PluginHarness {
       return Status::InvalidArgument("bad magic block");
     }
     h->ctx_.plugin_name = name;
-    h->ctx_.defining = true;
     char err[512] = {0};
-    h->def_ = init(host, &h->ctx_, err, sizeof(err));
-    h->ctx_.defining = false;
+    {
+      DefiningScope defining(&h->ctx_);
+      h->def_ = init(host, &h->ctx_, err, sizeof(err));
+    }
     if (h->def_ == nullptr) return Status::InvalidArgument(std::string("init refused: ") + err);
     return h;
   }
@@ -78,9 +79,12 @@ class PluginHarness {
     void* instance = nullptr;
     char err[1024] = {0};
     SetPluginConfig(&ctx_, json);  // what the typed config reads see, as in the daemon
-    ctx_.defining = true;
-    int32_t rc = def_->create(&ctx_, json.c_str(), json.size(), &instance, err, sizeof(err));
-    ctx_.defining = false;
+    CommitPluginConfig(&ctx_);
+    int32_t rc = 0;
+    {
+      DefiningScope defining(&ctx_);
+      rc = def_->create(&ctx_, json.c_str(), json.size(), &instance, err, sizeof(err));
+    }
     if (rc != 0) return Status::InvalidArgument(err);
     return instance;
   }

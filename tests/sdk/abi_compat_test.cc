@@ -23,7 +23,8 @@ std::string Yaml(const std::string& plugin_path) {
          "  jobs:\n    backend: mem\n    plugin: probe\n    retry_policy: twice\n"
          "    concurrency: 2\n"
          "  batches:\n    backend: mem\n    plugin: probe\n    handler: batch\n"
-         "    batch_size: 4\n    flush_interval: 20ms\n";
+         "    batch_size: 4\n    flush_interval: 20ms\n"
+         "  out:\n    backend: mem\n    plugin: probe\n";
 }
 
 class AbiCompatTest : public ::testing::TestWithParam<const char*> {
@@ -35,23 +36,27 @@ class AbiCompatTest : public ::testing::TestWithParam<const char*> {
   }
 };
 
-// Every verdict, deferred completion, a batch handler, a config schema with
-// its defaults and the typed config reads, through the real daemon core.
+// Every verdict, deferred completion, publish, a batch handler, a config
+// schema with its defaults and the typed config reads, through the real
+// daemon core.
 TEST_P(AbiCompatTest, LoadsAndRunsEverything) {
   auto d = StartDaemon(Yaml(GetParam()));
   ASSERT_TRUE(d);
   MemoryBackend* mem = Mem(*d);
-  for (const char* type : {"ack", "defer", "retry", "reject"})
+  for (const char* type : {"ack", "defer", "publish", "retry", "reject"})
     ASSERT_TRUE(mem->Enqueue("jobs", TypedMessage(type, type), {}).ok());
   for (const char* payload : {"good", "bad", "good"})
     ASSERT_TRUE(mem->Enqueue("batches", TypedMessage("", payload), {}).ok());
 
   Consumer* jobs = d->FindConsumer("jobs");
   Consumer* batches = d->FindConsumer("batches");
+  Consumer* out = d->FindConsumer("out");
   ASSERT_TRUE(WaitFor([&] {
-    return jobs->Stats().acked == 2 && mem->ReadyCount("jobs-dlq") == 2 &&
-           batches->Stats().acked == 2 && mem->ReadyCount("batches-dlq") == 1;
-  })) << "acked " << jobs->Stats().acked << ", dead " << mem->ReadyCount("jobs-dlq");
+    return jobs->Stats().acked == 3 && mem->ReadyCount("jobs-dlq") == 2 &&
+           batches->Stats().acked == 2 && mem->ReadyCount("batches-dlq") == 1 &&
+           out->Stats().acked == 1;  // the published follow-up, handled by "ack"
+  })) << "acked " << jobs->Stats().acked << ", dead " << mem->ReadyCount("jobs-dlq")
+      << ", follow-ups acked " << out->Stats().acked;
   EXPECT_EQ(jobs->Stats().retried, 1u);  // "retry": two attempts, then dead-lettered
 
   std::map<std::string, std::string> reasons;

@@ -104,7 +104,7 @@ class Verdict {
 // Config schema entries, for a class's optional `kConfigSchema` member.
 
 // `default_value` is YAML scalar text (or nullptr); the daemon validates the
-// plugin's config against the schema in --check-config, before plugin code
+// plugin's config against the schema (also in --check-config) before init
 // runs.
 constexpr foxw_config_key ConfigKey(const char* name, foxw_config_type type, bool required,
                                     const char* default_value, const char* description) {

@@ -27,8 +27,8 @@ using foxworker::Verdict;
 class Greeter {
  public:
   static constexpr const char* kDescription = "Greets people (C++ example)";
-  // Checked by `foxworkerd --check-config` before any plugin code runs;
-  // create() then receives the config with defaults filled in and durations
+  // Checked by `foxworkerd --check-config` before init runs; create()
+  // then receives the config with defaults filled in and durations
   // in milliseconds.
   static constexpr foxw_config_key kConfigSchema[] = {
       foxworker::ConfigKey("greeting", FOXW_CONFIG_STRING, false, "hello", "Word to greet with"),

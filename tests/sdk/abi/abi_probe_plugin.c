@@ -11,7 +11,8 @@
  * would go wrong visibly.
  *
  * Handlers: "ack" (checks the typed config reads), "retry", "reject",
- * "defer" (completes from another thread), "batch" (a batch handler).
+ * "defer" (completes from another thread), "publish" (publishes to queue
+ * "out"), "batch" (a batch handler).
  */
 #include <foxworker/plugin.h>
 #include <pthread.h>
@@ -28,6 +29,17 @@
 
 static const foxw_host_api *host;
 static foxw_plugin_ctx *g_ctx;
+
+#if FOXW_ABI_MINOR == 0
+/* 1.0 layouts have no trailing padding: their sizeof is their frozen size. */
+_Static_assert(sizeof(foxw_outcome) == FOXW_OUTCOME_SIZE_1_0, "foxw_outcome");
+_Static_assert(sizeof(foxw_publish) == FOXW_PUBLISH_SIZE_1_0, "foxw_publish");
+_Static_assert(sizeof(foxw_host_api) == FOXW_HOST_API_SIZE_1_0, "foxw_host_api");
+_Static_assert(sizeof(foxw_config_key) == FOXW_CONFIG_KEY_SIZE_1_0, "foxw_config_key");
+_Static_assert(sizeof(foxw_plugin_info) == FOXW_PLUGIN_INFO_SIZE_1_0, "foxw_plugin_info");
+_Static_assert(sizeof(foxw_handler_def) == FOXW_HANDLER_DEF_SIZE_1_0, "foxw_handler_def");
+_Static_assert(sizeof(foxw_plugin_v1) == FOXW_PLUGIN_V1_SIZE_1_0, "foxw_plugin_v1");
+#endif
 
 static const foxw_config_key kSchema[] = {
     {sizeof(foxw_config_key), "greeting", FOXW_CONFIG_STRING, false, "hello",
@@ -111,6 +123,30 @@ static foxw_verdict handle_defer(void *self, const foxw_message *msg, foxw_outco
   return FOXW_PENDING;
 }
 
+/* A follow-up message; the future builds' foxw_publish is larger and its
+ * appended field set, which a 1.0 host must ignore. */
+static foxw_verdict handle_publish(void *self, const foxw_message *msg, foxw_outcome *out) {
+  foxw_publish p;
+  foxw_header header = {{"x-from", 6}, {"abi_probe", 9}};
+  char err[256];
+  (void)self;
+  memset(&p, 0, sizeof p);
+  p.struct_size = sizeof p;
+  p.queue.ptr = "out";
+  p.queue.len = 3;
+  p.payload.ptr = "follow-up";
+  p.payload.len = 9;
+  p.message_type.ptr = "ack";
+  p.message_type.len = 3;
+  p.headers = &header;
+  p.header_count = 1;
+#if FOXW_ABI_MINOR >= 1
+  p.future_publish_ttl_ms = 123456;
+#endif
+  if (host->publish(g_ctx, msg, &p, err, sizeof err) != 0) return foxw_retry(out, err, 0);
+  return FOXW_ACK;
+}
+
 static void handle_batch(void *self, const foxw_message *const *msgs, size_t count,
                          foxw_verdict *verdicts, foxw_outcome *const *outs) {
   (void)self;
@@ -145,6 +181,7 @@ static const foxw_handler_def kHandlers[] = {
     {sizeof(foxw_handler_def), "retry", handle_retry, NULL, 0, 0 FUTURE_FIELD(1)},
     {sizeof(foxw_handler_def), "reject", handle_reject, NULL, 0, 0 FUTURE_FIELD(2)},
     {sizeof(foxw_handler_def), "defer", handle_defer, NULL, 0, 0 FUTURE_FIELD(3)},
+    {sizeof(foxw_handler_def), "publish", handle_publish, NULL, 0, 0 FUTURE_FIELD(5)},
     {sizeof(foxw_handler_def), "batch", NULL, handle_batch, 0, 0 FUTURE_FIELD(4)},
 };
 
