@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,18 @@ static bool string_int(const json_value *v, int64_t *n) {
   return true;
 }
 
+/* The whole string as a finite double (strtod's grammar, as the daemon). */
+static bool string_double(const json_value *v, double *d) {
+  char *end = NULL;
+  double x;
+  if (v->len == 0 || strlen(v->text) != v->len) return false;
+  errno = 0;
+  x = strtod(v->text, &end);
+  if (errno != 0 || end == v->text || *end != '\0' || !isfinite(x)) return false;
+  *d = x;
+  return true;
+}
+
 /* Marks a number as a double, keeping its text ("3" becomes "3.0"). */
 static bool make_double(json_value *v) {
   char *text;
@@ -156,11 +169,12 @@ static bool make_double(json_value *v) {
 }
 
 /* Converts `v` in place to `type` as the daemon's CoerceToType does; false
- * (with *why set when there is more to say) when it cannot be. A default
- * (YAML scalar text, so always a string here) may also be a number. */
-static bool coerce(int32_t type, json_value *v, bool is_default, char *why, size_t why_cap) {
+ * (with *why set when there is more to say) when it cannot be. A default is
+ * YAML scalar text, so always a string here. */
+static bool coerce(int32_t type, json_value *v, char *why, size_t why_cap) {
   size_t i;
   int64_t n;
+  double d;
   uint64_t ms;
   switch (type) {
     case FOXW_CONFIG_STRING:
@@ -175,14 +189,8 @@ static bool coerce(int32_t type, json_value *v, bool is_default, char *why, size
       return false;
     case FOXW_CONFIG_DOUBLE:
       if (v->type == JSON_NUMBER) return make_double(v);
-      if (is_default && v->type == JSON_STRING) {
-        char err[8];
-        json_value *parsed = json_parse(v->text, v->len, err, sizeof err);
-        bool ok = parsed != NULL && parsed->type == JSON_NUMBER &&
-                  json_set_double(v, parsed->number);
-        json_free(parsed);
-        return ok;
-      }
+      /* A default, or a config value given as a string ("1.5"). */
+      if (v->type == JSON_STRING && string_double(v, &d)) return json_set_double(v, d);
       return false;
     case FOXW_CONFIG_BOOL:
       if (v->type == JSON_BOOL) return true;
@@ -199,12 +207,12 @@ static bool coerce(int32_t type, json_value *v, bool is_default, char *why, size
     case FOXW_CONFIG_STRING_LIST:
       if (v->type != JSON_ARRAY) return false;
       for (i = 0; i < v->count; ++i)
-        if (!coerce(FOXW_CONFIG_STRING, v->items[i], false, why, why_cap)) return false;
+        if (!coerce(FOXW_CONFIG_STRING, v->items[i], why, why_cap)) return false;
       return true;
     case FOXW_CONFIG_MAP:
       if (v->type != JSON_OBJECT) return false;
       for (i = 0; i < v->count; ++i)
-        if (!coerce(FOXW_CONFIG_STRING, v->members[i].value, false, why, why_cap)) return false;
+        if (!coerce(FOXW_CONFIG_STRING, v->members[i].value, why, why_cap)) return false;
       return true;
   }
   return false;
@@ -259,7 +267,7 @@ bool config_apply_schema(json_value *config, const foxw_config_key *keys,
       }
       if (key->default_value == NULL) continue;
       v = json_new_string(key->default_value, strlen(key->default_value));
-      if (v == NULL || !coerce(key->type, v, true, why, sizeof why)) {
+      if (v == NULL || !coerce(key->type, v, why, sizeof why)) {
         json_free(v);
         snprintf(err, err_cap, "the plugin's default of key %s is not %s%s%s%s", key->name,
                  type_name(key->type), why[0] ? " (" : "", why, why[0] ? ")" : "");
@@ -271,7 +279,7 @@ bool config_apply_schema(json_value *config, const foxw_config_key *keys,
       }
       continue;
     }
-    if (!coerce(key->type, v, false, why, sizeof why)) {
+    if (!coerce(key->type, v, why, sizeof why)) {
       snprintf(err, err_cap, "config.%s: must be %s%s%s%s", key->name, type_name(key->type),
                why[0] ? " (" : "", why, why[0] ? ")" : "");
       return false;
@@ -388,7 +396,11 @@ int32_t config_read_item(const json_value *config, const char *key, size_t index
     n.ptr = v->members[index].key;
     n.len = v->members[index].key_len;
   }
-  if (!scalar_text(item, &s)) return FOXW_CONFIG_WRONG_TYPE;
+  /* Only strings, as the daemon: a schema's list or map holds nothing else,
+   * but a plugin without a schema gets its config as written. */
+  if (item->type != JSON_STRING) return FOXW_CONFIG_WRONG_TYPE;
+  s.ptr = item->text;
+  s.len = item->len;
   if (name != NULL) *name = n;
   if (value != NULL) *value = s;
   return FOXW_CONFIG_OK;

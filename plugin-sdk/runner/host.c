@@ -636,6 +636,8 @@ void host_set_phase(runner_host *host, const char *phase) {
   pthread_mutex_lock(&host->mu);
   host->phase = phase;
   host->defining = strcmp(phase, "init") == 0 || strcmp(phase, "create") == 0;
-  if (strcmp(phase, "handle") == 0) host->publish_open = true;
+  /* The daemon refuses publish only while init or create runs; from the
+   * moment create has returned, any thread may publish. */
+  if (strcmp(phase, "ready") == 0 || strcmp(phase, "handle") == 0) host->publish_open = true;
   pthread_mutex_unlock(&host->mu);
 }

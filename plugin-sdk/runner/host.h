@@ -72,9 +72,11 @@ typedef struct runner_host {
   const json_value *config; /* the config after the schema; read by config_* */
 
   /* Guarded by mu. */
-  const char *phase;    /* "init", "create", "handle", "wait", "destroy", "shutdown" */
+  /* "init", "create", "ready" (create returned, no handler call yet),
+   * "handle", "wait", "destroy", "shutdown" */
+  const char *phase;
   bool defining;        /* init or create: metric_define allowed, publish refused */
-  bool publish_open;    /* from the first handler call on */
+  bool publish_open;    /* from the moment create returned on */
   json_value *logs;      /* array of {level, phase, text} */
   json_value *publishes; /* array of {queue, payload, ...} */
   json_value *notes;     /* array of strings: plugin bugs the daemon would log */

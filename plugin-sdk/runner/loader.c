@@ -1,5 +1,11 @@
 #include "loader.h"
 
+/* The longest array (config keys, handlers) and the widest element a plugin
+ * may declare, as foxworkerd: a count or stride past these is a corrupt or
+ * hostile block, refused before any of it is read. */
+#define MAX_ARRAY_LENGTH 4096
+#define MAX_ELEMENT_SIZE 4096
+
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +79,11 @@ bool plugin_open(const char *path, loaded_plugin *p, char *err, size_t err_cap) 
     snprintf(err, err_cap, "plugin name must match [a-z0-9_]+");
     return false;
   }
+  if (p->info.config_key_count > MAX_ARRAY_LENGTH) {
+    snprintf(err, err_cap, "config schema claims %zu keys; the limit is %d",
+             p->info.config_key_count, MAX_ARRAY_LENGTH);
+    return false;
+  }
   if (p->info.config_key_count == 0) return true;
   if (p->info.config_schema == NULL) {
     snprintf(err, err_cap, "config schema has keys but no array");
@@ -81,6 +92,11 @@ bool plugin_open(const char *path, loaded_plugin *p, char *err, size_t err_cap) 
   if (p->info.config_key_size < FOXW_CONFIG_KEY_SIZE_1_0) {
     snprintf(err, err_cap, "config_key_size is %zu, smaller than the %zu bytes of ABI 1.0",
              p->info.config_key_size, (size_t)FOXW_CONFIG_KEY_SIZE_1_0);
+    return false;
+  }
+  if (p->info.config_key_size > MAX_ELEMENT_SIZE) {
+    snprintf(err, err_cap, "config schema entries are %zu bytes apart; the limit is %d",
+             p->info.config_key_size, MAX_ELEMENT_SIZE);
     return false;
   }
   p->schema = calloc(p->info.config_key_count, sizeof *p->schema);
@@ -147,9 +163,19 @@ bool plugin_init(loaded_plugin *p, const foxw_host_api *host, foxw_plugin_ctx *c
     snprintf(err, err_cap, "declares no handlers");
     return false;
   }
+  if (p->def.handler_count > MAX_ARRAY_LENGTH) {
+    snprintf(err, err_cap, "declares %zu handlers; the limit is %d", p->def.handler_count,
+             MAX_ARRAY_LENGTH);
+    return false;
+  }
   if (p->def.handler_size < FOXW_HANDLER_DEF_SIZE_1_0) {
     snprintf(err, err_cap, "handler_size is %zu, smaller than the %zu bytes of ABI 1.0",
              p->def.handler_size, (size_t)FOXW_HANDLER_DEF_SIZE_1_0);
+    return false;
+  }
+  if (p->def.handler_size > MAX_ELEMENT_SIZE) {
+    snprintf(err, err_cap, "handler entries are %zu bytes apart; the limit is %d",
+             p->def.handler_size, MAX_ELEMENT_SIZE);
     return false;
   }
   p->handlers = calloc(p->def.handler_count, sizeof *p->handlers);
@@ -166,7 +192,7 @@ bool plugin_init(loaded_plugin *p, const foxw_host_api *host, foxw_plugin_ctx *c
       snprintf(err, err_cap, "handler %zu is malformed (size, name or function missing)", i);
       return false;
     }
-    if (h->flags != 0) {
+    if (h->flags != 0 || h->reserved != 0) {
       snprintf(err, err_cap, "handler %s has unknown flags", h->name);
       return false;
     }

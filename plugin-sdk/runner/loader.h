@@ -1,6 +1,7 @@
-/* Loading a plugin as foxworkerd does: dlopen, the magic block and its
- * version and size checks, the config schema, init and the definition's
- * checks. Every struct the plugin declares is copied into a zeroed local of
+/* Loading a plugin with foxworkerd's checks from dlopen on: the magic block
+ * and its version and size checks, the config schema, init and the
+ * definition's checks. The daemon also checks the file's owner and mode and
+ * its ELF exports before dlopen; this does not. Every struct the plugin declares is copied into a zeroed local of
  * this runner's layout (min(its size, ours) bytes), and arrays are read with
  * the plugin's element size, so a plugin built from a newer SDK that targets
  * an older minor loads too. */

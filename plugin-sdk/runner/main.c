@@ -110,7 +110,10 @@ static void run_handler(runner_host *host, const foxw_handler_def *h, void *inst
 
   host_set_phase(host, "handle");
   now = host_api()->monotonic_ns();
-  msg->deadline_ns = timeout_ms == 0 ? UINT64_MAX : now + timeout_ms * 1000000u;
+  /* A timeout too long to count in nanoseconds from now is no deadline. */
+  msg->deadline_ns = timeout_ms == 0 || timeout_ms > (UINT64_MAX - now) / 1000000u
+                         ? UINT64_MAX
+                         : now + timeout_ms * 1000000u;
   msg->state = MESSAGE_IN_CALL;
   if (batch != NULL) {
     /* A batch of one; `outs` is an array of pointers. */
@@ -382,6 +385,9 @@ int main(int argc, char **argv) {
       rc = EXIT_REFUSED;
     } else {
       created = true;
+      /* The daemon's control thread is past create: publish is open to the
+       * plugin's threads from here on, metric_define is closed. */
+      host_set_phase(&host, "ready");
     }
   }
 

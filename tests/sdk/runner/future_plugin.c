@@ -2,7 +2,8 @@
  * fills has a field appended, and arrays carry the larger element sizes.
  * By default it targets ABI 1.0 and must load and run in this runner; built
  * with -DFUTURE_NEEDS_NEWER_MINOR it needs the next minor and must be
- * refused with a clear message. */
+ * refused with a clear message. The FUTURE_* macros below break one thing
+ * each, for the loader's refusals. */
 #include <foxworker/plugin.h>
 
 #include <stdio.h>
@@ -12,6 +13,23 @@
 #define TARGET_MINOR (FOXW_ABI_MINOR + 1)
 #else
 #define TARGET_MINOR 0
+#endif
+
+/* What the blocks claim; by default, the truth. */
+#ifndef FUTURE_KEY_COUNT
+#define FUTURE_KEY_COUNT 2
+#endif
+#ifndef FUTURE_KEY_SIZE
+#define FUTURE_KEY_SIZE sizeof(key_next)
+#endif
+#ifndef FUTURE_HANDLER_COUNT
+#define FUTURE_HANDLER_COUNT 2
+#endif
+#ifndef FUTURE_HANDLER_SIZE
+#define FUTURE_HANDLER_SIZE sizeof(handler_next)
+#endif
+#ifndef FUTURE_HANDLER_RESERVED /* the second handler's `reserved` */
+#define FUTURE_HANDLER_RESERVED 0
 #endif
 
 typedef struct { foxw_plugin_info base; uint64_t appended; } info_next;
@@ -61,8 +79,8 @@ static const key_next keys[] = {
 FOXW_EXPORT const foxw_plugin_info *foxworker_plugin_magic(void) {
   static const info_next info = {
       {sizeof(info_next), FOXW_PLUGIN_MAGIC_VALUE, FOXW_ABI_MAJOR, TARGET_MINOR,
-       FOXW_ABI_MINOR + 1, 0, "future", "9.9.9", "built by a later SDK", &keys[0].base, 2,
-       sizeof(key_next)},
+       FOXW_ABI_MINOR + 1, 0, "future", "9.9.9", "built by a later SDK", &keys[0].base,
+       FUTURE_KEY_COUNT, FUTURE_KEY_SIZE},
       0xdeadbeef};
   return &info.base;
 }
@@ -85,11 +103,11 @@ FOXW_EXPORT const foxw_plugin_v1 *foxworker_plugin_init_v1(const foxw_host_api *
                                                            size_t err_cap) {
   static const handler_next handlers[] = {
       {{sizeof(handler_next), "first", first, NULL, 0, 0}, 0xdeadbeef},
-      {{sizeof(handler_next), "second", second, NULL, 0, 0}, 0xdeadbeef},
+      {{sizeof(handler_next), "second", second, NULL, 0, FUTURE_HANDLER_RESERVED}, 0xdeadbeef},
   };
   static const plugin_next plugin = {
-      {sizeof(plugin_next), FOXW_INSTANCE_SHARED, 0, &handlers[0].base, 2, sizeof(handler_next),
-       create, destroy, NULL},
+      {sizeof(plugin_next), FOXW_INSTANCE_SHARED, 0, &handlers[0].base, FUTURE_HANDLER_COUNT,
+       FUTURE_HANDLER_SIZE, create, destroy, NULL},
       0xdeadbeef};
   if (!foxw_host_usable(h, err, err_cap)) return NULL;
   host = h;

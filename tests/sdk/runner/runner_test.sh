@@ -55,7 +55,14 @@ build test_plugin test_plugin.c
 build future_plugin future_plugin.c
 build future_needs_newer future_plugin.c -DFUTURE_NEEDS_NEWER_MINOR
 build not_a_plugin not_a_plugin.c
+build test_plugin_bare test_plugin.c -DRUNNER_TEST_BARE
+build future_reserved future_plugin.c -DFUTURE_HANDLER_RESERVED=1
+build future_many_keys future_plugin.c -DFUTURE_KEY_COUNT=4097
+build future_wide_keys future_plugin.c -DFUTURE_KEY_SIZE=4097
+build future_many_handlers future_plugin.c -DFUTURE_HANDLER_COUNT=4097
+build future_wide_handlers future_plugin.c -DFUTURE_HANDLER_SIZE=8192
 P=$WORK/test_plugin.so
+BARE=$WORK/test_plugin_bare.so
 C='{"endpoint":"db:5432"}'
 
 # ---- verdicts ---------------------------------------------------------------
@@ -151,6 +158,11 @@ has "the handler completed message m-7 and also returned a verdict; the returned
 run no-deadline 0 --handler message --timeout 0 --config-json "$C" "$P"
 has "deadline: none, cancelled: no"
 has "message: id=runner-1 queue=test attempt=1 priority=0"
+# A timeout too long to count in nanoseconds from now is no deadline, not a
+# wrapped one.
+run huge-timeout 0 --handler message --timeout 100000000d --config-json "$C" "$P"
+has "deadline: none, cancelled: no"
+has "verdict: ACK"
 "$RUNNER" --handler ack --payload-file - --config-json "$C" "$P" <"$WORK/payload.txt" \
   >"$OUT" 2>"$ERR" || { CASE=stdin; fail "exit code $?"; }
 CASE=stdin has 'ack: payload=from\nstdin'
@@ -173,6 +185,21 @@ has "config: endpoint=42 greeting=hello retries=7 ratio=1 verbose=false timeout_
 has "label(rc=0)=false"
 has "tags(rc=0)=a,2,true,é😀 past_end=1"
 has "labels(rc=0)=k:v,n:1.50 past_end=1"
+# A DOUBLE given as a string: the whole string read by strtod, finite.
+run config-double-string 0 --handler config --config-json '{"endpoint":"x","ratio":"1.5e1"}' "$P"
+has '"ratio":15.0'
+has "ratio=15 "
+run config-double-trailing 5 --handler ack --config-json '{"endpoint":"x","ratio":"1.5x"}' "$P"
+err_has "config.ratio: must be a number"
+run config-double-inf 5 --handler ack --config-json '{"endpoint":"x","ratio":"inf"}' "$P"
+err_has "config.ratio: must be a number"
+run config-double-empty 5 --handler ack --config-json '{"endpoint":"x","ratio":""}' "$P"
+err_has "config.ratio: must be a number"
+# config_item: only strings. With no schema the config arrives as written.
+run config-item-not-string 0 --handler config \
+  --config-json '{"tags":["a",2,true,null,{}],"labels":{"k":"v","n":1.5,"b":false}}' "$BARE"
+has "tags(rc=0)=a,<rc=2>,<rc=2>,<rc=2>,<rc=2> past_end=1"
+has "labels(rc=0)=k:v,<rc=2>,<rc=2> past_end=1"
 run config-1.5s 0 --handler config --config-json '{"endpoint":"x","timeout":"1.5s","verbose":"true"}' "$P"
 has "timeout_ms=1500"
 has "verbose=true"
@@ -208,6 +235,15 @@ has "publish-header: x-one=1"
 has "publish-header: x-two=two"
 has "empty queue: publish: the queue name is empty"
 has "publish in create: -1 (publish is not available during init or create)"
+has "log: INFO [init] publish in init: -1 (publish is not available during init or create)"
+has "log: INFO [create] publish from a thread during create: -1 (publish is not available during init or create)"
+# Once create has returned, any thread may publish, with no handler call
+# before (here the message is rejected without one, then destroy lets the
+# plugin's thread publish).
+RUNNER_TEST_BG_PUBLISH=1 run publish-after-create 2 --type nobody "$BARE"
+has 'reason: unknown message type "nobody": plugin runner_test has handlers'
+has "publish: queue=background message_type= content_type= correlation_id= priority=0 delay_ms=0 payload=from a thread"
+has "publish from a thread after create: 0 ()"
 
 # ---- init and create --------------------------------------------------------
 RUNNER_TEST_REFUSE_INIT=1 run init-refused 5 --handler ack --config-json "$C" "$P"
@@ -228,6 +264,17 @@ run future-first 0 --handler first "$WORK/future_plugin.so"
 has "reason: first"
 run future-needs-newer 5 --handler first "$WORK/future_needs_newer.so"
 err_has "needs plugin ABI 1.1, newer than this runner's 1.0"
+# ---- the loader's refusals ----------------------------------------------------
+run handler-reserved 5 --handler first "$WORK/future_reserved.so"
+err_has "handler second has unknown flags"
+run many-keys 5 --handler first "$WORK/future_many_keys.so"
+err_has "config schema claims 4097 keys; the limit is 4096"
+run wide-keys 5 --handler first "$WORK/future_wide_keys.so"
+err_has "config schema entries are 4097 bytes apart; the limit is 4096"
+run many-handlers 5 --handler first "$WORK/future_many_handlers.so"
+err_has "declares 4097 handlers; the limit is 4096"
+run wide-handlers 5 --handler first "$WORK/future_wide_handlers.so"
+err_has "handler entries are 8192 bytes apart; the limit is 4096"
 run not-a-plugin 5 "$WORK/not_a_plugin.so"
 err_has "not a foxworker plugin (no foxworker_plugin_magic symbol"
 run missing-file 5 "$WORK/absent.so"
@@ -237,7 +284,8 @@ err_has "cannot load:"
 run json 1 --json --handler retry --config-json "$C" "$P"
 has '"plugin":{"name":"runner_test","version":"1.2.3"'
 has '"handler":"retry","batch":false,"verdict":"RETRY","raw_verdict":2,"reason":"backend busy","retry_delay_ms":1500'
-has '"logs":[{"level":"INFO","phase":"create","text":"create: config {\"endpoint\":\"db:5432\"'
+has '"logs":[{"level":"INFO","phase":"init","text":"publish in init: -1 ('
+has '{"level":"INFO","phase":"create","text":"create: config {\"endpoint\":\"db:5432\"'
 has '{"name":"foxworker_plugin_runner_test_handled_total","kind":"counter","help":"Messages","value":0.0}'
 has '"error":null,"exit_code":1}'
 lacks "verdict: RETRY"
@@ -249,6 +297,7 @@ has '"exit_code":5}'
 run help 0 --help
 has "usage: foxworker-plugin-run [options] PLUGIN.so"
 has "Exit status:"
+has "Unlike foxworkerd it does not check the file's"
 run no-plugin 64 --handler ack
 err_has "no PLUGIN.so given"
 run bad-option 64 --frobnicate "$P"

@@ -1,6 +1,7 @@
 /* A plugin for runner_test.sh: one handler per behaviour the runner must
  * show. Built by the test with plain compiler flags against the SDK header,
- * as a plugin author's CI would. */
+ * as a plugin author's CI would. Built with -DRUNNER_TEST_BARE it declares
+ * no config schema (its config arrives as written) and no "*" handler. */
 #include <foxworker/plugin.h>
 
 #include <pthread.h>
@@ -153,8 +154,13 @@ static void log_list(const char *key) {
   int32_t rc = host->config_count(plugin_ctx, key, &n);
   len += (size_t)snprintf(line, sizeof line, "%s(rc=%d)=", key, (int)rc);
   for (i = 0; i < n && len < sizeof line; ++i) {
-    foxw_str name, value;
-    host->config_item(plugin_ctx, key, i, &name, &value);
+    foxw_str name = {"", 0}, value = {"", 0};
+    int32_t item_rc = host->config_item(plugin_ctx, key, i, &name, &value);
+    if (item_rc != FOXW_CONFIG_OK) {
+      len += (size_t)snprintf(line + len, sizeof line - len, "%s<rc=%d>", i ? "," : "",
+                              (int)item_rc);
+      continue;
+    }
     len += (size_t)snprintf(line + len, sizeof line - len, "%s%.*s%s%.*s", i ? "," : "",
                             (int)name.len, name.ptr, name.len ? ":" : "", (int)value.len,
                             value.ptr);
@@ -268,6 +274,7 @@ static foxw_verdict message(void *self, const foxw_message *m, foxw_outcome *out
   return FOXW_ACK;
 }
 
+#ifndef RUNNER_TEST_BARE
 static foxw_verdict wildcard(void *self, const foxw_message *m, foxw_outcome *out) {
   foxw_str t = host->msg_property(m, FOXW_PROP_MESSAGE_TYPE);
   char reason[128];
@@ -275,9 +282,57 @@ static foxw_verdict wildcard(void *self, const foxw_message *m, foxw_outcome *ou
   snprintf(reason, sizeof reason, "wildcard got type %.*s", (int)t.len, t.ptr);
   return foxw_reject(out, reason);
 }
+#endif
+
+/* ---- publish from the plugin's own threads ----------------------------------- */
+
+static foxw_publish bare_publish(const char *queue) {
+  foxw_publish p;
+  memset(&p, 0, sizeof p);
+  p.struct_size = sizeof p;
+  p.queue.ptr = queue;
+  p.queue.len = strlen(queue);
+  return p;
+}
+
+/* Publishes while create (which joins it) still runs: refused. */
+static void *publish_during_create(void *arg) {
+  foxw_publish p = bare_publish("replies");
+  char err[256] = "";
+  int32_t rc = host->publish(plugin_ctx, NULL, &p, err, sizeof err);
+  (void)arg;
+  logf_(FOXW_LOG_INFO, "publish from a thread during create: %d (%s)", (int)rc, err);
+  return NULL;
+}
+
+/* With RUNNER_TEST_BG_PUBLISH set, create starts a thread that publishes
+ * once told to (by destroy, which then joins it): after create returned,
+ * with or without a handler call before. */
+static pthread_mutex_t bg_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t bg_cv = PTHREAD_COND_INITIALIZER;
+static bool bg_go, bg_running;
+static pthread_t bg_thread;
+
+static void *publish_in_background(void *arg) {
+  foxw_publish p = bare_publish("background");
+  char err[256] = "";
+  int32_t rc;
+  (void)arg;
+  pthread_mutex_lock(&bg_mu);
+  while (!bg_go) pthread_cond_wait(&bg_cv, &bg_mu);
+  pthread_mutex_unlock(&bg_mu);
+  p.payload.ptr = "from a thread";
+  p.payload.len = 13;
+  rc = host->publish(plugin_ctx, NULL, &p, err, sizeof err);
+  logf_(FOXW_LOG_INFO, "publish from a thread after create: %d (%s)", (int)rc, err);
+  return NULL;
+}
 
 /* ---- the plugin ---------------------------------------------------------- */
 
+#ifdef RUNNER_TEST_BARE
+FOXW_DECLARE_PLUGIN("runner_test", "1.2.3", "foxworker-plugin-run's test plugin", NULL, 0)
+#else
 static const foxw_config_key schema[] = {
     {sizeof(foxw_config_key), "endpoint", FOXW_CONFIG_STRING, true, NULL, "where to"},
     {sizeof(foxw_config_key), "greeting", FOXW_CONFIG_STRING, false, "hello", ""},
@@ -292,6 +347,7 @@ static const foxw_config_key schema[] = {
 
 FOXW_DECLARE_PLUGIN("runner_test", "1.2.3", "foxworker-plugin-run's test plugin", schema,
                     sizeof schema / sizeof schema[0])
+#endif
 
 static int32_t create(foxw_plugin_ctx *ctx, const char *config_json, size_t config_len,
                       void **instance, char *err, size_t err_cap) {
@@ -299,7 +355,12 @@ static int32_t create(foxw_plugin_ctx *ctx, const char *config_json, size_t conf
   char perr[256] = "";
   char merr[256] = "";
   foxw_str greeting;
+  pthread_t t;
   logf_(FOXW_LOG_INFO, "create: config %.*s", (int)config_len, config_json);
+  if (pthread_create(&t, NULL, publish_during_create, NULL) == 0) pthread_join(t, NULL);
+  if (getenv("RUNNER_TEST_BG_PUBLISH") != NULL &&
+      pthread_create(&bg_thread, NULL, publish_in_background, NULL) == 0)
+    bg_running = true;
   memset(&p, 0, sizeof p);
   p.struct_size = sizeof p;
   p.queue.ptr = "replies";
@@ -327,6 +388,14 @@ static int32_t create(foxw_plugin_ctx *ctx, const char *config_json, size_t conf
 static void destroy(void *instance) {
   (void)instance;
   logf_(FOXW_LOG_INFO, "destroy");
+  if (bg_running) {
+    pthread_mutex_lock(&bg_mu);
+    bg_go = true;
+    pthread_cond_signal(&bg_cv);
+    pthread_mutex_unlock(&bg_mu);
+    pthread_join(bg_thread, NULL);
+    bg_running = false;
+  }
 }
 
 static void shutdown_plugin(foxw_plugin_ctx *ctx) {
@@ -349,16 +418,22 @@ FOXW_EXPORT const foxw_plugin_v1 *foxworker_plugin_init_v1(const foxw_host_api *
       FOXW_HANDLER("config", config),
       FOXW_HANDLER("publish", publish),
       FOXW_HANDLER("message", message),
+#ifndef RUNNER_TEST_BARE
       FOXW_HANDLER("*", wildcard),
+#endif
   };
   static const foxw_plugin_v1 plugin = {
       sizeof(foxw_plugin_v1), FOXW_INSTANCE_PER_SLOT, 0, handlers,
       sizeof handlers / sizeof handlers[0], sizeof(foxw_handler_def), create, destroy,
       shutdown_plugin};
   char merr[256] = "";
+  char perr[256] = "";
+  foxw_publish p = bare_publish("replies");
   if (!foxw_host_usable(h, err, err_cap)) return NULL;
   host = h;
   plugin_ctx = ctx;
+  logf_(FOXW_LOG_INFO, "publish in init: %d (%s)",
+        (int)host->publish(ctx, NULL, &p, perr, sizeof perr), perr);
   if (getenv("RUNNER_TEST_REFUSE_INIT") != NULL) {
     foxw_set_error(err, err_cap, "asked to refuse");
     return NULL;
