@@ -63,8 +63,14 @@
  * Threads: the host has one control thread (the thread that loads the config
  * and applies reloads; never a handler thread). It calls the magic function,
  * init, create, destroy and shutdown, one at a time. Handlers run on the
- * queue's handler threads. Host services may be called from any thread unless
- * their comment says otherwise.
+ * queue's handler threads, also while the control thread runs create for a
+ * reload. Host services may be called from any thread unless their comment
+ * says otherwise.
+ *
+ * Statics are per file: two plugin entries of one config naming the same
+ * file share one copy of the plugin's code and statics, and init runs once
+ * per entry. Keep per-entry state in what init and create receive (the ctx,
+ * the instance), not in statics, if that can happen.
  *
  * This header is pure C99 and depends on stdint.h, stddef.h and stdbool.h only.
  */
@@ -278,33 +284,41 @@ typedef struct foxw_host_api {
    * (shutdown timeout). A long handler should poll it and return. */
   bool (*msg_cancelled)(const foxw_message *msg);
 
-  /* Completes a message whose handler returned FOXW_PENDING. Exactly once,
-   * from any thread; `reason` is read during the call. Returns 0, or -1 when
-   * the message is not pending (never deferred, or already completed). After
-   * it returns, msg is invalid. */
+  /* Completes a message whose handler returns or returned FOXW_PENDING.
+   * Exactly once, from any thread, also before the handler has returned;
+   * `reason` is read during the call. Returns 0, after which msg is
+   * invalid; or -1 when the message was completed before (msg stays as it
+   * was). A completion after the daemon gave up on the message (its
+   * deadline passed and it was retried) returns 0 and its verdict is
+   * ignored with a warning. A call for a handler that then returns a verdict
+   * other than FOXW_PENDING is ignored with a warning: the returned verdict
+   * wins. */
   int32_t (*complete)(const foxw_message *msg, foxw_verdict verdict,
                       const char *reason, size_t reason_len,
                       uint64_t retry_delay_ms);
 
   /* Publishes a new message to a configured queue. `parent` may be NULL; when
    * set, its correlation id is inherited. Returns 0, or -1 with err filled.
-   * The message is durably enqueued when this returns 0. Available from the
-   * first handler call on, on any thread; during init and create it returns
-   * -1 ("publish is not available during init or create"). */
+   * The message is durably enqueued when this returns 0. Available on any
+   * thread at any time except inside init and create, where it returns -1
+   * ("publish is not available during init or create"). */
   int32_t (*publish)(foxw_plugin_ctx *ctx, const foxw_message *parent,
                      const foxw_publish *publish, char *err, size_t err_cap);
 
   /* Typed reads of the plugin's config (the `config:` mapping of its YAML
    * entry, with the schema's defaults applied and values converted to the
-   * schema's types). Available from init on, from any thread; they read the
-   * config the latest create() received (after a reload that changed the
-   * config, the new one). `key` is a NUL-terminated top-level key. Returns a
+   * schema's types). Available from init on, from any thread. Inside init
+   * and create they read the config that create receives; elsewhere the
+   * config of the running daemon (after a reload that changed the config,
+   * the new one once the reload is committed). `key` is a NUL-terminated
+   * top-level key. Returns a
    * FOXW_CONFIG_* result. Strings are host-owned, borrowed until the
    * plugin's shutdown returns. Conversions: string reads a string, number or
    * boolean (as its text); int reads an integer or a string of one; double
    * reads any number; bool reads true/false or "true", "yes", "on", "false",
    * "no", "off"; duration_ms reads a duration ("250ms", "30s", "1h") or an
-   * integer of milliseconds. */
+   * integer of milliseconds (what the schema turns a DURATION key into; in
+   * the YAML a duration needs its unit). */
   int32_t (*config_string)(const foxw_plugin_ctx *ctx, const char *key,
                            foxw_str *value);
   int32_t (*config_int)(const foxw_plugin_ctx *ctx, const char *key,
