@@ -8,6 +8,7 @@
 
 #include "daemon/base/clock.h"
 #include "daemon/core/payload_validation.h"
+#include "daemon/core/running_job.h"
 
 namespace foxworker {
 namespace {
@@ -421,7 +422,12 @@ void Consumer::RunBatch(std::vector<std::unique_ptr<Delivery>>& batch,
       slot->handler = &handler->name();
       slot->timed_out = false;
     }
-    HandlerReply reply = handler->Handle(instance, *d, reason, kReasonCap);
+    HandlerReply reply;
+    {
+      RunningJobScope running(config_.name, handlers_->provider(), handler->name(), d->msg.id,
+                              d->msg.attempt);
+      reply = handler->Handle(instance, *d, reason, kReasonCap);
+    }
     now = MonotonicNs();
     const uint64_t ended = now;
     if (route) route->metrics->duration.ObserveNs(ended - d->started_ns);
@@ -514,7 +520,13 @@ uint64_t Consumer::RunBatchHandler(const Handler* handler, HandlerInstance insta
     if (t) d.deadline_ns = started + t;
     ds[i] = &d;
   }
-  handler->HandleBatch(instance, ds.data(), n, replies.data(), reasons.data(), kBatchReasonCap);
+  {
+    // A batch names its first message; the crash report says how many ran.
+    RunningJobScope running(config_.name, handlers_->provider(), handler->name(),
+                            group[0]->msg.id + (n > 1 ? " and " + std::to_string(n - 1) + " more" : ""),
+                            group[0]->msg.attempt);
+    handler->HandleBatch(instance, ds.data(), n, replies.data(), reasons.data(), kBatchReasonCap);
+  }
   const uint64_t ended = MonotonicNs();
   if (route) route->metrics->duration.ObserveNs(ended - started, n);
   for (size_t i = 0; i < n; ++i) {
