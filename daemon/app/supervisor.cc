@@ -236,7 +236,8 @@ Status Supervisor::Build(const ReloadPlan& plan, const Config& next, const Runni
     Backend* backend = rebuilt != staged.backends.end() ? rebuilt->second.get()
                                                          : current_->FindBackend(qc.backend);
     auto prepared =
-        PrepareQueue(next, qc, *plugin, executor_->threads(), backend, &staged.buckets);
+        PrepareQueue(next, qc, *plugin, qc.cpu_pool ? executor_->threads() : 0, backend,
+                     &staged.buckets);
     if (!prepared.ok()) return prepared.status();
     PendingStart p{qc, prepared->policy, plugin, std::move(prepared->handlers),
                    std::move(prepared->middleware)};
@@ -467,7 +468,10 @@ std::string Supervisor::Describe() const {
     const QueueConfig& q = *qc;
     os << (first ? "" : ", ") << q.name << " (backend " << q.backend << ", source " << q.source
        << ", plugin " << q.plugin << ", handler " << (q.handler.empty() ? "by type" : q.handler)
-       << ", concurrency " << q.concurrency << ", prefetch " << q.prefetch << ")";
+       << ", concurrency " << q.concurrency << ", prefetch " << q.prefetch << ", "
+       << (q.cpu_pool ? "on the cpu pool"
+                      : "up to " + std::to_string(q.concurrency) + " threads of its own")
+       << ")";
     first = false;
   }
   os << "]; backends [";
@@ -483,7 +487,7 @@ std::string Supervisor::Describe() const {
        << ")";
     first = false;
   }
-  os << "]; " << (executor_ ? executor_->threads() : 0) << " worker threads";
+  os << "]; cpu pool of " << (executor_ ? executor_->threads() : 0) << " threads (for pool: cpu queues)";
   return os.str();
 }
 

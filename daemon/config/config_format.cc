@@ -66,6 +66,7 @@ std::string FormatConfig(const Config& config) {
     // 0 (batching off) is the absence of the key: a written batch_size is 1..10000.
     if (q.batch_size > 0) w.Line(2, "batch_size", std::to_string(q.batch_size));
     w.Line(2, "flush_interval", FormatDuration(q.flush_interval));
+    w.Line(2, "pool", q.cpu_pool ? "cpu" : "queue");
     w.Line(2, "timeout", FormatDuration(q.timeout));
     w.Line(2, "retry_policy", Quote(q.retry_policy));
     w.Line(2, "handler_timeouts", q.handler_timeouts.empty() ? "{}" : "");

@@ -36,7 +36,7 @@ constexpr std::string_view kPluginKeys[] = {"path", "config"};
 constexpr std::string_view kQueueKeys[] = {
     "backend",  "source",  "plugin",       "handler",          "concurrency",
     "prefetch", "timeout", "retry_policy", "handler_timeouts", "middleware",
-    "batch_size", "flush_interval"};
+    "batch_size", "flush_interval", "pool"};
 constexpr std::string_view kRetryPolicyKeys[] = {"max_attempts", "backoff", "initial",    "max",
                                                  "multiplier",   "jitter",  "full_jitter"};
 constexpr int kMaxConcurrency = 10000;
@@ -450,6 +450,14 @@ Status ConfigBuilder::ParseQueue(const YamlFile& file, const MappingEntry& item)
                          "must be at most " + FormatDuration(kMaxFlushInterval) + ", got " +
                              FormatDuration(queue.flush_interval));
       }
+    } else if (e.key == "pool") {
+      Result<std::string> pool = ReadString(file, e);
+      status = pool.status();
+      if (status.ok() && *pool != "queue" && *pool != "cpu")
+        status = ErrorAt(file, e.value_mark, e.path,
+                         "must be queue (the queue's own threads, one per unit of concurrency) "
+                         "or cpu (the daemon's CPU-sized pool), got \"" + *pool + "\"");
+      if (status.ok()) queue.cpu_pool = *pool == "cpu";
     } else if (e.key == "timeout") {
       status = Assign(ReadDuration(file, e), &queue.timeout);
     } else if (e.key == "handler_timeouts") {

@@ -15,8 +15,14 @@ namespace {
 
 constexpr size_t kReasonCap = 2048;
 constexpr size_t kMaxBatch = 64;
-// Batches a drain task runs before it yields its thread to other queues.
+// On the shared CPU pool: batches (or messages) a drain task runs before it
+// yields its thread to other queues.
 constexpr int kBatchesPerTurn = 16;
+constexpr int kMessagesPerTurn = 256;
+// Outcomes of handlers that return within this long of each other are
+// settled together (one backend round trip), at most kSettleBatch at once.
+constexpr uint64_t kSettleDelayNs = 1000000;
+constexpr size_t kSettleBatch = 64;
 
 uint64_t MsToNs(Duration d) { return static_cast<uint64_t>(d.count()) * 1000000ull; }
 
@@ -37,14 +43,14 @@ std::string Seconds(uint64_t ns) {
 
 Consumer::Consumer(ConsumerOptions options, const RetryPolicyOptions& policy,
                    std::unique_ptr<HandlerSet> handlers, std::unique_ptr<Source> source,
-                   std::vector<std::unique_ptr<Middleware>> middleware, Executor& executor,
+                   std::vector<std::unique_ptr<Middleware>> middleware, TaskRunner& cpu_pool,
                    Timer& timer)
     : config_(std::move(options)),
       policy_(policy),
       handlers_(std::move(handlers)),
       source_(std::move(source)),
       middleware_(std::move(middleware)),
-      executor_(executor),
+      runner_(&cpu_pool),
       timer_(timer),
       concurrency_(std::max(1, config_.concurrency)),
       prefetch_(std::max(config_.prefetch, concurrency_.load())),
@@ -68,6 +74,10 @@ Consumer::Consumer(ConsumerOptions options, const RetryPolicyOptions& policy,
     routes_.emplace_back(h, m);
   }
   SetTimeouts(config_);
+  if (!config_.cpu_pool) {
+    own_pool_ = std::make_unique<ThreadPool>(config_.name, concurrency_.load());
+    runner_ = own_pool_.get();
+  }
   for (int i = 0; i < concurrency_.load(); ++i) {
     slots_.push_back(std::make_unique<RunningSlot>());
     free_slots_.push_back(slots_.back().get());
@@ -100,12 +110,18 @@ Status Consumer::Start() {
 
 void Consumer::SetPaused(bool paused) {
   paused_.store(paused);
-  if (!paused) MaybeSpawn();
+  if (!paused) {
+    MaybeSpawn();
+    return;
+  }
+  // Running handlers finish; what is fetched and not started goes back now.
+  ReleaseBuffered();
 }
 
 void Consumer::StopFetching() {
   stopping_.store(true);
   source_->StopFetching();
+  ReleaseBuffered();
 }
 
 bool Consumer::WaitDrained(std::chrono::steady_clock::time_point deadline) {
@@ -141,6 +157,10 @@ ConsumerStats Consumer::Stats() const {
   return s;
 }
 
+int Consumer::threads() const {
+  return own_pool_ ? own_pool_->threads() : runner_->max_threads();
+}
+
 bool Consumer::CanChangeLimits(const ConsumerOptions& next) const {
   return OnlyLimitsDiffer(config_, next, timeouts_);
 }
@@ -169,8 +189,10 @@ void Consumer::ChangeLimits(LimitChange change) {
       }
     }
     handlers_->Resize(std::move(change.instances));
+    if (own_pool_) own_pool_->SetMaxThreads(after);
   }
   concurrency_.store(after);
+  if (after < before && own_pool_) own_pool_->SetMaxThreads(after);
   // Lower: drain tasks over the limit leave as their handlers return;
   // TrimInstances() destroys the instances they leave idle.
   if (after <= before) handlers_->Resize(std::move(change.instances));
@@ -219,7 +241,10 @@ void Consumer::MaybeSpawn() {
   if (paused_.load(std::memory_order_relaxed) || stopping_.load(std::memory_order_relaxed)) return;
   int w = workers_.load(std::memory_order_relaxed);
   while (w < concurrency_.load(std::memory_order_relaxed)) {
-    if (in_flight_.load(std::memory_order_relaxed) >= prefetch_) return;  // Settle re-wakes
+    // Nothing buffered and the window full: Settle re-wakes.
+    if (buffered_.load(std::memory_order_relaxed) == 0 &&
+        in_flight_.load(std::memory_order_relaxed) >= prefetch_)
+      return;
     if (workers_.compare_exchange_weak(w, w + 1)) {
       // StopFetching may have come between the check above and the
       // increment, and Quiesced() may have seen no worker before it: a task
@@ -229,7 +254,7 @@ void Consumer::MaybeSpawn() {
         workers_.fetch_sub(1);
         return;
       }
-      executor_.Post([this] { Drain(); });
+      runner_->Post([this] { Drain(); });
       return;
     }
   }
@@ -269,26 +294,181 @@ void Consumer::Refund(size_t n) {
   for (auto& m : middleware_) m->Refund(n);
 }
 
+Consumer::RunningSlot* Consumer::TakeSlot() {
+  if (!timeouts_) return nullptr;
+  std::lock_guard<std::mutex> lock(slots_mu_);
+  CHECK(!free_slots_.empty()) << "more drain tasks than concurrency";
+  RunningSlot* slot = free_slots_.back();
+  free_slots_.pop_back();
+  return slot;
+}
+
+void Consumer::ReturnSlot(RunningSlot* slot) {
+  if (slot == nullptr) return;
+  std::lock_guard<std::mutex> lock(slots_mu_);
+  free_slots_.push_back(slot);
+}
+
+std::unique_ptr<Delivery> Consumer::TakeBuffered() {
+  std::lock_guard<std::mutex> lock(buffer_mu_);
+  if (buffer_.empty()) return nullptr;
+  std::unique_ptr<Delivery> d = std::move(buffer_.front());
+  buffer_.pop_front();
+  buffered_.store(buffer_.size(), std::memory_order_relaxed);
+  return d;
+}
+
+void Consumer::ReleaseBuffered() {
+  std::vector<Settlement> released;
+  {
+    std::lock_guard<std::mutex> lock(buffer_mu_);
+    for (auto& d : buffer_) released.push_back({std::move(d), Outcome::Release()});
+    buffer_.clear();
+    buffered_.store(0, std::memory_order_relaxed);
+  }
+  if (released.empty()) return;
+  // Never started: no attempt charged, the admission they took handed back.
+  Refund(released.size());
+  SettleAll(released);
+}
+
+void Consumer::QueueSettlement(std::vector<Settlement>& settled) {
+  if (settled.empty()) return;
+  std::vector<Settlement> flush;
+  bool arm = false;
+  uint64_t due = 0;
+  {
+    std::lock_guard<std::mutex> lock(settle_mu_);
+    const uint64_t now = MonotonicNs();
+    if (pending_.empty()) pending_since_ns_ = now;
+    for (auto& s : settled) pending_.push_back(std::move(s));
+    if (pending_.size() >= kSettleBatch || now - pending_since_ns_ >= kSettleDelayNs) {
+      flush.swap(pending_);
+    } else if (!settle_timer_armed_) {
+      settle_timer_armed_ = true;
+      arm = true;
+      due = pending_since_ns_ + kSettleDelayNs;
+    }
+  }
+  settled.clear();
+  if (arm) timer_.At(due, this, [this] { FlushSettlements(/*from_timer=*/true); });
+  if (!flush.empty()) SettleAll(flush);
+}
+
+void Consumer::FlushSettlements(bool from_timer) {
+  std::vector<Settlement> flush;
+  {
+    std::lock_guard<std::mutex> lock(settle_mu_);
+    if (from_timer) settle_timer_armed_ = false;
+    flush.swap(pending_);
+  }
+  SettleAll(flush);
+}
+
 void Consumer::Drain() {
   Entered entered(entered_);
+  if (batch_size_ > 0) {
+    DrainBatches();
+    return;
+  }
+  // One message at a time from the queue's buffer of fetched messages: a
+  // message waits only for a free slot, never behind another in a slot's
+  // private batch. Fetched messages beyond the first go to the buffer for
+  // the other slots; each outcome is settled as its handler returns (a
+  // burst of fast ones within kSettleDelayNs together).
+  RunningSlot* slot = TakeSlot();
+  HandlerInstance instance = handlers_->Acquire();
+  std::vector<std::unique_ptr<Delivery>> fetched;
+  std::vector<Settlement> settled;
+  bool over_limit = false;
+  bool yielded = false;
+  int ran = 0;
+  for (;;) {
+    if (paused_.load(std::memory_order_relaxed) || stopping_.load(std::memory_order_relaxed))
+      break;
+    // The concurrency was lowered in place: tasks over it stop here.
+    if (OverLimit()) {
+      over_limit = true;
+      break;
+    }
+    // On the shared CPU pool, give the other queues' tasks a turn now and
+    // then; a queue's own threads need no such courtesy.
+    if (own_pool_ == nullptr && ran == kMessagesPerTurn) {
+      yielded = true;
+      break;
+    }
+    std::unique_ptr<Delivery> d = TakeBuffered();
+    if (d == nullptr) {
+      int64_t room = prefetch_ - in_flight_.load(std::memory_order_relaxed);
+      if (room <= 0) {
+        // Outcomes waiting to be settled hold the window: settle them now,
+        // then ask the source (an empty answer is what makes a buffered
+        // source wake us when it refills).
+        FlushSettlements(/*from_timer=*/false);
+        room = prefetch_ - in_flight_.load(std::memory_order_relaxed);
+        if (room <= 0) break;
+      }
+      size_t want = Admit(std::min<size_t>(batch_max(), static_cast<size_t>(room)));
+      if (want == 0) break;
+      size_t n = source_->Fetch(want, fetched);
+      Refund(want - n);
+      if (n == 0) break;
+      in_flight_.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
+      received_.fetch_add(n, std::memory_order_relaxed);
+      d = std::move(fetched.front());
+      if (n > 1) {
+        std::lock_guard<std::mutex> lock(buffer_mu_);
+        for (size_t i = 1; i < n; ++i) buffer_.push_back(std::move(fetched[i]));
+        buffered_.store(buffer_.size(), std::memory_order_relaxed);
+      }
+      fetched.clear();
+      // Others waiting: let idle slots start on them now.
+      if (n > 1 || source_->MaybeReady()) MaybeSpawn();
+    }
+    ++ran;
+    const int64_t wall_offset_ns = WallNs() - static_cast<int64_t>(MonotonicNs());
+    const Handler* batched = nullptr;
+    if (!RunOne(d, instance, slot, settled, &batched, wall_offset_ns)) {
+      // A batch handler on a queue without batch_size: batches of one.
+      std::vector<std::unique_ptr<Delivery>> group;
+      group.push_back(std::move(d));
+      RunBatchHandler(batched, instance, group, settled, wall_offset_ns);
+    }
+    QueueSettlement(settled);
+  }
+  handlers_->Release(instance);
+  ReturnSlot(slot);
+  FlushSettlements(/*from_timer=*/false);
+  // Paused or stopping: what is fetched and not started goes back at once.
+  if (paused_.load() || stopping_.load()) ReleaseBuffered();
+  // (The slot goes back before the task leaves workers_: a task that the
+  // limit admits next always finds one.)
+  if (over_limit) {
+    if (LeaveIfOverLimit()) return;
+    // Another task left first and this one is within the limit again.
+    yielded = true;
+  }
+  if (yielded) {
+    runner_->Post([this] { Drain(); });
+    return;
+  }
+  workers_.fetch_sub(1, std::memory_order_acq_rel);
+  // A wake-up that raced with our exit saw every slot taken; look again.
+  if (buffered_.load() > 0 || source_->MaybeReady()) MaybeSpawn();
+}
+
+void Consumer::DrainBatches() {
   std::vector<std::unique_ptr<Delivery>> batch;
   std::vector<Settlement> settled;
   const size_t reserve = batch_max();
   batch.reserve(reserve);
   settled.reserve(reserve);
-  RunningSlot* slot = nullptr;
-  if (timeouts_) {
-    std::lock_guard<std::mutex> lock(slots_mu_);
-    CHECK(!free_slots_.empty()) << "more drain tasks than concurrency";
-    slot = free_slots_.back();
-    free_slots_.pop_back();
-  }
+  RunningSlot* slot = TakeSlot();
   bool yielded = false;
   bool over_limit = false;
   for (int turn = 0; turn < kBatchesPerTurn; ++turn) {
     if (paused_.load(std::memory_order_relaxed) || stopping_.load(std::memory_order_relaxed))
       break;
-    // The concurrency was lowered in place: tasks over it stop here.
     if (OverLimit()) {
       over_limit = true;
       break;
@@ -302,32 +482,23 @@ void Consumer::Drain() {
     if (n == 0) break;
     in_flight_.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
     received_.fetch_add(n, std::memory_order_relaxed);
-    if (batch_size_ > 0 && n < batch_size_) FillBatch(batch);
-    // More waiting than this batch: let another slot start on it now.
+    if (n < batch_size_) FillBatch(batch);
     if (source_->MaybeReady()) MaybeSpawn();
     RunBatch(batch, settled, slot);
     batch.clear();
     SettleAll(settled);
-    if (turn + 1 == kBatchesPerTurn) yielded = true;
+    if (turn + 1 == kBatchesPerTurn && own_pool_ == nullptr) yielded = true;
   }
-  if (slot != nullptr) {
-    std::lock_guard<std::mutex> lock(slots_mu_);
-    free_slots_.push_back(slot);
-  }
-  // (The slot goes back before the task leaves workers_: a task that the
-  // limit admits next always finds one.)
+  ReturnSlot(slot);
   if (over_limit) {
     if (LeaveIfOverLimit()) return;
-    // Another task left first and this one is within the limit again.
     yielded = true;
   }
   if (yielded) {
-    // Fairness: give other queues' tasks a turn, keep our slot.
-    executor_.Post([this] { Drain(); });
+    runner_->Post([this] { Drain(); });
     return;
   }
   workers_.fetch_sub(1, std::memory_order_acq_rel);
-  // A wake-up that raced with our exit saw every slot taken; look again.
   if (source_->MaybeReady()) MaybeSpawn();
 }
 
@@ -350,19 +521,117 @@ void Consumer::ObserveWait(const Delivery& d, uint64_t start_ns, int64_t wall_of
   queue_wait_.ObserveNs(waited > 0 ? static_cast<uint64_t>(waited) : 0);
 }
 
+bool Consumer::RunOne(std::unique_ptr<Delivery>& d, HandlerInstance instance, RunningSlot* slot,
+                      std::vector<Settlement>& settled, const Handler** batched,
+                      int64_t wall_offset_ns) {
+  d->consumer = this;
+  d->queue = &config_.name;
+  d->cancel_all = &cancel_all_;
+  CallInfo call;
+  // Payload validation, then middleware before the handler; an answer
+  // skips the handler and the steps after the one that answered.
+  size_t ran = 0;
+  std::optional<Outcome> early;
+  if (config_.validate_payload) early = ValidatePayload(*d);
+  for (; !early && ran < middleware_.size(); ++ran) {
+    early = middleware_[ran]->Before(*d);
+    if (early) {
+      ++ran;
+      break;
+    }
+  }
+  const Handler* handler = pinned_;
+  if (!early && handler == nullptr) {
+    handler = handlers_->Find(d->msg.props.message_type);
+    if (handler == nullptr)
+      early = Outcome::Reject("unknown message type \"" + d->msg.props.message_type + "\": " +
+                              handlers_->provider() + " has handlers " +
+                              handlers_->HandlerNames());
+  }
+  if (early) {
+    RunAfter(*d, *early, call, ran);
+    settled.push_back({std::move(d), std::move(*early)});
+    return true;
+  }
+  if (handler->batched()) {
+    *batched = handler;  // the caller groups it
+    return false;
+  }
+  const uint64_t started = MonotonicNs();
+  d->started_ns = started;
+  ObserveWait(*d, started, wall_offset_ns);
+  const HandlerRoute* route = RouteOf(handler);
+  if (timeouts_) {
+    uint64_t t = TimeoutNs(route);
+    if (t) d->deadline_ns = d->started_ns + t;
+    std::lock_guard<std::mutex> lock(slot->mu);
+    slot->delivery = d.get();
+    slot->handler = &handler->name();
+    slot->timed_out = false;
+  }
+  char reason[kReasonCap];
+  HandlerReply reply;
+  {
+    RunningJobScope running(config_.name, handlers_->provider(), handler->name(), d->msg.id,
+                            d->msg.attempt);
+    reply = handler->Handle(instance, *d, reason, kReasonCap);
+  }
+  const uint64_t ended = MonotonicNs();
+  if (route) route->metrics->duration.ObserveNs(ended - d->started_ns);
+  if (timeouts_) {
+    bool timed_out;
+    {
+      std::lock_guard<std::mutex> lock(slot->mu);
+      timed_out = slot->timed_out;
+      slot->delivery = nullptr;
+    }
+    if (timed_out) {
+      // The watchdog already settled a copy as a timeout; this verdict is late.
+      LOG(WARNING) << "queue " << config_.name << ": handler " << handler->name()
+                   << " returned for message " << d->msg.id << " after its timeout ("
+                   << Seconds(ended - d->started_ns) << "); its verdict is ignored";
+      // A deferred one: the plugin holds it until its complete(), which
+      // frees it (the watchdog's claim makes that complete() a late one).
+      if (reply.verdict == Verdict::kPending && d->deferred.ClaimForWatchdog()) d.release();
+      return true;
+    }
+  }
+  call.handler_ran = true;
+  call.duration_ns = ended - d->started_ns;
+  if (reply.verdict == Verdict::kPending) {
+    if (timeouts_) {
+      std::lock_guard<std::mutex> lock(deferred_mu_);
+      deferred_.insert(d.get());
+    }
+    if (d->deferred.HandlerDeferred()) {
+      d.release();  // owned by the plugin's pending completion now
+      return true;
+    }
+    // complete() already ran on another thread while we were in the handler.
+    if (timeouts_) {
+      std::lock_guard<std::mutex> lock(deferred_mu_);
+      deferred_.erase(d.get());
+    }
+    reply = d->deferred.result();
+  } else if (d->deferred.CompletedByPlugin()) {
+    LOG(WARNING) << "queue " << config_.name << ": " << handlers_->provider() << " handler "
+                 << handler->name() << " completed message " << d->msg.id
+                 << " and also returned a verdict; the returned verdict wins";
+  }
+  call.failed = reply.verdict != Verdict::kAck && reply.verdict != Verdict::kReject;
+  Outcome o = Decide(*d, reply, handler->name());
+  RunAfter(*d, o, call, middleware_.size());
+  settled.push_back({std::move(d), std::move(o)});
+  return true;
+}
+
 void Consumer::RunBatch(std::vector<std::unique_ptr<Delivery>>& batch,
                         std::vector<Settlement>& settled, RunningSlot* slot) {
   HandlerInstance instance = handlers_->Acquire();
-  char reason[kReasonCap];
   std::vector<std::unique_ptr<Delivery>> group;  // for one batch handler
   const Handler* group_handler = nullptr;
-  // One clock read serves as the end of a handler call and the start of the
-  // next when no middleware runs between them; middleware (which may do
-  // I/O) gets a fresh read before the handler starts.
-  const bool reuse_clock = middleware_.empty();
-  uint64_t now = MonotonicNs();
   // Enqueue times are wall-clock; one offset per batch converts.
-  const int64_t wall_offset_ns = WallNs() - static_cast<int64_t>(now);
+  const int64_t wall_offset_ns = WallNs() - static_cast<int64_t>(MonotonicNs());
   for (size_t i = 0; i < batch.size(); ++i) {
     auto& d = batch[i];
     if (i > 0 && group.empty() && OverLimit()) {
@@ -374,107 +643,12 @@ void Consumer::RunBatch(std::vector<std::unique_ptr<Delivery>>& batch,
       Refund(batch.size() - i);
       break;
     }
-    d->consumer = this;
-    d->queue = &config_.name;
-    d->cancel_all = &cancel_all_;
-    CallInfo call;
-    // Payload validation, then middleware before the handler; an answer
-    // skips the handler and the steps after the one that answered.
-    size_t ran = 0;
-    std::optional<Outcome> early;
-    if (config_.validate_payload) early = ValidatePayload(*d);
-    for (; !early && ran < middleware_.size(); ++ran) {
-      early = middleware_[ran]->Before(*d);
-      if (early) {
-        ++ran;
-        break;
-      }
-    }
-    const Handler* handler = pinned_;
-    if (!early && handler == nullptr) {
-      handler = handlers_->Find(d->msg.props.message_type);
-      if (handler == nullptr)
-        early = Outcome::Reject("unknown message type \"" + d->msg.props.message_type + "\": " +
-                                handlers_->provider() + " has handlers " +
-                                handlers_->HandlerNames());
-    }
-    if (early) {
-      RunAfter(*d, *early, call, ran);
-      settled.push_back({std::move(d), std::move(*early)});
-      continue;
-    }
-    if (handler->batched()) {
-      if (group_handler != handler && !group.empty())
-        now = RunBatchHandler(group_handler, instance, group, settled, wall_offset_ns);
-      group_handler = handler;
-      group.push_back(std::move(d));
-      continue;
-    }
-    if (!reuse_clock) now = MonotonicNs();
-    d->started_ns = now;
-    ObserveWait(*d, now, wall_offset_ns);
-    const HandlerRoute* route = RouteOf(handler);
-    if (timeouts_) {
-      uint64_t t = TimeoutNs(route);
-      if (t) d->deadline_ns = d->started_ns + t;
-      std::lock_guard<std::mutex> lock(slot->mu);
-      slot->delivery = d.get();
-      slot->handler = &handler->name();
-      slot->timed_out = false;
-    }
-    HandlerReply reply;
-    {
-      RunningJobScope running(config_.name, handlers_->provider(), handler->name(), d->msg.id,
-                              d->msg.attempt);
-      reply = handler->Handle(instance, *d, reason, kReasonCap);
-    }
-    now = MonotonicNs();
-    const uint64_t ended = now;
-    if (route) route->metrics->duration.ObserveNs(ended - d->started_ns);
-    if (timeouts_) {
-      bool timed_out;
-      {
-        std::lock_guard<std::mutex> lock(slot->mu);
-        timed_out = slot->timed_out;
-        slot->delivery = nullptr;
-      }
-      if (timed_out) {
-        // The watchdog already settled a copy as a timeout; this verdict is late.
-        LOG(WARNING) << "queue " << config_.name << ": handler " << handler->name()
-                     << " returned for message " << d->msg.id << " after its timeout ("
-                     << Seconds(ended - d->started_ns) << "); its verdict is ignored";
-        // A deferred one: the plugin holds it until its complete(), which
-        // frees it (the watchdog's claim makes that complete() a late one).
-        if (reply.verdict == Verdict::kPending && d->deferred.ClaimForWatchdog()) d.release();
-        continue;
-      }
-    }
-    call.handler_ran = true;
-    call.duration_ns = ended - d->started_ns;
-    if (reply.verdict == Verdict::kPending) {
-      if (timeouts_) {
-        std::lock_guard<std::mutex> lock(deferred_mu_);
-        deferred_.insert(d.get());
-      }
-      if (d->deferred.HandlerDeferred()) {
-        d.release();  // owned by the plugin's pending completion now
-        continue;
-      }
-      // complete() already ran on another thread while we were in the handler.
-      if (timeouts_) {
-        std::lock_guard<std::mutex> lock(deferred_mu_);
-        deferred_.erase(d.get());
-      }
-      reply = d->deferred.result();
-    } else if (d->deferred.CompletedByPlugin()) {
-      LOG(WARNING) << "queue " << config_.name << ": " << handlers_->provider() << " handler "
-                   << handler->name() << " completed message " << d->msg.id
-                   << " and also returned a verdict; the returned verdict wins";
-    }
-    call.failed = reply.verdict != Verdict::kAck && reply.verdict != Verdict::kReject;
-    Outcome o = Decide(*d, reply, handler->name());
-    RunAfter(*d, o, call, middleware_.size());
-    settled.push_back({std::move(d), std::move(o)});
+    const Handler* batched = nullptr;
+    if (RunOne(d, instance, slot, settled, &batched, wall_offset_ns)) continue;
+    if (group_handler != batched && !group.empty())
+      RunBatchHandler(group_handler, instance, group, settled, wall_offset_ns);
+    group_handler = batched;
+    group.push_back(std::move(d));
   }
   if (!group.empty()) RunBatchHandler(group_handler, instance, group, settled, wall_offset_ns);
   handlers_->Release(instance);

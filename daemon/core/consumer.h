@@ -1,6 +1,7 @@
 // Consumer: one per configured queue. Pulls deliveries from its Source within
 // the prefetch window and what its middleware admits (rate limits, breaker),
-// runs them on the shared Executor within the queue's concurrency limit,
+// runs them on its own threads (or the shared CPU pool) within the queue's
+// concurrency limit, one message per slot at a time,
 // routes each to its handler through the middleware chain, turns the verdict
 // into an Outcome with the retry policy, and settles it back to the Source.
 // A watchdog fails deliveries whose deadline passed as a retry while their
@@ -54,10 +55,12 @@ struct HandlerMetrics {
 // Safe for concurrent use.
 class Consumer {
  public:
-  // `executor` and `timer` must outlive the consumer.
+  // `cpu_pool` (used when options.cpu_pool) and `timer` must outlive the
+  // consumer; otherwise it runs handlers on threads of its own.
   Consumer(ConsumerOptions options, const RetryPolicyOptions& policy,
            std::unique_ptr<HandlerSet> handlers, std::unique_ptr<Source> source,
-           std::vector<std::unique_ptr<Middleware>> middleware, Executor& executor, Timer& timer);
+           std::vector<std::unique_ptr<Middleware>> middleware, TaskRunner& cpu_pool,
+           Timer& timer);
   ~Consumer();
   Consumer(const Consumer&) = delete;
   Consumer& operator=(const Consumer&) = delete;
@@ -69,11 +72,16 @@ class Consumer {
   const std::vector<std::unique_ptr<Middleware>>& middleware() const { return middleware_; }
 
   Status Start();
-  // Pauses or resumes fetching (handlers already running finish).
+  // Pauses or resumes fetching (handlers already running finish; fetched
+  // messages not started go back to the backend at once).
   void SetPaused(bool paused);
+  // Threads running this queue's handlers now (its own pool), or the shared
+  // pool's size.
+  int threads() const;
   bool paused() const { return paused_.load(); }
 
-  // Stops fetching, hands unstarted buffered messages back to the backend.
+  // Stops fetching, hands fetched messages not started back to the backend
+  // (counted in released, no attempt charged).
   void StopFetching();
   // Waits until nothing is in flight or `deadline` passes; true if drained.
   bool WaitDrained(std::chrono::steady_clock::time_point deadline);
@@ -183,6 +191,21 @@ class Consumer {
   // Sets the deadlines and the watchdog's tick from `q`'s timeouts.
   void SetTimeouts(const ConsumerOptions& q);
   void Drain();
+  void DrainBatches();  // queues with batch_size
+  RunningSlot* TakeSlot();
+  void ReturnSlot(RunningSlot* slot);
+  // The queue's fetched-but-not-started messages, shared by its slots.
+  std::unique_ptr<Delivery> TakeBuffered();
+  void ReleaseBuffered();
+  // Runs one delivery up to its settlement (appended to `settled`; nothing
+  // when deferred or settled by the watchdog) and returns true; or returns
+  // false with `*batched` set when its handler is a batch handler.
+  bool RunOne(std::unique_ptr<Delivery>& d, HandlerInstance instance, RunningSlot* slot,
+              std::vector<Settlement>& settled, const Handler** batched, int64_t wall_offset_ns);
+  // Settles `settled` now, or with the other outcomes of the next
+  // kSettleDelayNs (a timer flushes them).
+  void QueueSettlement(std::vector<Settlement>& settled);
+  void FlushSettlements(bool from_timer);
   // How many of `want` the middleware admits now; schedules a wake-up when
   // it is fewer. Returns the admitted count.
   size_t Admit(size_t want);
@@ -218,7 +241,7 @@ class Consumer {
   const Handler* pinned_ = nullptr;  // set when config_.handler names one
   std::unique_ptr<Source> source_;
   const std::vector<std::unique_ptr<Middleware>> middleware_;
-  Executor& executor_;
+  TaskRunner* runner_ = nullptr;  // own_pool_ or the shared CPU pool
   Timer& timer_;
   std::atomic<int> concurrency_;  // changed in place (ChangeLimits)
   const int prefetch_;            // >= every concurrency (config validation)
@@ -252,11 +275,24 @@ class Consumer {
   std::atomic<uint64_t> received_{0}, acked_{0}, retried_{0}, dead_{0}, rejected_{0},
       released_{0}, timed_out_{0}, unknown_verdicts_{0}, admission_waits_{0};
 
+  // Fetched, not started; any slot takes the next one.
+  std::mutex buffer_mu_;
+  std::deque<std::unique_ptr<Delivery>> buffer_;  // GUARDED_BY(buffer_mu_)
+  std::atomic<size_t> buffered_{0};                // buffer_.size(), read without the lock
+
+  std::mutex settle_mu_;
+  std::vector<Settlement> pending_;  // GUARDED_BY(settle_mu_); returned, not yet settled
+  uint64_t pending_since_ns_ = 0;    // GUARDED_BY(settle_mu_)
+  bool settle_timer_armed_ = false;  // GUARDED_BY(settle_mu_)
+
   std::vector<std::unique_ptr<HandlerMetrics>> handler_metrics_;
   // Handler -> its route (several definitions may share a name).
   // Fixed after construction (a deque: the atomics do not move).
   std::deque<HandlerRoute> routes_;
   LatencyHistogram queue_wait_;
+  // Last: destroyed first, joining its (idle) threads before anything they
+  // could touch goes.
+  std::unique_ptr<ThreadPool> own_pool_;
 };
 
 }  // namespace foxworker

@@ -29,6 +29,10 @@ struct ConsumerOptions {
   // Rejects, before any middleware or handler runs, a payload that does not
   // parse as its content type declares (application/json, */*+json).
   bool validate_payload = true;
+  // Where handlers run: false (`pool: queue`, the default) = the queue's own
+  // threads, as many as its concurrency; true (`pool: cpu`) = the daemon's
+  // CPU-sized pool shared with the other `pool: cpu` queues.
+  bool cpu_pool = false;
 
   bool operator==(const ConsumerOptions&) const = default;
 };

@@ -469,8 +469,11 @@ Result<std::unique_ptr<InstancePool>> InstancePool::Create(const LoadedPlugin& p
   switch (plugin.instance_model()) {
     case FOXW_INSTANCE_PER_SLOT: n = concurrency; break;
     case FOXW_INSTANCE_SHARED: n = 1; break;
-    case FOXW_INSTANCE_PER_THREAD: n = threads; break;
+    case FOXW_INSTANCE_PER_THREAD: n = threads > 0 ? threads : concurrency; break;
   }
+  // The queue's own threads follow its concurrency: so do PER_THREAD
+  // instances (one per thread index).
+  pool->per_thread_grows_ = plugin.instance_model() == FOXW_INSTANCE_PER_THREAD && threads == 0;
   for (int i = 0; i < n; ++i) {
     auto inst = plugin.CreateInstance();
     if (!inst.ok()) return inst.status();  // the destructor destroys the ones made so far
@@ -509,7 +512,7 @@ Result<InstancePool::Growth> InstancePool::PrepareResize(int concurrency) {
   Growth g;
   g.plugin_ = &plugin_;
   g.concurrency_ = concurrency;
-  if (plugin_.instance_model() != FOXW_INSTANCE_PER_SLOT) return g;
+  if (plugin_.instance_model() != FOXW_INSTANCE_PER_SLOT && !per_thread_grows_) return g;
   size_t have;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -524,11 +527,11 @@ Result<InstancePool::Growth> InstancePool::PrepareResize(int concurrency) {
 }
 
 void InstancePool::Resize(Growth growth) {
-  if (plugin_.instance_model() != FOXW_INSTANCE_PER_SLOT) return;
+  if (plugin_.instance_model() != FOXW_INSTANCE_PER_SLOT && !per_thread_grows_) return;
   std::lock_guard<std::mutex> lock(mu_);
   for (void* inst : growth.instances_) {
     all_.push_back(inst);
-    free_.push_back(inst);
+    if (plugin_.instance_model() == FOXW_INSTANCE_PER_SLOT) free_.push_back(inst);
   }
   growth.instances_.clear();
   target_ = growth.concurrency_;
@@ -563,7 +566,8 @@ void* InstancePool::Acquire() {
     case FOXW_INSTANCE_SHARED:
       return all_[0];
     case FOXW_INSTANCE_PER_THREAD: {
-      int i = Executor::CurrentThreadIndex();
+      int i = TaskRunner::CurrentThreadIndex();
+      std::lock_guard<std::mutex> lock(mu_);  // Resize may add instances meanwhile
       CHECK(i >= 0 && static_cast<size_t>(i) < all_.size()) << "handler run off the executor";
       return all_[i];
     }

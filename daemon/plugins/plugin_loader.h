@@ -129,7 +129,9 @@ class LoadedPlugin {
 // Safe for concurrent use.
 class InstancePool {
  public:
-  // `concurrency` is the queue's; `threads` the executor's.
+  // `concurrency` is the queue's; `threads` the shared CPU pool's when the
+  // queue runs there, 0 when it runs on its own threads (one per unit of
+  // concurrency).
   static Result<std::unique_ptr<InstancePool>> Create(const LoadedPlugin& plugin, int concurrency,
                                                       int threads);
   ~InstancePool();  // Destroys every instance; REQUIRES: none in use.
@@ -174,11 +176,16 @@ class InstancePool {
   explicit InstancePool(const LoadedPlugin& plugin) : plugin_(plugin) {}
   const LoadedPlugin& plugin_;
   mutable std::mutex mu_;
-  // Every instance. Changes only in the PER_SLOT model, under mu_ (Acquire
-  // of the other models reads it without the lock).
+  // Every instance. Changes only in the PER_SLOT model and for
+  // per_thread_grows_, under mu_ (Acquire of the SHARED model reads it
+  // without the lock: it never changes there).
   std::vector<void*> all_;
   std::vector<void*> free_;  // GUARDED_BY(mu_); PER_SLOT only
   int target_ = 0;           // GUARDED_BY(mu_); PER_SLOT: the queue's concurrency
+  // PER_THREAD on the queue's own threads: one instance per unit of
+  // concurrency, grown like PER_SLOT (never trimmed: a thread index may come
+  // back).
+  bool per_thread_grows_ = false;
 };
 
 }  // namespace foxworker

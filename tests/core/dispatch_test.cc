@@ -197,9 +197,21 @@ TEST_F(DispatchTest, PerSlotModelCreatesOneInstancePerSlotAndDestroysThem) {
   EXPECT_EQ(ReadTestPluginStats().instances, 0);
 }
 
-TEST_F(DispatchTest, PerThreadModelCreatesOneInstancePerWorkerThread) {
+TEST_F(DispatchTest, PerThreadModelCreatesOneInstancePerThreadOfTheQueue) {
   ResetTestPlugin("test_plugin_per_thread");
   auto d = StartDaemon(Yaml("    concurrency: 2\n", "test_plugin_per_thread"));
+  ASSERT_TRUE(d);
+  EXPECT_EQ(ReadTestPluginStats("test_plugin_per_thread").instances, 2);
+  for (int i = 0; i < 20; ++i)
+    ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("ok"), {}).ok());
+  ASSERT_TRUE(WaitFor([&] { return d->FindConsumer("jobs")->Stats().acked == 20; }));
+  EXPECT_TRUE(d->Shutdown());
+}
+
+// `pool: cpu`: the queue shares the daemon's worker_threads (4 here).
+TEST_F(DispatchTest, PerThreadModelOnTheCpuPoolCreatesOneInstancePerPoolThread) {
+  ResetTestPlugin("test_plugin_per_thread");
+  auto d = StartDaemon(Yaml("    concurrency: 2\n    pool: cpu\n", "test_plugin_per_thread"));
   ASSERT_TRUE(d);
   EXPECT_EQ(ReadTestPluginStats("test_plugin_per_thread").instances, 4);
   for (int i = 0; i < 20; ++i)
@@ -245,6 +257,108 @@ TEST_F(DispatchTest, PausedQueueFetchesNothingUntilResumed) {
   c->SetPaused(false);
   ASSERT_TRUE(WaitFor([&] { return c->Stats().acked == 1; }));
   d->Shutdown();
+}
+
+// ---- handlers that block ----------------------------------------------------
+
+// concurrency: N means N handlers running, whatever the CPU count and the
+// daemon's worker_threads (4 here).
+TEST_F(DispatchTest, FiftySleepingHandlersRunAtOnce) {
+  auto d = StartDaemon(Yaml("    concurrency: 50\n    prefetch: 100\n"));
+  ASSERT_TRUE(d);
+  for (int i = 0; i < 50; ++i)
+    ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "1000"), {}).ok());
+  EXPECT_TRUE(WaitFor([&] { return ReadTestPluginStats().max_running == 50; }))
+      << "at most " << ReadTestPluginStats().max_running << " ran at once";
+  Consumer* c = d->FindConsumer("jobs");
+  ASSERT_TRUE(WaitFor([&] { return c->Stats().acked == 50; }));
+  EXPECT_EQ(ReadTestPluginStats().overlaps, 0);
+  EXPECT_TRUE(d->Shutdown());
+}
+
+// A large prefetch gives no slot a private batch: eight jobs at concurrency
+// 4 run four at a time, not one slot running all eight in turn.
+TEST_F(DispatchTest, ALargePrefetchStillRunsEverySlot) {
+  auto d = StartDaemon(Yaml("    concurrency: 4\n    prefetch: 64\n"));
+  ASSERT_TRUE(d);
+  for (int i = 0; i < 8; ++i)
+    ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "400"), {}).ok());
+  EXPECT_TRUE(WaitFor([&] { return ReadTestPluginStats().max_running == 4; }))
+      << "at most " << ReadTestPluginStats().max_running << " ran at once";
+  Consumer* c = d->FindConsumer("jobs");
+  ASSERT_TRUE(WaitFor([&] { return c->Stats().acked == 8; }));
+  EXPECT_EQ(ReadTestPluginStats().max_running, 4);
+  EXPECT_TRUE(d->Shutdown());
+}
+
+// A queue whose handlers all hang holds only its own threads.
+TEST_F(DispatchTest, HungHandlersDoNotStallAnotherQueue) {
+  auto d = StartDaemon(Yaml("    concurrency: 2\n"
+                            "  other:\n    backend: mem\n    plugin: test\n    concurrency: 1\n"));
+  ASSERT_TRUE(d);
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "3000"), {}).ok());
+  ASSERT_TRUE(WaitFor([&] { return ReadTestPluginStats().max_running == 2; }));
+  for (int i = 0; i < 20; ++i)
+    ASSERT_TRUE(Mem(*d)->Enqueue("other", TypedMessage("ok"), {}).ok());
+  Consumer* other = d->FindConsumer("other");
+  EXPECT_TRUE(WaitFor([&] { return other->Stats().acked == 20; }, std::chrono::seconds(2)))
+      << other->Stats().acked << " of 20 handled while the other queue's handlers hang";
+  EXPECT_EQ(d->FindConsumer("jobs")->Stats().acked, 0u);
+  d->Shutdown();
+}
+
+// Each outcome is settled as its handler returns, not when the rest of
+// what was fetched with it is done.
+TEST_F(DispatchTest, AnAckIsSettledWhenItsHandlerReturns) {
+  auto d = StartDaemon(Yaml("    concurrency: 1\n    prefetch: 8\n"));
+  ASSERT_TRUE(d);
+  ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "10"), {}).ok());
+  ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "4000"), {}).ok());
+  Consumer* c = d->FindConsumer("jobs");
+  ASSERT_TRUE(WaitFor([&] { return c->Stats().received == 2; }));
+  EXPECT_TRUE(WaitFor([&] { return c->Stats().acked == 1; }, std::chrono::milliseconds(2500)))
+      << "the first ack waited for the second handler";
+  d->Shutdown();
+}
+
+// Pause: the running handler finishes; what was fetched and not started
+// goes back to the backend at once, uncharged, counted as released.
+TEST_F(DispatchTest, PauseHandsBackWhatWasFetchedAndNotStarted) {
+  auto d = StartDaemon(Yaml("    concurrency: 1\n    prefetch: 10\n"));
+  ASSERT_TRUE(d);
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "500"), {}).ok());
+  Consumer* c = d->FindConsumer("jobs");
+  ASSERT_TRUE(WaitFor([&] { return c->Stats().received == 10 && ReadTestPluginStats().handled < 10; }));
+  // One runs now; those that finished before are acked or about to be.
+  const uint64_t done = static_cast<uint64_t>(ReadTestPluginStats().handled);
+  c->SetPaused(true);
+  EXPECT_EQ(c->Stats().released, 10 - done - 1);
+  ASSERT_TRUE(WaitFor([&] { return c->Stats().acked == done + 1; }));
+  EXPECT_EQ(Mem(*d)->ReadyCount("jobs"), 10 - done - 1);
+  for (const Message& m : Mem(*d)->Peek("jobs")) EXPECT_EQ(m.attempt, 1u) << m.id;
+  c->SetPaused(false);
+  ASSERT_TRUE(WaitFor([&] { return c->Stats().acked == 10; }));
+  EXPECT_EQ(c->Stats().retried, 0u);
+  d->Shutdown();
+}
+
+// Shutdown: likewise; the running handler finishes within the timeout.
+TEST_F(DispatchTest, ShutdownHandsBackWhatWasFetchedAndNotStarted) {
+  auto d = StartDaemon(Yaml("    concurrency: 1\n    prefetch: 10\n"));
+  ASSERT_TRUE(d);
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "500"), {}).ok());
+  Consumer* c = d->FindConsumer("jobs");
+  ASSERT_TRUE(WaitFor([&] { return c->Stats().received == 10 && ReadTestPluginStats().handled < 10; }));
+  const uint64_t done = static_cast<uint64_t>(ReadTestPluginStats().handled);
+  EXPECT_TRUE(d->Shutdown());
+  EXPECT_EQ(c->Stats().acked, done + 1);
+  EXPECT_EQ(c->Stats().released, 10 - done - 1);
+  EXPECT_EQ(static_cast<uint64_t>(ReadTestPluginStats().handled), done + 1);
+  EXPECT_EQ(Mem(*d)->ReadyCount("jobs"), 10 - done - 1);
+  for (const Message& m : Mem(*d)->Peek("jobs")) EXPECT_EQ(m.attempt, 1u) << m.id;
 }
 
 }  // namespace

@@ -276,10 +276,10 @@ TEST_F(ReloadTest, LoweringConcurrencyInPlaceLetsRunningHandlersFinishThenKeepsT
   EXPECT_EQ(ReadTestPluginStats().instances, 0);
 }
 
-TEST_F(ReloadTest, LoweringConcurrencyHandsBackWhatATaskOverTheLimitHasNotStarted) {
-  // One drain task fetches up to prefetch / concurrency = 4 messages and
-  // runs them one after another; lowered below the number of tasks, it
-  // starts none of the rest.
+TEST_F(ReloadTest, LoweringConcurrencyStartsNoMoreThanTheNewLimit) {
+  // Fetched messages wait in the queue's buffer; lowered below the number
+  // of running tasks, the task over the limit starts none of them and the
+  // one within the limit takes them all.
   auto d = StartDaemon(Yaml(Jobs(2)));
   ASSERT_TRUE(d);
   Consumer* jobs = d->FindConsumer("jobs");
@@ -294,14 +294,14 @@ TEST_F(ReloadTest, LoweringConcurrencyHandsBackWhatATaskOverTheLimitHasNotStarte
   ASSERT_TRUE(WaitFor([&] { return jobs->Stats().received == 5; }));
   auto report = d->Reload(Parse(Yaml(Jobs(1))));
   ASSERT_TRUE(report.ok()) << report.status().message();
-  // The second task's first handler returns while the 800 ms one runs: it
-  // starts none of its other three.
+  // The second task's handler returns while the 800 ms one runs: it starts
+  // nothing more.
   ASSERT_TRUE(WaitFor([&] { return ReadTestPluginStats().handled >= 1; }));
   CallTestPlugin("test_plugin_reset_max_running", 0);
   ASSERT_TRUE(WaitFor([&] { return jobs->Stats().acked == 5; }));
   EXPECT_EQ(ReadTestPluginStats().max_running, 1);
   EXPECT_EQ(ReadTestPluginStats().handled, 5);
-  EXPECT_GE(jobs->Stats().released, 1u) << "the unstarted ones went back to the backend";
+  EXPECT_EQ(jobs->Stats().released, 0u) << "they waited in the buffer, not the backend";
   EXPECT_TRUE(d->Shutdown());
 }
 
