@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "daemon/base/crash_stack.h"
+
 namespace foxworker {
 namespace {
 thread_local int tls_thread_index = -1;
@@ -40,6 +42,7 @@ void Executor::Shutdown() {
 int Executor::CurrentThreadIndex() { return tls_thread_index; }
 
 void Executor::WorkerLoop(int index) {
+  InstallThreadCrashStack();
   tls_thread_index = index;
   std::string name = "fw-worker-" + std::to_string(index);
   pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
