@@ -40,7 +40,7 @@ class DaemonRunTest : public ::testing::Test {
       kill(pid_, SIGKILL);
       waitpid(pid_, nullptr, 0);
     }
-    if (!HasFailure()) std::filesystem::remove_all(dir_);
+    if (!HasFailure() && getenv("FOXWORKER_TEST_KEEP") == nullptr) std::filesystem::remove_all(dir_);
   }
 
   std::string Path(const std::string& name) const { return (dir_ / name).string(); }
