@@ -306,8 +306,10 @@ static foxw_verdict handle_abort(void *inst, const foxw_message *msg, foxw_outco
   abort();
 }
 
+/* Frames smaller than a page, so that the stack pointer walks into the guard
+ * page below the stack (a larger frame could jump over it). */
 static long recurse(long depth, long limit) {
-  volatile char frame[4096];
+  volatile char frame[256];
   frame[0] = (char)depth;
   if (depth >= limit) return frame[0];
   return recurse(depth + 1, limit) + frame[0];
