@@ -15,6 +15,7 @@
 
 #include "daemon/app/admin/admin_server.h"
 #include "daemon/app/builtin_extensions.h"
+#include "daemon/app/crash_report.h"
 #include "daemon/config/config_parser.h"
 #include "daemon/app/service_notifier.h"
 #include "daemon/app/supervisor.h"
@@ -24,6 +25,12 @@ namespace foxworker {
 namespace {
 
 constexpr char kDefaultConfig[] = "/etc/foxworker/foxworker.yaml";
+
+// Exit statuses (docs/operations.md, "Exit statuses"; --help).
+constexpr int kExitOk = 0;            // stopped after a full drain; --check-config OK
+constexpr int kExitCannotRun = 1;     // invalid config, or a start failure
+constexpr int kExitUsage = 2;         // unknown command-line argument
+constexpr int kExitAbandoned = 3;     // stopped, but abandoned running handlers
 
 void PrintUsage(FILE* out) {
   fprintf(out,
@@ -41,9 +48,21 @@ void PrintUsage(FILE* out) {
           "  -V, --version          print the version and plugin ABI\n"
           "  -h, --help             this text\n"
           "\n"
-          "Signals: SIGTERM/SIGINT drain in-flight work within daemon.shutdown_timeout and\n"
-          "exit 0; a second one stops waiting. SIGHUP reloads FILE: queues, plugins and\n"
-          "backends change without a restart; an invalid FILE leaves the running config.\n",
+          "Signals: SIGTERM/SIGINT drain in-flight work within daemon.shutdown_timeout;\n"
+          "a second one stops waiting. SIGHUP reloads FILE: queues, plugins and\n"
+          "backends change without a restart; an invalid FILE leaves the running config.\n"
+          "On SIGSEGV, SIGBUS, SIGFPE, SIGILL or SIGABRT a crash report (the handler and\n"
+          "message running on the thread, a backtrace) goes to stderr and the daemon\n"
+          "dies of that signal.\n"
+          "\n"
+          "Exit status:\n"
+          "  0  stopped after every handler returned and every outcome was flushed\n"
+          "     (or --check-config found the config valid)\n"
+          "  1  invalid config, or a start failure (plugin load, init or create\n"
+          "     refused, a backend or the admin listener that cannot start)\n"
+          "  2  unknown command-line argument\n"
+          "  3  stopped, but handlers still running were abandoned (shutdown_timeout\n"
+          "     expired or a second signal); their messages are delivered again\n",
           kDefaultConfig);
 }
 
@@ -94,7 +113,7 @@ int Run(const std::string& path) {
   auto config = LoadConfig(path);
   if (!config.ok()) {
     LOG(ERROR) << "invalid config: " << config.status().message();
-    return 1;
+    return kExitCannotRun;
   }
   ApplyLogLevel(config->daemon.log_level);
 
@@ -115,7 +134,7 @@ int Run(const std::string& path) {
     LOG(ERROR) << "cannot start: " << s.message();
     notifier.Status("cannot start: " + s.message());
     supervisor.Shutdown();
-    return 1;
+    return kExitCannotRun;
   }
   LOG(INFO) << "foxworkerd " << FOXWORKER_VERSION << " started: " << supervisor.Describe();
   std::unique_ptr<AdminServer> admin;
@@ -127,7 +146,7 @@ int Run(const std::string& path) {
       notifier.Status("cannot start: " + s.message());
       admin.reset();
       supervisor.Shutdown();
-      return 1;
+      return kExitCannotRun;
     }
   }
 
@@ -249,14 +268,16 @@ int Run(const std::string& path) {
     }
     return false;
   });
-  google::FlushLogFiles(google::GLOG_INFO);
   if (!drained) {
     // Handlers are still running inside plugin code: do not run destructors
     // under them. Their messages were not acked and will be redelivered.
+    LOG(WARNING) << "exiting with status " << kExitAbandoned << ": handlers were abandoned";
+    google::FlushLogFiles(google::GLOG_INFO);
     fflush(nullptr);
-    _exit(0);
+    _exit(kExitAbandoned);
   }
-  return 0;
+  google::FlushLogFiles(google::GLOG_INFO);
+  return kExitOk;
 }
 
 }  // namespace
@@ -265,6 +286,9 @@ int Run(const std::string& path) {
 int main(int argc, char** argv) {
   FLAGS_logtostderr = true;
   google::InitGoogleLogging("foxworkerd");
+  // First, before any thread exists (each thread the daemon starts installs
+  // its own alternate signal stack).
+  foxworker::InstallCrashReport(FOXWORKER_VERSION);
   foxworker::RegisterBuiltinExtensions();
   std::string config_path = foxworker::kDefaultConfig;
   bool check = false;
@@ -291,7 +315,7 @@ int main(int argc, char** argv) {
     } else {
       fprintf(stderr, "foxworkerd: unknown argument \"%s\"\n\n", a.c_str());
       foxworker::PrintUsage(stderr);
-      return 2;
+      return foxworker::kExitUsage;
     }
   }
   if (check) {

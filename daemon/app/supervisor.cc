@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <set>
 #include <sstream>
+#include <tuple>
 #include <thread>
 #include <utility>
 
 #include "daemon/base/clock.h"
+#include "daemon/core/running_job.h"
 #include "daemon/config/extension_registry.h"
 #include "daemon/middleware/chain.h"
 #include "daemon/plugins/plugin_handlers.h"
@@ -399,35 +401,53 @@ bool Supervisor::Shutdown(const std::function<bool()>& give_up) {
   const Config& config = *current_->config;
   const auto deadline = t0 + config.daemon.shutdown_timeout;
   for (auto& c : consumers) c->StopFetching();
-  int64_t in_flight = 0;
-  for (auto& c : consumers) in_flight += c->Stats().in_flight;
-  if (in_flight > 0)
-    LOG(INFO) << "draining: waiting up to " << config.daemon.shutdown_timeout.count()
-              << " ms for " << in_flight << " in-flight message(s)";
-  bool drained = true;
-  for (auto& c : consumers) {
-    while (!c->WaitDrained(std::min(deadline, std::chrono::steady_clock::now() +
-                                                  std::chrono::milliseconds(50)))) {
-      if (std::chrono::steady_clock::now() >= deadline || (give_up && give_up())) {
-        drained = false;
-        break;
+  auto in_flight = [&] {
+    int64_t n = 0;
+    for (auto& c : consumers) n += c->Stats().in_flight;
+    return n;
+  };
+  const int64_t in_flight_at_stop = in_flight();
+  const size_t running_at_stop = RunningJobs().size();
+  if (in_flight_at_stop > 0 || running_at_stop > 0)
+    LOG(INFO) << "draining: waiting up to " << config.daemon.shutdown_timeout.count() << " ms for "
+              << in_flight_at_stop << " in-flight message(s) and " << running_at_stop
+              << " running handler(s)";
+  // Whether every message settled and every handler call returned by
+  // `until`. Both are needed: a handler past its timeout keeps running after
+  // its message was retried (no longer in flight), and a deferred completion
+  // is in flight with no handler running. `ask`: polled, true stops waiting.
+  bool asked_to_stop = false;
+  auto wait_all = [&](std::chrono::steady_clock::time_point until, bool ask) {
+    auto stop_waiting = [&] {
+      if (std::chrono::steady_clock::now() >= until) return true;
+      if (ask && give_up && give_up()) asked_to_stop = true;
+      return ask && asked_to_stop;
+    };
+    for (auto& c : consumers) {
+      while (!c->WaitDrained(std::min(until, std::chrono::steady_clock::now() +
+                                                 std::chrono::milliseconds(50)))) {
+        if (stop_waiting()) return false;
       }
     }
-    if (!drained) break;
-  }
+    while (!RunningJobs().empty()) {
+      if (stop_waiting()) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+  };
+  bool drained = wait_all(deadline, true);
   if (!drained) {
     // Tell handlers that poll cancellation, and give them a moment.
     for (auto& c : consumers) c->CancelInFlight();
-    const auto grace = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    drained = true;
-    for (auto& c : consumers) drained = c->WaitDrained(grace) && drained;
+    drained = wait_all(std::chrono::steady_clock::now() + std::chrono::seconds(1), false);
   }
   const auto close_deadline = std::chrono::steady_clock::now() + kCloseTimeout;
   if (!drained) {
-    int64_t left = 0;
-    for (auto& c : consumers) left += c->Stats().in_flight;
-    LOG(WARNING) << "shutdown: giving up on " << left
-                 << " in-flight message(s); they were not acked and will be redelivered";
+    LogAbandoned(in_flight(), asked_to_stop
+                                  ? std::string("asked to stop waiting")
+                                  : "shutdown_timeout (" +
+                                        std::to_string(config.daemon.shutdown_timeout.count()) +
+                                        " ms) expired");
     // Flush what did finish; leave the stuck handlers' state alone.
     for (auto& [name, backend] : current_->backends) backend->Stop(close_deadline);
     for (auto& backend : retiring_backends_) backend->Stop(close_deadline);
@@ -456,6 +476,24 @@ bool Supervisor::Shutdown(const std::function<bool()>& give_up) {
                    .count()
             << " ms";
   return true;
+}
+
+void Supervisor::LogAbandoned(int64_t in_flight, const std::string& why) {
+  std::vector<RunningJobInfo> running = RunningJobs();
+  std::sort(running.begin(), running.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.queue, a.started_ns) < std::tie(b.queue, b.started_ns);
+  });
+  LOG(WARNING) << "shutdown: " << why << "; abandoning " << running.size()
+               << " running handler(s), listed below; " << in_flight
+               << " message(s) in flight are left unsettled and will be delivered again";
+  const uint64_t now = MonotonicNs();
+  for (const RunningJobInfo& j : running) {
+    const uint64_t ms = now > j.started_ns ? (now - j.started_ns) / 1000000 : 0;
+    LOG(WARNING) << "shutdown: abandoned handler on queue " << j.queue << ": " << j.provider
+                 << ", handler " << j.handler << ", message id " << j.message_id << ", attempt "
+                 << j.attempt << ", running for " << ms / 1000 << "." << ms % 1000 / 100
+                 << " s (thread " << j.thread_id << ")";
+  }
 }
 
 std::string Supervisor::Describe() const {

@@ -72,9 +72,11 @@ class Supervisor {
   // Graceful drain: stop fetching, wait for in-flight handlers until the
   // shutdown timeout or until `give_up()` returns true (polled), flush
   // settlements, close backends, destroy instances, shut plugins down.
-  // Returns true when everything drained; false when handlers were abandoned
-  // (their messages are redelivered later). After an abandon the process
-  // must exit without running destructors of plugin state.
+  // Returns true when every message settled and every handler call returned;
+  // false when handlers were abandoned (each is logged, see LogAbandoned;
+  // their messages are redelivered later). After an abandon the process must
+  // exit without running destructors of plugin state. Safe after a failed
+  // Start(), and a no-op when called again.
   bool Shutdown(const std::function<bool()>& give_up = nullptr);
 
   // Applies a new, validated config to the running daemon (SIGHUP): adds
@@ -183,6 +185,11 @@ class Supervisor {
   std::shared_ptr<RuntimeSnapshot> Edit() const;
   // Adds a started consumer to the snapshot, in config order.
   void Install(std::shared_ptr<Consumer> c);
+
+  // Logs what a shutdown that gave up leaves behind: one line in total and
+  // one per handler still running (queue, plugin, handler, message id,
+  // attempt, running for). `why` says why it gave up.
+  void LogAbandoned(int64_t in_flight, const std::string& why);
 
   Status PublishFromPlugin(const foxw_publish& p, const Delivery* parent);
   // Opens the source of a pending queue and starts its consumer; false when

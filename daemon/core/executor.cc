@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <string>
 
+#include "daemon/base/crash_stack.h"
+
 namespace foxworker {
 namespace {
 thread_local int tls_thread_index = -1;
@@ -144,6 +146,7 @@ void Executor::Shutdown() {
 }
 
 void Executor::WorkerLoop(int index) {
+  InstallThreadCrashStack();
   tls_thread_index = index;
   NameThread("fw-worker-" + std::to_string(index));
   for (;;) {

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "daemon/base/clock.h"
+#include "daemon/base/crash_stack.h"
 
 namespace foxworker {
 
@@ -43,6 +44,7 @@ void Timer::Cancel(const void* owner) {
 }
 
 void Timer::Loop() {
+  InstallThreadCrashStack();
   pthread_setname_np(pthread_self(), "fw-timer");
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {

@@ -237,7 +237,7 @@ TEST_F(NotifyTest, NoWatchdogWhileAConsumerIsStuck) {
   }
   EXPECT_TRUE(Has(Log(), "no progress on queue(s) jobs")) << Log();
   kill(pid_, SIGTERM);
-  EXPECT_EQ(WaitExit(), 0) << Log();  // shutdown_timeout 1s, then abandons the handler
+  EXPECT_EQ(WaitExit(), 3) << Log();  // shutdown_timeout 1s, then abandons the handler: status 3
 }
 
 TEST_F(NotifyTest, SighupReloadsReloadingThenReadyAndKeepsTheOldConfigWhenBroken) {

@@ -20,6 +20,7 @@
 #include <glog/logging.h>
 
 #include "daemon/app/admin/admin_render.h"
+#include "daemon/base/crash_stack.h"
 #include "daemon/config/listen_address.h"
 #include "daemon/app/supervisor.h"
 
@@ -118,7 +119,10 @@ Status AdminServer::Start() {
     return s;
   }
   started_ = std::chrono::system_clock::now();
-  thread_ = std::thread([this] { event_base_dispatch(base_); });
+  thread_ = std::thread([this] {
+    InstallThreadCrashStack();
+    event_base_dispatch(base_);
+  });
   LOG(INFO) << "admin HTTP listening on " << address_
             << (token_.empty() ? " (pause/resume disabled: no token_file)" : "");
   return Status::Ok();

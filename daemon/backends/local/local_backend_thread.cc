@@ -7,6 +7,7 @@
 #include "daemon/backends/local/local_backend.h"
 #include "daemon/backends/local/local_source.h"
 #include "daemon/base/clock.h"
+#include "daemon/base/crash_stack.h"
 
 namespace foxworker {
 namespace {
@@ -27,6 +28,7 @@ milliseconds AtLeast(milliseconds d, milliseconds floor) { return std::max(d, fl
 }  // namespace
 
 void LocalBackend::Run(std::promise<Status>* started) {
+  InstallThreadCrashStack();
   thread_id_.store(std::this_thread::get_id());
   LocalStoreOptions store_options;
   store_options.path = options_.path;

@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "daemon/base/clock.h"
+#include "daemon/base/crash_stack.h"
 #include "daemon/core/dead_letter.h"
 
 namespace foxworker {
@@ -249,6 +250,7 @@ void MemoryBackend::Schedule(Queue& q, std::unique_ptr<Delivery> d, Duration del
 }
 
 void MemoryBackend::TimerLoop() {
+  InstallThreadCrashStack();
   std::unique_lock<std::mutex> lock(timer_mu_);
   while (!stopping_) {
     if (timers_.empty()) {

@@ -14,6 +14,7 @@
 #include "daemon/backends/rabbitmq/rabbitmq_backend_internal.h"
 #include "daemon/backends/rabbitmq/retry_tiers.h"
 #include "daemon/base/clock.h"
+#include "daemon/base/crash_stack.h"
 #include "daemon/core/dead_letter.h"
 
 namespace foxworker {
@@ -240,6 +241,7 @@ Status RabbitMqBackend::ConsumeSources() {
 }
 
 void RabbitMqBackend::Run() {
+  InstallThreadCrashStack();
   while (!StopRequested()) {
     if (!conn_) {
       WaitBackoff();

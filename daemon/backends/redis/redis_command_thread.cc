@@ -13,6 +13,7 @@
 #include "daemon/backends/redis/redis_source.h"
 #include "daemon/backends/redis/redis_url.h"
 #include "daemon/base/clock.h"
+#include "daemon/base/crash_stack.h"
 #include "daemon/core/dead_letter.h"
 
 namespace foxworker {
@@ -26,6 +27,7 @@ constexpr int kMoveBatch = 256;
 }  // namespace
 
 void RedisBackend::RunCommands() {
+  InstallThreadCrashStack();
   int failures = 0;
   TimePoint next_connect{};
   std::vector<SettleOp> settles;

@@ -11,6 +11,7 @@
 
 #include "daemon/backends/redis/redis_backend.h"
 #include "daemon/backends/redis/redis_source.h"
+#include "daemon/base/crash_stack.h"
 
 namespace foxworker {
 
@@ -142,6 +143,7 @@ constexpr size_t kMaxRounds = 2;
 }  // namespace
 
 void RedisBackend::RunReader() {
+  InstallThreadCrashStack();
   int failures = 0;
   while (true) {
     SourceList sources;

@@ -13,6 +13,11 @@
  *             when it was enqueued, retries with the host's error when not;
  *             appends "publishing" and then "published 0" (or -1) to
  *             $FOXWORKER_TEST_RECORD_FILE around the call
+ *   hang      appends the id to $FOXWORKER_TEST_RECORD_FILE, then sleeps
+ *             <payload> ms and acks (a test knows it started)
+ *   crash     writes through a null pointer (SIGSEGV)
+ *   abort     calls abort() (SIGABRT)
+ *   overflow  recurses until the thread's stack overflows (SIGSEGV)
  * Builds in variants (compile definitions) to exercise the loader's checks.
  */
 #include <foxworker/plugin.h>
@@ -272,6 +277,54 @@ static foxw_verdict handle_publish(void *inst, const foxw_message *msg, foxw_out
   return rc == 0 ? FOXW_ACK : FOXW_RETRY;
 }
 
+static foxw_verdict handle_hang(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  (void)out;
+  enter(inst);
+  foxw_str id = host->msg_id(msg);
+  char text[64];
+  snprintf(text, sizeof text, "%.*s", (int)(id.len < 63 ? id.len : 63), id.ptr);
+  record_text(text);
+  sleep_ms(payload_number(msg));
+  leave(inst);
+  return FOXW_ACK;
+}
+
+/* For the crash report's tests: handlers that kill the process. */
+static foxw_verdict handle_crash(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  (void)msg; (void)out;
+  enter(inst);
+  /* Both volatile: a real store, not a compiler trap or nothing at all. */
+  volatile int *volatile target = NULL;
+  *target = 1;
+  leave(inst);
+  return FOXW_ACK;
+}
+
+static foxw_verdict handle_abort(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  (void)msg; (void)out;
+  enter(inst);
+  abort();
+}
+
+/* Frames smaller than a page, so that the stack pointer walks into the guard
+ * page below the stack (a larger frame could jump over it). */
+static long recurse(long depth, long limit) {
+  volatile char frame[256];
+  frame[0] = (char)depth;
+  if (depth >= limit) return frame[0];
+  return recurse(depth + 1, limit) + frame[0];
+}
+
+static foxw_verdict handle_overflow(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  (void)msg; (void)out;
+  enter(inst);
+  long limit = 1L << 40; /* never reached: the stack ends first */
+  volatile long r = recurse(0, limit);
+  (void)r;
+  leave(inst);
+  return FOXW_ACK;
+}
+
 /* A downstream that fails while test_plugin_set_down(1). */
 static atomic_int g_down;
 FOXW_EXPORT void test_plugin_set_down(int down) { atomic_store(&g_down, down); }
@@ -327,6 +380,10 @@ static const foxw_handler_def handlers[] = {
     FOXW_HANDLER("defer_now", handle_defer_now),
     FOXW_HANDLER("cancel", handle_cancel),
     FOXW_HANDLER("publish", handle_publish),
+    FOXW_HANDLER("hang", handle_hang),
+    FOXW_HANDLER("crash", handle_crash),
+    FOXW_HANDLER("abort", handle_abort),
+    FOXW_HANDLER("overflow", handle_overflow),
 #ifdef TEST_DUPLICATE_HANDLER
     FOXW_HANDLER("ok", handle_ok),
 #endif
