@@ -668,6 +668,8 @@ TEST(FormatConfigTest, ShowsEmptySectionsAndDefaults) {
             "  log_level: info\n"
             "  worker_threads: 2\n"
             "  shutdown_timeout: 30s\n"
+            "  long_job_warning: 5m\n"
+            "  liveness_timeout: 0\n"
             "  plugin_dir: \"\"\n"
             "  state_dir: \"/var/lib/foxworker\"\n"
             "plugins: {}\n"
