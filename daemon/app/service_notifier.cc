@@ -127,22 +127,29 @@ void DaemonWatch::Report() {
     const uint64_t now = MonotonicNs();
     const auto limit = limit_.load();
     std::vector<StaleHeartbeat> stale = registry_->Stale(now, limit);
-    if (!stale.empty() && !late_) {
-      late_ = true;
+    // Each late thread is named once per episode: the first line when the
+    // episode starts, then (rarely) one more line for threads that went
+    // late after it (a deadlock spreads to the threads that wait on it).
+    std::string names;
+    for (const auto& h : stale) {
+      if (!reported_.insert(h.name).second) continue;
+      names += (names.empty() ? "" : ", ") + h.name + " (last beat " + Ago(h.age) + " ago)";
+    }
+    if (!names.empty() && late_since_ns_ == 0) {
       late_since_ns_ = now;
-      std::string names;
-      for (const auto& h : stale)
-        names += (names.empty() ? "" : ", ") + h.name + " (last beat " + Ago(h.age) + " ago)";
       LOG(ERROR) << "daemon thread(s) not responding for longer than " << FormatDuration(limit)
                  << ": " << names << "; "
                  << (watchdog_.count() > 0
                          ? "no longer pinging the systemd watchdog: systemd will restart the daemon"
                          : "no systemd watchdog configured, the daemon keeps running");
-    } else if (stale.empty() && late_) {
-      late_ = false;
+    } else if (!names.empty()) {
+      LOG(ERROR) << "also not responding: " << names;
+    } else if (stale.empty() && late_since_ns_ != 0) {
       LOG(WARNING) << "daemon threads responding again after "
                    << Ago(std::chrono::nanoseconds(now - late_since_ns_))
                    << (watchdog_.count() > 0 ? "; pinging the systemd watchdog again" : "");
+      late_since_ns_ = 0;
+      reported_.clear();
     }
     ReportLongJobs(now);
     lock.lock();

@@ -67,7 +67,8 @@ std::chrono::milliseconds LivenessLimit(std::chrono::milliseconds configured,
 // registered heartbeat (base/liveness.h: the control loop's own, each
 // backend I/O thread, the timer, the executor's dispatch) is fresh. A thread
 // of its own reports: one ERROR naming the late heartbeats when they go
-// late, one WARNING when they are all fresh again, and one WARNING per
+// late (and one more if others follow them), one WARNING when they are all
+// fresh again, and one WARNING per
 // message whose handler has run longer than `long_job_warning`. How long a
 // handler runs never decides whether the watchdog is pinged.
 class DaemonWatch {
@@ -109,8 +110,8 @@ class DaemonWatch {
   std::thread reporter_;
 
   // The reporter's own.
-  bool late_ = false;
-  uint64_t late_since_ns_ = 0;
+  uint64_t late_since_ns_ = 0;      // 0: every heartbeat fresh
+  std::set<std::string> reported_;  // late threads named in this episode
   // Messages already warned about: "thread id/started_ns/message id".
   std::set<std::string> warned_;
 };
