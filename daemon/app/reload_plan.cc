@@ -36,6 +36,12 @@ void PlanDaemon(const Config& old, const Config& next, ReloadPlan& plan) {
   if (next.daemon.shutdown_timeout != old.daemon.shutdown_timeout)
     plan.changes.push_back("shutdown_timeout " +
                            std::to_string(next.daemon.shutdown_timeout.count()) + " ms");
+  if (next.daemon.long_job_warning != old.daemon.long_job_warning)
+    plan.changes.push_back("long_job_warning " +
+                           std::to_string(next.daemon.long_job_warning.count()) + " ms");
+  if (next.daemon.liveness_timeout != old.daemon.liveness_timeout)
+    plan.changes.push_back("liveness_timeout " +
+                           std::to_string(next.daemon.liveness_timeout.count()) + " ms");
 }
 
 Status PlanBackends(const Config& old, const Config& next, const RunningFacts& facts,

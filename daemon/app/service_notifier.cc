@@ -7,9 +7,14 @@
 #include <cstring>
 #include <ctime>
 
+#include <pthread.h>
+
 #include <glog/logging.h>
 
 #include "daemon/app/supervisor.h"
+#include "daemon/base/clock.h"
+#include "daemon/base/units.h"
+#include "daemon/core/running_job.h"
 
 namespace foxworker {
 
@@ -65,38 +70,118 @@ void ServiceNotifier::Watchdog() {
   if (watchdog_.count() > 0) Send("WATCHDOG=1");
 }
 
-std::vector<std::string> ProgressWatch::Observe(const std::vector<ConsumerProgress>& now,
-                                                std::chrono::steady_clock::time_point t) {
-  std::vector<std::string> stuck;
-  for (const ConsumerProgress& c : now) {
-    auto [it, inserted] = seen_.try_emplace(c.queue, Seen{c.settled, t});
-    Seen& s = it->second;
-    if (inserted) continue;
-    if (c.settled != s.settled || c.in_flight <= 0) {
-      // Progress, or honestly idle: nothing is waiting on a handler.
-      s.settled = c.settled;
-      s.moved = t;
-      continue;
-    }
-    if (t - s.moved > limit_ + c.longest_handler) stuck.push_back(c.queue);
-  }
-  return stuck;
+std::chrono::milliseconds LivenessLimit(std::chrono::milliseconds configured,
+                                        std::chrono::microseconds watchdog) {
+  constexpr std::chrono::milliseconds kFloor{10000};
+  if (configured.count() > 0) return configured;
+  if (watchdog.count() <= 0) return kFloor;
+  return std::max(kFloor, std::chrono::duration_cast<std::chrono::milliseconds>(watchdog / 2));
 }
 
-std::vector<ConsumerProgress> ServiceSummary::Sample(const Supervisor& supervisor) const {
-  std::vector<ConsumerProgress> out;
-  for (const auto& c : supervisor.consumers()) {
-    ConsumerStats s = c->Stats();
-    ConsumerProgress p;
-    p.queue = c->name();
-    p.in_flight = s.in_flight;
-    p.settled = s.acked + s.retried + s.dead_lettered;
-    p.longest_handler = c->config().timeout;
-    for (const auto& [handler, timeout] : c->config().handler_timeouts)
-      p.longest_handler = std::max(p.longest_handler, timeout);
-    out.push_back(std::move(p));
+namespace {
+
+std::string Ago(std::chrono::nanoseconds d) {
+  return FormatDuration(std::chrono::duration_cast<std::chrono::milliseconds>(d));
+}
+
+constexpr std::chrono::milliseconds kReportEvery{250};
+
+}  // namespace
+
+DaemonWatch::DaemonWatch(std::chrono::microseconds watchdog, LivenessRegistry* registry)
+    : watchdog_(watchdog),
+      registry_(registry),
+      limit_(LivenessLimit(std::chrono::milliseconds(0), watchdog)) {
+  control_loop_.Register("control loop", registry_);
+  reporter_ = std::thread([this] { Report(); });
+}
+
+DaemonWatch::~DaemonWatch() { Stop(); }
+
+void DaemonWatch::Configure(std::chrono::milliseconds liveness_timeout,
+                            std::chrono::milliseconds long_job_warning) {
+  limit_.store(LivenessLimit(liveness_timeout, watchdog_));
+  long_job_warning_.store(long_job_warning);
+}
+
+bool DaemonWatch::Tick() {
+  control_loop_.Beat();
+  return registry_->Stale(MonotonicNs(), limit_.load()).empty();
+}
+
+void DaemonWatch::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
   }
-  return out;
+  cv_.notify_all();
+  if (reporter_.joinable()) reporter_.join();
+  control_loop_.Unregister();
+}
+
+void DaemonWatch::Report() {
+  pthread_setname_np(pthread_self(), "fw-watch");
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!cv_.wait_for(lock, kReportEvery, [this] { return stopping_; })) {
+    lock.unlock();
+    const uint64_t now = MonotonicNs();
+    const auto limit = limit_.load();
+    std::vector<StaleHeartbeat> stale = registry_->Stale(now, limit);
+    // Each late thread is named once per episode: the first line when the
+    // episode starts, then (rarely) one more line for threads that went
+    // late after it (a deadlock spreads to the threads that wait on it).
+    std::string names;
+    for (const auto& h : stale) {
+      if (!reported_.insert(h.name).second) continue;
+      names += (names.empty() ? "" : ", ") + h.name + " (last beat " + Ago(h.age) + " ago)";
+    }
+    if (!names.empty() && late_since_ns_ == 0) {
+      late_since_ns_ = now;
+      LOG(ERROR) << "daemon thread(s) not responding for longer than " << FormatDuration(limit)
+                 << ": " << names << "; "
+                 << (watchdog_.count() > 0
+                         ? "no longer pinging the systemd watchdog: systemd will restart the daemon"
+                         : "no systemd watchdog configured, the daemon keeps running");
+    } else if (!names.empty()) {
+      LOG(ERROR) << "also not responding: " << names;
+    } else if (stale.empty() && late_since_ns_ != 0) {
+      LOG(WARNING) << "daemon threads responding again after "
+                   << Ago(std::chrono::nanoseconds(now - late_since_ns_))
+                   << (watchdog_.count() > 0 ? "; pinging the systemd watchdog again" : "");
+      late_since_ns_ = 0;
+      reported_.clear();
+    }
+    ReportLongJobs(now);
+    lock.lock();
+  }
+}
+
+void DaemonWatch::ReportLongJobs(uint64_t now_ns) {
+  const auto threshold = long_job_warning_.load();
+  if (threshold.count() <= 0) {
+    warned_.clear();
+    return;
+  }
+  std::set<std::string> running;
+  for (const RunningJobInfo& j : RunningJobs()) {
+    std::string key = std::to_string(j.thread_id) + "/" + std::to_string(j.started_ns) + "/" +
+                      j.message_id;
+    if (warned_.count(key) != 0) {
+      running.insert(std::move(key));
+      continue;
+    }
+    if (now_ns < j.started_ns) continue;
+    const auto ran = std::chrono::nanoseconds(now_ns - j.started_ns);
+    if (ran < threshold) continue;
+    LOG(WARNING) << "queue " << j.queue << ": handler " << j.handler << " (" << j.provider
+                 << ") has been running message " << j.message_id << " (attempt " << j.attempt
+                 << ") for " << Ago(ran) << ", longer than daemon.long_job_warning ("
+                 << FormatDuration(threshold) << "); it keeps running, and the watchdog is not "
+                 << "affected";
+    running.insert(std::move(key));
+  }
+  // Forget the calls that ended: one line per handler call at most.
+  warned_.swap(running);
 }
 
 std::string ServiceSummary::Text(const Supervisor& supervisor,

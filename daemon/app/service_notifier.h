@@ -3,19 +3,25 @@
 // WATCHDOG=1. Every call is a no-op when NOTIFY_SOCKET is unset, so the
 // daemon runs the same in a terminal, a container or under systemd.
 //
-// ProgressWatch decides whether the watchdog may be pinged: every consumer is
-// either making progress or honestly idle. ServiceSummary is what STATUS=
-// says about the running daemon.
+// DaemonWatch decides whether the watchdog may be pinged: the daemon's own
+// threads are alive, whatever its jobs do (docs/operations.md#watchdog).
+// ServiceSummary is what STATUS= says about the running daemon.
 #ifndef FOXWORKER_APP_SERVICE_NOTIFIER_H_
 #define FOXWORKER_APP_SERVICE_NOTIFIER_H_
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <map>
+#include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
+
+#include "daemon/base/liveness.h"
 
 namespace foxworker {
 
@@ -51,36 +57,63 @@ class ServiceNotifier {
   std::string last_status_;
 };
 
-// One consumer's numbers as the watch sees them.
-struct ConsumerProgress {
-  std::string queue;
-  int64_t in_flight = 0;
-  uint64_t settled = 0;  // acked + retried + dead-lettered
-  // How long a handler of this queue may legitimately run (its largest
-  // timeout); zero when the queue has none.
-  std::chrono::milliseconds longest_handler{0};
-};
+// How late a heartbeat may be: `configured` when non-zero, else half the
+// watchdog interval but at least 10 s, or 10 s without a watchdog.
+std::chrono::milliseconds LivenessLimit(std::chrono::milliseconds configured,
+                                        std::chrono::microseconds watchdog);
 
-// Tracks, per queue, when its settled count last moved. A queue with
-// messages in flight whose count has not moved for longer than the limit
-// (the watchdog interval, plus the queue's longest handler timeout) is stuck.
-// Not thread-safe.
-class ProgressWatch {
+// Watches the daemon, never its jobs. The control loop calls Tick() each
+// tick and pings the systemd watchdog only when it returns true: every
+// registered heartbeat (base/liveness.h: the control loop's own, each
+// backend I/O thread, the timer, the executor's dispatch) is fresh. A thread
+// of its own reports: one ERROR naming the late heartbeats when they go
+// late (and one more if others follow them), one WARNING when they are all
+// fresh again, and one WARNING per
+// message whose handler has run longer than `long_job_warning`. How long a
+// handler runs never decides whether the watchdog is pinged.
+class DaemonWatch {
  public:
-  explicit ProgressWatch(std::chrono::microseconds limit) : limit_(limit) {}
+  // `watchdog`: the interval systemd asked for, zero when off (for the
+  // limit and the log lines).
+  explicit DaemonWatch(std::chrono::microseconds watchdog,
+                       LivenessRegistry* registry = &LivenessRegistry::Default());
+  ~DaemonWatch();  // Stop()s
+  DaemonWatch(const DaemonWatch&) = delete;
+  DaemonWatch& operator=(const DaemonWatch&) = delete;
 
-  // Records a sample; returns the names of the stuck queues (empty when the
-  // watchdog may be pinged).
-  std::vector<std::string> Observe(const std::vector<ConsumerProgress>& now,
-                                   std::chrono::steady_clock::time_point t);
+  // The config's daemon.liveness_timeout and daemon.long_job_warning (0:
+  // derived, off). At start and after each reload. Thread-safe.
+  void Configure(std::chrono::milliseconds liveness_timeout,
+                 std::chrono::milliseconds long_job_warning);
+  // The control thread, once a tick: beats "control loop"; true when the
+  // watchdog may be pinged.
+  bool Tick();
+  // Ends the reporter (before the shutdown drain, when the control loop no
+  // longer ticks). The heartbeat of the control loop goes with it.
+  void Stop();
+
+  std::chrono::milliseconds limit() const { return limit_.load(); }
 
  private:
-  struct Seen {
-    uint64_t settled = 0;
-    std::chrono::steady_clock::time_point moved;  // last change, or last idle moment
-  };
-  const std::chrono::microseconds limit_;
-  std::map<std::string, Seen> seen_;
+  void Report();
+  void ReportLongJobs(uint64_t now_ns);
+
+  const std::chrono::microseconds watchdog_;
+  LivenessRegistry* const registry_;
+  Heartbeat control_loop_;
+  std::atomic<std::chrono::milliseconds> limit_;
+  std::atomic<std::chrono::milliseconds> long_job_warning_{std::chrono::milliseconds(0)};
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;  // GUARDED_BY(mu_)
+  std::thread reporter_;
+
+  // The reporter's own.
+  uint64_t late_since_ns_ = 0;      // 0: every heartbeat fresh
+  std::set<std::string> reported_;  // late threads named in this episode
+  // Messages already warned about: "thread id/started_ns/message id".
+  std::set<std::string> warned_;
 };
 
 // Builds the STATUS= text about a running daemon: queues consuming, in
@@ -88,7 +121,6 @@ class ProgressWatch {
 // Not thread-safe.
 class ServiceSummary {
  public:
-  std::vector<ConsumerProgress> Sample(const Supervisor& supervisor) const;
   // Call about once a second; `t` is now.
   std::string Text(const Supervisor& supervisor, std::chrono::steady_clock::time_point t);
 

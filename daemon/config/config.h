@@ -52,6 +52,12 @@ struct DaemonConfig {
   LogLevel log_level = LogLevel::kInfo;
   int worker_threads = 0;  // 0 = one per CPU
   Duration shutdown_timeout{30000};
+  // One WARNING per message whose handler has run this long (0 = never).
+  Duration long_job_warning{300000};
+  // How late a daemon thread's heartbeat may be before the daemon stops
+  // feeding the systemd watchdog (0 = derived: half the watchdog interval,
+  // at least 10s; 10s without a watchdog). See docs/operations.md.
+  Duration liveness_timeout{0};
   std::string plugin_dir;  // relative plugin paths resolve here, else next to the config file
   std::string include_dir;  // optional: more YAML files (*.yaml) merged in name order
   std::string state_dir = "/var/lib/foxworker";

@@ -21,6 +21,8 @@ std::string FormatConfig(const Config& config) {
   w.Line(1, "log_level", LogLevelName(d.log_level));
   w.Line(1, "worker_threads", std::to_string(d.worker_threads));
   w.Line(1, "shutdown_timeout", FormatDuration(d.shutdown_timeout));
+  w.Line(1, "long_job_warning", FormatDuration(d.long_job_warning));
+  w.Line(1, "liveness_timeout", FormatDuration(d.liveness_timeout));
   w.Line(1, "plugin_dir", Quote(d.plugin_dir));
   w.Line(1, "state_dir", Quote(d.state_dir));
   if (!d.admin.listen.empty()) {

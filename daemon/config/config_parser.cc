@@ -28,9 +28,14 @@ namespace fs = std::filesystem;
 
 constexpr std::string_view kTopLevelKeys[] = {"daemon", "plugins",        "backends",
                                               "queues", "retry_policies", "rate_limits"};
-constexpr std::string_view kDaemonKeys[] = {"log_level",  "worker_threads", "shutdown_timeout",
-                                            "plugin_dir", "include_dir",    "state_dir",
+constexpr std::string_view kDaemonKeys[] = {"log_level",        "worker_threads",
+                                            "shutdown_timeout", "long_job_warning",
+                                            "liveness_timeout", "plugin_dir",
+                                            "include_dir",      "state_dir",
                                             "admin"};
+// A liveness timeout shorter than this would call threads that beat every
+// kHeartbeatPeriod (1s) stuck.
+constexpr Duration kMinLivenessTimeout{2000};
 constexpr std::string_view kAdminKeys[] = {"listen", "token_file"};
 constexpr std::string_view kPluginKeys[] = {"path", "config"};
 constexpr std::string_view kQueueKeys[] = {
@@ -320,6 +325,16 @@ Status ConfigBuilder::ParseDaemon(const YamlFile& file, const MappingEntry& sect
       status = Assign(ReadInteger(file, e, 0, kMaxWorkerThreads), &daemon.worker_threads);
     } else if (e.key == "shutdown_timeout") {
       status = Assign(ReadDuration(file, e), &daemon.shutdown_timeout);
+    } else if (e.key == "long_job_warning") {
+      status = Assign(ReadDuration(file, e), &daemon.long_job_warning);
+      if (status.ok() && daemon.long_job_warning < Duration::zero())
+        return ErrorAt(file, e.value_mark, e.path, "must be 0 (off) or positive");
+    } else if (e.key == "liveness_timeout") {
+      status = Assign(ReadDuration(file, e), &daemon.liveness_timeout);
+      if (status.ok() && daemon.liveness_timeout != Duration::zero() &&
+          daemon.liveness_timeout < kMinLivenessTimeout) {
+        return ErrorAt(file, e.value_mark, e.path, "must be 0 (derived) or at least 2s");
+      }
     } else if (e.key == "admin") {
       status = ParseAdmin(file, e, &daemon.admin);
     } else if (e.key == "state_dir" || e.key == "plugin_dir" || e.key == "include_dir") {

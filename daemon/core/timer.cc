@@ -2,10 +2,12 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "daemon/base/clock.h"
 #include "daemon/base/crash_stack.h"
+#include "daemon/base/liveness.h"
 
 namespace foxworker {
 
@@ -46,16 +48,20 @@ void Timer::Cancel(const void* owner) {
 void Timer::Loop() {
   InstallThreadCrashStack();
   pthread_setname_np(pthread_self(), "fw-timer");
+  // Callbacks are quick by contract: a late beat here means a stuck one.
+  Heartbeat heartbeat("timer");
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
+    heartbeat.Beat();
     if (entries_.empty()) {
-      cv_.wait(lock);
+      cv_.wait_for(lock, kHeartbeatPeriod);
       continue;
     }
     const uint64_t now = MonotonicNs();
     auto it = entries_.begin();
     if (it->first > now) {
-      cv_.wait_for(lock, std::chrono::nanoseconds(it->first - now));
+      cv_.wait_for(lock, std::min<std::chrono::nanoseconds>(
+                             std::chrono::nanoseconds(it->first - now), kHeartbeatPeriod));
       continue;
     }
     Entry e = std::move(it->second);

@@ -230,8 +230,8 @@ TEST(ParseConfigTest, UnknownKeySuggestsTheClosest) {
 TEST(ParseConfigTest, UnknownKeyWithoutCloseMatchListsTheKeys) {
   EXPECT_EQ(ParseError("daemon:\n  colour: blue\n"),
             "/etc/foxworker/foxworker.yaml:2:3: daemon.colour: unknown key (expected one of: "
-            "log_level, worker_threads, shutdown_timeout, plugin_dir, include_dir, state_dir, "
-            "admin)");
+            "log_level, worker_threads, shutdown_timeout, long_job_warning, liveness_timeout, "
+            "plugin_dir, include_dir, state_dir, admin)");
   EXPECT_EQ(ParseError("middleware:\n  - auth\n"),
             "/etc/foxworker/foxworker.yaml:1:1: middleware: unknown key (expected one of: "
             "daemon, plugins, backends, queues, retry_policies, rate_limits)");
@@ -247,6 +247,20 @@ TEST(ParseConfigTest, BadDurationPointsAtTheValue) {
   EXPECT_EQ(ParseError("daemon:\n  shutdown_timeout: 30\n"),
             "/etc/foxworker/foxworker.yaml:2:21: daemon.shutdown_timeout: invalid duration "
             "\"30\": a unit is required; expected a number followed by ms, s, m, h or d");
+}
+
+TEST(ParseConfigTest, WatchdogKeys) {
+  Config defaults = ParseOk("daemon:\n  worker_threads: 2\n");
+  EXPECT_EQ(defaults.daemon.long_job_warning, milliseconds(300000));
+  EXPECT_EQ(defaults.daemon.liveness_timeout, milliseconds(0));
+  Config set = ParseOk("daemon:\n  long_job_warning: 90s\n  liveness_timeout: 5s\n");
+  EXPECT_EQ(set.daemon.long_job_warning, milliseconds(90000));
+  EXPECT_EQ(set.daemon.liveness_timeout, milliseconds(5000));
+  EXPECT_EQ(ParseOk("daemon:\n  long_job_warning: 0s\n").daemon.long_job_warning,
+            milliseconds(0));
+  EXPECT_EQ(ParseError("daemon:\n  liveness_timeout: 500ms\n"),
+            "/etc/foxworker/foxworker.yaml:2:21: daemon.liveness_timeout: must be 0 (derived) "
+            "or at least 2s");
 }
 
 TEST(ParseConfigTest, MissingEnvironmentVariablePointsAtTheScalar) {
@@ -668,6 +682,8 @@ TEST(FormatConfigTest, ShowsEmptySectionsAndDefaults) {
             "  log_level: info\n"
             "  worker_threads: 2\n"
             "  shutdown_timeout: 30s\n"
+            "  long_job_warning: 5m\n"
+            "  liveness_timeout: 0\n"
             "  plugin_dir: \"\"\n"
             "  state_dir: \"/var/lib/foxworker\"\n"
             "plugins: {}\n"

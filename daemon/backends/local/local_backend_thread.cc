@@ -8,6 +8,7 @@
 #include "daemon/backends/local/local_source.h"
 #include "daemon/base/clock.h"
 #include "daemon/base/crash_stack.h"
+#include "daemon/base/liveness.h"
 
 namespace foxworker {
 namespace {
@@ -23,6 +24,10 @@ constexpr milliseconds kMaxDataVersionInterval{20};
 constexpr milliseconds kMinBackoff{50};
 constexpr milliseconds kMaxBackoff{5000};
 
+// A turn's SQLite calls may wait this long for another process's lock (the
+// store's busy timeout) before they give up.
+constexpr milliseconds kStoreCallGrace{5000};  // LocalStoreOptions::busy_timeout
+
 milliseconds AtLeast(milliseconds d, milliseconds floor) { return std::max(d, floor); }
 
 }  // namespace
@@ -30,6 +35,7 @@ milliseconds AtLeast(milliseconds d, milliseconds floor) { return std::max(d, fl
 void LocalBackend::Run(std::promise<Status>* started) {
   InstallThreadCrashStack();
   thread_id_.store(std::this_thread::get_id());
+  Heartbeat heartbeat("backend local " + name_ + ": I/O");
   LocalStoreOptions store_options;
   store_options.path = options_.path;
   store_options.durability = options_.durability;
@@ -67,19 +73,20 @@ void LocalBackend::Run(std::promise<Status>* started) {
         return stop_requested_ || kicked_ || !pending_settles_.empty() ||
                !pending_enqueues_.empty();
       };
-      if (!more && !ready()) cv_.wait_until(l, NextWakeupLocked(), ready);
+      if (!more && !ready()) WaitUntilBeating(cv_, l, NextWakeupLocked(), ready, heartbeat);
       if (stop_requested_) break;
       kicked_ = false;
       TakePendingLocked(static_cast<size_t>(std::max(options_.batch_size, 1)), &settles, &enqueues);
       std::erase_if(sources_, [](const auto& s) { return s->closed.load(); });
       sources = sources_;
     }
+    heartbeat.Beat(kStoreCallGrace);
     now = Clock::now();
     DetectNewWork(sources, now);
     more = false;
     if (!GroupCommit(sources, settles, enqueues, /*flush_only=*/false, now, &more)) {
       std::unique_lock<std::mutex> l(mu_);
-      cv_.wait_for(l, backoff_, [&] { return stop_requested_; });
+      WaitUntilBeating(cv_, l, Clock::now() + backoff_, [&] { return stop_requested_; }, heartbeat);
     }
   }
   {

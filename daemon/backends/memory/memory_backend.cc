@@ -2,10 +2,12 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <functional>
 
 #include "daemon/base/clock.h"
 #include "daemon/base/crash_stack.h"
+#include "daemon/base/liveness.h"
 #include "daemon/core/dead_letter.h"
 
 namespace foxworker {
@@ -251,15 +253,17 @@ void MemoryBackend::Schedule(Queue& q, std::unique_ptr<Delivery> d, Duration del
 
 void MemoryBackend::TimerLoop() {
   InstallThreadCrashStack();
+  Heartbeat heartbeat("backend memory " + name_ + ": timer");
   std::unique_lock<std::mutex> lock(timer_mu_);
   while (!stopping_) {
+    heartbeat.Beat();
     if (timers_.empty()) {
-      timer_cv_.wait(lock);
+      timer_cv_.wait_for(lock, kHeartbeatPeriod);
       continue;
     }
     auto due = timers_.top().due;
     if (std::chrono::steady_clock::now() < due) {
-      timer_cv_.wait_until(lock, due);
+      timer_cv_.wait_until(lock, std::min(due, std::chrono::steady_clock::now() + kHeartbeatPeriod));
       continue;
     }
     Timed t = timers_.top();

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "daemon/backends/rabbitmq/rabbitmq_config.h"
+#include "daemon/base/liveness.h"
 #include "daemon/core/backend.h"
 
 namespace foxworker {
@@ -158,6 +159,8 @@ class RabbitMqBackend : public Backend {
   std::chrono::steady_clock::time_point stop_deadline_;  // set before stop_
   int wake_fd_ = -1;
   std::thread thread_;
+  // The connection thread's (docs/operations.md#watchdog); only it beats.
+  Heartbeat heartbeat_;
 
   // Connection thread only.
   std::unique_ptr<AmqpConnection> conn_;

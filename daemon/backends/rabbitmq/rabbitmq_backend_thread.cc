@@ -242,10 +242,14 @@ Status RabbitMqBackend::ConsumeSources() {
 
 void RabbitMqBackend::Run() {
   InstallThreadCrashStack();
+  heartbeat_.Register("backend rabbitmq " + name_ + ": I/O");
   while (!StopRequested()) {
     if (!conn_) {
       WaitBackoff();
       if (StopRequested()) break;
+      // Opening and declaring wait on the broker, each step at most
+      // kRpcTimeout.
+      heartbeat_.Beat(kRpcTimeout);
       bool permanent = false;
       Status s = Connect(&permanent);
       if (!s.ok()) {
@@ -265,6 +269,7 @@ void RabbitMqBackend::Run() {
     conn_.reset();
   }
   DropConnection(Status::Ok());
+  heartbeat_.Unregister();
 }
 
 void RabbitMqBackend::WaitBackoff() {
@@ -279,10 +284,12 @@ void RabbitMqBackend::WaitBackoff() {
   const auto until = std::chrono::steady_clock::now() +
                      Duration(static_cast<int64_t>(delay * jitter(rng_)));
   while (!StopRequested()) {
+    heartbeat_.Beat();
     auto now = std::chrono::steady_clock::now();
     if (now >= until) return;
     pollfd p{wake_fd_, POLLIN, 0};
-    int ms = static_cast<int>(std::chrono::duration_cast<Duration>(until - now).count()) + 1;
+    int ms = static_cast<int>(std::min<int64_t>(
+        std::chrono::duration_cast<Duration>(until - now).count() + 1, kHeartbeatPeriod.count()));
     poll(&p, 1, ms);
     if (p.revents & POLLIN) {
       uint64_t n;
@@ -334,6 +341,10 @@ void RabbitMqBackend::DropConnection(const Status& why) {
 Status RabbitMqBackend::ServeConnection() {
   bool cancelled_all = false;
   for (;;) {
+    // A turn may make a synchronous call to the broker (a declare, a
+    // consume), each bounded by kRpcTimeout; otherwise it polls at most
+    // kMaxPollMs.
+    heartbeat_.Beat(kRpcTimeout);
     Status s = ConsumeSources();
     if (!s.ok()) return s;
     std::vector<Op> ops;

@@ -342,7 +342,7 @@ std::chrono::milliseconds RedisBackend::Backoff(int failures) {
 
 bool RedisBackend::SleepUnlessStopping(TimePoint until) {
   std::unique_lock<std::mutex> l(mu_);
-  reader_cv_.wait_until(l, until, [&] { return stop_requested_; });
+  WaitUntilBeating(reader_cv_, l, until, [&] { return stop_requested_; }, reader_heartbeat_);
   return !stop_requested_;
 }
 

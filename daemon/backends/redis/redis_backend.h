@@ -37,6 +37,7 @@
 
 #include "daemon/backends/redis/redis_connection.h"
 #include "daemon/backends/redis/redis_config.h"
+#include "daemon/base/liveness.h"
 #include "daemon/core/backend.h"
 
 namespace foxworker {
@@ -178,6 +179,9 @@ class RedisBackend final : public Backend {
 
   std::thread commands_thread_;
   std::thread reader_thread_;
+  // Each thread's own (docs/operations.md#watchdog); only that thread beats.
+  Heartbeat commands_heartbeat_;
+  Heartbeat reader_heartbeat_;
 
   // Owned by the command thread.
   std::unique_ptr<RedisConnection> commands_;

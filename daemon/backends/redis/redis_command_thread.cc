@@ -28,6 +28,9 @@ constexpr int kMoveBatch = 256;
 
 void RedisBackend::RunCommands() {
   InstallThreadCrashStack();
+  commands_heartbeat_.Register("backend redis " + name_ + ": commands");
+  // A turn may connect and then run commands, each bounded by its timeout.
+  const auto grace = options_.connect_timeout + options_.command_timeout;
   int failures = 0;
   TimePoint next_connect{};
   std::vector<SettleOp> settles;
@@ -53,6 +56,7 @@ void RedisBackend::RunCommands() {
                (!pending_settles_.empty() && commands_ != nullptr);
       });
       commands_kicked_ = false;
+      commands_heartbeat_.Beat(grace);
       while (!pending_settles_.empty() && settles.size() < kMaxSettlesPerRound) {
         settles.push_back(std::move(pending_settles_.front()));
         pending_settles_.pop_front();
@@ -125,6 +129,7 @@ void RedisBackend::RunCommands() {
           if (!src->started || src->stopped) continue;
         }
         if (!src->group_ready.load()) continue;  // the reader creates it first
+        commands_heartbeat_.Beat(grace);
         const auto t = Clock::now();
         if (s.ok() && t >= src->next_move) s = MoveDue(*src, t);
         if (s.ok() && t >= src->next_renew) s = RenewHeld(*src, t);
@@ -149,6 +154,7 @@ void RedisBackend::RunCommands() {
     }
   }
   commands_.reset();
+  commands_heartbeat_.Unregister();
   std::lock_guard<std::mutex> l(mu_);
   commands_connected_ = false;
   // Entries still held stay pending in Redis: they are claimed again after

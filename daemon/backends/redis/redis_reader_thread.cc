@@ -144,8 +144,13 @@ constexpr size_t kMaxRounds = 2;
 
 void RedisBackend::RunReader() {
   InstallThreadCrashStack();
+  reader_heartbeat_.Register("backend redis " + name_ + ": reader");
+  // A step may connect, run group and claim commands, wait out a BLOCK
+  // read, or wait `block` for work: each bounded by its timeout.
+  const auto grace = options_.connect_timeout + options_.command_timeout + options_.block;
   int failures = 0;
   while (true) {
+    reader_heartbeat_.Beat(grace);
     SourceList sources;
     {
       std::unique_lock<std::mutex> l(mu_);
@@ -181,6 +186,7 @@ void RedisBackend::RunReader() {
   }
   AbandonRounds();
   reader_.reset();
+  reader_heartbeat_.Unregister();
   std::lock_guard<std::mutex> l(mu_);
   reader_connected_ = false;
 }
