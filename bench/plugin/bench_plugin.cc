@@ -219,6 +219,14 @@ FOXW_EXPORT uint64_t bench_plugin_sleep_latency(double percentile, int reset) {
   return result;
 }
 
+// How many sleep handlers recorded an enqueue-to-start time since the last
+// reset of bench_plugin_sleep_latency().
+FOXW_EXPORT uint64_t bench_plugin_sleep_started() {
+  uint64_t total = 0;
+  for (auto& b : sleep_buckets) total += b.load();
+  return total;
+}
+
 // The most sleep handlers that ran at once since the last reset.
 FOXW_EXPORT int64_t bench_plugin_sleep_running_peak(int reset) {
   const int64_t peak = sleep_running_peak.load();
