@@ -117,8 +117,13 @@ std::string SleepPayload(uint64_t ts, int ms) {
   return "{\"ts\":" + std::to_string(ts) + ",\"ms\":" + std::to_string(ms) + "}";
 }
 
+// FOXWORKER_BENCH_DISPATCH_WORKER_THREADS, when set, adds daemon.worker_threads
+// (a diagnostic: the figures are meant without it).
 std::string DaemonYaml(const std::string& backend, const std::string& queues) {
-  return "daemon:\n  log_level: warning\n  shutdown_timeout: 2s\n"
+  std::string threads;
+  if (const char* t = std::getenv("FOXWORKER_BENCH_DISPATCH_WORKER_THREADS"); t != nullptr && *t)
+    threads = "  worker_threads: " + std::string(t) + "\n";
+  return "daemon:\n  log_level: warning\n  shutdown_timeout: 2s\n" + threads +
          "plugins:\n  bench:\n    path: " BENCH_PLUGIN_PATH "\n"
          "backends:\n" + backend + "queues:\n" + queues;
 }
