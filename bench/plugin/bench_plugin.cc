@@ -1,9 +1,17 @@
 // The benchmark plugin. Handlers:
 //   noop  reads the enqueue timestamp from the payload, acks
 //   json  parses the payload with RapidJSON, checksums it, acks
-// Both sample enqueue-to-start latency (payload field "ts", monotonic ns)
-// into a histogram the benchmark reads through bench_plugin_latency().
+//   sleep sleeps N ms with nanosleep (the stand-in for network I/O), acks
+//   spin  busy-loops until its thread has used N ms of CPU, acks
+// noop and json sample enqueue-to-start latency (payload field "ts",
+// monotonic ns) into a histogram the benchmark reads through
+// bench_plugin_latency(). sleep records every message's enqueue-to-start in
+// a histogram of its own (bench_plugin_sleep_latency()) and counts how many
+// sleeps run at once (bench_plugin_sleep_running()).
+// sleep and spin read N from the payload field "ms" (e.g. {"ts":0,"ms":20})
+// or, when the payload has none, from the header "sleep_ms"; default 20.
 #include <foxworker/plugin.h>
+#include <time.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -20,6 +28,12 @@ constexpr int kSub = 16;
 std::atomic<uint64_t> buckets[64 * kSub];
 std::atomic<uint64_t> checksum_sink{0};
 std::atomic<uint64_t> handled{0};
+
+// The sleep handler's enqueue-to-start histogram (every message), and how
+// many sleep handlers run now and at most since the last reset.
+std::atomic<uint64_t> sleep_buckets[64 * kSub];
+std::atomic<int64_t> sleep_running{0};
+std::atomic<int64_t> sleep_running_peak{0};
 
 int BucketOf(uint64_t v) {
   if (v < kSub) return static_cast<int>(v);
@@ -85,9 +99,64 @@ foxw_verdict Json(void*, const foxw_message* msg, foxw_outcome* out) {
   return FOXW_ACK;
 }
 
+// N of {"ms":N} in the payload, else of the header sleep_ms, else 20.
+uint64_t MillisOf(const foxw_message* msg) {
+  foxw_str p = host->msg_payload(msg);
+  static constexpr char kKey[] = "\"ms\":";
+  constexpr size_t kLen = sizeof(kKey) - 1;
+  for (size_t i = 0; p.len >= kLen && i <= p.len - kLen; ++i) {
+    if (std::memcmp(p.ptr + i, kKey, kLen) != 0) continue;
+    uint64_t v = 0;
+    for (size_t j = i + kLen; j < p.len && p.ptr[j] >= '0' && p.ptr[j] <= '9'; ++j)
+      v = v * 10 + static_cast<uint64_t>(p.ptr[j] - '0');
+    return v;
+  }
+  foxw_str h{nullptr, 0};
+  if (host->msg_header(msg, "sleep_ms", 8, &h) && h.len > 0) {
+    uint64_t v = 0;
+    for (size_t j = 0; j < h.len && h.ptr[j] >= '0' && h.ptr[j] <= '9'; ++j)
+      v = v * 10 + static_cast<uint64_t>(h.ptr[j] - '0');
+    return v;
+  }
+  return 20;
+}
+
+foxw_verdict Sleep(void*, const foxw_message* msg, foxw_outcome*) {
+  const uint64_t now = host->monotonic_ns();
+  const uint64_t ts = TimestampOf(host->msg_payload(msg));
+  if (ts != 0)
+    sleep_buckets[BucketOf(now > ts ? now - ts : 0)].fetch_add(1, std::memory_order_relaxed);
+  const int64_t running = sleep_running.fetch_add(1, std::memory_order_relaxed) + 1;
+  for (int64_t peak = sleep_running_peak.load(std::memory_order_relaxed);
+       running > peak && !sleep_running_peak.compare_exchange_weak(peak, running);) {
+  }
+  const uint64_t ms = MillisOf(msg);
+  timespec req{static_cast<time_t>(ms / 1000), static_cast<long>(ms % 1000) * 1000000L}, rem;
+  while (nanosleep(&req, &rem) != 0) req = rem;  // EINTR: sleep the rest
+  sleep_running.fetch_sub(1, std::memory_order_relaxed);
+  return FOXW_ACK;
+}
+
+uint64_t ThreadCpuNs() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+foxw_verdict Spin(void*, const foxw_message* msg, foxw_outcome*) {
+  const uint64_t until = ThreadCpuNs() + MillisOf(msg) * 1000000ULL;
+  uint64_t x = 1;
+  while (ThreadCpuNs() < until)
+    for (int i = 0; i < 1000; ++i) x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+  checksum_sink.fetch_add(x & 1, std::memory_order_relaxed);
+  return FOXW_ACK;
+}
+
 const foxw_handler_def kHandlers[] = {
     FOXW_HANDLER("noop", Noop),
     FOXW_HANDLER("json", Json),
+    FOXW_HANDLER("sleep", Sleep),
+    FOXW_HANDLER("spin", Spin),
 };
 
 int32_t Create(foxw_plugin_ctx*, const char*, size_t, void** instance, char*, size_t) {
@@ -96,7 +165,7 @@ int32_t Create(foxw_plugin_ctx*, const char*, size_t, void** instance, char*, si
 }
 void Destroy(void*) {}
 
-const foxw_plugin_v1 kPlugin = {sizeof(foxw_plugin_v1), FOXW_INSTANCE_SHARED, 0,      kHandlers, 2,
+const foxw_plugin_v1 kPlugin = {sizeof(foxw_plugin_v1), FOXW_INSTANCE_SHARED, 0,      kHandlers, 4,
                                 sizeof(foxw_handler_def), Create,                 Destroy, nullptr};
 
 }  // namespace
@@ -128,6 +197,41 @@ FOXW_EXPORT uint64_t bench_plugin_latency(double percentile, int reset) {
     handled.store(0);
   }
   return result;
+}
+
+// Percentile (0..1) of the sleep handler's enqueue-to-start times, in ns
+// (every message whose payload carries "ts"); resets when reset != 0.
+FOXW_EXPORT uint64_t bench_plugin_sleep_latency(double percentile, int reset) {
+  uint64_t total = 0;
+  for (auto& b : sleep_buckets) total += b.load();
+  uint64_t target = static_cast<uint64_t>(percentile * static_cast<double>(total));
+  uint64_t seen = 0, result = 0;
+  for (int i = 0; i < 64 * kSub; ++i) {
+    seen += sleep_buckets[i].load();
+    if (seen > target) {
+      // The bucket's upper end: a p99 is never reported below the truth.
+      result = BucketLow(i + 1);
+      break;
+    }
+  }
+  if (reset)
+    for (auto& b : sleep_buckets) b.store(0);
+  return result;
+}
+
+// How many sleep handlers recorded an enqueue-to-start time since the last
+// reset of bench_plugin_sleep_latency().
+FOXW_EXPORT uint64_t bench_plugin_sleep_started() {
+  uint64_t total = 0;
+  for (auto& b : sleep_buckets) total += b.load();
+  return total;
+}
+
+// The most sleep handlers that ran at once since the last reset.
+FOXW_EXPORT int64_t bench_plugin_sleep_running_peak(int reset) {
+  const int64_t peak = sleep_running_peak.load();
+  if (reset) sleep_running_peak.store(sleep_running.load());
+  return peak;
 }
 
 // Runs handler `name` directly on a message (the no-daemon reference).
