@@ -87,6 +87,7 @@ void ThreadPool::Shutdown() {
 }
 
 void ThreadPool::WorkerLoop(int index) {
+  InstallThreadCrashStack();
   tls_thread_index = index;
   NameThread("fw-" + name_);
   std::unique_lock<std::mutex> lock(mu_);

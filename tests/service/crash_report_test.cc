@@ -84,7 +84,8 @@ TEST_F(CrashReportTest, SegfaultInAHandler) {
   ExpectReport(log, "SIGSEGV", "crash");
   EXPECT_NE(log.find("code SEGV_MAPERR (address not mapped), fault address 0x0"), std::string::npos)
       << log;
-  EXPECT_NE(log.find("\"fw-worker-"), std::string::npos) << "the thread's name\n" << log;
+  EXPECT_NE(log.find("thread "), std::string::npos) << log;
+  EXPECT_NE(log.find(" \"fw-jobs\""), std::string::npos) << "the thread's name (the queue's own pool)\n" << log;
 }
 
 TEST_F(CrashReportTest, AbortInAHandler) {
