@@ -441,8 +441,12 @@ void Consumer::Drain() {
   FlushSettlements(/*from_timer=*/false);
   // Paused or stopping: what is fetched and not started goes back at once.
   if (paused_.load() || stopping_.load()) ReleaseBuffered();
-  // (The slot goes back before the task leaves workers_: a task that the
-  // limit admits next always finds one.)
+  EndTask(over_limit, yielded);
+}
+
+void Consumer::EndTask(bool over_limit, bool yielded) {
+  // (The caller gave its slot back before the task leaves workers_: a task
+  // that the limit admits next always finds one.)
   if (over_limit) {
     if (LeaveIfOverLimit()) return;
     // Another task left first and this one is within the limit again.
@@ -490,16 +494,7 @@ void Consumer::DrainBatches() {
     if (turn + 1 == kBatchesPerTurn && own_pool_ == nullptr) yielded = true;
   }
   ReturnSlot(slot);
-  if (over_limit) {
-    if (LeaveIfOverLimit()) return;
-    yielded = true;
-  }
-  if (yielded) {
-    runner_->Post([this] { Drain(); });
-    return;
-  }
-  workers_.fetch_sub(1, std::memory_order_acq_rel);
-  if (source_->MaybeReady()) MaybeSpawn();
+  EndTask(over_limit, yielded);
 }
 
 const Consumer::HandlerRoute* Consumer::RouteOf(const Handler* handler) const {

@@ -192,6 +192,9 @@ class Consumer {
   void SetTimeouts(const ConsumerOptions& q);
   void Drain();
   void DrainBatches();  // queues with batch_size
+  // Leaves the task (or posts it again: over a lowered limit that another
+  // task already left for, or yielding on the shared pool).
+  void EndTask(bool over_limit, bool yielded);
   RunningSlot* TakeSlot();
   void ReturnSlot(RunningSlot* slot);
   // The queue's fetched-but-not-started messages, shared by its slots.
