@@ -398,6 +398,9 @@ void Consumer::Drain() {
       break;
     }
     std::unique_ptr<Delivery> d = TakeBuffered();
+    // More waiting in the buffer: the next idle slot starts on it now (each
+    // task that takes one passes the word on, up to the concurrency).
+    if (d != nullptr && buffered_.load(std::memory_order_relaxed) > 0) MaybeSpawn();
     if (d == nullptr) {
       int64_t room = prefetch_ - in_flight_.load(std::memory_order_relaxed);
       if (room <= 0) {

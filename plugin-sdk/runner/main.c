@@ -229,7 +229,9 @@ static void print_json_report(runner_host *host, const loaded_plugin *p, const c
   if (b.data != NULL) printf("%s\n", b.data);
   fflush(stdout);
   json_buf_free(&b);
-  /* The host's arrays now belong to `o`; the process ends right after. */
+  /* The host's arrays belong to `o` now, and go with it: nothing reads
+   * them after the report. */
+  json_free(o);
 }
 
 /* Builds the message from the options; false when out of memory. */
@@ -261,12 +263,14 @@ int main(int argc, char **argv) {
   static runner_host host;
   static loaded_plugin plugin;
   static foxw_message msg;
-  run_result result;
+  static run_result result;
   char err[2048] = "";
-  char *payload = NULL, *config_text = NULL;
+  /* Static: reachable until exit on every path (the plugin may borrow from
+   * them until its shutdown); freed at the normal end. */
+  static char *payload, *config_text;
   size_t payload_len = 0, config_len = 0;
-  json_value *config;
-  json_buf config_json = {0};
+  static json_value *config;
+  static json_buf config_json;
   const foxw_handler_def *handler = NULL;
   const char *type;
   void *instance = NULL;
@@ -416,6 +420,15 @@ int main(int argc, char **argv) {
     host_print_metrics(&host);
     fflush(stdout);
   }
-  /* Never dlclose, as the daemon: the plugin's threads may still run. */
+  /* Never dlclose, as the daemon: the plugin's threads may still run. What
+   * the plugin borrowed from is no longer used after its shutdown. */
+  json_buf_free(&config_json);
+  json_free(config);
+  config = NULL;
+  free(payload);
+  free(config_text);
+  payload = config_text = NULL;
+  free(result.reason);
+  result.reason = NULL;
   return rc;
 }

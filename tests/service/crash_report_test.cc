@@ -78,6 +78,11 @@ class CrashReportTest : public DaemonRunTest {
 };
 
 TEST_F(CrashReportTest, SegfaultInAHandler) {
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer keeps SIGSEGV from a wild access for its own report
+  // (and exits 1); the normal build's pass checks ours.
+  GTEST_SKIP() << "AddressSanitizer owns SIGSEGV from a bad access";
+#endif
   const int status = RunUntilDeath("crash");
   const std::string log = Log();
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV) << Describe(status) << "\n" << log;
