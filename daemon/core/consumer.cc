@@ -157,10 +157,6 @@ ConsumerStats Consumer::Stats() const {
   return s;
 }
 
-int Consumer::threads() const {
-  return own_pool_ ? own_pool_->threads() : runner_->max_threads();
-}
-
 bool Consumer::CanChangeLimits(const ConsumerOptions& next) const {
   return OnlyLimitsDiffer(config_, next, timeouts_);
 }
@@ -383,6 +379,9 @@ void Consumer::Drain() {
   bool over_limit = false;
   bool yielded = false;
   int ran = 0;
+  // Enqueue times are wall-clock: one offset converts, refreshed per fetch
+  // rather than read per message.
+  int64_t wall_offset_ns = WallNs() - static_cast<int64_t>(MonotonicNs());
   for (;;) {
     if (paused_.load(std::memory_order_relaxed) || stopping_.load(std::memory_order_relaxed))
       break;
@@ -418,6 +417,7 @@ void Consumer::Drain() {
       if (n == 0) break;
       in_flight_.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
       received_.fetch_add(n, std::memory_order_relaxed);
+      wall_offset_ns = WallNs() - static_cast<int64_t>(MonotonicNs());
       d = std::move(fetched.front());
       if (n > 1) {
         std::lock_guard<std::mutex> lock(buffer_mu_);
@@ -429,7 +429,6 @@ void Consumer::Drain() {
       if (n > 1 || source_->MaybeReady()) MaybeSpawn();
     }
     ++ran;
-    const int64_t wall_offset_ns = WallNs() - static_cast<int64_t>(MonotonicNs());
     const Handler* batched = nullptr;
     if (!RunOne(d, instance, slot, settled, &batched, wall_offset_ns)) {
       // A batch handler on a queue without batch_size: batches of one.

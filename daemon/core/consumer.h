@@ -75,9 +75,6 @@ class Consumer {
   // Pauses or resumes fetching (handlers already running finish; fetched
   // messages not started go back to the backend at once).
   void SetPaused(bool paused);
-  // Threads running this queue's handlers now (its own pool), or the shared
-  // pool's size.
-  int threads() const;
   bool paused() const { return paused_.load(); }
 
   // Stops fetching, hands fetched messages not started back to the backend
