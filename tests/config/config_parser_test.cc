@@ -1288,6 +1288,21 @@ TEST(ParseConfigTest, BatchKeysDefaultsAndPrefetch) {
   EXPECT_EQ(config.queues[0].flush_interval, milliseconds(10000));
 }
 
+// `pool`: the queue's own threads (default) or the shared CPU pool.
+TEST(ParseConfigTest, PoolKey) {
+  std::string head = std::string(kBase) + "queues:\n  q:\n    backend: mem\n    plugin: exec\n";
+  auto config = ParseConfigString(head + "    pool: cpu\n", "/etc/foxworker/foxworker.yaml", "/etc");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_TRUE(config->FindQueue("q")->cpu_pool);
+  config = ParseConfigString(head, "/etc/foxworker/foxworker.yaml", "/etc");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_FALSE(config->FindQueue("q")->cpu_pool);
+  EXPECT_EQ(ParseError(head + "    pool: gpu\n"),
+            "/etc/foxworker/foxworker.yaml:12:11: queues.q.pool: must be queue (the queue's own "
+            "threads, one per unit of concurrency) or cpu (the daemon's CPU-sized pool), got "
+            "\"gpu\"");
+}
+
 TEST(ParseConfigTest, BatchKeyErrors) {
   std::string head = std::string(kBase) + "queues:\n  q:\n    backend: mem\n    plugin: exec\n";
   EXPECT_EQ(ParseError(head + "    batch_size: 0\n"),
