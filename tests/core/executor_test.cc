@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <set>
@@ -208,6 +209,81 @@ TEST(ExecutorTest, DestructorRunsTheQueuedTasks) {
     for (int i = 0; i < 20; ++i) executor.Post([&] { ++ran; });
   }
   EXPECT_EQ(ran.load(), 20);
+}
+
+// ---- ThreadPool: a queue's own threads --------------------------------------
+
+// Polls `pred` up to `limit` (thread counts change when threads get to run).
+bool Eventually(const std::function<bool()>& pred, milliseconds limit = milliseconds(10000)) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  return pred();
+}
+
+// Blocked tasks each get a thread, up to the limit; idle threads retire.
+TEST(ThreadPoolTest, GrowsToItsLimitForBlockedTasksAndRetiresIdleThreads) {
+  ThreadPool pool("test", 3, milliseconds(50));
+  EXPECT_EQ(pool.threads(), 0);  // none until there is work
+  Gate gate;
+  Arrivals started;
+  std::set<int> indexes;
+  std::mutex mu;
+  for (int i = 0; i < 4; ++i) {
+    pool.Post([&] {
+      {
+        std::lock_guard<std::mutex> l(mu);
+        indexes.insert(TaskRunner::CurrentThreadIndex());
+      }
+      started.Arrive();
+      gate.Wait();
+    });
+  }
+  ASSERT_TRUE(started.WaitFor(3));
+  EXPECT_EQ(pool.threads(), 3);
+  std::this_thread::sleep_for(milliseconds(50));
+  EXPECT_EQ(started.count(), 3);  // the fourth waits for a free thread
+  gate.Open();
+  ASSERT_TRUE(started.WaitFor(4));
+  {
+    std::lock_guard<std::mutex> l(mu);
+    EXPECT_EQ(indexes, (std::set<int>{0, 1, 2}));
+  }
+  EXPECT_TRUE(Eventually([&] { return pool.threads() == 0; })) << pool.threads() << " still alive";
+  // It grows again for new work.
+  std::promise<void> ran;
+  pool.Post([&] { ran.set_value(); });
+  EXPECT_EQ(ran.get_future().wait_for(kLongWait), std::future_status::ready);
+}
+
+// A lowered limit: threads over it leave once idle, and no more than it run.
+TEST(ThreadPoolTest, ALoweredLimitHolds) {
+  ThreadPool pool("test", 4);
+  Gate first;
+  Arrivals started;
+  for (int i = 0; i < 4; ++i) pool.Post([&] { started.Arrive(); first.Wait(); });
+  ASSERT_TRUE(started.WaitFor(4));
+  pool.SetMaxThreads(1);
+  EXPECT_EQ(pool.max_threads(), 1);
+  first.Open();
+  EXPECT_TRUE(Eventually([&] { return pool.threads() == 1; })) << pool.threads();
+  std::atomic<int> running{0}, most{0};
+  Arrivals done;
+  for (int i = 0; i < 6; ++i) {
+    pool.Post([&] {
+      int now = ++running;
+      int m = most.load();
+      while (now > m && !most.compare_exchange_weak(m, now)) {
+      }
+      std::this_thread::sleep_for(milliseconds(5));
+      --running;
+      done.Arrive();
+    });
+  }
+  ASSERT_TRUE(done.WaitFor(6));
+  EXPECT_EQ(most.load(), 1);
 }
 
 }  // namespace
