@@ -137,7 +137,9 @@ TEST_F(RustPluginTest, TheSchemasDefaultsReachRust) {
 TEST_F(RustPluginTest, RejectIsDeadLetteredAtOnceWithTheReason) {
   Start(Yaml(""));
   Enqueue("greet", "");
-  ASSERT_TRUE(WaitFor([&] { return mem_->ReadyCount("jobs-dlq") == 1; }));
+  // The counters rise after the backend holds the settlement, so wait on them.
+  ASSERT_TRUE(WaitFor([&] { return jobs_->Stats().dead_lettered == 1; }));
+  EXPECT_EQ(mem_->ReadyCount("jobs-dlq"), 1u);
   EXPECT_EQ(jobs_->Stats().retried, 0u);
   EXPECT_EQ(jobs_->Stats().rejected, 1u);
   EXPECT_EQ(DeadHeader(kHeaderFailureReason), "empty payload: expected a name");
@@ -160,7 +162,9 @@ TEST_F(RustPluginTest, RetriesWithItsDelayUntilTheAttemptItWants) {
 TEST_F(RustPluginTest, RetriesCountAttemptsAndKeepTheReason) {
   Start(Yaml("      retry_delay: 5ms\n      succeed_on: 9\n"));
   Enqueue("flaky", "");
-  ASSERT_TRUE(WaitFor([&] { return mem_->ReadyCount("jobs-dlq") == 1; }));
+  // The counters rise after the backend holds the settlement, so wait on them.
+  ASSERT_TRUE(WaitFor([&] { return jobs_->Stats().dead_lettered == 1; }));
+  EXPECT_EQ(mem_->ReadyCount("jobs-dlq"), 1u);
   EXPECT_EQ(jobs_->Stats().retried, 2u);
   EXPECT_EQ(DeadHeader(kHeaderFinalAttempt), "3");
   EXPECT_EQ(DeadHeader(kHeaderFailureReason),
@@ -171,7 +175,9 @@ TEST_F(RustPluginTest, APanicIsRetriedWithItsMessageAndTheDaemonGoesOn) {
   Start(Yaml(""));
   LogCapture capture;
   Enqueue("panic", "boom");
-  ASSERT_TRUE(WaitFor([&] { return mem_->ReadyCount("jobs-dlq") == 1; }));
+  // The counters rise after the backend holds the settlement, so wait on them.
+  ASSERT_TRUE(WaitFor([&] { return jobs_->Stats().dead_lettered == 1; }));
+  EXPECT_EQ(mem_->ReadyCount("jobs-dlq"), 1u);
   EXPECT_EQ(jobs_->Stats().retried, 2u);
   EXPECT_EQ(DeadHeader(kHeaderFinalAttempt), "3");
   EXPECT_EQ(DeadHeader(kHeaderFailureReason), "retries exhausted after 3 attempts: panic: boom");
