@@ -224,6 +224,10 @@ std::string QueueDiff(const QueueConfig& a, const QueueConfig& b) {
   num("flush_interval", a.flush_interval.count(), b.flush_interval.count());
   num("timeout", a.timeout.count(), b.timeout.count());
   if (a.handler_timeouts != b.handler_timeouts) d.push_back("handler_timeouts");
+  num("replace_stuck", a.replace_stuck, b.replace_stuck);
+  if (a.retry_stuck_at_once != b.retry_stuck_at_once)
+    d.push_back(std::string("retry_stuck ") + (a.retry_stuck_at_once ? "at_once" : "after_return") +
+                " -> " + (b.retry_stuck_at_once ? "at_once" : "after_return"));
   str("retry_policy", a.retry_policy, b.retry_policy);
   if (!(a.middleware == b.middleware)) d.push_back("middleware");
   return Join(d);

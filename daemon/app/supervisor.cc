@@ -37,7 +37,7 @@ Result<PreparedQueue> PrepareQueue(const Config& config, const QueueConfig& qc,
   CHECK(policy) << "config validation let an unknown retry policy through";
   PreparedQueue p;
   p.policy = *policy;
-  auto handlers = PluginHandlerSet::Create(plugin, qc.name, qc.concurrency, threads);
+  auto handlers = PluginHandlerSet::Create(plugin, qc.name, HandlerSlots(qc), threads);
   if (!handlers.ok()) return handlers.status();
   p.handlers = std::move(*handlers);
   MiddlewareContext mc{&config, backend, buckets, MonotonicNs};
@@ -387,6 +387,7 @@ void Supervisor::Install(std::shared_ptr<Consumer> c) {
 bool Supervisor::Shutdown(const std::function<bool()>& give_up) {
   if (shut_down_) return true;
   shut_down_ = true;
+  dispatch_beat_.Unregister();  // no longer polled
   const auto t0 = std::chrono::steady_clock::now();
   // A reload transition in progress: queues waiting to start never will;
   // consumers still draining from a reload drain with the rest.
@@ -603,6 +604,13 @@ bool Supervisor::TryStart(PendingStart& p) {
 
 void Supervisor::Poll() {
   if (shut_down_) return;
+  // The ability to start a handler: every lock a queue takes to start and
+  // settle one, and the pools' locks. A deadlock there stalls this thread,
+  // so neither beat comes and the systemd watchdog stops being fed.
+  if (!dispatch_beat_.registered()) dispatch_beat_.Register("handler dispatch");
+  for (const auto& c : current_->consumers) c->ProbeDispatch();
+  if (executor_) executor_->Probe();
+  dispatch_beat_.Beat();
   // Per-slot instances a lowered concurrency left idle.
   for (auto& c : current_->consumers) c->TrimInstances();
   // Drained retired consumers go (they are no longer visible to readers).

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "daemon/base/liveness.h"
 #include "daemon/config/config.h"
 #include "daemon/core/backend.h"
 #include "daemon/core/consumer.h"
@@ -200,6 +201,8 @@ class Supervisor {
   mutable std::mutex snapshot_mu_;      // guards the pointer current_ for snapshot()
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<Timer> timer_;
+  // Beaten by Poll() after it probed every queue's dispatch locks.
+  Heartbeat dispatch_beat_;
   SharedMiddlewareStates shared_buckets_;  // shared rate limits' token buckets, by name
   // Written by the control thread only, under both locks. Declared after
   // the executor and timer its consumers use, so destroyed before them.

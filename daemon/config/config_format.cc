@@ -70,6 +70,10 @@ std::string FormatConfig(const Config& config) {
     w.Line(2, "flush_interval", FormatDuration(q.flush_interval));
     w.Line(2, "pool", q.cpu_pool ? "cpu" : "queue");
     w.Line(2, "timeout", FormatDuration(q.timeout));
+    // Unset means as many as the concurrency.
+    w.Line(2, "replace_stuck",
+           std::to_string(q.replace_stuck < 0 ? q.concurrency : q.replace_stuck));
+    w.Line(2, "retry_stuck", q.retry_stuck_at_once ? "at_once" : "after_return");
     w.Line(2, "retry_policy", Quote(q.retry_policy));
     w.Line(2, "handler_timeouts", q.handler_timeouts.empty() ? "{}" : "");
     for (const auto& [handler, timeout] : q.handler_timeouts) {

@@ -41,7 +41,7 @@ constexpr std::string_view kPluginKeys[] = {"path", "config"};
 constexpr std::string_view kQueueKeys[] = {
     "backend",  "source",  "plugin",       "handler",          "concurrency",
     "prefetch", "timeout", "retry_policy", "handler_timeouts", "middleware",
-    "batch_size", "flush_interval", "pool"};
+    "batch_size", "flush_interval", "pool", "replace_stuck", "retry_stuck"};
 constexpr std::string_view kRetryPolicyKeys[] = {"max_attempts", "backoff", "initial",    "max",
                                                  "multiplier",   "jitter",  "full_jitter"};
 constexpr int kMaxConcurrency = 10000;
@@ -473,6 +473,17 @@ Status ConfigBuilder::ParseQueue(const YamlFile& file, const MappingEntry& item)
                          "must be queue (the queue's own threads, one per unit of concurrency) "
                          "or cpu (the daemon's CPU-sized pool), got \"" + *pool + "\"");
       if (status.ok()) queue.cpu_pool = *pool == "cpu";
+    } else if (e.key == "replace_stuck") {
+      status = Assign(ReadInteger(file, e, 0, kMaxConcurrency), &queue.replace_stuck);
+    } else if (e.key == "retry_stuck") {
+      Result<std::string> when = ReadString(file, e);
+      status = when.status();
+      if (status.ok() && *when != "after_return" && *when != "at_once")
+        status = ErrorAt(file, e.value_mark, e.path,
+                         "must be after_return (retry a timed-out message once its handler "
+                         "returns) or at_once (retry it while the stuck call may still run), "
+                         "got \"" + *when + "\"");
+      if (status.ok()) queue.retry_stuck_at_once = *when == "at_once";
     } else if (e.key == "timeout") {
       status = Assign(ReadDuration(file, e), &queue.timeout);
     } else if (e.key == "handler_timeouts") {

@@ -75,13 +75,23 @@ Consumer::Consumer(ConsumerOptions options, const RetryPolicyOptions& policy,
   }
   SetTimeouts(config_);
   if (!config_.cpu_pool) {
-    own_pool_ = std::make_unique<ThreadPool>(config_.name, concurrency_.load());
+    own_pool_ = std::make_unique<ThreadPool>(config_.name, HandlerSlots(config_));
     runner_ = own_pool_.get();
   }
-  for (int i = 0; i < concurrency_.load(); ++i) {
-    slots_.push_back(std::make_unique<RunningSlot>());
-    free_slots_.push_back(slots_.back().get());
+  SetStuckLimits(config_);
+}
+
+void Consumer::SetStuckLimits(const ConsumerOptions& q) {
+  if (timeouts_) {
+    // Slots first: a task that the higher limit admits always finds one.
+    std::lock_guard<std::mutex> lock(slots_mu_);
+    while (slots_.size() < static_cast<size_t>(HandlerSlots(q))) {
+      slots_.push_back(std::make_unique<RunningSlot>());
+      free_slots_.push_back(slots_.back().get());
+    }
   }
+  replace_stuck_.store(StuckReplacements(q));
+  retry_stuck_at_once_.store(q.retry_stuck_at_once);
 }
 
 Consumer::~Consumer() {
@@ -154,7 +164,50 @@ ConsumerStats Consumer::Stats() const {
   s.admission_waits = admission_waits_.load();
   s.in_flight = in_flight_.load();
   s.running = workers_.load();
+  s.stuck = stuck_.load();
+  if (timeouts_) {
+    std::lock_guard<std::mutex> lock(deferred_mu_);
+    s.stuck += static_cast<int64_t>(overdue_.size());
+  }
   return s;
+}
+
+std::vector<StuckHandler> Consumer::Stuck() const {
+  std::vector<StuckHandler> out;
+  if (!timeouts_) return out;
+  const uint64_t now = MonotonicNs();
+  std::vector<RunningSlot*> slots;
+  {
+    std::lock_guard<std::mutex> lock(slots_mu_);
+    for (const auto& slot : slots_) slots.push_back(slot.get());
+  }
+  for (RunningSlot* slot : slots) {
+    std::lock_guard<std::mutex> lock(slot->mu);
+    const Delivery* d = slot->delivery;
+    if (d == nullptr || !slot->timed_out) continue;
+    out.push_back({*slot->handler, d->msg.id, d->msg.attempt, now - d->started_ns,
+                   d->deadline_ns - d->started_ns, false});
+  }
+  {
+    std::lock_guard<std::mutex> lock(deferred_mu_);
+    for (const Delivery* d : overdue_)
+      out.push_back({"(deferred)", d->msg.id, d->msg.attempt, now - d->started_ns,
+                     d->deadline_ns - d->started_ns, true});
+  }
+  std::sort(out.begin(), out.end(), [](const StuckHandler& a, const StuckHandler& b) {
+    return a.running_ns > b.running_ns;
+  });
+  return out;
+}
+
+void Consumer::ProbeDispatch() const {
+  // The locks a drain task takes to start a handler and to settle one.
+  auto touch = [](std::mutex& mu) { std::lock_guard<std::mutex> lock(mu); };
+  touch(buffer_mu_);
+  touch(settle_mu_);
+  touch(slots_mu_);
+  touch(deferred_mu_);
+  if (own_pool_) own_pool_->Probe();
 }
 
 bool Consumer::CanChangeLimits(const ConsumerOptions& next) const {
@@ -164,7 +217,7 @@ bool Consumer::CanChangeLimits(const ConsumerOptions& next) const {
 Result<Consumer::LimitChange> Consumer::PrepareLimits(const ConsumerOptions& next) {
   CHECK(CanChangeLimits(next)) << "queue " << name() << ": not a change of limits only";
   CHECK(handlers_) << "queue " << name() << ": instances already destroyed";
-  auto growth = handlers_->PrepareResize(std::max(1, next.concurrency));
+  auto growth = handlers_->PrepareResize(HandlerSlots(next));
   if (!growth.ok())
     return Status::InvalidArgument("queue " + name() + ": " + growth.status().message());
   return LimitChange{next, std::move(*growth)};
@@ -172,33 +225,32 @@ Result<Consumer::LimitChange> Consumer::PrepareLimits(const ConsumerOptions& nex
 
 void Consumer::ChangeLimits(LimitChange change) {
   const ConsumerOptions& next = change.config;
-  const int before = concurrency_.load();
-  const int after = std::max(1, next.concurrency);
-  if (after > before) {
-    // Slots and instances first: a drain task that the new limit admits
-    // finds both.
-    {
-      std::lock_guard<std::mutex> lock(slots_mu_);
-      while (slots_.size() < static_cast<size_t>(after)) {
-        slots_.push_back(std::make_unique<RunningSlot>());
-        free_slots_.push_back(slots_.back().get());
-      }
-    }
+  const int before = HandlerSlots(config_);
+  const int after = HandlerSlots(next);
+  const bool grows = after > before;
+  if (grows) {
+    // Slots, instances and threads first: a drain task that the new limit
+    // admits finds all three.
     handlers_->Resize(std::move(change.instances));
     if (own_pool_) own_pool_->SetMaxThreads(after);
   }
-  concurrency_.store(after);
-  if (after < before && own_pool_) own_pool_->SetMaxThreads(after);
-  // Lower: drain tasks over the limit leave as their handlers return;
-  // TrimInstances() destroys the instances they leave idle.
-  if (after <= before) handlers_->Resize(std::move(change.instances));
+  SetStuckLimits(next);  // grows the slots
+  concurrency_.store(std::max(1, next.concurrency));
+  if (!grows) {
+    if (own_pool_) own_pool_->SetMaxThreads(after);
+    // Lower: drain tasks over the limit leave as their handlers return;
+    // TrimInstances() destroys the instances they leave idle.
+    handlers_->Resize(std::move(change.instances));
+  }
   SetTimeouts(next);
   config_.concurrency = next.concurrency;
   config_.timeout = next.timeout;
   config_.handler_timeouts = next.handler_timeouts;
-  // Start the tasks the higher limit allows now; each one that finds more
+  config_.replace_stuck = next.replace_stuck;
+  config_.retry_stuck_at_once = next.retry_stuck_at_once;
+  // Start the tasks a higher limit allows now; each one that finds more
   // waiting starts the next.
-  if (after > before) MaybeSpawn();
+  MaybeSpawn();
 }
 
 void Consumer::TrimInstances() {
@@ -207,7 +259,7 @@ void Consumer::TrimInstances() {
 
 bool Consumer::LeaveIfOverLimit() {
   int w = workers_.load(std::memory_order_relaxed);
-  while (w > concurrency_.load(std::memory_order_relaxed))
+  while (w > Limit())
     if (workers_.compare_exchange_weak(w, w - 1, std::memory_order_acq_rel)) return true;
   return false;
 }
@@ -236,7 +288,7 @@ void Consumer::Wake() { MaybeSpawn(); }
 void Consumer::MaybeSpawn() {
   if (paused_.load(std::memory_order_relaxed) || stopping_.load(std::memory_order_relaxed)) return;
   int w = workers_.load(std::memory_order_relaxed);
-  while (w < concurrency_.load(std::memory_order_relaxed)) {
+  while (w < Limit()) {
     // Nothing buffered and the window full: Settle re-wakes.
     if (buffered_.load(std::memory_order_relaxed) == 0 &&
         in_flight_.load(std::memory_order_relaxed) >= prefetch_)
@@ -565,6 +617,7 @@ bool Consumer::RunOne(std::unique_ptr<Delivery>& d, HandlerInstance instance, Ru
     slot->delivery = d.get();
     slot->handler = &handler->name();
     slot->timed_out = false;
+    slot->copy_settled = false;
   }
   char reason[kReasonCap];
   HandlerReply reply;
@@ -576,20 +629,15 @@ bool Consumer::RunOne(std::unique_ptr<Delivery>& d, HandlerInstance instance, Ru
   const uint64_t ended = MonotonicNs();
   if (route) route->metrics->duration.ObserveNs(ended - d->started_ns);
   if (timeouts_) {
-    bool timed_out;
+    bool timed_out, copy_settled;
     {
       std::lock_guard<std::mutex> lock(slot->mu);
       timed_out = slot->timed_out;
+      copy_settled = slot->copy_settled;
       slot->delivery = nullptr;
     }
     if (timed_out) {
-      // The watchdog already settled a copy as a timeout; this verdict is late.
-      LOG(WARNING) << "queue " << config_.name << ": handler " << handler->name()
-                   << " returned for message " << d->msg.id << " after its timeout ("
-                   << Seconds(ended - d->started_ns) << "); its verdict is ignored";
-      // A deferred one: the plugin holds it until its complete(), which
-      // frees it (the watchdog's claim makes that complete() a late one).
-      if (reply.verdict == Verdict::kPending && d->deferred.ClaimForWatchdog()) d.release();
+      StuckReturned(d, *handler, reply, copy_settled, settled);
       return true;
     }
   }
@@ -808,15 +856,29 @@ int32_t Consumer::Complete(Delivery* d, const HandlerReply& reply) {
   }
   d->deferred.SetResult(reply);
   if (!d->deferred.ResultReady()) return 0;  // the handler is still running; its thread settles it
+  bool overdue = false;
   if (timeouts_) {
     std::lock_guard<std::mutex> lock(deferred_mu_);
     deferred_.erase(d);
+    overdue = overdue_.erase(d) > 0;
   }
   CallInfo call;
   call.handler_ran = true;
   call.duration_ns = MonotonicNs() - d->started_ns;
   call.failed = reply.verdict != Verdict::kAck && reply.verdict != Verdict::kReject;
   std::vector<Settlement> settled;
+  if (overdue) {
+    // Past its deadline (the watchdog said so and cancelled it): the timeout
+    // stands, whatever complete() answered.
+    LOG(WARNING) << "queue " << config_.name << ": deferred message " << d->msg.id
+                 << " completed " << Seconds(MonotonicNs() - d->deadline_ns)
+                 << " after its timeout; retrying it now (its verdict is ignored)";
+    Outcome o = TimeoutOutcome(*d, "(deferred)", &call);
+    RunAfter(*d, o, call, middleware_.size());
+    settled.push_back({std::unique_ptr<Delivery>(d), std::move(o)});
+    SettleAll(settled);
+    return 0;
+  }
   Outcome o = Decide(*d, d->deferred.result(), "(deferred)");
   RunAfter(*d, o, call, middleware_.size());
   settled.push_back({std::unique_ptr<Delivery>(d), std::move(o)});
@@ -839,11 +901,6 @@ std::unique_ptr<Delivery> Consumer::CloneForSettlement(const Delivery& d) {
 
 Outcome Consumer::TimeoutOutcome(const Delivery& d, const std::string& handler, CallInfo* call) {
   const uint64_t limit = d.deadline_ns - d.started_ns;
-  timed_out_.fetch_add(1, std::memory_order_relaxed);
-  LOG(WARNING) << "queue " << config_.name << ": handler " << handler << " of "
-               << handlers_->provider() << " exceeded its " << Seconds(limit) << " timeout on message "
-               << d.msg.id << " (attempt " << d.msg.attempt
-               << "); retrying it, the handler's slot stays taken until it returns";
   call->handler_ran = true;
   call->timed_out = true;
   call->failed = true;
@@ -851,11 +908,45 @@ Outcome Consumer::TimeoutOutcome(const Delivery& d, const std::string& handler, 
   return Decide(d, HandlerReply{Verdict::kRetry, 0, "timeout after " + Seconds(limit), 0}, handler);
 }
 
+void Consumer::StuckReturned(std::unique_ptr<Delivery>& d, const Handler& handler,
+                             const HandlerReply& reply, bool copy_settled,
+                             std::vector<Settlement>& settled) {
+  stuck_.fetch_sub(1, std::memory_order_relaxed);
+  const uint64_t late = MonotonicNs() - d->deadline_ns;
+  if (copy_settled) {
+    // The watchdog retried a copy at once; this verdict is late.
+    LOG(WARNING) << "queue " << config_.name << ": stuck handler " << handler.name()
+                 << " returned for message " << d->msg.id << ", " << Seconds(late)
+                 << " after its timeout; it was retried at once, so this verdict is ignored";
+    // A deferred one: the plugin holds it until its complete(), which
+    // frees it (the watchdog's claim makes that complete() a late one).
+    if (reply.verdict == Verdict::kPending && d->deferred.ClaimForWatchdog()) d.release();
+    return;
+  }
+  LOG(WARNING) << "queue " << config_.name << ": stuck handler " << handler.name()
+               << " returned for message " << d->msg.id << ", " << Seconds(late)
+               << " after its timeout; retrying the message now (the verdict is ignored)";
+  CallInfo call;
+  Outcome o = TimeoutOutcome(*d, handler.name(), &call);
+  RunAfter(*d, o, call, middleware_.size());
+  if (reply.verdict == Verdict::kPending && d->deferred.ClaimForWatchdog()) {
+    // The plugin holds `d` until its complete(), which frees it (a late
+    // one); a copy carries the settlement.
+    auto copy = CloneForSettlement(*d);
+    d.release();
+    settled.push_back({std::move(copy), std::move(o)});
+    return;
+  }
+  settled.push_back({std::move(d), std::move(o)});
+}
+
 void Consumer::Watchdog() {
   const uint64_t now = MonotonicNs();
+  const bool at_once = retry_stuck_at_once_.load();
   std::vector<Settlement> settled;
+  bool replaced = false;
   {
-    // A higher concurrency adds slots (ChangeLimits).
+    // A higher limit adds slots (SetStuckLimits).
     std::lock_guard<std::mutex> lock(slots_mu_);
     watched_.clear();
     for (const auto& slot : slots_) watched_.push_back(slot.get());
@@ -866,6 +957,22 @@ void Consumer::Watchdog() {
     if (d == nullptr || slot->timed_out || now < d->deadline_ns) continue;
     slot->timed_out = true;
     d->cancelled.store(true);
+    timed_out_.fetch_add(1, std::memory_order_relaxed);
+    const int stuck = stuck_.fetch_add(1, std::memory_order_relaxed) + 1;
+    const int replace = replace_stuck_.load(std::memory_order_relaxed);
+    replaced = replaced || stuck <= replace;
+    LOG(WARNING) << "queue " << config_.name << ": handler " << *slot->handler << " of "
+                 << handlers_->provider() << " is stuck: still running message " << d->msg.id
+                 << " (attempt " << d->msg.attempt << ") past its "
+                 << Seconds(d->deadline_ns - d->started_ns) << " timeout; cancelled it, "
+                 << (at_once ? "retrying the message now while the call may still run"
+                             : "the message is retried when the call returns")
+                 << "; " << stuck << " stuck on this queue, "
+                 << (stuck <= replace ? "its slot is replaced"
+                                      : "not replaced (replace_stuck " + std::to_string(replace) +
+                                            " reached): the queue runs fewer handlers");
+    if (!at_once) continue;
+    slot->copy_settled = true;
     CallInfo call;
     Outcome o = TimeoutOutcome(*d, *slot->handler, &call);
     auto copy = CloneForSettlement(*d);
@@ -876,12 +983,33 @@ void Consumer::Watchdog() {
     std::lock_guard<std::mutex> lock(deferred_mu_);
     for (auto it = deferred_.begin(); it != deferred_.end();) {
       Delivery* d = *it;
-      if (now < d->deadline_ns || !d->deferred.ClaimForWatchdog()) {
+      if (now < d->deadline_ns || overdue_.count(d) > 0) {
+        ++it;
+        continue;
+      }
+      if (!at_once) {
+        // Waits for its complete() (Complete settles the timeout then).
+        overdue_.insert(d);
+        d->cancelled.store(true);
+        timed_out_.fetch_add(1, std::memory_order_relaxed);
+        LOG(WARNING) << "queue " << config_.name << ": deferred message " << d->msg.id
+                     << " (attempt " << d->msg.attempt << ") of " << handlers_->provider()
+                     << " is not completed within its " << Seconds(d->deadline_ns - d->started_ns)
+                     << " timeout; cancelled it, the message is retried when complete() comes";
+        ++it;
+        continue;
+      }
+      if (!d->deferred.ClaimForWatchdog()) {
         ++it;
         continue;
       }
       // The plugin still holds `d` and frees it through its late complete().
       d->cancelled.store(true);
+      timed_out_.fetch_add(1, std::memory_order_relaxed);
+      LOG(WARNING) << "queue " << config_.name << ": deferred message " << d->msg.id
+                   << " (attempt " << d->msg.attempt << ") of " << handlers_->provider()
+                   << " is not completed within its " << Seconds(d->deadline_ns - d->started_ns)
+                   << " timeout; cancelled it and retrying it now";
       CallInfo call;
       static const std::string kDeferred = "(deferred)";
       Outcome o = TimeoutOutcome(*d, kDeferred, &call);
@@ -892,6 +1020,8 @@ void Consumer::Watchdog() {
     }
   }
   SettleAll(settled);
+  // The stuck ones' replacements start now.
+  if (replaced) MaybeSpawn();
   timer_.At(now + watchdog_tick_ns_.load(std::memory_order_relaxed), this, [this] { Watchdog(); });
 }
 

@@ -4,8 +4,9 @@
 // concurrency limit, one message per slot at a time,
 // routes each to its handler through the middleware chain, turns the verdict
 // into an Outcome with the retry policy, and settles it back to the Source.
-// A watchdog fails deliveries whose deadline passed as a retry while their
-// stuck handler keeps its slot until it returns.
+// A watchdog marks handlers running past their deadline as stuck: their
+// message is cancelled and retried (once the call returns, by default), and
+// the queue replaces the stuck slots up to its replace_stuck.
 #ifndef FOXWORKER_CORE_CONSUMER_H_
 #define FOXWORKER_CORE_CONSUMER_H_
 
@@ -41,6 +42,18 @@ struct ConsumerStats {
   uint64_t admission_waits = 0;  // times a middleware held fetching back
   int64_t in_flight = 0;  // fetched and not yet settled (includes deferred)
   int64_t running = 0;    // drain tasks on executor threads now
+  int64_t stuck = 0;      // handler calls (or deferred messages) past their deadline now
+};
+
+// A handler call still running past its deadline, or a deferred message
+// whose complete() has not come by its deadline.
+struct StuckHandler {
+  std::string handler;  // "(deferred)" for a deferred message
+  std::string message_id;
+  uint32_t attempt = 0;
+  uint64_t running_ns = 0;  // since the handler started
+  uint64_t timeout_ns = 0;  // the deadline that applied
+  bool deferred = false;
 };
 
 // Handler call times of one handler on one queue.
@@ -90,6 +103,12 @@ class Consumer {
   bool Quiesced() const;
 
   ConsumerStats Stats() const;
+  // Stuck now, longest running first.
+  std::vector<StuckHandler> Stuck() const;
+  // For the daemon's liveness probe: takes and releases, one after another,
+  // every lock that starting a handler needs. Returns at once unless one of
+  // them is held forever (a deadlock), which then stalls the caller.
+  void ProbeDispatch() const;
   // One per distinct handler name the queue can route to; fixed after
   // construction.
   const std::vector<std::unique_ptr<HandlerMetrics>>& handler_metrics() const {
@@ -163,7 +182,8 @@ class Consumer {
     std::mutex mu;
     Delivery* delivery = nullptr;          // GUARDED_BY(mu)
     const std::string* handler = nullptr;  // GUARDED_BY(mu)
-    bool timed_out = false;        // GUARDED_BY(mu)
+    bool timed_out = false;        // GUARDED_BY(mu); stuck past the deadline
+    bool copy_settled = false;     // GUARDED_BY(mu); retried at once (retry_stuck_at_once)
   };
 
   // A handler the queue can route to: its metrics and its deadline.
@@ -180,9 +200,16 @@ class Consumer {
   // Messages a drain task fetches at once: the batch size, or its share of
   // the prefetch window at the current concurrency.
   size_t batch_max() const;
-  bool OverLimit() const {
-    return workers_.load(std::memory_order_relaxed) > concurrency_.load(std::memory_order_relaxed);
+  bool OverLimit() const { return workers_.load(std::memory_order_relaxed) > Limit(); }
+  // Drain tasks allowed now: the concurrency, plus the stuck handlers the
+  // queue replaces.
+  int Limit() const {
+    return concurrency_.load(std::memory_order_relaxed) +
+           std::min(stuck_.load(std::memory_order_relaxed),
+                    replace_stuck_.load(std::memory_order_relaxed));
   }
+  // Sets the replacement count and grows the slots for HandlerSlots(q).
+  void SetStuckLimits(const ConsumerOptions& q);
   // Leaves workers_ when over the limit; true if this task left.
   bool LeaveIfOverLimit();
   // Sets the deadlines and the watchdog's tick from `q`'s timeouts.
@@ -230,7 +257,13 @@ class Consumer {
   void ObserveWait(const Delivery& d, uint64_t start_ns, int64_t wall_offset_ns);
   void Watchdog();
   std::unique_ptr<Delivery> CloneForSettlement(const Delivery& d);
+  // The retry a timed-out delivery gets (counted when it was marked stuck).
   Outcome TimeoutOutcome(const Delivery& d, const std::string& handler, CallInfo* call);
+  // A stuck call returned (from RunOne): settles its message now unless a
+  // copy was retried at once.
+  void StuckReturned(std::unique_ptr<Delivery>& d, const Handler& handler,
+                     const HandlerReply& reply, bool copy_settled,
+                     std::vector<Settlement>& settled);
 
   // Only ChangeLimits() writes it, and only concurrency, timeout and
   // handler_timeouts, which the consumer's own threads never read (they use
@@ -251,6 +284,9 @@ class Consumer {
   const size_t batch_size_;  // queue's batch_size (0 = off)
   std::atomic<uint64_t> default_timeout_ns_{0};  // `timeout`; 0 = none
   std::atomic<uint64_t> watchdog_tick_ns_{100000000};
+  std::atomic<int> replace_stuck_{0};        // StuckReplacements(config)
+  std::atomic<bool> retry_stuck_at_once_{false};
+  std::atomic<int> stuck_{0};                // handler calls past their deadline now
 
   std::atomic<int> workers_{0};        // drain tasks posted or running
   std::atomic<int> entered_{0};        // threads inside Drain/Complete (see Entered)
@@ -262,25 +298,28 @@ class Consumer {
   // Set by CancelInFlight(); every delivery of this queue points at it.
   std::atomic<bool> cancel_all_{false};
 
-  std::mutex slots_mu_;
+  mutable std::mutex slots_mu_;
   // One per unit of the highest concurrency the consumer had; a slot is
   // never destroyed before the consumer, so the watchdog's copy of the
   // pointers stays valid.
   std::vector<std::unique_ptr<RunningSlot>> slots_;  // GUARDED_BY(slots_mu_)
   std::vector<RunningSlot*> free_slots_;             // GUARDED_BY(slots_mu_)
   std::vector<RunningSlot*> watched_;  // the watchdog's copy of slots_ (timer thread)
-  std::mutex deferred_mu_;
+  mutable std::mutex deferred_mu_;
   std::set<Delivery*> deferred_;  // GUARDED_BY(deferred_mu_); only when timeouts_
+  // Deferred past their deadline, waiting for complete() (retry_stuck
+  // after_return); still in deferred_.
+  std::set<Delivery*> overdue_;  // GUARDED_BY(deferred_mu_)
 
   std::atomic<uint64_t> received_{0}, acked_{0}, retried_{0}, dead_{0}, rejected_{0},
       released_{0}, timed_out_{0}, unknown_verdicts_{0}, admission_waits_{0};
 
   // Fetched, not started; any slot takes the next one.
-  std::mutex buffer_mu_;
+  mutable std::mutex buffer_mu_;
   std::deque<std::unique_ptr<Delivery>> buffer_;  // GUARDED_BY(buffer_mu_)
   std::atomic<size_t> buffered_{0};                // buffer_.size(), read without the lock
 
-  std::mutex settle_mu_;
+  mutable std::mutex settle_mu_;
   std::vector<Settlement> pending_;  // GUARDED_BY(settle_mu_); returned, not yet settled
   uint64_t pending_since_ns_ = 0;    // GUARDED_BY(settle_mu_)
   bool settle_timer_armed_ = false;  // GUARDED_BY(settle_mu_)

@@ -4,6 +4,7 @@
 #ifndef FOXWORKER_CORE_CONSUMER_OPTIONS_H_
 #define FOXWORKER_CORE_CONSUMER_OPTIONS_H_
 
+#include <algorithm>
 #include <map>
 #include <string>
 
@@ -33,12 +34,39 @@ struct ConsumerOptions {
   // threads, as many as its concurrency; true (`pool: cpu`) = the daemon's
   // CPU-sized pool shared with the other `pool: cpu` queues.
   bool cpu_pool = false;
+  // A handler still running past its deadline is "stuck": its message is
+  // cancelled and its slot no longer counts against `concurrency`, for up to
+  // this many stuck handlers at once (so the queue keeps its capacity while
+  // they hang). -1 (the key absent) = as many as `concurrency`.
+  int replace_stuck = -1;
+  // false (the default): a timed-out message is retried once its stuck
+  // handler returns, so two attempts of one message never run at once in
+  // this daemon. true: retried at once, while the stuck call may still run.
+  bool retry_stuck_at_once = false;
 
   bool operator==(const ConsumerOptions&) const = default;
 };
 
+inline bool HasTimeouts(const ConsumerOptions& q) {
+  return q.timeout.count() > 0 || !q.handler_timeouts.empty();
+}
+
+// Stuck handlers whose slots the queue replaces (0 without timeouts).
+inline int StuckReplacements(const ConsumerOptions& q) {
+  if (!HasTimeouts(q)) return 0;
+  return q.replace_stuck < 0 ? std::max(1, q.concurrency) : q.replace_stuck;
+}
+
+// Handler calls of the queue that may exist at once: its concurrency plus
+// the stuck ones it replaces. Threads and per-slot plugin instances are
+// sized to it.
+inline int HandlerSlots(const ConsumerOptions& q) {
+  return std::max(1, q.concurrency) + StuckReplacements(q);
+}
+
 // Whether a running consumer with `running` can take `next` in place: they
-// differ at most in concurrency, timeout and handler_timeouts, and a timeout
+// differ at most in concurrency, timeout, handler_timeouts, replace_stuck and
+// retry_stuck_at_once, and a timeout
 // appears only where the consumer's timeout watchdog runs (`watchdog`: it
 // started with a timeout).
 inline bool OnlyLimitsDiffer(const ConsumerOptions& running, const ConsumerOptions& next,
@@ -47,9 +75,10 @@ inline bool OnlyLimitsDiffer(const ConsumerOptions& running, const ConsumerOptio
   probe.concurrency = running.concurrency;
   probe.timeout = running.timeout;
   probe.handler_timeouts = running.handler_timeouts;
+  probe.replace_stuck = running.replace_stuck;
+  probe.retry_stuck_at_once = running.retry_stuck_at_once;
   if (!(probe == running)) return false;
-  const bool wants_timeouts = next.timeout.count() > 0 || !next.handler_timeouts.empty();
-  return watchdog || !wants_timeouts;
+  return watchdog || !HasTimeouts(next);
 }
 
 }  // namespace foxworker

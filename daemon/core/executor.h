@@ -55,6 +55,9 @@ class ThreadPool final : public TaskRunner {
   void SetMaxThreads(int n);
   // Threads alive now.
   int threads() const;
+  // Takes and releases the pool's lock (the daemon's liveness probe: a
+  // deadlock there stalls the caller).
+  void Probe() const { std::lock_guard<std::mutex> lock(mu_); }
   // Runs the queued tasks, then joins every thread. Post() after it runs
   // nothing.
   void Shutdown();
@@ -91,6 +94,8 @@ class Executor final : public TaskRunner {
 
   // Stops accepting tasks, lets the queued ones run, and joins the threads.
   void Shutdown();
+  // Takes and releases the pool's lock (the daemon's liveness probe).
+  void Probe() const { std::lock_guard<std::mutex> lock(mu_); }
 
   // The calling thread's index in [0, threads()), or -1 off the pool.
   static int CurrentThreadIndex() { return TaskRunner::CurrentThreadIndex(); }
@@ -98,7 +103,7 @@ class Executor final : public TaskRunner {
  private:
   void WorkerLoop(int index);
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> tasks_;  // GUARDED_BY(mu_)
   bool stopping_ = false;                    // GUARDED_BY(mu_)

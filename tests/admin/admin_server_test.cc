@@ -383,6 +383,48 @@ TEST_F(AdminServerTest, ReadyzIsReadyUntilAQueueIsPaused) {
   EXPECT_EQ(r.headers["content-type"], "application/json");
 }
 
+// A handler past its timeout is named in /readyz (not ready), listed in the
+// queue's JSON and counted by a gauge until its call returns.
+TEST_F(AdminServerTest, AStuckHandlerIsReportedUntilItReturns) {
+  Start(true, "127.0.0.1:0",
+        "queues:\n  jobs:\n    backend: mem\n    plugin: test\n    timeout: 100ms\n");
+  ASSERT_FALSE(HasFatalFailure());
+  Message m = TypedMessage("sleep");
+  m.payload = "1500";
+  ASSERT_TRUE(Mem()->Enqueue("jobs", m, {}).ok());
+  Consumer* c = daemon_->FindConsumer("jobs");
+  ASSERT_TRUE(WaitFor([&] { return c->Stats().stuck == 1; }));
+  HttpResponse r = Request(port_, "GET", "/readyz");
+  EXPECT_EQ(r.status, 503) << r.body;
+  auto d = Json(r.body);
+  ASSERT_EQ(d["reasons"].Size(), 1u) << r.body;
+  const std::string reason = d["reasons"][0].GetString();
+  EXPECT_EQ(reason.rfind("queue jobs: 1 handler(s) stuck past their timeout (longest: sleep on "
+                         "message ", 0),
+            0u)
+      << reason;
+  EXPECT_NE(reason.find("timeout 0.1s)"), std::string::npos) << reason;
+
+  r = Request(port_, "GET", "/api/v1/queues/jobs");
+  ASSERT_EQ(r.status, 200);
+  auto q = Json(r.body);
+  ASSERT_EQ(q["stuck"].Size(), 1u) << r.body;
+  EXPECT_STREQ(q["stuck"][0]["handler"].GetString(), "sleep");
+  EXPECT_EQ(q["stuck"][0]["attempt"].GetUint(), 1u);
+  EXPECT_GE(q["stuck"][0]["running_for_s"].GetDouble(), 0.1);
+  EXPECT_DOUBLE_EQ(q["stuck"][0]["timeout_s"].GetDouble(), 0.1);
+  EXPECT_FALSE(q["stuck"][0]["deferred"].GetBool());
+
+  r = Request(port_, "GET", "/metrics");
+  EXPECT_NE(r.body.find("\nfoxworker_handlers_stuck{queue=\"jobs\"} 1\n"), std::string::npos)
+      << r.body;
+
+  // The call returns after 1.5 s; the message is retried then.
+  ASSERT_TRUE(WaitFor([&] { return c->Stats().stuck == 0 && c->Stats().retried == 1; }));
+  EXPECT_EQ(Request(port_, "GET", "/readyz").status, 200);
+  EXPECT_EQ(Json(Request(port_, "GET", "/api/v1/queues/jobs").body)["stuck"].Size(), 0u);
+}
+
 TEST_F(AdminServerTest, MetricsParseAsExpositionFormatAndCountWhatWasProcessed) {
   Start(true, "127.0.0.1:0",
         std::string(kQueues) + "      - rate_limit: {rate: 40/s, burst: 1}\n");

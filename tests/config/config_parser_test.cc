@@ -1303,6 +1303,31 @@ TEST(ParseConfigTest, PoolKey) {
             "\"gpu\"");
 }
 
+TEST(ParseConfigTest, StuckKeys) {
+  std::string head = std::string(kBase) +
+                     "queues:\n  q:\n    backend: mem\n    plugin: exec\n    concurrency: 3\n";
+  auto config = ParseConfigString(head, "/etc/foxworker/foxworker.yaml", "/etc");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_EQ(config->FindQueue("q")->replace_stuck, -1);  // as many as the concurrency
+  EXPECT_FALSE(config->FindQueue("q")->retry_stuck_at_once);
+  config = ParseConfigString(head + "    timeout: 1s\n", "/etc/foxworker/foxworker.yaml", "/etc");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_EQ(HandlerSlots(*config->FindQueue("q")), 6);
+  config = ParseConfigString(head + "    replace_stuck: 0\n    retry_stuck: at_once\n",
+                             "/etc/foxworker/foxworker.yaml", "/etc");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_EQ(config->FindQueue("q")->replace_stuck, 0);
+  EXPECT_TRUE(config->FindQueue("q")->retry_stuck_at_once);
+  EXPECT_EQ(HandlerSlots(*config->FindQueue("q")), 3);  // no timeout: nothing to replace
+  EXPECT_EQ(ParseError(head + "    retry_stuck: later\n"),
+            "/etc/foxworker/foxworker.yaml:13:18: queues.q.retry_stuck: must be after_return "
+            "(retry a timed-out message once its handler returns) or at_once (retry it while "
+            "the stuck call may still run), got \"later\"");
+  EXPECT_EQ(ParseError(head + "    replace_stuck: -1\n"),
+            "/etc/foxworker/foxworker.yaml:13:20: queues.q.replace_stuck: must be between 0 and "
+            "10000, got -1");
+}
+
 TEST(ParseConfigTest, BatchKeyErrors) {
   std::string head = std::string(kBase) + "queues:\n  q:\n    backend: mem\n    plugin: exec\n";
   EXPECT_EQ(ParseError(head + "    batch_size: 0\n"),

@@ -232,9 +232,81 @@ TEST_F(ConsumerTest, RunsAtMostConcurrencyHandlersAtOnce) {
   EXPECT_GE(peak.load(), 1);
 }
 
-TEST_F(ConsumerTest, AHandlerPastItsTimeoutIsRetriedAndItsLateVerdictIgnored) {
+// By default a stuck handler's message waits for the call to return, so two
+// attempts never run at once; meanwhile the slot is replaced and the stuck
+// call is reported.
+TEST_F(ConsumerTest, AStuckHandlersMessageIsRetriedWhenItReturnsAndItsSlotIsReplaced) {
   ConsumerOptions o;
   o.timeout = Duration(50);
+  std::atomic<bool> release{false};
+  std::atomic<bool> saw_cancel{false};
+  std::atomic<int> fast{0};
+  Build(o, One("*", [&](Delivery& d) {
+          if (d.msg.id == "fast") {
+            fast++;
+            return HandlerReply{Verdict::kAck, 1, {}, 0};
+          }
+          while (!release.load()) std::this_thread::sleep_for(5ms);
+          saw_cancel = d.cancelled.load();
+          return HandlerReply{Verdict::kAck, 1, {}, 0};
+        }));
+  source_->Push("slow", "x");
+  ASSERT_TRUE(WaitFor([&] { return consumer_->Stats().stuck == 1; }));
+  EXPECT_EQ(consumer_->Stats().timed_out, 1u);
+  std::vector<StuckHandler> stuck = consumer_->Stuck();
+  ASSERT_EQ(stuck.size(), 1u);
+  EXPECT_EQ(stuck[0].message_id, "slow");
+  EXPECT_EQ(stuck[0].handler, "*");
+  EXPECT_EQ(stuck[0].timeout_ns, 50000000u);
+  EXPECT_GE(stuck[0].running_ns, 50000000u);
+  // concurrency 1, and the stuck call does not count: the next one runs.
+  source_->Push("fast", "x");
+  ASSERT_TRUE(WaitFor([&] { return fast.load() == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return source_->Settled().size() == 1; }));
+  EXPECT_EQ(source_->Settled()[0].first, "fast");
+  // Not settled while its call runs: no second attempt can start.
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(source_->Settled().size(), 1u);
+  release = true;
+  ASSERT_TRUE(WaitFor([&] { return source_->Settled().size() == 2; }));
+  EXPECT_EQ(source_->Settled()[1].first, "slow");
+  Outcome timed_out = source_->Settled()[1].second;
+  EXPECT_EQ(timed_out.kind, Outcome::Kind::kRetry);  // the late ack is ignored
+  EXPECT_EQ(timed_out.reason, "timeout after 0.05s");
+  EXPECT_TRUE(saw_cancel.load());
+  EXPECT_EQ(consumer_->Stats().stuck, 0);
+  EXPECT_TRUE(consumer_->Stuck().empty());
+  ASSERT_TRUE(WaitFor([&] { return consumer_->Stats().running == 0; }));
+}
+
+TEST_F(ConsumerTest, ReplaceStuckZeroKeepsTheStuckSlotTaken) {
+  ConsumerOptions o;
+  o.timeout = Duration(50);
+  o.replace_stuck = 0;
+  std::atomic<bool> release{false};
+  std::atomic<int> fast{0};
+  Build(o, One("*", [&](Delivery& d) {
+          if (d.msg.id == "fast") {
+            fast++;
+            return HandlerReply{Verdict::kAck, 1, {}, 0};
+          }
+          while (!release.load()) std::this_thread::sleep_for(5ms);
+          return HandlerReply{Verdict::kAck, 1, {}, 0};
+        }));
+  source_->Push("slow", "x");
+  ASSERT_TRUE(WaitFor([&] { return consumer_->Stats().stuck == 1; }));
+  source_->Push("fast", "x");
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(fast.load(), 0);
+  release = true;
+  ASSERT_TRUE(WaitFor([&] { return fast.load() == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return source_->Settled().size() == 2; }));
+}
+
+TEST_F(ConsumerTest, RetryStuckAtOnceSettlesTheTimeoutAndIgnoresTheLateVerdict) {
+  ConsumerOptions o;
+  o.timeout = Duration(50);
+  o.retry_stuck_at_once = true;
   std::atomic<bool> release{false};
   Build(o, One("*", [&](Delivery&) {
           while (!release.load()) std::this_thread::sleep_for(5ms);
@@ -246,9 +318,38 @@ TEST_F(ConsumerTest, AHandlerPastItsTimeoutIsRetriedAndItsLateVerdictIgnored) {
   EXPECT_EQ(timed_out.kind, Outcome::Kind::kRetry);
   EXPECT_EQ(timed_out.reason, "timeout after 0.05s");
   EXPECT_EQ(consumer_->Stats().timed_out, 1u);
+  EXPECT_EQ(consumer_->Stats().stuck, 1);  // the call still runs
   release = true;
   ASSERT_TRUE(WaitFor([&] { return consumer_->Stats().running == 0; }));
   EXPECT_EQ(source_->Settled().size(), 1u);  // the late ack settled nothing
+  EXPECT_EQ(consumer_->Stats().stuck, 0);
+}
+
+// A deferred message whose complete() is overdue waits for it, then is
+// retried as a timeout whatever complete() said.
+TEST_F(ConsumerTest, AnOverdueDeferredMessageIsRetriedWhenItCompletes) {
+  ConsumerOptions o;
+  o.timeout = Duration(50);
+  std::atomic<Delivery*> held{nullptr};
+  Build(o, One("*", [&](Delivery& d) {
+          held = &d;
+          return HandlerReply{Verdict::kPending, 0, {}, 0};
+        }));
+  source_->Push("later", "x");
+  ASSERT_TRUE(WaitFor([&] { return consumer_->Stats().stuck == 1; }));
+  std::vector<StuckHandler> stuck = consumer_->Stuck();
+  ASSERT_EQ(stuck.size(), 1u);
+  EXPECT_TRUE(stuck[0].deferred);
+  EXPECT_EQ(stuck[0].message_id, "later");
+  EXPECT_TRUE(source_->Settled().empty());
+  Delivery* d = held.load();
+  ASSERT_NE(d, nullptr);
+  EXPECT_TRUE(d->cancelled.load());
+  EXPECT_EQ(consumer_->Complete(d, HandlerReply{Verdict::kAck, 1, {}, 0}), 0);
+  ASSERT_TRUE(WaitFor([&] { return source_->Settled().size() == 1; }));
+  EXPECT_EQ(source_->Settled()[0].second.kind, Outcome::Kind::kRetry);
+  EXPECT_EQ(source_->Settled()[0].second.reason, "timeout after 0.05s");
+  EXPECT_EQ(consumer_->Stats().stuck, 0);
 }
 
 }  // namespace

@@ -309,6 +309,32 @@ TEST_F(NotifyTest, ADeadlockedBackendThreadStopsTheWatchdogAndIsNamed) {
   EXPECT_EQ(kill(pid_, 0), 0);
 }
 
+// The ability to start a handler is watched too: the control loop probes
+// every lock a queue takes to start and settle a handler, then beats
+// "handler dispatch". A deadlock there (injected by the hook) stops the pings.
+TEST_F(NotifyTest, ADeadlockedDispatchStopsTheWatchdogAndIsNamed) {
+  const std::string db = (dir_ / "jobs.db").string();
+  Spawn(WriteConfig("backends:\n  local:\n    type: local\n    path: " + db +
+                        "\nqueues:\n  jobs:\n    backend: local\n    plugin: test\n",
+                    "", "  liveness_timeout: 2s\n"),
+        {"WATCHDOG_USEC=1000000", "FOXWORKER_TEST_STALL_THREAD=handler dispatch",
+         "FOXWORKER_TEST_STALL_AFTER_MS=1500"});
+  ASSERT_TRUE(ReadUntil([](const std::string& t) { return Has(t, "READY=1"); })) << Log();
+  ASSERT_TRUE(WaitLog("not responding", std::chrono::seconds(15))) << Log();
+  ReadUntil(nullptr, std::chrono::milliseconds(500));
+  const auto quiet_from = Clock::now();
+  ReadUntil(nullptr, std::chrono::milliseconds(2500));
+  for (const Note& n : notes_) {
+    if (n.at >= quiet_from) {
+      EXPECT_FALSE(Has(n.text, "WATCHDOG=1")) << "pinged while deadlocked";
+    }
+  }
+  const std::string log = Log();
+  EXPECT_TRUE(Has(log, "thread \"handler dispatch\" now blocks forever")) << log;
+  EXPECT_TRUE(Has(log, "handler dispatch (last beat ")) << log;
+  EXPECT_TRUE(Has(log, "no longer pinging the systemd watchdog")) << log;
+}
+
 TEST_F(NotifyTest, SighupReloadsReloadingThenReadyAndKeepsTheOldConfigWhenBroken) {
   const std::string config = WriteConfig(kMemoryQueues);
   Spawn(config);

@@ -64,7 +64,17 @@ const QueueFamily kQueueFamilies[] = {
     {"foxworker_messages_in_flight", "gauge",
      "Messages fetched and not yet settled (running, deferred or buffered).",
      [](const ConsumerStats& s) { return double(s.in_flight); }},
+    {"foxworker_handlers_stuck", "gauge",
+     "Handler calls still running past their timeout (and deferred messages whose "
+     "complete() is overdue), per queue.",
+     [](const ConsumerStats& s) { return double(s.stuck); }},
 };
+
+std::string SecondsText(uint64_t ns) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "%.1fs", static_cast<double>(ns) / 1e9);
+  return buf;
+}
 
 }  // namespace
 
@@ -81,8 +91,16 @@ std::vector<std::string> ReadinessReasons(const Supervisor& supervisor) {
       reasons.push_back("backend " + bc.name + " is disconnected" +
                         (st.last_error.empty() ? "" : ": " + st.last_error));
   }
-  for (const auto& c : supervisor.consumers())
+  for (const auto& c : supervisor.consumers()) {
     if (c->paused()) reasons.push_back("queue " + c->name() + " is paused");
+    std::vector<StuckHandler> stuck = c->Stuck();
+    if (stuck.empty()) continue;
+    const StuckHandler& s = stuck.front();  // the longest running
+    reasons.push_back("queue " + c->name() + ": " + std::to_string(stuck.size()) +
+                      " handler(s) stuck past their timeout (longest: " + s.handler +
+                      " on message " + s.message_id + ", running " + SecondsText(s.running_ns) +
+                      ", timeout " + SecondsText(s.timeout_ns) + ")");
+  }
   if (supervisor.consumers().size() < supervisor.config().queues.size())
     reasons.push_back("not every queue has started");
   return reasons;
@@ -230,6 +248,25 @@ std::string RenderQueueJson(const Supervisor& supervisor, const Consumer& c) {
   w.Int64(s.in_flight);
   Key(w, "running");
   w.Int64(s.running);
+  Key(w, "stuck");
+  w.StartArray();
+  for (const StuckHandler& h : c.Stuck()) {
+    w.StartObject();
+    Key(w, "handler");
+    Str(w, h.handler);
+    Key(w, "message_id");
+    Str(w, h.message_id);
+    Key(w, "attempt");
+    w.Uint(h.attempt);
+    Key(w, "running_for_s");
+    w.Double(static_cast<double>(h.running_ns / 1000000) / 1e3);
+    Key(w, "timeout_s");
+    w.Double(static_cast<double>(h.timeout_ns / 1000000) / 1e3);
+    Key(w, "deferred");
+    w.Bool(h.deferred);
+    w.EndObject();
+  }
+  w.EndArray();
   const std::pair<const char*, uint64_t> counts[] = {
       {"received", s.received},       {"acked", s.acked},
       {"retried", s.retried},         {"dead_lettered", s.dead_lettered},
