@@ -38,7 +38,10 @@ bool StartRunningJournal(const std::string& state_dir,
       if (owner == nullptr || owners.count(name) == 0) continue;
       b->AdoptPreviousRun(PreviousRun{*owner, ev});
     }
-  } else if (!journal->problem().empty()) {
+  } else if (journal->problem().empty()) {
+    LOG(INFO) << "running journal " << path << ": created (no previous journal; whatever an "
+                 "earlier daemon had claimed is charged an attempt)";
+  } else {
     LOG(WARNING) << "running journal " << path << " is no proof of what the previous daemon ran: "
                  << journal->problem()
                  << "; whatever it had claimed is charged an attempt (docs/operations.md#running-journal)";
