@@ -9,8 +9,10 @@
 #include <thread>
 #include <utility>
 
+#include "daemon/app/crash_attribution.h"
 #include "daemon/base/clock.h"
 #include "daemon/core/running_job.h"
+#include "daemon/core/running_journal.h"
 #include "daemon/config/extension_registry.h"
 #include "daemon/middleware/chain.h"
 #include "daemon/plugins/plugin_handlers.h"
@@ -74,6 +76,7 @@ Supervisor::Supervisor(Config config) {
 
 Supervisor::~Supervisor() {
   if (started_ && !shut_down_) Shutdown();
+  if (journal_installed_) RunningJournal::Uninstall();
 }
 
 std::shared_ptr<const RuntimeSnapshot> Supervisor::snapshot() const {
@@ -175,6 +178,7 @@ Status Supervisor::Build(const ReloadPlan& plan, const Config& next, const Runni
     if (!made.ok()) return entry_error("backend " + name, made.status());
     std::shared_ptr<Backend> b = std::move(*made);
     if (!plan.starting) {
+      RecordClaimOwner(name, *b);
       Status st = b->Start();
       if (!st.ok()) {
         b->Stop(std::chrono::steady_clock::now() + kCloseTimeout);
@@ -341,6 +345,7 @@ Status Supervisor::StartQueues() {
     Install(std::move(c));
   }
   started_ = true;
+  journal_installed_ = StartRunningJournal(current_->config->daemon.state_dir, current_->backends);
   for (const auto& [name, backend] : current_->backends) {
     Status s = backend->Start();
     if (!s.ok()) return Status::Unavailable("backend " + name + ": " + s.message());

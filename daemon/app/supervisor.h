@@ -220,6 +220,7 @@ class Supervisor {
   std::vector<std::shared_ptr<Backend>> released_backends_;
   bool started_ = false;
   bool shut_down_ = false;
+  bool journal_installed_ = false;  // StartRunningJournal installed this daemon's journal
 };
 
 }  // namespace foxworker

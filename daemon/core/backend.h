@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "daemon/base/units.h"
@@ -20,6 +21,7 @@
 #include "daemon/core/backend_queue_options.h"
 #include "daemon/core/message.h"
 #include "daemon/core/outcome.h"
+#include "daemon/core/running_journal.h"
 #include "daemon/base/status.h"
 
 namespace foxworker {
@@ -77,6 +79,16 @@ class Source {
   virtual bool MaybeReady() const = 0;
 };
 
+// What a backend learns at start about the daemon that ran before it on this
+// state_dir and died (docs/semantics.md, "Attempts after a crash").
+struct PreviousRun {
+  std::string owner;  // the claim owner that daemon's backend of this name used
+  std::shared_ptr<const RunningJournalEvidence> evidence;
+
+  // Whether that daemon was running `message_id`'s handler when it died.
+  bool WasRunning(std::string_view message_id) const { return evidence->WasRunning(message_id); }
+};
+
 struct BackendState {
   bool connected = true;
   uint64_t reconnects = 0;
@@ -101,6 +113,18 @@ class Backend {
   virtual void Stop(std::chrono::steady_clock::time_point deadline) = 0;
 
   virtual BackendState State() const { return {}; }
+
+  // The name under which this backend's claims outlive the process at the
+  // broker (the local lease owner, the Redis consumer name), for the running
+  // journal; empty when nothing it claims survives a crash charged.
+  virtual std::string ClaimOwner() const { return {}; }
+
+  // Called at most once, before Start, when the running journal proves that
+  // `previous.owner` is dead and which messages it was running. Before it
+  // claims anything, the backend makes what that owner still holds
+  // available again: a message it was running keeps the attempt it was
+  // charged; one it had claimed but never started gets its attempt back.
+  virtual void AdoptPreviousRun(PreviousRun previous) { (void)previous; }
 
   // A store whose keys survive restarts and are shared by every daemon on
   // this backend, for keys scoped by `scope` (a queue name); null when the

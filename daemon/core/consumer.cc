@@ -743,7 +743,7 @@ uint64_t Consumer::RunBatchHandler(const Handler* handler, HandlerInstance insta
     // A batch names its first message; the crash report says how many ran.
     RunningJobScope running(config_.name, handlers_->provider(), handler->name(),
                             group[0]->msg.id + (n > 1 ? " and " + std::to_string(n - 1) + " more" : ""),
-                            group[0]->msg.attempt);
+                            group[0]->msg.attempt, ds);
     handler->HandleBatch(instance, ds.data(), n, replies.data(), reasons.data(), kBatchReasonCap);
   }
   const uint64_t ended = MonotonicNs();

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "daemon/base/clock.h"
+#include "daemon/core/running_journal.h"
 
 namespace foxworker {
 namespace {
@@ -71,7 +72,16 @@ void CopyText(char (&out)[RunningJob::kTextCap], std::string_view text) {
 
 RunningJobScope::RunningJobScope(std::string_view queue, std::string_view provider,
                                  std::string_view handler, std::string_view message_id,
-                                 uint32_t attempt) {
+                                 uint32_t attempt, std::span<Delivery* const> batch)
+    : journal_(RunningJournal::Current()) {
+  if (journal_ != nullptr) {
+    if (batch.empty()) {
+      slot_ = journal_->Begin(queue, message_id);
+    } else {
+      batch_slots_.reserve(batch.size());
+      for (const Delivery* d : batch) batch_slots_.push_back(journal_->Begin(queue, d->msg.id));
+    }
+  }
   ThreadRecord* r = ThisThreadsRecord();
   std::lock_guard<std::mutex> lock(r->mu);
   CopyText(r->job.queue, queue);
@@ -84,9 +94,15 @@ RunningJobScope::RunningJobScope(std::string_view queue, std::string_view provid
 }
 
 RunningJobScope::~RunningJobScope() {
-  ThreadRecord* r = t_record;
-  std::lock_guard<std::mutex> lock(r->mu);
-  r->active = false;
+  {
+    ThreadRecord* r = t_record;
+    std::lock_guard<std::mutex> lock(r->mu);
+    r->active = false;
+  }
+  if (journal_ != nullptr) {
+    journal_->End(slot_);
+    for (int slot : batch_slots_) journal_->End(slot);
+  }
 }
 
 const RunningJob* CurrentRunningJob() {

@@ -10,11 +10,16 @@
 
 #include <atomic>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "daemon/core/message.h"
+
 namespace foxworker {
+
+class RunningJournal;
 
 struct RunningJob {
   static constexpr size_t kTextCap = 128;
@@ -41,13 +46,23 @@ struct RunningJobInfo {
 // Marks the calling thread as running one handler call until destroyed.
 // One per thread at a time (they do not nest). Cheap: the thread's record is
 // made once and locked only by this thread and by readers of RunningJobs().
+//
+// While it lives, the message is also in the process's RunningJournal (when
+// one is installed): `message_id`, or for a batch handler's call every
+// message of `batch` (then `message_id` is only the text for reports).
 class RunningJobScope {
  public:
   RunningJobScope(std::string_view queue, std::string_view provider, std::string_view handler,
-                  std::string_view message_id, uint32_t attempt);
+                  std::string_view message_id, uint32_t attempt,
+                  std::span<Delivery* const> batch = {});
   ~RunningJobScope();
   RunningJobScope(const RunningJobScope&) = delete;
   RunningJobScope& operator=(const RunningJobScope&) = delete;
+
+ private:
+  RunningJournal* journal_ = nullptr;
+  int slot_ = -1;
+  std::vector<int> batch_slots_;
 };
 
 // The calling thread's current record, or null. Async-signal-safe: for the

@@ -143,6 +143,34 @@ void LocalBackend::Stop(std::chrono::steady_clock::time_point deadline) {
   running_ = false;
 }
 
+void LocalBackend::AdoptPreviousRun(PreviousRun previous) { previous_ = std::move(previous); }
+
+void LocalBackend::RecoverPreviousRun() {
+  if (!previous_) return;
+  const PreviousRun& p = *previous_;
+  auto r = store_->RecoverDeadOwner(
+      p.owner, [&](int64_t id) { return p.WasRunning(std::to_string(id)); });
+  if (!r.ok()) {
+    // Nothing given back: those jobs come back when their lease expires,
+    // charged as without a journal.
+    LOG(WARNING) << "local backend " << name_ << ": could not recover the jobs of the previous "
+                 << "daemon (owner " << p.owner << "): " << r.status().message()
+                 << "; they are charged an attempt when their lease expires";
+    return;
+  }
+  if (r->charged.empty() && r->refunded.empty()) return;
+  auto ids = [](const std::vector<int64_t>& v) {
+    std::string s;
+    for (size_t i = 0; i < v.size() && i < 20; ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+    if (v.size() > 20) s += ", ...";
+    return s.empty() ? std::string("none") : s;
+  };
+  LOG(WARNING) << "local backend " << name_ << ": the previous daemon (pid "
+               << p.evidence->pid << ", owner " << p.owner << ") died holding "
+               << r->charged.size() + r->refunded.size() << " job(s); running, charged an attempt: "
+               << ids(r->charged) << "; never started, attempt given back: " << ids(r->refunded);
+}
+
 BackendState LocalBackend::State() const {
   std::lock_guard<std::mutex> l(mu_);
   return state_;

@@ -28,6 +28,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -77,6 +78,9 @@ class LocalBackend final : public Backend {
   void Stop(std::chrono::steady_clock::time_point deadline) override;
 
   BackendState State() const override;
+  std::string ClaimOwner() const override { return owner_; }
+  // Applied by Start, on the backend's thread, before the first claim.
+  void AdoptPreviousRun(PreviousRun previous) override;
   // Keys in this backend's SQLite file (table dedup_keys), scoped by `scope`.
   std::unique_ptr<KeyStore> OpenDurableKeyStore(const std::string& scope) override;
 
@@ -129,6 +133,8 @@ class LocalBackend final : public Backend {
   Status RefreshPaused(const SourceList& sources);
   void RecordFailure(const Status& status);
   void RecordSuccess();
+  // Gives back the unstarted jobs of the dead owner in previous_.
+  void RecoverPreviousRun();
 
   const std::string name_;
   const LocalBackendOptions options_;
@@ -151,6 +157,9 @@ class LocalBackend final : public Backend {
   std::thread thread_;
   std::atomic<std::thread::id> thread_id_{};  // of thread_, readable without mu_
   std::atomic<uint64_t> enqueue_commits_{0};
+
+  // Set before Start; read by the backend's thread.
+  std::optional<PreviousRun> previous_;
 
   // Owned by the backend's thread.
   std::unique_ptr<LocalStore> store_;

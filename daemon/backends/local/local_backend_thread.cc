@@ -47,6 +47,7 @@ void LocalBackend::Run(std::promise<Status>* started) {
   store_ = std::move(store).value();
   if (auto dv = store_->DataVersion(); dv.ok()) data_version_ = *dv;
   if (auto paused = store_->PausedQueues(); paused.ok()) paused_queues_ = std::move(*paused);
+  RecoverPreviousRun();  // before anything is claimed
   TimePoint now = Clock::now();
   next_renew_ = now + AtLeast(options_.lease / 3, milliseconds(1));
   next_recover_ = now;  // jobs of owners that died before we started

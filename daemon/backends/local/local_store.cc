@@ -54,6 +54,16 @@ constexpr char kRenew[] =
 constexpr char kRecover[] =
     "UPDATE jobs SET state = 'waiting', owner = NULL, lease_until = NULL"
     " WHERE state = 'running' AND lease_until < ?1";
+// A dead owner's jobs (RecoverDeadOwner).
+constexpr char kHeldBy[] =
+    "SELECT id FROM jobs INDEXED BY jobs_running WHERE state = 'running' AND owner = ?1";
+constexpr char kFreeDead[] =
+    "UPDATE jobs SET state = 'waiting', owner = NULL, lease_until = NULL"
+    " WHERE id = ?1 AND state = 'running' AND owner = ?2";
+constexpr char kRefundDead[] =
+    "UPDATE jobs SET state = 'waiting', attempts = max(attempts - 1, 0),"
+    " first_attempt_at = CASE WHEN attempts <= 1 THEN NULL ELSE first_attempt_at END,"
+    " owner = NULL, lease_until = NULL WHERE id = ?1 AND state = 'running' AND owner = ?2";
 constexpr char kPurgeDone[] =
     "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state = 'done'"
     " AND finished_at <= ?1 LIMIT ?2)";
@@ -371,6 +381,38 @@ Result<int64_t> LocalStore::RecoverExpiredLeases() {
   int64_t now = NowMs();
   return Write(kRecover, "recovering expired leases", -1,
                [&](SqliteStatement& s) { s.BindInt(1, now); });
+}
+
+Result<LocalStore::DeadOwnerRecovery> LocalStore::RecoverDeadOwner(
+    std::string_view owner, const std::function<bool(int64_t)>& was_running) {
+  auto held = Prepare(kHeldBy);
+  if (!held.ok()) return held.status();
+  auto free_dead = Prepare(kFreeDead);
+  if (!free_dead.ok()) return free_dead.status();
+  auto refund = Prepare(kRefundDead);
+  if (!refund.ok()) return refund.status();
+  WriteScope scope(this);
+  if (Status s = scope.Begin(); !s.ok()) return s;
+  std::vector<int64_t> ids;
+  {
+    SqliteStatement stmt(*held);
+    stmt.BindText(1, owner);
+    int rc;
+    while ((rc = stmt.Step()) == SQLITE_ROW) ids.push_back(stmt.Int(0));
+    if (rc != SQLITE_DONE) return Error("listing the jobs of owner " + std::string(owner), rc);
+  }
+  DeadOwnerRecovery out;
+  for (int64_t id : ids) {
+    const bool ran = was_running(id);
+    SqliteStatement stmt(ran ? *free_dead : *refund);
+    stmt.BindInt(1, id);
+    stmt.BindText(2, owner);
+    int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return Error("recovering job " + std::to_string(id), rc);
+    (ran ? out.charged : out.refunded).push_back(id);
+  }
+  if (Status s = scope.Finish(); !s.ok()) return s;
+  return out;
 }
 
 Result<int64_t> LocalStore::PurgeDone(Duration retention, int limit) {

@@ -199,6 +199,16 @@ class LocalStore {
   // Makes running jobs whose lease has expired waiting again (their attempt
   // counts). Returns how many.
   Result<int64_t> RecoverExpiredLeases();
+  // What RecoverDeadOwner did, by job id.
+  struct DeadOwnerRecovery {
+    std::vector<int64_t> charged;   // were running: waiting again, attempt kept
+    std::vector<int64_t> refunded;  // never started: waiting again, attempt given back
+  };
+  // Makes every job `owner` (a daemon known dead) still holds waiting again
+  // at once, in one transaction: those `was_running(id)` says it was running
+  // keep their attempt, the others get it back as with Release.
+  Result<DeadOwnerRecovery> RecoverDeadOwner(std::string_view owner,
+                                             const std::function<bool(int64_t)>& was_running);
   // Deletes `done` jobs finished at least `retention` ago, at most `limit`.
   Result<int64_t> PurgeDone(Duration retention, int limit = 10000);
 

@@ -31,6 +31,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -73,6 +74,9 @@ class RedisBackend final : public Backend {
   void Stop(std::chrono::steady_clock::time_point deadline) override;
 
   BackendState State() const override;
+  std::string ClaimOwner() const override { return consumer_; }
+  // Applied by the reader, per stream, before its first claim or read.
+  void AdoptPreviousRun(PreviousRun previous) override;
 
  private:
   class RedisSource;
@@ -132,6 +136,10 @@ class RedisBackend final : public Backend {
   // Claims entries left pending: at the first call, this consumer name's
   // own (an earlier run's); then other consumers' idle for min_idle.
   Status ClaimIdle(RedisConnection& conn, const std::shared_ptr<SourceState>& source);
+  // The previous daemon's consumer (proved dead by the running journal):
+  // its pending entries that were never started get their delivery count
+  // back; all of them go to this consumer, idle, for ClaimIdle to take.
+  Status RecoverPreviousRun(RedisConnection& conn, SourceState& source);
 
   // Connection bookkeeping shared by both threads.
   Result<std::unique_ptr<RedisConnection>> Connect(Link link);
@@ -143,6 +151,7 @@ class RedisBackend final : public Backend {
   const std::string name_;
   const RedisBackendOptions options_;
   const std::string consumer_;
+  std::optional<PreviousRun> previous_;  // set before Start; read by the reader
 
   mutable std::mutex mu_;
   std::condition_variable cv_;         // wakes the command thread

@@ -39,7 +39,87 @@ Status RedisBackend::EnsureGroup(RedisConnection& conn, SourceState& source) {
   return Status::Ok();
 }
 
+void RedisBackend::AdoptPreviousRun(PreviousRun previous) { previous_ = std::move(previous); }
+
+Status RedisBackend::RecoverPreviousRun(RedisConnection& conn, SourceState& src) {
+  const PreviousRun& p = *previous_;
+  const std::string& stream = src.options.source;
+  const int64_t min_idle = options_.min_idle.count();
+  const std::string min_idle_ms = std::to_string(min_idle);
+  std::string cursor = "-";
+  std::vector<std::string> charged, refunded;
+  for (;;) {
+    constexpr int kPage = 1000;
+    auto reply = conn.Run({"XPENDING", stream, options_.group, cursor, "+", std::to_string(kPage),
+                           p.owner});
+    if (!reply.ok()) return reply.status();
+    const redisReply* r = reply->get();
+    if (IsTransientError(r)) return Status::Unavailable("XPENDING: " + std::string(ReplyText(r)));
+    if (IsError(r) || r->type != REDIS_REPLY_ARRAY) {
+      if (IsErrorCode(r, "NOGROUP")) {
+        src.group_ready.store(false);
+        return Status::Ok();  // tried again once the group exists (then nothing is pending)
+      }
+      LOG(WARNING) << "redis backend " << name_ << ": XPENDING " << stream << " for consumer "
+                   << p.owner << ": " << ReplyText(r)
+                   << "; its entries are charged an attempt when claimed";
+      break;
+    }
+    // [id, consumer, idle ms, delivery count] for each.
+    std::vector<RedisCommand> claims;
+    for (size_t i = 0; i < r->elements; ++i) {
+      const redisReply* e = r->element[i];
+      if (e->type != REDIS_REPLY_ARRAY || e->elements < 4) continue;
+      // Idle for min_idle already: a release (which gave its count back)
+      // or past any lease; left to the usual claims, as charged as it is.
+      if (e->element[2]->integer >= min_idle) continue;
+      std::string id(ReplyText(e->element[0]));
+      const long long count = e->element[3]->integer;
+      RedisCommand claim = {"XCLAIM", stream, options_.group, consumer_, "0", id,
+                            "IDLE", min_idle_ms};
+      if (p.WasRunning(id)) {
+        charged.push_back(id);
+      } else {
+        AppendArgs(claim, {"RETRYCOUNT", std::to_string(std::max(count - 1, 0LL))});
+        refunded.push_back(id);
+      }
+      claim.push_back("JUSTID");  // JUSTID: the count is not raised
+      claims.push_back(std::move(claim));
+    }
+    if (!claims.empty()) {
+      std::vector<RedisReplyPtr> replies;
+      if (Status s = conn.Pipeline(claims, &replies); !s.ok()) return s;
+      for (const auto& c : replies) {
+        if (IsTransientError(c.get())) {
+          return Status::Unavailable("XCLAIM: " + std::string(ReplyText(c.get())));
+        }
+      }
+    }
+    if (r->elements < static_cast<size_t>(kPage)) break;
+    cursor = "(" + std::string(ReplyText(r->element[r->elements - 1]->element[0]));
+  }
+  src.previous_recovered = true;
+  if (charged.empty() && refunded.empty()) return Status::Ok();
+  auto ids = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (size_t i = 0; i < v.size() && i < 20; ++i) s += (i ? ", " : "") + v[i];
+    if (v.size() > 20) s += ", ...";
+    return s.empty() ? std::string("none") : s;
+  };
+  LOG(WARNING) << "redis backend " << name_ << ": stream " << stream << ": the previous daemon (pid "
+               << p.evidence->pid << ", consumer " << p.owner << ") died holding "
+               << charged.size() + refunded.size() << " entr"
+               << (charged.size() + refunded.size() == 1 ? "y" : "ies")
+               << "; running, charged an attempt: " << ids(charged)
+               << "; never started, delivery count given back: " << ids(refunded);
+  return Status::Ok();
+}
+
 Status RedisBackend::ClaimIdle(RedisConnection& conn, const std::shared_ptr<SourceState>& src) {
+  if (previous_ && !src->previous_recovered) {
+    Status s = RecoverPreviousRun(conn, *src);
+    if (!s.ok() || !src->previous_recovered) return s;
+  }
   src->next_claim = Clock::now() + options_.claim_interval;
   int room;
   {

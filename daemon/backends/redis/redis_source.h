@@ -131,6 +131,7 @@ struct RedisBackend::SourceState : BufferedSourceState {
   std::chrono::steady_clock::time_point next_claim{};
   std::string claim_cursor = "-";
   bool own_recovered = false;  // our consumer's leftovers from an earlier run were taken
+  bool previous_recovered = false;  // a dead previous daemon's entries were sorted (journal)
 };
 
 struct RedisBackend::SettleOp {
