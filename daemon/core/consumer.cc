@@ -625,6 +625,8 @@ bool Consumer::RunOne(std::unique_ptr<Delivery>& d, HandlerInstance instance, Ru
     RunningJobScope running(config_.name, handlers_->provider(), handler->name(), d->msg.id,
                             d->msg.attempt);
     reply = handler->Handle(instance, *d, reason, kReasonCap);
+    // Deferred: the message stays "running" in the journal until settled.
+    if (reply.verdict == Verdict::kPending) running.KeepIn(d->journal_hold);
   }
   const uint64_t ended = MonotonicNs();
   if (route) route->metrics->duration.ObserveNs(ended - d->started_ns);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "daemon/core/deferred_completion.h"
+#include "daemon/core/running_journal.h"
 
 namespace foxworker {
 
@@ -69,6 +70,9 @@ struct Delivery {
   // and the timeout watchdog agree through this on who settles it.
   DeferredCompletion deferred;
   Consumer* consumer = nullptr;
+  // A deferred delivery's entry in the running journal, ended when the
+  // delivery is destroyed or reset (it was settled).
+  RunningJournalHold journal_hold;
 
   // Clears everything but `msg`, so a backend can reuse the allocation for
   // the next message. REQUIRES: nobody else refers to this delivery.
@@ -83,6 +87,7 @@ struct Delivery {
     cancel_all = nullptr;
     deferred.Reset();
     consumer = nullptr;
+    journal_hold.Release();
   }
 
   bool IsCancelled(uint64_t now_ns) const {

@@ -105,6 +105,12 @@ RunningJobScope::~RunningJobScope() {
   }
 }
 
+void RunningJobScope::KeepIn(RunningJournalHold& hold) {
+  if (journal_ == nullptr || slot_ < 0) return;
+  hold.Take(journal_, slot_);
+  slot_ = -1;
+}
+
 const RunningJob* CurrentRunningJob() {
   const ThreadRecord* r = t_record;
   // No lock: only this thread writes its record, and it is the one asking.

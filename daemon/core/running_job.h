@@ -59,6 +59,10 @@ class RunningJobScope {
   RunningJobScope(const RunningJobScope&) = delete;
   RunningJobScope& operator=(const RunningJobScope&) = delete;
 
+  // Hands the message's journal entry to `hold` (a deferred delivery keeps
+  // it until settled); the scope's end then leaves it alone.
+  void KeepIn(RunningJournalHold& hold);
+
  private:
   RunningJournal* journal_ = nullptr;
   int slot_ = -1;

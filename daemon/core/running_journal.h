@@ -119,6 +119,33 @@ class RunningJournal {
   std::string problem_;
 };
 
+// A journal entry kept past its handler call: a deferred delivery
+// (FOXW_PENDING) holds its message's entry until the delivery is settled and
+// destroyed (or reset for reuse), so a crash while it waits for complete()
+// charges it like a running handler.
+class RunningJournalHold {
+ public:
+  RunningJournalHold() = default;
+  ~RunningJournalHold() { Release(); }
+  RunningJournalHold(const RunningJournalHold&) = delete;
+  RunningJournalHold& operator=(const RunningJournalHold&) = delete;
+
+  void Take(RunningJournal* journal, int slot) {
+    Release();
+    journal_ = journal;
+    slot_ = slot;
+  }
+  void Release() {
+    if (journal_ != nullptr) journal_->End(slot_);
+    journal_ = nullptr;
+    slot_ = -1;
+  }
+
+ private:
+  RunningJournal* journal_ = nullptr;
+  int slot_ = -1;
+};
+
 }  // namespace foxworker
 
 #endif  // FOXWORKER_CORE_RUNNING_JOURNAL_H_

@@ -149,7 +149,7 @@ TEST_F(RedisCrashAttributionTest, SegfaultChargesOnlyTheRunningEntry) {
 #endif
   record_ = dir_ + "/record.txt";
   log_ = dir_ + "/daemon.log";
-  Add("crash", "0");
+  Add("crash", "500");  // time for the reader to fetch all five
   Spawn(/*healthy=*/false);
   const int status = Wait();
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV) << status << "\n"

@@ -223,6 +223,46 @@ TEST_F(RunningJournalTest, RunningJobScopesWriteTheInstalledJournal) {
   EXPECT_FALSE(ev.WasRunning("2 and 1 more"));
 }
 
+// A deferred delivery keeps its record past the handler call until it is
+// settled (destroyed) or reset for reuse.
+TEST_F(RunningJournalTest, ADeferredDeliveryHoldsItsRecordUntilSettled) {
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto j = RunningJournal::Open(path_);
+    if (!j.ok()) _exit(2);
+    (*j)->Reset();
+    RunningJournal::Install(std::move(*j));
+    auto waiting = std::make_unique<Delivery>();
+    auto settled = std::make_unique<Delivery>();
+    auto reused = std::make_unique<Delivery>();
+    {
+      RunningJobScope call("jobs", "plugin t", "h", "waiting", 1);
+      call.KeepIn(waiting->journal_hold);
+    }
+    {
+      RunningJobScope call("jobs", "plugin t", "h", "settled", 1);
+      call.KeepIn(settled->journal_hold);
+    }
+    {
+      RunningJobScope call("jobs", "plugin t", "h", "reused", 1);
+      call.KeepIn(reused->journal_hold);
+    }
+    settled.reset();
+    reused->ResetState();
+    raise(SIGKILL);
+    _exit(3);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status)) << status;
+  auto j = Reopen();
+  ASSERT_NE(j->previous(), nullptr) << j->problem();
+  EXPECT_TRUE(j->previous()->WasRunning("waiting"));
+  EXPECT_FALSE(j->previous()->WasRunning("settled"));
+  EXPECT_FALSE(j->previous()->WasRunning("reused"));
+}
+
 TEST_F(RunningJournalTest, AfterUninstallLateEndsLeaveTheFileAlone) {
   auto j = Reopen();
   j->Reset();

@@ -125,7 +125,7 @@ TEST_F(CrashAttributionTest, SegfaultChargesOnlyTheRunningJob) {
 #if defined(__SANITIZE_ADDRESS__)
   GTEST_SKIP() << "AddressSanitizer owns SIGSEGV from a bad access";
 #endif
-  Enqueue("crash", "0");
+  Enqueue("crash", "500");  // time for every job to be claimed
   Spawn(Yaml(/*healthy=*/false));
   const int status = Wait();
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV) << Describe(status) << "\n"

@@ -15,7 +15,8 @@
  *             $FOXWORKER_TEST_RECORD_FILE around the call
  *   hang      appends the id to $FOXWORKER_TEST_RECORD_FILE, then sleeps
  *             <payload> ms and acks (a test knows it started)
- *   crash     writes through a null pointer (SIGSEGV)
+ *   crash     sleeps <payload> ms (0 when empty), then writes through a null
+ *             pointer (SIGSEGV)
  *   abort     calls abort() (SIGABRT)
  *   overflow  recurses until the thread's stack overflows (SIGSEGV)
  * Builds in variants (compile definitions) to exercise the loader's checks.
@@ -291,8 +292,9 @@ static foxw_verdict handle_hang(void *inst, const foxw_message *msg, foxw_outcom
 
 /* For the crash report's tests: handlers that kill the process. */
 static foxw_verdict handle_crash(void *inst, const foxw_message *msg, foxw_outcome *out) {
-  (void)msg; (void)out;
+  (void)out;
   enter(inst);
+  sleep_ms(payload_number(msg));
   /* Both volatile: a real store, not a compiler trap or nothing at all. */
   volatile int *volatile target = NULL;
   *target = 1;
