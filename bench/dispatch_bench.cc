@@ -128,9 +128,13 @@ std::string DaemonYaml(const std::string& backend, const std::string& queues) {
          "backends:\n" + backend + "queues:\n" + queues;
 }
 
+// FOXWORKER_BENCH_DISPATCH_PREFETCH_FACTOR=F, when set, makes every queue's
+// prefetch F x its concurrency instead of what the figure uses (a diagnostic).
 std::string QueueYaml(const std::string& name, const std::string& backend,
                       const std::string& source, const std::string& handler, size_t concurrency,
                       size_t prefetch) {
+  if (const char* f = std::getenv("FOXWORKER_BENCH_DISPATCH_PREFETCH_FACTOR"); f != nullptr && *f)
+    prefetch = concurrency * static_cast<size_t>(std::max(1, atoi(f)));
   return "  " + name + ":\n    backend: " + backend + "\n    source: " + source +
          "\n    plugin: bench\n    handler: " + handler +
          "\n    concurrency: " + std::to_string(concurrency) +

@@ -202,9 +202,9 @@ std::vector<StuckHandler> Consumer::Stuck() const {
 
 void Consumer::ProbeDispatch() const {
   // The locks a drain task takes to start a handler and to settle one.
-  auto touch = [](std::mutex& mu) { std::lock_guard<std::mutex> lock(mu); };
+  auto touch = [](auto& mu) { std::lock_guard lock(mu); };
   touch(buffer_mu_);
-  touch(settle_mu_);
+  for (const SettleShard& shard : settle_shards_) touch(shard.mu);
   touch(slots_mu_);
   touch(deferred_mu_);
   if (own_pool_) own_pool_->Probe();
@@ -358,7 +358,7 @@ void Consumer::ReturnSlot(RunningSlot* slot) {
 }
 
 std::unique_ptr<Delivery> Consumer::TakeBuffered() {
-  std::lock_guard<std::mutex> lock(buffer_mu_);
+  std::lock_guard<AdaptiveMutex> lock(buffer_mu_);
   if (buffer_.empty()) return nullptr;
   std::unique_ptr<Delivery> d = std::move(buffer_.front());
   buffer_.pop_front();
@@ -369,7 +369,7 @@ std::unique_ptr<Delivery> Consumer::TakeBuffered() {
 void Consumer::ReleaseBuffered() {
   std::vector<Settlement> released;
   {
-    std::lock_guard<std::mutex> lock(buffer_mu_);
+    std::lock_guard<AdaptiveMutex> lock(buffer_mu_);
     for (auto& d : buffer_) released.push_back({std::move(d), Outcome::Release()});
     buffer_.clear();
     buffered_.store(0, std::memory_order_relaxed);
@@ -380,35 +380,45 @@ void Consumer::ReleaseBuffered() {
   SettleAll(released);
 }
 
+Consumer::SettleShard& Consumer::ShardOfThisThread() {
+  const int i = TaskRunner::CurrentThreadIndex();
+  return settle_shards_[static_cast<size_t>(i < 0 ? 0 : i) % kSettleShards];
+}
+
 void Consumer::QueueSettlement(std::vector<Settlement>& settled) {
   if (settled.empty()) return;
+  SettleShard& shard = ShardOfThisThread();
   std::vector<Settlement> flush;
   bool arm = false;
   uint64_t due = 0;
   {
-    std::lock_guard<std::mutex> lock(settle_mu_);
+    std::lock_guard<AdaptiveMutex> lock(shard.mu);
     const uint64_t now = MonotonicNs();
-    if (pending_.empty()) pending_since_ns_ = now;
-    for (auto& s : settled) pending_.push_back(std::move(s));
-    if (pending_.size() >= kSettleBatch || now - pending_since_ns_ >= kSettleDelayNs) {
-      flush.swap(pending_);
-    } else if (!settle_timer_armed_) {
-      settle_timer_armed_ = true;
+    if (shard.pending.empty()) {
+      shard.since_ns = now;
+      shard.pending.reserve(kSettleBatch);
+    }
+    for (auto& s : settled) shard.pending.push_back(std::move(s));
+    if (shard.pending.size() >= kSettleBatch || now - shard.since_ns >= kSettleDelayNs) {
+      flush.swap(shard.pending);
+    } else if (!shard.timer_armed) {
+      shard.timer_armed = true;
       arm = true;
-      due = pending_since_ns_ + kSettleDelayNs;
+      due = shard.since_ns + kSettleDelayNs;
     }
   }
   settled.clear();
-  if (arm) timer_.At(due, this, [this] { FlushSettlements(/*from_timer=*/true); });
+  if (arm) timer_.At(due, this, [this, sh = &shard] { FlushSettlements(sh, /*from_timer=*/true); });
   if (!flush.empty()) SettleAll(flush);
 }
 
-void Consumer::FlushSettlements(bool from_timer) {
+void Consumer::FlushSettlements(SettleShard* shard, bool from_timer) {
+  if (shard == nullptr) shard = &ShardOfThisThread();
   std::vector<Settlement> flush;
   {
-    std::lock_guard<std::mutex> lock(settle_mu_);
-    if (from_timer) settle_timer_armed_ = false;
-    flush.swap(pending_);
+    std::lock_guard<AdaptiveMutex> lock(shard->mu);
+    if (from_timer) shard->timer_armed = false;
+    flush.swap(shard->pending);
   }
   SettleAll(flush);
 }
@@ -458,7 +468,7 @@ void Consumer::Drain() {
         // Outcomes waiting to be settled hold the window: settle them now,
         // then ask the source (an empty answer is what makes a buffered
         // source wake us when it refills).
-        FlushSettlements(/*from_timer=*/false);
+        FlushSettlements();
         room = prefetch_ - in_flight_.load(std::memory_order_relaxed);
         if (room <= 0) break;
       }
@@ -472,7 +482,7 @@ void Consumer::Drain() {
       wall_offset_ns = WallNs() - static_cast<int64_t>(MonotonicNs());
       d = std::move(fetched.front());
       if (n > 1) {
-        std::lock_guard<std::mutex> lock(buffer_mu_);
+        std::lock_guard<AdaptiveMutex> lock(buffer_mu_);
         for (size_t i = 1; i < n; ++i) buffer_.push_back(std::move(fetched[i]));
         buffered_.store(buffer_.size(), std::memory_order_relaxed);
       }
@@ -492,7 +502,7 @@ void Consumer::Drain() {
   }
   handlers_->Release(instance);
   ReturnSlot(slot);
-  FlushSettlements(/*from_timer=*/false);
+  FlushSettlements();
   // Paused or stopping: what is fetched and not started goes back at once.
   if (paused_.load() || stopping_.load()) ReleaseBuffered();
   EndTask(over_limit, yielded);

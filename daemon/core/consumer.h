@@ -10,6 +10,7 @@
 #ifndef FOXWORKER_CORE_CONSUMER_H_
 #define FOXWORKER_CORE_CONSUMER_H_
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/base/adaptive_mutex.h"
 #include "daemon/core/backend.h"
 #include "daemon/core/consumer_options.h"
 #include "daemon/core/executor.h"
@@ -232,7 +234,10 @@ class Consumer {
   // Settles `settled` now, or with the other outcomes of the next
   // kSettleDelayNs (a timer flushes them).
   void QueueSettlement(std::vector<Settlement>& settled);
-  void FlushSettlements(bool from_timer);
+  struct SettleShard;
+  // Settles what the calling thread's shard holds (`shard`: that one, from
+  // its timer).
+  void FlushSettlements(SettleShard* shard = nullptr, bool from_timer = false);
   // How many of `want` the middleware admits now; schedules a wake-up when
   // it is fewer. Returns the admitted count.
   size_t Admit(size_t want);
@@ -315,14 +320,21 @@ class Consumer {
       released_{0}, timed_out_{0}, unknown_verdicts_{0}, admission_waits_{0};
 
   // Fetched, not started; any slot takes the next one.
-  mutable std::mutex buffer_mu_;
+  mutable AdaptiveMutex buffer_mu_;
   std::deque<std::unique_ptr<Delivery>> buffer_;  // GUARDED_BY(buffer_mu_)
   std::atomic<size_t> buffered_{0};                // buffer_.size(), read without the lock
 
-  mutable std::mutex settle_mu_;
-  std::vector<Settlement> pending_;  // GUARDED_BY(settle_mu_); returned, not yet settled
-  uint64_t pending_since_ns_ = 0;    // GUARDED_BY(settle_mu_)
-  bool settle_timer_armed_ = false;  // GUARDED_BY(settle_mu_)
+  // Outcomes returned and not yet settled, in shards by thread index so that
+  // the threads of a busy queue do not contend on one lock per message.
+  struct alignas(64) SettleShard {
+    mutable AdaptiveMutex mu;
+    std::vector<Settlement> pending;  // GUARDED_BY(mu)
+    uint64_t since_ns = 0;            // GUARDED_BY(mu); when the oldest came
+    bool timer_armed = false;         // GUARDED_BY(mu)
+  };
+  static constexpr size_t kSettleShards = 8;
+  SettleShard& ShardOfThisThread();
+  std::array<SettleShard, kSettleShards> settle_shards_;
 
   std::vector<std::unique_ptr<HandlerMetrics>> handler_metrics_;
   // Handler -> its route (several definitions may share a name).
