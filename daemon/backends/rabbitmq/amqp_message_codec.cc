@@ -18,11 +18,109 @@ using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
 void WriteJson(const amqp_field_value_t& v, JsonWriter& w);
 
+// The length of the well-formed UTF-8 sequence at the start of `s` (no
+// overlong forms, no surrogates, nothing above U+10FFFF), or 0.
+size_t Utf8SequenceLength(std::string_view s) {
+  const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const auto cont = [&](size_t i) { return i < s.size() && (b(i) & 0xC0) == 0x80; };
+  const unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(1) || !cont(2)) return 0;
+    if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
+    if (c == 0xED && b(1) >= 0xA0) return 0;  // surrogate
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    if (c == 0xF0 && b(1) < 0x90) return 0;  // overlong
+    if (c == 0xF4 && b(1) >= 0x90) return 0;  // above U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+bool IsUtf8(std::string_view s) {
+  while (!s.empty()) {
+    size_t n = Utf8SequenceLength(s);
+    if (n == 0) return false;
+    s.remove_prefix(n);
+  }
+  return true;
+}
+
+// `s` with every byte that is not part of well-formed UTF-8 replaced by
+// U+FFFD (for table keys, which JSON can only hold as strings).
+std::string ToUtf8Lossy(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  while (!s.empty()) {
+    size_t n = Utf8SequenceLength(s);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      n = 1;
+    } else {
+      out.append(s.data(), n);
+    }
+    s.remove_prefix(n);
+  }
+  return out;
+}
+
+std::string Base64(std::string_view data) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((data.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 3 <= data.size(); i += 3) {
+    uint32_t n = (static_cast<unsigned char>(data[i]) << 16) |
+                 (static_cast<unsigned char>(data[i + 1]) << 8) |
+                 static_cast<unsigned char>(data[i + 2]);
+    out += kAlphabet[(n >> 18) & 63];
+    out += kAlphabet[(n >> 12) & 63];
+    out += kAlphabet[(n >> 6) & 63];
+    out += kAlphabet[n & 63];
+  }
+  if (i < data.size()) {
+    uint32_t n = static_cast<unsigned char>(data[i]) << 16;
+    if (i + 1 < data.size()) n |= static_cast<unsigned char>(data[i + 1]) << 8;
+    out += kAlphabet[(n >> 18) & 63];
+    out += kAlphabet[(n >> 12) & 63];
+    out += i + 1 < data.size() ? kAlphabet[(n >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+// A string or byte array inside a table or array: a JSON string when it is
+// well-formed UTF-8 (NUL and control characters escaped), otherwise
+// {"$bytes": "<base64>"}, so the JSON always parses and no byte is lost.
+void WriteBytesJson(const amqp_bytes_t& bytes, JsonWriter& w) {
+  const std::string_view s(static_cast<const char*>(bytes.bytes), bytes.len);
+  if (IsUtf8(s)) {
+    w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+    return;
+  }
+  const std::string encoded = Base64(s);
+  w.StartObject();
+  w.Key("$bytes");
+  w.String(encoded.data(), static_cast<rapidjson::SizeType>(encoded.size()));
+  w.EndObject();
+}
+
 void WriteTableJson(const amqp_table_t& t, JsonWriter& w) {
   w.StartObject();
   for (int i = 0; i < t.num_entries; ++i) {
     const amqp_table_entry_t& e = t.entries[i];
-    w.Key(static_cast<const char*>(e.key.bytes), static_cast<rapidjson::SizeType>(e.key.len));
+    const std::string_view key(static_cast<const char*>(e.key.bytes), e.key.len);
+    if (IsUtf8(key)) {
+      w.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+    } else {
+      const std::string fixed = ToUtf8Lossy(key);
+      w.Key(fixed.data(), static_cast<rapidjson::SizeType>(fixed.size()));
+    }
     WriteJson(e.value, w);
   }
   w.EndObject();
@@ -48,10 +146,7 @@ void WriteJson(const amqp_field_value_t& v, JsonWriter& w) {
       break;
     }
     case AMQP_FIELD_KIND_UTF8:
-    case AMQP_FIELD_KIND_BYTES:
-      w.String(static_cast<const char*>(v.value.bytes.bytes),
-               static_cast<rapidjson::SizeType>(v.value.bytes.len));
-      break;
+    case AMQP_FIELD_KIND_BYTES: WriteBytesJson(v.value.bytes, w); break;
     case AMQP_FIELD_KIND_ARRAY:
       w.StartArray();
       for (int i = 0; i < v.value.array.num_entries; ++i) WriteJson(v.value.array.entries[i], w);
@@ -107,12 +202,17 @@ std::string FieldValueToString(const amqp_field_value_t& v) {
     case AMQP_FIELD_KIND_BYTES: return BytesToString(v.value.bytes);
     case AMQP_FIELD_KIND_VOID: return std::string();
     case AMQP_FIELD_KIND_DECIMAL: {
-      // value * 10^-decimals, written exactly.
-      std::string digits = std::to_string(v.value.decimal.value);
+      // value * 10^-decimals, written exactly. The value is a signed 32-bit
+      // integer (AMQP 0-9-1 and every client), though librabbitmq-c keeps it
+      // in a uint32_t.
+      const int64_t value = static_cast<int32_t>(v.value.decimal.value);
+      std::string digits = std::to_string(value < 0 ? -value : value);
+      const char* sign = value < 0 ? "-" : "";
       unsigned places = v.value.decimal.decimals;
-      if (places == 0) return digits;
+      if (places == 0) return sign + digits;
       while (digits.size() <= places) digits.insert(0, "0");
-      return digits.substr(0, digits.size() - places) + "." + digits.substr(digits.size() - places);
+      return sign + digits.substr(0, digits.size() - places) + "." +
+             digits.substr(digits.size() - places);
     }
     case AMQP_FIELD_KIND_TABLE:
     case AMQP_FIELD_KIND_ARRAY:

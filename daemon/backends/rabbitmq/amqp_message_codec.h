@@ -27,9 +27,12 @@ inline constexpr char kHeaderOriginalExchange[] = "x-original-exchange";
 std::string BytesToString(amqp_bytes_t bytes);
 
 // A header value as the plugin sees it: strings and byte arrays as they are,
-// numbers in decimal, booleans as true/false, timestamps as Unix seconds,
-// void as "", and tables and arrays as JSON (nested values the same way,
-// typed as JSON allows).
+// numbers in decimal (decimals signed and exact, "-3.14"), booleans as
+// true/false, timestamps as Unix seconds, void as "", and tables and arrays
+// as JSON (nested values the same way, typed as JSON allows). Inside JSON a
+// string or byte array is a JSON string when it is well-formed UTF-8, else
+// {"$bytes":"<base64>"}; a table key that is not UTF-8 has its bad bytes
+// replaced by U+FFFD. The JSON therefore always parses.
 std::string FieldValueToString(const amqp_field_value_t& value);
 
 // Fills `out` (properties, headers; enqueued_at from the timestamp property
