@@ -252,7 +252,8 @@ TEST_F(RabbitMqTest, DeadLetterCopyWithoutHeadersKeepsEveryProperty) {
   EXPECT_FALSE(dp._flags & AMQP_BASIC_USER_ID_FLAG);
   // The generated id becomes the copy's message id.
   const std::string id = BytesToString(dp.message_id);
-  EXPECT_EQ(id.rfind("amqp-1-", 0), 0u) << id;
+  EXPECT_EQ(id.rfind("amqp-", 0), 0u) << id;
+  EXPECT_EQ(id.size(), 37u) << id;
   EXPECT_EQ(HeaderOf(dp, "x-original-id"), id);
   EXPECT_EQ(HeaderOf(dp, "x-failure-reason"), "probe rejects");
   EXPECT_EQ(HeaderOf(dp, "x-first-seen-at"), "2023-11-14T22:13:20.000Z");

@@ -25,6 +25,7 @@ struct ProbeRecord {
   uint32_t attempt = 0;
   int priority = 0;
   int64_t timestamp_ms = 0;
+  int64_t enqueued_at_ms = 0;
   std::vector<std::pair<std::string, std::string>> headers;
   const std::string* Header(const std::string& name) const {
     for (const auto& [k, v] : headers)
@@ -50,6 +51,7 @@ inline std::vector<ProbeRecord> ReadProbeFile(const std::string& path) {
     r.attempt = doc["attempt"].GetUint();
     r.priority = doc["priority"].GetInt();
     r.timestamp_ms = doc["timestamp_ms"].GetInt64();
+    r.enqueued_at_ms = doc["enqueued_at_ms"].GetInt64();
     for (const auto& h : doc["headers"].GetArray()) {
       r.headers.emplace_back(std::string(h[0].GetString(), h[0].GetStringLength()),
                              std::string(h[1].GetString(), h[1].GetStringLength()));

@@ -5,11 +5,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <iterator>
 
 #include <glog/logging.h>
 
 #include "daemon/base/clock.h"
+#include "daemon/core/dead_letter.h"
 
 namespace foxworker {
 namespace {
@@ -190,6 +194,67 @@ const amqp_field_value_t* FindHeader(const amqp_basic_properties_t& props, std::
   return nullptr;
 }
 
+// "2023-11-14T22:13:20.000Z" (FormatIso8601Utc's form) as Unix ms, or 0.
+int64_t ParseIso8601UtcMs(const std::string& text) {
+  int y, mo, d, h, mi, sec, ms;
+  char z = 0;
+  if (text.size() != 24 ||
+      std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c", &y, &mo, &d, &h, &mi, &sec, &ms,
+                  &z) != 8 ||
+      z != 'Z')
+    return 0;
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  const time_t t = timegm(&tm);
+  if (t <= 0) return 0;
+  return static_cast<int64_t>(t) * 1000 + ms;
+}
+
+// The encoded size of a field value (its kind octet included) and of a
+// table, as amqp_encode_table writes them.
+size_t TableSize(const amqp_table_t& t);
+
+size_t FieldSize(const amqp_field_value_t& v) {
+  switch (v.kind) {
+    case AMQP_FIELD_KIND_BOOLEAN:
+    case AMQP_FIELD_KIND_I8:
+    case AMQP_FIELD_KIND_U8: return 2;
+    case AMQP_FIELD_KIND_I16:
+    case AMQP_FIELD_KIND_U16: return 3;
+    case AMQP_FIELD_KIND_I32:
+    case AMQP_FIELD_KIND_U32:
+    case AMQP_FIELD_KIND_F32: return 5;
+    case AMQP_FIELD_KIND_I64:
+    case AMQP_FIELD_KIND_U64:
+    case AMQP_FIELD_KIND_F64:
+    case AMQP_FIELD_KIND_TIMESTAMP: return 9;
+    case AMQP_FIELD_KIND_DECIMAL: return 6;
+    case AMQP_FIELD_KIND_UTF8:
+    case AMQP_FIELD_KIND_BYTES: return 5 + v.value.bytes.len;
+    case AMQP_FIELD_KIND_ARRAY: {
+      size_t n = 5;
+      for (int i = 0; i < v.value.array.num_entries; ++i) n += FieldSize(v.value.array.entries[i]);
+      return n;
+    }
+    case AMQP_FIELD_KIND_TABLE: return 1 + TableSize(v.value.table);
+    case AMQP_FIELD_KIND_VOID:
+    default: return 1;
+  }
+}
+
+size_t EntrySize(const amqp_table_entry_t& e) { return 1 + e.key.len + FieldSize(e.value); }
+
+size_t TableSize(const amqp_table_t& t) {
+  size_t n = 4;
+  for (int i = 0; i < t.num_entries; ++i) n += EntrySize(t.entries[i]);
+  return n;
+}
+
 }  // namespace
 
 std::string BytesToString(amqp_bytes_t bytes) {
@@ -255,6 +320,15 @@ void DecodeProperties(const amqp_basic_properties_t& p, Message* m) {
     for (int i = 0; i < p.headers.num_entries; ++i) {
       const amqp_table_entry_t& e = p.headers.entries[i];
       m->headers.emplace_back(BytesToString(e.key), FieldValueToString(e.value));
+    }
+    // What a retry copy carries for the original (see kHeaderOriginalExpiration
+    // and x-first-seen-at).
+    if (out.expiration.empty()) {
+      if (const std::string* e = m->FindHeader(kHeaderOriginalExpiration)) out.expiration = *e;
+    }
+    if (m->enqueued_at_ms == 0) {
+      if (const std::string* f = m->FindHeader(kHeaderFirstSeenAt))
+        m->enqueued_at_ms = ParseIso8601UtcMs(*f);
     }
   }
 }
@@ -442,8 +516,99 @@ void OwnedProperties::SetPersistent() {
 }
 
 void OwnedProperties::SetExpiration(Duration ttl) {
+  SetExpiration(std::to_string(std::max<int64_t>(0, ttl.count())));
+}
+
+void OwnedProperties::SetExpiration(std::string_view text) {
   props_._flags |= AMQP_BASIC_EXPIRATION_FLAG;
-  props_.expiration = Dup(std::to_string(std::max<int64_t>(0, ttl.count())));
+  props_.expiration = Dup(text);
+}
+
+void OwnedProperties::ClearExpiration() {
+  props_._flags &= ~AMQP_BASIC_EXPIRATION_FLAG;
+  props_.expiration = amqp_empty_bytes;
+}
+
+std::optional<std::string_view> OwnedProperties::Expiration() const {
+  if (!(props_._flags & AMQP_BASIC_EXPIRATION_FLAG)) return std::nullopt;
+  return std::string_view(static_cast<const char*>(props_.expiration.bytes),
+                          props_.expiration.len);
+}
+
+std::optional<std::string_view> OwnedProperties::HeaderText(std::string_view name) const {
+  const amqp_field_value_t* v = FindHeader(props_, name);
+  if (v == nullptr || (v->kind != AMQP_FIELD_KIND_UTF8 && v->kind != AMQP_FIELD_KIND_BYTES))
+    return std::nullopt;
+  return std::string_view(static_cast<const char*>(v->value.bytes.bytes), v->value.bytes.len);
+}
+
+bool OwnedProperties::HasHeader(std::string_view name) const {
+  return FindHeader(props_, name) != nullptr;
+}
+
+size_t OwnedProperties::HeaderFrameSize() const {
+  // Frame header (7) and end (1); class id, weight, body size and one flag
+  // word (14); then each flagged property.
+  size_t n = 8 + 14;
+  const amqp_flags_t f = props_._flags;
+  const amqp_bytes_t* strings[] = {&props_.content_type, &props_.content_encoding,
+                                   &props_.correlation_id, &props_.reply_to,
+                                   &props_.expiration,     &props_.message_id,
+                                   &props_.type,           &props_.user_id,
+                                   &props_.app_id,         &props_.cluster_id};
+  const amqp_flags_t string_flags[] = {
+      AMQP_BASIC_CONTENT_TYPE_FLAG, AMQP_BASIC_CONTENT_ENCODING_FLAG,
+      AMQP_BASIC_CORRELATION_ID_FLAG, AMQP_BASIC_REPLY_TO_FLAG, AMQP_BASIC_EXPIRATION_FLAG,
+      AMQP_BASIC_MESSAGE_ID_FLAG, AMQP_BASIC_TYPE_FLAG, AMQP_BASIC_USER_ID_FLAG,
+      AMQP_BASIC_APP_ID_FLAG, AMQP_BASIC_CLUSTER_ID_FLAG};
+  for (size_t i = 0; i < std::size(strings); ++i)
+    if (f & string_flags[i]) n += 1 + strings[i]->len;
+  if (f & AMQP_BASIC_HEADERS_FLAG) n += TableSize(props_.headers);
+  if (f & AMQP_BASIC_DELIVERY_MODE_FLAG) n += 1;
+  if (f & AMQP_BASIC_PRIORITY_FLAG) n += 1;
+  if (f & AMQP_BASIC_TIMESTAMP_FLAG) n += 8;
+  return n;
+}
+
+std::string OwnedProperties::CutHeadersToFit(size_t frame_max,
+                                             const std::vector<std::string_view>& keep) {
+  size_t size = HeaderFrameSize();
+  if (size <= frame_max || !(props_._flags & AMQP_BASIC_HEADERS_FLAG)) return std::string();
+  amqp_table_t& t = props_.headers;
+  // Largest first, so as few headers as possible are cut.
+  std::vector<int> order;
+  for (int i = 0; i < t.num_entries; ++i) {
+    const std::string_view key(static_cast<const char*>(t.entries[i].key.bytes),
+                               t.entries[i].key.len);
+    if (std::find(keep.begin(), keep.end(), key) == keep.end()) order.push_back(i);
+  }
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return EntrySize(t.entries[a]) > EntrySize(t.entries[b]);
+  });
+  std::vector<bool> cut(static_cast<size_t>(t.num_entries), false);
+  std::string what;
+  size_t named = 0, unnamed = 0;
+  for (int i : order) {
+    if (size <= frame_max) break;
+    const amqp_table_entry_t& e = t.entries[i];
+    const size_t entry = EntrySize(e);
+    size -= entry;
+    cut[static_cast<size_t>(i)] = true;
+    if (named < 10) {
+      if (!what.empty()) what += ", ";
+      what += std::string(static_cast<const char*>(e.key.bytes), std::min<size_t>(e.key.len, 64)) +
+              " (" + std::to_string(entry) + " bytes)";
+      ++named;
+    } else {
+      ++unnamed;
+    }
+  }
+  if (unnamed > 0) what += " and " + std::to_string(unnamed) + " more";
+  int kept = 0;
+  for (int i = 0; i < t.num_entries; ++i)
+    if (!cut[static_cast<size_t>(i)]) t.entries[kept++] = t.entries[i];
+  t.num_entries = kept;
+  return what;
 }
 
 }  // namespace foxworker
