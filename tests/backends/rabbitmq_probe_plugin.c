@@ -78,6 +78,9 @@ static void record(const foxw_message *msg) {
   put_str(&b, ",\"timestamp_ms\":");
   snprintf(num, sizeof num, "%lld", (long long)host->msg_timestamp_ms(msg));
   put_str(&b, num);
+  put_str(&b, ",\"enqueued_at_ms\":");
+  snprintf(num, sizeof num, "%lld", (long long)host->msg_enqueued_at_ms(msg));
+  put_str(&b, num);
   put_field(&b, "id", host->msg_id(msg));
   put_field(&b, "queue", host->msg_queue(msg));
   put_field(&b, "payload", host->msg_payload(msg));

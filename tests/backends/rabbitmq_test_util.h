@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/backends/rabbitmq/amqp_message_codec.h"
 #include "tests/backends/rabbitmq_test_client.h"
 #include "tests/core/test_daemon.h"
 #include "tests/harness/rabbitmq_server.h"
@@ -24,6 +25,7 @@ struct ProbeRecord {
   uint32_t attempt = 0;
   int priority = 0;
   int64_t timestamp_ms = 0;
+  int64_t enqueued_at_ms = 0;
   std::vector<std::pair<std::string, std::string>> headers;
   const std::string* Header(const std::string& name) const {
     for (const auto& [k, v] : headers)
@@ -49,6 +51,7 @@ inline std::vector<ProbeRecord> ReadProbeFile(const std::string& path) {
     r.attempt = doc["attempt"].GetUint();
     r.priority = doc["priority"].GetInt();
     r.timestamp_ms = doc["timestamp_ms"].GetInt64();
+    r.enqueued_at_ms = doc["enqueued_at_ms"].GetInt64();
     for (const auto& h : doc["headers"].GetArray()) {
       r.headers.emplace_back(std::string(h[0].GetString(), h[0].GetStringLength()),
                              std::string(h[1].GetString(), h[1].GetStringLength()));
@@ -119,6 +122,61 @@ inline amqp_basic_properties_t TypedProps(const char* type) {
   p.type = amqp_cstring_bytes(type);
   p.delivery_mode = AMQP_DELIVERY_PERSISTENT;
   return p;
+}
+
+inline amqp_table_entry_t Entry(const char* key, amqp_field_value_t value) {
+  amqp_table_entry_t e;
+  e.key = amqp_cstring_bytes(key);
+  e.value = value;
+  return e;
+}
+
+inline amqp_field_value_t Utf8(const char* s) {
+  amqp_field_value_t v;
+  v.kind = AMQP_FIELD_KIND_UTF8;
+  v.value.bytes = amqp_cstring_bytes(s);
+  return v;
+}
+
+inline amqp_field_value_t I32(int32_t n) {
+  amqp_field_value_t v;
+  v.kind = AMQP_FIELD_KIND_I32;
+  v.value.i32 = n;
+  return v;
+}
+
+inline std::string HeaderOf(const amqp_basic_properties_t& p, const std::string& name) {
+  if (!(p._flags & AMQP_BASIC_HEADERS_FLAG)) return "<no headers>";
+  for (int i = 0; i < p.headers.num_entries; ++i) {
+    const auto& e = p.headers.entries[i];
+    if (BytesToString(e.key) == name) return FieldValueToString(e.value);
+  }
+  return "<absent>";
+}
+
+inline int HeaderKind(const amqp_basic_properties_t& p, const std::string& name) {
+  for (int i = 0; i < p.headers.num_entries; ++i)
+    if (BytesToString(p.headers.entries[i].key) == name) return p.headers.entries[i].value.kind;
+  return -1;
+}
+
+// Publishes a message of `type` with string headers.
+inline bool PublishTyped(AmqpTestClient& client, const std::string& queue, const char* type,
+                  const std::string& body,
+                  const std::vector<std::pair<const char*, const char*>>& headers,
+                  const char* message_id = nullptr) {
+  amqp_basic_properties_t p = TypedProps(type);
+  std::vector<amqp_table_entry_t> entries;
+  for (const auto& [k, v] : headers) entries.push_back(Entry(k, Utf8(v)));
+  if (!entries.empty()) {
+    p._flags |= AMQP_BASIC_HEADERS_FLAG;
+    p.headers = {static_cast<int>(entries.size()), entries.data()};
+  }
+  if (message_id != nullptr) {
+    p._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
+    p.message_id = amqp_cstring_bytes(message_id);
+  }
+  return client.Publish(queue, body, &p);
 }
 
 }  // namespace foxworker::testing

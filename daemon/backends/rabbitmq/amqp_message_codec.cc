@@ -5,11 +5,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <iterator>
 
 #include <glog/logging.h>
 
 #include "daemon/base/clock.h"
+#include "daemon/core/dead_letter.h"
 
 namespace foxworker {
 namespace {
@@ -18,11 +22,109 @@ using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
 void WriteJson(const amqp_field_value_t& v, JsonWriter& w);
 
+// The length of the well-formed UTF-8 sequence at the start of `s` (no
+// overlong forms, no surrogates, nothing above U+10FFFF), or 0.
+size_t Utf8SequenceLength(std::string_view s) {
+  const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const auto cont = [&](size_t i) { return i < s.size() && (b(i) & 0xC0) == 0x80; };
+  const unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(1) || !cont(2)) return 0;
+    if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
+    if (c == 0xED && b(1) >= 0xA0) return 0;  // surrogate
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    if (c == 0xF0 && b(1) < 0x90) return 0;  // overlong
+    if (c == 0xF4 && b(1) >= 0x90) return 0;  // above U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+bool IsUtf8(std::string_view s) {
+  while (!s.empty()) {
+    size_t n = Utf8SequenceLength(s);
+    if (n == 0) return false;
+    s.remove_prefix(n);
+  }
+  return true;
+}
+
+// `s` with every byte that is not part of well-formed UTF-8 replaced by
+// U+FFFD (for table keys, which JSON can only hold as strings).
+std::string ToUtf8Lossy(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  while (!s.empty()) {
+    size_t n = Utf8SequenceLength(s);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      n = 1;
+    } else {
+      out.append(s.data(), n);
+    }
+    s.remove_prefix(n);
+  }
+  return out;
+}
+
+std::string Base64(std::string_view data) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((data.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 3 <= data.size(); i += 3) {
+    uint32_t n = (static_cast<unsigned char>(data[i]) << 16) |
+                 (static_cast<unsigned char>(data[i + 1]) << 8) |
+                 static_cast<unsigned char>(data[i + 2]);
+    out += kAlphabet[(n >> 18) & 63];
+    out += kAlphabet[(n >> 12) & 63];
+    out += kAlphabet[(n >> 6) & 63];
+    out += kAlphabet[n & 63];
+  }
+  if (i < data.size()) {
+    uint32_t n = static_cast<unsigned char>(data[i]) << 16;
+    if (i + 1 < data.size()) n |= static_cast<unsigned char>(data[i + 1]) << 8;
+    out += kAlphabet[(n >> 18) & 63];
+    out += kAlphabet[(n >> 12) & 63];
+    out += i + 1 < data.size() ? kAlphabet[(n >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+// A string or byte array inside a table or array: a JSON string when it is
+// well-formed UTF-8 (NUL and control characters escaped), otherwise
+// {"$bytes": "<base64>"}, so the JSON always parses and no byte is lost.
+void WriteBytesJson(const amqp_bytes_t& bytes, JsonWriter& w) {
+  const std::string_view s(static_cast<const char*>(bytes.bytes), bytes.len);
+  if (IsUtf8(s)) {
+    w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+    return;
+  }
+  const std::string encoded = Base64(s);
+  w.StartObject();
+  w.Key("$bytes");
+  w.String(encoded.data(), static_cast<rapidjson::SizeType>(encoded.size()));
+  w.EndObject();
+}
+
 void WriteTableJson(const amqp_table_t& t, JsonWriter& w) {
   w.StartObject();
   for (int i = 0; i < t.num_entries; ++i) {
     const amqp_table_entry_t& e = t.entries[i];
-    w.Key(static_cast<const char*>(e.key.bytes), static_cast<rapidjson::SizeType>(e.key.len));
+    const std::string_view key(static_cast<const char*>(e.key.bytes), e.key.len);
+    if (IsUtf8(key)) {
+      w.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+    } else {
+      const std::string fixed = ToUtf8Lossy(key);
+      w.Key(fixed.data(), static_cast<rapidjson::SizeType>(fixed.size()));
+    }
     WriteJson(e.value, w);
   }
   w.EndObject();
@@ -48,10 +150,7 @@ void WriteJson(const amqp_field_value_t& v, JsonWriter& w) {
       break;
     }
     case AMQP_FIELD_KIND_UTF8:
-    case AMQP_FIELD_KIND_BYTES:
-      w.String(static_cast<const char*>(v.value.bytes.bytes),
-               static_cast<rapidjson::SizeType>(v.value.bytes.len));
-      break;
+    case AMQP_FIELD_KIND_BYTES: WriteBytesJson(v.value.bytes, w); break;
     case AMQP_FIELD_KIND_ARRAY:
       w.StartArray();
       for (int i = 0; i < v.value.array.num_entries; ++i) WriteJson(v.value.array.entries[i], w);
@@ -95,6 +194,67 @@ const amqp_field_value_t* FindHeader(const amqp_basic_properties_t& props, std::
   return nullptr;
 }
 
+// "2023-11-14T22:13:20.000Z" (FormatIso8601Utc's form) as Unix ms, or 0.
+int64_t ParseIso8601UtcMs(const std::string& text) {
+  int y, mo, d, h, mi, sec, ms;
+  char z = 0;
+  if (text.size() != 24 ||
+      std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c", &y, &mo, &d, &h, &mi, &sec, &ms,
+                  &z) != 8 ||
+      z != 'Z')
+    return 0;
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  const time_t t = timegm(&tm);
+  if (t <= 0) return 0;
+  return static_cast<int64_t>(t) * 1000 + ms;
+}
+
+// The encoded size of a field value (its kind octet included) and of a
+// table, as amqp_encode_table writes them.
+size_t TableSize(const amqp_table_t& t);
+
+size_t FieldSize(const amqp_field_value_t& v) {
+  switch (v.kind) {
+    case AMQP_FIELD_KIND_BOOLEAN:
+    case AMQP_FIELD_KIND_I8:
+    case AMQP_FIELD_KIND_U8: return 2;
+    case AMQP_FIELD_KIND_I16:
+    case AMQP_FIELD_KIND_U16: return 3;
+    case AMQP_FIELD_KIND_I32:
+    case AMQP_FIELD_KIND_U32:
+    case AMQP_FIELD_KIND_F32: return 5;
+    case AMQP_FIELD_KIND_I64:
+    case AMQP_FIELD_KIND_U64:
+    case AMQP_FIELD_KIND_F64:
+    case AMQP_FIELD_KIND_TIMESTAMP: return 9;
+    case AMQP_FIELD_KIND_DECIMAL: return 6;
+    case AMQP_FIELD_KIND_UTF8:
+    case AMQP_FIELD_KIND_BYTES: return 5 + v.value.bytes.len;
+    case AMQP_FIELD_KIND_ARRAY: {
+      size_t n = 5;
+      for (int i = 0; i < v.value.array.num_entries; ++i) n += FieldSize(v.value.array.entries[i]);
+      return n;
+    }
+    case AMQP_FIELD_KIND_TABLE: return 1 + TableSize(v.value.table);
+    case AMQP_FIELD_KIND_VOID:
+    default: return 1;
+  }
+}
+
+size_t EntrySize(const amqp_table_entry_t& e) { return 1 + e.key.len + FieldSize(e.value); }
+
+size_t TableSize(const amqp_table_t& t) {
+  size_t n = 4;
+  for (int i = 0; i < t.num_entries; ++i) n += EntrySize(t.entries[i]);
+  return n;
+}
+
 }  // namespace
 
 std::string BytesToString(amqp_bytes_t bytes) {
@@ -107,12 +267,17 @@ std::string FieldValueToString(const amqp_field_value_t& v) {
     case AMQP_FIELD_KIND_BYTES: return BytesToString(v.value.bytes);
     case AMQP_FIELD_KIND_VOID: return std::string();
     case AMQP_FIELD_KIND_DECIMAL: {
-      // value * 10^-decimals, written exactly.
-      std::string digits = std::to_string(v.value.decimal.value);
+      // value * 10^-decimals, written exactly. The value is a signed 32-bit
+      // integer (AMQP 0-9-1 and every client), though librabbitmq-c keeps it
+      // in a uint32_t.
+      const int64_t value = static_cast<int32_t>(v.value.decimal.value);
+      std::string digits = std::to_string(value < 0 ? -value : value);
+      const char* sign = value < 0 ? "-" : "";
       unsigned places = v.value.decimal.decimals;
-      if (places == 0) return digits;
+      if (places == 0) return sign + digits;
       while (digits.size() <= places) digits.insert(0, "0");
-      return digits.substr(0, digits.size() - places) + "." + digits.substr(digits.size() - places);
+      return sign + digits.substr(0, digits.size() - places) + "." +
+             digits.substr(digits.size() - places);
     }
     case AMQP_FIELD_KIND_TABLE:
     case AMQP_FIELD_KIND_ARRAY:
@@ -155,6 +320,15 @@ void DecodeProperties(const amqp_basic_properties_t& p, Message* m) {
     for (int i = 0; i < p.headers.num_entries; ++i) {
       const amqp_table_entry_t& e = p.headers.entries[i];
       m->headers.emplace_back(BytesToString(e.key), FieldValueToString(e.value));
+    }
+    // What a retry copy carries for the original (see kHeaderOriginalExpiration
+    // and x-first-seen-at).
+    if (out.expiration.empty()) {
+      if (const std::string* e = m->FindHeader(kHeaderOriginalExpiration)) out.expiration = *e;
+    }
+    if (m->enqueued_at_ms == 0) {
+      if (const std::string* f = m->FindHeader(kHeaderFirstSeenAt))
+        m->enqueued_at_ms = ParseIso8601UtcMs(*f);
     }
   }
 }
@@ -342,8 +516,99 @@ void OwnedProperties::SetPersistent() {
 }
 
 void OwnedProperties::SetExpiration(Duration ttl) {
+  SetExpiration(std::to_string(std::max<int64_t>(0, ttl.count())));
+}
+
+void OwnedProperties::SetExpiration(std::string_view text) {
   props_._flags |= AMQP_BASIC_EXPIRATION_FLAG;
-  props_.expiration = Dup(std::to_string(std::max<int64_t>(0, ttl.count())));
+  props_.expiration = Dup(text);
+}
+
+void OwnedProperties::ClearExpiration() {
+  props_._flags &= ~AMQP_BASIC_EXPIRATION_FLAG;
+  props_.expiration = amqp_empty_bytes;
+}
+
+std::optional<std::string_view> OwnedProperties::Expiration() const {
+  if (!(props_._flags & AMQP_BASIC_EXPIRATION_FLAG)) return std::nullopt;
+  return std::string_view(static_cast<const char*>(props_.expiration.bytes),
+                          props_.expiration.len);
+}
+
+std::optional<std::string_view> OwnedProperties::HeaderText(std::string_view name) const {
+  const amqp_field_value_t* v = FindHeader(props_, name);
+  if (v == nullptr || (v->kind != AMQP_FIELD_KIND_UTF8 && v->kind != AMQP_FIELD_KIND_BYTES))
+    return std::nullopt;
+  return std::string_view(static_cast<const char*>(v->value.bytes.bytes), v->value.bytes.len);
+}
+
+bool OwnedProperties::HasHeader(std::string_view name) const {
+  return FindHeader(props_, name) != nullptr;
+}
+
+size_t OwnedProperties::HeaderFrameSize() const {
+  // Frame header (7) and end (1); class id, weight, body size and one flag
+  // word (14); then each flagged property.
+  size_t n = 8 + 14;
+  const amqp_flags_t f = props_._flags;
+  const amqp_bytes_t* strings[] = {&props_.content_type, &props_.content_encoding,
+                                   &props_.correlation_id, &props_.reply_to,
+                                   &props_.expiration,     &props_.message_id,
+                                   &props_.type,           &props_.user_id,
+                                   &props_.app_id,         &props_.cluster_id};
+  const amqp_flags_t string_flags[] = {
+      AMQP_BASIC_CONTENT_TYPE_FLAG, AMQP_BASIC_CONTENT_ENCODING_FLAG,
+      AMQP_BASIC_CORRELATION_ID_FLAG, AMQP_BASIC_REPLY_TO_FLAG, AMQP_BASIC_EXPIRATION_FLAG,
+      AMQP_BASIC_MESSAGE_ID_FLAG, AMQP_BASIC_TYPE_FLAG, AMQP_BASIC_USER_ID_FLAG,
+      AMQP_BASIC_APP_ID_FLAG, AMQP_BASIC_CLUSTER_ID_FLAG};
+  for (size_t i = 0; i < std::size(strings); ++i)
+    if (f & string_flags[i]) n += 1 + strings[i]->len;
+  if (f & AMQP_BASIC_HEADERS_FLAG) n += TableSize(props_.headers);
+  if (f & AMQP_BASIC_DELIVERY_MODE_FLAG) n += 1;
+  if (f & AMQP_BASIC_PRIORITY_FLAG) n += 1;
+  if (f & AMQP_BASIC_TIMESTAMP_FLAG) n += 8;
+  return n;
+}
+
+std::string OwnedProperties::CutHeadersToFit(size_t frame_max,
+                                             const std::vector<std::string_view>& keep) {
+  size_t size = HeaderFrameSize();
+  if (size <= frame_max || !(props_._flags & AMQP_BASIC_HEADERS_FLAG)) return std::string();
+  amqp_table_t& t = props_.headers;
+  // Largest first, so as few headers as possible are cut.
+  std::vector<int> order;
+  for (int i = 0; i < t.num_entries; ++i) {
+    const std::string_view key(static_cast<const char*>(t.entries[i].key.bytes),
+                               t.entries[i].key.len);
+    if (std::find(keep.begin(), keep.end(), key) == keep.end()) order.push_back(i);
+  }
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return EntrySize(t.entries[a]) > EntrySize(t.entries[b]);
+  });
+  std::vector<bool> cut(static_cast<size_t>(t.num_entries), false);
+  std::string what;
+  size_t named = 0, unnamed = 0;
+  for (int i : order) {
+    if (size <= frame_max) break;
+    const amqp_table_entry_t& e = t.entries[i];
+    const size_t entry = EntrySize(e);
+    size -= entry;
+    cut[static_cast<size_t>(i)] = true;
+    if (named < 10) {
+      if (!what.empty()) what += ", ";
+      what += std::string(static_cast<const char*>(e.key.bytes), std::min<size_t>(e.key.len, 64)) +
+              " (" + std::to_string(entry) + " bytes)";
+      ++named;
+    } else {
+      ++unnamed;
+    }
+  }
+  if (unnamed > 0) what += " and " + std::to_string(unnamed) + " more";
+  int kept = 0;
+  for (int i = 0; i < t.num_entries; ++i)
+    if (!cut[static_cast<size_t>(i)]) t.entries[kept++] = t.entries[i];
+  t.num_entries = kept;
+  return what;
 }
 
 }  // namespace foxworker

@@ -11,8 +11,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "daemon/config/config.h"
 #include "daemon/core/message.h"
@@ -23,17 +25,27 @@ inline constexpr char kHeaderRetryAttempt[] = "x-retry-attempt";
 inline constexpr char kHeaderDeliveryCount[] = "x-delivery-count";  // set by quorum queues
 inline constexpr char kHeaderOriginalRoutingKey[] = "x-original-routing-key";
 inline constexpr char kHeaderOriginalExchange[] = "x-original-exchange";
+// The producer's `expiration`, carried by a retry copy while it waits in a
+// retry queue (whose per-message TTL is the retry delay); the plugin sees it
+// as the expiration, and a copy published to a queue where it could expire
+// again (the work queue, the dead-letter queue) gets it back as `expiration`.
+inline constexpr char kHeaderOriginalExpiration[] = "x-original-expiration";
 
 std::string BytesToString(amqp_bytes_t bytes);
 
 // A header value as the plugin sees it: strings and byte arrays as they are,
-// numbers in decimal, booleans as true/false, timestamps as Unix seconds,
-// void as "", and tables and arrays as JSON (nested values the same way,
-// typed as JSON allows).
+// numbers in decimal (decimals signed and exact, "-3.14"), booleans as
+// true/false, timestamps as Unix seconds, void as "", and tables and arrays
+// as JSON (nested values the same way, typed as JSON allows). Inside JSON a
+// string or byte array is a JSON string when it is well-formed UTF-8, else
+// {"$bytes":"<base64>"}; a table key that is not UTF-8 has its bad bytes
+// replaced by U+FFFD. The JSON therefore always parses.
 std::string FieldValueToString(const amqp_field_value_t& value);
 
 // Fills `out` (properties, headers; enqueued_at from the timestamp property
-// when set) from `props`. Properties `props` does not have are cleared, so
+// when set, else from an x-first-seen-at header a retry copy carries; the
+// expiration from x-original-expiration when the property is absent) from
+// `props`. Properties `props` does not have are cleared, so
 // `out` may be a reused message.
 void DecodeProperties(const amqp_basic_properties_t& props, Message* out);
 
@@ -68,6 +80,24 @@ class OwnedProperties {
   void SetPersistent();
   // The per-message TTL (`expiration`, milliseconds as text).
   void SetExpiration(Duration ttl);
+  void SetExpiration(std::string_view text);
+  void ClearExpiration();
+  // The `expiration` property, when set.
+  std::optional<std::string_view> Expiration() const;
+  // The header `name` when present and a string or byte array.
+  std::optional<std::string_view> HeaderText(std::string_view name) const;
+  bool HasHeader(std::string_view name) const;
+
+  // The size in bytes of the content header frame these properties make
+  // (frame header and end octet included), as librabbitmq-c encodes it: a
+  // publish whose header frame exceeds the connection's frame_max fails
+  // after its method frame went out, which breaks the connection.
+  size_t HeaderFrameSize() const;
+  // Removes headers whose names are not in `keep`, largest first, until
+  // HeaderFrameSize() <= frame_max (or none is left to remove). Returns what
+  // was cut, e.g. "big (130952 bytes), x-death (310 bytes)" (at most ten
+  // names, then how many more), empty when nothing was.
+  std::string CutHeadersToFit(size_t frame_max, const std::vector<std::string_view>& keep);
 
   const amqp_basic_properties_t& props() const { return props_; }
 

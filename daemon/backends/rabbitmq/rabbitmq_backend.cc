@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "daemon/backends/rabbitmq/amqp_connection.h"
+#include "daemon/backends/rabbitmq/amqp_message_id.h"
 #include "daemon/backends/rabbitmq/rabbitmq_backend_internal.h"
 #include "daemon/config/extension_registry.h"
 #include "daemon/base/units.h"
@@ -141,6 +142,9 @@ Status RabbitMqBackend::Enqueue(const std::string& source, Message message, Dura
                                                 : op.target->tiers.back().ttl) +
         ")");
   }
+  // A publish the caller gave no id gets a fresh one, so two alike are
+  // still two messages.
+  if (message.props.message_id.empty() && message.id.empty()) message.id = RandomMessageId();
   op.message = std::move(message);
   op.delay = delay;
   op.done = done;

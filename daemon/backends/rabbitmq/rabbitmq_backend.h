@@ -122,6 +122,12 @@ class RabbitMqBackend : public Backend {
                      const OwnedProperties& props, const std::string& body,
                      std::shared_ptr<std::promise<Status>> done);
   Status DeadLetter(uint64_t tag, const Delivery& d, const std::string& reason);
+  // The producer's expiration back from x-original-expiration, for a copy
+  // published where it may expire (the work queue, the dead-letter queue).
+  static void RestoreExpiration(OwnedProperties& copy);
+  // Sets a copy's `expiration` to the delay it waits in a retry queue,
+  // keeping the producer's in x-original-expiration.
+  static void WaitInRetryQueue(OwnedProperties& copy, Duration delay);
   // The queue a retry (or delayed publish) of `s` goes to: the first tier at
   // least `longest` (the longest delay it may have drawn), declared on first
   // use, or the queue itself for zero; `*ttl` is the tier's TTL (zero for
@@ -200,6 +206,7 @@ class RabbitMqBackend : public Backend {
   // the end of the turn, not once per delivery.
   std::vector<SourceState*> wake_due_;
   std::mt19937_64 rng_{std::random_device{}()};
+  std::string id_scratch_;  // for ContentMessageId
 };
 
 class ExtensionRegistry;

@@ -7,10 +7,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 
 #include "daemon/backends/rabbitmq/amqp_connection.h"
+#include "daemon/backends/rabbitmq/amqp_message_id.h"
 #include "daemon/backends/rabbitmq/rabbitmq_backend_internal.h"
 #include "daemon/backends/rabbitmq/retry_tiers.h"
 #include "daemon/base/clock.h"
@@ -452,7 +452,16 @@ Status RabbitMqBackend::ApplyOps(std::vector<Op>& ops) {
             return q.status();
           }
           target = *q;
-          if (ttl.count() > 0) props.SetExpiration(std::min(op.delay, ttl));
+          if (ttl.count() > 0) WaitInRetryQueue(props, std::min(op.delay, ttl));
+        }
+        const size_t frame_max = static_cast<size_t>(amqp_get_frame_max(conn_->state()));
+        if (props.HeaderFrameSize() > frame_max) {
+          // Refused here: the publish would break the connection.
+          op.done->set_value(Status::InvalidArgument(
+              "publish to " + op.queue + ": its properties and headers take " +
+              std::to_string(props.HeaderFrameSize()) + " bytes, over the broker's frame of " +
+              std::to_string(frame_max) + " bytes"));
+          break;
         }
         s = PublishCopy(0, target, props, op.message.payload, op.done);
         if (!s.ok()) op.done->set_value(s);
@@ -501,11 +510,27 @@ Status RabbitMqBackend::ApplySettlement(SettleOp& op) {
       CopyProperties(u, d, &copy);
       copy->Remove(kHeaderDeliveryCount);
       copy->SetInt(kHeaderRetryAttempt, static_cast<int64_t>(d.msg.attempt) + 1);
+      RestoreExpiration(*copy);
       // Its own (jittered) delay, which the tier's TTL bounds: it waits at
       // least that long, and at most the TTL when a longer one is ahead.
-      if (ttl.count() > 0) copy->SetExpiration(std::min(op.outcome.delay, ttl));
+      if (ttl.count() > 0) WaitInRetryQueue(*copy, std::min(op.outcome.delay, ttl));
+      // Without a producer's timestamp the first delivery's arrival is the
+      // enqueued time, kept for every later attempt and the dead letter.
+      if (!(u.flags & AMQP_BASIC_TIMESTAMP_FLAG) && !copy->HasHeader(kHeaderFirstSeenAt) &&
+          d.msg.enqueued_at_ms > 0)
+        copy->SetString(kHeaderFirstSeenAt, FormatIso8601Utc(d.msg.enqueued_at_ms));
       if (d.msg.props.message_id.empty()) copy->SetMessageId(d.msg.id);
       copy->SetPersistent();
+      const size_t frame_max = static_cast<size_t>(amqp_get_frame_max(st));
+      if (copy->HeaderFrameSize() > frame_max) {
+        // It could never be published: dead-letter it (with headers cut)
+        // rather than break the connection or retry it forever.
+        return DeadLetter(d.tag, d,
+                          op.outcome.reason + " (not retried: the retry copy's properties and "
+                          "headers take " + std::to_string(copy->HeaderFrameSize()) +
+                          " bytes, over the broker's frame of " + std::to_string(frame_max) +
+                          " bytes)");
+      }
       return PublishCopy(d.tag, target, *copy, d.msg.payload, nullptr);
     }
   }
@@ -552,9 +577,51 @@ Status RabbitMqBackend::DeadLetter(uint64_t tag, const Delivery& d, const std::s
   }
   copy.SetString(kHeaderOriginalRoutingKey, u.routing_key);
   copy.SetString(kHeaderOriginalExchange, u.exchange);
+  RestoreExpiration(copy);
   if (d.msg.props.message_id.empty()) copy.SetMessageId(d.msg.id);
   copy.SetPersistent();
+  const size_t frame_max = static_cast<size_t>(amqp_get_frame_max(conn_->state()));
+  if (copy.HeaderFrameSize() > frame_max) {
+    // The broker's frame cannot hold the copy: cut the original's headers,
+    // largest first, never the dead-letter ones, and say so in the reason
+    // (room for that is kept).
+    constexpr size_t kReasonRoom = 1024;
+    const size_t before = copy.HeaderFrameSize();
+    std::vector<std::string_view> keep = {kHeaderOriginalRoutingKey, kHeaderOriginalExchange};
+    for (const DeadLetterField& f : DeadLetterFieldsFor(d, queue, reason, 0)) keep.push_back(f.name);
+    keep.push_back(kHeaderFirstSeenAt);
+    const std::string cut =
+        copy.CutHeadersToFit(frame_max > kReasonRoom ? frame_max - kReasonRoom : 0, keep);
+    std::string why = reason + " (headers cut to fit the broker's frame of " +
+                      std::to_string(frame_max) + " bytes, the copy took " +
+                      std::to_string(before) + ": " + (cut.empty() ? "none could be" : cut) + ")";
+    copy.SetString(kHeaderFailureReason, why);
+    LOG(WARNING) << "backend " << name_ << ": dead letter of " << d.msg.id << " from " << queue
+                 << ": " << why;
+    if (copy.HeaderFrameSize() > frame_max) {
+      // Only the reason itself can be this long: keep its start.
+      const size_t over = copy.HeaderFrameSize() - frame_max;
+      why.resize(why.size() > over + 3 ? why.size() - over - 3 : 0);
+      copy.SetString(kHeaderFailureReason, why + "...");
+    }
+  }
   return PublishCopy(tag, dlq, copy, d.msg.payload, nullptr);
+}
+
+void RabbitMqBackend::RestoreExpiration(OwnedProperties& copy) {
+  std::optional<std::string_view> original = copy.HeaderText(kHeaderOriginalExpiration);
+  if (!original) return;
+  if (!copy.Expiration()) copy.SetExpiration(*original);
+  copy.Remove(kHeaderOriginalExpiration);
+}
+
+void RabbitMqBackend::WaitInRetryQueue(OwnedProperties& copy, Duration delay) {
+  // The retry queue's per-message TTL is the delay, and the broker drops
+  // `expiration` when it moves the copy back: the producer's travels in a
+  // header meanwhile.
+  if (std::optional<std::string_view> producer = copy.Expiration())
+    copy.SetString(kHeaderOriginalExpiration, *producer);
+  copy.SetExpiration(delay);
 }
 
 Result<std::string> RabbitMqBackend::RetryQueueFor(SourceState& s, Duration longest,
@@ -809,15 +876,9 @@ Status RabbitMqBackend::HandleDelivery(const amqp_frame_t& frame) {
   DecodeProperties(*props, &d->msg);
   d->msg.attempt = AttemptFromHeaders(*props);
   if (d->msg.props.message_id.empty()) {
-    // amqp-{connection}-{tag}
-    // Each number has at most 20 digits.
-    char id[48] = "amqp-";
-    char* end = std::to_chars(id + 5, id + 25, generation_).ptr;
-    std::string& out = d->msg.id;
-    out.assign(id, static_cast<size_t>(end - id));
-    out.push_back('-');
-    end = std::to_chars(id, id + 20, tag).ptr;
-    out.append(id, static_cast<size_t>(end - id));
+    // Stable across redeliveries and restarts: derived from the content.
+    // Retry and dead-letter copies carry it as their message_id.
+    ContentMessageId(*props, d->msg.payload, &id_scratch_, &d->msg.id);
   } else {
     d->msg.id = d->msg.props.message_id;
   }

@@ -1,0 +1,309 @@
+// What producers send is what handlers see and what copies keep (issue 16),
+// against a real broker (tests/harness/rabbitmq_server).
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include <thread>
+
+#include "daemon/backends/rabbitmq/amqp_message_codec.h"
+#include "daemon/backends/rabbitmq/rabbitmq_backend.h"
+#include "daemon/base/clock.h"
+#include "tests/backends/rabbitmq_test_util.h"
+
+namespace foxworker::testing {
+namespace {
+
+amqp_field_value_t Decimal(uint8_t places, int32_t value) {
+  amqp_field_value_t v;
+  v.kind = AMQP_FIELD_KIND_DECIMAL;
+  v.value.decimal.decimals = places;
+  v.value.decimal.value = static_cast<uint32_t>(value);
+  return v;
+}
+
+amqp_field_value_t Bytes(std::string_view raw) {
+  amqp_field_value_t v;
+  v.kind = AMQP_FIELD_KIND_BYTES;
+  v.value.bytes.bytes = const_cast<char*>(raw.data());
+  v.value.bytes.len = raw.size();
+  return v;
+}
+
+amqp_field_value_t TableValue(amqp_table_entry_t* entries, int n) {
+  amqp_field_value_t v;
+  v.kind = AMQP_FIELD_KIND_TABLE;
+  v.value.table = {n, entries};
+  return v;
+}
+
+// Whether `text` parses as JSON with UTF-8 validation.
+::testing::AssertionResult ParsesAsJson(const std::string& text) {
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseValidateEncodingFlag>(text.c_str(), text.size());
+  if (!doc.HasParseError()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << rapidjson::GetParseError_En(doc.GetParseError()) << " at " << doc.GetErrorOffset()
+         << " in " << text;
+}
+
+// Bug 1: the decimal's value is signed (pika's Decimal("-3.14") arrived as
+// 42949669.82); bug 2: a nested byte array that is not UTF-8 made the JSON
+// unparsable.
+TEST(AmqpFieldRenderingTest, DecimalsAreSignedAndNestedBytesKeepTheJsonValid) {
+  EXPECT_EQ(FieldValueToString(Decimal(2, -314)), "-3.14");
+  EXPECT_EQ(FieldValueToString(Decimal(1, -5)), "-0.5");
+  EXPECT_EQ(FieldValueToString(Decimal(3, -5)), "-0.005");
+  EXPECT_EQ(FieldValueToString(Decimal(0, -7)), "-7");
+  EXPECT_EQ(FieldValueToString(Decimal(2, 12345)), "123.45");
+  EXPECT_EQ(FieldValueToString(Decimal(0, INT32_MIN)), "-2147483648");
+  EXPECT_EQ(FieldValueToString(Decimal(2, INT32_MAX)), "21474836.47");
+
+  const std::string raw("\xff\xfe\x00"
+                        "A",
+                        4);
+  const std::string nul_text("a\0b", 3);
+  amqp_table_entry_t inner[] = {Entry("d", Decimal(1, -15)), Entry("raw", Bytes(raw)),
+                                Entry("text", Bytes(nul_text)), Entry("s", Utf8("héllo"))};
+  const std::string json = FieldValueToString(TableValue(inner, 4));
+  EXPECT_TRUE(ParsesAsJson(json));
+  EXPECT_EQ(json, "{\"d\":-1.5,\"raw\":{\"$bytes\":\"//4AQQ==\"},\"text\":\"a\\u0000b\","
+                  "\"s\":\"héllo\"}");
+  // A key that is not UTF-8 keeps the JSON valid too.
+  amqp_table_entry_t bad_key[] = {Entry("k\xff", Utf8("v"))};
+  EXPECT_TRUE(ParsesAsJson(FieldValueToString(TableValue(bad_key, 1))));
+  // Top-level byte arrays stay as they are.
+  EXPECT_EQ(FieldValueToString(Bytes(raw)), raw);
+}
+
+TEST_F(RabbitMqTest, NegativeDecimalsAndNestedBinaryReachThePluginIntact) {
+  daemon_ = StartDaemon(Yaml());
+  ASSERT_NE(daemon_, nullptr);
+  const std::string raw("\xff\xfe\x00"
+                        "A",
+                        4);
+  amqp_table_entry_t inner[] = {Entry("dec", Decimal(1, -15)), Entry("bin", Bytes(raw))};
+  amqp_table_entry_t headers[] = {Entry("dec", Decimal(2, -314)),
+                                  Entry("half", Decimal(1, -5)),
+                                  Entry("nested", TableValue(inner, 2))};
+  amqp_basic_properties_t p = TypedProps("probe");
+  p._flags |= AMQP_BASIC_HEADERS_FLAG;
+  p.headers = {3, headers};
+  ASSERT_TRUE(client_->Publish(queue_, "x", &p));
+  ASSERT_TRUE(WaitRecords(1));
+  ProbeRecord r = Records()[0];
+  ASSERT_NE(r.Header("dec"), nullptr);
+  EXPECT_EQ(*r.Header("dec"), "-3.14");
+  EXPECT_EQ(*r.Header("half"), "-0.5");
+  ASSERT_NE(r.Header("nested"), nullptr);
+  EXPECT_TRUE(ParsesAsJson(*r.Header("nested")));
+  EXPECT_EQ(*r.Header("nested"), "{\"dec\":-1.5,\"bin\":{\"$bytes\":\"//4AQQ==\"}}");
+}
+
+
+// Publishes a message of `type` with one header "big" of `size` bytes.
+bool PublishWithBigHeader(AmqpTestClient& client, const std::string& queue, const char* type,
+                          size_t size) {
+  const std::string big(size, 'b');
+  amqp_table_entry_t headers[] = {Entry("big", Bytes(big))};
+  amqp_basic_properties_t p = TypedProps(type);
+  p._flags |= AMQP_BASIC_HEADERS_FLAG;
+  p.headers = {1, headers};
+  return client.Publish(queue, "big", &p);
+}
+
+// Bug 6: the original fits the broker's frame (131072 bytes) but its dead
+// letter, with the dead-letter headers, does not. The copy used to fail to
+// encode after its method frame went out, resetting the connection about
+// every 0.4 s, and the handler ran again each time.
+TEST_F(RabbitMqTest, ADeadLetterTooLargeForTheFrameIsCutNotRetriedForever) {
+  daemon_ = StartDaemon(Yaml());
+  ASSERT_NE(daemon_, nullptr);
+  ASSERT_TRUE(PublishWithBigHeader(*client_, queue_, "probe_reject", 131072 - 300));
+  ASSERT_TRUE(WaitFor([&] { return client_->Count(queue_ + "-dlq") == 1; },
+                      std::chrono::seconds(10)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(Records().size(), 1u);
+  auto* backend = static_cast<RabbitMqBackend*>(daemon_->FindBackend("rmq"));
+  ASSERT_NE(backend, nullptr);
+  EXPECT_EQ(backend->GetCounters().connections, 1u);
+  auto m = client_->Get(queue_ + "-dlq");
+  ASSERT_TRUE(m.has_value());
+  const amqp_basic_properties_t& dp = m->raw.properties;
+  EXPECT_EQ(m->body, "big");
+  EXPECT_EQ(HeaderOf(dp, "big"), "<absent>");
+  const std::string reason = HeaderOf(dp, "x-failure-reason");
+  EXPECT_EQ(reason.rfind("probe rejects (headers cut to fit the broker's frame of 131072 bytes", 0),
+            0u)
+      << reason;
+  EXPECT_NE(reason.find("big (130781 bytes)"), std::string::npos) << reason;
+  EXPECT_EQ(HeaderOf(dp, "x-original-queue"), queue_);
+  EXPECT_EQ(HeaderOf(dp, "x-final-attempt"), "1");
+  EXPECT_EQ(client_->Count(queue_), 0);
+}
+
+// Bug 6, retry side: a retry copy that cannot be encoded is dead-lettered at
+// once (cut), not retried.
+TEST_F(RabbitMqTest, ARetryCopyTooLargeForTheFrameIsDeadLettered) {
+  daemon_ = StartDaemon(Yaml(2, 8, /*max_attempts=*/5));
+  ASSERT_NE(daemon_, nullptr);
+  ASSERT_TRUE(PublishWithBigHeader(*client_, queue_, "probe_fail", 131072 - 80));
+  ASSERT_TRUE(WaitFor([&] { return client_->Count(queue_ + "-dlq") == 1; },
+                      std::chrono::seconds(10)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(Records().size(), 1u);
+  auto* backend = static_cast<RabbitMqBackend*>(daemon_->FindBackend("rmq"));
+  ASSERT_NE(backend, nullptr);
+  EXPECT_EQ(backend->GetCounters().connections, 1u);
+  auto m = client_->Get(queue_ + "-dlq");
+  ASSERT_TRUE(m.has_value());
+  const std::string reason = HeaderOf(m->raw.properties, "x-failure-reason");
+  EXPECT_EQ(reason.rfind("probe asked to fail (not retried: the retry copy's", 0), 0u) << reason;
+  EXPECT_NE(reason.find("headers cut to fit"), std::string::npos) << reason;
+  EXPECT_EQ(HeaderOf(m->raw.properties, "big"), "<absent>");
+}
+
+// Bug 4: without a producer's timestamp, every attempt and the dead letter
+// keep the time the message was first seen.
+TEST_F(RabbitMqTest, FirstSeenTimeSticksAcrossRetries) {
+  daemon_ = StartDaemon(Yaml(2, 8, /*max_attempts=*/3));
+  ASSERT_NE(daemon_, nullptr);
+  ASSERT_TRUE(PublishTyped(*client_, queue_, "probe_fail", "body", {}));
+  ASSERT_TRUE(WaitFor([&] { return client_->Count(queue_ + "-dlq") == 1; },
+                      std::chrono::seconds(30)));
+  auto records = Records();
+  ASSERT_EQ(records.size(), 3u);
+  ASSERT_GT(records[0].enqueued_at_ms, 0);
+  EXPECT_EQ(records[1].enqueued_at_ms, records[0].enqueued_at_ms);
+  EXPECT_EQ(records[2].enqueued_at_ms, records[0].enqueued_at_ms);
+  auto m = client_->Get(queue_ + "-dlq");
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(HeaderOf(m->raw.properties, "x-first-seen-at"),
+            FormatIso8601Utc(records[0].enqueued_at_ms));
+  EXPECT_FALSE(m->raw.properties._flags & AMQP_BASIC_TIMESTAMP_FLAG);
+}
+
+// Bug 3: retries kept the retry delay as the expiration; the producer's
+// reaches every attempt and the dead letter.
+TEST_F(RabbitMqTest, TheProducersExpirationSurvivesRetriesAndReachesTheDeadLetter) {
+  daemon_ = StartDaemon(Yaml(2, 8, /*max_attempts=*/3));
+  ASSERT_NE(daemon_, nullptr);
+  amqp_basic_properties_t p = TypedProps("probe_fail");
+  p._flags |= AMQP_BASIC_EXPIRATION_FLAG;
+  p.expiration = amqp_cstring_bytes("600000");
+  ASSERT_TRUE(client_->Publish(queue_, "ttl", &p));
+  ASSERT_TRUE(WaitFor([&] { return client_->Count(queue_ + "-dlq") == 1; },
+                      std::chrono::seconds(30)));
+  auto records = Records();
+  ASSERT_EQ(records.size(), 3u);
+  for (auto& r : records) EXPECT_EQ(r.fields["expiration"], "600000") << "attempt " << r.attempt;
+  auto m = client_->Get(queue_ + "-dlq");
+  ASSERT_TRUE(m.has_value());
+  ASSERT_TRUE(m->raw.properties._flags & AMQP_BASIC_EXPIRATION_FLAG);
+  EXPECT_EQ(BytesToString(m->raw.properties.expiration), "600000");
+  EXPECT_EQ(HeaderOf(m->raw.properties, "x-original-expiration"), "<absent>");
+}
+
+// Bug 7: a message without message_id keeps one id across a retry, a
+// redelivery and a new connection (a daemon restart); two messages that
+// differ get two ids.
+TEST_F(RabbitMqTest, MessageIdsAreStableAcrossRedeliveryAndRestartAndUniqueAcrossMessages) {
+  auto fetch_one = [&](RabbitMqBackend& backend, Source& source) {
+    std::vector<std::unique_ptr<Delivery>> got;
+    EXPECT_TRUE(WaitFor([&] {
+      source.Fetch(1, got);
+      return !got.empty();
+    }));
+    (void)backend;
+    return got.empty() ? nullptr : std::move(got[0]);
+  };
+  RabbitMqBackendOptions options;
+  options.url = server_->url();
+  std::string first_id;
+  for (int run = 0; run < 2; ++run) {
+    RabbitMqBackend backend("rmq", options);
+    auto source = backend.OpenSource(SourceOptions{"work", queue_, 1, 3});
+    ASSERT_TRUE(source.ok()) << source.status().message();
+    ASSERT_TRUE(backend.Start().ok());
+    ASSERT_TRUE((*source)->Start([] {}).ok());
+    if (run == 0) {
+      ASSERT_TRUE(client_->Publish(queue_, "same body"));
+    }
+    std::unique_ptr<Delivery> d = fetch_one(backend, **source);
+    ASSERT_NE(d, nullptr);
+    if (run == 0) {
+      first_id = d->msg.id;
+      EXPECT_EQ(first_id.rfind("amqp-", 0), 0u) << first_id;
+      EXPECT_EQ(first_id.size(), 37u) << first_id;
+      // A redelivery on the same connection.
+      std::vector<Settlement> release;
+      release.push_back(Settlement{std::move(d), Outcome::Release()});
+      (*source)->Settle(release);
+      d = fetch_one(backend, **source);
+      ASSERT_NE(d, nullptr);
+    }
+    EXPECT_EQ(d->msg.id, first_id) << "run " << run;
+    // Run 0 leaves it unacked (the broker requeues it when the backend
+    // stops, as after kill -9); run 1 acks it.
+    if (run == 1) {
+      std::vector<Settlement> ack;
+      ack.push_back(Settlement{std::move(d), Outcome::Ack()});
+      (*source)->Settle(ack);
+    }
+    (*source)->StopFetching();
+    backend.Stop(std::chrono::steady_clock::now() + std::chrono::seconds(5));
+  }
+  // Another message gets another id.
+  RabbitMqBackend backend("rmq", options);
+  auto source = backend.OpenSource(SourceOptions{"work", queue_, 1, 3});
+  ASSERT_TRUE(source.ok());
+  ASSERT_TRUE(backend.Start().ok());
+  ASSERT_TRUE((*source)->Start([] {}).ok());
+  ASSERT_TRUE(client_->Publish(queue_, "other body"));
+  std::unique_ptr<Delivery> other = fetch_one(backend, **source);
+  ASSERT_NE(other, nullptr);
+  EXPECT_NE(other->msg.id, first_id);
+  std::vector<Settlement> ack;
+  ack.push_back(Settlement{std::move(other), Outcome::Ack()});
+  (*source)->Settle(ack);
+  (*source)->StopFetching();
+  backend.Stop(std::chrono::steady_clock::now() + std::chrono::seconds(5));
+}
+
+TEST_F(RabbitMqTest, RetryCopiesKeepTheDerivedId) {
+  daemon_ = StartDaemon(Yaml(2, 8, /*max_attempts=*/5));
+  ASSERT_NE(daemon_, nullptr);
+  ASSERT_TRUE(PublishTyped(*client_, queue_, "probe_fail", "body", {{"succeed_at", "2"}}));
+  ASSERT_TRUE(WaitRecords(2));
+  auto records = Records();
+  EXPECT_EQ(records[0].fields["id"].size(), 37u);
+  EXPECT_EQ(records[1].fields["id"], records[0].fields["id"]);
+}
+
+// Bug 7: a publish without an id gets a fresh UUID, so two alike are two
+// messages.
+TEST_F(RabbitMqTest, PublishesWithoutAnIdGetFreshUuids) {
+  RabbitMqBackendOptions options;
+  options.url = server_->url();
+  RabbitMqBackend backend("rmq", options);
+  ASSERT_TRUE(backend.Start().ok());
+  ASSERT_TRUE(client_->Declare(queue_));
+  for (int i = 0; i < 2; ++i) {
+    Message m;
+    m.payload = "same";
+    m.props.timestamp_ms = 1700000000000;
+    ASSERT_TRUE(backend.Enqueue(queue_, std::move(m), Duration{0}).ok());
+  }
+  std::vector<std::string> ids;
+  for (int i = 0; i < 2; ++i) {
+    auto m = client_->Get(queue_);
+    ASSERT_TRUE(m.has_value());
+    ids.push_back(BytesToString(m->raw.properties.message_id));
+    EXPECT_EQ(ids.back().size(), 36u) << ids.back();
+    EXPECT_EQ(ids.back()[14], '4') << ids.back();
+  }
+  EXPECT_NE(ids[0], ids[1]);
+  backend.Stop(std::chrono::steady_clock::now() + std::chrono::seconds(5));
+}
+
+}  // namespace
+}  // namespace foxworker::testing
