@@ -23,6 +23,21 @@ using Clock = std::chrono::steady_clock;
 
 constexpr size_t kMaxSettlesPerRound = 4096;
 constexpr int kMoveBatch = 256;
+// How long a retry too large for a script's XADD is kept from other
+// daemons while this one moves it back in a transaction.
+constexpr std::chrono::milliseconds kBigMoveLease{60000};
+
+// The reply itself when it is an error, else the first error in it (EXEC
+// answers with the replies of its commands); null when there is none.
+const redisReply* FirstError(const redisReply* r) {
+  if (IsError(r)) return r;
+  if (r != nullptr && r->type == REDIS_REPLY_ARRAY) {
+    for (size_t i = 0; i < r->elements; ++i) {
+      if (IsError(r->element[i])) return r->element[i];
+    }
+  }
+  return nullptr;
+}
 
 }  // namespace
 
@@ -251,6 +266,44 @@ Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
                                  std::string(ReplyText(r.get())));
     }
   }
+  // Dead letters with too many fields for a script come back as their
+  // fields: written here, each with its ack, in a transaction.
+  std::vector<RedisArgs> big;
+  std::vector<size_t> big_cmd;  // the script command each transaction finishes
+  const std::string dlq_maxlen = std::to_string(options_.dlq_maxlen);
+  for (size_t c = 0; c < replies.size(); ++c) {
+    const redisReply* r = replies[c].get();
+    const SettleOp& op = ops[op_of_cmd[c]];
+    if (op.outcome.kind != Outcome::Kind::kDeadLetter || r->type != REDIS_REPLY_ARRAY) continue;
+    const SourceState& src = *op.source;
+    big.push_back({"MULTI"});
+    RedisArgs& add = big.emplace_back(RedisArgs{"XADD", src.dlq_key});
+    if (options_.dlq_maxlen > 0) add.insert(add.end(), {"MAXLEN", "~", dlq_maxlen});
+    add.push_back("*");
+    for (size_t f = 0; f < r->elements; ++f) add.push_back(ReplyText(r->element[f]));
+    big.push_back({"XACK", src.options.source, options_.group, cmds[c][6]});
+    big.push_back({"EXEC"});
+    big_cmd.push_back(c);
+  }
+  if (!big.empty()) {
+    std::vector<RedisReplyPtr> big_replies;
+    if (Status b = commands_->Pipeline(big, &big_replies); !b.ok()) return b;
+    for (size_t t = 0; t < big_cmd.size(); ++t) {
+      for (size_t k = 4 * t; k < 4 * t + 4 && k < big_replies.size(); ++k) {
+        const redisReply* e = FirstError(big_replies[k].get());
+        if (e == nullptr) continue;
+        if (IsTransientError(e)) {
+          return Status::Unavailable("dead-lettering on " + RedactedRedisUrl(options_) + ": " +
+                                     std::string(ReplyText(e)));
+        }
+        const SettleOp& op = ops[op_of_cmd[big_cmd[t]]];
+        LOG(WARNING) << "redis backend " << name_ << ": stream " << op.source->options.source
+                     << ": dead letter of entry " << op.delivery->msg.id << " failed: "
+                     << ReplyText(e);
+        break;
+      }
+    }
+  }
   for (size_t c = 0; c < replies.size(); ++c) {
     if (!IsError(replies[c].get())) continue;
     const SettleOp& op = ops[op_of_cmd[c]];
@@ -353,9 +406,11 @@ void RedisBackend::ApplyEnqueues(std::vector<EnqueueOp*>& ops) {
 
 Status RedisBackend::MoveDue(SourceState& src, TimePoint now) {
   src.next_move = now + options_.block;
-  auto reply = commands_->Run({"EVAL", kMoveDueScript, "2", src.retry_key, src.options.source,
-                               std::to_string(WallMs()), std::to_string(kMoveBatch),
-                               std::to_string(options_.maxlen)});
+  const int64_t wall = WallMs();
+  auto reply = commands_->Run({"EVAL", kMoveDueScript, "3", src.retry_key, src.options.source,
+                               src.dlq_key, std::to_string(wall), std::to_string(kMoveBatch),
+                               std::to_string(options_.maxlen),
+                               std::to_string(wall + kBigMoveLease.count())});
   if (!reply.ok()) return reply.status();
   const redisReply* r = reply->get();
   if (IsTransientError(r)) {
@@ -367,12 +422,50 @@ Status RedisBackend::MoveDue(SourceState& src, TimePoint now) {
     return Status::Ok();
   }
   if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) return Status::Ok();
+  if (r->elements >= 2 && r->element[1]->type == REDIS_REPLY_ARRAY) {
+    Status s = MoveBig(src, r->element[1]);
+    if (!s.ok()) return s;
+  }
   if (r->element[0]->integer >= kMoveBatch) {
     src.next_move = now;  // more are due
-  } else if (r->elements >= 2 && r->element[1]->type == REDIS_REPLY_STRING) {
-    int64_t next_due = std::atoll(r->element[1]->str);
+  } else if (r->elements >= 3 && r->element[2]->type == REDIS_REPLY_STRING) {
+    int64_t next_due = std::atoll(r->element[2]->str);
     auto at = now + std::chrono::milliseconds(std::max<int64_t>(0, next_due - WallMs()));
     src.next_move = std::min(src.next_move, at);
+  }
+  return Status::Ok();
+}
+
+Status RedisBackend::MoveBig(SourceState& src, const redisReply* big) {
+  // [member, fields, ...]: each in a transaction of its own, the XADD of
+  // the copy and the ZREM of its member together.
+  std::vector<RedisArgs> cmds;
+  for (size_t i = 0; i + 1 < big->elements; i += 2) {
+    const redisReply* fields = big->element[i + 1];
+    if (fields->type != REDIS_REPLY_ARRAY) continue;
+    cmds.push_back({"MULTI"});
+    RedisArgs& add = cmds.emplace_back(RedisArgs{"XADD", src.options.source});
+    std::string maxlen = std::to_string(options_.maxlen);
+    if (options_.maxlen > 0) add.insert(add.end(), {"MAXLEN", "~", maxlen});
+    add.push_back("*");
+    for (size_t f = 0; f < fields->elements; ++f) add.push_back(ReplyText(fields->element[f]));
+    cmds.push_back({"ZREM", src.retry_key, ReplyText(big->element[i])});
+    cmds.push_back({"EXEC"});
+  }
+  if (cmds.empty()) return Status::Ok();
+  std::vector<RedisReplyPtr> replies;
+  if (Status s = commands_->Pipeline(cmds, &replies); !s.ok()) return s;
+  for (size_t c = 0; c < replies.size(); ++c) {
+    if (IsTransientError(replies[c].get())) {
+      // The member stays leased and is moved again once its lease is over.
+      return Status::Unavailable("moving a large retry back: " +
+                                 std::string(ReplyText(replies[c].get())));
+    }
+    if (const redisReply* e = FirstError(replies[c].get())) {
+      LOG(WARNING) << "redis backend " << name_ << ": moving a large retry back to stream "
+                   << src.options.source << " failed: " << ReplyText(e)
+                   << "; it is tried again in " << kBigMoveLease.count() / 1000 << " s";
+    }
   }
   return Status::Ok();
 }
