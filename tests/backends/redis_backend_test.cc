@@ -300,13 +300,13 @@ TEST(RedisBackendTest, DeadLetterCopyCarriesFieldsReasonAndHistory) {
   ASSERT_EQ(dead.size(), 1u);
   auto& f = dead[0].second;
   EXPECT_EQ(f["data"], "body");
-  EXPECT_EQ(f["message_type"], "reject");
+  EXPECT_EQ(f["type"], "reject");  // the entry's own field, kept as it was
   EXPECT_EQ(f["correlation_id"], "c-9");
   EXPECT_EQ(f["tenant"], "acme");
   EXPECT_EQ(f[kHeaderFailureReason], "bad input");
   EXPECT_EQ(f[kHeaderFinalAttempt], "1");
   EXPECT_EQ(f[kHeaderOriginalId], id);
-  EXPECT_EQ(f[kHeaderOriginalQueue], "q");
+  EXPECT_EQ(f[kHeaderOriginalQueue], stream);  // the backend's name for the source
   EXPECT_FALSE(f[kHeaderFirstSeenAt].empty());
   EXPECT_FALSE(f[kHeaderFailedAt].empty());
   EXPECT_EQ(f.count("attempt"), 0u);

@@ -3,6 +3,7 @@
 // member of a retry set never holds up the others.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -131,6 +132,100 @@ TEST(RedisCopyTest, UnreadableRetryMemberIsDeadLetteredAndHoldsUpNoOther) {
     ASSERT_NE(Find(f, "x-retry-member"), nullptr);
   }
   EXPECT_EQ(*Find(dead[0].second, "x-retry-member"), "not msgpack \xc1");
+}
+
+// An entry none of whose fields the daemon would write that way itself: a
+// `type` (not message_type), no payload field, a duplicate field, priorities
+// out of 0-255, a producer's own `attempt`.
+const Fields kOddEntry = {{"type", "odd"},      {"h", "1"},        {"priority", "300"},
+                          {"h", "2"},           {"attempt", "1"},  {"zz", ""},
+                          {"priority", "-1"},   {"a", "last"}};
+
+RedisCommand Add(const std::string& stream, const Fields& fields) {
+  RedisCommand add = {"XADD", stream, "*"};
+  for (const auto& [k, v] : fields) {
+    add.push_back(k);
+    add.push_back(v);
+  }
+  return add;
+}
+
+// `fields` without the bookkeeping fields named in `names`.
+Fields Without(Fields fields, const std::vector<std::string>& names) {
+  std::erase_if(fields, [&](const auto& f) {
+    return std::find(names.begin(), names.end(), f.first) != names.end();
+  });
+  return fields;
+}
+
+TEST(RedisCopyTest, RetryAndDeadLetterCopiesKeepTheEntrysFieldsExactly) {
+  RedisServer& redis = SharedRedis();
+  const std::string stream = StreamName();
+  redis.Command(Add(stream, kOddEntry));
+  SourceUnderTest t(TestOptions(redis, "c1"), stream);
+  auto got = t.FetchN(1);
+  ASSERT_EQ(got.size(), 1u);
+  t.SettleOne(std::move(got[0]), Outcome::Retry(Duration(0), "later"));
+  auto again = t.FetchN(1);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0]->msg.attempt, 2u);
+  // The retry copy in the stream: the entry's fields in order, then the
+  // bookkeeping fields appended.
+  auto entries = Entries(redis, stream);
+  ASSERT_EQ(entries.size(), 2u);
+  const Fields& retry = entries[1].second;
+  EXPECT_EQ(Without(retry, {kHeaderFirstSeenAt, "x-attempt", kHeaderOriginalId}), kOddEntry);
+  ASSERT_NE(Find(retry, "x-attempt"), nullptr);
+  EXPECT_EQ(*Find(retry, "x-attempt"), "2");
+  EXPECT_EQ(Find(retry, kHeaderMessageType), nullptr);
+
+  t.SettleOne(std::move(again[0]), Outcome::DeadLetter("bad input"));
+  ASSERT_TRUE(WaitFor([&] { return redis.Integer({"XLEN", stream + "-dlq"}) == 1; }));
+  auto dead = Entries(redis, stream + "-dlq");
+  ASSERT_EQ(dead.size(), 1u);
+  const Fields& f = dead[0].second;
+  EXPECT_EQ(Without(f, {kHeaderFirstSeenAt, kHeaderOriginalId, kHeaderOriginalQueue,
+                        kHeaderMessageType, kHeaderFailureReason, kHeaderFinalAttempt,
+                        kHeaderFailedAt}),
+            kOddEntry);
+  EXPECT_EQ(Find(f, "x-attempt"), nullptr);  // a dead letter added back starts at attempt 1
+  EXPECT_EQ(*Find(f, kHeaderOriginalQueue), stream);
+  EXPECT_EQ(*Find(f, kHeaderMessageType), "odd");
+  EXPECT_EQ(*Find(f, kHeaderFinalAttempt), "2");
+  // x-first-seen-at was written once, by the retry, and kept.
+  EXPECT_EQ(*Find(f, kHeaderFirstSeenAt), *Find(retry, kHeaderFirstSeenAt));
+  // Bookkeeping fields come after the entry's own, each once.
+  EXPECT_EQ(f.size(), kOddEntry.size() + 7);
+}
+
+TEST(RedisCopyTest, DeadLetterWithoutTypeWritesNoMessageType) {
+  RedisServer& redis = SharedRedis();
+  const std::string stream = StreamName();
+  redis.Command({"XADD", stream, "*", "data", "x"});
+  SourceUnderTest t(TestOptions(redis, "c1"), stream);
+  auto got = t.FetchN(1);
+  ASSERT_EQ(got.size(), 1u);
+  t.SettleOne(std::move(got[0]), Outcome::DeadLetter("bad input"));
+  ASSERT_TRUE(WaitFor([&] { return redis.Integer({"XLEN", stream + "-dlq"}) == 1; }));
+  auto dead = Entries(redis, stream + "-dlq");
+  EXPECT_EQ(Find(dead[0].second, kHeaderMessageType), nullptr);
+  EXPECT_EQ(dead[0].second[0], (std::pair<std::string, std::string>("data", "x")));
+}
+
+TEST(RedisCopyTest, EntryTrimmedWhileItRanIsCopiedFromWhatWasDecoded) {
+  RedisServer& redis = SharedRedis();
+  const std::string stream = StreamName();
+  redis.Command({"XADD", stream, "*", "data", "x", "tenant", "acme"});
+  SourceUnderTest t(TestOptions(redis, "c1"), stream);
+  auto got = t.FetchN(1);
+  ASSERT_EQ(got.size(), 1u);
+  redis.Command({"XDEL", stream, got[0]->msg.id});
+  t.SettleOne(std::move(got[0]), Outcome::DeadLetter("bad input"));
+  ASSERT_TRUE(WaitFor([&] { return redis.Integer({"XLEN", stream + "-dlq"}) == 1; }));
+  auto dead = Entries(redis, stream + "-dlq");
+  ASSERT_NE(Find(dead[0].second, "tenant"), nullptr);
+  EXPECT_EQ(*Find(dead[0].second, "data"), "x");
+  EXPECT_TRUE(WaitFor([&] { return redis.PendingCount(stream, "foxworker") == 0; }));
 }
 
 }  // namespace

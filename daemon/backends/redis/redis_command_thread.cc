@@ -39,6 +39,24 @@ const redisReply* FirstError(const redisReply* r) {
   return nullptr;
 }
 
+// The bookkeeping fields of a copy, as the copy scripts take them (see
+// kCopyLua): their count, then (mode, name, value) each.
+class Bookkeeping {
+ public:
+  void Add(std::string_view mode, std::string_view name, std::string value) {
+    args_.emplace_back(mode);
+    args_.emplace_back(name);
+    args_.push_back(std::move(value));
+  }
+  void AppendTo(RedisCommand& cmd) {
+    cmd.push_back(std::to_string(args_.size() / 3));
+    AppendArgs(cmd, std::move(args_));
+  }
+
+ private:
+  std::vector<std::string> args_;
+};
+
 }  // namespace
 
 void RedisBackend::RunCommands() {
@@ -223,24 +241,38 @@ Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
         break;
       }
       case Outcome::Kind::kRetry: {
-        Message copy = d.msg;
-        if (copy.FindHeader(kHeaderFirstSeenAt) == nullptr && copy.enqueued_at_ms > 0) {
-          copy.headers.emplace_back(kHeaderFirstSeenAt, FormatIso8601Utc(copy.enqueued_at_ms));
-        }
+        // The copy is made from the entry in Redis; these are only its
+        // bookkeeping fields, and its fields as decoded in case the entry
+        // is gone from the stream.
         int64_t due = now_ms + std::max<int64_t>(0, op.outcome.delay.count());
         RedisCommand cmd = {"EVAL", kRetryScript, "2", stream, src.retry_key, options_.group,
                             d.msg.id, std::to_string(due)};
-        AppendArgs(cmd, EncodeMessage(copy, options_.payload_field, d.msg.attempt + 1));
+        Bookkeeping book;
+        if (d.msg.enqueued_at_ms > 0) {
+          book.Add("add", kHeaderFirstSeenAt, FormatIso8601Utc(d.msg.enqueued_at_ms));
+        }
+        book.Add("set", kCopyAttemptField, std::to_string(d.msg.attempt + 1));
+        book.AppendTo(cmd);
+        AppendArgs(cmd, EncodeMessage(d.msg, options_.payload_field, 1));
         add_owned(std::move(cmd), i);
         retry_due.emplace_back(&src, due);
         break;
       }
       case Outcome::Kind::kDeadLetter: {
-        Message copy = MakeDeadLetterCopy(d, op.outcome.reason, now_ms);
         RedisCommand cmd = {"EVAL", kDeadLetterScript, "2", stream, src.dlq_key, options_.group,
                             d.msg.id, std::to_string(options_.dlq_maxlen)};
-        // The dead copy carries its history in x-final-attempt, not `attempt`.
-        AppendArgs(cmd, EncodeMessage(copy, options_.payload_field, 1));
+        // x-original-queue names the stream, as it names the AMQP queue on
+        // RabbitMQ; the first time seen is never overwritten. The dead copy
+        // carries its history in x-final-attempt: a dead letter added back
+        // to the stream starts again at attempt 1.
+        Bookkeeping book;
+        for (const DeadLetterField& f : DeadLetterFieldsFor(d, stream, op.outcome.reason, now_ms)) {
+          book.Add(std::string_view(f.name) == kHeaderFirstSeenAt ? "add" : "set", f.name,
+                   f.ToText());
+        }
+        book.Add("del", kCopyAttemptField, "");
+        book.AppendTo(cmd);
+        AppendArgs(cmd, EncodeMessage(d.msg, options_.payload_field, 1));
         add_owned(std::move(cmd), i);
         break;
       }
@@ -281,6 +313,7 @@ Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
     if (options_.dlq_maxlen > 0) add.insert(add.end(), {"MAXLEN", "~", dlq_maxlen});
     add.push_back("*");
     for (size_t f = 0; f < r->elements; ++f) add.push_back(ReplyText(r->element[f]));
+    // cmds[c] is {EVAL, script, 2, stream, dlq, group, entry id, ...}.
     big.push_back({"XACK", src.options.source, options_.group, cmds[c][6]});
     big.push_back({"EXEC"});
     big_cmd.push_back(c);

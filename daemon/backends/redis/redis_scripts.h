@@ -4,16 +4,61 @@
 #ifndef FOXWORKER_BACKENDS_REDIS_REDIS_SCRIPTS_H_
 #define FOXWORKER_BACKENDS_REDIS_REDIS_SCRIPTS_H_
 
+#include <string>
+
 namespace foxworker {
 
+// Lua shared by the copy scripts. A copy is the entry's own fields, read
+// with XRANGE, in order, duplicates kept (docs/backends/redis.md, "Copies"),
+// with foxworker's bookkeeping fields applied: ARGV[at] is their count n,
+// then n triples (mode, name, value): 'set' overwrites the first field of
+// that name in place, else appends it; 'add' appends it only when absent;
+// 'del' removes every field of that name. When the entry is gone from the
+// stream (trimmed or deleted while it ran), the fields after the triples,
+// as the daemon decoded them, stand in for it.
+inline constexpr char kCopyLua[] = R"lua(
+local function bookkeep(f, at)
+  local n = tonumber(ARGV[at])
+  for k = 0, n - 1 do
+    local mode, name, value = ARGV[at + 1 + 3 * k], ARGV[at + 2 + 3 * k], ARGV[at + 3 + 3 * k]
+    local found, i = false, 1
+    while i < #f do
+      if f[i] == name and mode == 'del' then
+        table.remove(f, i); table.remove(f, i)
+      else
+        if f[i] == name and not found then
+          found = true
+          if mode == 'set' then f[i + 1] = value end
+        end
+        i = i + 2
+      end
+    end
+    if not found and mode ~= 'del' then f[#f + 1] = name; f[#f + 1] = value end
+  end
+end
+local function copy_of_entry(at)
+  local f
+  local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+  if #e == 1 then
+    f = e[1][2]
+  else
+    f = {}
+    for i = at + 1 + 3 * tonumber(ARGV[at]), #ARGV do f[#f + 1] = ARGV[i] end
+  end
+  bookkeep(f, at)
+  return f
+end
+)lua";
+
 // Schedules a retry copy and acks the original.
-// KEYS: stream, retry set. ARGV: group, id, due (Unix ms), fields...
-// The set's member is msgpack [original id, fields...]: the id keeps two
-// copies with the same fields apart. Returns 1, or 0 when not pending.
-inline constexpr char kRetryScript[] = R"lua(
+// KEYS: stream, retry set. ARGV: group, id, due (Unix ms), bookkeeping (at
+// 4), fallback fields... The set's member is msgpack [original id, fields...]:
+// the id keeps two copies with the same fields apart. Returns 1, or 0 when
+// not pending.
+inline const std::string kRetryScript = std::string(kCopyLua) + R"lua(
 if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1) == 0 then return 0 end
 local member = {ARGV[2]}
-for i = 4, #ARGV do member[#member + 1] = ARGV[i] end
+for _, v in ipairs(copy_of_entry(4)) do member[#member + 1] = v end
 redis.call('ZADD', KEYS[2], ARGV[3], cmsgpack.pack(member))
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return 1
@@ -27,19 +72,18 @@ return 1
 
 // Appends a dead-letter copy and acks the original.
 // KEYS: stream, dead-letter stream. ARGV: group, id, dlq maxlen (0 = none),
-// fields... Returns 1, or 0 when not pending, or the copy's fields when
+// bookkeeping (at 4), fallback fields... Returns 1, or 0 when not pending, or the copy's fields when
 // there are too many for one call from a script: then nothing was written,
 // and the caller writes the copy and the ack in a transaction.
-inline constexpr char kDeadLetterScript[] = R"lua(
+inline const std::string kDeadLetterScript = std::string(kCopyLua) + R"lua(
 if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1) == 0 then return 0 end
-local f = {}
-for i = 4, #ARGV do f[#f + 1] = ARGV[i] end
+local f = copy_of_entry(4)
 local args = {'XADD', KEYS[2]}
 if tonumber(ARGV[3]) > 0 then
   args[#args + 1] = 'MAXLEN'; args[#args + 1] = '~'; args[#args + 1] = ARGV[3]
 end
 args[#args + 1] = '*'
-if #args + #f > )lua" FOXWORKER_REDIS_MAX_CALL_ARGS R"lua( then return f end
+if #args + #f > )lua" + std::string(FOXWORKER_REDIS_MAX_CALL_ARGS) + R"lua( then return f end
 for i = 1, #f do args[#args + 1] = f[i] end
 redis.call(unpack(args))
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
