@@ -178,6 +178,11 @@ TEST(RedisCopyTest, RetryAndDeadLetterCopiesKeepTheEntrysFieldsExactly) {
   ASSERT_NE(Find(retry, "x-attempt"), nullptr);
   EXPECT_EQ(*Find(retry, "x-attempt"), "2");
   EXPECT_EQ(Find(retry, kHeaderMessageType), nullptr);
+  // One message, one id: the first entry's, carried by the copy.
+  const std::string& first_id = entries[0].first;
+  ASSERT_NE(Find(retry, kHeaderOriginalId), nullptr);
+  EXPECT_EQ(*Find(retry, kHeaderOriginalId), first_id);
+  EXPECT_EQ(again[0]->msg.id, first_id);
 
   t.SettleOne(std::move(again[0]), Outcome::DeadLetter("bad input"));
   ASSERT_TRUE(WaitFor([&] { return redis.Integer({"XLEN", stream + "-dlq"}) == 1; }));
@@ -192,6 +197,7 @@ TEST(RedisCopyTest, RetryAndDeadLetterCopiesKeepTheEntrysFieldsExactly) {
   EXPECT_EQ(*Find(f, kHeaderOriginalQueue), stream);
   EXPECT_EQ(*Find(f, kHeaderMessageType), "odd");
   EXPECT_EQ(*Find(f, kHeaderFinalAttempt), "2");
+  EXPECT_EQ(*Find(f, kHeaderOriginalId), first_id);
   // x-first-seen-at was written once, by the retry, and kept.
   EXPECT_EQ(*Find(f, kHeaderFirstSeenAt), *Find(retry, kHeaderFirstSeenAt));
   // Bookkeeping fields come after the entry's own, each once.

@@ -223,10 +223,26 @@ Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
   const int64_t now_ms = WallMs();
   const std::string min_idle_ms = std::to_string(options_.min_idle.count());
   std::vector<std::pair<SourceState*, int64_t>> retry_due;
+  // The stream entry ids, in their held slots (which stay put until the
+  // entries are released below): one lock per run of a source's ops.
+  std::vector<std::string_view> entry_ids(ops.size());
+  {
+    std::unique_lock<std::mutex> lock;
+    const SourceState* locked = nullptr;
+    for (size_t i = 0; i < ops.size(); ++i) {
+      if (ops[i].source != locked) {
+        if (lock.owns_lock()) lock.unlock();
+        lock = std::unique_lock<std::mutex>(ops[i].source->mu);
+        locked = ops[i].source;
+      }
+      entry_ids[i] = ops[i].source->EntryIdLocked(*ops[i].delivery);
+    }
+  }
   for (size_t i = 0; i < ops.size(); ++i) {
     SettleOp& op = ops[i];
     SourceState& src = *op.source;
     const Delivery& d = *op.delivery;
+    const std::string_view entry_id = entry_ids[i];
     const std::string& stream = src.options.source;
     switch (op.outcome.kind) {
       case Outcome::Kind::kAck: {
@@ -237,7 +253,7 @@ Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
           op_of_cmd.push_back(i);
           it = ack_cmd.emplace(ack_cmd.end(), &src, cmds.size() - 1);
         }
-        cmds[it->second].push_back(d.msg.id);
+        cmds[it->second].push_back(entry_id);
         break;
       }
       case Outcome::Kind::kRetry: {
@@ -246,8 +262,10 @@ Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
         // is gone from the stream.
         int64_t due = now_ms + std::max<int64_t>(0, op.outcome.delay.count());
         RedisCommand cmd = {"EVAL", kRetryScript, "2", stream, src.retry_key, options_.group,
-                            d.msg.id, std::to_string(due)};
+                            std::string(entry_id), std::to_string(due)};
         Bookkeeping book;
+        // The message id of every later copy: set once, by the first retry.
+        book.Add("add", kHeaderOriginalId, d.msg.id);
         if (d.msg.enqueued_at_ms > 0) {
           book.Add("add", kHeaderFirstSeenAt, FormatIso8601Utc(d.msg.enqueued_at_ms));
         }
@@ -260,15 +278,16 @@ Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
       }
       case Outcome::Kind::kDeadLetter: {
         RedisCommand cmd = {"EVAL", kDeadLetterScript, "2", stream, src.dlq_key, options_.group,
-                            d.msg.id, std::to_string(options_.dlq_maxlen)};
+                            std::string(entry_id), std::to_string(options_.dlq_maxlen)};
         // x-original-queue names the stream, as it names the AMQP queue on
         // RabbitMQ; the first time seen is never overwritten. The dead copy
         // carries its history in x-final-attempt: a dead letter added back
         // to the stream starts again at attempt 1.
         Bookkeeping book;
         for (const DeadLetterField& f : DeadLetterFieldsFor(d, stream, op.outcome.reason, now_ms)) {
-          book.Add(std::string_view(f.name) == kHeaderFirstSeenAt ? "add" : "set", f.name,
-                   f.ToText());
+          const std::string_view name = f.name;
+          const bool once = name == kHeaderFirstSeenAt || name == kHeaderOriginalId;
+          book.Add(once ? "add" : "set", f.name, f.ToText());
         }
         book.Add("del", kCopyAttemptField, "");
         book.AppendTo(cmd);
@@ -281,7 +300,8 @@ Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
         // this delivery, so the next claim (ours or another consumer's)
         // takes it at once and counts no attempt for it.
         uint32_t before = d.tag > 0 ? static_cast<uint32_t>(d.tag) - 1 : 0;
-        add_owned({"XCLAIM", stream, options_.group, consumer_, "0", d.msg.id, "IDLE", min_idle_ms,
+        add_owned({"XCLAIM", stream, options_.group, consumer_, "0", std::string(entry_id), "IDLE",
+                   min_idle_ms,
                    "RETRYCOUNT", std::to_string(before), "JUSTID"},
                   i);
         break;
@@ -331,7 +351,7 @@ Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
         }
         const SettleOp& op = ops[op_of_cmd[big_cmd[t]]];
         LOG(WARNING) << "redis backend " << name_ << ": stream " << op.source->options.source
-                     << ": dead letter of entry " << op.delivery->msg.id << " failed: "
+                     << ": dead letter of entry " << entry_ids[op_of_cmd[big_cmd[t]]] << " failed: "
                      << ReplyText(e);
         break;
       }
@@ -343,7 +363,7 @@ Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
     // The entry stays pending (or its stream is gone): it is claimed and run
     // again after min_idle, so nothing is lost.
     LOG(WARNING) << "redis backend " << name_ << ": stream " << op.source->options.source << ": "
-                 << OutcomeKindName(op.outcome.kind) << " of entry " << op.delivery->msg.id
+                 << OutcomeKindName(op.outcome.kind) << " of entry " << entry_ids[op_of_cmd[c]]
                  << (cmds[c][0] == "XACK" ? " (and others of its batch)" : "")
                  << " failed: " << ReplyText(replies[c].get());
   }

@@ -163,6 +163,24 @@ end
 return n
 )lua";
 
+// The message id of each entry: its x-original-id field (first
+// occurrence), or '' when it has none or is gone. KEYS: stream. ARGV: ids...
+inline constexpr char kOriginalIdsScript[] = R"lua(
+local out = {}
+for i = 1, #ARGV do
+  local id = ''
+  local e = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
+  if #e == 1 then
+    local f = e[1][2]
+    for k = 1, #f - 1, 2 do
+      if f[k] == 'x-original-id' then id = f[k + 1]; break end
+    end
+  end
+  out[i] = id
+end
+return out
+)lua";
+
 }  // namespace foxworker
 
 #undef FOXWORKER_REDIS_MAX_CALL_ARGS
