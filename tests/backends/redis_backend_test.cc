@@ -273,7 +273,8 @@ TEST(RedisBackendTest, RetryWaitsInTheSortedSetThenComesBackWithTheNextAttempt) 
   ASSERT_EQ(again.size(), 1u);
   EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(400));
   const Message& m = again[0]->msg;
-  EXPECT_NE(m.id, first_id);
+  EXPECT_EQ(m.id, first_id);  // a new entry, the same message
+  EXPECT_EQ(m.enqueued_at_ms, EntryIdMs(first_id));
   EXPECT_EQ(m.attempt, 2u);
   EXPECT_EQ(m.payload, "x");
   EXPECT_EQ(m.props.message_type, "fail");
@@ -300,13 +301,13 @@ TEST(RedisBackendTest, DeadLetterCopyCarriesFieldsReasonAndHistory) {
   ASSERT_EQ(dead.size(), 1u);
   auto& f = dead[0].second;
   EXPECT_EQ(f["data"], "body");
-  EXPECT_EQ(f["message_type"], "reject");
+  EXPECT_EQ(f["type"], "reject");  // the entry's own field, kept as it was
   EXPECT_EQ(f["correlation_id"], "c-9");
   EXPECT_EQ(f["tenant"], "acme");
   EXPECT_EQ(f[kHeaderFailureReason], "bad input");
   EXPECT_EQ(f[kHeaderFinalAttempt], "1");
   EXPECT_EQ(f[kHeaderOriginalId], id);
-  EXPECT_EQ(f[kHeaderOriginalQueue], "q");
+  EXPECT_EQ(f[kHeaderOriginalQueue], stream);  // the backend's name for the source
   EXPECT_FALSE(f[kHeaderFirstSeenAt].empty());
   EXPECT_FALSE(f[kHeaderFailedAt].empty());
   EXPECT_EQ(f.count("attempt"), 0u);
@@ -322,6 +323,7 @@ TEST(RedisBackendTest, SettlingTwiceWritesOneCopy) {
   auto twin = std::make_unique<Delivery>();
   twin->msg = got[0]->msg;
   twin->queue = got[0]->queue;
+  twin->generation = got[0]->generation;  // as Consumer::CloneForSettlement does
   t.SettleOne(std::move(got[0]), Outcome::DeadLetter("first"));
   ASSERT_TRUE(WaitFor([&] { return redis.PendingCount(stream, "foxworker") == 0; }));
   t.SettleOne(std::move(twin), Outcome::DeadLetter("second"));

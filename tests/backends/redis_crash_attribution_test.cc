@@ -182,5 +182,69 @@ TEST_F(RedisCrashAttributionTest, KillNineChargesOnlyTheRunningEntry) {
   RestartAndExpectOnlyTheCulpritCharged();
 }
 
+// docs/semantics.md, "Message ids": one entry, retried once (a new entry in
+// the stream), the daemon restarted, the retry's handler killed with
+// SIGKILL, and the next daemon running it again: every attempt sees the id
+// of the first entry, and the journal (which names that id) still charges
+// the killed attempt to the retry copy pending under another entry id.
+TEST_F(RedisCrashAttributionTest, MessageIdSurvivesARetryARestartAndAKillNine) {
+  record_ = dir_ + "/record.txt";
+  log_ = dir_ + "/daemon.log";
+  RedisReplyPtr r = redis_.Command({"XADD", kStream, "*", "data", "60000"});
+  ASSERT_TRUE(r != nullptr && r->type == REDIS_REPLY_STRING);
+  const std::string id(ReplyText(r.get()));
+  auto spawn = [&](const std::string& handler) {
+    const std::string config = dir_ + "/foxworker.yaml";
+    std::ofstream(config) << "daemon:\n  state_dir: " << dir_
+                          << "\nplugins:\n  test:\n    path: " << TestPluginPath()
+                          << "\nbackends:\n  r:\n    type: redis\n    url: " << redis_.url()
+                          << "\n    min_idle: 60s\n    claim_interval: 100ms\n    block: 200ms\n"
+                          << "retry_policies:\n  later:\n    max_attempts: 5\n    backoff: fixed\n"
+                          << "    initial: 1s\n    jitter: 0\n"
+                          << "queues:\n  jobs:\n    backend: r\n    source: " << kStream
+                          << "\n    plugin: test\n    concurrency: 1\n    prefetch: 5\n"
+                          << "    retry_policy: later\n    middleware:\n      - logging\n"
+                          << "    handler: " << handler << "\n";
+    pid_ = SpawnDaemon(config, record_, log_);
+    ASSERT_GT(pid_, 0);
+  };
+  // Run 1: attempt 1 fails; its retry copy waits in the retry set.
+  spawn("fail");
+  ASSERT_TRUE(WaitFor([&] { return redis_.Integer({"ZCARD", std::string(kStream) + ":retry"}) == 1; },
+                      std::chrono::seconds(20)))
+      << ReadAll(log_);
+  ASSERT_EQ(kill(pid_, SIGTERM), 0);
+  int status = Wait();
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << ReadAll(log_);
+  EXPECT_NE(ReadAll(log_).find("id=" + id + " type=- attempt=1 outcome=retry"), std::string::npos)
+      << ReadAll(log_);
+  // Run 2 (a restart): the copy comes back as a new entry; attempt 2 hangs
+  // and the daemon is killed.
+  spawn("hang");
+  ASSERT_TRUE(WaitFor([&] { return ReadAll(record_) == id + "\n"; }, std::chrono::seconds(20)))
+      << ReadAll(record_) << ReadAll(log_);
+  auto entries = ReadStream(redis_, kStream);
+  ASSERT_EQ(entries.size(), 2u);
+  const std::string copy = entries[1].first;
+  EXPECT_NE(copy, id);
+  ASSERT_EQ(kill(pid_, SIGKILL), 0);
+  status = Wait();
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  // Run 3: the killed attempt is charged (the journal named the message
+  // id, the pending entry is the copy), and the id is the first entry's.
+  spawn("record_attempt");
+  ASSERT_TRUE(WaitFor([&] { return ReadAttempts(record_).count(id) == 1; },
+                      std::chrono::seconds(20)))
+      << ReadAll(record_) << ReadAll(log_);
+  EXPECT_EQ(ReadAttempts(record_).at(id), std::vector<int>{3}) << ReadAll(log_);
+  EXPECT_NE(ReadAll(log_).find("running, charged an attempt: " + copy + ";"), std::string::npos)
+      << ReadAll(log_);
+  EXPECT_TRUE(WaitFor([&] { return redis_.PendingCount(kStream, kGroup) == 0; },
+                      std::chrono::seconds(10)));
+  kill(pid_, SIGTERM);
+  status = Wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
 }  // namespace
 }  // namespace foxworker::testing

@@ -59,7 +59,7 @@ TEST_F(RedisDaemonTest, FailingHandlerIsRetriedWithDelayThenDeadLettered) {
   EXPECT_EQ(f[kHeaderFinalAttempt], "3");
   EXPECT_NE(f[kHeaderFailureReason].find("asked to fail"), std::string::npos)
       << f[kHeaderFailureReason];
-  EXPECT_EQ(f[kHeaderOriginalQueue], "q");
+  EXPECT_EQ(f[kHeaderOriginalQueue], stream);
   EXPECT_TRUE(d->Shutdown());
 }
 

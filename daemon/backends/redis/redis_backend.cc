@@ -244,16 +244,19 @@ void RedisBackend::Deliver(const std::shared_ptr<SourceState>& source, const red
   while (batch.size() < n) batch.push_back(std::make_unique<Delivery>());
   size_t used = 0;
   std::vector<SettleOp> settle_now;
+  std::vector<std::string_view> entry_ids(n);  // by delivery, in batch order
+  std::vector<std::string_view> dead_ids;      // of settle_now
   for (size_t i = 0; i < n; ++i) {
     const redisReply* e = entries->element[i];
     if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
         e->element[0]->type != REDIS_REPLY_STRING) {
       continue;  // an entry deleted from the stream while pending: nothing to run
     }
+    const std::string_view entry_id(e->element[0]->str, e->element[0]->len);
+    entry_ids[used] = entry_id;
     std::unique_ptr<Delivery>& d = batch[used++];
     const uint32_t count = i < counts.size() ? counts[i] : 1;
-    DecodeEntryInto(std::string_view(e->element[0]->str, e->element[0]->len), e->element[1],
-                    options_.payload_field, count, &d->msg);
+    DecodeEntryInto(entry_id, e->element[1], options_.payload_field, count, &d->msg);
     d->queue = &source->options.queue;
     d->tag = count;
     d->received_ns = now_ns;
@@ -262,19 +265,23 @@ void RedisBackend::Deliver(const std::shared_ptr<SourceState>& source, const red
                            std::to_string(max_attempts) +
                            ": earlier attempts crashed the worker or timed out";
       LOG(WARNING) << "redis backend " << name_ << ": stream " << source->options.source
-                   << " entry " << d->msg.id << ": " << reason << "; dead-lettering it";
+                   << " entry " << entry_id << " (message " << d->msg.id << "): " << reason
+                   << "; dead-lettering it";
       d->msg.attempt -= 1;  // the last attempt that ran
       settle_now.push_back(SettleOp{source.get(), std::move(d), Outcome::DeadLetter(std::move(reason))});
+      dead_ids.push_back(entry_id);
     }
   }
   std::function<void()> wake;
   {
     std::lock_guard<std::mutex> l(source->mu);
-    for (auto& op : settle_now) source->HoldLocked(*op.delivery, now);
+    for (size_t k = 0; k < settle_now.size(); ++k) {
+      source->HoldLocked(*settle_now[k].delivery, dead_ids[k], now);
+    }
     for (size_t i = 0; i < used; ++i) {
       std::unique_ptr<Delivery>& d = batch[i];
       if (d == nullptr) continue;  // dead-lettered above
-      source->HoldLocked(*d, now);
+      source->HoldLocked(*d, entry_ids[i], now);
       if (source->stopped) {
         settle_now.push_back(SettleOp{source.get(), std::move(d), Outcome::Release()});
       } else {

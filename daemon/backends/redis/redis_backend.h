@@ -107,6 +107,9 @@ class RedisBackend final : public Backend {
   Status ApplySettlements(std::vector<SettleOp>& ops);
   void ApplyEnqueues(std::vector<EnqueueOp*>& ops);
   Status MoveDue(SourceState& source, TimePoint now);
+  // Moves retries too large for a script back in transactions: `big` is
+  // the move script's [member, fields, ...].
+  Status MoveBig(SourceState& source, const redisReply* big);
   Status RenewHeld(SourceState& source, TimePoint now);
   void FailEnqueues(std::vector<EnqueueOp*>& ops, const Status& status);
 

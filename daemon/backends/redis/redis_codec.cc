@@ -68,6 +68,8 @@ void DecodeEntryInto(std::string_view id, const redisReply* fields,
   int64_t ms = 0;
   m->enqueued_at_ms = ParseInt(id.substr(0, id.find('-')), &ms) ? ms : 0;
   int64_t first_attempt = 1;
+  bool copy_attempt = false;  // x-attempt seen: it wins over attempt
+  bool original_id = false;   // x-original-id seen: the message id
   if (fields != nullptr && fields->type == REDIS_REPLY_ARRAY) {
     for (size_t i = 0; i + 1 < fields->elements; i += 2) {
       const redisReply* k = fields->element[i];
@@ -84,9 +86,18 @@ void DecodeEntryInto(std::string_view id, const redisReply* fields,
         p.priority = static_cast<uint8_t>(std::clamp<int64_t>(number, 0, 255));
       } else if (name == "timestamp" && ParseInt(value, &number)) {
         p.timestamp_ms = number;
+      } else if (name == kCopyAttemptField && ParseInt(value, &number)) {
+        if (!copy_attempt) first_attempt = std::clamp<int64_t>(number, 1, UINT32_MAX / 2);
+        copy_attempt = true;
       } else if (name == kAttemptField && ParseInt(value, &number)) {
-        first_attempt = std::clamp<int64_t>(number, 1, UINT32_MAX / 2);
+        if (!copy_attempt) first_attempt = std::clamp<int64_t>(number, 1, UINT32_MAX / 2);
       } else {
+        if (name == kOriginalIdField && !original_id && !value.empty()) {
+          // A copy: the message's id and enqueued time are its first entry's.
+          original_id = true;
+          m->id.assign(value);
+          if (ParseInt(value.substr(0, value.find('-')), &number)) m->enqueued_at_ms = number;
+        }
         m->headers.emplace_back(std::string(name), std::string(value));
       }
     }

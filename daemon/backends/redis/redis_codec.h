@@ -6,8 +6,12 @@
 //   reply_to, app_id, user_id, expiration, message_id
 //                                       the Properties of the same name
 //   priority (0-255), timestamp (Unix ms)  Properties
-//   attempt                             attempt number of the entry's first
-//                                       delivery (retried copies carry it)
+//   x-attempt (else attempt)            attempt number of the entry's first
+//                                       delivery (retry copies carry
+//                                       x-attempt; a producer's or an older
+//                                       version's copy may carry attempt)
+//   x-original-id                       the message id (else the entry id);
+//                                       also a header
 //   anything else                       a header
 #ifndef FOXWORKER_BACKENDS_REDIS_REDIS_CODEC_H_
 #define FOXWORKER_BACKENDS_REDIS_REDIS_CODEC_H_
@@ -24,6 +28,13 @@
 namespace foxworker {
 
 inline constexpr char kAttemptField[] = "attempt";
+// The attempt field of foxworker's retry copies: a bookkeeping field, so a
+// producer's own `attempt` field is kept as it was.
+inline constexpr char kCopyAttemptField[] = "x-attempt";
+// The message id that copies carry (kHeaderOriginalId of dead_letter.h):
+// when an entry has it, it is the message's id and the time in it its
+// enqueued time; it stays a header too.
+inline constexpr char kOriginalIdField[] = "x-original-id";
 
 // Builds the message of entry `id` from its field array (name, value, ...).
 // `delivery_count` is the entry's count in the group's pending list; the

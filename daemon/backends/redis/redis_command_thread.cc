@@ -23,6 +23,39 @@ using Clock = std::chrono::steady_clock;
 
 constexpr size_t kMaxSettlesPerRound = 4096;
 constexpr int kMoveBatch = 256;
+// How long a retry too large for a script's XADD is kept from other
+// daemons while this one moves it back in a transaction.
+constexpr std::chrono::milliseconds kBigMoveLease{60000};
+
+// The reply itself when it is an error, else the first error in it (EXEC
+// answers with the replies of its commands); null when there is none.
+const redisReply* FirstError(const redisReply* r) {
+  if (IsError(r)) return r;
+  if (r != nullptr && r->type == REDIS_REPLY_ARRAY) {
+    for (size_t i = 0; i < r->elements; ++i) {
+      if (IsError(r->element[i])) return r->element[i];
+    }
+  }
+  return nullptr;
+}
+
+// The bookkeeping fields of a copy, as the copy scripts take them (see
+// kCopyLua): their count, then (mode, name, value) each.
+class Bookkeeping {
+ public:
+  void Add(std::string_view mode, std::string_view name, std::string value) {
+    args_.emplace_back(mode);
+    args_.emplace_back(name);
+    args_.push_back(std::move(value));
+  }
+  void AppendTo(RedisCommand& cmd) {
+    cmd.push_back(std::to_string(args_.size() / 3));
+    AppendArgs(cmd, std::move(args_));
+  }
+
+ private:
+  std::vector<std::string> args_;
+};
 
 }  // namespace
 
@@ -190,10 +223,26 @@ Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
   const int64_t now_ms = WallMs();
   const std::string min_idle_ms = std::to_string(options_.min_idle.count());
   std::vector<std::pair<SourceState*, int64_t>> retry_due;
+  // The stream entry ids, in their held slots (which stay put until the
+  // entries are released below): one lock per run of a source's ops.
+  std::vector<std::string_view> entry_ids(ops.size());
+  {
+    std::unique_lock<std::mutex> lock;
+    const SourceState* locked = nullptr;
+    for (size_t i = 0; i < ops.size(); ++i) {
+      if (ops[i].source != locked) {
+        if (lock.owns_lock()) lock.unlock();
+        lock = std::unique_lock<std::mutex>(ops[i].source->mu);
+        locked = ops[i].source;
+      }
+      entry_ids[i] = ops[i].source->EntryIdLocked(*ops[i].delivery);
+    }
+  }
   for (size_t i = 0; i < ops.size(); ++i) {
     SettleOp& op = ops[i];
     SourceState& src = *op.source;
     const Delivery& d = *op.delivery;
+    const std::string_view entry_id = entry_ids[i];
     const std::string& stream = src.options.source;
     switch (op.outcome.kind) {
       case Outcome::Kind::kAck: {
@@ -204,28 +253,45 @@ Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
           op_of_cmd.push_back(i);
           it = ack_cmd.emplace(ack_cmd.end(), &src, cmds.size() - 1);
         }
-        cmds[it->second].push_back(d.msg.id);
+        cmds[it->second].push_back(entry_id);
         break;
       }
       case Outcome::Kind::kRetry: {
-        Message copy = d.msg;
-        if (copy.FindHeader(kHeaderFirstSeenAt) == nullptr && copy.enqueued_at_ms > 0) {
-          copy.headers.emplace_back(kHeaderFirstSeenAt, FormatIso8601Utc(copy.enqueued_at_ms));
-        }
+        // The copy is made from the entry in Redis; these are only its
+        // bookkeeping fields, and its fields as decoded in case the entry
+        // is gone from the stream.
         int64_t due = now_ms + std::max<int64_t>(0, op.outcome.delay.count());
         RedisCommand cmd = {"EVAL", kRetryScript, "2", stream, src.retry_key, options_.group,
-                            d.msg.id, std::to_string(due)};
-        AppendArgs(cmd, EncodeMessage(copy, options_.payload_field, d.msg.attempt + 1));
+                            std::string(entry_id), std::to_string(due)};
+        Bookkeeping book;
+        // The message id of every later copy: set once, by the first retry.
+        book.Add("add", kHeaderOriginalId, d.msg.id);
+        if (d.msg.enqueued_at_ms > 0) {
+          book.Add("add", kHeaderFirstSeenAt, FormatIso8601Utc(d.msg.enqueued_at_ms));
+        }
+        book.Add("set", kCopyAttemptField, std::to_string(d.msg.attempt + 1));
+        book.AppendTo(cmd);
+        AppendArgs(cmd, EncodeMessage(d.msg, options_.payload_field, 1));
         add_owned(std::move(cmd), i);
         retry_due.emplace_back(&src, due);
         break;
       }
       case Outcome::Kind::kDeadLetter: {
-        Message copy = MakeDeadLetterCopy(d, op.outcome.reason, now_ms);
         RedisCommand cmd = {"EVAL", kDeadLetterScript, "2", stream, src.dlq_key, options_.group,
-                            d.msg.id, std::to_string(options_.dlq_maxlen)};
-        // The dead copy carries its history in x-final-attempt, not `attempt`.
-        AppendArgs(cmd, EncodeMessage(copy, options_.payload_field, 1));
+                            std::string(entry_id), std::to_string(options_.dlq_maxlen)};
+        // x-original-queue names the stream, as it names the AMQP queue on
+        // RabbitMQ; the first time seen is never overwritten. The dead copy
+        // carries its history in x-final-attempt: a dead letter added back
+        // to the stream starts again at attempt 1.
+        Bookkeeping book;
+        for (const DeadLetterField& f : DeadLetterFieldsFor(d, stream, op.outcome.reason, now_ms)) {
+          const std::string_view name = f.name;
+          const bool once = name == kHeaderFirstSeenAt || name == kHeaderOriginalId;
+          book.Add(once ? "add" : "set", f.name, f.ToText());
+        }
+        book.Add("del", kCopyAttemptField, "");
+        book.AppendTo(cmd);
+        AppendArgs(cmd, EncodeMessage(d.msg, options_.payload_field, 1));
         add_owned(std::move(cmd), i);
         break;
       }
@@ -234,7 +300,8 @@ Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
         // this delivery, so the next claim (ours or another consumer's)
         // takes it at once and counts no attempt for it.
         uint32_t before = d.tag > 0 ? static_cast<uint32_t>(d.tag) - 1 : 0;
-        add_owned({"XCLAIM", stream, options_.group, consumer_, "0", d.msg.id, "IDLE", min_idle_ms,
+        add_owned({"XCLAIM", stream, options_.group, consumer_, "0", std::string(entry_id), "IDLE",
+                   min_idle_ms,
                    "RETRYCOUNT", std::to_string(before), "JUSTID"},
                   i);
         break;
@@ -251,13 +318,52 @@ Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
                                  std::string(ReplyText(r.get())));
     }
   }
+  // Dead letters with too many fields for a script come back as their
+  // fields: written here, each with its ack, in a transaction.
+  std::vector<RedisArgs> big;
+  std::vector<size_t> big_cmd;  // the script command each transaction finishes
+  const std::string dlq_maxlen = std::to_string(options_.dlq_maxlen);
+  for (size_t c = 0; c < replies.size(); ++c) {
+    const redisReply* r = replies[c].get();
+    const SettleOp& op = ops[op_of_cmd[c]];
+    if (op.outcome.kind != Outcome::Kind::kDeadLetter || r->type != REDIS_REPLY_ARRAY) continue;
+    const SourceState& src = *op.source;
+    big.push_back({"MULTI"});
+    RedisArgs& add = big.emplace_back(RedisArgs{"XADD", src.dlq_key});
+    if (options_.dlq_maxlen > 0) add.insert(add.end(), {"MAXLEN", "~", dlq_maxlen});
+    add.push_back("*");
+    for (size_t f = 0; f < r->elements; ++f) add.push_back(ReplyText(r->element[f]));
+    // cmds[c] is {EVAL, script, 2, stream, dlq, group, entry id, ...}.
+    big.push_back({"XACK", src.options.source, options_.group, cmds[c][6]});
+    big.push_back({"EXEC"});
+    big_cmd.push_back(c);
+  }
+  if (!big.empty()) {
+    std::vector<RedisReplyPtr> big_replies;
+    if (Status b = commands_->Pipeline(big, &big_replies); !b.ok()) return b;
+    for (size_t t = 0; t < big_cmd.size(); ++t) {
+      for (size_t k = 4 * t; k < 4 * t + 4 && k < big_replies.size(); ++k) {
+        const redisReply* e = FirstError(big_replies[k].get());
+        if (e == nullptr) continue;
+        if (IsTransientError(e)) {
+          return Status::Unavailable("dead-lettering on " + RedactedRedisUrl(options_) + ": " +
+                                     std::string(ReplyText(e)));
+        }
+        const SettleOp& op = ops[op_of_cmd[big_cmd[t]]];
+        LOG(WARNING) << "redis backend " << name_ << ": stream " << op.source->options.source
+                     << ": dead letter of entry " << entry_ids[op_of_cmd[big_cmd[t]]] << " failed: "
+                     << ReplyText(e);
+        break;
+      }
+    }
+  }
   for (size_t c = 0; c < replies.size(); ++c) {
     if (!IsError(replies[c].get())) continue;
     const SettleOp& op = ops[op_of_cmd[c]];
     // The entry stays pending (or its stream is gone): it is claimed and run
     // again after min_idle, so nothing is lost.
     LOG(WARNING) << "redis backend " << name_ << ": stream " << op.source->options.source << ": "
-                 << OutcomeKindName(op.outcome.kind) << " of entry " << op.delivery->msg.id
+                 << OutcomeKindName(op.outcome.kind) << " of entry " << entry_ids[op_of_cmd[c]]
                  << (cmds[c][0] == "XACK" ? " (and others of its batch)" : "")
                  << " failed: " << ReplyText(replies[c].get());
   }
@@ -353,9 +459,11 @@ void RedisBackend::ApplyEnqueues(std::vector<EnqueueOp*>& ops) {
 
 Status RedisBackend::MoveDue(SourceState& src, TimePoint now) {
   src.next_move = now + options_.block;
-  auto reply = commands_->Run({"EVAL", kMoveDueScript, "2", src.retry_key, src.options.source,
-                               std::to_string(WallMs()), std::to_string(kMoveBatch),
-                               std::to_string(options_.maxlen)});
+  const int64_t wall = WallMs();
+  auto reply = commands_->Run({"EVAL", kMoveDueScript, "3", src.retry_key, src.options.source,
+                               src.dlq_key, std::to_string(wall), std::to_string(kMoveBatch),
+                               std::to_string(options_.maxlen),
+                               std::to_string(wall + kBigMoveLease.count())});
   if (!reply.ok()) return reply.status();
   const redisReply* r = reply->get();
   if (IsTransientError(r)) {
@@ -367,12 +475,50 @@ Status RedisBackend::MoveDue(SourceState& src, TimePoint now) {
     return Status::Ok();
   }
   if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) return Status::Ok();
+  if (r->elements >= 2 && r->element[1]->type == REDIS_REPLY_ARRAY) {
+    Status s = MoveBig(src, r->element[1]);
+    if (!s.ok()) return s;
+  }
   if (r->element[0]->integer >= kMoveBatch) {
     src.next_move = now;  // more are due
-  } else if (r->elements >= 2 && r->element[1]->type == REDIS_REPLY_STRING) {
-    int64_t next_due = std::atoll(r->element[1]->str);
+  } else if (r->elements >= 3 && r->element[2]->type == REDIS_REPLY_STRING) {
+    int64_t next_due = std::atoll(r->element[2]->str);
     auto at = now + std::chrono::milliseconds(std::max<int64_t>(0, next_due - WallMs()));
     src.next_move = std::min(src.next_move, at);
+  }
+  return Status::Ok();
+}
+
+Status RedisBackend::MoveBig(SourceState& src, const redisReply* big) {
+  // [member, fields, ...]: each in a transaction of its own, the XADD of
+  // the copy and the ZREM of its member together.
+  std::vector<RedisArgs> cmds;
+  for (size_t i = 0; i + 1 < big->elements; i += 2) {
+    const redisReply* fields = big->element[i + 1];
+    if (fields->type != REDIS_REPLY_ARRAY) continue;
+    cmds.push_back({"MULTI"});
+    RedisArgs& add = cmds.emplace_back(RedisArgs{"XADD", src.options.source});
+    std::string maxlen = std::to_string(options_.maxlen);
+    if (options_.maxlen > 0) add.insert(add.end(), {"MAXLEN", "~", maxlen});
+    add.push_back("*");
+    for (size_t f = 0; f < fields->elements; ++f) add.push_back(ReplyText(fields->element[f]));
+    cmds.push_back({"ZREM", src.retry_key, ReplyText(big->element[i])});
+    cmds.push_back({"EXEC"});
+  }
+  if (cmds.empty()) return Status::Ok();
+  std::vector<RedisReplyPtr> replies;
+  if (Status s = commands_->Pipeline(cmds, &replies); !s.ok()) return s;
+  for (size_t c = 0; c < replies.size(); ++c) {
+    if (IsTransientError(replies[c].get())) {
+      // The member stays leased and is moved again once its lease is over.
+      return Status::Unavailable("moving a large retry back: " +
+                                 std::string(ReplyText(replies[c].get())));
+    }
+    if (const redisReply* e = FirstError(replies[c].get())) {
+      LOG(WARNING) << "redis backend " << name_ << ": moving a large retry back to stream "
+                   << src.options.source << " failed: " << ReplyText(e)
+                   << "; it is tried again in " << kBigMoveLease.count() / 1000 << " s";
+    }
   }
   return Status::Ok();
 }

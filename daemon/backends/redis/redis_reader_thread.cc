@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "daemon/backends/redis/redis_backend.h"
+#include "daemon/backends/redis/redis_scripts.h"
 #include "daemon/backends/redis/redis_source.h"
 #include "daemon/base/crash_stack.h"
 
@@ -65,7 +66,32 @@ Status RedisBackend::RecoverPreviousRun(RedisConnection& conn, SourceState& src)
                    << "; its entries are charged an attempt when claimed";
       break;
     }
-    // [id, consumer, idle ms, delivery count] for each.
+    // [id, consumer, idle ms, delivery count] for each. The journal names
+    // message ids: a retry copy's is its x-original-id field, looked up
+    // for the entries whose own id the journal does not name.
+    RedisCommand lookup = {"EVAL", kOriginalIdsScript, "1", stream};
+    for (size_t i = 0; i < r->elements; ++i) {
+      const redisReply* e = r->element[i];
+      if (e->type != REDIS_REPLY_ARRAY || e->elements < 4) continue;
+      if (e->element[2]->integer >= min_idle) continue;
+      if (!p.WasRunning(ReplyText(e->element[0]))) lookup.emplace_back(ReplyText(e->element[0]));
+    }
+    std::unordered_set<std::string> running_copies;  // entry ids whose message was running
+    if (lookup.size() > 4) {
+      auto ids = conn.Run(lookup);
+      if (!ids.ok()) return ids.status();
+      const redisReply* o = ids->get();
+      if (IsTransientError(o)) return Status::Unavailable("XRANGE: " + std::string(ReplyText(o)));
+      if (o->type == REDIS_REPLY_ARRAY && o->elements == lookup.size() - 4) {
+        for (size_t i = 0; i < o->elements; ++i) {
+          const std::string_view original = ReplyText(o->element[i]);
+          if (!original.empty() && p.WasRunning(original)) running_copies.insert(lookup[i + 4]);
+        }
+      } else if (IsError(o)) {
+        LOG(WARNING) << "redis backend " << name_ << ": reading the message ids of " << stream
+                     << ": " << ReplyText(o) << "; retry copies are treated as never started";
+      }
+    }
     std::vector<RedisCommand> claims;
     for (size_t i = 0; i < r->elements; ++i) {
       const redisReply* e = r->element[i];
@@ -77,7 +103,7 @@ Status RedisBackend::RecoverPreviousRun(RedisConnection& conn, SourceState& src)
       const long long count = e->element[3]->integer;
       RedisCommand claim = {"XCLAIM", stream, options_.group, consumer_, "0", id,
                             "IDLE", min_idle_ms};
-      if (p.WasRunning(id)) {
+      if (p.WasRunning(id) || running_copies.count(id) > 0) {
         charged.push_back(id);
       } else {
         AppendArgs(claim, {"RETRYCOUNT", std::to_string(std::max(count - 1, 0LL))});
@@ -405,7 +431,7 @@ Status RedisBackend::SendRound(const SourceList& sources, bool* sent) {
     RedisArgs& args = cmds.emplace_back();
     args.reserve(3 + xack.end - xack.begin);
     args.insert(args.end(), {"XACK", xack.source->options.source, options_.group});
-    for (size_t i = xack.begin; i < xack.end; ++i) args.push_back(round.acks[i].delivery->msg.id);
+    for (size_t i = xack.begin; i < xack.end; ++i) args.push_back(round.entry_ids[i]);
   }
   std::string count_arg, block_arg;
   if (!round.read.empty()) {
@@ -480,7 +506,7 @@ Status RedisBackend::ReceiveRound(bool wakeable) {
       // The entries stay pending (or their stream is gone): claimed and run
       // again after min_idle, nothing is lost.
       LOG(WARNING) << "redis backend " << name_ << ": stream " << src->options.source
-                   << ": ack of entry " << round.acks[xack.begin].delivery->msg.id
+                   << ": ack of entry " << round.entry_ids[xack.begin]
                    << " (and others of its batch) failed: " << ReplyText(reply.get());
     }
     std::lock_guard<std::mutex> l(src->mu);
@@ -556,6 +582,7 @@ void RedisBackend::AddXacks(ReadRound& round, size_t begin) {
   const auto first = ops.begin() + static_cast<ptrdiff_t>(begin);
   // Mostly one stream: already grouped, and nothing to sort.
   if (!std::is_sorted(first, ops.end(), by_source)) std::stable_sort(first, ops.end(), by_source);
+  round.entry_ids.resize(ops.size());
   size_t i = begin;
   while (i < ops.size()) {
     size_t j = i;
@@ -563,6 +590,9 @@ void RedisBackend::AddXacks(ReadRound& round, size_t begin) {
     {
       std::lock_guard<std::mutex> l(ops[i].source->mu);
       ops[i].source->acking += static_cast<int>(j - i);
+      for (size_t k = i; k < j; ++k) {
+        round.entry_ids[k] = ops[i].source->EntryIdLocked(*ops[k].delivery);
+      }
     }
     round.xacks.push_back({ops[i].source, i, j});
     i = j;

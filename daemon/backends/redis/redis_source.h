@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include <glog/logging.h>
+
 #include "daemon/backends/redis/redis_backend.h"
 #include "daemon/core/buffered_source.h"
 
@@ -29,8 +31,11 @@ struct RedisBackend::SourceState : BufferedSourceState {
   // An entry this backend holds. A delivery of it carries 1 + its slot's
   // index in Delivery::generation (copies made for settlement keep it), so
   // holding and forgetting an entry costs no hashing and no allocation.
+  // The slot is also where the entry's stream id lives: a delivery's msg.id
+  // is the message id, which a retry copy shares with the first entry of
+  // its message (docs/backends/redis.md, "Message ids").
   struct HeldSlot {
-    std::string id;  // keeps its capacity while the slot is free
+    std::string id;  // the stream entry id; keeps its capacity while the slot is free
     TimePoint since{};
     bool used = false;
   };
@@ -40,7 +45,6 @@ struct RedisBackend::SourceState : BufferedSourceState {
         options(std::move(o)),
         retry_key(options.source + ":retry"),
         dlq_key(options.source + "-dlq") {
-    held.reserve(static_cast<size_t>(options.prefetch));
     free_held.reserve(static_cast<size_t>(options.prefetch));
   }
 
@@ -51,7 +55,9 @@ struct RedisBackend::SourceState : BufferedSourceState {
   // Entries this backend holds (buffered, running, or settled but not yet
   // applied in Redis), with when they were last read, claimed or renewed.
   // Never claimed again while held.
-  std::vector<HeldSlot> held;      // GUARDED_BY(mu); slots in use and free ones
+  // A deque: a slot never moves, so a command may point at its id from
+  // the time it is read under mu until the entry is released.
+  std::deque<HeldSlot> held;       // GUARDED_BY(mu); slots in use and free ones
   std::vector<uint32_t> free_held; // GUARDED_BY(mu): indexes of free slots
   int held_count = 0;              // GUARDED_BY(mu): slots in use
   int reserved = 0;              // GUARDED_BY(mu): room promised to a read in flight
@@ -83,8 +89,9 @@ struct RedisBackend::SourceState : BufferedSourceState {
     return started && !stopped && group_ready.load() && WantsReadLocked();
   }
 
-  // Marks the entry of `d` held since `now`. REQUIRES: mu held.
-  void HoldLocked(Delivery& d, TimePoint now) {
+  // Marks entry `entry_id`, delivered as `d`, held since `now`.
+  // REQUIRES: mu held.
+  void HoldLocked(Delivery& d, std::string_view entry_id, TimePoint now) {
     uint32_t i;
     if (free_held.empty()) {
       i = static_cast<uint32_t>(held.size());
@@ -94,22 +101,25 @@ struct RedisBackend::SourceState : BufferedSourceState {
       free_held.pop_back();
     }
     HeldSlot& slot = held[i];
-    slot.id.assign(d.msg.id);
+    slot.id.assign(entry_id);
     slot.since = now;
     slot.used = true;
     ++held_count;
     d.generation = i + 1;
   }
 
+  // The stream entry id of `d` (held by HoldLocked). It stays where it is
+  // until the slot is reused, after ReleaseLocked. REQUIRES: mu held.
+  const std::string& EntryIdLocked(const Delivery& d) const {
+    CHECK(d.generation > 0 && d.generation <= held.size())
+        << "redis delivery of message " << d.msg.id << " has no held slot";
+    return held[static_cast<size_t>(d.generation) - 1].id;
+  }
+
   // Forgets the entry of `d` (held by HoldLocked). REQUIRES: mu held.
   void ReleaseLocked(const Delivery& d) {
-    size_t i = static_cast<size_t>(d.generation) - 1;
-    if (d.generation == 0 || i >= held.size() || !held[i].used || held[i].id != d.msg.id) {
-      // Not a slot of this entry (never expected): look it up by id.
-      i = 0;
-      while (i < held.size() && !(held[i].used && held[i].id == d.msg.id)) ++i;
-      if (i == held.size()) return;
-    }
+    const size_t i = static_cast<size_t>(d.generation) - 1;
+    if (d.generation == 0 || i >= held.size() || !held[i].used) return;  // released already
     held[i].used = false;
     --held_count;
     free_held.push_back(static_cast<uint32_t>(i));
@@ -151,6 +161,7 @@ struct RedisBackend::ReadRound {
     size_t begin, end;  // its ops in `acks`
   };
   std::vector<SettleOp> acks;
+  std::vector<std::string_view> entry_ids;  // of `acks`, in their held slots
   std::vector<Xack> xacks;  // in the order sent
   SourceList read;          // the streams the XREADGROUP reads; empty: no read
   int count = 0;            // its COUNT, reserved in each of `read`
