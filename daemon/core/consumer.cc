@@ -826,7 +826,12 @@ void Consumer::SettleAll(std::vector<Settlement>& settled) {
   for (const auto& s : settled) {
     switch (s.outcome.kind) {
       case Outcome::Kind::kAck: ++acked; break;
-      case Outcome::Kind::kRetry: ++retried; break;
+      case Outcome::Kind::kRetry:
+        ++retried;
+        VLOG(1) << "queue " << config_.name << ": message " << s.delivery->msg.id
+                << " retried after attempt " << s.delivery->msg.attempt << " in "
+                << s.outcome.delay.count() << " ms: " << s.outcome.reason;
+        break;
       case Outcome::Kind::kDeadLetter:
         ++dead;
         rejected += s.outcome.rejected;

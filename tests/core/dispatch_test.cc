@@ -5,6 +5,7 @@
 
 #include "daemon/core/dead_letter.h"
 #include "tests/core/test_daemon.h"
+#include "tests/support/log_capture.h"
 
 namespace foxworker::testing {
 namespace {
@@ -92,6 +93,10 @@ TEST_F(DispatchTest, PinnedHandlerMustExist) {
 }
 
 TEST_F(DispatchTest, RetriesThenDeadLettersWithAttemptCount) {
+  // Retries are logged at debug (VLOG 1), dead letters at warning.
+  const int v = FLAGS_v;
+  FLAGS_v = 1;
+  LogCapture log;
   auto d = StartDaemon(Yaml("    concurrency: 1\n"));
   ASSERT_TRUE(d);
   ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("fail"), {}).ok());
@@ -106,6 +111,13 @@ TEST_F(DispatchTest, RetriesThenDeadLettersWithAttemptCount) {
   EXPECT_NE(dead[0].FindHeader(kHeaderFailureReason)->find("asked to fail"), std::string::npos);
   EXPECT_NE(dead[0].FindHeader(kHeaderFailedAt), nullptr);
   EXPECT_TRUE(d->Shutdown());
+  FLAGS_v = v;
+  EXPECT_EQ(log.Matching(google::GLOG_INFO, " retried after attempt 1 in ").size(), 1u);
+  EXPECT_EQ(log.Matching(google::GLOG_INFO, " retried after attempt 2 in ").size(), 1u);
+  auto retried = log.Matching(google::GLOG_INFO, " retried after attempt 1 in ");
+  ASSERT_FALSE(retried.empty());
+  EXPECT_NE(retried[0].find("asked to fail"), std::string::npos) << retried[0];
+  EXPECT_EQ(log.Matching(google::GLOG_WARNING, " dead-lettered after attempt 3: ").size(), 1u);
 }
 
 TEST_F(DispatchTest, RetryHonoursHandlerDelayHint) {

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/log_capture.h"
+
 #include <glog/logging.h>
 
 #include <chrono>
@@ -111,38 +113,6 @@ TEST(LivenessLimitTest, ConfiguredElseHalfTheWatchdogAtLeastTenSeconds) {
   EXPECT_EQ(LivenessLimit(milliseconds(0), seconds(300)), milliseconds(150000));
 }
 
-// glog lines while it exists.
-class LogCapture : public google::LogSink {
- public:
-  LogCapture() { google::AddLogSink(this); }
-  ~LogCapture() override { google::RemoveLogSink(this); }
-  using google::LogSink::send;
-  void send(google::LogSeverity severity, const char*, const char*, int,
-            const google::LogMessageTime&, const char* message, size_t len) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    lines_.push_back({severity, std::string(message, len)});
-  }
-  std::vector<std::string> Matching(google::LogSeverity severity, const std::string& needle) {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::vector<std::string> out;
-    for (const auto& [s, text] : lines_)
-      if (s == severity && text.find(needle) != std::string::npos) out.push_back(text);
-    return out;
-  }
-  bool WaitFor(google::LogSeverity severity, const std::string& needle,
-               milliseconds limit = milliseconds(10000)) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-      if (!Matching(severity, needle).empty()) return true;
-      std::this_thread::sleep_for(milliseconds(20));
-    }
-    return false;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<std::pair<google::LogSeverity, std::string>> lines_;
-};
 
 TEST(DaemonWatchTest, StopsPingingAndLogsOneErrorNamingTheLateThreadThenRecovers) {
   LogCapture log;

@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
+#include "daemon/core/running_job.h"
 #include "tests/core/test_daemon.h"
 
 namespace foxworker::testing {
@@ -45,7 +46,10 @@ TEST_F(ReloadTest, PluginConfigChangeSwapsInstancesAfterInFlightMessagesFinish) 
   for (int i = 0; i < 2; ++i)
     ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "300"), {}).ok());
   Consumer* old = d->FindConsumer("jobs");
-  ASSERT_TRUE(WaitFor([&] { return old->Stats().in_flight == 2; }));
+  // Both handlers running (a fetched message not yet started would be handed
+  // back by the reload, not finished on the old consumer).
+  ASSERT_TRUE(WaitFor([&] { return RunningJobs("jobs").size() == 2; }));
+  ASSERT_EQ(old->Stats().in_flight, 2);
 
   auto report = d->Reload(Parse(Yaml(kJobs, "    config:\n      generation: 2\n")));
   ASSERT_TRUE(report.ok()) << report.status().message();
