@@ -19,11 +19,15 @@
 
 #include "child_process.h"
 #include "exec_config.h"
+#include "header_environment.h"
 
 extern char** environ;
 
 namespace foxworker::exec_plugin {
 namespace {
+
+// Unix milliseconds as decimal text; empty for 0, the SDK's "unknown".
+std::string MillisOrEmpty(int64_t ms) { return ms == 0 ? std::string() : std::to_string(ms); }
 
 // Reason budget when the host does not say how much it keeps.
 constexpr size_t kDefaultReasonBudget = 2048;
@@ -79,21 +83,6 @@ std::string LastLines(std::string_view output, size_t budget, bool truncated) {
   return text;
 }
 
-// "FOXWORKER_HEADER_" + the name upper-cased, anything but [A-Z0-9] as '_'.
-std::string HeaderVariable(std::string_view name) {
-  std::string var = "FOXWORKER_HEADER_";
-  for (char c : name) {
-    if (c >= 'a' && c <= 'z') {
-      var += static_cast<char>(c - 'a' + 'A');
-    } else if ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
-      var += c;
-    } else {
-      var += '_';
-    }
-  }
-  return var;
-}
-
 }  // namespace
 
 class ExecPlugin {
@@ -134,6 +123,8 @@ class ExecPlugin {
       base_env_[std::string(var.substr(0, eq))] = std::string(var.substr(eq + 1));
     }
     for (const auto& [name, value] : config_.env) base_env_[name] = value;
+    // The header variables describe the message alone (README, "Headers").
+    RemoveHeaderVariables(base_env_);
     ctx_.log(FOXW_LOG_DEBUG, "exec: running ", config_.executable, " with a ",
              FormatSeconds(config_.timeout), " timeout");
   }
@@ -220,14 +211,24 @@ class ExecPlugin {
     std::map<std::string, std::string> env = base_env_;
     env["FOXWORKER_MESSAGE_ID"] = std::string(msg.id());
     env["FOXWORKER_QUEUE"] = std::string(msg.queue());
-    env["FOXWORKER_MESSAGE_TYPE"] = std::string(msg.message_type());
     env["FOXWORKER_ATTEMPT"] = std::to_string(msg.attempt());
-    env["FOXWORKER_CORRELATION_ID"] = std::string(msg.correlation_id());
+    // Every property the SDK exposes; empty when the message has none.
+    env["FOXWORKER_MESSAGE_TYPE"] = std::string(msg.message_type());
     env["FOXWORKER_CONTENT_TYPE"] = std::string(msg.content_type());
-    for (const auto& [name, value] : msg.headers()) {
-      if (value.find('\0') != std::string_view::npos) continue;  // not representable
-      env[HeaderVariable(name)] = std::string(value);
-    }
+    env["FOXWORKER_CONTENT_ENCODING"] = std::string(msg.content_encoding());
+    env["FOXWORKER_CORRELATION_ID"] = std::string(msg.correlation_id());
+    env["FOXWORKER_REPLY_TO"] = std::string(msg.reply_to());
+    env["FOXWORKER_APP_ID"] = std::string(msg.app_id());
+    env["FOXWORKER_USER_ID"] = std::string(msg.user_id());
+    env["FOXWORKER_EXPIRATION"] = std::string(msg.expiration());
+    env["FOXWORKER_PRODUCER_MESSAGE_ID"] = std::string(msg.message_id());
+    env["FOXWORKER_PRIORITY"] = std::to_string(msg.priority());
+    env["FOXWORKER_TIMESTAMP_MS"] = MillisOrEmpty(msg.timestamp_ms());
+    env["FOXWORKER_ENQUEUED_AT_MS"] = MillisOrEmpty(msg.enqueued_at_ms());
+    HeaderList headers;
+    headers.reserve(msg.header_count());
+    for (const auto& header : msg.headers()) headers.push_back(header);
+    AddHeaderVariables(headers, env);
     std::vector<std::string> entries;
     entries.reserve(env.size());
     for (auto& [name, value] : env) {

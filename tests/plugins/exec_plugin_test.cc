@@ -173,6 +173,175 @@ TEST_F(ExecPluginTest, MessagePropertiesAndHeadersAreInTheEnvironment) {
   EXPECT_EQ(env.count("PATH"), 1u);  // the daemon's environment is inherited
 }
 
+// The environment a command got, parsed from `env -0` output.
+std::map<std::string, std::string> ParseEnv0(const std::string& text) {
+  std::map<std::string, std::string> env;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\0', start);
+    if (end == std::string::npos) end = text.size();
+    std::string entry = text.substr(start, end - start);
+    if (size_t eq = entry.find('='); eq != std::string::npos) {
+      env[entry.substr(0, eq)] = entry.substr(eq + 1);
+    }
+    start = end + 1;
+  }
+  return env;
+}
+
+class ExecEnvironmentTest : public ExecPluginTest {
+ protected:
+  // Runs `env -0` for `d` and returns what the command saw.
+  std::map<std::string, std::string> EnvironmentFor(Delivery& d, const std::string& extra = "") {
+    void* instance = Create(Script("env -0 > \"$OUT\"", extra));
+    if (instance == nullptr) return {};
+    HandlerRun run = plugin_->Handle(instance, "*", d);
+    EXPECT_EQ(run.verdict, FOXW_ACK) << run.reason;
+    return ParseEnv0(ReadFile(out_));
+  }
+};
+
+// Issue 16, bug 9: `x-trace`, `x_trace` and `X-Trace` all mapped to
+// FOXWORKER_HEADER_X_TRACE and only the last one survived.
+TEST_F(ExecEnvironmentTest, HeadersDifferingOnlyInCaseOrPunctuationAllArrive) {
+  auto d = MakeDelivery("");
+  d->msg.headers = {
+      {"x-trace", "dash"}, {"x_trace", "underscore"}, {"X-Trace", "upper"}, {"tenant", "acme"}};
+  auto env = EnvironmentFor(*d);
+  EXPECT_EQ(env["FOXWORKER_HEADERS_COUNT"], "4");
+  EXPECT_EQ(env["FOXWORKER_HEADERS_NAME_1"], "x-trace");
+  EXPECT_EQ(env["FOXWORKER_HEADERS_VALUE_1"], "dash");
+  EXPECT_EQ(env["FOXWORKER_HEADERS_NAME_2"], "x_trace");
+  EXPECT_EQ(env["FOXWORKER_HEADERS_VALUE_2"], "underscore");
+  EXPECT_EQ(env["FOXWORKER_HEADERS_NAME_3"], "X-Trace");
+  EXPECT_EQ(env["FOXWORKER_HEADERS_VALUE_3"], "upper");
+  EXPECT_EQ(env["FOXWORKER_HEADERS_NAME_4"], "tenant");
+  EXPECT_EQ(env["FOXWORKER_HEADERS_VALUE_4"], "acme");
+  // None of the colliding names gets the readable variable; a unique one does.
+  EXPECT_EQ(env.count("FOXWORKER_HEADER_X_TRACE"), 0u);
+  EXPECT_EQ(env["FOXWORKER_HEADER_TENANT"], "acme");
+  EXPECT_EQ(env.count("FOXWORKER_HEADERS_NAME_5"), 0u);
+}
+
+TEST_F(ExecEnvironmentTest, TheSameNameTwiceKeepsBothAndNoReadableVariable) {
+  auto d = MakeDelivery("");
+  d->msg.headers = {{"tag", "one"}, {"tag", "two"}};
+  auto env = EnvironmentFor(*d);
+  EXPECT_EQ(env["FOXWORKER_HEADERS_COUNT"], "2");
+  EXPECT_EQ(env["FOXWORKER_HEADERS_VALUE_1"], "one");
+  EXPECT_EQ(env["FOXWORKER_HEADERS_VALUE_2"], "two");
+  EXPECT_EQ(env.count("FOXWORKER_HEADER_TAG"), 0u);
+}
+
+// Issue 16, bug 9: `clé` became FOXWORKER_HEADER_CL__ and its name was lost.
+TEST_F(ExecEnvironmentTest, AUtf8HeaderNameArrives) {
+  auto d = MakeDelivery("");
+  d->msg.headers = {{"cl\xC3\xA9", "valeur \xE2\x82\xAC"}, {"caf\xC3\xA9-au-lait", "oui"}};
+  auto env = EnvironmentFor(*d);
+  EXPECT_EQ(env["FOXWORKER_HEADERS_COUNT"], "2");
+  EXPECT_EQ(env["FOXWORKER_HEADERS_NAME_1"], "cl\xC3\xA9");
+  EXPECT_EQ(env["FOXWORKER_HEADERS_VALUE_1"], "valeur \xE2\x82\xAC");
+  EXPECT_EQ(env["FOXWORKER_HEADER_CL_C3A9"], "valeur \xE2\x82\xAC");
+  EXPECT_EQ(env["FOXWORKER_HEADER_CAF_C3A9_AU_LAIT"], "oui");
+  EXPECT_EQ(env.count("FOXWORKER_HEADER_CL__"), 0u);
+}
+
+TEST_F(ExecEnvironmentTest, NulBytesArriveHexEncoded) {
+  auto d = MakeDelivery("");
+  d->msg.headers = {{"bin", {"a\0b", 3}}, {{"n\0m", 3}, "v"}, {"", "empty name"}};
+  auto env = EnvironmentFor(*d);
+  EXPECT_EQ(env["FOXWORKER_HEADERS_COUNT"], "3");
+  EXPECT_EQ(env["FOXWORKER_HEADERS_NAME_1"], "bin");
+  EXPECT_EQ(env.count("FOXWORKER_HEADERS_VALUE_1"), 0u);
+  EXPECT_EQ(env["FOXWORKER_HEADERS_VALUE_HEX_1"], "610062");
+  EXPECT_EQ(env.count("FOXWORKER_HEADER_BIN"), 0u);
+  EXPECT_EQ(env.count("FOXWORKER_HEADERS_NAME_2"), 0u);
+  EXPECT_EQ(env["FOXWORKER_HEADERS_NAME_HEX_2"], "6e006d");
+  EXPECT_EQ(env["FOXWORKER_HEADERS_VALUE_2"], "v");
+  EXPECT_EQ(env.count("FOXWORKER_HEADERS_NAME_3"), 1u);
+  EXPECT_EQ(env["FOXWORKER_HEADERS_NAME_3"], "");
+  EXPECT_EQ(env["FOXWORKER_HEADERS_VALUE_3"], "empty name");
+  EXPECT_EQ(env.count("FOXWORKER_HEADER_"), 0u);
+}
+
+// Issue 16, bug 9: content_encoding, reply_to, app_id, user_id, expiration,
+// priority and timestamp were not passed.
+TEST_F(ExecEnvironmentTest, EveryPropertyArrives) {
+  auto d = MakeDelivery("", "image.resize", "backend-id-1");
+  d->msg.attempt = 2;
+  d->msg.props.content_type = "application/json";
+  d->msg.props.content_encoding = "gzip";
+  d->msg.props.correlation_id = "corr-7";
+  d->msg.props.reply_to = "replies";
+  d->msg.props.app_id = "billing";
+  d->msg.props.user_id = "guest";
+  d->msg.props.expiration = "60000";
+  d->msg.props.message_id = "producer-id-9";
+  d->msg.props.priority = 7;
+  d->msg.props.timestamp_ms = 1700000000123;
+  d->msg.enqueued_at_ms = 1700000000456;
+  auto env = EnvironmentFor(*d);
+  EXPECT_EQ(env["FOXWORKER_MESSAGE_ID"], "backend-id-1");
+  EXPECT_EQ(env["FOXWORKER_QUEUE"], "jobs");
+  EXPECT_EQ(env["FOXWORKER_MESSAGE_TYPE"], "image.resize");
+  EXPECT_EQ(env["FOXWORKER_ATTEMPT"], "2");
+  EXPECT_EQ(env["FOXWORKER_CONTENT_TYPE"], "application/json");
+  EXPECT_EQ(env["FOXWORKER_CONTENT_ENCODING"], "gzip");
+  EXPECT_EQ(env["FOXWORKER_CORRELATION_ID"], "corr-7");
+  EXPECT_EQ(env["FOXWORKER_REPLY_TO"], "replies");
+  EXPECT_EQ(env["FOXWORKER_APP_ID"], "billing");
+  EXPECT_EQ(env["FOXWORKER_USER_ID"], "guest");
+  EXPECT_EQ(env["FOXWORKER_EXPIRATION"], "60000");
+  EXPECT_EQ(env["FOXWORKER_PRODUCER_MESSAGE_ID"], "producer-id-9");
+  EXPECT_EQ(env["FOXWORKER_PRIORITY"], "7");
+  EXPECT_EQ(env["FOXWORKER_TIMESTAMP_MS"], "1700000000123");
+  EXPECT_EQ(env["FOXWORKER_ENQUEUED_AT_MS"], "1700000000456");
+  EXPECT_EQ(env["FOXWORKER_HEADERS_COUNT"], "0");
+}
+
+TEST_F(ExecEnvironmentTest, AbsentPropertiesAreSetAndEmpty) {
+  auto d = MakeDelivery("");
+  auto env = EnvironmentFor(*d);
+  for (const char* name :
+       {"FOXWORKER_CONTENT_ENCODING", "FOXWORKER_REPLY_TO", "FOXWORKER_APP_ID", "FOXWORKER_USER_ID",
+        "FOXWORKER_EXPIRATION", "FOXWORKER_PRODUCER_MESSAGE_ID", "FOXWORKER_TIMESTAMP_MS",
+        "FOXWORKER_ENQUEUED_AT_MS"}) {
+    ASSERT_EQ(env.count(name), 1u) << name;
+    EXPECT_EQ(env[name], "") << name;
+  }
+  EXPECT_EQ(env["FOXWORKER_PRIORITY"], "0");
+}
+
+// The header variables belong to the message: one set in `env` (or the
+// daemon's environment) does not pose as a header the message lacks.
+TEST_F(ExecEnvironmentTest, HeaderVariablesFromConfigDoNotLeakIn) {
+  auto d = MakeDelivery("");
+  d->msg.headers = {{"a", "1"}, {"A", "2"}};
+  auto env = EnvironmentFor(
+      *d, "\"env\": {\"OUT\": " + Json(out_) +
+              ", \"FOXWORKER_HEADER_A\": \"stale\", \"FOXWORKER_HEADERS_NAME_9\": \"stale\"}");
+  EXPECT_EQ(env.count("FOXWORKER_HEADER_A"), 0u);
+  EXPECT_EQ(env.count("FOXWORKER_HEADERS_NAME_9"), 0u);
+  EXPECT_EQ(env["FOXWORKER_HEADERS_COUNT"], "2");
+}
+
+// The loop the README shows, run as written.
+TEST_F(ExecEnvironmentTest, TheReadmeShellLoopSeesEveryHeader) {
+  void* instance = Create(
+      Script("i=1\n"
+             "while [ \"$i\" -le \"$FOXWORKER_HEADERS_COUNT\" ]; do\n"
+             "  eval \"name=\\$FOXWORKER_HEADERS_NAME_$i value=\\$FOXWORKER_HEADERS_VALUE_$i\"\n"
+             "  printf '%s=%s\\n' \"$name\" \"$value\" >> \"$OUT\"\n"
+             "  i=$((i + 1))\n"
+             "done\n"));
+  ASSERT_NE(instance, nullptr);
+  auto d = MakeDelivery("");
+  d->msg.headers = {{"x-trace", "a b"}, {"X-Trace", "$(c)"}, {"cl\xC3\xA9", "d'e"}};
+  HandlerRun run = plugin_->Handle(instance, "*", *d);
+  ASSERT_EQ(run.verdict, FOXW_ACK) << run.reason;
+  EXPECT_EQ(ReadFile(out_), "x-trace=a b\nX-Trace=$(c)\ncl\xC3\xA9=d'e\n");
+}
+
 TEST_F(ExecPluginTest, ExitStatus75IsARetry) {
   HandlerRun run = Run(Script("echo try again later; exit 75"));
   EXPECT_EQ(run.verdict, FOXW_RETRY);
