@@ -31,18 +31,6 @@ constexpr char kStream[] = "jobs";
 constexpr char kGroup[] = "foxworker";
 constexpr int kInnocent = 4;
 
-std::map<std::string, std::vector<int>> ReadAttempts(const std::string& path) {
-  std::map<std::string, std::vector<int>> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string id;
-    int attempt = 0;
-    if (fields >> id >> attempt) out[id].push_back(attempt);
-  }
-  return out;
-}
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path);

@@ -35,19 +35,6 @@ constexpr int kEntries = 300;
 constexpr char kStream[] = "jobs";
 constexpr char kGroup[] = "foxworker";
 
-// The record's lines "<id> <attempt>", as id -> the attempts it ran with.
-std::map<std::string, std::vector<int>> ReadAttempts(const std::string& path) {
-  std::map<std::string, std::vector<int>> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string id;
-    int attempt = 0;
-    if (fields >> id >> attempt) out[id].push_back(attempt);
-  }
-  return out;
-}
 
 struct PendingEntry {
   long long idle_ms = 0;

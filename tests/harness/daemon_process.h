@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -40,6 +43,21 @@ inline pid_t SpawnDaemon(const std::string& config, const std::string& record,
   posix_spawn_file_actions_destroy(&fa);
   EXPECT_EQ(rc, 0) << strerror(rc);
   return rc == 0 ? pid : -1;
+}
+
+// The test plugin's record lines "<id> <attempt>" (handler record_attempt),
+// as id -> the attempts it ran with, in order.
+inline std::map<std::string, std::vector<int>> ReadAttempts(const std::string& path) {
+  std::map<std::string, std::vector<int>> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string id;
+    int attempt = 0;
+    if (fields >> id >> attempt) out[id].push_back(attempt);
+  }
+  return out;
 }
 
 }  // namespace foxworker::testing

@@ -17,24 +17,12 @@
 #include <vector>
 
 #include "daemon/backends/local/local_store.h"
+#include "tests/harness/daemon_process.h"
 #include "tests/service/daemon_run.h"
 
 namespace foxworker::testing {
 namespace {
 
-// The record's "<id> <attempt>" lines, as id -> the attempts it ran with.
-std::map<std::string, std::vector<int>> ReadAttempts(const std::string& path) {
-  std::map<std::string, std::vector<int>> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string id;
-    int attempt = 0;
-    if (fields >> id >> attempt) out[id].push_back(attempt);
-  }
-  return out;
-}
 
 class CrashAttributionTest : public DaemonRunTest {
  protected:
