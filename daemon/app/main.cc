@@ -83,7 +83,7 @@ Status CheckConfig(const Config& config) {
   for (const auto& p : config.plugins) {
     auto info = ReadPluginInfo(p.path);
     if (!info.ok())
-      return Status::InvalidArgument(p.mark.ToString() + ": plugins." + p.name + ".path: " +
+      return Status::InvalidArgument(p.path_mark.ToString() + ": plugins." + p.name + ".path: " +
                                      info.status().message());
     auto json = ApplyPluginSchema(p, (*info)->info);
     if (!json.ok()) return json.status();

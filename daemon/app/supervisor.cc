@@ -110,6 +110,11 @@ Status Supervisor::Start() {
 Result<ReloadReport> Supervisor::Reload(Config next) {
   CHECK(started_ && !shut_down_) << "Supervisor::Reload outside Start..Shutdown";
   const std::shared_ptr<const Config> running = current_->config;
+  if (!next.declares_queues && !running->queues.empty())
+    return Status::InvalidArgument(
+        next.file + " has no queues section (an empty or half-written file?), which would remove "
+        "every queue; the " + std::to_string(running->queues.size()) +
+        " running queue(s) stay. To remove them all, write \"queues: {}\"");
   return Apply(*running, std::move(next));
 }
 

@@ -73,6 +73,7 @@ struct PluginConfig {
   // Where each top-level key of `config:` was written, for schema errors.
   std::map<std::string, SourceMark> config_marks;
   SourceMark mark;  // of the plugin's entry
+  SourceMark path_mark;    // of its `path` value (errors about the file point here)
   SourceMark config_mark;  // of its `config:` mapping (or the entry when absent)
 
   bool operator==(const PluginConfig&) const = default;
@@ -216,6 +217,10 @@ struct Config {
   std::vector<QueueConfig> queues;
   std::vector<RetryPolicyConfig> retry_policies;  // always holds "default"
   std::vector<RateLimitConfig> rate_limits;       // shared token buckets, by name
+  // Some file of the config has a top-level `queues` key (even `queues: {}`).
+  // A reload refuses a config without one while queues run: an empty or
+  // half-written file must not remove every queue.
+  bool declares_queues = false;
 
   const PluginConfig* FindPlugin(const std::string& name) const;
   const BackendConfig* FindBackend(const std::string& name) const;

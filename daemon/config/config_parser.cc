@@ -251,6 +251,7 @@ Status ConfigBuilder::ParseFile(const std::string& text, const YamlFile& file, b
     } else if (section.key == "backends") {
       status = ParseSection(file, section, "backend", &ConfigBuilder::ParseBackend);
     } else if (section.key == "queues") {
+      config_->declares_queues = true;
       status = ParseSection(file, section, "queue", &ConfigBuilder::ParseQueue);
     } else if (section.key == "rate_limits") {
       status = ParseSection(file, section, "rate limit", &ConfigBuilder::ParseRateLimit);
@@ -371,6 +372,7 @@ Status ConfigBuilder::ParsePlugin(const YamlFile& file, const MappingEntry& item
   for (const MappingEntry& e : *entries) {
     Status status;
     if (e.key == "path") {
+      plugin.path_mark = ToSourceMark(file, e.value_mark);
       status = Assign(ReadNonEmptyString(file, e), &plugin.path);
     } else if (e.key == "config") {
       plugin.config_mark = ToSourceMark(file, e.value_mark);

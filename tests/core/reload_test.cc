@@ -73,6 +73,33 @@ TEST_F(ReloadTest, PluginConfigChangeSwapsInstancesAfterInFlightMessagesFinish) 
   EXPECT_EQ(ReadTestPluginStats().instances, 0);
 }
 
+// An empty or half-written file (no queues section) is refused while queues
+// run; `queues: {}` says it on purpose.
+TEST_F(ReloadTest, AFileWithoutAQueuesSectionIsRefusedWhileQueuesRun) {
+  auto d = StartDaemon(Yaml(kJobs));
+  ASSERT_TRUE(d);
+  for (const std::string& yaml : {std::string(""), std::string("daemon:\n  worker_threads: 4\n")}) {
+    auto report = d->Reload(Parse(yaml));
+    ASSERT_FALSE(report.ok()) << yaml;
+    EXPECT_EQ(report.status().message(),
+              "test.yaml has no queues section (an empty or half-written file?), which would "
+              "remove every queue; the 1 running queue(s) stay. To remove them all, write "
+              "\"queues: {}\"");
+    EXPECT_NE(d->FindConsumer("jobs"), nullptr);
+  }
+  std::string none = Yaml("");
+  none.replace(none.rfind("queues:\n"), std::string::npos, "queues: {}\n");
+  auto report = d->Reload(Parse(none));
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  ASSERT_EQ(report->changes.size(), 1u);
+  EXPECT_EQ(report->changes[0], "queue jobs removed");
+  EXPECT_TRUE(Settle(*d));
+  EXPECT_EQ(d->FindConsumer("jobs"), nullptr);
+  // With no queue running, an empty file is a valid config again.
+  EXPECT_TRUE(d->Reload(Parse("")).ok());
+  EXPECT_TRUE(d->Shutdown());
+}
+
 TEST_F(ReloadTest, UnchangedQueuesKeepTheirConsumer) {
   auto d = StartDaemon(Yaml(kJobs));
   ASSERT_TRUE(d);

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -93,6 +95,26 @@ class ExitStatusTest : public DaemonRunTest {
 TEST_F(ExitStatusTest, PluginFileMissing) {
   ExpectStartFailure(PluginBlock(Path("no_such_plugin.so")) + MemoryQueue(),
                      "no_such_plugin.so: cannot open: No such file or directory");
+}
+
+// --check-config points a plugin file it cannot open at the path's value
+// (line 3, column 11: "    path: <value>"), not at the plugin's entry.
+TEST_F(ExitStatusTest, CheckConfigPointsAtThePluginPathValue) {
+  const std::string file = Path("foxworker.yaml");
+  std::ofstream(file) << PluginBlock(Path("no_such_plugin.so")) + MemoryQueue();
+  const std::string cmd = std::string(FOXWORKER_BINARY_DIR) + "/daemon/foxworkerd --check-config " +
+                          file + " 2>&1";
+  FILE* out = popen(cmd.c_str(), "r");
+  ASSERT_NE(out, nullptr);
+  std::string text;
+  char buf[512];
+  while (fgets(buf, sizeof buf, out) != nullptr) text += buf;
+  const int status = pclose(out);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == kExitCannotRun) << status << "\n" << text;
+  EXPECT_NE(text.find(file + ":3:11: plugins.test.path: plugin " + Path("no_such_plugin.so") +
+                      ": cannot open: No such file or directory"),
+            std::string::npos)
+      << text;
 }
 
 TEST_F(ExitStatusTest, NotAPlugin) {
