@@ -25,8 +25,6 @@ std::string FormatAge(int64_t ms);
 // newline and carriage return: safe to print to a terminal as it is.
 bool IsPrintableText(std::string_view s);
 
-std::string Base64(std::string_view data);
-
 // Prints `rows` (the first is the header) with columns padded to line up.
 void PrintTable(std::ostream& out, const std::vector<std::vector<std::string>>& rows);
 
