@@ -17,8 +17,9 @@
 // connection; otherwise the connection is closed. libevent's own timeout is
 // one of inactivity, which a client sending a byte a second never trips.
 // Every error answer is JSON {"error": "..."}, including the ones libevent
-// writes itself (400 for a malformed request, 413 for oversized headers or
-// body, 417, 501): their HTML is rewritten before it reaches the socket.
+// writes itself (400 for a malformed request or oversized headers, 413 for
+// an oversized body, 417, 501): their HTML is rewritten before it reaches
+// the socket.
 #ifndef FOXWORKER_APP_ADMIN_ADMIN_SERVER_H_
 #define FOXWORKER_APP_ADMIN_ADMIN_SERVER_H_
 
