@@ -44,6 +44,9 @@ Result<LogLevel> ParseLogLevel(std::string_view name);
 struct AdminConfig {
   std::string listen;      // "HOST:PORT" ("127.0.0.1:9090", "[::1]:9090") or "unix:/path"
   std::string token_file;  // bearer token for mutating endpoints; empty = they are disabled
+  // How long a connection may take to deliver a whole request (headers and
+  // body), counted from accept or from the previous answer; then it is closed.
+  Duration request_timeout{10000};
 
   bool operator==(const AdminConfig&) const = default;
 };

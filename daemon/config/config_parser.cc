@@ -36,7 +36,8 @@ constexpr std::string_view kDaemonKeys[] = {"log_level",        "worker_threads"
 // A liveness timeout shorter than this would call threads that beat every
 // kHeartbeatPeriod (1s) stuck.
 constexpr Duration kMinLivenessTimeout{2000};
-constexpr std::string_view kAdminKeys[] = {"listen", "token_file"};
+constexpr Duration kMinAdminRequestTimeout{100};
+constexpr std::string_view kAdminKeys[] = {"listen", "token_file", "request_timeout"};
 constexpr std::string_view kPluginKeys[] = {"path", "config"};
 constexpr std::string_view kQueueKeys[] = {
     "backend",  "source",  "plugin",       "handler",          "concurrency",
@@ -296,6 +297,14 @@ Status ParseAdmin(const YamlFile& file, const MappingEntry& section, AdminConfig
       ReadMapping(file, section.value, section.value_mark, section.path, kAdminKeys);
   if (!entries.ok()) return entries.status();
   for (const MappingEntry& e : *entries) {
+    if (e.key == "request_timeout") {
+      Result<Duration> d = ReadDuration(file, e);
+      if (!d.ok()) return d.status();
+      if (*d < kMinAdminRequestTimeout)
+        return ErrorAt(file, e.value_mark, e.path, "must be at least 100ms");
+      admin->request_timeout = *d;
+      continue;
+    }
     Result<std::string> text = ReadString(file, e);
     if (!text.ok()) return text.status();
     if (e.key == "listen") {

@@ -11,11 +11,13 @@
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -26,6 +28,7 @@
 #include "daemon/base/clock.h"
 #include "daemon/core/metrics.h"
 #include "tests/core/test_daemon.h"
+#include "tests/support/log_capture.h"
 
 namespace foxworker::testing {
 namespace {
@@ -311,6 +314,101 @@ std::string ParseExposition(const std::string& text, Exposition* e) {
   return "";
 }
 
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// A client on its own connection that writes its request when told to (a
+// byte at a time, for the slow ones) and notes when the server closed the
+// connection, in seconds from connecting.
+struct Client {
+  int fd = -1;
+  std::string request;  // what is left to send
+  Clock::time_point opened;
+  double closed_after = -1;  // < 0: still open
+  std::string received;
+
+  // Connects and sends `first` at once; `rest` is for SendByte().
+  Client(uint16_t port, const std::string& first, std::string rest = "")
+      : request(std::move(rest)) {
+    opened = Clock::now();
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << strerror(errno);
+    if (!first.empty()) Send(first);
+  }
+  ~Client() { close(fd); }
+  bool open() const { return closed_after < 0; }
+  void Send(const std::string& data) {
+    EXPECT_EQ(send(fd, data.data(), data.size(), MSG_NOSIGNAL), static_cast<ssize_t>(data.size()));
+  }
+  void SendByte() {
+    if (!open() || request.empty()) return;
+    if (send(fd, request.data(), 1, MSG_NOSIGNAL) == 1) request.erase(0, 1);
+  }
+  // After poll() said the socket is readable.
+  void Read() {
+    char buf[8192];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n > 0) {
+      received.append(buf, n);
+    } else {
+      closed_after = SecondsSince(opened);
+    }
+  }
+  // Reads until `done()` or the server closes or `ms` pass.
+  template <typename Done>
+  void ReadUntil(Done done, int ms) {
+    const auto end = Clock::now() + std::chrono::milliseconds(ms);
+    while (open() && !done() && Clock::now() < end) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 10) > 0) Read();
+    }
+  }
+};
+
+// Sends every client one more byte each second until the server closed them
+// all or `limit_s` passed, asking /healthz on a fresh connection at each
+// tick: it must answer meanwhile. Closes are noted as they happen.
+void TrickleUntilClosed(const std::vector<Client*>& clients, uint16_t port, double limit_s) {
+  const auto start = Clock::now();
+  for (int tick = 0; SecondsSince(start) < limit_s; ++tick) {
+    std::vector<Client*> open;
+    for (Client* c : clients)
+      if (c->open()) open.push_back(c);
+    if (open.empty()) return;
+    for (Client* c : open) c->SendByte();
+    HttpResponse health = Request(port, "GET", "/healthz");
+    EXPECT_EQ(health.status, 200) << "/healthz at " << SecondsSince(start) << "s";
+    const auto next = start + std::chrono::seconds(tick + 1);
+    while (Clock::now() < next) {
+      std::vector<pollfd> fds;
+      for (Client* c : open)
+        if (c->open()) fds.push_back({c->fd, POLLIN, 0});
+      if (fds.empty()) break;
+      int ms = static_cast<int>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(next - Clock::now()).count());
+      if (poll(fds.data(), fds.size(), std::max(ms, 0)) <= 0) continue;
+      for (const pollfd& p : fds)
+        if (p.revents != 0)
+          for (Client* c : open)
+            if (c->fd == p.fd) c->Read();
+    }
+  }
+}
+
+size_t Count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
+  return n;
+}
+
 constexpr char kToken[] = "s3cret-token";
 
 class AdminServerTest : public ::testing::Test {
@@ -344,6 +442,7 @@ class AdminServerTest : public ::testing::Test {
     AdminConfig ac;
     ac.listen = listen;
     if (with_token) ac.token_file = token_file_;
+    if (request_timeout_) ac.request_timeout = *request_timeout_;
     admin_ = std::make_unique<AdminServer>(ac, *daemon_);
     Status s = admin_->Start();
     ASSERT_TRUE(s.ok()) << s.message();
@@ -357,6 +456,7 @@ class AdminServerTest : public ::testing::Test {
   std::unique_ptr<Supervisor> daemon_;
   std::unique_ptr<AdminServer> admin_;
   uint16_t port_ = 0;
+  std::optional<Duration> request_timeout_;  // unset: AdminConfig's default
 };
 
 TEST_F(AdminServerTest, HealthzSaysOk) {
@@ -685,6 +785,187 @@ TEST_F(AdminServerTest, AnUnreadableOrEmptyTokenFileRefusesToStart) {
   EXPECT_NE(s.message().find("empty"), std::string::npos) << s.message();
 }
 
+// docs/operations.md: "a request must arrive within 10 s" (request_timeout).
+// A client sending one byte a second never trips libevent's inactivity
+// timeout; it must be cut off at the limit all the same, without an answer,
+// whether it trickles the headers or the body, while /healthz keeps
+// answering everyone else.
+TEST_F(AdminServerTest, ASlowClientIsClosedAtTheRequestTimeoutWhileHealthzAnswers) {
+  request_timeout_ = Duration(2500);
+  Start();
+  ASSERT_FALSE(HasFatalFailure());
+  Client headers(port_, "", "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: " +
+                                std::string(40, 'a') + "\r\n\r\n");
+  Client body(port_,
+              std::string("POST /api/v1/queues/jobs/pause HTTP/1.1\r\nHost: localhost\r\n"
+                          "Authorization: Bearer ") +
+                  kToken + "\r\nContent-Length: 40\r\n\r\n",
+              std::string(40, 'b'));
+  TrickleUntilClosed({&headers, &body}, port_, 6);
+  for (const Client* c : {&headers, &body}) {
+    EXPECT_GE(c->closed_after, 2.45);
+    EXPECT_LT(c->closed_after, 3.25);
+    EXPECT_EQ(c->received, "") << "closed without an answer";
+    EXPECT_FALSE(c->request.empty()) << "the request was still incomplete";
+  }
+  EXPECT_FALSE(daemon_->FindConsumer("jobs")->paused()) << "the slow POST never ran";
+  EXPECT_EQ(Request(port_, "GET", "/healthz").status, 200);
+}
+
+// The documented default, at its real length.
+TEST_F(AdminServerTest, TheDefaultRequestTimeoutIsTheDocumentedTenSeconds) {
+  EXPECT_EQ(AdminConfig{}.request_timeout, Duration(10000));
+  Start();
+  ASSERT_FALSE(HasFatalFailure());
+  Client slow(port_, "", "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: " +
+                             std::string(40, 'a') + "\r\n\r\n");
+  TrickleUntilClosed({&slow}, port_, 13);
+  EXPECT_GE(slow.closed_after, 9.95);
+  EXPECT_LT(slow.closed_after, 10.75);
+  EXPECT_EQ(slow.received, "");
+}
+
+// On a kept-alive connection each request gets the whole timeout again,
+// counted from the previous answer; an idle connection is closed after it.
+TEST_F(AdminServerTest, AKeptAliveConnectionGetsTheTimeoutPerRequestAndIdlesOut) {
+  request_timeout_ = Duration(1500);
+  Start();
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string request = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  Client c(port_, "");
+  // Three requests 1 s apart: 2 s in all, past one timeout from accept.
+  Clock::time_point answered;
+  for (size_t i = 1; i <= 3; ++i) {
+    if (i > 1) std::this_thread::sleep_for(std::chrono::seconds(1));
+    c.Send(request);
+    c.ReadUntil([&] { return Count(c.received, "\r\n\r\nok\n") == i; }, 1000);
+    ASSERT_EQ(Count(c.received, "\r\n\r\nok\n"), i) << c.received;
+    ASSERT_TRUE(c.open()) << "closed after " << c.closed_after << "s";
+    answered = Clock::now();
+  }
+  c.ReadUntil([] { return false; }, 3000);
+  ASSERT_FALSE(c.open());
+  const double idle = SecondsSince(answered);
+  EXPECT_GE(idle, 1.4);
+  EXPECT_LT(idle, 2.1);
+}
+
+// Every error answer is JSON {"error": "..."} with Content-Type
+// application/json: ours, and the ones libevent writes itself for requests
+// it cannot parse or that are too large.
+TEST_F(AdminServerTest, EveryErrorAnswerIsJson) {
+  Start();
+  ASSERT_FALSE(HasFatalFailure());
+  auto expect_json_error = [&](HttpResponse r, int status, const std::string& what) {
+    EXPECT_EQ(r.status, status) << what;
+    EXPECT_EQ(r.headers["content-type"], "application/json") << what;
+    EXPECT_EQ(r.headers["content-length"], std::to_string(r.body.size())) << what;
+    rapidjson::Document d;
+    d.Parse(r.body.c_str(), r.body.size());
+    EXPECT_TRUE(!d.HasParseError() && d.IsObject() && d.HasMember("error") &&
+                d["error"].IsString() && d["error"].GetStringLength() > 0)
+        << what << ": " << r.body;
+    EXPECT_EQ(r.body.find("<HTML>"), std::string::npos) << what << ": " << r.body;
+  };
+  const std::string close = "Host: localhost\r\nConnection: close\r\n";
+  // Ours.
+  expect_json_error(Request(port_, "GET", "/nope"), 404, "unknown path");
+  expect_json_error(Request(port_, "GET", "/api/v1/queues/nope"), 404, "unknown queue");
+  expect_json_error(Request(port_, "DELETE", "/metrics"), 405, "wrong method");
+  expect_json_error(Request(port_, "TRACE", "/healthz"), 405, "TRACE");
+  expect_json_error(Request(port_, "POST", "/api/v1/queues/jobs/pause"), 401, "no token");
+  expect_json_error(SendRaw("GET http://x HTTP/1.1\r\n" + close + "\r\n", port_), 400,
+                    "no path");
+  // libevent's, rewritten.
+  expect_json_error(SendRaw("GET\r\n\r\n", port_), 400, "bad request line");
+  expect_json_error(SendRaw(std::string("\x16\x03\x01\x02\x00garbage\r\n\r\n", 16), port_), 400,
+                    "TLS hello");
+  expect_json_error(SendRaw("GET /healthz HTTP/1.1\r\nno colon here\r\n\r\n", port_), 400,
+                    "bad header line");
+  expect_json_error(
+      SendRaw("POST /healthz HTTP/1.1\r\n" + close + "Content-Length: many\r\n\r\n", port_), 400,
+      "bad Content-Length");
+  expect_json_error(SendRaw("POST /healthz HTTP/1.1\r\n" + close +
+                                "Transfer-Encoding: chunked\r\n\r\nzz\r\nxx\r\n0\r\n\r\n",
+                            port_),
+                    413, "bad chunk (libevent's status for it)");
+  expect_json_error(SendRaw("FOO /healthz HTTP/1.1\r\n" + close + "\r\n", port_), 501,
+                    "unknown method");
+  expect_json_error(SendRaw("POST /healthz HTTP/1.1\r\n" + close +
+                                "Expect: bogus\r\nContent-Length: 1\r\n\r\nx",
+                            port_),
+                    417, "Expect");
+  // Headers over 8 KiB (libevent says 400): the request line's 21 bytes plus
+  // 8172 in an unfinished header line are one past the cap, so libevent
+  // answers once it has read all of it (nothing unread that would reset the
+  // connection).
+  const std::string big_header = "X-Big: " + std::string(8165, 'a');
+  expect_json_error(SendRaw("GET /healthz HTTP/1.1\r\n" + big_header, port_), 400,
+                    "headers too large");
+  expect_json_error(SendRaw("HEAD /healthz HTTP/1.1\r\n" + big_header.substr(1), port_), 400,
+                    "headers too large, HEAD");
+  expect_json_error(SendRaw("GET /nope HTTP/1.0\r\nContent-Length: x\r\n\r\n", port_), 400,
+                    "HTTP/1.0");
+  expect_json_error(SendRaw("POST /api/v1/queues/jobs/pause HTTP/1.1\r\n" + close +
+                                "Content-Length: 100000\r\n\r\n" + std::string(100000, 'x'),
+                            port_),
+                    413, "body too large");
+  EXPECT_EQ(Request(port_, "GET", "/healthz").status, 200) << "still serving";
+}
+
+// A HEAD answer is the GET answer's headers, with its Content-Length, and
+// no body: the next answer on the connection starts right after them.
+TEST_F(AdminServerTest, AHeadAnswerHasNoBody) {
+  Start();
+  ASSERT_FALSE(HasFatalFailure());
+  Client c(port_, "HEAD /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n");
+  c.ReadUntil([&] { return c.received.find("\r\n\r\n") != std::string::npos; }, 2000);
+  c.ReadUntil([] { return false; }, 200);  // a body would be here by now
+  ASSERT_NE(c.received.find("\r\n\r\n"), std::string::npos) << c.received;
+  EXPECT_EQ(c.received.substr(c.received.find("\r\n\r\n") + 4), "") << c.received;
+  EXPECT_NE(c.received.find("Content-Length: 3\r\n"), std::string::npos) << c.received;
+  c.received.clear();
+  c.Send("GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+  c.ReadUntil([] { return false; }, 2000);
+  EXPECT_EQ(c.received.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << c.received;
+}
+
+TEST(AdminAddressTest, ReachableFromOtherHosts) {
+  for (const char* yes : {"0.0.0.0:9090", "[::]:9090", "[0:0:0:0:0:0:0:0]:1", "10.1.2.3:80",
+                          "[2001:db8::1]:80", "[::ffff:0.0.0.0]:1", "[::ffff:10.0.0.1]:1"})
+    EXPECT_TRUE(AdminServer::ReachableFromOtherHosts(yes)) << yes;
+  for (const char* no : {"127.0.0.1:9090", "127.1.2.3:0", "[::1]:9090", "[::ffff:127.0.0.1]:1",
+                         "unix:/run/foxworker/admin.sock", "garbage"})
+    EXPECT_FALSE(AdminServer::ReachableFromOtherHosts(no)) << no;
+}
+
+// A listener other hosts can reach, with no token: one WARNING at start
+// that says so. With a token, or on loopback, none.
+TEST_F(AdminServerTest, AWildcardListenerWithoutATokenIsWarnedAbout) {
+  const std::string warning = "is reachable from other hosts without a token";
+  {
+    LogCapture log;
+    Start(/*with_token=*/false, "0.0.0.0:0");
+    ASSERT_FALSE(HasFatalFailure());
+    std::vector<std::string> lines = log.Matching(google::GLOG_WARNING, warning);
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_NE(lines[0].find("0.0.0.0:" + std::to_string(port_)), std::string::npos) << lines[0];
+    EXPECT_NE(lines[0].find("daemon.admin.token_file"), std::string::npos) << lines[0];
+    // Mutating endpoints stay refused without a token, as everywhere.
+    EXPECT_EQ(Request(port_, "POST", "/api/v1/queues/jobs/pause").status, 403);
+    admin_->Stop();
+  }
+  for (auto [token, listen] : {std::pair{true, "0.0.0.0:0"}, std::pair{false, "127.0.0.1:0"}}) {
+    LogCapture log;
+    AdminConfig ac;
+    ac.listen = listen;
+    if (token) ac.token_file = token_file_;
+    AdminServer other(ac, *daemon_);
+    ASSERT_TRUE(other.Start().ok());
+    EXPECT_TRUE(log.Matching(google::GLOG_WARNING, warning).empty()) << listen;
+  }
+}
+
 TEST(AdminConfigTest, ParsesValidatesAndPrints) {
   auto c = ParseConfigString(
       "daemon:\n  admin:\n    listen: 127.0.0.1:9090\n    token_file: token\n", "t.yaml", "/etc/fw");
@@ -711,6 +992,22 @@ TEST(AdminConfigTest, ParsesValidatesAndPrints) {
   EXPECT_NE(unknown.status().message().find("listen"), std::string::npos);
   EXPECT_TRUE(ParseConfigString("daemon:\n  admin:\n    listen: \"[::1]:0\"\n", "t.yaml", "/")
                   .ok());
+
+  // request_timeout: 10s unless set, printed, at least 100ms.
+  EXPECT_EQ(c->daemon.admin.request_timeout, Duration(10000));
+  EXPECT_NE(printed.find("request_timeout: 10s"), std::string::npos) << printed;
+  auto timeout = ParseConfigString(
+      "daemon:\n  admin:\n    listen: 127.0.0.1:0\n    request_timeout: 2500ms\n", "t.yaml", "/");
+  ASSERT_TRUE(timeout.ok()) << timeout.status().message();
+  EXPECT_EQ(timeout->daemon.admin.request_timeout, Duration(2500));
+  for (const char* bad : {"50ms", "0s", "soon"}) {
+    auto e = ParseConfigString(
+        std::string("daemon:\n  admin:\n    listen: 127.0.0.1:0\n    request_timeout: ") + bad +
+            "\n",
+        "t.yaml", "/");
+    ASSERT_FALSE(e.ok()) << bad;
+    EXPECT_NE(e.status().message().find("t.yaml:4:"), std::string::npos) << e.status().message();
+  }
 }
 
 }  // namespace

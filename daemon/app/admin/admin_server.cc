@@ -1,6 +1,7 @@
 #include "daemon/app/admin/admin_server.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -12,10 +13,15 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <strings.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 
 #include <glog/logging.h>
 
@@ -30,7 +36,6 @@ namespace {
 constexpr char kQueuesPrefix[] = "/api/v1/queues";
 constexpr size_t kMaxHeaders = 8192;
 constexpr size_t kMaxBody = 4096;
-constexpr int kRequestTimeoutSeconds = 10;
 
 void Reply(evhttp_request* req, int code, const char* reason, const std::string& body,
            const char* content_type = "application/json") {
@@ -38,7 +43,14 @@ void Reply(evhttp_request* req, int code, const char* reason, const std::string&
   evhttp_add_header(headers, "Content-Type", content_type);
   evhttp_add_header(headers, "Cache-Control", "no-store");
   evbuffer* buf = evbuffer_new();
-  evbuffer_add(buf, body.data(), body.size());
+  if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+    // libevent 2.1 would send the body after a HEAD answer's headers (and
+    // leave Content-Length out), which a kept-alive client reads as the
+    // start of the next answer.
+    evhttp_add_header(headers, "Content-Length", std::to_string(body.size()).c_str());
+  } else {
+    evbuffer_add(buf, body.data(), body.size());
+  }
   evhttp_send_reply(req, code, reason, buf);
   evbuffer_free(buf);
 }
@@ -61,6 +73,93 @@ bool SameSecret(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
+timeval ToTimeval(Duration d) {
+  timeval tv;
+  tv.tv_sec = static_cast<time_t>(d.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>(d.count() % 1000 * 1000);
+  return tv;
+}
+
+// What a libevent-generated error page says, as our JSON message.
+std::string LibeventErrorMessage(int code) {
+  switch (code) {
+    // libevent says 400 for headers over the limit too, and 413 for a
+    // malformed chunk of a chunked body.
+    case 400:
+      return "malformed HTTP request, or headers over " + std::to_string(kMaxHeaders / 1024) +
+             " KiB";
+    case 413:
+      return "request body over " + std::to_string(kMaxBody / 1024) +
+             " KiB, or a malformed chunk";
+    case 417: return "unsupported Expect header (only 100-continue is understood)";
+    case 501: return "method not implemented";
+    default: return "HTTP error " + std::to_string(code);
+  }
+}
+
+bool EqualsNoCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// libevent answers malformed or oversized requests itself, with an HTML page
+// (evhttp_send_error: Content-Type text/html, Connection: close), and 2.1
+// has no hook to change it. It writes such a page whole into the
+// connection's output buffer, which is only written to the socket from a
+// later event; so this runs in between and, when `out` holds exactly one
+// such page (our own answers are never text/html), replaces it by the same
+// status and headers with a JSON {"error": ...} body. A "100 Continue"
+// interim answer in front is kept. Anything else is left alone.
+void RewriteLibeventErrorPage(evbuffer* out) {
+  constexpr size_t kMaxPage = 4096;  // libevent's pages are a few hundred bytes
+  const size_t len = evbuffer_get_length(out);
+  if (len < 12 || len > kMaxPage) return;
+  std::string text(len, '\0');
+  if (evbuffer_copyout(out, text.data(), len) != static_cast<ev_ssize_t>(len)) return;
+  size_t start = 0;
+  static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+  if (std::string_view(text).substr(0, kContinue.size()) == kContinue) start = kContinue.size();
+  if (text.compare(start, 7, "HTTP/1.") != 0 || text.size() < start + 12) return;
+  const size_t head_end = text.find("\r\n\r\n", start);
+  if (head_end == std::string::npos) return;
+  const int code = atoi(text.c_str() + start + 9);
+  if (code < 400 || code > 599) return;
+  size_t line_end = text.find("\r\n", start);
+  std::string head = text.substr(start, line_end - start) + "\r\n";  // the status line
+  bool html = false;
+  long content_length = -1;
+  for (size_t pos = line_end + 2; pos < head_end + 2;) {
+    size_t eol = text.find("\r\n", pos);
+    std::string_view line(text.data() + pos, eol - pos);
+    pos = eol + 2;
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) return;
+    std::string_view name = line.substr(0, colon), value = line.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    if (EqualsNoCase(name, "Content-Type")) {
+      html = EqualsNoCase(value, "text/html");
+      continue;
+    }
+    if (EqualsNoCase(name, "Content-Length")) {
+      content_length = atol(std::string(value).c_str());
+      continue;
+    }
+    head.append(line.data(), line.size()).append("\r\n");
+  }
+  const size_t body = len - (head_end + 4);
+  // libevent 2.1 leaves Content-Length out for HTTP/1.0 and HEAD requests
+  // (and sends the page anyway; the connection closes after it). With one,
+  // a partial body means the page was not written at once: leave it.
+  if (!html || (content_length >= 0 && body != 0 && body != static_cast<size_t>(content_length)))
+    return;
+  const std::string json = RenderErrorJson(LibeventErrorMessage(code));
+  head += "Content-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: " +
+          std::to_string(json.size()) + "\r\n\r\n";
+  if (body != 0 || content_length < 0) head += json;
+  evbuffer_drain(out, len);
+  evbuffer_add(out, text.data(), start);
+  evbuffer_add(out, head.data(), head.size());
+}
+
 bool ValidName(const std::string& name) {
   if (name.empty()) return false;
   for (char c : name)
@@ -71,8 +170,129 @@ bool ValidName(const std::string& name) {
 
 }  // namespace
 
+struct AdminServer::Connection {
+  AdminServer* server = nullptr;
+  bufferevent* bev = nullptr;
+  // Set by OnAttach; until then we hold a reference on `bev`.
+  evhttp_connection* evcon = nullptr;
+  event* attach = nullptr;
+  event* deadline = nullptr;
+  event* check_output = nullptr;
+  evbuffer_cb_entry* output_cb = nullptr;
+  bool holds_ref = true;
+  bool check_pending = false;
+  bool rewriting = false;
+};
+
 AdminServer::AdminServer(AdminConfig config, const Supervisor& supervisor)
     : config_(std::move(config)), supervisor_(supervisor) {}
+
+bool AdminServer::ReachableFromOtherHosts(const std::string& listen) {
+  Result<ListenAddress> a = ParseListenAddress(listen);
+  if (!a.ok() || !a->unix_path.empty()) return false;
+  in_addr v4;
+  in6_addr v6;
+  if (inet_pton(AF_INET, a->host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) != 127;
+  if (inet_pton(AF_INET6, a->host.c_str(), &v6) != 1) return false;
+  if (IN6_IS_ADDR_LOOPBACK(&v6)) return false;
+  if (IN6_IS_ADDR_V4MAPPED(&v6)) return v6.s6_addr[12] != 127;
+  return true;
+}
+
+// Connection tracking. libevent 2.1 has no "new connection" hook, but
+// evhttp_set_bevcb lets us create each connection's bufferevent. From it,
+// once evhttp has set the connection up (OnAttach, run right after the
+// accept callback), bufferevent_getcb yields the evhttp_connection (evhttp
+// passes it as the bufferevent's callback argument), and its close callback
+// then tells us when libevent frees it. Until then a reference on the
+// bufferevent keeps our pointer valid, and callbacks that read NULL mean
+// libevent already dropped the connection.
+bufferevent* AdminServer::OnNewConnection(event_base* base, void* self) {
+  auto* server = static_cast<AdminServer*>(self);
+  // Options 0, as evhttp's own: evhttp closes the socket itself.
+  bufferevent* bev = bufferevent_socket_new(base, -1, 0);
+  if (bev == nullptr) return nullptr;  // evhttp makes its own, without a deadline
+  auto conn = std::make_unique<Connection>();
+  Connection* c = conn.get();
+  c->server = server;
+  c->bev = bev;
+  c->attach = event_new(base, -1, 0, &AdminServer::OnAttach, c);
+  c->deadline = evtimer_new(base, &AdminServer::OnDeadline, c);
+  c->check_output = event_new(base, -1, 0, &AdminServer::OnCheckOutput, c);
+  c->output_cb = evbuffer_add_cb(bufferevent_get_output(bev), &AdminServer::OnOutputQueued, c);
+  bufferevent_incref(bev);
+  server->connections_[bev] = std::move(conn);
+  server->ArmDeadline(c);
+  event_active(c->attach, EV_TIMEOUT, 1);
+  return bev;
+}
+
+void AdminServer::OnAttach(int, short, void* arg) {
+  auto* c = static_cast<Connection*>(arg);
+  void* cbarg = nullptr;
+  bufferevent_getcb(c->bev, nullptr, nullptr, nullptr, &cbarg);
+  auto* evcon = static_cast<evhttp_connection*>(cbarg);
+  if (evcon == nullptr || evhttp_connection_get_bufferevent(evcon) != c->bev) {
+    // libevent freed the connection already (or never set it up).
+    c->server->Drop(c);
+    return;
+  }
+  c->evcon = evcon;
+  evhttp_connection_set_closecb(evcon, &AdminServer::OnClosed, c);
+  bufferevent_decref(c->bev);  // the close callback guards the pointer from now on
+  c->holds_ref = false;
+}
+
+void AdminServer::ArmDeadline(Connection* c) {
+  timeval tv = ToTimeval(config_.request_timeout);
+  evtimer_add(c->deadline, &tv);
+}
+
+void AdminServer::OnDeadline(int, short, void* arg) {
+  auto* c = static_cast<Connection*>(arg);
+  if (c->evcon == nullptr) return;  // not attached yet: cannot happen after a whole timeout
+  VLOG(1) << "admin: closing a connection whose request did not arrive within "
+          << FormatDuration(c->server->config_.request_timeout);
+  // Runs OnClosed, which drops `c`.
+  evhttp_connection_free(c->evcon);
+}
+
+void AdminServer::OnClosed(evhttp_connection* evcon, void* arg) {
+  auto* c = static_cast<Connection*>(arg);
+  evhttp_connection_set_closecb(evcon, nullptr, nullptr);
+  c->evcon = nullptr;
+  c->server->Drop(c);
+}
+
+void AdminServer::OnCheckOutput(int, short, void* arg) {
+  auto* c = static_cast<Connection*>(arg);
+  c->check_pending = false;
+  c->rewriting = true;
+  RewriteLibeventErrorPage(bufferevent_get_output(c->bev));
+  c->rewriting = false;
+}
+
+void AdminServer::OnOutputQueued(evbuffer*, const evbuffer_cb_info* info, void* arg) {
+  auto* c = static_cast<Connection*>(arg);
+  if (info->n_added == 0 || c->rewriting || c->check_pending) return;
+  c->check_pending = true;
+  // Runs after the callback that is queueing the answer returned, and before
+  // the socket is polled for writing again.
+  event_active(c->check_output, EV_TIMEOUT, 1);
+}
+
+void AdminServer::Drop(Connection* c) {
+  // The bufferevent is still alive: libevent calls the close callback before
+  // freeing it, and before OnAttach we hold a reference.
+  evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->output_cb);
+  event_free(c->attach);
+  event_free(c->deadline);
+  event_free(c->check_output);
+  bufferevent* bev = c->bev;
+  const bool holds_ref = c->holds_ref;
+  connections_.erase(bev);  // deletes `c`
+  if (holds_ref) bufferevent_decref(bev);
+}
 
 AdminServer::~AdminServer() { Stop(); }
 
@@ -98,18 +318,29 @@ Status AdminServer::Start() {
       LOG(WARNING) << "daemon.admin.token_file " << config_.token_file
                    << " is readable by every user; chmod o-r it";
   }
-  // Makes event_base_loopbreak() safe from the control thread.
+  // Makes event_base_loopexit() safe from the control thread.
   evthread_use_pthreads();
   base_ = event_base_new();
   if (base_ == nullptr) return Status::IoError("admin: event_base_new failed");
   http_ = evhttp_new(base_);
   evhttp_set_max_headers_size(http_, kMaxHeaders);
   evhttp_set_max_body_size(http_, kMaxBody);
-  evhttp_set_timeout(http_, kRequestTimeoutSeconds);
+  // An inactivity timeout, on top of the per-connection deadline (which
+  // bounds the whole request; see OnNewConnection).
+  timeval tv = ToTimeval(config_.request_timeout);
+  evhttp_set_timeout_tv(http_, &tv);
+  // Read and discard an oversized body before answering 413, so the client
+  // is not reset while sending it and reads the answer (bounded by the
+  // deadline).
+  evhttp_set_flags(http_, EVHTTP_SERVER_LINGERING_CLOSE);
+  // Every method libevent knows reaches Handle(), which answers 405 with
+  // Allow; only unknown methods get libevent's 501.
   evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                         EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                        EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+                                        EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                        EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
   evhttp_set_gencb(http_, &AdminServer::OnRequest, this);
+  evhttp_set_bevcb(http_, &AdminServer::OnNewConnection, this);
   Status s = Bind();
   if (!s.ok()) {
     evhttp_free(http_);
@@ -125,6 +356,14 @@ Status AdminServer::Start() {
   });
   LOG(INFO) << "admin HTTP listening on " << address_
             << (token_.empty() ? " (pause/resume disabled: no token_file)" : "");
+  if (token_.empty() && ReachableFromOtherHosts(config_.listen)) {
+    LOG(WARNING) << "admin HTTP on " << address_
+                 << " is reachable from other hosts without a token (daemon.admin.token_file "
+                    "unset): anyone who can connect reads /metrics, /readyz and "
+                    "/api/v1/queues (queue and backend names, backend errors); pause/resume "
+                    "stay disabled. Listen on 127.0.0.1, [::1] or a unix socket, or firewall "
+                    "the port";
+  }
   return Status::Ok();
 }
 
@@ -171,9 +410,14 @@ Status AdminServer::Bind() {
 
 void AdminServer::Stop() {
   if (base_ == nullptr) return;
-  event_base_loopbreak(base_);
+  // Not loopbreak: the loop clears a break requested before it started
+  // running, and a Stop() right after Start() would then wait forever.
+  // loopexit queues an event the loop runs whenever it starts.
+  event_base_loopexit(base_, nullptr);
   if (thread_.joinable()) thread_.join();
-  evhttp_free(http_);  // closes the listening sockets and open connections
+  evhttp_free(http_);  // closes the listening sockets and open connections (OnClosed)
+  // Connections accepted just before the loop stopped, not yet attached.
+  while (!connections_.empty()) Drop(connections_.begin()->second.get());
   event_base_free(base_);
   http_ = nullptr;
   base_ = nullptr;
@@ -182,7 +426,14 @@ void AdminServer::Stop() {
 }
 
 void AdminServer::OnRequest(evhttp_request* req, void* self) {
-  static_cast<AdminServer*>(self)->Handle(req);
+  auto* server = static_cast<AdminServer*>(self);
+  evhttp_connection* evcon = evhttp_request_get_connection(req);
+  server->Handle(req);
+  // The request arrived whole and is answered: the next one on this
+  // connection (keep-alive) gets a full timeout again, counted from now.
+  if (evcon == nullptr) return;
+  auto it = server->connections_.find(evhttp_connection_get_bufferevent(evcon));
+  if (it != server->connections_.end()) server->ArmDeadline(it->second.get());
 }
 
 void AdminServer::Handle(evhttp_request* req) {

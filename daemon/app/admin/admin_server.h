@@ -10,19 +10,35 @@
 //   GET  /api/v1/queues/{name}           one queue (JSON)
 //   POST /api/v1/queues/{name}/pause     stop fetching (running handlers finish)
 //   POST /api/v1/queues/{name}/resume
+//
+// Every connection has a deadline (`daemon.admin.request_timeout`, 10 s by
+// default): the whole request, headers and body, must arrive within it,
+// counted from accept or from the previous answer on a kept-alive
+// connection; otherwise the connection is closed. libevent's own timeout is
+// one of inactivity, which a client sending a byte a second never trips.
+// Every error answer is JSON {"error": "..."}, including the ones libevent
+// writes itself (400 for a malformed request or oversized headers, 413 for
+// an oversized body, 417, 501): their HTML is rewritten before it reaches
+// the socket.
 #ifndef FOXWORKER_APP_ADMIN_ADMIN_SERVER_H_
 #define FOXWORKER_APP_ADMIN_ADMIN_SERVER_H_
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <thread>
+#include <unordered_map>
 
 #include "daemon/config/config.h"
 #include "daemon/base/status.h"
 
+struct bufferevent;
+struct evbuffer;
+struct evbuffer_cb_info;
 struct event_base;
 struct evhttp;
+struct evhttp_connection;
 struct evhttp_request;
 
 namespace foxworker {
@@ -48,7 +64,27 @@ class AdminServer {
   const std::string& address() const { return address_; }
   uint16_t port() const { return port_; }
 
+  // True for a TCP listen address other hosts can reach: a wildcard
+  // (0.0.0.0, [::]) or any IP that is not loopback. False for loopback and
+  // unix sockets.
+  static bool ReachableFromOtherHosts(const std::string& listen);
+
  private:
+  // One accepted connection: its deadline and the check of what libevent
+  // writes to it. Lives from accept until libevent closes the connection.
+  struct Connection;
+  static bufferevent* OnNewConnection(event_base* base, void* self);
+  static void OnAttach(int, short, void* conn);
+  static void OnDeadline(int, short, void* conn);
+  static void OnCheckOutput(int, short, void* conn);
+  static void OnClosed(evhttp_connection* evcon, void* conn);
+  // The connection's output buffer got data: have OnCheckOutput look at it
+  // once the whole answer is queued, before it is written.
+  static void OnOutputQueued(evbuffer* out, const evbuffer_cb_info* info, void* conn);
+  // Forgets the connection (libevent closed it or is about to).
+  void Drop(Connection* conn);
+  void ArmDeadline(Connection* conn);
+
   static void OnRequest(evhttp_request* req, void* self);
   void Handle(evhttp_request* req);
   void HandleQueueAction(evhttp_request* req, const std::string& queue, const std::string& action);
@@ -65,6 +101,9 @@ class AdminServer {
   event_base* base_ = nullptr;
   evhttp* http_ = nullptr;
   std::thread thread_;
+  // Open connections by their bufferevent; touched on the loop thread only
+  // (and by Stop() after it joined).
+  std::unordered_map<bufferevent*, std::unique_ptr<Connection>> connections_;
 };
 
 }  // namespace foxworker
