@@ -6,6 +6,7 @@
  *                 acks instead once the attempt reaches header succeed_at
  *   probe_reject  reject ("probe rejects")
  *   probe_slow    sleep <payload> ms, then ack
+ *   probe_hang    record first, then sleep <payload> ms and ack (for kill -9)
  */
 #include <foxworker/plugin.h>
 
@@ -158,11 +159,24 @@ static foxw_verdict handle_slow(void *inst, const foxw_message *msg, foxw_outcom
   return FOXW_ACK;
 }
 
+static foxw_verdict handle_hang(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  (void)inst; (void)out;
+  record(msg);
+  foxw_str p = host->msg_payload(msg);
+  char buf[24] = {0};
+  memcpy(buf, p.ptr, p.len < 23 ? p.len : 23);
+  long ms = strtol(buf, NULL, 10);
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+  return FOXW_ACK;
+}
+
 static const foxw_handler_def handlers[] = {
     FOXW_HANDLER("probe", handle_probe),
     FOXW_HANDLER("probe_fail", handle_fail),
     FOXW_HANDLER("probe_reject", handle_reject),
     FOXW_HANDLER("probe_slow", handle_slow),
+    FOXW_HANDLER("probe_hang", handle_hang),
 };
 
 static int32_t create(foxw_plugin_ctx *ctx, const char *json, size_t len, void **out, char *err,

@@ -1,0 +1,142 @@
+// docs/semantics.md, "Message ids", RabbitMQ: the real foxworkerd
+// (tests/harness/daemon_process.h) on a real broker. One message without a
+// message_id is retried once, the daemon is restarted, the retry's handler
+// is running when the daemon is killed with SIGKILL, and the next daemon
+// runs it again: every attempt sees the same id (the hash the backend derives
+// from the message's bytes), and the broker's redelivery after the kill
+// counts as an attempt.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "tests/backends/rabbitmq_test_util.h"
+#include "tests/harness/daemon_process.h"
+
+namespace foxworker::testing {
+namespace {
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class RabbitMqKillTest : public RabbitMqTest {
+ protected:
+  void SetUp() override {
+    RabbitMqTest::SetUp();
+    if (HasFatalFailure()) return;
+    dir_ = "/tmp/" + queue_ + ".d";
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    log_ = dir_ + "/daemon.log";
+  }
+  void TearDown() override {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    RabbitMqTest::TearDown();
+    if (!HasFailure()) std::filesystem::remove_all(dir_);
+  }
+
+  // Starts foxworkerd with every message of the queue going to `handler`.
+  void Spawn(const std::string& handler) {
+    const std::string config = dir_ + "/foxworker.yaml";
+    std::ofstream(config) << "daemon:\n  state_dir: " << dir_ << "\n  shutdown_timeout: 5s\n"
+                          << "plugins:\n  probe:\n    path: " << PROBE_PLUGIN_PATH << "\n"
+                          << "backends:\n  rmq:\n    type: rabbitmq\n    url: " << server_->url()
+                          << "\n    reconnect_initial: 100ms\n    reconnect_max: 1s\n"
+                          << "retry_policies:\n  later:\n    max_attempts: 5\n"
+                          << "    backoff: fixed\n    initial: 2s\n    jitter: 0\n"
+                          << "queues:\n  work:\n    backend: rmq\n    source: " << queue_
+                          << "\n    plugin: probe\n    handler: " << handler
+                          << "\n    concurrency: 1\n    prefetch: 4\n    retry_policy: later\n";
+    pid_ = SpawnDaemon(config, dir_ + "/unused.record", log_);
+    ASSERT_GT(pid_, 0);
+  }
+
+  // Waits (at most 20 s) for the daemon to end; its wait status, or -1.
+  int Wait() {
+    int status = 0;
+    for (int i = 0; i < 2000; ++i) {
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return status;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return -1;
+  }
+
+  std::string dir_, log_;
+  pid_t pid_ = -1;
+};
+
+TEST_F(RabbitMqKillTest, MessageIdSurvivesARetryARestartAndAKillNine) {
+  // The payload is how long probe_hang sleeps.
+  amqp_basic_properties_t p;
+  p._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
+  p.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+  p.content_type = amqp_cstring_bytes("text/plain");
+  // Declared before the first daemon, so the publish is not lost.
+  ASSERT_TRUE(client_->Declare(queue_));
+  ASSERT_TRUE(client_->Publish(queue_, "60000", &p));
+
+  // Run 1: attempt 1 fails; its copy waits 2 s in the retry queue, and the
+  // daemon stops (SIGTERM) meanwhile.
+  Spawn("probe_fail");
+  ASSERT_TRUE(WaitFor([&] { return client_->Count(queue_ + "-retry-2s") == 1; },
+                      std::chrono::seconds(20)))
+      << ReadAll(log_);
+  ASSERT_EQ(kill(pid_, SIGTERM), 0);
+  int status = Wait();
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << ReadAll(log_);
+  ASSERT_EQ(Records().size(), 1u);
+
+  // Run 2 (a restart): the copy comes back to the work queue; attempt 2 is
+  // running when the daemon is killed.
+  Spawn("probe_hang");
+  ASSERT_TRUE(WaitRecords(2, std::chrono::seconds(20))) << ReadAll(log_);
+  ASSERT_EQ(kill(pid_, SIGKILL), 0);
+  status = Wait();
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+
+  // Run 3: the broker redelivers the killed delivery (x-delivery-count 1 on
+  // the quorum queue), and this daemon acks it.
+  Spawn("probe");
+  ASSERT_TRUE(WaitRecords(3, std::chrono::seconds(20))) << ReadAll(log_);
+  ASSERT_TRUE(WaitFor([&] { return client_->Count(queue_) == 0; }, std::chrono::seconds(10)));
+  ASSERT_EQ(kill(pid_, SIGTERM), 0);
+  status = Wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << ReadAll(log_);
+
+  const auto records = Records();
+  ASSERT_EQ(records.size(), 3u);
+  const std::string id = records[0].fields.at("id");
+  EXPECT_EQ(id.rfind("amqp-", 0), 0u) << id;
+  EXPECT_EQ(id.size(), 37u) << id;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const ProbeRecord& r = records[i];
+    EXPECT_EQ(r.attempt, i + 1) << "record " << i;
+    EXPECT_EQ(r.fields.at("id"), id) << "attempt " << r.attempt;
+    EXPECT_EQ(r.fields.at("payload"), "60000");
+    EXPECT_EQ(r.fields.at("content_type"), "text/plain");
+    // The copies carry the id as their message_id; the original had none.
+    EXPECT_EQ(r.fields.at("message_id"), i == 0 ? "" : id) << "attempt " << r.attempt;
+    // No timestamp: the first delivery's time, carried in x-first-seen-at.
+    EXPECT_EQ(r.enqueued_at_ms, records[0].enqueued_at_ms) << "attempt " << r.attempt;
+  }
+  ASSERT_NE(records[2].Header("x-delivery-count"), nullptr);
+  EXPECT_EQ(*records[2].Header("x-delivery-count"), "1");
+  EXPECT_EQ(client_->Count(queue_ + "-dlq"), 0);
+}
+
+}  // namespace
+}  // namespace foxworker::testing
