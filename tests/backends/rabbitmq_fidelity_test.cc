@@ -203,6 +203,33 @@ TEST_F(RabbitMqTest, TheProducersExpirationSurvivesRetriesAndReachesTheDeadLette
   EXPECT_EQ(HeaderOf(m->raw.properties, "x-original-expiration"), "<absent>");
 }
 
+// A retry copy comes back through the default exchange with the queue as
+// its routing key; the dead letter still names where the producer published
+// the message (the interop tests found it naming the retry's route).
+TEST_F(RabbitMqTest, ADeadLetterAfterRetriesNamesTheProducersExchangeAndRoutingKey) {
+  const std::string exchange = queue_ + "-x";
+  client_->DeleteExchange(exchange);
+  ASSERT_TRUE(client_->Declare(queue_));
+  ASSERT_TRUE(client_->DeclareExchange(exchange, "direct"));
+  ASSERT_TRUE(client_->Bind(queue_, exchange, "orders.created"));
+  daemon_ = StartDaemon(Yaml(2, 8, /*max_attempts=*/2));
+  ASSERT_NE(daemon_, nullptr);
+  ASSERT_TRUE(client_->PublishToExchange(exchange, "orders.created", "body", TypedProps("probe_fail")));
+  ASSERT_TRUE(WaitFor([&] { return client_->Count(queue_ + "-dlq") == 1; },
+                      std::chrono::seconds(30)));
+  auto records = Records();
+  ASSERT_EQ(records.size(), 2u);
+  ASSERT_NE(records[1].Header(kHeaderOriginalExchange), nullptr);
+  EXPECT_EQ(*records[1].Header(kHeaderOriginalExchange), exchange);
+  ASSERT_NE(records[1].Header(kHeaderOriginalRoutingKey), nullptr);
+  EXPECT_EQ(*records[1].Header(kHeaderOriginalRoutingKey), "orders.created");
+  auto m = client_->Get(queue_ + "-dlq");
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(HeaderOf(m->raw.properties, kHeaderOriginalExchange), exchange);
+  EXPECT_EQ(HeaderOf(m->raw.properties, kHeaderOriginalRoutingKey), "orders.created");
+  client_->DeleteExchange(exchange);
+}
+
 // Bug 7: a message without message_id keeps one id across a retry, a
 // redelivery and a new connection (a daemon restart); two messages that
 // differ get two ids.

@@ -24,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -281,6 +282,20 @@ class InteropAmqpTest : public RabbitMqTest {
     const amqp_basic_properties_t& dp = dead->raw.properties;
     Headers oh = HeadersOf(op);
     const Headers dh = HeadersOf(dp);
+    if (std::getenv("FOXWORKER_INTEROP_DUMP") != nullptr) {
+      auto dump = [](const char* what, const amqp_basic_properties_t& p) {
+        std::cerr << what << ":\n";
+        for (const auto& [k, v] : PropertiesOf(p)) std::cerr << "  " << k << " = " << Printable(v) << "\n";
+        for (const auto& [k, v] : HeadersOf(p)) std::cerr << "  [" << Printable(k) << "] " << Describe(*v) << "\n";
+      };
+      dump("original (capture queue)", op);
+      dump("dead letter", dp);
+      for (const ProbeRecord& r : records) {
+        std::cerr << "plugin, attempt " << r.attempt << ":\n";
+        for (const auto& [k, v] : r.fields) std::cerr << "  " << k << " = " << Printable(v) << "\n";
+        for (const auto& [k, v] : r.headers) std::cerr << "  [" << Printable(k) << "] " << Printable(v) << "\n";
+      }
+    }
 
     // 1. The client sent what it meant to: every property, every header with
     // its type (the broker's copy, read by librabbitmq-c).
@@ -375,7 +390,7 @@ class InteropAmqpTest : public RabbitMqTest {
         "x-death",                "x-first-death-exchange", "x-first-death-queue",
         kHeaderDeliveryCount,
         "x-first-death-reason",   "x-last-death-exchange",  "x-last-death-queue",
-        "x-last-death-reason"};
+        "x-last-death-reason",    kHeaderOriginalExchange,  kHeaderOriginalRoutingKey};
     for (const auto& [name, value] : second.headers) {
       if (first.Header(name) != nullptr) continue;
       EXPECT_TRUE(retry_bookkeeping.count(name)) << "attempt 2 has an unexpected header " << name
@@ -410,6 +425,10 @@ class InteropAmqpTest : public RabbitMqTest {
       EXPECT_TRUE(dead_bookkeeping.count(name))
           << "the dead letter has an unexpected header " << name << " = " << Describe(*value);
     }
+    // Where the client published it, though the retry copy came back
+    // through the default exchange.
+    EXPECT_EQ(HeaderOf(dp, kHeaderOriginalExchange), exchange);
+    EXPECT_EQ(HeaderOf(dp, kHeaderOriginalRoutingKey), kRoutingKey);
     EXPECT_EQ(HeaderOf(dp, kHeaderOriginalQueue), queue_);
     EXPECT_EQ(HeaderOf(dp, kHeaderOriginalId), id);
     EXPECT_EQ(HeaderOf(dp, kHeaderFinalAttempt), "2");

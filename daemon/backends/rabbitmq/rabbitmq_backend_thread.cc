@@ -519,6 +519,13 @@ Status RabbitMqBackend::ApplySettlement(SettleOp& op) {
       if (!(u.flags & AMQP_BASIC_TIMESTAMP_FLAG) && !copy->HasHeader(kHeaderFirstSeenAt) &&
           d.msg.enqueued_at_ms > 0)
         copy->SetString(kHeaderFirstSeenAt, FormatIso8601Utc(d.msg.enqueued_at_ms));
+      // Where the producer published it: the copy comes back through the
+      // default exchange, so the dead letter would name that instead.
+      // Written once, like x-first-seen-at.
+      if (!copy->HasHeader(kHeaderOriginalExchange))
+        copy->SetString(kHeaderOriginalExchange, u.exchange);
+      if (!copy->HasHeader(kHeaderOriginalRoutingKey))
+        copy->SetString(kHeaderOriginalRoutingKey, u.routing_key);
       if (d.msg.props.message_id.empty()) copy->SetMessageId(d.msg.id);
       copy->SetPersistent();
       const size_t frame_max = static_cast<size_t>(amqp_get_frame_max(st));
@@ -561,7 +568,7 @@ Status RabbitMqBackend::DeadLetter(uint64_t tag, const Delivery& d, const std::s
   copy.Remove(kHeaderDeliveryCount);
   copy.Remove(kHeaderRetryAttempt);
   // The dead-letter policy's fields (x-original-queue is the AMQP queue),
-  // then where the broker had routed the original from.
+  // then where the producer had published the original.
   for (const DeadLetterField& f : DeadLetterFieldsFor(d, queue, reason, WallMs())) {
     switch (f.type) {
       case DeadLetterField::Type::kString:
@@ -575,8 +582,10 @@ Status RabbitMqBackend::DeadLetter(uint64_t tag, const Delivery& d, const std::s
         break;
     }
   }
-  copy.SetString(kHeaderOriginalRoutingKey, u.routing_key);
-  copy.SetString(kHeaderOriginalExchange, u.exchange);
+  // A retry copy carries the producer's (ApplySettlement, kRetry).
+  if (!copy.HasHeader(kHeaderOriginalRoutingKey))
+    copy.SetString(kHeaderOriginalRoutingKey, u.routing_key);
+  if (!copy.HasHeader(kHeaderOriginalExchange)) copy.SetString(kHeaderOriginalExchange, u.exchange);
   RestoreExpiration(copy);
   if (d.msg.props.message_id.empty()) copy.SetMessageId(d.msg.id);
   copy.SetPersistent();
