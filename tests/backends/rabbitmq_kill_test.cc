@@ -54,7 +54,7 @@ class RabbitMqKillTest : public RabbitMqTest {
                           << "backends:\n  rmq:\n    type: rabbitmq\n    url: " << server_->url()
                           << "\n    reconnect_initial: 100ms\n    reconnect_max: 1s\n"
                           << "retry_policies:\n  later:\n    max_attempts: 5\n"
-                          << "    backoff: fixed\n    initial: 2s\n    jitter: 0\n"
+                          << "    backoff: fixed\n    initial: 5s\n    jitter: 0\n"
                           << "queues:\n  work:\n    backend: rmq\n    source: " << queue_
                           << "\n    plugin: probe\n    handler: " << handler
                           << "\n    concurrency: 1\n    prefetch: 4\n    retry_policy: later\n";
@@ -89,11 +89,11 @@ TEST_F(RabbitMqKillTest, MessageIdSurvivesARetryARestartAndAKillNine) {
   ASSERT_TRUE(client_->Declare(queue_));
   ASSERT_TRUE(client_->Publish(queue_, "60000", &p));
 
-  // Run 1: attempt 1 fails; its copy waits 2 s in the retry queue, and the
+  // Run 1: attempt 1 fails; its copy waits 5 s in the retry queue, and the
   // daemon stops (SIGTERM) meanwhile.
   Spawn("probe_fail");
-  ASSERT_TRUE(WaitFor([&] { return client_->Count(queue_ + "-retry-2s") == 1; },
-                      std::chrono::seconds(20)))
+  ASSERT_TRUE(WaitFor([&] { return client_->Count(queue_ + "-retry-5s") == 1; },
+                      std::chrono::seconds(30)))
       << ReadAll(log_);
   ASSERT_EQ(kill(pid_, SIGTERM), 0);
   int status = Wait();
@@ -103,7 +103,7 @@ TEST_F(RabbitMqKillTest, MessageIdSurvivesARetryARestartAndAKillNine) {
   // Run 2 (a restart): the copy comes back to the work queue; attempt 2 is
   // running when the daemon is killed.
   Spawn("probe_hang");
-  ASSERT_TRUE(WaitRecords(2, std::chrono::seconds(20))) << ReadAll(log_);
+  ASSERT_TRUE(WaitRecords(2, std::chrono::seconds(30))) << ReadAll(log_);
   ASSERT_EQ(kill(pid_, SIGKILL), 0);
   status = Wait();
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
@@ -111,7 +111,7 @@ TEST_F(RabbitMqKillTest, MessageIdSurvivesARetryARestartAndAKillNine) {
   // Run 3: the broker redelivers the killed delivery (x-delivery-count 1 on
   // the quorum queue), and this daemon acks it.
   Spawn("probe");
-  ASSERT_TRUE(WaitRecords(3, std::chrono::seconds(20))) << ReadAll(log_);
+  ASSERT_TRUE(WaitRecords(3, std::chrono::seconds(30))) << ReadAll(log_);
   ASSERT_TRUE(WaitFor([&] { return client_->Count(queue_) == 0; }, std::chrono::seconds(10)));
   ASSERT_EQ(kill(pid_, SIGTERM), 0);
   status = Wait();

@@ -267,7 +267,7 @@ class InteropAmqpTest : public RabbitMqTest {
     ASSERT_EQ(RunCommand(argv, {}, &out), 0) << argv[0] << " " << (argv.size() > 1 ? argv[1] : "")
                                              << ":\n" << out;
     ASSERT_TRUE(WaitFor([&] { return client_->Count(queue_ + "-dlq") == 1; },
-                        std::chrono::seconds(20)))
+                        std::chrono::seconds(30)))
         << "no dead letter; records: " << Records().size();
     const auto records = Records();
     ASSERT_EQ(records.size(), 2u);
@@ -648,7 +648,7 @@ class InteropRedisTest : public ::testing::Test {
   void Check(const Fields& sent) {
     RedisServer& redis = SharedRedis();
     ASSERT_TRUE(WaitFor([&] { return redis.Integer({"XLEN", stream_ + "-dlq"}) == 1; },
-                        std::chrono::seconds(20)))
+                        std::chrono::seconds(30)))
         << "no dead letter; records: " << ReadProbeFile(probe_file_).size();
     const auto records = ReadProbeFile(probe_file_);
     ASSERT_EQ(records.size(), 2u);
