@@ -355,6 +355,55 @@ TEST_F(RabbitMqTest, MessageIdsAreStableAcrossRedeliveryAndRestartAndUniqueAcros
   backend.Stop(std::chrono::steady_clock::now() + std::chrono::seconds(5));
 }
 
+// RabbitMQ re-encodes a message whose headers it changes with the headers
+// sorted by name (a quorum queue's redelivery adds x-delivery-count): the
+// derived id must not depend on the order (found by the interop tests,
+// where the clients' headers came back sorted).
+TEST_F(RabbitMqTest, TheDerivedIdSurvivesARedeliveryThatSortsTheHeaders) {
+  RabbitMqBackendOptions options;
+  options.url = server_->url();
+  RabbitMqBackend backend("rmq", options);
+  auto source = backend.OpenSource(SourceOptions{"work", queue_, 1, 3});
+  ASSERT_TRUE(source.ok()) << source.status().message();
+  ASSERT_TRUE(backend.Start().ok());
+  ASSERT_TRUE((*source)->Start([] {}).ok());
+  amqp_table_entry_t inner[] = {Entry("z", I32(1)), Entry("a", I32(2))};
+  amqp_table_entry_t headers[] = {Entry("zulu", Utf8("1")), Entry("alpha", I32(2)),
+                                  Entry("mike", TableValue(inner, 2))};
+  amqp_basic_properties_t p = TypedProps("probe");
+  p._flags |= AMQP_BASIC_HEADERS_FLAG;
+  p.headers = {3, headers};
+  ASSERT_TRUE(client_->Publish(queue_, "unsorted", &p));
+  auto fetch_one = [&] {
+    std::vector<std::unique_ptr<Delivery>> got;
+    EXPECT_TRUE(WaitFor([&] {
+      (*source)->Fetch(1, got);
+      return !got.empty();
+    }));
+    return got.empty() ? nullptr : std::move(got[0]);
+  };
+  std::unique_ptr<Delivery> d = fetch_one();
+  ASSERT_NE(d, nullptr);
+  const std::string first_id = d->msg.id;
+  ASSERT_EQ(d->msg.headers.size(), 3u);
+  EXPECT_EQ(d->msg.headers[0].first, "zulu");
+  std::vector<Settlement> release;
+  release.push_back(Settlement{std::move(d), Outcome::Release()});
+  (*source)->Settle(release);
+  d = fetch_one();
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->msg.attempt, 2u);
+  // The broker's re-encoding: sorted, with its count.
+  ASSERT_EQ(d->msg.headers.size(), 4u);
+  EXPECT_EQ(d->msg.headers[0].first, "alpha");
+  EXPECT_EQ(d->msg.id, first_id);
+  std::vector<Settlement> ack;
+  ack.push_back(Settlement{std::move(d), Outcome::Ack()});
+  (*source)->Settle(ack);
+  (*source)->StopFetching();
+  backend.Stop(std::chrono::steady_clock::now() + std::chrono::seconds(5));
+}
+
 TEST_F(RabbitMqTest, RetryCopiesKeepTheDerivedId) {
   daemon_ = StartDaemon(Yaml(2, 8, /*max_attempts=*/5));
   ASSERT_NE(daemon_, nullptr);

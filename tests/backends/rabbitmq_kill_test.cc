@@ -1,9 +1,10 @@
 // docs/semantics.md, "Message ids", RabbitMQ: the real foxworkerd
 // (tests/harness/daemon_process.h) on a real broker. One message without a
-// message_id is retried once, the daemon is restarted, the retry's handler
-// is running when the daemon is killed with SIGKILL, and the next daemon
-// runs it again: every attempt sees the same id (the hash the backend derives
-// from the message's bytes), and the broker's redelivery after the kill
+// message_id is killed (SIGKILL) while its first attempt runs, fails its
+// redelivery in the next daemon (a retry), is picked up after a restart,
+// killed again while the retry runs, and acked by a fourth daemon: every
+// attempt sees the same id (the hash the backend derives from the message's
+// bytes, then the copy's message_id), and each redelivery after a kill
 // counts as an attempt.
 #include <signal.h>
 #include <sys/wait.h>
@@ -80,17 +81,31 @@ class RabbitMqKillTest : public RabbitMqTest {
 };
 
 TEST_F(RabbitMqKillTest, MessageIdSurvivesARetryARestartAndAKillNine) {
-  // The payload is how long probe_hang sleeps.
+  // No message_id, headers out of name order (the broker sorts them when it
+  // re-encodes a redelivery); the payload is how long probe_hang sleeps.
+  amqp_table_entry_t headers[] = {Entry("zulu", Utf8("z")), Entry("alpha", I32(-1))};
   amqp_basic_properties_t p;
-  p._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
+  p._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG |
+             AMQP_BASIC_HEADERS_FLAG;
   p.delivery_mode = AMQP_DELIVERY_PERSISTENT;
   p.content_type = amqp_cstring_bytes("text/plain");
+  p.headers = {2, headers};
   // Declared before the first daemon, so the publish is not lost.
   ASSERT_TRUE(client_->Declare(queue_));
   ASSERT_TRUE(client_->Publish(queue_, "60000", &p));
 
-  // Run 1: attempt 1 fails; its copy waits 5 s in the retry queue, and the
-  // daemon stops (SIGTERM) meanwhile.
+  auto kill_during = [&](size_t records) {
+    ASSERT_TRUE(WaitRecords(records, std::chrono::seconds(30))) << ReadAll(log_);
+    ASSERT_EQ(kill(pid_, SIGKILL), 0);
+    const int status = Wait();
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  };
+  // Run 1: attempt 1 is running when the daemon is killed.
+  Spawn("probe_hang");
+  kill_during(1);
+  // Run 2: the broker's redelivery (x-delivery-count 1) is attempt 2; it
+  // fails, and its copy waits 5 s in the retry queue while the daemon stops
+  // (SIGTERM).
   Spawn("probe_fail");
   ASSERT_TRUE(WaitFor([&] { return client_->Count(queue_ + "-retry-5s") == 1; },
                       std::chrono::seconds(30)))
@@ -98,27 +113,21 @@ TEST_F(RabbitMqKillTest, MessageIdSurvivesARetryARestartAndAKillNine) {
   ASSERT_EQ(kill(pid_, SIGTERM), 0);
   int status = Wait();
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << ReadAll(log_);
-  ASSERT_EQ(Records().size(), 1u);
-
-  // Run 2 (a restart): the copy comes back to the work queue; attempt 2 is
+  ASSERT_EQ(Records().size(), 2u);
+  // Run 3 (a restart): the copy comes back to the work queue; attempt 3 is
   // running when the daemon is killed.
   Spawn("probe_hang");
-  ASSERT_TRUE(WaitRecords(2, std::chrono::seconds(30))) << ReadAll(log_);
-  ASSERT_EQ(kill(pid_, SIGKILL), 0);
-  status = Wait();
-  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
-
-  // Run 3: the broker redelivers the killed delivery (x-delivery-count 1 on
-  // the quorum queue), and this daemon acks it.
+  kill_during(3);
+  // Run 4: the copy's redelivery, attempt 4, is acked.
   Spawn("probe");
-  ASSERT_TRUE(WaitRecords(3, std::chrono::seconds(30))) << ReadAll(log_);
+  ASSERT_TRUE(WaitRecords(4, std::chrono::seconds(30))) << ReadAll(log_);
   ASSERT_TRUE(WaitFor([&] { return client_->Count(queue_) == 0; }, std::chrono::seconds(10)));
   ASSERT_EQ(kill(pid_, SIGTERM), 0);
   status = Wait();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << ReadAll(log_);
 
   const auto records = Records();
-  ASSERT_EQ(records.size(), 3u);
+  ASSERT_EQ(records.size(), 4u);
   const std::string id = records[0].fields.at("id");
   EXPECT_EQ(id.rfind("amqp-", 0), 0u) << id;
   EXPECT_EQ(id.size(), 37u) << id;
@@ -128,13 +137,23 @@ TEST_F(RabbitMqKillTest, MessageIdSurvivesARetryARestartAndAKillNine) {
     EXPECT_EQ(r.fields.at("id"), id) << "attempt " << r.attempt;
     EXPECT_EQ(r.fields.at("payload"), "60000");
     EXPECT_EQ(r.fields.at("content_type"), "text/plain");
+    ASSERT_NE(r.Header("zulu"), nullptr);
+    EXPECT_EQ(*r.Header("zulu"), "z");
+    ASSERT_NE(r.Header("alpha"), nullptr);
+    EXPECT_EQ(*r.Header("alpha"), "-1");
     // The copies carry the id as their message_id; the original had none.
-    EXPECT_EQ(r.fields.at("message_id"), i == 0 ? "" : id) << "attempt " << r.attempt;
-    // No timestamp: the first delivery's time, carried in x-first-seen-at.
-    EXPECT_EQ(r.enqueued_at_ms, records[0].enqueued_at_ms) << "attempt " << r.attempt;
+    EXPECT_EQ(r.fields.at("message_id"), i < 2 ? "" : id) << "attempt " << r.attempt;
   }
-  ASSERT_NE(records[2].Header("x-delivery-count"), nullptr);
-  EXPECT_EQ(*records[2].Header("x-delivery-count"), "1");
+  // The producer's order on the first delivery; sorted by the broker on
+  // its redelivery.
+  EXPECT_EQ(records[0].headers[0].first, "zulu");
+  EXPECT_EQ(records[1].headers[0].first, "alpha");
+  EXPECT_EQ(*records[1].Header("x-delivery-count"), "1");
+  EXPECT_EQ(*records[3].Header("x-delivery-count"), "1");
+  // No timestamp: the enqueued time is when a daemon first received it
+  // (run 2, after the kill), carried from then on in x-first-seen-at.
+  EXPECT_EQ(records[2].enqueued_at_ms, records[1].enqueued_at_ms);
+  EXPECT_EQ(records[3].enqueued_at_ms, records[1].enqueued_at_ms);
   EXPECT_EQ(client_->Count(queue_ + "-dlq"), 0);
 }
 
