@@ -9,13 +9,15 @@
 //     broker holds (a second queue bound to the same fanout exchange keeps a
 //     copy of the original; on Redis the stream's first entry);
 //   - what the plugin saw on attempt 1 with that original (every property,
-//     every header in order, the payload, the id);
+//     every header in the producer's order, the payload, the id);
 //   - attempt 2 (the retry copy as delivered) with attempt 1, and on Redis
 //     the retry copy's entry with the original entry;
 //   - the dead letter, read back from the broker (basic.get / XRANGE), with
 //     the original: every property and every header with its AMQP type and
-//     value (Redis: every field, in order, duplicates kept), plus the
+//     value (by name: RabbitMQ sorts the headers of a message it
+//     re-encodes; Redis: every field, in order, duplicates kept), plus the
 //     dead-letter fields.
+// FOXWORKER_INTEROP_DUMP=1 prints what each AMQP test compared.
 // docs/backends/rabbitmq.md and redis.md, "Interop", list what each client
 // sends. The clients are installed by scripts/install-deps; a missing one
 // fails the test under CI=true and skips it (saying why) elsewhere.
@@ -24,9 +26,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <iostream>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <optional>
 #include <set>
