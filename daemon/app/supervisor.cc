@@ -571,6 +571,10 @@ Status Supervisor::PublishFromPlugin(const foxw_publish& p, const Delivery* pare
   if (m.props.correlation_id.empty() && parent) m.props.correlation_id = parent->msg.props.correlation_id;
   m.props.priority = p.priority;
   m.props.timestamp_ms = WallMs();
+  // 1.1 fields; a 1.0 plugin's struct leaves them zero (HostPublish copies).
+  m.props.message_id = StrOf(p.message_id);
+  m.props.app_id = StrOf(p.app_id);
+  m.props.content_encoding = StrOf(p.content_encoding);
   for (size_t i = 0; i < p.header_count; ++i)
     m.headers.emplace_back(StrOf(p.headers[i].name), StrOf(p.headers[i].value));
   return backend->Enqueue(source, std::move(m), Duration(p.delay_ms));

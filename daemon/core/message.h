@@ -26,17 +26,42 @@ struct Properties {
   std::string user_id;
   std::string expiration;
   std::string message_id;  // the producer's id, when it set one
-  uint8_t priority = 0;
+  std::string cluster_id;  // AMQP's cluster-id (deprecated by the spec, still carried)
+  uint8_t priority = 0;      // clamped to 0..255 (sent_priority has it as sent)
   int64_t timestamp_ms = 0;  // producer's timestamp, Unix ms; 0 = unknown
+  // What the producer set, as it set it (plugin ABI 1.1's msg_property_int):
+  // a priority outside 0..255 on Redis, a timestamp of 0, a delivery mode.
+  bool priority_set = false;
+  int64_t sent_priority = 0;
+  bool timestamp_set = false;
+  uint8_t delivery_mode = 0;  // AMQP: 1 transient, 2 persistent; 0 = not set
 };
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// The type a header was sent with (foxw_header_type). A backend whose
+// headers are all strings leaves Message::header_types empty.
+enum class HeaderType : uint8_t {
+  kString = 1,
+  kNull = 2,
+  kBool = 3,
+  kInt = 4,
+  kFloat = 5,
+  kDecimal = 6,
+  kTimestamp = 7,
+  kBytes = 8,
+  kTable = 9,
+  kArray = 10,
+};
 
 struct Message {
   std::string id;  // the backend's id for this message (stable across redeliveries)
   std::string payload;
   Properties props;
   Headers headers;
+  // headers[i]'s type, when the backend knows types (AMQP); empty: all are
+  // strings. Set with the headers, by the backend that decoded them.
+  std::vector<HeaderType> header_types;
   int64_t enqueued_at_ms = 0;  // Unix ms; 0 = unknown
   uint32_t attempt = 1;        // this delivery's attempt number, starting at 1
 
@@ -45,6 +70,11 @@ struct Message {
     for (const auto& [k, v] : headers)
       if (k == name) return &v;
     return nullptr;
+  }
+  HeaderType TypeOfHeader(size_t index) const {
+    return index < header_types.size() && header_types.size() == headers.size()
+               ? header_types[index]
+               : HeaderType::kString;
   }
 };
 

@@ -1,4 +1,4 @@
-// The host-services table (foxw_host_api, ABI 1.0) over foxworker::Delivery.
+// The host-services table (foxw_host_api, ABI 1.1) over foxworker::Delivery.
 //
 // Logging maps plugin levels onto glog: TRACE = VLOG(2), DEBUG = VLOG(1),
 // INFO, WARN = WARNING, ERROR. The daemon turns its configured log level into
@@ -287,9 +287,35 @@ foxw_str HostMsgProperty(const foxw_message* msg, int32_t property) {
       return Borrow(p.expiration);
     case FOXW_PROP_MESSAGE_ID:
       return Borrow(p.message_id);
+    case FOXW_PROP_CLUSTER_ID:
+      return Borrow(p.cluster_id);
     default:
       return kEmpty;
   }
+}
+
+bool HostMsgPropertyInt(const foxw_message* msg, int32_t property, int64_t* value) {
+  if (msg == nullptr) return false;
+  const Properties& p = AsDelivery(msg)->msg.props;
+  int64_t v = 0;
+  switch (property) {
+    case FOXW_PROP_PRIORITY:
+      if (!p.priority_set) return false;
+      v = p.sent_priority;
+      break;
+    case FOXW_PROP_TIMESTAMP_MS:
+      if (!p.timestamp_set) return false;
+      v = p.timestamp_ms;
+      break;
+    case FOXW_PROP_DELIVERY_MODE:
+      if (p.delivery_mode == 0) return false;
+      v = p.delivery_mode;
+      break;
+    default:
+      return false;
+  }
+  if (value != nullptr) *value = v;
+  return true;
 }
 
 uint8_t HostMsgPriority(const foxw_message* msg) {
@@ -328,6 +354,13 @@ bool HostMsgHeaderAt(const foxw_message* msg, size_t index, foxw_str* name, foxw
   if (name != nullptr) *name = Borrow(headers[index].first);
   if (value != nullptr) *value = Borrow(headers[index].second);
   return true;
+}
+
+int32_t HostMsgHeaderType(const foxw_message* msg, size_t index) {
+  if (msg == nullptr) return FOXW_HEADER_NONE;
+  const Message& m = AsDelivery(msg)->msg;
+  if (index >= m.headers.size()) return FOXW_HEADER_NONE;
+  return static_cast<int32_t>(m.TypeOfHeader(index));
 }
 
 uint64_t HostMsgDeadlineNs(const foxw_message* msg) {
@@ -388,6 +421,17 @@ int32_t HostPublish(foxw_plugin_ctx* ctx, const foxw_message* parent, const foxw
   std::memset(&copy, 0, sizeof(copy));
   std::memcpy(&copy, publish, std::min(publish->struct_size, sizeof(copy)));
   copy.struct_size = sizeof(copy);
+  const std::pair<const char*, const foxw_str*> strings[] = {
+      {"payload", &copy.payload},       {"message_type", &copy.message_type},
+      {"content_type", &copy.content_type}, {"correlation_id", &copy.correlation_id},
+      {"message_id", &copy.message_id}, {"app_id", &copy.app_id},
+      {"content_encoding", &copy.content_encoding}};
+  for (const auto& [field, str] : strings) {
+    if (str->len != 0 && str->ptr == nullptr) {
+      SetError(err, err_cap, std::string("publish: ") + field + ".len is set but its ptr is NULL");
+      return -1;
+    }
+  }
   Status status = ctx->publish(copy, parent != nullptr ? FromForeign(parent) : nullptr);
   if (!status.ok()) {
     SetError(err, err_cap,
@@ -572,9 +616,12 @@ const foxw_host_api kHostApi = {
     &HostConfigDurationMs,
     &HostConfigCount,
     &HostConfigItem,
+    &HostMsgPropertyInt,
+    &HostMsgHeaderType,
 };
-static_assert(sizeof(foxw_host_api) == FOXW_HOST_API_SIZE_1_0,
-              "this host is ABI 1.0: its table ends at config_item");
+static_assert(sizeof(foxw_host_api) == FOXW_HOST_API_SIZE_1_1,
+              "this host is ABI 1.1: its table ends at msg_header_type");
+static_assert(FOXW_ABI_MINOR == 1, "a new minor needs its services in kHostApi");
 
 }  // namespace
 

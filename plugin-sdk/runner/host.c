@@ -333,6 +333,34 @@ static bool host_msg_header_at(const foxw_message *msg, size_t index, foxw_str *
   return true;
 }
 
+static bool host_msg_property_int(const foxw_message *msg, int32_t property, int64_t *value) {
+  int64_t v;
+  if (msg == NULL) return false;
+  switch (property) {
+    case FOXW_PROP_PRIORITY:
+      if (!msg->priority_set) return false;
+      v = msg->priority;
+      break;
+    case FOXW_PROP_TIMESTAMP_MS:
+      if (!msg->timestamp_set) return false;
+      v = msg->timestamp_ms;
+      break;
+    case FOXW_PROP_DELIVERY_MODE:
+      if (msg->delivery_mode == 0) return false;
+      v = msg->delivery_mode;
+      break;
+    default:
+      return false;
+  }
+  if (value != NULL) *value = v;
+  return true;
+}
+
+static int32_t host_msg_header_type(const foxw_message *msg, size_t index) {
+  if (msg == NULL || index >= msg->header_count) return FOXW_HEADER_NONE;
+  return msg->headers[index].null_value ? FOXW_HEADER_NULL : FOXW_HEADER_STRING;
+}
+
 static uint64_t host_msg_deadline_ns(const foxw_message *msg) {
   return msg != NULL ? msg->deadline_ns : UINT64_MAX;
 }
@@ -426,7 +454,8 @@ static bool usable_str(foxw_str s) { return s.ptr != NULL || s.len == 0; }
 static json_value *str_json(foxw_str s) { return json_new_string(s.ptr, s.ptr ? s.len : 0); }
 
 static void print_publish(const json_value *p) {
-  const char *fields[] = {"queue", "message_type", "content_type", "correlation_id"};
+  const char *fields[] = {"queue",      "message_type", "content_type", "correlation_id",
+                          "message_id", "app_id",       "content_encoding"};
   const json_value *headers = json_object_get(p, "headers");
   size_t i;
   printf("publish:");
@@ -482,7 +511,9 @@ static int32_t host_publish(foxw_plugin_ctx *ctx, const foxw_message *parent,
     return -1;
   }
   if (!usable_str(copy.payload) || !usable_str(copy.message_type) ||
-      !usable_str(copy.content_type) || !usable_str(copy.correlation_id)) {
+      !usable_str(copy.content_type) || !usable_str(copy.correlation_id) ||
+      !usable_str(copy.message_id) || !usable_str(copy.app_id) ||
+      !usable_str(copy.content_encoding)) {
     set_error(err, err_cap, "publish: a foxw_str has a NULL ptr and a non-zero len");
     return -1;
   }
@@ -509,6 +540,9 @@ static int32_t host_publish(foxw_plugin_ctx *ctx, const foxw_message *parent,
     json_object_add(p, "message_type", str_json(copy.message_type));
     json_object_add(p, "content_type", str_json(copy.content_type));
     json_object_add(p, "correlation_id", str_json(correlation));
+    json_object_add(p, "message_id", str_json(copy.message_id));
+    json_object_add(p, "app_id", str_json(copy.app_id));
+    json_object_add(p, "content_encoding", str_json(copy.content_encoding));
     json_object_add(p, "priority", json_new_int(copy.priority));
     json_object_add(p, "delay_ms", json_new_int((int64_t)copy.delay_ms));
     json_object_add(p, "parent_id", parent != NULL ? json_new_string(parent->id, strlen(parent->id))
@@ -609,6 +643,8 @@ static const foxw_host_api kHostApi = {
     host_config_duration_ms,
     host_config_count,
     host_config_item,
+    host_msg_property_int,
+    host_msg_header_type,
 };
 
 const foxw_host_api *host_api(void) { return &kHostApi; }

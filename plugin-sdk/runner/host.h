@@ -17,14 +17,15 @@
 
 #include "json.h"
 
-/* The number of foxw_property values (1 .. FOXW_PROP_MESSAGE_ID). */
-#define RUNNER_PROPERTY_COUNT 9
+/* The number of string foxw_property values (1 .. FOXW_PROP_CLUSTER_ID). */
+#define RUNNER_PROPERTY_COUNT 10
 
 typedef struct runner_header {
   char *name;
   size_t name_len;
   char *value;
   size_t value_len;
+  bool null_value; /* --null-header: FOXW_HEADER_NULL, value "" */
 } runner_header;
 
 /* Where a message is in its life. */
@@ -43,7 +44,10 @@ struct foxw_message {
   runner_header *headers;
   size_t header_count;
   uint8_t priority;
+  bool priority_set;
   int64_t timestamp_ms;
+  bool timestamp_set;
+  uint8_t delivery_mode; /* 0 = not set */
   int64_t enqueued_at_ms;
   uint32_t attempt;
   uint64_t deadline_ns; /* UINT64_MAX: none */

@@ -251,7 +251,10 @@ static bool build_message(const runner_options *o, char *payload, size_t payload
   msg->headers = o->headers;
   msg->header_count = o->header_count;
   msg->priority = o->priority;
+  msg->priority_set = o->priority_set;
   msg->timestamp_ms = o->timestamp_ms;
+  msg->timestamp_set = o->timestamp_set;
+  msg->delivery_mode = o->delivery_mode;
   msg->enqueued_at_ms = host_api()->wall_time_ms();
   msg->attempt = o->attempt;
   msg->deadline_ns = UINT64_MAX;

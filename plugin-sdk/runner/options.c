@@ -28,14 +28,17 @@ static const char kUsage[] =
     "                          (default: an empty payload; stdin is never read\n"
     "                          unless asked)\n"
     "  --header NAME=VALUE     a header (repeatable, kept in order)\n"
+    "  --null-header NAME      a header sent as null (AMQP void), in order\n"
     "  --property NAME=VALUE   a property: content_type, content_encoding,\n"
     "                          message_type, correlation_id, reply_to, app_id,\n"
-    "                          user_id, expiration, message_id (repeatable)\n"
+    "                          user_id, expiration, message_id, cluster_id\n"
+    "                          (repeatable)\n"
     "  --attempt N             the delivery attempt, from 1 (default 1)\n"
     "  --id ID                 the message id (default runner-1)\n"
     "  --queue NAME            the queue it came from (default test)\n"
-    "  --priority N            0..255 (default 0)\n"
-    "  --timestamp-ms MS       the producer's timestamp (default 0: unknown)\n"
+    "  --priority N            0..255 (default: not set, reads 0)\n"
+    "  --timestamp-ms MS       the producer's timestamp (default: not set, 0)\n"
+    "  --delivery-mode N       1 or 2, as AMQP sends it (default: not set)\n"
     "  --timeout DURATION      the message's deadline, from the handler call on:\n"
     "                          250ms, 30s, 1.5s, 2m, 1h, 1d; 0 = none (default 30s).\n"
     "                          A handler returning FOXW_PENDING must call\n"
@@ -85,7 +88,7 @@ static int usage_error(const char *fmt, ...) {
 
 static const char *const kPropertyNames[RUNNER_PROPERTY_COUNT] = {
     "content_type", "content_encoding", "message_type", "correlation_id", "reply_to",
-    "app_id",       "user_id",          "expiration",   "message_id"};
+    "app_id",       "user_id",          "expiration",   "message_id",     "cluster_id"};
 
 /* An unsigned decimal in [0, max]. */
 static bool parse_uint(const char *text, uint64_t max, uint64_t *out) {
@@ -99,9 +102,10 @@ static bool parse_uint(const char *text, uint64_t max, uint64_t *out) {
   return true;
 }
 
-static int add_header(runner_options *o, const char *arg) {
-  const char *eq = strchr(arg, '=');
+static int add_header(runner_options *o, const char *arg, bool null_value) {
+  const char *eq = null_value ? arg + strlen(arg) : strchr(arg, '=');
   runner_header *grown;
+  if (null_value && eq == arg) return usage_error("--null-header wants a NAME");
   if (eq == NULL || eq == arg) return usage_error("--header wants NAME=VALUE, got \"%s\"", arg);
   grown = realloc(o->headers, (o->header_count + 1) * sizeof *grown);
   if (grown == NULL) return EXIT_INTERNAL;
@@ -112,8 +116,14 @@ static int add_header(runner_options *o, const char *arg) {
   if (grown->name == NULL) return EXIT_INTERNAL;
   memcpy(grown->name, arg, grown->name_len);
   grown->name[grown->name_len] = '\0';
-  grown->value = (char *)(uintptr_t)(eq + 1); /* argv outlives the run */
-  grown->value_len = strlen(eq + 1);
+  grown->null_value = null_value;
+  if (null_value) {
+    grown->value = (char *)(uintptr_t)eq; /* "" at the end of argv's string */
+    grown->value_len = 0;
+  } else {
+    grown->value = (char *)(uintptr_t)(eq + 1); /* argv outlives the run */
+    grown->value_len = strlen(eq + 1);
+  }
   return -1;
 }
 
@@ -130,7 +140,7 @@ static int set_property(runner_options *o, const char *arg) {
   }
   return usage_error("--property: unknown property in \"%s\" (known: content_type, "
                      "content_encoding, message_type, correlation_id, reply_to, app_id, "
-                     "user_id, expiration, message_id)", arg);
+                     "user_id, expiration, message_id, cluster_id)", arg);
 }
 
 int parse_options(int argc, char **argv, runner_options *o) {
@@ -198,7 +208,9 @@ int parse_options(int argc, char **argv, runner_options *o) {
       o->payload_file = value;
       o->payload = NULL;
     } else if (strcmp(name, "--header") == 0) {
-      rc = add_header(o, value);
+      rc = add_header(o, value, false);
+    } else if (strcmp(name, "--null-header") == 0) {
+      rc = add_header(o, value, true);
     } else if (strcmp(name, "--property") == 0) {
       rc = set_property(o, value);
     } else if (strcmp(name, "--attempt") == 0) {
@@ -213,10 +225,16 @@ int parse_options(int argc, char **argv, runner_options *o) {
       if (!parse_uint(value, 255, &n))
         return usage_error("--priority wants an integer 0..255, got \"%s\"", value);
       o->priority = (uint8_t)n;
+      o->priority_set = true;
+    } else if (strcmp(name, "--delivery-mode") == 0) {
+      if (!parse_uint(value, 255, &n) || n == 0)
+        return usage_error("--delivery-mode wants an integer 1..255, got \"%s\"", value);
+      o->delivery_mode = (uint8_t)n;
     } else if (strcmp(name, "--timestamp-ms") == 0) {
       if (!parse_uint(value, INT64_MAX, &n))
         return usage_error("--timestamp-ms wants milliseconds since the epoch, got \"%s\"", value);
       o->timestamp_ms = (int64_t)n;
+      o->timestamp_set = true;
     } else if (strcmp(name, "--timeout") == 0) {
       char err[300];
       if (!parse_duration(value, strlen(value), &o->timeout_ms, err, sizeof err))

@@ -32,7 +32,10 @@ typedef struct runner_options {
   size_t header_count;
   uint32_t attempt;
   uint8_t priority;
+  bool priority_set;
   int64_t timestamp_ms;
+  bool timestamp_set;
+  uint8_t delivery_mode;    /* --delivery-mode, 0 = not set */
   uint64_t timeout_ms;      /* 0 = no deadline */
   int32_t log_level;
   bool json;

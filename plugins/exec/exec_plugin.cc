@@ -13,6 +13,7 @@
 #include <chrono>
 #include <foxworker/plugin.hpp>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,6 +29,22 @@ namespace {
 
 // Unix milliseconds as decimal text; empty for 0, the SDK's "unknown".
 std::string MillisOrEmpty(int64_t ms) { return ms == 0 ? std::string() : std::to_string(ms); }
+
+// FOXWORKER_HEADERS_TYPE_<i>: the type the header was sent with.
+const char* HeaderTypeName(foxw_header_type type) {
+  switch (type) {
+    case FOXW_HEADER_NULL: return "null";
+    case FOXW_HEADER_BOOL: return "bool";
+    case FOXW_HEADER_INT: return "int";
+    case FOXW_HEADER_FLOAT: return "float";
+    case FOXW_HEADER_DECIMAL: return "decimal";
+    case FOXW_HEADER_TIMESTAMP: return "timestamp";
+    case FOXW_HEADER_BYTES: return "bytes";
+    case FOXW_HEADER_TABLE: return "table";
+    case FOXW_HEADER_ARRAY: return "array";
+    default: return "string";
+  }
+}
 
 // Reason budget when the host does not say how much it keeps.
 constexpr size_t kDefaultReasonBudget = 2048;
@@ -222,13 +239,20 @@ class ExecPlugin {
     env["FOXWORKER_USER_ID"] = std::string(msg.user_id());
     env["FOXWORKER_EXPIRATION"] = std::string(msg.expiration());
     env["FOXWORKER_PRODUCER_MESSAGE_ID"] = std::string(msg.message_id());
+    env["FOXWORKER_CLUSTER_ID"] = std::string(msg.cluster_id());
     env["FOXWORKER_PRIORITY"] = std::to_string(msg.priority());
-    env["FOXWORKER_TIMESTAMP_MS"] = MillisOrEmpty(msg.timestamp_ms());
+    const std::optional<int64_t> timestamp = msg.property_int(FOXW_PROP_TIMESTAMP_MS);
+    env["FOXWORKER_TIMESTAMP_MS"] =
+        timestamp ? std::to_string(*timestamp) : MillisOrEmpty(msg.timestamp_ms());
+    const std::optional<int64_t> mode = msg.property_int(FOXW_PROP_DELIVERY_MODE);
+    env["FOXWORKER_DELIVERY_MODE"] = mode ? std::to_string(*mode) : std::string();
     env["FOXWORKER_ENQUEUED_AT_MS"] = MillisOrEmpty(msg.enqueued_at_ms());
     HeaderList headers;
     headers.reserve(msg.header_count());
     for (const auto& header : msg.headers()) headers.push_back(header);
     AddHeaderVariables(headers, env);
+    for (size_t i = 0; i < headers.size(); ++i)
+      env["FOXWORKER_HEADERS_TYPE_" + std::to_string(i + 1)] = HeaderTypeName(msg.header_type(i));
     std::vector<std::string> entries;
     entries.reserve(env.size());
     for (auto& [name, value] : env) {

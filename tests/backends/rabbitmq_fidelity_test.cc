@@ -75,6 +75,64 @@ TEST(AmqpFieldRenderingTest, DecimalsAreSignedAndNestedBytesKeepTheJsonValid) {
   EXPECT_EQ(FieldValueToString(Bytes(raw)), raw);
 }
 
+// Bug 10: what the SDK (ABI 1.1) reads of a delivery: every header's type
+// (a null header is not an empty string), cluster_id, delivery_mode, and
+// whether priority and timestamp were set at all.
+TEST(AmqpDecodeTest, HeaderTypesAndPropertiesAsSent) {
+  amqp_field_value_t null_value;
+  null_value.kind = AMQP_FIELD_KIND_VOID;
+  amqp_field_value_t flag;
+  flag.kind = AMQP_FIELD_KIND_BOOLEAN;
+  flag.value.boolean = 1;
+  amqp_field_value_t stamp;
+  stamp.kind = AMQP_FIELD_KIND_TIMESTAMP;
+  stamp.value.u64 = 1700000000;
+  amqp_table_entry_t inner[] = {Entry("k", Utf8("v"))};
+  amqp_table_entry_t headers[] = {
+      Entry("empty", Utf8("")),      Entry("null", null_value),      Entry("n", I32(-4)),
+      Entry("d", Decimal(2, -314)),  Entry("b", flag),               Entry("ts", stamp),
+      Entry("raw", Bytes("\xff")),  Entry("t", TableValue(inner, 1))};
+  amqp_basic_properties_t p = TypedProps("t");
+  p._flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_CLUSTER_ID_FLAG | AMQP_BASIC_PRIORITY_FLAG |
+              AMQP_BASIC_TIMESTAMP_FLAG;
+  p.headers = {8, headers};
+  p.cluster_id = amqp_cstring_bytes("c9");
+  p.priority = 0;   // set, to 0
+  p.timestamp = 0;  // set, to the epoch
+  Message m;
+  DecodeProperties(p, &m);
+  ASSERT_EQ(m.headers.size(), 8u);
+  const HeaderType want[] = {HeaderType::kString,  HeaderType::kNull,    HeaderType::kInt,
+                             HeaderType::kDecimal, HeaderType::kBool,    HeaderType::kTimestamp,
+                             HeaderType::kBytes,   HeaderType::kTable};
+  for (size_t i = 0; i < 8; ++i) EXPECT_EQ(m.TypeOfHeader(i), want[i]) << m.headers[i].first;
+  EXPECT_EQ(m.headers[0].second, "");
+  EXPECT_EQ(m.headers[1].second, "");
+  EXPECT_EQ(m.props.cluster_id, "c9");
+  EXPECT_EQ(m.props.delivery_mode, AMQP_DELIVERY_PERSISTENT);
+  EXPECT_TRUE(m.props.priority_set);
+  EXPECT_EQ(m.props.sent_priority, 0);
+  EXPECT_TRUE(m.props.timestamp_set);
+  EXPECT_EQ(m.props.timestamp_ms, 0);
+
+  // Reused for a message with none of them: nothing carries over.
+  amqp_basic_properties_t bare;
+  bare._flags = 0;
+  DecodeProperties(bare, &m);
+  EXPECT_TRUE(m.headers.empty());
+  EXPECT_TRUE(m.header_types.empty());
+  EXPECT_EQ(m.props.cluster_id, "");
+  EXPECT_EQ(m.props.delivery_mode, 0);
+  EXPECT_FALSE(m.props.priority_set);
+  EXPECT_FALSE(m.props.timestamp_set);
+
+  // A timestamp past what milliseconds hold saturates instead of overflowing.
+  bare._flags = AMQP_BASIC_TIMESTAMP_FLAG;
+  bare.timestamp = UINT64_MAX;
+  DecodeProperties(bare, &m);
+  EXPECT_EQ(m.props.timestamp_ms, INT64_MAX);
+}
+
 TEST_F(RabbitMqTest, NegativeDecimalsAndNestedBinaryReachThePluginIntact) {
   daemon_ = StartDaemon(Yaml());
   ASSERT_NE(daemon_, nullptr);

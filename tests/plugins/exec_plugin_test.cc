@@ -279,8 +279,12 @@ TEST_F(ExecEnvironmentTest, EveryPropertyArrives) {
   d->msg.props.message_id = "producer-id-9";
   d->msg.props.priority = 7;
   d->msg.props.timestamp_ms = 1700000000123;
+  d->msg.props.cluster_id = "c9";
+  d->msg.props.delivery_mode = 2;
   d->msg.enqueued_at_ms = 1700000000456;
   auto env = EnvironmentFor(*d);
+  EXPECT_EQ(env["FOXWORKER_CLUSTER_ID"], "c9");
+  EXPECT_EQ(env["FOXWORKER_DELIVERY_MODE"], "2");
   EXPECT_EQ(env["FOXWORKER_MESSAGE_ID"], "backend-id-1");
   EXPECT_EQ(env["FOXWORKER_QUEUE"], "jobs");
   EXPECT_EQ(env["FOXWORKER_MESSAGE_TYPE"], "image.resize");
@@ -305,11 +309,25 @@ TEST_F(ExecEnvironmentTest, AbsentPropertiesAreSetAndEmpty) {
   for (const char* name :
        {"FOXWORKER_CONTENT_ENCODING", "FOXWORKER_REPLY_TO", "FOXWORKER_APP_ID", "FOXWORKER_USER_ID",
         "FOXWORKER_EXPIRATION", "FOXWORKER_PRODUCER_MESSAGE_ID", "FOXWORKER_TIMESTAMP_MS",
-        "FOXWORKER_ENQUEUED_AT_MS"}) {
+        "FOXWORKER_ENQUEUED_AT_MS", "FOXWORKER_CLUSTER_ID", "FOXWORKER_DELIVERY_MODE"}) {
     ASSERT_EQ(env.count(name), 1u) << name;
     EXPECT_EQ(env[name], "") << name;
   }
   EXPECT_EQ(env["FOXWORKER_PRIORITY"], "0");
+}
+
+// A producer's timestamp of 0 is a timestamp; a null header is typed so.
+TEST_F(ExecEnvironmentTest, WhatTheProducerSetIsTellable) {
+  auto d = MakeDelivery("");
+  d->msg.props.timestamp_set = true;
+  d->msg.headers = {{"e", ""}, {"n", ""}, {"d", "-3.14"}};
+  d->msg.header_types = {HeaderType::kString, HeaderType::kNull, HeaderType::kDecimal};
+  auto env = EnvironmentFor(*d);
+  EXPECT_EQ(env["FOXWORKER_TIMESTAMP_MS"], "0");
+  EXPECT_EQ(env["FOXWORKER_HEADERS_TYPE_1"], "string");
+  EXPECT_EQ(env["FOXWORKER_HEADERS_TYPE_2"], "null");
+  EXPECT_EQ(env["FOXWORKER_HEADERS_TYPE_3"], "decimal");
+  EXPECT_EQ(env["FOXWORKER_HEADERS_VALUE_2"], "");
 }
 
 // The header variables belong to the message: one set in `env` (or the

@@ -89,6 +89,54 @@ TEST(HostApiTest, HeadersByNameAndByIndex) {
   EXPECT_FALSE(Api().msg_header_at(m, 2, &name, &value));
 }
 
+// ABI 1.1: what the producer set, as it set it.
+TEST(HostApiTest, NumericPropertiesTellSetFromUnset) {
+  auto d = MakeDelivery("");
+  const foxw_message* m = AsForeign(d.get());
+  int64_t v = -7;
+  for (int32_t prop : std::vector<int32_t>{FOXW_PROP_PRIORITY, FOXW_PROP_TIMESTAMP_MS,
+                                           FOXW_PROP_DELIVERY_MODE, FOXW_PROP_CONTENT_TYPE, 999}) {
+    EXPECT_FALSE(Api().msg_property_int(m, prop, &v)) << prop;
+    EXPECT_EQ(v, -7) << "untouched when not set";
+  }
+  Properties& p = d->msg.props;
+  p.priority = 255;  // clamped, as msg_priority reads it
+  p.priority_set = true;
+  p.sent_priority = 300;
+  p.timestamp_set = true;  // a producer's timestamp of 0 is a timestamp
+  p.delivery_mode = 2;
+  p.cluster_id = "c9";
+  ASSERT_TRUE(Api().msg_property_int(m, FOXW_PROP_PRIORITY, &v));
+  EXPECT_EQ(v, 300);
+  EXPECT_EQ(Api().msg_priority(m), 255);
+  ASSERT_TRUE(Api().msg_property_int(m, FOXW_PROP_TIMESTAMP_MS, &v));
+  EXPECT_EQ(v, 0);
+  ASSERT_TRUE(Api().msg_property_int(m, FOXW_PROP_DELIVERY_MODE, &v));
+  EXPECT_EQ(v, 2);
+  EXPECT_TRUE(Api().msg_property_int(m, FOXW_PROP_PRIORITY, nullptr));
+  EXPECT_EQ(S(Api().msg_property(m, FOXW_PROP_CLUSTER_ID)), "c9");
+  EXPECT_EQ(Api().msg_property(m, FOXW_PROP_PRIORITY).len, 0u);  // numeric: not a string
+}
+
+TEST(HostApiTest, HeaderTypesTellNullFromEmpty) {
+  auto d = MakeDelivery("");
+  const foxw_message* m = AsForeign(d.get());
+  d->msg.headers = {{"s", ""}, {"n", ""}, {"t", "{}"}};
+  // A backend without types (Redis, local): every header is a string.
+  EXPECT_EQ(Api().msg_header_type(m, 0), FOXW_HEADER_STRING);
+  EXPECT_EQ(Api().msg_header_type(m, 1), FOXW_HEADER_STRING);
+  EXPECT_EQ(Api().msg_header_type(m, 3), FOXW_HEADER_NONE);
+  d->msg.header_types = {HeaderType::kString, HeaderType::kNull, HeaderType::kTable};
+  EXPECT_EQ(Api().msg_header_type(m, 0), FOXW_HEADER_STRING);
+  EXPECT_EQ(Api().msg_header_type(m, 1), FOXW_HEADER_NULL);
+  EXPECT_EQ(Api().msg_header_type(m, 2), FOXW_HEADER_TABLE);
+  EXPECT_EQ(Api().msg_header_type(m, 3), FOXW_HEADER_NONE);
+  EXPECT_EQ(Api().msg_header_type(nullptr, 0), FOXW_HEADER_NONE);
+  // Every foxw_header_type value is the HeaderType of the same number.
+  static_assert(static_cast<int>(HeaderType::kArray) == FOXW_HEADER_ARRAY);
+  static_assert(static_cast<int>(HeaderType::kBytes) == FOXW_HEADER_BYTES);
+}
+
 TEST(HostApiTest, DeadlineAndCancellation) {
   auto d = MakeDelivery("");
   const foxw_message* m = AsForeign(d.get());
@@ -255,6 +303,44 @@ TEST(HostApiTest, PublishHandsTheRequestToTheSupervisor) {
   pub.headers = nullptr;
   EXPECT_EQ(Api().publish(&ctx, nullptr, &pub, err, sizeof(err)), -1);
   EXPECT_STREQ(err, "publish: header_count is set but headers is NULL");
+}
+
+// ABI 1.1's publish fields reach the supervisor; a 1.0 plugin's smaller
+// struct leaves them empty whatever lies past its end.
+TEST(HostApiTest, PublishCarriesThe11FieldsOnlyFromA11Struct) {
+  foxw_plugin_ctx ctx;
+  ctx.plugin_name = "p";
+  std::string id, app, encoding;
+  ctx.publish = [&](const foxw_publish& p, const Delivery*) {
+    id.assign(p.message_id.ptr == nullptr ? "" : std::string(p.message_id.ptr, p.message_id.len));
+    app.assign(p.app_id.ptr == nullptr ? "" : std::string(p.app_id.ptr, p.app_id.len));
+    encoding.assign(p.content_encoding.ptr == nullptr
+                        ? ""
+                        : std::string(p.content_encoding.ptr, p.content_encoding.len));
+    return Status::Ok();
+  };
+  foxw_publish pub{};
+  pub.struct_size = sizeof(pub);
+  pub.queue = {"next", 4};
+  pub.message_id = {"id-1", 4};
+  pub.app_id = {"billing", 7};
+  pub.content_encoding = {"gzip", 4};
+  char err[256] = {0};
+  ASSERT_EQ(Api().publish(&ctx, nullptr, &pub, err, sizeof(err)), 0) << err;
+  EXPECT_EQ(id, "id-1");
+  EXPECT_EQ(app, "billing");
+  EXPECT_EQ(encoding, "gzip");
+
+  pub.struct_size = FOXW_PUBLISH_SIZE_1_0;  // a 1.0 plugin: the rest is not its
+  ASSERT_EQ(Api().publish(&ctx, nullptr, &pub, err, sizeof(err)), 0) << err;
+  EXPECT_EQ(id, "");
+  EXPECT_EQ(app, "");
+  EXPECT_EQ(encoding, "");
+
+  pub.struct_size = sizeof(pub);
+  pub.app_id = {nullptr, 3};
+  EXPECT_EQ(Api().publish(&ctx, nullptr, &pub, err, sizeof(err)), -1);
+  EXPECT_STREQ(err, "publish: app_id.len is set but its ptr is NULL");
 }
 
 TEST(HostApiTest, CompletingAMessageThatIsNotPendingFails) {

@@ -1,5 +1,5 @@
 // ABI 1.0 kept for good: a plugin built from the frozen 1.0 header, and
-// plugins built from a "future" 1.1 header whose growable structs each
+// plugins built from a "future" 1.2 header whose growable structs each
 // gained a field, loaded and run by this host (tests/sdk/abi/).
 #include <gtest/gtest.h>
 
@@ -74,20 +74,20 @@ INSTANTIATE_TEST_SUITE_P(Plugins, AbiCompatTest,
                          ::testing::Values(ABI_PROBE_1_0_PATH, ABI_PROBE_FUTURE_1_0_PATH),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            return std::string(info.index == 0 ? "BuiltFromTheFrozen10Header"
-                                                              : "BuiltFromA11HeaderTargeting10");
+                                                              : "BuiltFromA12HeaderTargeting10");
                          });
 
 TEST(AbiCompatRefusalTest, APluginThatNeedsANewerMinorIsRefusedClearly) {
   PluginConfig p;
   p.name = "probe";
-  p.path = ABI_PROBE_FUTURE_1_1_PATH;
+  p.path = ABI_PROBE_FUTURE_1_2_PATH;
   p.config_json = "{}";
   auto loaded = LoadedPlugin::Load(p);
   ASSERT_FALSE(loaded.ok());
   EXPECT_EQ(loaded.status().message(),
             "plugin " + p.path +
-                ": needs plugin ABI 1.1 (built with SDK 1.1), newer than this foxworkerd's 1.0; "
-                "upgrade foxworker, or rebuild the plugin with FOXW_TARGET_ABI_MINOR=0 if it "
+                ": needs plugin ABI 1.2 (built with SDK 1.2), newer than this foxworkerd's 1.1; "
+                "upgrade foxworker, or rebuild the plugin with FOXW_TARGET_ABI_MINOR=1 if it "
                 "uses nothing newer");
 }
 

@@ -72,7 +72,10 @@ Status DecodeProperties(std::string_view json, Properties* out) {
     }
   }
   auto ts = doc.FindMember(kTimestampKey);
-  if (ts != doc.MemberEnd() && ts->value.IsInt64()) out->timestamp_ms = ts->value.GetInt64();
+  if (ts != doc.MemberEnd() && ts->value.IsInt64()) {
+    out->timestamp_ms = ts->value.GetInt64();
+    out->timestamp_set = true;
+  }
   return Status::Ok();
 }
 

@@ -272,6 +272,8 @@ Result<ClaimResult> LocalStore::Claim(std::string_view queue, std::string_view o
         continue;
       }
       job.props.priority = static_cast<uint8_t>(std::clamp<int64_t>(job.priority, 0, 255));
+      job.props.priority_set = true;  // every local job has one (0 by default)
+      job.props.sent_priority = job.priority;
       result.jobs.push_back(std::move(job));
     }
     if (rc != SQLITE_DONE) return Error("claiming jobs of queue " + std::string(queue), rc);

@@ -81,6 +81,8 @@ Result<JobRecord> ReadJob(const SqliteStatement& stmt) {
   job.payload = stmt.Blob(14);
   if (Status s = DecodeProperties(stmt.Text(15), &job.props); !s.ok()) return s;
   job.props.priority = static_cast<uint8_t>(std::clamp<int64_t>(job.priority, 0, 255));
+  job.props.priority_set = true;
+  job.props.sent_priority = job.priority;
   if (Status s = DecodeHeaders(stmt.Text(16), &job.headers); !s.ok()) return s;
   return job;
 }

@@ -236,6 +236,30 @@ std::string BytesToString(amqp_bytes_t bytes) {
   return bytes.len ? std::string(static_cast<const char*>(bytes.bytes), bytes.len) : std::string();
 }
 
+HeaderType FieldValueType(const amqp_field_value_t& v) {
+  switch (v.kind) {
+    case AMQP_FIELD_KIND_UTF8: return HeaderType::kString;
+    case AMQP_FIELD_KIND_VOID: return HeaderType::kNull;
+    case AMQP_FIELD_KIND_BOOLEAN: return HeaderType::kBool;
+    case AMQP_FIELD_KIND_I8:
+    case AMQP_FIELD_KIND_U8:
+    case AMQP_FIELD_KIND_I16:
+    case AMQP_FIELD_KIND_U16:
+    case AMQP_FIELD_KIND_I32:
+    case AMQP_FIELD_KIND_U32:
+    case AMQP_FIELD_KIND_I64:
+    case AMQP_FIELD_KIND_U64: return HeaderType::kInt;
+    case AMQP_FIELD_KIND_F32:
+    case AMQP_FIELD_KIND_F64: return HeaderType::kFloat;
+    case AMQP_FIELD_KIND_DECIMAL: return HeaderType::kDecimal;
+    case AMQP_FIELD_KIND_TIMESTAMP: return HeaderType::kTimestamp;
+    case AMQP_FIELD_KIND_BYTES: return HeaderType::kBytes;
+    case AMQP_FIELD_KIND_TABLE: return HeaderType::kTable;
+    case AMQP_FIELD_KIND_ARRAY: return HeaderType::kArray;
+    default: return HeaderType::kString;
+  }
+}
+
 std::string FieldValueToString(const amqp_field_value_t& v) {
   switch (v.kind) {
     case AMQP_FIELD_KIND_UTF8:
@@ -282,19 +306,30 @@ void DecodeProperties(const amqp_basic_properties_t& p, Message* m) {
   take(AMQP_BASIC_USER_ID_FLAG, p.user_id, &out.user_id);
   take(AMQP_BASIC_EXPIRATION_FLAG, p.expiration, &out.expiration);
   take(AMQP_BASIC_MESSAGE_ID_FLAG, p.message_id, &out.message_id);
-  out.priority = (p._flags & AMQP_BASIC_PRIORITY_FLAG) ? p.priority : 0;
+  take(AMQP_BASIC_CLUSTER_ID_FLAG, p.cluster_id, &out.cluster_id);
+  out.priority_set = (p._flags & AMQP_BASIC_PRIORITY_FLAG) != 0;
+  out.priority = out.priority_set ? p.priority : 0;
+  out.sent_priority = out.priority;
+  out.delivery_mode = (p._flags & AMQP_BASIC_DELIVERY_MODE_FLAG) ? p.delivery_mode : 0;
   out.timestamp_ms = 0;
+  out.timestamp_set = (p._flags & AMQP_BASIC_TIMESTAMP_FLAG) != 0;
   m->enqueued_at_ms = 0;
-  if (p._flags & AMQP_BASIC_TIMESTAMP_FLAG) {
-    out.timestamp_ms = static_cast<int64_t>(p.timestamp) * 1000;
+  if (out.timestamp_set) {
+    // Seconds on the wire; one past what milliseconds can hold saturates.
+    constexpr uint64_t kMaxSeconds = static_cast<uint64_t>(INT64_MAX / 1000);
+    out.timestamp_ms = p.timestamp <= kMaxSeconds ? static_cast<int64_t>(p.timestamp) * 1000
+                                                  : INT64_MAX;
     m->enqueued_at_ms = out.timestamp_ms;
   }
   m->headers.clear();
+  m->header_types.clear();
   if (p._flags & AMQP_BASIC_HEADERS_FLAG) {
     m->headers.reserve(static_cast<size_t>(p.headers.num_entries));
+    m->header_types.reserve(static_cast<size_t>(p.headers.num_entries));
     for (int i = 0; i < p.headers.num_entries; ++i) {
       const amqp_table_entry_t& e = p.headers.entries[i];
       m->headers.emplace_back(BytesToString(e.key), FieldValueToString(e.value));
+      m->header_types.push_back(FieldValueType(e.value));
     }
     // What a retry copy carries for the original (see kHeaderOriginalExpiration
     // and x-first-seen-at).

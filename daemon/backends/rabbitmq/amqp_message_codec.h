@@ -47,6 +47,9 @@ std::string BytesToString(amqp_bytes_t bytes);
 // replaced by U+FFFD. The JSON therefore always parses.
 std::string FieldValueToString(const amqp_field_value_t& value);
 
+// The type `value` was sent with, as plugins see it (foxw_header_type).
+HeaderType FieldValueType(const amqp_field_value_t& value);
+
 // Fills `out` (properties, headers; enqueued_at from the timestamp property
 // when set, else from an x-first-seen-at header a retry copy carries; the
 // expiration from x-original-expiration and the user id from

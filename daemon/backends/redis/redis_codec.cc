@@ -64,7 +64,11 @@ void DecodeEntryInto(std::string_view id, const redisReply* fields,
   }
   p.priority = 0;
   p.timestamp_ms = 0;
+  p.priority_set = false;
+  p.sent_priority = 0;
+  p.timestamp_set = false;
   m->headers.clear();
+  m->header_types.clear();
   int64_t ms = 0;
   m->enqueued_at_ms = ParseInt(id.substr(0, id.find('-')), &ms) ? ms : 0;
   int64_t first_attempt = 1;
@@ -84,8 +88,11 @@ void DecodeEntryInto(std::string_view id, const redisReply* fields,
         prop->assign(value);
       } else if (name == "priority" && ParseInt(value, &number)) {
         p.priority = static_cast<uint8_t>(std::clamp<int64_t>(number, 0, 255));
+        p.priority_set = true;
+        p.sent_priority = number;
       } else if (name == "timestamp" && ParseInt(value, &number)) {
         p.timestamp_ms = number;
+        p.timestamp_set = true;
       } else if (name == kCopyAttemptField && ParseInt(value, &number)) {
         if (!copy_attempt) first_attempt = std::clamp<int64_t>(number, 1, UINT32_MAX / 2);
         copy_attempt = true;

@@ -309,6 +309,16 @@ class Message {
   std::string_view expiration() const { return property(FOXW_PROP_EXPIRATION); }
   // The producer's message id, when it set one (id() is the backend's).
   std::string_view message_id() const { return property(FOXW_PROP_MESSAGE_ID); }
+  std::string_view cluster_id() const { return property(FOXW_PROP_CLUSTER_ID); }  // ABI 1.1
+  // ABI 1.1: a numeric property (FOXW_PROP_PRIORITY, FOXW_PROP_TIMESTAMP_MS,
+  // FOXW_PROP_DELIVERY_MODE) as the producer sent it; nullopt when it was not
+  // set, or on a 1.0 daemon.
+  std::optional<int64_t> property_int(foxw_property p) const {
+    int64_t value = 0;
+    if (!FOXW_HOST_HAS(host_, msg_property_int) || !host_->msg_property_int(msg_, p, &value))
+      return std::nullopt;
+    return value;
+  }
 
   uint8_t priority() const { return host_->msg_priority(msg_); }
   int64_t timestamp_ms() const { return host_->msg_timestamp_ms(msg_); }      // 0 = unknown
@@ -321,6 +331,13 @@ class Message {
     return internal::View(value);
   }
   size_t header_count() const { return host_->msg_header_count(msg_); }
+  // ABI 1.1: the type header `index` was sent with (FOXW_HEADER_NULL for a
+  // null one); FOXW_HEADER_STRING on a 1.0 daemon, FOXW_HEADER_NONE past the end.
+  foxw_header_type header_type(size_t index) const {
+    if (index >= header_count()) return FOXW_HEADER_NONE;
+    if (!FOXW_HOST_HAS(host_, msg_header_type)) return FOXW_HEADER_STRING;
+    return static_cast<foxw_header_type>(host_->msg_header_type(msg_, index));
+  }
   HeaderRange headers() const { return HeaderRange(this); }
 
   // On the host's monotonic clock (PluginContext::monotonic_ns);
@@ -534,6 +551,10 @@ struct Publication {
   std::vector<std::pair<std::string_view, std::string_view>> headers;
   uint8_t priority = 0;
   std::chrono::milliseconds delay{0};
+  // ABI 1.1 (a 1.0 daemon ignores them):
+  std::string_view message_id;        // optional; default: a fresh unique id
+  std::string_view app_id;            // optional
+  std::string_view content_encoding;  // optional
 };
 
 // ---------------------------------------------------------------------------
@@ -623,6 +644,9 @@ class PluginContext {
     req.header_count = headers.size();
     req.priority = p.priority;
     req.delay_ms = p.delay.count() > 0 ? static_cast<uint64_t>(p.delay.count()) : 0;
+    req.message_id = internal::Str(p.message_id);
+    req.app_id = internal::Str(p.app_id);
+    req.content_encoding = internal::Str(p.content_encoding);
     char err[512] = {0};
     if (host_->publish(ctx_, parent, &req, err, sizeof(err)) == 0) return true;
     if (error != nullptr) *error = err[0] != '\0' ? err : "publish failed";

@@ -171,6 +171,9 @@ impl Context {
             header_count: headers.len(),
             priority: publish.priority,
             delay_ms: duration_ms(publish.delay),
+            message_id: opt(publish.message_id),
+            app_id: opt(publish.app_id),
+            content_encoding: opt(publish.content_encoding),
         };
         let parent = parent.map_or(std::ptr::null(), |m| m.as_raw());
         let mut err = [0 as c_char; 512];
@@ -229,6 +232,12 @@ pub struct Publish<'a> {
     pub headers: Vec<(&'a str, &'a str)>,
     pub priority: u8,
     pub delay: Duration,
+    /// ABI 1.1 (a 1.0 daemon ignores it); default: a fresh unique id.
+    pub message_id: Option<&'a str>,
+    /// ABI 1.1 (a 1.0 daemon ignores it).
+    pub app_id: Option<&'a str>,
+    /// ABI 1.1 (a 1.0 daemon ignores it).
+    pub content_encoding: Option<&'a str>,
 }
 
 impl<'a> Publish<'a> {
@@ -261,6 +270,18 @@ impl<'a> Publish<'a> {
     }
     pub fn delay(mut self, value: Duration) -> Self {
         self.delay = value;
+        self
+    }
+    pub fn message_id(mut self, value: &'a str) -> Self {
+        self.message_id = Some(value);
+        self
+    }
+    pub fn app_id(mut self, value: &'a str) -> Self {
+        self.app_id = Some(value);
+        self
+    }
+    pub fn content_encoding(mut self, value: &'a str) -> Self {
+        self.content_encoding = Some(value);
         self
     }
 }

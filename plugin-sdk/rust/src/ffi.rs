@@ -1,4 +1,4 @@
-//! The plugin ABI 1.0, mirrored by hand from
+//! The plugin ABI 1.1, mirrored by hand from
 //! `plugin-sdk/include/foxworker/plugin.h` (the contract: read it for the
 //! ownership and thread rules of every field). Names and layouts are the
 //! header's; a nullable C function pointer is an `Option<unsafe extern "C"
@@ -11,9 +11,9 @@
 use std::os::raw::{c_char, c_void};
 
 pub const FOXW_ABI_MAJOR: u16 = 1;
-pub const FOXW_ABI_MINOR: u16 = 0;
+pub const FOXW_ABI_MINOR: u16 = 1;
 /// The oldest host minor a plugin built with this crate needs. The crate
-/// uses only 1.0 services, so it targets 1.0.
+/// checks `struct_size` before every 1.1 service, so it targets 1.0.
 pub const FOXW_TARGET_ABI_MINOR: u16 = 0;
 
 /// "FOXWPLUG" in ASCII.
@@ -86,6 +86,25 @@ pub const FOXW_PROP_APP_ID: foxw_property = 6;
 pub const FOXW_PROP_USER_ID: foxw_property = 7;
 pub const FOXW_PROP_EXPIRATION: foxw_property = 8;
 pub const FOXW_PROP_MESSAGE_ID: foxw_property = 9;
+// 1.1:
+pub const FOXW_PROP_CLUSTER_ID: foxw_property = 10;
+pub const FOXW_PROP_PRIORITY: foxw_property = 11;
+pub const FOXW_PROP_TIMESTAMP_MS: foxw_property = 12;
+pub const FOXW_PROP_DELIVERY_MODE: foxw_property = 13;
+
+// 1.1: the type a header was sent with (host.msg_header_type).
+pub type foxw_header_type = i32;
+pub const FOXW_HEADER_NONE: foxw_header_type = 0;
+pub const FOXW_HEADER_STRING: foxw_header_type = 1;
+pub const FOXW_HEADER_NULL: foxw_header_type = 2;
+pub const FOXW_HEADER_BOOL: foxw_header_type = 3;
+pub const FOXW_HEADER_INT: foxw_header_type = 4;
+pub const FOXW_HEADER_FLOAT: foxw_header_type = 5;
+pub const FOXW_HEADER_DECIMAL: foxw_header_type = 6;
+pub const FOXW_HEADER_TIMESTAMP: foxw_header_type = 7;
+pub const FOXW_HEADER_BYTES: foxw_header_type = 8;
+pub const FOXW_HEADER_TABLE: foxw_header_type = 9;
+pub const FOXW_HEADER_ARRAY: foxw_header_type = 10;
 
 pub type foxw_log_level = i32;
 pub const FOXW_LOG_TRACE: foxw_log_level = 0;
@@ -122,6 +141,10 @@ pub struct foxw_publish {
     pub header_count: usize,
     pub priority: u8,
     pub delay_ms: u64,
+    // 1.1 (a 1.0 host reads only FOXW_PUBLISH_SIZE_1_0 bytes):
+    pub message_id: foxw_str,
+    pub app_id: foxw_str,
+    pub content_encoding: foxw_str,
 }
 
 pub const FOXW_CONFIG_OK: i32 = 0;
@@ -219,6 +242,11 @@ pub struct foxw_host_api {
             value: *mut foxw_str,
         ) -> i32,
     >,
+
+    // 1.1: read only when struct_size >= FOXW_HOST_API_SIZE_1_1.
+    pub msg_property_int:
+        Option<unsafe extern "C" fn(msg: *const foxw_message, property: i32, value: *mut i64) -> bool>,
+    pub msg_header_type: Option<unsafe extern "C" fn(msg: *const foxw_message, index: usize) -> i32>,
 }
 
 // ---- what the plugin declares --------------------------------------------------
@@ -376,6 +404,13 @@ pub const FOXW_HOST_API_SIZE_1_0: usize = {
     let align = std::mem::align_of::<FnPtr>();
     (head + align - 1) / align * align + 28 * std::mem::size_of::<FnPtr>()
 };
+/// 1.1 grew two structs: the host table by two services, the publish
+/// request by three strings.
+pub const FOXW_HOST_API_SIZE_1_1: usize = FOXW_HOST_API_SIZE_1_0 + 2 * std::mem::size_of::<FnPtr>();
+pub const FOXW_PUBLISH_SIZE_1_1: usize = {
+    let align = std::mem::align_of::<foxw_str>();
+    (FOXW_PUBLISH_SIZE_1_0 + align - 1) / align * align + 3 * std::mem::size_of::<foxw_str>()
+};
 pub const FOXW_CONFIG_KEY_SIZE_1_0: usize = end_of_last(&[
     field::<usize>(),
     field::<Ptr>(),
@@ -418,12 +453,11 @@ pub const FOXW_PLUGIN_V1_SIZE_1_0: usize = end_of_last(&[
     field::<FnPtr>(),
 ]);
 
-// The structs above are the 1.0 layouts, which end without trailing padding:
-// their sizes are the frozen ones. When a later minor appends a field, these
-// become `>=`.
+// The structs above are the 1.1 layouts, which end without trailing padding;
+// those 1.1 did not grow are still their frozen 1.0 sizes.
 const _: () = assert!(std::mem::size_of::<foxw_outcome>() == FOXW_OUTCOME_SIZE_1_0);
-const _: () = assert!(std::mem::size_of::<foxw_publish>() == FOXW_PUBLISH_SIZE_1_0);
-const _: () = assert!(std::mem::size_of::<foxw_host_api>() == FOXW_HOST_API_SIZE_1_0);
+const _: () = assert!(std::mem::size_of::<foxw_publish>() == FOXW_PUBLISH_SIZE_1_1);
+const _: () = assert!(std::mem::size_of::<foxw_host_api>() == FOXW_HOST_API_SIZE_1_1);
 const _: () = assert!(std::mem::size_of::<foxw_config_key>() == FOXW_CONFIG_KEY_SIZE_1_0);
 const _: () = assert!(std::mem::size_of::<foxw_plugin_info>() == FOXW_PLUGIN_INFO_SIZE_1_0);
 const _: () = assert!(std::mem::size_of::<foxw_handler_def>() == FOXW_HANDLER_DEF_SIZE_1_0);
@@ -438,6 +472,8 @@ const _: () = {
     assert!(FOXW_OUTCOME_SIZE_1_0 == 40);
     assert!(FOXW_PUBLISH_SIZE_1_0 == 120);
     assert!(FOXW_HOST_API_SIZE_1_0 == 8 + 8 + 28 * 8);
+    assert!(FOXW_HOST_API_SIZE_1_1 == 256);
+    assert!(FOXW_PUBLISH_SIZE_1_1 == 168);
     assert!(FOXW_CONFIG_KEY_SIZE_1_0 == 40);
     assert!(FOXW_PLUGIN_INFO_SIZE_1_0 == 72);
     assert!(FOXW_HANDLER_DEF_SIZE_1_0 == 40);

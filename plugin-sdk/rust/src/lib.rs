@@ -73,7 +73,7 @@ mod macros;
 
 pub use config::{Config, ConfigError, ConfigErrorKind};
 pub use context::{Context, Level, Metric, Publish};
-pub use message::{Message, Property};
+pub use message::{HeaderType, Message, NumericProperty, Property};
 
 use std::time::Duration;
 

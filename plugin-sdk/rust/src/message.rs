@@ -19,6 +19,37 @@ pub enum Property {
     UserId = ffi::FOXW_PROP_USER_ID,
     Expiration = ffi::FOXW_PROP_EXPIRATION,
     MessageId = ffi::FOXW_PROP_MESSAGE_ID,
+    /// AMQP's cluster-id (ABI 1.1; empty on a 1.0 daemon).
+    ClusterId = ffi::FOXW_PROP_CLUSTER_ID,
+}
+
+/// A numeric property, read as the producer sent it (ABI 1.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum NumericProperty {
+    /// Unclamped: a Redis `priority` field of 300 reads 300.
+    Priority = ffi::FOXW_PROP_PRIORITY,
+    /// Unix milliseconds (AMQP sends seconds).
+    TimestampMs = ffi::FOXW_PROP_TIMESTAMP_MS,
+    /// AMQP: 1 transient, 2 persistent.
+    DeliveryMode = ffi::FOXW_PROP_DELIVERY_MODE,
+}
+
+/// The type a header was sent with (ABI 1.1). Its value reads as text either
+/// way; Redis fields and local headers are always `String`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderType {
+    String,
+    /// AMQP void: its value is empty, like an empty string's.
+    Null,
+    Bool,
+    Int,
+    Float,
+    Decimal,
+    Timestamp,
+    Bytes,
+    Table,
+    Array,
 }
 
 /// One message, borrowed for the handler call. Text accessors return
@@ -91,6 +122,50 @@ impl<'a> Message<'a> {
     /// The message type property: what routes it to a handler.
     pub fn message_type(&self) -> Cow<'a, str> {
         self.property(Property::MessageType)
+    }
+
+    /// A numeric property as the producer sent it: `None` when it was not
+    /// set (so 0 sent and nothing sent differ), or on a 1.0 daemon.
+    pub fn property_int(&self, property: NumericProperty) -> Option<i64> {
+        if self.host.struct_size < ffi::FOXW_HOST_API_SIZE_1_1 {
+            return None;
+        }
+        let f = self.host.msg_property_int?;
+        let mut value = 0i64;
+        if unsafe { f(self.raw, property as i32, &mut value) } {
+            Some(value)
+        } else {
+            None
+        }
+    }
+
+    /// The type header `index` was sent with; `None` past the end. On a 1.0
+    /// daemon every header reads as `String`.
+    pub fn header_type(&self, index: usize) -> Option<HeaderType> {
+        let count = self.host.msg_header_count.map_or(0, |f| unsafe { f(self.raw) });
+        if index >= count {
+            return None;
+        }
+        if self.host.struct_size < ffi::FOXW_HOST_API_SIZE_1_1 {
+            return Some(HeaderType::String);
+        }
+        let kind = self
+            .host
+            .msg_header_type
+            .map_or(ffi::FOXW_HEADER_STRING, |f| unsafe { f(self.raw, index) });
+        Some(match kind {
+            ffi::FOXW_HEADER_NONE => return None,
+            ffi::FOXW_HEADER_NULL => HeaderType::Null,
+            ffi::FOXW_HEADER_BOOL => HeaderType::Bool,
+            ffi::FOXW_HEADER_INT => HeaderType::Int,
+            ffi::FOXW_HEADER_FLOAT => HeaderType::Float,
+            ffi::FOXW_HEADER_DECIMAL => HeaderType::Decimal,
+            ffi::FOXW_HEADER_TIMESTAMP => HeaderType::Timestamp,
+            ffi::FOXW_HEADER_BYTES => HeaderType::Bytes,
+            ffi::FOXW_HEADER_TABLE => HeaderType::Table,
+            ffi::FOXW_HEADER_ARRAY => HeaderType::Array,
+            _ => HeaderType::String,
+        })
     }
 
     pub fn priority(&self) -> u8 {

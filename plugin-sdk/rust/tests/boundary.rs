@@ -213,8 +213,10 @@ unsafe extern "C" fn config_item(
     FOXW_CONFIG_OK
 }
 
+// A 1.0 daemon's table: the 1.1 services lie past its struct_size, so the
+// crate must not read them (they are None here, so a read would show).
 static HOST: foxw_host_api = foxw_host_api {
-    struct_size: std::mem::size_of::<foxw_host_api>(),
+    struct_size: FOXW_HOST_API_SIZE_1_0,
     abi_major: 1,
     abi_minor: 0,
     log_enabled: Some(log_enabled),
@@ -245,6 +247,8 @@ static HOST: foxw_host_api = foxw_host_api {
     config_duration_ms: Some(config_duration_ms),
     config_count: Some(config_count),
     config_item: Some(config_item),
+    msg_property_int: None,
+    msg_header_type: None,
 };
 
 // ---- the plugin under test --------------------------------------------------
@@ -438,7 +442,7 @@ fn magic_block_and_tables() {
     let info = unsafe { &*foxworker_plugin_magic() };
     assert_eq!(info.struct_size, FOXW_PLUGIN_INFO_SIZE_1_0);
     assert_eq!(info.magic, FOXW_PLUGIN_MAGIC_VALUE);
-    assert_eq!((info.abi_major, info.abi_minor, info.sdk_minor), (1, 0, 0));
+    assert_eq!((info.abi_major, info.abi_minor, info.sdk_minor), (1, 0, 1));
     assert_eq!(unsafe { CStr::from_ptr(info.name) }.to_str().unwrap(), "probe");
     assert_eq!(unsafe { CStr::from_ptr(info.version) }.to_str().unwrap(), "0.0.1");
     assert_eq!(info.config_key_count, 3);
@@ -556,7 +560,7 @@ fn publish_passes_the_message_and_reports_errors() {
     assert_eq!(loaded.handle(instance, "send", &message(b"out"), 64).0, FOXW_ACK);
     assert_eq!(
         PUBLISHED.lock().unwrap().last().unwrap(),
-        &format!("out|hi|t|k=v|2000|{}|m-1", FOXW_PUBLISH_SIZE_1_0)
+        &format!("out|hi|t|k=v|2000|{}|m-1", FOXW_PUBLISH_SIZE_1_1)
     );
     let (verdict, reason, _) = loaded.handle(instance, "send", &message(b"nowhere"), 64);
     assert_eq!((verdict, reason.as_str()), (FOXW_REJECT, "no queue named \"nowhere\""));
@@ -572,6 +576,18 @@ fn properties_read_empty_when_unset() {
     assert_eq!(m.property(Property::ReplyTo), "");
     assert_eq!(m.attempt(), 2);
     assert_eq!(m.deadline_ns(), Some(1_500));
+}
+
+// On a 1.0 daemon (HOST's struct_size ends at config_item) the 1.1 reads
+// answer "not set" and "a string" without touching what lies past the table.
+#[test]
+fn services_of_1_1_degrade_on_a_1_0_host() {
+    let msg = message(b"x");
+    let m = unsafe { Message::from_raw(&HOST, &msg as *const FakeMessage as *const foxw_message) };
+    assert_eq!(m.property_int(foxworker_plugin::NumericProperty::Priority), None);
+    assert_eq!(m.header_type(0), Some(foxworker_plugin::HeaderType::String));
+    assert_eq!(m.header_type(2), None); // two headers
+    assert_eq!(m.property(Property::ClusterId), "");
 }
 
 #[test]

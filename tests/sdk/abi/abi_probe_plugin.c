@@ -2,10 +2,11 @@
  * A plugin that exercises the whole ABI, built three times by
  * tests/CMakeLists.txt:
  *   abi_probe_1_0            against the frozen 1.0 header (tests/sdk/abi/1.0)
- *   abi_probe_future_1_0     against a "future" 1.1 header whose growable
- *                            structs each gained a field, targeting 1.0
- *                            (FOXW_TARGET_ABI_MINOR=0): loads in a 1.0 host
- *   abi_probe_future_1_1     the same, needing 1.1: refused by a 1.0 host
+ *   abi_probe_future_1_0     against a "future" 1.2 header (the 1.1 header
+ *                            with a field appended to every growable
+ *                            struct), targeting 1.0
+ *                            (FOXW_TARGET_ABI_MINOR=0): loads in this host
+ *   abi_probe_future_1_2     the same, needing 1.2: refused by this host
  * The future builds fill their appended fields with non-zero values, so a
  * host that read them, or stepped through the arrays with its own sizeof,
  * would go wrong visibly.
@@ -21,7 +22,7 @@
 #include <string.h>
 #include <time.h>
 
-#if FOXW_ABI_MINOR >= 1
+#ifdef FOXW_FUTURE_TEST_HEADER
 #define FUTURE_FIELD(value) , value
 #else
 #define FUTURE_FIELD(value)
@@ -83,7 +84,7 @@ static foxw_verdict handle_ack(void *self, const foxw_message *msg, foxw_outcome
              (int)greeting.len, greeting.ptr, (unsigned long long)delay, tags);
     return foxw_reject(out, why);
   }
-#if FOXW_ABI_MINOR >= 1
+#ifdef FOXW_FUTURE_TEST_HEADER
   /* A newer field of the host's outcome is written only when it is there. */
   if (out->struct_size >= FOXW_END_OF(foxw_outcome, future_outcome_hint))
     out->future_outcome_hint = 7;
@@ -140,7 +141,7 @@ static foxw_verdict handle_publish(void *self, const foxw_message *msg, foxw_out
   p.message_type.len = 3;
   p.headers = &header;
   p.header_count = 1;
-#if FOXW_ABI_MINOR >= 1
+#ifdef FOXW_FUTURE_TEST_HEADER
   p.future_publish_ttl_ms = 123456;
 #endif
   if (host->publish(g_ctx, msg, &p, err, sizeof err) != 0) return foxw_retry(out, err, 0);
@@ -172,7 +173,7 @@ static int32_t create(foxw_plugin_ctx *ctx, const char *config, size_t len, void
 
 static void destroy(void *instance) { (void)instance; }
 
-#if FOXW_ABI_MINOR >= 1
+#ifdef FOXW_FUTURE_TEST_HEADER
 static void future_hook(foxw_plugin_ctx *ctx) { (void)ctx; abort(); /* a 1.0 host never calls it */ }
 #endif
 
@@ -194,7 +195,7 @@ FOXW_EXPORT const foxw_plugin_v1 *foxworker_plugin_init_v1(const foxw_host_api *
                                                            foxw_plugin_ctx *ctx, char *err,
                                                            size_t err_cap) {
   if (!foxw_host_usable(h, err, err_cap)) return NULL;
-#if FOXW_ABI_MINOR >= 1
+#ifdef FOXW_FUTURE_TEST_HEADER
   /* A service newer than the plugin's target is called only when there. */
   if (FOXW_HOST_HAS(h, future_service)) h->future_service(ctx);
 #endif

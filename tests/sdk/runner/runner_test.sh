@@ -67,7 +67,7 @@ C='{"endpoint":"db:5432"}'
 
 # ---- verdicts ---------------------------------------------------------------
 run ack 0 --handler ack --payload hello --config-json "$C" "$P"
-has "plugin: runner_test 1.2.3 (needs ABI 1.0, built with SDK 1.0; runner ABI 1.0)"
+has "plugin: runner_test 1.2.3 (needs ABI 1.1, built with SDK 1.1; runner ABI 1.1)"
 has "handler: ack"
 has "log: INFO [handle] ack: payload=hello"
 has 'log: DEBUG [handle] a debug line\nwith a newline'
@@ -141,6 +141,24 @@ has "complete() was not called within 100ms"
 run sync-timeout 4 --handler slow --timeout 50ms --config-json "$C" "$P"
 has "verdict: TIMEOUT -> RETRY"
 has "the handler returned after its 50ms timeout"
+
+# ---- ABI 1.1: what the producer set, header types, publish ids --------------
+run typed-unset 0 --handler typed --header a=1 --config-json "$C" "$P"
+has "log: INFO [handle] priority: unset -7"
+has "log: INFO [handle] timestamp_ms: unset -7"
+has "log: INFO [handle] delivery_mode: unset -7"
+has "log: INFO [handle] content_type: unset -7"
+has "log: INFO [handle] header 0 type 1: a"
+has "log: INFO [handle] header 1 type 0: "
+has "publish: queue=next message_type= content_type= correlation_id= message_id=my-id-1 app_id=billing content_encoding=gzip priority=0"
+run typed-set 0 --handler typed --priority 0 --timestamp-ms 0 --delivery-mode 2 \
+  --property cluster_id=c9 --header e= --null-header n --config-json "$C" "$P"
+has "log: INFO [handle] priority: set 0"
+has "log: INFO [handle] timestamp_ms: set 0"
+has "log: INFO [handle] delivery_mode: set 2"
+has "log: INFO [handle] cluster_id: c9"
+has "log: INFO [handle] header 0 type 1: e"
+has "log: INFO [handle] header 1 type 2: n"
 
 # ---- the message ------------------------------------------------------------
 printf 'from\nstdin' >"$WORK/payload.txt"
@@ -230,7 +248,7 @@ err_has "high surrogate"
 # ---- publish ----------------------------------------------------------------
 run publish 0 --handler publish --payload hi --property correlation_id=corr-9 \
   --config-json "$C" "$P"
-has "publish: queue=replies message_type=reply content_type= correlation_id=corr-9 priority=3 delay_ms=100 payload=hi"
+has "publish: queue=replies message_type=reply content_type= correlation_id=corr-9 message_id= app_id= content_encoding= priority=3 delay_ms=100 payload=hi"
 has "publish-header: x-one=1"
 has "publish-header: x-two=two"
 has "empty queue: publish: the queue name is empty"
@@ -242,7 +260,7 @@ has "log: INFO [create] publish from a thread during create: -1 (publish is not 
 # plugin's thread publish).
 RUNNER_TEST_BG_PUBLISH=1 run publish-after-create 2 --type nobody "$BARE"
 has 'reason: unknown message type "nobody": plugin runner_test has handlers'
-has "publish: queue=background message_type= content_type= correlation_id= priority=0 delay_ms=0 payload=from a thread"
+has "publish: queue=background message_type= content_type= correlation_id= message_id= app_id= content_encoding= priority=0 delay_ms=0 payload=from a thread"
 has "publish from a thread after create: 0 ()"
 
 # ---- init and create --------------------------------------------------------
@@ -256,14 +274,14 @@ has "log: INFO [shutdown] shutdown"
 # Targets 1.0 with every struct grown: loads, reads handlers and schema at
 # the plugin's stride.
 run future-targets-1.0 2 --handler second "$WORK/future_plugin.so"
-has "plugin: future 9.9.9 (needs ABI 1.0, built with SDK 1.1; runner ABI 1.0)"
+has "plugin: future 9.9.9 (needs ABI 1.0, built with SDK 1.2; runner ABI 1.1)"
 has "alpha=1 beta_ms=2000"
 has "publish: queue=next"
 has "reason: second"
 run future-first 0 --handler first "$WORK/future_plugin.so"
 has "reason: first"
 run future-needs-newer 5 --handler first "$WORK/future_needs_newer.so"
-err_has "needs plugin ABI 1.1, newer than this runner's 1.0"
+err_has "needs plugin ABI 1.2, newer than this runner's 1.1"
 # ---- the loader's refusals ----------------------------------------------------
 run handler-reserved 5 --handler first "$WORK/future_reserved.so"
 err_has "handler second has unknown flags"
@@ -290,7 +308,7 @@ has '{"name":"foxworker_plugin_runner_test_handled_total","kind":"counter","help
 has '"error":null,"exit_code":1}'
 lacks "verdict: RETRY"
 run json-refused 5 --json "$WORK/future_needs_newer.so"
-has '"error":"needs plugin ABI 1.1, newer than this runner'"'"'s 1.0'
+has '"error":"needs plugin ABI 1.2, newer than this runner'"'"'s 1.1'
 has '"exit_code":5}'
 
 # ---- usage ------------------------------------------------------------------

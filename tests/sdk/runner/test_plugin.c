@@ -236,6 +236,46 @@ static foxw_verdict publish(void *self, const foxw_message *m, foxw_outcome *out
   return FOXW_ACK;
 }
 
+/* ABI 1.1: numeric properties as sent, header types, cluster_id; publish
+ * with message_id, app_id and content_encoding. */
+static foxw_verdict typed(void *self, const foxw_message *m, foxw_outcome *out) {
+  static const int32_t props[] = {FOXW_PROP_PRIORITY, FOXW_PROP_TIMESTAMP_MS,
+                                  FOXW_PROP_DELIVERY_MODE, FOXW_PROP_CONTENT_TYPE};
+  static const char *const names[] = {"priority", "timestamp_ms", "delivery_mode",
+                                      "content_type"};
+  foxw_str cluster = host->msg_property(m, FOXW_PROP_CLUSTER_ID), name, v;
+  foxw_publish p;
+  char err[256];
+  size_t i, n = host->msg_header_count(m);
+  (void)self;
+  if (!FOXW_HOST_HAS(host, msg_header_type)) return foxw_reject(out, "host older than 1.1");
+  for (i = 0; i < sizeof props / sizeof props[0]; ++i) {
+    int64_t value = -7;
+    bool set = host->msg_property_int(m, props[i], &value);
+    logf_(FOXW_LOG_INFO, "%s: %s %lld", names[i], set ? "set" : "unset", (long long)value);
+  }
+  logf_(FOXW_LOG_INFO, "cluster_id: %.*s", (int)cluster.len, cluster.ptr);
+  for (i = 0; i <= n; ++i) {
+    name.len = 0;
+    name.ptr = "";
+    if (i < n) host->msg_header_at(m, i, &name, &v);
+    logf_(FOXW_LOG_INFO, "header %zu type %d: %.*s", i, (int)host->msg_header_type(m, i),
+          (int)name.len, name.ptr);
+  }
+  memset(&p, 0, sizeof p);
+  p.struct_size = sizeof p;
+  p.queue.ptr = "next";
+  p.queue.len = 4;
+  p.message_id.ptr = "my-id-1";
+  p.message_id.len = 7;
+  p.app_id.ptr = "billing";
+  p.app_id.len = 7;
+  p.content_encoding.ptr = "gzip";
+  p.content_encoding.len = 4;
+  if (host->publish(plugin_ctx, m, &p, err, sizeof err) != 0) return foxw_retry(out, err, 0);
+  return FOXW_ACK;
+}
+
 static foxw_verdict message(void *self, const foxw_message *m, foxw_outcome *out) {
   foxw_str id = host->msg_id(m), q = host->msg_queue(m), v;
   foxw_str ct = host->msg_property(m, FOXW_PROP_CONTENT_TYPE);
@@ -418,6 +458,7 @@ FOXW_EXPORT const foxw_plugin_v1 *foxworker_plugin_init_v1(const foxw_host_api *
       FOXW_HANDLER("config", config),
       FOXW_HANDLER("publish", publish),
       FOXW_HANDLER("message", message),
+      FOXW_HANDLER("typed", typed),
 #ifndef RUNNER_TEST_BARE
       FOXW_HANDLER("*", wildcard),
 #endif

@@ -1,10 +1,13 @@
 /*
- * TEST ONLY: what a 1.1 header could look like: FOXW_ABI_MINOR 1 and one
- * field appended to every growable struct (marked "future 1.1"). Made from
- * tests/sdk/abi/1.0/foxworker/plugin.h by hand; used by abi_compat_test.
+ * TEST ONLY: what a 1.2 header could look like: FOXW_ABI_MINOR 2 and one
+ * field appended to every growable struct (marked "future 1.2"). Made from
+ * plugin-sdk/include/foxworker/plugin.h (ABI 1.1) by hand; used by
+ * abi_compat_test, which builds tests/sdk/abi/abi_probe_plugin.c against it.
  *
- * foxworker plugin ABI 1.0 (frozen: layouts and meanings below never change
- * within major 1; later minors only append, see docs/plugin-abi.md).
+ * foxworker plugin ABI 1.1. ABI 1.0 is frozen: its layouts and meanings never
+ * change within major 1; later minors only append (1.1: typed property and
+ * header reads, cluster_id, and message_id, app_id and content_encoding on
+ * publish; see docs/plugin-abi.md, "Changelog").
  *
  * A plugin is a shared object that exports exactly two functions:
  *
@@ -87,7 +90,8 @@ extern "C" {
 
 /* The ABI this header describes. */
 #define FOXW_ABI_MAJOR 1
-#define FOXW_ABI_MINOR 1
+#define FOXW_ABI_MINOR 2
+#define FOXW_FUTURE_TEST_HEADER 1
 
 /* The oldest host minor this plugin needs. Define it before including this
  * header to load in older hosts than the SDK's; never above FOXW_ABI_MINOR. */
@@ -160,7 +164,7 @@ typedef struct foxw_outcome {
   size_t reason_cap;
   size_t reason_len;     /* set by the plugin: bytes written to reason */
   uint64_t retry_delay_ms; /* 0 = let the retry policy decide */
-  uint64_t future_outcome_hint; /* future 1.1 */
+  uint64_t future_outcome_hint; /* future 1.2 */
 } foxw_outcome;
 
 /* ------------------------------------------------------------------------ */
@@ -175,9 +179,34 @@ typedef enum foxw_property {
   FOXW_PROP_APP_ID = 6,
   FOXW_PROP_USER_ID = 7,
   FOXW_PROP_EXPIRATION = 8,
-  FOXW_PROP_MESSAGE_ID = 9
+  FOXW_PROP_MESSAGE_ID = 9,
+  /* 1.1 (a 1.0 host reads them as empty / not set): */
+  FOXW_PROP_CLUSTER_ID = 10,    /* AMQP cluster-id: a string */
+  FOXW_PROP_PRIORITY = 11,      /* a number, read with msg_property_int */
+  FOXW_PROP_TIMESTAMP_MS = 12,  /* the producer's timestamp, Unix ms (AMQP
+                                   sends seconds: the value is seconds*1000) */
+  FOXW_PROP_DELIVERY_MODE = 13  /* AMQP: 1 transient, 2 persistent */
   /* New properties are appended; an unknown one reads as empty. */
 } foxw_property;
+
+/* The type a header was sent with (1.1, host->msg_header_type()). Every
+ * header's value still reads as text through msg_header/msg_header_at; the
+ * type says how that text was made. Redis stream fields and the local
+ * backend's headers are always STRING. */
+typedef enum foxw_header_type {
+  FOXW_HEADER_NONE = 0,      /* no header at that index */
+  FOXW_HEADER_STRING = 1,    /* text as sent (AMQP longstr) */
+  FOXW_HEADER_NULL = 2,      /* AMQP void: its text is empty, as for "" */
+  FOXW_HEADER_BOOL = 3,      /* "true" or "false" */
+  FOXW_HEADER_INT = 4,       /* any width, signed or not: decimal digits */
+  FOXW_HEADER_FLOAT = 5,     /* float or double, as shortest JSON number */
+  FOXW_HEADER_DECIMAL = 6,   /* AMQP decimal, exact: "-3.14" */
+  FOXW_HEADER_TIMESTAMP = 7, /* AMQP timestamp: Unix seconds, decimal */
+  FOXW_HEADER_BYTES = 8,     /* AMQP byte array: the raw bytes */
+  FOXW_HEADER_TABLE = 9,     /* a nested table, rendered as a JSON object */
+  FOXW_HEADER_ARRAY = 10     /* an array, rendered as a JSON array */
+  /* New types are appended; treat an unknown one as STRING. */
+} foxw_header_type;
 
 /* ------------------------------------------------------------------------ */
 /* Logging and metrics.                                                     */
@@ -221,7 +250,11 @@ typedef struct foxw_publish {
   size_t header_count;
   uint8_t priority;
   uint64_t delay_ms;
-  uint64_t future_publish_ttl_ms; /* future 1.1 */
+  /* 1.1 (ignored by a 1.0 host): */
+  foxw_str message_id;       /* optional; default: a fresh unique id */
+  foxw_str app_id;           /* optional */
+  foxw_str content_encoding; /* optional */
+  uint64_t future_publish_ttl_ms; /* future 1.2 */
 } foxw_publish;
 
 /* Typed config reads (host->config_*): results. */
@@ -336,7 +369,20 @@ typedef struct foxw_host_api {
                           size_t *count);
   int32_t (*config_item)(const foxw_plugin_ctx *ctx, const char *key,
                          size_t index, foxw_str *name, foxw_str *value);
-  /* future 1.1 */
+
+  /* ---- 1.1: check FOXW_HOST_HAS() first when targeting 1.0 ---- */
+
+  /* A numeric property as the producer sent it: FOXW_PROP_PRIORITY (not
+   * clamped: a Redis field "priority" of 300 reads 300, where msg_priority
+   * reads 255), FOXW_PROP_TIMESTAMP_MS, FOXW_PROP_DELIVERY_MODE. Returns
+   * false, leaving *value untouched, when the producer did not set it (or
+   * the property is not numeric), so 0 sent and nothing sent differ. */
+  bool (*msg_property_int)(const foxw_message *msg, int32_t property,
+                           int64_t *value);
+  /* The type header `index` was sent with (foxw_header_type); NONE past the
+   * end. Tells a null header (NULL) from an empty string (STRING). */
+  int32_t (*msg_header_type)(const foxw_message *msg, size_t index);
+  /* future 1.2 */
   int32_t (*future_service)(const foxw_plugin_ctx *ctx);
 } foxw_host_api;
 
@@ -369,7 +415,7 @@ typedef struct foxw_config_key {
   bool required;
   const char *default_value; /* YAML scalar text, or NULL */
   const char *description;
-  const char *future_key_example; /* future 1.1 */
+  const char *future_key_example; /* future 1.2 */
 } foxw_config_key;
 
 /* Returned by foxworker_plugin_magic(). Plugin-owned and static: read for
@@ -392,7 +438,7 @@ typedef struct foxw_plugin_info {
   const foxw_config_key *config_schema;
   size_t config_key_count;
   size_t config_key_size;
-  const char *future_homepage; /* future 1.1 */
+  const char *future_homepage; /* future 1.2 */
 } foxw_plugin_info;
 
 /* Instance models. */
@@ -436,7 +482,7 @@ typedef struct foxw_handler_def {
   foxw_handle_batch_fn handle_batch;
   uint32_t flags;    /* none defined in 1.0: must be 0 */
   uint32_t reserved; /* 0; keeps the 1.0 size free of trailing padding */
-  uint64_t future_handler_hint; /* future 1.1 */
+  uint64_t future_handler_hint; /* future 1.2 */
 } foxw_handler_def;
 
 /* Returned by foxworker_plugin_init_v1(). Plugin-owned (static or
@@ -462,7 +508,7 @@ typedef struct foxw_plugin_v1 {
   /* Called once after every instance was destroyed; may be NULL. Control
    * thread. No host service may be called with ctx after it returns. */
   void (*shutdown)(foxw_plugin_ctx *ctx);
-  void (*future_hook)(foxw_plugin_ctx *ctx); /* future 1.1 */
+  void (*future_hook)(foxw_plugin_ctx *ctx); /* future 1.2 */
 } foxw_plugin_v1;
 
 /* The 1.0 size of each growable struct: the smallest struct_size (or
@@ -475,6 +521,10 @@ typedef struct foxw_plugin_v1 {
 #define FOXW_PLUGIN_INFO_SIZE_1_0 FOXW_END_OF(foxw_plugin_info, config_key_size)
 #define FOXW_HANDLER_DEF_SIZE_1_0 FOXW_END_OF(foxw_handler_def, reserved)
 #define FOXW_PLUGIN_V1_SIZE_1_0 FOXW_END_OF(foxw_plugin_v1, shutdown)
+
+/* The 1.1 sizes of the structs 1.1 grew (the others are as in 1.0). */
+#define FOXW_PUBLISH_SIZE_1_1 FOXW_END_OF(foxw_publish, content_encoding)
+#define FOXW_HOST_API_SIZE_1_1 FOXW_END_OF(foxw_host_api, msg_header_type)
 
 typedef const foxw_plugin_info *(*foxw_magic_fn)(void);
 typedef const foxw_plugin_v1 *(*foxw_init_v1_fn)(const foxw_host_api *host,
