@@ -1,6 +1,8 @@
 /* Test plugin for the RabbitMQ tests: every handler appends one JSON line
  * describing the message as the plugin saw it (id, attempt, every property,
- * every header, payload) to $FOXWORKER_PROBE_FILE, then returns its verdict:
+ * every header, payload; with ABI 1.1 each header's type and the numeric
+ * properties as sent, null when not sent) to $FOXWORKER_PROBE_FILE, then
+ * returns its verdict:
  *   probe         ack
  *   probe_fail    retry ("probe asked to fail"); delay hint from header delay_ms;
  *                 acks instead once the attempt reaches header succeed_at
@@ -67,7 +69,7 @@ static void put_field(buffer *b, const char *name, foxw_str value) {
 static void record(const foxw_message *msg) {
   static const char *names[] = {"", "content_type", "content_encoding", "message_type",
                                 "correlation_id", "reply_to", "app_id", "user_id",
-                                "expiration", "message_id"};
+                                "expiration", "message_id", "cluster_id"};
   buffer b = {0};
   char num[64];
   put_str(&b, "{\"attempt\":");
@@ -85,7 +87,25 @@ static void record(const foxw_message *msg) {
   put_field(&b, "id", host->msg_id(msg));
   put_field(&b, "queue", host->msg_queue(msg));
   put_field(&b, "payload", host->msg_payload(msg));
-  for (int p = 1; p <= 9; ++p) put_field(&b, names[p], host->msg_property(msg, p));
+  for (int p = 1; p <= 10; ++p) put_field(&b, names[p], host->msg_property(msg, p));
+  static const struct {
+    int32_t property;
+    const char *name;
+  } ints[] = {{FOXW_PROP_PRIORITY, "sent_priority"},
+              {FOXW_PROP_TIMESTAMP_MS, "sent_timestamp_ms"},
+              {FOXW_PROP_DELIVERY_MODE, "delivery_mode"}};
+  for (size_t i = 0; i < sizeof ints / sizeof ints[0]; ++i) {
+    int64_t v = 0;
+    put_str(&b, ",\"");
+    put_str(&b, ints[i].name);
+    put_str(&b, "\":");
+    if (host->msg_property_int(msg, ints[i].property, &v)) {
+      snprintf(num, sizeof num, "%lld", (long long)v);
+      put_str(&b, num);
+    } else {
+      put_str(&b, "null");
+    }
+  }
   put_str(&b, ",\"headers\":[");
   size_t n = host->msg_header_count(msg);
   for (size_t i = 0; i < n; ++i) {
@@ -97,6 +117,11 @@ static void record(const foxw_message *msg) {
     put_str(&b, ",");
     put_json(&b, value);
     put_str(&b, "]");
+  }
+  put_str(&b, "],\"header_types\":[");
+  for (size_t i = 0; i < n; ++i) {
+    snprintf(num, sizeof num, "%s%d", i > 0 ? "," : "", (int)host->msg_header_type(msg, i));
+    put_str(&b, num);
   }
   put_str(&b, "]}\n");
   const char *path = getenv("FOXWORKER_PROBE_FILE");

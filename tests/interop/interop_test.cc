@@ -37,6 +37,8 @@
 #include <utility>
 #include <vector>
 
+#include <foxworker/plugin.h>
+
 #include "daemon/backends/rabbitmq/amqp_message_id.h"
 #include "daemon/base/clock.h"
 #include "daemon/core/dead_letter.h"
@@ -168,6 +170,31 @@ bool FieldEquals(const amqp_field_value_t& a, const amqp_field_value_t& b) {
 // "S:\"text\"", "D:-3.14", "F:{...}": the type letter and the value.
 std::string Describe(const amqp_field_value_t& v) {
   return std::string(1, static_cast<char>(v.kind)) + ":" + Printable(FieldValueToString(v));
+}
+
+// The foxw_header_type (ABI 1.1, msg_header_type) of an AMQP field type.
+int HeaderTypeOf(const amqp_field_value_t& v) {
+  switch (v.kind) {
+    case AMQP_FIELD_KIND_UTF8: return FOXW_HEADER_STRING;
+    case AMQP_FIELD_KIND_VOID: return FOXW_HEADER_NULL;
+    case AMQP_FIELD_KIND_BOOLEAN: return FOXW_HEADER_BOOL;
+    case AMQP_FIELD_KIND_I8:
+    case AMQP_FIELD_KIND_U8:
+    case AMQP_FIELD_KIND_I16:
+    case AMQP_FIELD_KIND_U16:
+    case AMQP_FIELD_KIND_I32:
+    case AMQP_FIELD_KIND_U32:
+    case AMQP_FIELD_KIND_I64:
+    case AMQP_FIELD_KIND_U64: return FOXW_HEADER_INT;
+    case AMQP_FIELD_KIND_F32:
+    case AMQP_FIELD_KIND_F64: return FOXW_HEADER_FLOAT;
+    case AMQP_FIELD_KIND_DECIMAL: return FOXW_HEADER_DECIMAL;
+    case AMQP_FIELD_KIND_TIMESTAMP: return FOXW_HEADER_TIMESTAMP;
+    case AMQP_FIELD_KIND_BYTES: return FOXW_HEADER_BYTES;
+    case AMQP_FIELD_KIND_TABLE: return FOXW_HEADER_TABLE;
+    case AMQP_FIELD_KIND_ARRAY: return FOXW_HEADER_ARRAY;
+    default: return -1;
+  }
 }
 
 using Headers = std::vector<std::pair<std::string, const amqp_field_value_t*>>;
@@ -332,10 +359,18 @@ class InteropAmqpTest : public RabbitMqTest {
     EXPECT_EQ(first.fields.at("queue"), "work");
     const auto props = PropertiesOf(op);
     for (const char* name : {"content_type", "content_encoding", "message_type", "correlation_id",
-                             "reply_to", "app_id", "user_id", "expiration", "message_id"}) {
+                             "reply_to", "app_id", "user_id", "expiration", "message_id",
+                             "cluster_id"}) {
       const std::string want = props.count(name) ? props.at(name) : "";
       EXPECT_EQ(first.fields.at(name), want) << name;
     }
+    // The numeric properties as sent, unset ones told apart (ABI 1.1).
+    auto sent_as = [&](const char* name, int64_t scale) -> int64_t {
+      return props.count(name) ? std::stoll(props.at(name)) * scale : -1;
+    };
+    EXPECT_EQ(first.sent_priority, sent_as("priority", 1));
+    EXPECT_EQ(first.sent_timestamp_ms, sent_as("timestamp", 1000));
+    EXPECT_EQ(first.delivery_mode, sent_as("delivery_mode", 1));
     EXPECT_EQ(first.priority, props.count("priority") ? std::stoi(props.at("priority")) : 0);
     const int64_t ts_ms =
         props.count("timestamp") ? std::stoll(props.at("timestamp")) * 1000 : 0;
@@ -368,6 +403,9 @@ class InteropAmqpTest : public RabbitMqTest {
       ASSERT_NE(v, nullptr) << Printable(first.headers[i].first);
       EXPECT_EQ(first.headers[i].second, FieldValueToString(*v))
           << name << ": " << Printable(first.headers[i].second);
+      // The type it was sent with (ABI 1.1).
+      ASSERT_EQ(first.header_types.size(), first.headers.size());
+      EXPECT_EQ(first.header_types[i], HeaderTypeOf(*v)) << name;
     }
 
     // 3. Attempt 2 (the retry copy, back from the retry queue) is the same
@@ -378,9 +416,12 @@ class InteropAmqpTest : public RabbitMqTest {
     EXPECT_EQ(second.fields.at("id"), id);
     EXPECT_EQ(second.fields.at("payload"), first.fields.at("payload"));
     for (const char* name : {"content_type", "content_encoding", "message_type", "correlation_id",
-                             "reply_to", "app_id", "user_id", "expiration"}) {
+                             "reply_to", "app_id", "user_id", "expiration", "cluster_id"}) {
       EXPECT_EQ(second.fields.at(name), first.fields.at(name)) << name;
     }
+    EXPECT_EQ(second.sent_priority, first.sent_priority);
+    EXPECT_EQ(second.sent_timestamp_ms, first.sent_timestamp_ms);
+    EXPECT_EQ(second.delivery_mode, first.delivery_mode);
     // A copy carries the id as its message_id.
     EXPECT_EQ(second.fields.at("message_id"), id);
     EXPECT_EQ(second.priority, first.priority);
@@ -388,10 +429,14 @@ class InteropAmqpTest : public RabbitMqTest {
     EXPECT_EQ(second.enqueued_at_ms, first.enqueued_at_ms);
     // By name: RabbitMQ re-encodes, sorted by name, a message whose headers
     // it changes (x-death when the retry queue sends the copy back).
-    for (const auto& [name, value] : first.headers) {
-      const std::string* v = second.Header(name);
-      ASSERT_NE(v, nullptr) << name << " missing on attempt 2";
-      EXPECT_EQ(*v, value) << name;
+    ASSERT_EQ(second.header_types.size(), second.headers.size());
+    for (size_t i = 0; i < first.headers.size(); ++i) {
+      const auto& [name, value] = first.headers[i];
+      size_t j = 0;
+      while (j < second.headers.size() && second.headers[j].first != name) ++j;
+      ASSERT_LT(j, second.headers.size()) << name << " missing on attempt 2";
+      EXPECT_EQ(second.headers[j].second, value) << name;
+      EXPECT_EQ(second.header_types[j], first.header_types[i]) << name;
     }
     // The broker's x-death bookkeeping of the retry queue; ours.
     const std::set<std::string> retry_bookkeeping = {
@@ -699,6 +744,12 @@ class InteropRedisTest : public ::testing::Test {
     Fields seen(first.headers.begin(), first.headers.end());
     EXPECT_EQ(seen, headers) << "plugin saw:\n" << Describe(seen) << "entry's headers:\n"
                              << Describe(headers);
+    // Every field is a string (ABI 1.1); the numbers as sent, unclamped.
+    EXPECT_EQ(first.header_types, std::vector<int>(first.headers.size(), FOXW_HEADER_STRING));
+    const std::string* priority = FindField(original, "priority");
+    EXPECT_EQ(first.sent_priority, priority ? std::stoll(*priority) : -1);
+    const std::string* timestamp = FindField(original, "timestamp");
+    EXPECT_EQ(first.sent_timestamp_ms, timestamp ? std::stoll(*timestamp) : -1);
 
     // 3. The retry copy in the stream is the entry's fields exactly, then
     // the bookkeeping; attempt 2 is the same message.
@@ -715,7 +766,9 @@ class InteropRedisTest : public ::testing::Test {
       EXPECT_EQ(second.fields.at(name), value) << name;
     }
     EXPECT_EQ(second.priority, first.priority);
+    EXPECT_EQ(second.sent_priority, first.sent_priority);
     EXPECT_EQ(second.timestamp_ms, first.timestamp_ms);
+    EXPECT_EQ(second.sent_timestamp_ms, first.sent_timestamp_ms);
     EXPECT_EQ(second.enqueued_at_ms, first.enqueued_at_ms);
     Fields seen2(second.headers.begin(), second.headers.end());
     EXPECT_EQ(Without(seen2, {kHeaderFirstSeenAt, kHeaderOriginalId}), seen)
