@@ -1,11 +1,14 @@
 /* Test plugin for the RabbitMQ tests: every handler appends one JSON line
  * describing the message as the plugin saw it (id, attempt, every property,
- * every header, payload) to $FOXWORKER_PROBE_FILE, then returns its verdict:
+ * every header, payload; with ABI 1.1 each header's type and the numeric
+ * properties as sent, null when not sent) to $FOXWORKER_PROBE_FILE, then
+ * returns its verdict:
  *   probe         ack
  *   probe_fail    retry ("probe asked to fail"); delay hint from header delay_ms;
  *                 acks instead once the attempt reaches header succeed_at
  *   probe_reject  reject ("probe rejects")
  *   probe_slow    sleep <payload> ms, then ack
+ *   probe_hang    record first, then sleep <payload> ms and ack (for kill -9)
  */
 #include <foxworker/plugin.h>
 
@@ -66,7 +69,7 @@ static void put_field(buffer *b, const char *name, foxw_str value) {
 static void record(const foxw_message *msg) {
   static const char *names[] = {"", "content_type", "content_encoding", "message_type",
                                 "correlation_id", "reply_to", "app_id", "user_id",
-                                "expiration", "message_id"};
+                                "expiration", "message_id", "cluster_id"};
   buffer b = {0};
   char num[64];
   put_str(&b, "{\"attempt\":");
@@ -84,7 +87,25 @@ static void record(const foxw_message *msg) {
   put_field(&b, "id", host->msg_id(msg));
   put_field(&b, "queue", host->msg_queue(msg));
   put_field(&b, "payload", host->msg_payload(msg));
-  for (int p = 1; p <= 9; ++p) put_field(&b, names[p], host->msg_property(msg, p));
+  for (int p = 1; p <= 10; ++p) put_field(&b, names[p], host->msg_property(msg, p));
+  static const struct {
+    int32_t property;
+    const char *name;
+  } ints[] = {{FOXW_PROP_PRIORITY, "sent_priority"},
+              {FOXW_PROP_TIMESTAMP_MS, "sent_timestamp_ms"},
+              {FOXW_PROP_DELIVERY_MODE, "delivery_mode"}};
+  for (size_t i = 0; i < sizeof ints / sizeof ints[0]; ++i) {
+    int64_t v = 0;
+    put_str(&b, ",\"");
+    put_str(&b, ints[i].name);
+    put_str(&b, "\":");
+    if (host->msg_property_int(msg, ints[i].property, &v)) {
+      snprintf(num, sizeof num, "%lld", (long long)v);
+      put_str(&b, num);
+    } else {
+      put_str(&b, "null");
+    }
+  }
   put_str(&b, ",\"headers\":[");
   size_t n = host->msg_header_count(msg);
   for (size_t i = 0; i < n; ++i) {
@@ -96,6 +117,11 @@ static void record(const foxw_message *msg) {
     put_str(&b, ",");
     put_json(&b, value);
     put_str(&b, "]");
+  }
+  put_str(&b, "],\"header_types\":[");
+  for (size_t i = 0; i < n; ++i) {
+    snprintf(num, sizeof num, "%s%d", i > 0 ? "," : "", (int)host->msg_header_type(msg, i));
+    put_str(&b, num);
   }
   put_str(&b, "]}\n");
   const char *path = getenv("FOXWORKER_PROBE_FILE");
@@ -158,11 +184,24 @@ static foxw_verdict handle_slow(void *inst, const foxw_message *msg, foxw_outcom
   return FOXW_ACK;
 }
 
+static foxw_verdict handle_hang(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  (void)inst; (void)out;
+  record(msg);
+  foxw_str p = host->msg_payload(msg);
+  char buf[24] = {0};
+  memcpy(buf, p.ptr, p.len < 23 ? p.len : 23);
+  long ms = strtol(buf, NULL, 10);
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+  return FOXW_ACK;
+}
+
 static const foxw_handler_def handlers[] = {
     FOXW_HANDLER("probe", handle_probe),
     FOXW_HANDLER("probe_fail", handle_fail),
     FOXW_HANDLER("probe_reject", handle_reject),
     FOXW_HANDLER("probe_slow", handle_slow),
+    FOXW_HANDLER("probe_hang", handle_hang),
 };
 
 static int32_t create(foxw_plugin_ctx *ctx, const char *json, size_t len, void **out, char *err,

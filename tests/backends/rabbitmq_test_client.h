@@ -79,6 +79,21 @@ class AmqpTestClient {
     Ok(amqp_get_rpc_reply(conn_), "queue.delete");
   }
 
+  // Declares a durable exchange of `type` ("fanout", "direct", ...).
+  bool DeclareExchange(const std::string& exchange, const std::string& type) {
+    amqp_exchange_declare(conn_, 1, amqp_cstring_bytes(exchange.c_str()),
+                          amqp_cstring_bytes(type.c_str()), 0, 1, 0, 0, amqp_empty_table);
+    return Ok(amqp_get_rpc_reply(conn_), "exchange.declare");
+  }
+
+  bool Bind(const std::string& queue, const std::string& exchange,
+            const std::string& routing_key) {
+    amqp_queue_bind(conn_, 1, amqp_cstring_bytes(queue.c_str()),
+                    amqp_cstring_bytes(exchange.c_str()), amqp_cstring_bytes(routing_key.c_str()),
+                    amqp_empty_table);
+    return Ok(amqp_get_rpc_reply(conn_), "queue.bind");
+  }
+
   void DeleteExchange(const std::string& exchange) {
     amqp_exchange_delete(conn_, 1, amqp_cstring_bytes(exchange.c_str()), 0);
     Ok(amqp_get_rpc_reply(conn_), "queue.delete");  // a missing exchange is fine too

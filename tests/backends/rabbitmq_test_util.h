@@ -27,6 +27,9 @@ struct ProbeRecord {
   int64_t timestamp_ms = 0;
   int64_t enqueued_at_ms = 0;
   std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<int> header_types;  // foxw_header_type, one per header
+  // The numeric properties as sent (msg_property_int), -1 when not sent.
+  int64_t sent_priority = -1, sent_timestamp_ms = -1, delivery_mode = -1;
   const std::string* Header(const std::string& name) const {
     for (const auto& [k, v] : headers)
       if (k == name) return &v;
@@ -52,6 +55,16 @@ inline std::vector<ProbeRecord> ReadProbeFile(const std::string& path) {
     r.priority = doc["priority"].GetInt();
     r.timestamp_ms = doc["timestamp_ms"].GetInt64();
     r.enqueued_at_ms = doc["enqueued_at_ms"].GetInt64();
+    for (const char* name : {"sent_priority", "sent_timestamp_ms", "delivery_mode"}) {
+      if (!doc.HasMember(name) || !doc[name].IsInt64()) continue;
+      const int64_t v = doc[name].GetInt64();
+      if (std::string(name) == "sent_priority") r.sent_priority = v;
+      if (std::string(name) == "sent_timestamp_ms") r.sent_timestamp_ms = v;
+      if (std::string(name) == "delivery_mode") r.delivery_mode = v;
+    }
+    if (doc.HasMember("header_types")) {
+      for (const auto& t : doc["header_types"].GetArray()) r.header_types.push_back(t.GetInt());
+    }
     for (const auto& h : doc["headers"].GetArray()) {
       r.headers.emplace_back(std::string(h[0].GetString(), h[0].GetStringLength()),
                              std::string(h[1].GetString(), h[1].GetStringLength()));

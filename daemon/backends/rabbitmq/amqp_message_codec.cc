@@ -336,6 +336,9 @@ void DecodeProperties(const amqp_basic_properties_t& p, Message* m) {
     if (out.expiration.empty()) {
       if (const std::string* e = m->FindHeader(kHeaderOriginalExpiration)) out.expiration = *e;
     }
+    if (out.user_id.empty()) {
+      if (const std::string* u = m->FindHeader(kHeaderOriginalUserId)) out.user_id = *u;
+    }
     if (m->enqueued_at_ms == 0) {
       if (const std::string* f = m->FindHeader(kHeaderFirstSeenAt))
         m->enqueued_at_ms = ParseIso8601UtcMs(*f);
@@ -543,6 +546,15 @@ std::optional<std::string_view> OwnedProperties::Expiration() const {
   if (!(props_._flags & AMQP_BASIC_EXPIRATION_FLAG)) return std::nullopt;
   return std::string_view(static_cast<const char*>(props_.expiration.bytes),
                           props_.expiration.len);
+}
+
+void OwnedProperties::KeepForeignUserId(std::string_view login_user) {
+  if (!(props_._flags & AMQP_BASIC_USER_ID_FLAG)) return;
+  const std::string_view user(static_cast<const char*>(props_.user_id.bytes), props_.user_id.len);
+  if (user == login_user) return;
+  if (!HasHeader(kHeaderOriginalUserId)) SetString(kHeaderOriginalUserId, user);
+  props_._flags &= ~AMQP_BASIC_USER_ID_FLAG;
+  props_.user_id = amqp_empty_bytes;
 }
 
 std::optional<std::string_view> OwnedProperties::HeaderText(std::string_view name) const {

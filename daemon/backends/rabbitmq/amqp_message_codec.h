@@ -30,6 +30,11 @@ inline constexpr char kHeaderOriginalExchange[] = "x-original-exchange";
 // as the expiration, and a copy published to a queue where it could expire
 // again (the work queue, the dead-letter queue) gets it back as `expiration`.
 inline constexpr char kHeaderOriginalExpiration[] = "x-original-expiration";
+// The producer's `user_id` when it is not the user the daemon logged in as:
+// RabbitMQ refuses a publish whose user_id is not the connection's user
+// (PRECONDITION_FAILED, which closes the channel), so the backend's copies
+// carry it here instead, and the plugin still sees it as the user id.
+inline constexpr char kHeaderOriginalUserId[] = "x-original-user-id";
 
 std::string BytesToString(amqp_bytes_t bytes);
 
@@ -47,7 +52,8 @@ HeaderType FieldValueType(const amqp_field_value_t& value);
 
 // Fills `out` (properties, headers; enqueued_at from the timestamp property
 // when set, else from an x-first-seen-at header a retry copy carries; the
-// expiration from x-original-expiration when the property is absent) from
+// expiration from x-original-expiration and the user id from
+// x-original-user-id when the property is absent) from
 // `props`. Properties `props` does not have are cleared, so
 // `out` may be a reused message.
 void DecodeProperties(const amqp_basic_properties_t& props, Message* out);
@@ -87,6 +93,10 @@ class OwnedProperties {
   void ClearExpiration();
   // The `expiration` property, when set.
   std::optional<std::string_view> Expiration() const;
+  // Moves a `user_id` other than `login_user` (the connection's, which the
+  // broker requires) into the header x-original-user-id (kept when already
+  // there), so the publish is not refused.
+  void KeepForeignUserId(std::string_view login_user);
   // The header `name` when present and a string or byte array.
   std::optional<std::string_view> HeaderText(std::string_view name) const;
   bool HasHeader(std::string_view name) const;

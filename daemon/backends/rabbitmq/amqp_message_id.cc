@@ -2,9 +2,13 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "daemon/backends/rabbitmq/amqp_message_codec.h"
 
@@ -108,17 +112,44 @@ void PutField(std::string* s, const amqp_field_value_t& v) {
 }
 
 // Entries, then an end mark (no count: a skipped x-delivery-count must
-// leave no trace, as the first delivery has none).
+// leave no trace, as the first delivery has none). The headers themselves
+// (`top`) are written in a canonical order, each entry's encoding sorted
+// bytewise: RabbitMQ re-encodes a message whose headers it changes (a
+// quorum queue's redelivery adds x-delivery-count) with them sorted by
+// name, and the redelivery must keep the first delivery's id. Nested tables
+// keep their order, as the broker does.
 void PutTable(std::string* s, const amqp_table_t& t, bool top) {
+  if (!top) {
+    for (int i = 0; i < t.num_entries; ++i) {
+      s->push_back('e');
+      PutBytes(s, t.entries[i].key);
+      PutField(s, t.entries[i].value);
+    }
+    s->push_back('.');
+    return;
+  }
+  thread_local std::vector<std::pair<size_t, size_t>> spans;  // offset, length
+  spans.clear();
+  const size_t start = s->size();
   for (int i = 0; i < t.num_entries; ++i) {
     const amqp_table_entry_t& e = t.entries[i];
-    if (top && std::string_view(static_cast<const char*>(e.key.bytes), e.key.len) ==
-                   kHeaderDeliveryCount)
+    if (std::string_view(static_cast<const char*>(e.key.bytes), e.key.len) == kHeaderDeliveryCount)
       continue;
+    const size_t from = s->size();
     s->push_back('e');
     PutBytes(s, e.key);
     PutField(s, e.value);
+    spans.emplace_back(from, s->size() - from);
   }
+  const size_t end = s->size();
+  const std::string_view all(*s);
+  std::sort(spans.begin(), spans.end(), [&](const auto& a, const auto& b) {
+    return all.substr(a.first, a.second) < all.substr(b.first, b.second);
+  });
+  // The sorted copy goes after the entries, then replaces them.
+  s->reserve(end + (end - start) + 1);
+  for (const auto& [from, length] : spans) s->append(*s, from, length);
+  s->erase(start, end - start);
   s->push_back('.');
 }
 

@@ -63,6 +63,11 @@ RabbitMqBackend::RabbitMqBackend(std::string name, RabbitMqBackendOptions option
       unsettled_(std::make_unique<UnsettledTags>()) {
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   PCHECK(wake_fd_ >= 0) << "eventfd";
+  std::string url = options_.url;
+  amqp_connection_info info;
+  amqp_default_connection_info(&info);
+  if (amqp_parse_url(url.data(), &info) == AMQP_STATUS_OK && info.user != nullptr)
+    login_user_ = info.user;
 }
 
 RabbitMqBackend::~RabbitMqBackend() {

@@ -141,6 +141,9 @@ class RabbitMqBackend : public Backend {
 
   const std::string name_;
   const RabbitMqBackendOptions options_;
+  // The user the URL logs in as (librabbitmq-c's "guest" when it names
+  // none): the only user_id the broker accepts on our publishes.
+  std::string login_user_;
 
   // Shared with worker threads.
   mutable std::mutex mu_;

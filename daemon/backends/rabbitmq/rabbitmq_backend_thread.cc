@@ -443,6 +443,7 @@ Status RabbitMqBackend::ApplyOps(std::vector<Op>& ops) {
         break;
       case Op::Kind::kPublish: {
         OwnedProperties props(op.message);
+        props.KeepForeignUserId(login_user_);
         std::string target = op.queue;
         if (op.delay.count() > 0 && op.target) {
           Duration ttl{0};
@@ -519,6 +520,14 @@ Status RabbitMqBackend::ApplySettlement(SettleOp& op) {
       if (!(u.flags & AMQP_BASIC_TIMESTAMP_FLAG) && !copy->HasHeader(kHeaderFirstSeenAt) &&
           d.msg.enqueued_at_ms > 0)
         copy->SetString(kHeaderFirstSeenAt, FormatIso8601Utc(d.msg.enqueued_at_ms));
+      // Where the producer published it: the copy comes back through the
+      // default exchange, so the dead letter would name that instead.
+      // Written once, like x-first-seen-at.
+      if (!copy->HasHeader(kHeaderOriginalExchange))
+        copy->SetString(kHeaderOriginalExchange, u.exchange);
+      if (!copy->HasHeader(kHeaderOriginalRoutingKey))
+        copy->SetString(kHeaderOriginalRoutingKey, u.routing_key);
+      copy->KeepForeignUserId(login_user_);
       if (d.msg.props.message_id.empty()) copy->SetMessageId(d.msg.id);
       copy->SetPersistent();
       const size_t frame_max = static_cast<size_t>(amqp_get_frame_max(st));
@@ -561,7 +570,7 @@ Status RabbitMqBackend::DeadLetter(uint64_t tag, const Delivery& d, const std::s
   copy.Remove(kHeaderDeliveryCount);
   copy.Remove(kHeaderRetryAttempt);
   // The dead-letter policy's fields (x-original-queue is the AMQP queue),
-  // then where the broker had routed the original from.
+  // then where the producer had published the original.
   for (const DeadLetterField& f : DeadLetterFieldsFor(d, queue, reason, WallMs())) {
     switch (f.type) {
       case DeadLetterField::Type::kString:
@@ -575,9 +584,12 @@ Status RabbitMqBackend::DeadLetter(uint64_t tag, const Delivery& d, const std::s
         break;
     }
   }
-  copy.SetString(kHeaderOriginalRoutingKey, u.routing_key);
-  copy.SetString(kHeaderOriginalExchange, u.exchange);
+  // A retry copy carries the producer's (ApplySettlement, kRetry).
+  if (!copy.HasHeader(kHeaderOriginalRoutingKey))
+    copy.SetString(kHeaderOriginalRoutingKey, u.routing_key);
+  if (!copy.HasHeader(kHeaderOriginalExchange)) copy.SetString(kHeaderOriginalExchange, u.exchange);
   RestoreExpiration(copy);
+  copy.KeepForeignUserId(login_user_);
   if (d.msg.props.message_id.empty()) copy.SetMessageId(d.msg.id);
   copy.SetPersistent();
   const size_t frame_max = static_cast<size_t>(amqp_get_frame_max(conn_->state()));
@@ -590,6 +602,7 @@ Status RabbitMqBackend::DeadLetter(uint64_t tag, const Delivery& d, const std::s
     std::vector<std::string_view> keep = {kHeaderOriginalRoutingKey, kHeaderOriginalExchange};
     for (const DeadLetterField& f : DeadLetterFieldsFor(d, queue, reason, 0)) keep.push_back(f.name);
     keep.push_back(kHeaderFirstSeenAt);
+    keep.push_back(kHeaderOriginalUserId);
     const std::string cut =
         copy.CutHeadersToFit(frame_max > kReasonRoom ? frame_max - kReasonRoom : 0, keep);
     std::string why = reason + " (headers cut to fit the broker's frame of " +
