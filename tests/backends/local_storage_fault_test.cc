@@ -1,0 +1,470 @@
+// Storage faults under the real daemon: a full file system (a 2 MiB tmpfs
+// the test mounts), a corrupt page, a file deleted under the daemon, and
+// foxworkerctl reading a file it may not write. Each asserts the log lines,
+// /readyz and the metric, that the daemon recovers by itself where it can,
+// and that every accepted job is handled at least once.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon/backends/local/local_store.h"
+#include "tests/harness/daemon_process.h"
+
+namespace foxworker::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string TestPluginPath() { return std::string(TEST_PLUGIN_DIR) + "/libfoxworker_test_plugin.so"; }
+
+struct Http {
+  int status = 0;
+  std::string body;
+};
+
+// GET over the daemon's unix admin socket.
+Http Get(const std::string& socket_path, const std::string& path) {
+  Http r;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", socket_path.c_str());
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return r;
+  }
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+    close(fd);
+    return r;
+  }
+  std::string all;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) all.append(buf, static_cast<size_t>(n));
+  close(fd);
+  if (all.size() > 12) r.status = std::atoi(all.substr(9, 3).c_str());
+  auto body = all.find("\r\n\r\n");
+  if (body != std::string::npos) r.body = all.substr(body + 4);
+  return r;
+}
+
+bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (done()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return done();
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int Count(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+// The lines of `text` that contain `what`.
+std::vector<std::string> Lines(const std::string& text, const std::string& what) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.find(what) != std::string::npos) out.push_back(line);
+  return out;
+}
+
+std::set<std::string> Handled(const std::string& record) {
+  std::set<std::string> ids;
+  std::istringstream in(ReadFile(record));
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) ids.insert(line);
+  return ids;
+}
+
+NewJob Job(size_t pad) {
+  NewJob j;
+  j.queue = "jobs";
+  j.payload = "200";  // microseconds of work in the test plugin's record handler
+  j.props.message_type = "record";
+  j.headers.emplace_back("pad", std::string(pad, 'x'));
+  return j;
+}
+
+class StorageFaultTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = std::filesystem::temp_directory_path() /
+           ("foxworker_storage_" + std::string(info->name()) + "_" + std::to_string(getpid()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    chmod(dir_.c_str(), 0755);
+  }
+  void TearDown() override {
+    StopDaemon();
+    if (mounted_) umount2(Path("fs").c_str(), MNT_DETACH);
+    if (!HasFailure() && getenv("FOXWORKER_TEST_KEEP") == nullptr) std::filesystem::remove_all(dir_);
+  }
+
+  std::string Path(const std::string& name) const { return (dir_ / name).string(); }
+
+  // Mounts a tmpfs of `size` at Path("fs"); false (the caller skips) when
+  // this process may not mount.
+  bool MountSmallFs(const char* size) {
+    std::filesystem::create_directories(Path("fs"));
+    std::string opts = std::string("size=") + size + ",mode=0755";
+    if (mount("tmpfs", Path("fs").c_str(), "tmpfs", 0, opts.c_str()) != 0) {
+      mount_error_ = std::strerror(errno);
+      return false;
+    }
+    mounted_ = true;
+    return true;
+  }
+
+  std::string Config(const std::string& db, const std::string& extra_queue = "") const {
+    return "daemon:\n  worker_threads: 2\n  shutdown_timeout: 5s\n  state_dir: " + Path("state") +
+           "\n  admin:\n    listen: unix:" + Path("admin.sock") + "\nplugins:\n  test:\n    path: " +
+           TestPluginPath() + "\nbackends:\n  local:\n    type: local\n    path: " + db +
+           "\n    lease: 30s\nqueues:\n  jobs:\n    backend: local\n    plugin: test\n" +
+           "    concurrency: 2\n    prefetch: 8\n" + extra_queue;
+  }
+
+  void StartDaemon(const std::string& yaml) {
+    std::filesystem::create_directories(Path("state"));
+    std::ofstream(Path("foxworker.yaml")) << yaml;
+    pid_ = SpawnDaemon(Path("foxworker.yaml"), Path("record.txt"), Path("daemon.log"));
+    ASSERT_GT(pid_, 0);
+    ASSERT_TRUE(WaitFor([&] { return Get(Path("admin.sock"), "/healthz").status == 200; }, 10s))
+        << "the daemon did not start; see " << Path("daemon.log") << ":\n"
+        << ReadFile(Path("daemon.log"));
+  }
+
+  // SIGTERM; returns the exit status (or -1).
+  int StopDaemon() {
+    if (pid_ <= 0) return -1;
+    kill(pid_, SIGTERM);
+    int status = 0;
+    const auto until = std::chrono::steady_clock::now() + 15s;
+    while (waitpid(pid_, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > until) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+  Http Ready() const { return Get(Path("admin.sock"), "/readyz"); }
+  std::string Log() const { return ReadFile(Path("daemon.log")); }
+  std::string Metrics() const { return Get(Path("admin.sock"), "/metrics").body; }
+
+  std::filesystem::path dir_;
+  bool mounted_ = false;
+  std::string mount_error_;
+  pid_t pid_ = -1;
+};
+
+// Writes `path` until the file system is full; returns the bytes written.
+size_t FillUp(const std::string& path) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return 0;
+  std::string block(4096, 'f');
+  size_t total = 0;
+  for (;;) {
+    ssize_t n = write(fd, block.data(), block.size());
+    if (n <= 0) break;
+    total += static_cast<size_t>(n);
+  }
+  close(fd);
+  return total;
+}
+
+// Issue 17 item 1: a full disk recovers once space is freed, with no lost
+// job, one log line per change of state, /readyz and the metric saying so.
+TEST_F(StorageFaultTest, FullDiskRecoversWhenSpaceIsFreed) {
+  if (!MountSmallFs("2m")) {
+    GTEST_SKIP() << "cannot mount a tmpfs here (" << mount_error_
+                 << "); this test needs root or CAP_SYS_ADMIN";
+  }
+  const std::string db = Path("fs/jobs.db");
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(Config(db)));
+  ASSERT_TRUE(WaitFor([&] { return Ready().status == 200; }, 10s)) << Ready().body;
+
+  // Leave a little room, then enqueue faster than the daemon works until
+  // the file system is full.
+  FillUp(Path("fs/filler"));
+  ASSERT_EQ(truncate(Path("fs/filler").c_str(),
+                     std::max<off_t>(0, std::filesystem::file_size(Path("fs/filler")) - 400 * 1024)),
+            0);
+  LocalStoreOptions o;
+  o.path = db;
+  o.create = false;
+  auto store = LocalStore::Open(o);
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  std::set<std::string> accepted;
+  std::string refusal;
+  bool daemon_full = false;
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < until && !daemon_full) {
+    std::vector<NewJob> batch;
+    for (int i = 0; i < 20; ++i) batch.push_back(Job(1500));
+    auto r = (*store)->EnqueueBatch(batch);
+    if (r.ok()) {
+      for (const auto& e : *r) accepted.insert(std::to_string(e.id));
+    } else {
+      refusal = r.status().message();
+      FillUp(Path("fs/filler2"));  // whatever a checkpoint gave back
+      std::this_thread::sleep_for(20ms);
+    }
+    daemon_full = Ready().body.find("storage disk_full") != std::string::npos;
+  }
+  store->reset();
+  ASSERT_TRUE(daemon_full) << "the daemon never reported the full disk; /readyz: " << Ready().body
+                           << "\nlog:\n" << Log();
+  EXPECT_NE(refusal.find("database or disk is full"), std::string::npos) << refusal;
+  ASSERT_GT(accepted.size(), 20u);
+  Http ready = Ready();
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_NE(ready.body.find("backend local: storage disk_full: local store " + db), std::string::npos)
+      << ready.body;
+  EXPECT_NE(Metrics().find("foxworker_backend_storage_state{backend=\"local\",state=\"disk_full\"} 1"),
+            std::string::npos);
+  // Stays full for a while: the daemon retries without a line per retry.
+  std::this_thread::sleep_for(1500ms);
+
+  // The operator frees space; the daemon recovers by itself.
+  std::filesystem::remove(Path("fs/filler"));
+  std::filesystem::remove(Path("fs/filler2"));
+  ASSERT_TRUE(WaitFor([&] { return Ready().status == 200; }, 20s))
+      << Ready().body << "\nlog:\n" << Log();
+  bool all = WaitFor(
+      [&] {
+        auto handled = Handled(Path("record.txt"));
+        for (const auto& id : accepted)
+          if (!handled.count(id)) return false;
+        return true;
+      },
+      30s);
+  auto handled = Handled(Path("record.txt"));
+  size_t missing = 0;
+  for (const auto& id : accepted) missing += handled.count(id) == 0;
+  std::printf("full disk: %zu jobs accepted, %zu handled, %zu missing\n", accepted.size(),
+              handled.size(), missing);
+  EXPECT_TRUE(all);
+  EXPECT_EQ(missing, 0u);
+  std::string metrics = Metrics();
+  EXPECT_NE(metrics.find("foxworker_backend_storage_state{backend=\"local\",state=\"ok\"} 1"),
+            std::string::npos);
+  EXPECT_EQ(StopDaemon(), 0);
+
+  std::string log = Log();
+  auto full_lines = Lines(log, "local backend local: storage disk_full");
+  auto ok_lines = Lines(log, "local backend local: storage ok: " + db + " is writable again after ");
+  ASSERT_GE(full_lines.size(), 1u) << log;
+  // One line per change of state: each episode is one line in, one line out,
+  // whatever the number of retries.
+  EXPECT_EQ(full_lines.size(), ok_lines.size()) << log;
+  EXPECT_LE(full_lines.size(), 3u) << log;
+  EXPECT_NE(full_lines[0].find(": storage disk_full: local store " + db + ": "), std::string::npos)
+      << full_lines[0];
+  EXPECT_NE(full_lines[0].find("database or disk is full; free space on its file system; the daemon"
+                               " checkpoints and truncates its WAL and retries by itself"),
+            std::string::npos)
+      << full_lines[0];
+  EXPECT_EQ(Count(log, "writable again"), static_cast<int>(ok_lines.size()));
+  EXPECT_EQ(Count(log, "not applied"), 0) << log;
+}
+
+// The bytes of page `page` (1-based) of a SQLite file with 4 KiB pages.
+constexpr off_t kPage = 4096;
+
+// Issue 17 item 2: a corrupt page is reported as corruption, at once, with
+// /readyz not ready; nothing is claimed, no lease is blamed, and no
+// "writable again" is claimed at shutdown.
+TEST_F(StorageFaultTest, CorruptPageIsReportedAtStartAndNothingIsClaimed) {
+  const std::string db = Path("jobs.db");
+  std::set<std::string> ids;
+  {
+    LocalStoreOptions o;
+    o.path = db;
+    auto store = LocalStore::Open(o);
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    std::vector<NewJob> jobs;
+    for (int i = 0; i < 200; ++i) jobs.push_back(Job(1000));
+    auto r = (*store)->EnqueueBatch(jobs);
+    ASSERT_TRUE(r.ok());
+    for (const auto& e : *r) ids.insert(std::to_string(e.id));
+  }  // closed: checkpointed into the file, no WAL left
+  ASSERT_FALSE(std::filesystem::exists(db + "-wal"));
+  const off_t pages = static_cast<off_t>(std::filesystem::file_size(db)) / kPage;
+  ASSERT_GT(pages, 20);
+  // Garbage over a page in the middle (a leaf of the jobs table), header intact.
+  const off_t victim = pages / 2;
+  std::string original(kPage, '\0');
+  {
+    int fd = open(db.c_str(), O_RDWR | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(pread(fd, original.data(), kPage, (victim - 1) * kPage), kPage);
+    std::string garbage(kPage, '\0');
+    uint32_t x = 12345;
+    for (char& c : garbage) {
+      x = x * 1103515245 + 12345;
+      c = static_cast<char>(x >> 24);
+    }
+    ASSERT_EQ(pwrite(fd, garbage.data(), kPage, (victim - 1) * kPage), kPage);
+    close(fd);
+  }
+
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(Config(db)));
+  // Not ready at once (the check runs before the backend reports started).
+  Http ready = Ready();
+  EXPECT_EQ(ready.status, 503);
+  const std::string reason =
+      "backend local: storage corrupt: local store " + db + ": PRAGMA quick_check at open: ";
+  EXPECT_NE(ready.body.find(reason), std::string::npos) << ready.body;
+  EXPECT_NE(Metrics().find("foxworker_backend_storage_state{backend=\"local\",state=\"corrupt\"} 1"),
+            std::string::npos);
+  EXPECT_NE(Metrics().find("foxworker_backend_storage_faults_total{backend=\"local\"} 1"),
+            std::string::npos);
+  // It stays so: no claim, no lease renewal, no "writable again".
+  std::this_thread::sleep_for(2500ms);
+  EXPECT_EQ(Ready().status, 503);
+  EXPECT_EQ(StopDaemon(), 0);
+  std::string log = Log();
+  auto corrupt = Lines(log, "local backend local: storage corrupt");
+  ASSERT_EQ(corrupt.size(), 1u) << log;
+  const std::string& line = corrupt[0];
+  EXPECT_EQ(line.substr(0, 1), "E") << line;
+  EXPECT_NE(line.find("] local backend local: storage corrupt: local store " + db +
+                      ": PRAGMA quick_check at open: "),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find("; the file is damaged: nothing is claimed or settled until it passes"
+                      " PRAGMA integrity_check again or a repaired file replaces it (see"
+                      " operations.md, Storage faults)"),
+            std::string::npos)
+      << line;
+  EXPECT_EQ(Count(log, "not applied"), 0) << log;
+  EXPECT_EQ(Count(log, "lease expired"), 0) << log;
+  EXPECT_EQ(Count(log, "writable again"), 0) << log;
+  EXPECT_EQ(Count(log, "storage ok"), 0) << log;
+  EXPECT_TRUE(Handled(Path("record.txt")).empty());
+
+  // The operator restores the page (as from a backup) and starts again:
+  // every job is handled.
+  {
+    int fd = open(db.c_str(), O_RDWR | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(pwrite(fd, original.data(), kPage, (victim - 1) * kPage), kPage);
+    close(fd);
+  }
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(Config(db)));
+  EXPECT_TRUE(WaitFor([&] { return Ready().status == 200; }, 10s)) << Ready().body;
+  EXPECT_TRUE(WaitFor([&] { return Handled(Path("record.txt")) == ids; }, 20s));
+  EXPECT_EQ(StopDaemon(), 0);
+}
+
+// A file deleted under the daemon: reported once, not ready, nothing
+// written to a new empty file behind the operator's back; the log names the
+// descriptor the jobs can be copied from.
+TEST_F(StorageFaultTest, DeletedFileIsReportedAndRefused) {
+  const std::string db = Path("jobs.db");
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(Config(db)));
+  ASSERT_TRUE(WaitFor([&] { return Ready().status == 200; }, 10s)) << Ready().body;
+  ASSERT_EQ(unlink(db.c_str()), 0);
+  // The next write (lease recovery runs at least once a second) finds out.
+  ASSERT_TRUE(WaitFor([&] { return Ready().status == 503; }, 5s));
+  Http ready = Ready();
+  EXPECT_NE(ready.body.find("backend local: storage deleted: "), std::string::npos) << ready.body;
+  EXPECT_NE(Metrics().find("foxworker_backend_storage_state{backend=\"local\",state=\"deleted\"} 1"),
+            std::string::npos);
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_FALSE(std::filesystem::exists(db)) << "a new file was created behind the operator's back";
+  EXPECT_EQ(StopDaemon(), 0);
+  std::string log = Log();
+  auto lines = Lines(log, "local backend local: storage deleted");
+  ASSERT_EQ(lines.size(), 1u) << log;
+  EXPECT_NE(lines[0].find("the file was deleted or replaced while the daemon had it open"),
+            std::string::npos)
+      << lines[0];
+  EXPECT_NE(lines[0].find("its jobs are still readable through /proc/"), std::string::npos)
+      << lines[0];
+  EXPECT_EQ(Count(log, "writable again"), 0) << log;
+}
+
+// Issue 17 item 6: stats, dead list and dead show need only read access.
+TEST_F(StorageFaultTest, CtlReadsWithReadAccessOnly) {
+  if (access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "no setpriv to run as nobody";
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to switch to the user nobody";
+  const std::string db = Path("jobs.db");
+  {
+    LocalStoreOptions o;
+    o.path = db;
+    auto store = LocalStore::Open(o);
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    ASSERT_TRUE((*store)->Enqueue(Job(10)).ok());
+  }
+  chmod(db.c_str(), 0644);
+  auto run = [&](const std::string& args) {
+    std::string cmd = "setpriv --reuid=nobody --regid=nogroup --clear-groups " +
+                      std::string(FOXWORKERCTL) + " --db " + db + " " + args + " 2>&1";
+    std::string out;
+    FILE* p = popen(cmd.c_str(), "r");
+    char buf[512];
+    while (p != nullptr && fgets(buf, sizeof buf, p) != nullptr) out += buf;
+    int status = p != nullptr ? pclose(p) : -1;
+    return std::make_pair(WIFEXITED(status) ? WEXITSTATUS(status) : -1, out);
+  };
+  // No daemon: no -wal, no -shm, and nobody may create them.
+  auto [rc, out] = run("stats");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("jobs"), std::string::npos) << out;
+  EXPECT_EQ(run("dead list").first, 0);
+  EXPECT_EQ(run("dead show 1").first, 0);
+  // With a daemon holding the file open (its -wal and -shm exist, readable).
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(Config(db)));
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(db + "-shm"); }, 5s));
+  chmod((db + "-shm").c_str(), 0644);
+  chmod((db + "-wal").c_str(), 0644);
+  std::tie(rc, out) = run("stats");
+  EXPECT_EQ(rc, 0) << out;
+  // Writing still needs write access, and says so.
+  std::tie(rc, out) = run("pause jobs");
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(out.find("cannot write the file"), std::string::npos) << out;
+  EXPECT_EQ(StopDaemon(), 0);
+}
+
+}  // namespace
+}  // namespace foxworker::testing
