@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <utility>
 
@@ -73,6 +75,38 @@ std::optional<uint64_t> FreeBytes(const std::string& path) {
   struct statvfs vfs;
   if (::statvfs(dir.c_str(), &vfs) != 0) return std::nullopt;
   return static_cast<uint64_t>(vfs.f_bavail) * static_cast<uint64_t>(vfs.f_frsize);
+}
+
+// Whether the file system holding `path` is read-only now: mounted ro, or
+// (ext4 after errors=remount-ro in recent kernels) marked emergency_ro, which
+// statvfs does not show. An fsync failing there reads as a plain I/O error.
+bool FileSystemReadOnly(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path dir = std::filesystem::canonical(
+      std::filesystem::absolute(path).parent_path(), ec);
+  if (ec) return false;
+  struct statvfs vfs;
+  if (::statvfs(dir.c_str(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY) != 0) return true;
+  // mountinfo: id parent major:minor root mount-point options ... - type source super-options
+  FILE* f = std::fopen("/proc/self/mountinfo", "r");
+  if (f == nullptr) return false;
+  std::string best, best_opts;
+  char line[4096];
+  const std::string d = dir.string();
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    char mnt[2048], opts[1024];
+    if (std::sscanf(line, "%*s %*s %*s %*s %2047s %1023s", mnt, opts) != 2) continue;
+    std::string m = mnt;
+    bool under = d == m || m == "/" || (d.size() > m.size() && d.compare(0, m.size(), m) == 0 &&
+                                       d[m.size()] == '/');
+    if (!under || m.size() < best.size()) continue;
+    best = m;
+    const char* sep = std::strstr(line, " - ");
+    best_opts = std::string(opts) + "," + (sep != nullptr ? sep + 3 : "");
+  }
+  std::fclose(f);
+  return best_opts.find("emergency_ro") != std::string::npos ||
+         best_opts.rfind("ro,", 0) == 0 || best_opts.find(",ro,") != std::string::npos;
 }
 
 // "/proc/PID/fd/N" of this process's descriptor of the deleted `path`, or "".
@@ -561,6 +595,10 @@ void LocalBackend::FlushForStop(const SourceList& sources) {
 void LocalBackend::RecordFailure(const Status& status, std::optional<StorageFault> fault) {
   StorageFault f = fault ? *fault : (store_ ? store_->last_fault() : StorageFault::kOther);
   if (f == StorageFault::kOk) f = StorageFault::kOther;
+  if ((f == StorageFault::kIoError || f == StorageFault::kOther) &&
+      FileSystemReadOnly(options_.path)) {
+    f = StorageFault::kReadOnly;
+  }
   backoff_ = std::clamp(backoff_ * 2, kMinBackoff, kMaxBackoff);
   const StorageFault was = fault_;
   if (was == StorageFault::kOk) fault_since_ = Clock::now();
@@ -588,9 +626,22 @@ void LocalBackend::RecordFailure(const Status& status, std::optional<StorageFaul
               options_.path + ".saved) before restarting the daemon";
     }
   }
+  std::string cause;
+  if (store_ != nullptr && !fault && store_->last_error_code() != 0) {
+    // SQLite's code and the system's errno: what the state was read from.
+    cause = " [SQLite error " + std::to_string(store_->last_error_code());
+    if (store_->last_system_errno() != 0) {
+      cause += ", errno " + std::to_string(store_->last_system_errno()) + " " +
+               std::strerror(store_->last_system_errno());
+    }
+    cause += "]";
+  }
+  if (f == StorageFault::kReadOnly && store_ != nullptr && store_->last_system_errno() != EROFS) {
+    cause += " (the file system is read-only now)";
+  }
   LOG(ERROR) << "local backend " << name_ << ": storage " << StorageFaultName(f)
              << (was == StorageFault::kOk ? "" : std::string(" (was ") + StorageFaultName(was) + ")")
-             << ": " << status.message() << "; " << StorageFaultAdvice(f) << extra;
+             << ": " << status.message() << cause << "; " << StorageFaultAdvice(f) << extra;
 }
 
 void LocalBackend::RecordSuccess(const char* how) {

@@ -71,7 +71,9 @@ const char* StorageFaultAdvice(StorageFault fault) {
              " retries by itself";
     case StorageFault::kReadOnly:
       return "the file or its file system became read-only (a remount after disk errors?):"
-             " check dmesg, repair, remount read-write; the daemon retries by itself";
+             " check dmesg; the daemon retries by itself and goes on once it may write again,"
+             " but a file system that went read-only after errors needs the daemon stopped, an"
+             " unmount and fsck first";
     case StorageFault::kCorrupt:
       return "the file is damaged: nothing is claimed or settled until it passes"
              " PRAGMA integrity_check again or a repaired file replaces it (see operations.md,"
