@@ -254,7 +254,9 @@ TEST_F(StorageFaultTest, FullDiskRecoversWhenSpaceIsFreed) {
   ASSERT_TRUE(daemon_full) << "the daemon never reported the full disk; /readyz: " << Ready().body
                            << "\nlog:\n" << Log();
   // (The daemon may hit the full disk before this enqueuer does.)
-  if (!refusal.empty()) EXPECT_NE(refusal.find("database or disk is full"), std::string::npos) << refusal;
+  if (!refusal.empty()) {
+    EXPECT_NE(refusal.find("database or disk is full"), std::string::npos) << refusal;
+  }
   ASSERT_GT(accepted.size(), 20u);
   Http ready = Ready();
   EXPECT_EQ(ready.status, 503);
