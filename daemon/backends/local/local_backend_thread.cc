@@ -49,8 +49,8 @@ constexpr milliseconds kSpaceCheckInterval{5000};
 // How often the path is compared with the open file (deleted, replaced).
 constexpr milliseconds kFileCheckInterval{1000};
 
-// At most one quick_check per this interval to explain outcomes whose job
-// row is gone.
+// At most one integrity_check per this interval to explain outcomes whose
+// job row is gone.
 constexpr milliseconds kLostCheckInterval{10000};
 
 milliseconds AtLeast(milliseconds d, milliseconds floor) { return std::max(d, floor); }
@@ -733,6 +733,8 @@ void LocalBackend::ExplainLost(const std::vector<const SettleOp*>& lost) {
                  << "), so it may run twice";
   }
   if (gone.empty()) return;
+  std::sort(gone.begin(), gone.end(),
+            [](const SettleOp* a, const SettleOp* b) { return a->id < b->id; });
   // No row with that id: another daemon claimed and acked it after this
   // one's lease expired, someone deleted it, or the file lost it. Only a
   // check tells the last apart.
@@ -740,7 +742,9 @@ void LocalBackend::ExplainLost(const std::vector<const SettleOp*>& lost) {
   if (now >= next_lost_check_) {
     next_lost_check_ = now + kLostCheckInterval;
     BeatForScan();
-    auto check = store_->QuickCheck();
+    // integrity_check, not quick_check: a leaf that lost rows is a sound
+    // b-tree, only the indexes still pointing at the rows tell.
+    auto check = store_->QuickCheck(/*full=*/true);
     std::string findings = check.ok() ? *check : check.status().message();
     if (!findings.empty() && (check.ok() || store_->last_fault() == StorageFault::kCorrupt)) {
       std::string ids;
@@ -750,7 +754,7 @@ void LocalBackend::ExplainLost(const std::vector<const SettleOp*>& lost) {
       RecordFailure(Status::IoError("local store " + options_.path + ": " +
                                     std::to_string(gone.size()) +
                                     " outcome(s) found no job row (job " + ids +
-                                    ") and PRAGMA quick_check finds the file damaged: " +
+                                    ") and PRAGMA integrity_check finds the file damaged: " +
                                     findings),
                     StorageFault::kCorrupt);
       return;

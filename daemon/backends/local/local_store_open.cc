@@ -258,6 +258,11 @@ Result<std::string> LocalStore::QuickCheck(bool full) {
     while ((rc = stmt.Step()) == SQLITE_ROW) {
       std::string line = stmt.Text(0);
       if (line == "ok") continue;
+      // Findings such as "*** in database main ***\nPage 5: ..." belong on
+      // one log line.
+      for (char& c : line) {
+        if (c == '\n' || c == '\r') c = ' ';
+      }
       findings += (findings.empty() ? "" : "; ") + line;
     }
   }
