@@ -76,11 +76,12 @@ const char* StorageFaultAdvice(StorageFault fault) {
              " unmount and fsck first";
     case StorageFault::kCorrupt:
       return "the file is damaged: nothing is claimed or settled until it passes"
-             " PRAGMA integrity_check again or a repaired file replaces it (see operations.md,"
-             " Storage faults)";
+             " PRAGMA integrity_check again (after a repair in place), or until a restart with"
+             " a recovered file (see operations.md, Storage faults)";
     case StorageFault::kDeleted:
-      return "the file was deleted or replaced while the daemon had it open: nothing is written"
-             " until a database file is back at its path (see operations.md, Storage faults)";
+      return "the file was deleted or replaced while the daemon had it open: nothing more is"
+             " written to it, and nothing is created in its place; a restart opens what is at the"
+             " path then (see operations.md, Storage faults)";
     case StorageFault::kIoError:
       return "the device reports I/O errors: check dmesg and the disk; the daemon retries by"
              " itself";
