@@ -190,10 +190,18 @@ void LocalBackend::Run(std::promise<Status>* started) {
     heartbeat.Beat(kStoreCallGrace);
     now = Clock::now();
     more = false;
-    if (Blocked() && !TryRecover()) {
-      // Corrupt or deleted: nothing is written. Enqueues fail at once (their
-      // callers get the error instead of waiting); settlements wait in
-      // memory and are applied once the file is usable again.
+    // Corrupt or deleted (known, or found by the checks and reads here):
+    // nothing is written.
+    bool park = Blocked() && !TryRecover();
+    if (!park) {
+      CheckFile(now);
+      DetectNewWork(sources, now);
+      park = Blocked();
+    }
+    if (park) {
+      // Enqueues fail at once (their callers get the error instead of
+      // waiting); settlements wait in memory and are applied once the file
+      // is usable again.
       std::string why;
       {
         std::lock_guard<std::mutex> l(mu_);
@@ -210,14 +218,11 @@ void LocalBackend::Run(std::promise<Status>* started) {
           [&] { return stop_requested_ || !pending_enqueues_.empty(); }, heartbeat);
       continue;
     }
-    CheckFile(now);
     if (fault_ == StorageFault::kDiskFull) {
       // Space the WAL holds is given back only by a checkpoint that truncates
       // it; SQLite's own checkpoints keep the file at its size.
       (void)store_->CheckpointTruncate();
     }
-    DetectNewWork(sources, now);
-    if (Blocked()) continue;
     if (!GroupCommit(sources, settles, enqueues, /*flush_only=*/false, now, &more)) {
       std::unique_lock<std::mutex> l(mu_);
       WaitUntilBeating(cv_, l, Clock::now() + backoff_, [&] { return stop_requested_; }, heartbeat);
