@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <glog/logging.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -35,6 +36,13 @@ constexpr milliseconds kMaxBackoff{5000};
 // A turn's SQLite calls may wait this long for another process's lock (the
 // store's busy timeout) before they give up.
 constexpr milliseconds kStoreCallGrace{5000};  // LocalStoreOptions::busy_timeout
+
+// Files up to this size are checked (PRAGMA quick_check at open,
+// integrity_check to explain a lost row or to see a repair): about a second
+// warm and ten cold on the development machine. Larger ones are not: a check
+// could outlast systemd's start timeout; damage there is found when a
+// statement reads it.
+constexpr uint64_t kMaxCheckedBytes = uint64_t{256} << 20;
 
 // A check that reads every page (PRAGMA quick_check) may take this long
 // before the watchdog counts the thread as stuck (about 20 GB at the
@@ -107,6 +115,15 @@ bool FileSystemReadOnly(const std::string& path) {
   std::fclose(f);
   return best_opts.find("emergency_ro") != std::string::npos ||
          best_opts.rfind("ro,", 0) == 0 || best_opts.find(",ro,") != std::string::npos;
+}
+
+// The size of the file (with its WAL), 0 when unknown.
+uint64_t FileBytes(const std::string& path) {
+  uint64_t total = 0;
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) total += static_cast<uint64_t>(st.st_size);
+  if (::stat((path + "-wal").c_str(), &st) == 0) total += static_cast<uint64_t>(st.st_size);
+  return total;
 }
 
 // "/proc/PID/fd/N" of this process's descriptor of the deleted `path`, or "".
@@ -621,10 +638,13 @@ void LocalBackend::RecordFailure(const Status& status, std::optional<StorageFaul
     if (auto dv = store_->DataVersion(); dv.ok()) fault_data_version_ = *dv;
   }
   std::string extra;
-  if (f == StorageFault::kDeleted && store_->CheckPath() == FileIdentity::kMissing) {
+  if (f == StorageFault::kDeleted) {
     // Everything committed goes into the deleted file itself, so that a copy
-    // of it is complete (the WAL at the path may go next).
+    // of it is complete, and the WAL is left empty, so that a file put at
+    // the path later cannot pick up this file's frames from it.
     (void)store_->CheckpointTruncate();
+  }
+  if (f == StorageFault::kDeleted && store_->CheckPath() == FileIdentity::kMissing) {
     std::string fd = DeletedFileDescriptor(options_.path);
     if (!fd.empty()) {
       extra = "; its jobs are still readable through " + fd + ": copy it (cp " + fd + " " +
@@ -676,6 +696,13 @@ void LocalBackend::BeatForScan() {
 }
 
 void LocalBackend::CheckAtOpen() {
+  if (uint64_t bytes = FileBytes(options_.path); bytes > kMaxCheckedBytes) {
+    LOG(INFO) << "local backend " << name_ << ": " << options_.path << " is " << MiB(bytes)
+              << ", more than " << MiB(kMaxCheckedBytes)
+              << ": not checked with PRAGMA quick_check at open (damage is reported when a"
+              << " statement reads it)";
+    return;
+  }
   BeatForScan();
   const TimePoint start = Clock::now();
   auto check = store_->QuickCheck();
@@ -705,6 +732,7 @@ bool LocalBackend::TryRecover() {
   auto dv = store_->DataVersion();
   if (dv.ok() && *dv == fault_data_version_) return false;
   if (dv.ok()) fault_data_version_ = *dv;
+  if (FileBytes(options_.path) > kMaxCheckedBytes) return false;  // a restart checks on use
   BeatForScan();
   auto check = store_->QuickCheck(/*full=*/true);
   if (!check.ok() || !check->empty()) return false;
@@ -744,7 +772,7 @@ void LocalBackend::ExplainLost(const std::vector<const SettleOp*>& lost) {
   // one's lease expired, someone deleted it, or the file lost it. Only a
   // check tells the last apart.
   const TimePoint now = Clock::now();
-  if (now >= next_lost_check_) {
+  if (now >= next_lost_check_ && FileBytes(options_.path) <= kMaxCheckedBytes) {
     next_lost_check_ = now + kLostCheckInterval;
     BeatForScan();
     // integrity_check, not quick_check: a leaf that lost rows is a sound
