@@ -268,8 +268,10 @@ TEST_F(StorageFaultTest, FullDiskRecoversWhenSpaceIsFreed) {
       << ready.body;
   EXPECT_NE(Metrics().find("foxworker_backend_storage_state{backend=\"local\",state=\"disk_full\"} 1"),
             std::string::npos);
-  // Stays full for a while: the daemon retries without a line per retry.
+  // Stays full for a while: the daemon retries without a line per retry,
+  // and an idle turn does not pass for "writable again".
   std::this_thread::sleep_for(1500ms);
+  EXPECT_NE(Ready().body.find("storage disk_full"), std::string::npos) << Ready().body;
 
   // The operator frees space; the daemon recovers by itself.
   std::filesystem::remove(Path("fs/filler"));

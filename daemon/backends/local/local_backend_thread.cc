@@ -406,6 +406,7 @@ bool LocalBackend::GroupCommit(const SourceList& sources, std::vector<SettleOp>&
 
   std::vector<const SettleOp*> lost;  // settlements whose lease was gone
   std::vector<ClaimResult> claimed;
+  const int64_t changes_before = store_->TotalChanges();
   Status st = store_->BeginWrite();
   for (size_t i = 0; st.ok() && i < enqueues.size(); ++i) {
     auto r = store_->EnqueueBatch(enqueues[i]->jobs);
@@ -474,6 +475,12 @@ bool LocalBackend::GroupCommit(const SourceList& sources, std::vector<SettleOp>&
       }
       claimed.push_back(std::move(r).value());
     }
+  }
+  if (st.ok() && fault_ != StorageFault::kOk && store_->TotalChanges() == changes_before) {
+    // A commit that wrote no page proves nothing about a full or read-only
+    // file: write one, lest an idle turn report "writable again" and the
+    // next real write fail again.
+    st = store_->ProbeWrite();
   }
   if (st.ok()) st = store_->Commit();
 

@@ -442,6 +442,13 @@ Result<bool> LocalStore::HasDueJobs(std::string_view queue) {
   return Error("looking for due jobs of queue " + std::string(queue), rc);
 }
 
+int64_t LocalStore::TotalChanges() const { return sqlite3_total_changes64(db_); }
+
+Status LocalStore::ProbeWrite() {
+  static const std::string sql = "PRAGMA user_version = " + std::to_string(kSchemaVersion);
+  return Exec(sql.c_str());
+}
+
 Result<std::optional<JobHolderInfo>> LocalStore::JobHolder(int64_t id) {
   auto prepared = Prepare(kJobHolder);
   if (!prepared.ok()) return prepared.status();

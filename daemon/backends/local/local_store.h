@@ -213,6 +213,12 @@ class LocalStore {
   // by device and inode): kMissing when it was deleted, kOther when another
   // file took its place.
   FileIdentity CheckPath() const;
+  // Rows changed by this connection since it opened (sqlite3_total_changes).
+  int64_t TotalChanges() const;
+  // Makes the open transaction write a page (page 1, rewriting the schema
+  // version it already holds), so that its commit proves the file takes
+  // writes even when nothing else changed. REQUIRES: an open transaction.
+  Status ProbeWrite();
   // The job's state and holder; nullopt when no row has that id.
   Result<std::optional<JobHolderInfo>> JobHolder(int64_t id);
 
