@@ -217,7 +217,10 @@ std::string ServiceSummary::Text(const Supervisor& supervisor,
     const Backend* b = supervisor.FindBackend(bc.name);
     if (b == nullptr) continue;
     BackendState st = b->State();
-    if (!st.connected) degraded += (degraded.empty() ? "" : ", ") + bc.name;
+    if (!st.connected) {
+      degraded += (degraded.empty() ? "" : ", ") + bc.name;
+      if (!st.storage.empty() && st.storage != "ok") degraded += " (storage " + st.storage + ")";
+    }
   }
   if (!degraded.empty()) text += "; backend disconnected: " + degraded;
   if (!paused.empty()) {

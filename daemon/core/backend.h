@@ -94,6 +94,14 @@ struct BackendState {
   uint64_t reconnects = 0;
   uint64_t consecutive_failures = 0;
   std::string last_error;
+  // Backends on a local file (the local backend): the file's state, one of
+  // `storage_states` ("ok", "disk_full", ...), for /readyz and the
+  // foxworker_backend_storage_state metric; empty for the others.
+  std::string storage;
+  // Every value `storage` can take, in the order the metric lists them.
+  std::vector<std::string> storage_states;
+  // Times `storage` left "ok" (foxworker_backend_storage_faults_total).
+  uint64_t storage_faults = 0;
 };
 
 class Backend {

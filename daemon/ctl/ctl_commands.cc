@@ -349,6 +349,11 @@ int RunCtlCommand(const CtlArgs& args, std::istream& in, std::ostream& out, std:
   // Writing commands may create the file (a job can be enqueued, or a queue
   // paused, before the daemon first ran); reading ones must find it.
   options->create = args.command == CtlCommand::kEnqueue || args.command == CtlCommand::kPause;
+  // Reading commands open the file read-only, so that a user with read
+  // access alone (monitoring) can run them.
+  options->read_only = args.command == CtlCommand::kStats ||
+                       args.command == CtlCommand::kDeadList ||
+                       args.command == CtlCommand::kDeadShow;
   auto store = LocalStore::Open(std::move(options).value());
   if (!store.ok()) {
     err << "foxworkerctl: " << store.status().message() << '\n';

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <set>
 #include <string>
 #include <vector>
@@ -531,6 +533,90 @@ TEST(LocalStoreOpenTest, RefusesAFileThatIsNotSqlite) {
   ASSERT_FALSE(store.ok());
   EXPECT_NE(store.status().message().find(options.path), std::string::npos)
       << store.status().message();
+}
+
+TEST(StorageFaultTest, ClassifiesByCodeAndErrno) {
+  EXPECT_EQ(ClassifyStorageError(SQLITE_OK, 0), StorageFault::kOk);
+  EXPECT_EQ(ClassifyStorageError(SQLITE_FULL, 0), StorageFault::kDiskFull);
+  EXPECT_EQ(ClassifyStorageError(SQLITE_IOERR_WRITE, ENOSPC), StorageFault::kDiskFull);
+  EXPECT_EQ(ClassifyStorageError(SQLITE_IOERR_WRITE, EDQUOT), StorageFault::kDiskFull);
+  EXPECT_EQ(ClassifyStorageError(SQLITE_IOERR_WRITE, EROFS), StorageFault::kReadOnly);
+  EXPECT_EQ(ClassifyStorageError(SQLITE_READONLY, 0), StorageFault::kReadOnly);
+  EXPECT_EQ(ClassifyStorageError(SQLITE_READONLY_DBMOVED, 0), StorageFault::kDeleted);
+  EXPECT_EQ(ClassifyStorageError(SQLITE_CORRUPT, 0), StorageFault::kCorrupt);
+  EXPECT_EQ(ClassifyStorageError(SQLITE_NOTADB, 0), StorageFault::kCorrupt);
+  EXPECT_EQ(ClassifyStorageError(SQLITE_IOERR_FSYNC, EIO), StorageFault::kIoError);
+  EXPECT_EQ(ClassifyStorageError(SQLITE_BUSY, 0), StorageFault::kBusy);
+  EXPECT_EQ(ClassifyStorageError(SQLITE_MISUSE, 0), StorageFault::kOther);
+  std::set<std::string> names;
+  for (StorageFault f : kStorageFaults) names.insert(StorageFaultName(f));
+  EXPECT_EQ(names.size(), std::size(kStorageFaults));
+  EXPECT_STREQ(StorageFaultAdvice(StorageFault::kOk), "");
+}
+
+TEST(LocalStoreOpenTest, ReadOnlyReadsAndRefusesWrites) {
+  TempDir dir;
+  int64_t id;
+  {
+    auto store = OpenStore(dir.File("r.db"));
+    ASSERT_NE(store, nullptr);
+    id = store->Enqueue(Job("q", "kept"))->id;
+  }
+  LocalStoreOptions options;
+  options.path = dir.File("r.db");
+  options.read_only = true;
+  auto store = LocalStore::Open(options);
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  auto job = (*store)->GetJob(id);
+  ASSERT_TRUE(job.ok() && job->has_value());
+  EXPECT_EQ((*job)->payload, "kept");
+  EXPECT_TRUE((*store)->Stats().ok());
+  EXPECT_FALSE((*store)->Pause("q").ok());
+  EXPECT_EQ((*store)->last_fault(), StorageFault::kReadOnly);
+  // A missing file is not created.
+  options.path = dir.File("none.db");
+  EXPECT_TRUE(LocalStore::Open(options).status().IsNotFound());
+}
+
+TEST(LocalStoreOpenTest, QuickCheckAndPathIdentity) {
+  TempDir dir;
+  auto store = OpenStore(dir.File("c.db"));
+  ASSERT_NE(store, nullptr);
+  auto check = store->QuickCheck();
+  ASSERT_TRUE(check.ok());
+  EXPECT_EQ(*check, "");
+  check = store->QuickCheck(/*full=*/true);
+  ASSERT_TRUE(check.ok());
+  EXPECT_EQ(*check, "");
+  EXPECT_TRUE(store->CheckpointTruncate().ok());
+  EXPECT_EQ(store->CheckPath(), FileIdentity::kSame);
+  EXPECT_TRUE(store->SetSmallWal(true).ok());
+  EXPECT_TRUE(store->small_wal());
+  ASSERT_EQ(std::rename(dir.File("c.db").c_str(), dir.File("moved.db").c_str()), 0);
+  EXPECT_EQ(store->CheckPath(), FileIdentity::kMissing);
+  ASSERT_NE(OpenStore(dir.File("c.db")), nullptr);  // another file at the path
+  EXPECT_EQ(store->CheckPath(), FileIdentity::kOther);
+  // SQLite itself does not notice: in WAL mode a commit goes into the
+  // (moved) WAL without complaint. Hence the backend's own CheckPath.
+  EXPECT_TRUE(store->Enqueue(Job("q", "x")).ok());
+}
+
+TEST(LocalStoreOpenTest, JobHolderSaysWhoHoldsAJob) {
+  TempDir dir;
+  auto store = OpenStore(dir.File("h.db"));
+  ASSERT_NE(store, nullptr);
+  int64_t id = store->Enqueue(Job("q", "p"))->id;
+  auto claimed = store->Claim("q", "owner-a", 1, kLease, 0);
+  ASSERT_TRUE(claimed.ok() && claimed->jobs.size() == 1);
+  auto holder = store->JobHolder(id);
+  ASSERT_TRUE(holder.ok() && holder->has_value());
+  EXPECT_EQ((*holder)->state, JobState::kRunning);
+  EXPECT_EQ((*holder)->owner, "owner-a");
+  EXPECT_EQ((*holder)->claim_token, claimed->jobs[0].claim_token);
+  ASSERT_TRUE(store->Ack(id, claimed->jobs[0].claim_token, Duration(0)).ok());
+  holder = store->JobHolder(id);
+  ASSERT_TRUE(holder.ok());
+  EXPECT_FALSE(holder->has_value());
 }
 
 }  // namespace

@@ -87,9 +87,13 @@ std::vector<std::string> ReadinessReasons(const Supervisor& supervisor) {
       continue;
     }
     BackendState st = b->State();
-    if (!st.connected)
+    if (!st.storage.empty() && st.storage != "ok") {
+      reasons.push_back("backend " + bc.name + ": storage " + st.storage +
+                        (st.last_error.empty() ? "" : ": " + st.last_error));
+    } else if (!st.connected) {
       reasons.push_back("backend " + bc.name + " is disconnected" +
                         (st.last_error.empty() ? "" : ": " + st.last_error));
+    }
   }
   for (const auto& c : supervisor.consumers()) {
     if (c->paused()) reasons.push_back("queue " + c->name() + " is paused");
@@ -204,6 +208,19 @@ std::string RenderMetrics(const Supervisor& supervisor,
   m.Family("foxworker_backend_reconnects_total", "counter",
            "Times the backend reconnected after losing its connection.");
   for (const auto& [name, st] : backends) m.Sample({{"backend", name}}, double(st.reconnects));
+  m.Family("foxworker_backend_storage_state", "gauge",
+           "For backends on a local file: 1 for the file's current state (ok, disk_full, "
+           "read_only, corrupt, deleted, io_error, busy, error), 0 for the others.");
+  for (const auto& [name, st] : backends) {
+    for (const std::string& state : st.storage_states) {
+      m.Sample({{"backend", name}, {"state", state}}, state == st.storage ? 1 : 0);
+    }
+  }
+  m.Family("foxworker_backend_storage_faults_total", "counter",
+           "For backends on a local file: times the file left the ok state.");
+  for (const auto& [name, st] : backends) {
+    if (!st.storage_states.empty()) m.Sample({{"backend", name}}, double(st.storage_faults));
+  }
 
   m.Family("foxworker_process_resident_memory_bytes", "gauge",
            "Resident memory of the foxworkerd process.");
@@ -326,6 +343,12 @@ std::string RenderQueuesJson(const Supervisor& supervisor) {
     w.Uint64(st.consecutive_failures);
     Key(w, "last_error");
     Str(w, st.last_error);
+    if (!st.storage.empty()) {
+      Key(w, "storage");
+      Str(w, st.storage);
+      Key(w, "storage_faults");
+      w.Uint64(st.storage_faults);
+    }
     w.EndObject();
   }
   w.EndArray();

@@ -34,7 +34,10 @@ std::string MakeOwnerId() {
 }  // namespace
 
 LocalBackend::LocalBackend(std::string name, LocalBackendOptions options)
-    : name_(std::move(name)), options_(std::move(options)), owner_(MakeOwnerId()) {}
+    : name_(std::move(name)), options_(std::move(options)), owner_(MakeOwnerId()) {
+  state_.storage = StorageFaultName(StorageFault::kOk);
+  for (StorageFault f : kStorageFaults) state_.storage_states.push_back(StorageFaultName(f));
+}
 
 LocalBackend::~LocalBackend() { Stop(Clock::now() + kDestructorStopBudget); }
 

@@ -35,6 +35,8 @@
 
 #include "daemon/backends/local/local_config.h"
 #include "daemon/backends/local/local_store.h"
+#include "daemon/backends/local/storage_fault.h"
+#include "daemon/base/liveness.h"
 #include "daemon/config/config.h"
 #include "daemon/core/backend.h"
 
@@ -131,8 +133,29 @@ class LocalBackend final : public Backend {
   bool IsPaused(const std::string& queue) const;
   // Rereads the paused queues; releases the buffers of newly paused ones.
   Status RefreshPaused(const SourceList& sources);
-  void RecordFailure(const Status& status);
-  void RecordSuccess();
+  // Storage faults: one log line per change of state, the state in State()
+  // (see storage_fault.h). RecordFailure classifies `status` by the store's
+  // last error unless `fault` is given.
+  void RecordFailure(const Status& status, std::optional<StorageFault> fault = std::nullopt);
+  // `how` says what made it usable again (default: "is writable again").
+  void RecordSuccess(const char* how = nullptr);
+  // Corrupt or deleted: nothing is claimed or written until TryRecover
+  // finds a usable file again (the same one passing its check again, or a
+  // new file at the path).
+  bool Blocked() const {
+    return fault_ == StorageFault::kCorrupt || fault_ == StorageFault::kDeleted;
+  }
+  bool TryRecover();
+  // Settlements that changed no row: says why (claimed again, gone, or a
+  // corrupt file), and enters the corrupt state when the file fails its check.
+  void ExplainLost(const std::vector<const SettleOp*>& lost);
+  // Checks the file at open: a corrupt file starts in the corrupt state.
+  void CheckAtOpen();
+  // Beats before a call that reads the whole file (a check).
+  void BeatForScan();
+  // Whether the path still names the open file (every second), and keeps
+  // the WAL small while the file system is short of space (every 5 s).
+  void CheckFile(TimePoint now);
   // Gives back the unstarted jobs of the dead owner in previous_.
   void RecoverPreviousRun();
 
@@ -172,6 +195,13 @@ class LocalBackend final : public Backend {
   TimePoint next_data_version_check_{};
   std::chrono::milliseconds data_version_interval_{1};
   std::chrono::milliseconds backoff_{0};
+  StorageFault fault_ = StorageFault::kOk;
+  TimePoint fault_since_{};
+  int64_t fault_data_version_ = -1;  // data_version at the last corruption check
+  TimePoint next_space_check_{};
+  TimePoint next_file_check_{};
+  TimePoint next_lost_check_{};
+  Heartbeat* heartbeat_ = nullptr;  // the thread's own, while Run runs
 };
 
 // Builds the backend for a `type: local` entry. The path is used as given

@@ -72,6 +72,7 @@ constexpr char kHasDue[] =
     " AND run_at <= ?2 LIMIT 1";
 
 constexpr char kDataVersion[] = "PRAGMA data_version";
+constexpr char kJobHolder[] = "SELECT state, owner, claim_token FROM jobs WHERE id = ?1";
 
 #undef FOXW_SETTLEABLE
 
@@ -121,6 +122,8 @@ const char* JobStateName(JobState state) {
 }
 
 Status LocalStore::Error(std::string_view what, int rc) const {
+  last_error_code_ = rc;
+  last_system_errno_ = sqlite3_system_errno(db_);
   return StoreError(options_.path, what, sqlite3_errmsg(db_), rc);
 }
 
@@ -128,6 +131,10 @@ Status LocalStore::Exec(const char* sql) {
   char* err = nullptr;
   int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
   if (rc == SQLITE_OK) return Status::Ok();
+  // sqlite3_exec returns the primary code; the connection has the extended one.
+  last_error_code_ = sqlite3_extended_errcode(db_);
+  if ((last_error_code_ & 0xff) != (rc & 0xff)) last_error_code_ = rc;
+  last_system_errno_ = sqlite3_system_errno(db_);
   std::string msg = err != nullptr ? err : sqlite3_errstr(rc);
   sqlite3_free(err);
   // Name the statement by its first line ("BEGIN IMMEDIATE", "CREATE TABLE jobs (").
@@ -435,6 +442,32 @@ Result<bool> LocalStore::HasDueJobs(std::string_view queue) {
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
   return Error("looking for due jobs of queue " + std::string(queue), rc);
+}
+
+int64_t LocalStore::TotalChanges() const { return sqlite3_total_changes64(db_); }
+
+Status LocalStore::ProbeWrite() {
+  static const std::string sql = "PRAGMA user_version = " + std::to_string(kSchemaVersion);
+  return Exec(sql.c_str());
+}
+
+Result<std::optional<JobHolderInfo>> LocalStore::JobHolder(int64_t id) {
+  auto prepared = Prepare(kJobHolder);
+  if (!prepared.ok()) return prepared.status();
+  SqliteStatement stmt(*prepared);
+  stmt.BindInt(1, id);
+  int rc = stmt.Step();
+  if (rc == SQLITE_DONE) return std::optional<JobHolderInfo>();
+  if (rc != SQLITE_ROW) return Error("looking up job " + std::to_string(id), rc);
+  JobHolderInfo info;
+  const std::string state = stmt.Text(0);
+  for (JobState st : {JobState::kWaiting, JobState::kScheduled, JobState::kRunning,
+                      JobState::kDone, JobState::kDead}) {
+    if (state == JobStateName(st)) info.state = st;
+  }
+  info.owner = stmt.Text(1);
+  info.claim_token = static_cast<uint64_t>(stmt.Int(2));
+  return std::optional<JobHolderInfo>(std::move(info));
 }
 
 Result<int64_t> LocalStore::DataVersion() {

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "daemon/backends/local/local_config.h"
+#include "daemon/backends/local/storage_fault.h"
 #include "daemon/core/message.h"
 #include "daemon/base/status.h"
 
@@ -60,7 +61,24 @@ struct LocalStoreOptions {
   Duration busy_timeout{5000};
   // Unix ms; defaults to the wall clock. Tests inject a fake one.
   std::function<int64_t()> clock;
+  // Reading only (foxworkerctl's stats, dead list, dead show): the file is
+  // opened with SQLITE_OPEN_READONLY, so read access to the file is enough
+  // (and read access to its -wal and -shm when they exist; see
+  // docs/backends/local.md). Implies create = false; nothing is configured
+  // or migrated, and a file that would need a migration is refused. Every
+  // write fails with SQLITE_READONLY.
+  bool read_only = false;
 };
+
+// Who holds a job now (LocalStore::JobHolder).
+struct JobHolderInfo {
+  JobState state = JobState::kWaiting;
+  std::string owner;  // empty when not running
+  uint64_t claim_token = 0;
+};
+
+// Whether a path still names the file a store opened.
+enum class FileIdentity { kSame, kMissing, kOther };
 
 // A job to enqueue.
 struct NewJob {
@@ -166,6 +184,44 @@ class LocalStore {
   // that may be called from another thread.
   void Interrupt();
 
+  // ---- Storage faults ----
+  // SQLite's extended result code and the errno (sqlite3_system_errno) of
+  // the last call that failed, and what they mean; kOk before any failure.
+  int last_error_code() const { return last_error_code_; }
+  int last_system_errno() const { return last_system_errno_; }
+  StorageFault last_fault() const {
+    return ClassifyStorageError(last_error_code_, last_system_errno_);
+  }
+  // PRAGMA wal_checkpoint(TRUNCATE): copies the WAL into the file and
+  // truncates the WAL to zero bytes. Fails (SQLITE_BUSY) while another
+  // connection reads an older snapshot, or when the file must grow and
+  // cannot. REQUIRES: no open transaction.
+  Status CheckpointTruncate();
+  // PRAGMA quick_check (with `full`, PRAGMA integrity_check, which also
+  // checks that every index matches its table): "" when the file passes,
+  // otherwise SQLite's first findings joined by "; " (also when the check
+  // itself stopped at a damaged page). Reads every page: as long as a full
+  // scan.
+  Result<std::string> QuickCheck(bool full = false);
+  // With `small`, a WAL kept small for a file system short of space: a
+  // checkpoint every 64 pages (256 KiB) instead of every 1000, and the WAL
+  // truncated to what the transaction needs whenever it starts over
+  // (journal_size_limit 0) instead of at 64 MiB.
+  Status SetSmallWal(bool small);
+  bool small_wal() const { return small_wal_; }
+  // Whether the path still names the file this connection opened (compared
+  // by device and inode): kMissing when it was deleted, kOther when another
+  // file took its place.
+  FileIdentity CheckPath() const;
+  // Rows changed by this connection since it opened (sqlite3_total_changes).
+  int64_t TotalChanges() const;
+  // Makes the open transaction write a page (page 1, rewriting the schema
+  // version it already holds), so that its commit proves the file takes
+  // writes even when nothing else changed. REQUIRES: an open transaction.
+  Status ProbeWrite();
+  // The job's state and holder; nullopt when no row has that id.
+  Result<std::optional<JobHolderInfo>> JobHolder(int64_t id);
+
   // ---- Producing ----
   Result<EnqueueResult> Enqueue(const NewJob& job);
   // All jobs in one transaction; results in the order of `jobs`.
@@ -266,7 +322,14 @@ class LocalStore {
   };
 
   LocalStore(LocalStoreOptions options, sqlite3* db);
+  // Opens `name` (the path, or a file: URI) with sqlite3_open_v2 `flags`,
+  // then configures and migrates.
+  static Result<std::unique_ptr<LocalStore>> OpenWith(LocalStoreOptions options,
+                                                      const std::string& name, int flags);
+  static Result<std::unique_ptr<LocalStore>> OpenReadOnly(const LocalStoreOptions& options,
+                                                          bool immutable);
   Status Configure();
+  Status ReadOnlyError() const;
   Status MigrateSchema();
   // The cached statement for `sql` (prepared on first use).
   // REQUIRES: `sql` is a string with static storage (the cache keys on its
@@ -285,6 +348,12 @@ class LocalStore {
 
   LocalStoreOptions options_;
   sqlite3* db_;
+  // Of the file as opened.
+  uint64_t file_dev_ = 0;
+  uint64_t file_ino_ = 0;
+  bool small_wal_ = false;
+  mutable int last_error_code_ = 0;
+  mutable int last_system_errno_ = 0;
   std::map<const char*, sqlite3_stmt*> statements_;  // keyed by the SQL literal
   uint64_t next_claim_token_;
 };
