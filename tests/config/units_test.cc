@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <initializer_list>
+
 namespace foxworker {
 namespace {
 
@@ -96,7 +99,8 @@ TEST(FormatDurationTest, ParsesBackExactly) {
   }
   // Found by fuzz/units_fuzzer: durations of 19 digits in milliseconds
   // printed as "<n>ms" that ParseDuration rejected (it read 18 digits).
-  for (int64_t ms : {4781767478204227808LL, 1000000000000000001LL, INT64_MAX}) {
+  for (int64_t ms : std::initializer_list<int64_t>{4781767478204227808, 1000000000000000001,
+                                                  INT64_MAX}) {
     std::string text = FormatDuration(milliseconds(ms));
     EXPECT_EQ(DurationOf(text), milliseconds(ms)) << text;
   }
