@@ -1,4 +1,5 @@
 #include "daemon/base/units.h"
+#include "daemon/config/yaml_writer.h"
 
 #include <gtest/gtest.h>
 
@@ -106,6 +107,18 @@ TEST(FormatDurationTest, ParsesBackExactly) {
   }
   for (int64_t ms = 0; ms < 200000; ms += 37) {
     ASSERT_EQ(DurationOf(FormatDuration(milliseconds(ms))), milliseconds(ms));
+  }
+}
+
+// Found by fuzz/units_fuzzer: a rate with 18 decimal places printed in
+// exponent form ("6.9333333333333334e-18/s"), which ParseRate refuses.
+TEST(FormatRateTest, TinyRatesParseBack) {
+  for (const char* text : {"0.000000000000000416/m", "0.000000000000000001/s", "0.5/h"}) {
+    Result<double> rate = ParseRate(text);
+    ASSERT_TRUE(rate.ok()) << text;
+    Result<double> back = ParseRate(FormatRate(*rate));
+    ASSERT_TRUE(back.ok()) << FormatRate(*rate);
+    EXPECT_EQ(*back, *rate) << FormatRate(*rate);
   }
 }
 
