@@ -14,8 +14,10 @@ struct Decimal {
   uint64_t scale = 1;
 };
 
-// At most 18 significant digits keeps the mantissa and the scale below 2^63.
-constexpr int kMaxDigits = 18;
+// At most 19 significant digits keeps the mantissa and the scale below 2^64,
+// and still reads every millisecond or byte count up to INT64_MAX (19 digits)
+// written out whole: FormatDuration's "<n>ms" for the largest durations.
+constexpr int kMaxDigits = 19;
 
 enum class NumberError { kNone, kMissing, kTooLong };
 

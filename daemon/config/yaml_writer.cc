@@ -74,7 +74,9 @@ std::string FormatRate(double rate) {
   constexpr std::pair<std::string_view, double> kUnits[] = {{"/s", 1}, {"/m", 60}, {"/h", 3600}};
   std::string best;
   for (const auto& [unit, per] : kUnits) {
-    for (int precision = 0; precision <= 17; ++precision) {
+    // Up to 18 places: ParseRate reads 19 digits, "0." and 18 after it
+    // (a rate like 0.000000000000000416/m; found by fuzz/units_fuzzer).
+    for (int precision = 0; precision <= 18; ++precision) {
       char buffer[64];
       auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), rate * per,
                                      std::chars_format::fixed, precision);

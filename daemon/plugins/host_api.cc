@@ -18,6 +18,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -46,7 +47,7 @@ class PluginConfigValues {
   explicit PluginConfigValues(const std::string& json) : json_(json) {
     doc_.Parse(json.c_str(), json.size());
     if (doc_.HasParseError() || !doc_.IsObject()) doc_.SetObject();
-    for (const auto& m : doc_.GetObject()) {
+    for (const auto& m : std::as_const(doc_).GetObject()) {
       if (!m.value.IsNumber() && !m.value.IsBool()) continue;
       rapidjson::StringBuffer sb;
       rapidjson::Writer<rapidjson::StringBuffer> w(sb);

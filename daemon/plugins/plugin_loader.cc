@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <set>
+#include <utility>
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -140,8 +141,10 @@ bool CoerceToType(int32_t type, rapidjson::Value& v, rapidjson::Document::Alloca
       return true;
     case FOXW_CONFIG_MAP:
       if (!v.IsObject()) return false;
-      for (auto& m : v.GetObject())
-        if (!CoerceToType(FOXW_CONFIG_STRING, m.value, alloc, why)) return false;
+      // By index: comparing mutable rapidjson member iterators is ambiguous
+      // in C++20 (clang's -Wambiguous-reversed-operator).
+      for (rapidjson::SizeType i = 0; i < v.MemberCount(); ++i)
+        if (!CoerceToType(FOXW_CONFIG_STRING, v.MemberBegin()[i].value, alloc, why)) return false;
       return true;
   }
   return false;
@@ -269,7 +272,7 @@ Result<std::string> ApplyPluginSchema(const PluginConfig& plugin, const foxw_plu
   };
   std::set<std::string> known;
   for (size_t i = 0; i < info.config_key_count; ++i) known.insert(info.config_schema[i].name);
-  for (auto& m : doc.GetObject()) {
+  for (const auto& m : std::as_const(doc).GetObject()) {
     std::string key = m.name.GetString();
     if (!known.count(key)) {
       std::string list;
@@ -280,8 +283,7 @@ Result<std::string> ApplyPluginSchema(const PluginConfig& plugin, const foxw_plu
   }
   for (size_t i = 0; i < info.config_key_count; ++i) {
     const auto& k = info.config_schema[i];
-    auto it = doc.FindMember(k.name);
-    if (it == doc.MemberEnd()) {
+    if (!doc.HasMember(k.name)) {
       if (k.required)
         return Status::InvalidArgument(where("") + ": missing required key " + k.name + " (" +
                                        ConfigTypeName(k.type) + ")");
@@ -295,7 +297,7 @@ Result<std::string> ApplyPluginSchema(const PluginConfig& plugin, const foxw_plu
       continue;
     }
     std::string why;
-    if (!CoerceToType(k.type, it->value, alloc, &why))
+    if (!CoerceToType(k.type, doc[k.name], alloc, &why))
       return Status::InvalidArgument(where(k.name) + ": must be " + ConfigTypeName(k.type) +
                                      (why.empty() ? "" : " (" + why + ")"));
   }

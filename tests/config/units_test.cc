@@ -1,6 +1,10 @@
 #include "daemon/base/units.h"
+#include "daemon/config/yaml_writer.h"
 
 #include <gtest/gtest.h>
+
+#include <cstdint>
+#include <initializer_list>
 
 namespace foxworker {
 namespace {
@@ -68,8 +72,10 @@ TEST(ParseDurationTest, Errors) {
             "invalid duration \"5s \": expected a number followed by ms, s, m, h or d");
   EXPECT_EQ(DurationError("999999999999999d"),
             "invalid duration \"999999999999999d\": out of range");
-  EXPECT_EQ(DurationError("1234567890123456789ms"),
-            "invalid duration \"1234567890123456789ms\": out of range");
+  EXPECT_EQ(DurationError("12345678901234567890ms"),
+            "invalid duration \"12345678901234567890ms\": out of range");
+  EXPECT_EQ(DurationError("9223372036854775808ms"),
+            "invalid duration \"9223372036854775808ms\": out of range");
 }
 
 TEST(FormatDurationTest, ShortestExact) {
@@ -92,8 +98,27 @@ TEST(FormatDurationTest, ParsesBackExactly) {
     std::string text = FormatDuration(milliseconds(ms));
     EXPECT_EQ(DurationOf(text), milliseconds(ms)) << text;
   }
+  // Found by fuzz/units_fuzzer: durations of 19 digits in milliseconds
+  // printed as "<n>ms" that ParseDuration rejected (it read 18 digits).
+  for (int64_t ms : std::initializer_list<int64_t>{4781767478204227808, 1000000000000000001,
+                                                  INT64_MAX}) {
+    std::string text = FormatDuration(milliseconds(ms));
+    EXPECT_EQ(DurationOf(text), milliseconds(ms)) << text;
+  }
   for (int64_t ms = 0; ms < 200000; ms += 37) {
     ASSERT_EQ(DurationOf(FormatDuration(milliseconds(ms))), milliseconds(ms));
+  }
+}
+
+// Found by fuzz/units_fuzzer: a rate with 18 decimal places printed in
+// exponent form ("6.9333333333333334e-18/s"), which ParseRate refuses.
+TEST(FormatRateTest, TinyRatesParseBack) {
+  for (const char* text : {"0.000000000000000416/m", "0.000000000000000001/s", "0.5/h"}) {
+    Result<double> rate = ParseRate(text);
+    ASSERT_TRUE(rate.ok()) << text;
+    Result<double> back = ParseRate(FormatRate(*rate));
+    ASSERT_TRUE(back.ok()) << FormatRate(*rate);
+    EXPECT_EQ(*back, *rate) << FormatRate(*rate);
   }
 }
 

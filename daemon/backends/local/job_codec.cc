@@ -63,8 +63,11 @@ std::string EncodeProperties(const Properties& props) {
 
 Status DecodeProperties(std::string_view json, Properties* out) {
   if (json.empty()) return Status::Ok();
-  rapidjson::Document doc;
-  if (Status s = ParseObject(json, "properties", &doc); !s.ok()) return s;
+  rapidjson::Document parsed;
+  if (Status s = ParseObject(json, "properties", &parsed); !s.ok()) return s;
+  // Const iterators: comparing mutable rapidjson iterators is ambiguous in
+  // C++20 (clang's -Wambiguous-reversed-operator).
+  const rapidjson::Document& doc = parsed;
   for (const auto& [key, field] : kStringFields) {
     auto it = doc.FindMember(key);
     if (it != doc.MemberEnd() && it->value.IsString()) {
@@ -98,7 +101,7 @@ Status DecodeHeaders(std::string_view json, Headers* out) {
   rapidjson::Document doc;
   if (Status s = ParseObject(json, "headers", &doc); !s.ok()) return s;
   out->reserve(doc.MemberCount());
-  for (const auto& m : doc.GetObject()) {
+  for (const auto& m : std::as_const(doc).GetObject()) {
     std::string name(m.name.GetString(), m.name.GetStringLength());
     if (m.value.IsString()) {
       out->emplace_back(std::move(name),

@@ -105,6 +105,23 @@ void WriteTableJson(const amqp_table_t& t, JsonWriter& w) {
   w.EndObject();
 }
 
+// NaN and the infinities as strtod reads them; JSON has no number for them.
+const char* NonFiniteText(double d) {
+  if (std::isnan(d)) return "NaN";
+  return d > 0 ? "Infinity" : "-Infinity";
+}
+
+// A float inside a table or array: a JSON number, or the string "NaN",
+// "Infinity" or "-Infinity" (rapidjson's Writer writes nothing for those
+// and the JSON would not parse).
+void WriteDoubleJson(double d, JsonWriter& w) {
+  if (std::isfinite(d)) {
+    w.Double(d);
+  } else {
+    w.String(NonFiniteText(d));
+  }
+}
+
 void WriteJson(const amqp_field_value_t& v, JsonWriter& w) {
   switch (v.kind) {
     case AMQP_FIELD_KIND_BOOLEAN: w.Bool(v.value.boolean != 0); break;
@@ -117,8 +134,8 @@ void WriteJson(const amqp_field_value_t& v, JsonWriter& w) {
     case AMQP_FIELD_KIND_I64: w.Int64(v.value.i64); break;
     case AMQP_FIELD_KIND_U64: w.Uint64(v.value.u64); break;
     case AMQP_FIELD_KIND_TIMESTAMP: w.Uint64(v.value.u64); break;
-    case AMQP_FIELD_KIND_F32: w.Double(v.value.f32); break;
-    case AMQP_FIELD_KIND_F64: w.Double(v.value.f64); break;
+    case AMQP_FIELD_KIND_F32: WriteDoubleJson(v.value.f32, w); break;
+    case AMQP_FIELD_KIND_F64: WriteDoubleJson(v.value.f64, w); break;
     case AMQP_FIELD_KIND_DECIMAL: {
       std::string text = FieldValueToString(v);
       w.RawValue(text.c_str(), text.size(), rapidjson::kNumberType);
@@ -159,6 +176,15 @@ bool FieldAsInt(const amqp_field_value_t& v, int64_t* out) {
     default: return false;
   }
 }
+
+// The flags of the 14 basic properties (the first flag word, without its
+// continuation bit and its unused bit 1).
+constexpr amqp_flags_t kBasicPropertyFlags =
+    AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_CONTENT_ENCODING_FLAG | AMQP_BASIC_HEADERS_FLAG |
+    AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_PRIORITY_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG |
+    AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_EXPIRATION_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG |
+    AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_USER_ID_FLAG |
+    AMQP_BASIC_APP_ID_FLAG | AMQP_BASIC_CLUSTER_ID_FLAG;
 
 const amqp_field_value_t* FindHeader(const amqp_basic_properties_t& props, std::string_view name) {
   if (!(props._flags & AMQP_BASIC_HEADERS_FLAG)) return nullptr;
@@ -230,7 +256,54 @@ size_t TableSize(const amqp_table_t& t) {
   return n;
 }
 
+amqp_bytes_t CloneBytes(const amqp_bytes_t& b, amqp_pool_t* pool) {
+  if (b.len == 0) return amqp_empty_bytes;
+  amqp_bytes_t out;
+  amqp_pool_alloc_bytes(pool, b.len, &out);
+  CHECK(out.bytes != nullptr) << "out of memory copying AMQP headers";
+  std::memcpy(out.bytes, b.bytes, b.len);
+  return out;
+}
+
+amqp_field_value_t CloneValue(const amqp_field_value_t& v, amqp_pool_t* pool) {
+  amqp_field_value_t out = v;  // scalars are copied here
+  switch (v.kind) {
+    case AMQP_FIELD_KIND_UTF8:
+    case AMQP_FIELD_KIND_BYTES: out.value.bytes = CloneBytes(v.value.bytes, pool); break;
+    case AMQP_FIELD_KIND_ARRAY: {
+      const int n = v.value.array.num_entries;
+      out.value.array.entries = nullptr;
+      if (n > 0) {
+        auto* entries = static_cast<amqp_field_value_t*>(
+            amqp_pool_alloc(pool, sizeof(amqp_field_value_t) * static_cast<size_t>(n)));
+        CHECK(entries != nullptr) << "out of memory copying AMQP headers";
+        for (int i = 0; i < n; ++i) entries[i] = CloneValue(v.value.array.entries[i], pool);
+        out.value.array.entries = entries;
+      }
+      break;
+    }
+    case AMQP_FIELD_KIND_TABLE: CloneTable(v.value.table, pool, &out.value.table); break;
+    default: break;
+  }
+  return out;
+}
+
 }  // namespace
+
+void CloneTable(const amqp_table_t& from, amqp_pool_t* pool, amqp_table_t* to) {
+  const int n = from.num_entries;
+  to->num_entries = n > 0 ? n : 0;
+  to->entries = nullptr;
+  if (n <= 0) return;
+  auto* entries = static_cast<amqp_table_entry_t*>(
+      amqp_pool_alloc(pool, sizeof(amqp_table_entry_t) * static_cast<size_t>(n)));
+  CHECK(entries != nullptr) << "out of memory copying AMQP headers";
+  for (int i = 0; i < n; ++i) {
+    entries[i].key = CloneBytes(from.entries[i].key, pool);
+    entries[i].value = CloneValue(from.entries[i].value, pool);
+  }
+  to->entries = entries;
+}
 
 std::string BytesToString(amqp_bytes_t bytes) {
   return bytes.len ? std::string(static_cast<const char*>(bytes.bytes), bytes.len) : std::string();
@@ -265,6 +338,12 @@ std::string FieldValueToString(const amqp_field_value_t& v) {
     case AMQP_FIELD_KIND_UTF8:
     case AMQP_FIELD_KIND_BYTES: return BytesToString(v.value.bytes);
     case AMQP_FIELD_KIND_VOID: return std::string();
+    case AMQP_FIELD_KIND_F32:
+      if (!std::isfinite(v.value.f32)) return NonFiniteText(v.value.f32);
+      break;
+    case AMQP_FIELD_KIND_F64:
+      if (!std::isfinite(v.value.f64)) return NonFiniteText(v.value.f64);
+      break;
     case AMQP_FIELD_KIND_DECIMAL: {
       // value * 10^-decimals, written exactly. The value is a signed 32-bit
       // integer (AMQP 0-9-1 and every client), though librabbitmq-c keeps it
@@ -278,15 +357,12 @@ std::string FieldValueToString(const amqp_field_value_t& v) {
       return sign + digits.substr(0, digits.size() - places) + "." +
              digits.substr(digits.size() - places);
     }
-    case AMQP_FIELD_KIND_TABLE:
-    case AMQP_FIELD_KIND_ARRAY:
-    default: {
-      rapidjson::StringBuffer buffer;
-      JsonWriter w(buffer);
-      WriteJson(v, w);
-      return std::string(buffer.GetString(), buffer.GetSize());
-    }
+    default: break;  // numbers, booleans, timestamps, tables and arrays: as JSON
   }
+  rapidjson::StringBuffer buffer;
+  JsonWriter w(buffer);
+  WriteJson(v, w);
+  return std::string(buffer.GetString(), buffer.GetSize());
 }
 
 void DecodeProperties(const amqp_basic_properties_t& p, Message* m) {
@@ -358,7 +434,10 @@ uint32_t AttemptFromHeaders(const amqp_basic_properties_t& props) {
   const amqp_field_value_t* retry = FindHeader(props, kHeaderRetryAttempt);
   if (retry != nullptr && FieldAsInt(*retry, &n) && n >= 1) attempt = n;
   const amqp_field_value_t* count = FindHeader(props, kHeaderDeliveryCount);
-  if (count != nullptr && FieldAsInt(*count, &n) && n > 0) attempt += n;
+  // Saturating: both come from the producer or the broker, up to INT64_MAX
+  // (the sum overflowed; found by fuzz/amqp_properties_fuzzer).
+  if (count != nullptr && FieldAsInt(*count, &n) && n > 0)
+    attempt = n > INT64_MAX - attempt ? INT64_MAX : attempt + n;
   return static_cast<uint32_t>(std::min<int64_t>(attempt, UINT32_MAX));
 }
 
@@ -366,8 +445,12 @@ OwnedProperties::OwnedProperties(const amqp_basic_properties_t& original) {
   init_amqp_pool(&pool_, 1024);
   // Fields whose flag is not set may hold anything (librabbitmq-c does not
   // initialise them when it decodes a frame): copy only the flagged ones.
+  // Only the 14 basic properties' flags: librabbitmq-c keeps the
+  // continuation bit and any further flag words a sender wrote, and would
+  // encode those words again, so the copy's header frame would be larger
+  // than HeaderFrameSize() says (found by fuzz/amqp_properties_fuzzer).
   std::memset(&props_, 0, sizeof(props_));
-  props_._flags = original._flags;
+  props_._flags = original._flags & kBasicPropertyFlags;
   struct Field {
     amqp_flags_t flag;
     amqp_bytes_t amqp_basic_properties_t::*field;
@@ -393,13 +476,10 @@ OwnedProperties::OwnedProperties(const amqp_basic_properties_t& original) {
   if (original._flags & AMQP_BASIC_PRIORITY_FLAG) props_.priority = original.priority;
   if (original._flags & AMQP_BASIC_TIMESTAMP_FLAG) props_.timestamp = original.timestamp;
   if (props_._flags & AMQP_BASIC_HEADERS_FLAG) {
-    amqp_table_t copy;
-    if (amqp_table_clone(&original.headers, &copy, &pool_) == AMQP_STATUS_OK) {
-      props_.headers = copy;
-    } else {
-      props_.headers.num_entries = 0;
-      props_.headers.entries = nullptr;
-    }
+    // Not amqp_table_clone: it refuses a table with an empty key, which the
+    // wire allows and brokers pass on, and the copy lost every header
+    // (found by fuzz/amqp_properties_fuzzer).
+    CloneTable(original.headers, &pool_, &props_.headers);
   } else {
     props_.headers.num_entries = 0;
     props_.headers.entries = nullptr;
@@ -439,7 +519,7 @@ OwnedProperties::OwnedProperties(const Properties& p, amqp_flags_t flags,
                                  uint8_t delivery_mode) {
   init_amqp_pool(&pool_, 1024);
   std::memset(&props_, 0, sizeof(props_));
-  props_._flags = flags & ~(AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_CLUSTER_ID_FLAG);
+  props_._flags = flags & kBasicPropertyFlags & ~(AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_CLUSTER_ID_FLAG);
   auto put = [&](amqp_flags_t flag, const std::string& value, amqp_bytes_t* field) {
     if (props_._flags & flag) *field = Dup(value);
   };

@@ -39,13 +39,19 @@ inline constexpr char kHeaderOriginalUserId[] = "x-original-user-id";
 std::string BytesToString(amqp_bytes_t bytes);
 
 // A header value as the plugin sees it: strings and byte arrays as they are,
-// numbers in decimal (decimals signed and exact, "-3.14"), booleans as
-// true/false, timestamps as Unix seconds, void as "", and tables and arrays
-// as JSON (nested values the same way, typed as JSON allows). Inside JSON a
+// numbers in decimal (decimals signed and exact, "-3.14"; a float that is
+// not finite as NaN, Infinity or -Infinity), booleans as true/false,
+// timestamps as Unix seconds, void as "", and tables and arrays as JSON
+// (nested values the same way, typed as JSON allows; a float that is not
+// finite is the JSON string "NaN", "Infinity" or "-Infinity"). Inside JSON a
 // string or byte array is a JSON string when it is well-formed UTF-8, else
 // {"$bytes":"<base64>"}; a table key that is not UTF-8 has its bad bytes
 // replaced by U+FFFD. The JSON therefore always parses.
 std::string FieldValueToString(const amqp_field_value_t& value);
+
+// A deep copy of `from` in `pool`, every field with its AMQP type; unlike
+// amqp_table_clone, an empty key (which the wire allows) is copied too.
+void CloneTable(const amqp_table_t& from, amqp_pool_t* pool, amqp_table_t* to);
 
 // The type `value` was sent with, as plugins see it (foxw_header_type).
 HeaderType FieldValueType(const amqp_field_value_t& value);

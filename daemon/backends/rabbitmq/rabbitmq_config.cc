@@ -96,7 +96,7 @@ Status ParseArguments(const YamlFile& file, const MappingEntry& e, std::vector<A
     return Status::Internal(e.path + ": arguments did not convert to a JSON object");
   }
   out->clear();
-  for (const auto& member : doc.GetObject()) {
+  for (const auto& member : std::as_const(doc).GetObject()) {
     AmqpArgument arg;
     arg.key.assign(member.name.GetString(), member.name.GetStringLength());
     const rapidjson::Value& v = member.value;
