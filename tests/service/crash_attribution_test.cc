@@ -159,5 +159,62 @@ TEST_F(CrashAttributionTest, WithoutTheJournalEveryClaimedJobStaysCharged) {
   EXPECT_EQ(Log().find("attempt given back"), std::string::npos) << Log();
 }
 
+// docs/semantics.md, "Message ids", on the local backend: one job retried
+// once, the daemon restarted, the retry's handler killed with SIGKILL, and
+// the next daemon running it again: every attempt sees the job's id.
+TEST_F(CrashAttributionTest, LocalMessageIdSurvivesARetryARestartAndAKillNine) {
+  std::string id;
+  {
+    auto store = Store();
+    ASSERT_NE(store, nullptr);
+    NewJob j;
+    j.queue = "jobs";
+    j.payload = "60000";  // hang: 60 s
+    auto r = store->Enqueue(j);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    id = std::to_string(r->id);
+  }
+  auto yaml = [&](const std::string& handler) {
+    return "daemon:\n  state_dir: " + dir_.string() + "\nplugins:\n  test:\n    path: " +
+           TestPluginPath() + "\nbackends:\n  local:\n    type: local\n    path: " +
+           Path("jobs.db") +
+           "\nretry_policies:\n  later:\n    max_attempts: 5\n    backoff: fixed\n"
+           "    initial: 1s\n    jitter: 0\n"
+           "queues:\n  jobs:\n    backend: local\n    plugin: test\n    concurrency: 1\n"
+           "    retry_policy: later\n    middleware:\n      - logging\n    handler: " +
+           handler + "\n";
+  };
+  // Run 1: attempt 1 fails and is scheduled again.
+  Spawn(yaml("fail"));
+  ASSERT_TRUE(WaitUntil([&] {
+    auto store = Store();
+    if (store == nullptr) return false;
+    auto job = store->GetJob(std::stoll(id));
+    return job.ok() && job->has_value() && (*job)->state == JobState::kScheduled;
+  })) << Log();
+  EXPECT_NE(Log().find("id=" + id + " type=- attempt=1 outcome=retry"), std::string::npos)
+      << Log();
+  ASSERT_EQ(kill(pid_, SIGTERM), 0);
+  int status = Wait();
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << Describe(status) << Log();
+  // Run 2 (a restart): attempt 2 hangs and the daemon is killed.
+  Spawn(yaml("hang"));
+  ASSERT_TRUE(WaitUntil([&] {
+    std::ifstream in(Path("record.txt"));
+    std::string line;
+    return std::getline(in, line) && line == id;
+  })) << Log();
+  ASSERT_EQ(kill(pid_, SIGKILL), 0);
+  status = Wait();
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << Describe(status);
+  // Run 3: the killed attempt is charged and the id is the same.
+  Spawn(yaml("record_attempt"));
+  ASSERT_TRUE(WaitUntil([&] { return ReadAttempts(Path("record.txt")).count(id) == 1; })) << Log();
+  EXPECT_EQ(ReadAttempts(Path("record.txt")).at(id), std::vector<int>{3}) << Log();
+  kill(pid_, SIGTERM);
+  status = Wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << Describe(status);
+}
+
 }  // namespace
 }  // namespace foxworker::testing
