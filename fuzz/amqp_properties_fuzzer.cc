@@ -35,6 +35,8 @@
 namespace {
 
 using foxworker::OwnedProperties;
+using foxworker::AmqpStringProperty;
+using foxworker::kAmqpStringProperties;
 
 constexpr amqp_flags_t kBasicPropertyFlags = 0xFFFC;
 
@@ -110,23 +112,7 @@ bool PropertiesEqual(const amqp_basic_properties_t& a, const amqp_basic_properti
     return Differs("_flags");
   }
   const amqp_flags_t f = a._flags;
-  struct Field {
-    amqp_flags_t flag;
-    amqp_bytes_t amqp_basic_properties_t::*field;
-  };
-  static constexpr Field kFields[] = {
-      {AMQP_BASIC_CONTENT_TYPE_FLAG, &amqp_basic_properties_t::content_type},
-      {AMQP_BASIC_CONTENT_ENCODING_FLAG, &amqp_basic_properties_t::content_encoding},
-      {AMQP_BASIC_CORRELATION_ID_FLAG, &amqp_basic_properties_t::correlation_id},
-      {AMQP_BASIC_REPLY_TO_FLAG, &amqp_basic_properties_t::reply_to},
-      {AMQP_BASIC_EXPIRATION_FLAG, &amqp_basic_properties_t::expiration},
-      {AMQP_BASIC_MESSAGE_ID_FLAG, &amqp_basic_properties_t::message_id},
-      {AMQP_BASIC_TYPE_FLAG, &amqp_basic_properties_t::type},
-      {AMQP_BASIC_USER_ID_FLAG, &amqp_basic_properties_t::user_id},
-      {AMQP_BASIC_APP_ID_FLAG, &amqp_basic_properties_t::app_id},
-      {AMQP_BASIC_CLUSTER_ID_FLAG, &amqp_basic_properties_t::cluster_id},
-  };
-  for (const Field& fd : kFields)
+  for (const AmqpStringProperty& fd : kAmqpStringProperties)
     if ((f & fd.flag) && !BytesEqual(a.*fd.field, b.*fd.field)) return Differs("a string property");
   if ((f & AMQP_BASIC_DELIVERY_MODE_FLAG) && a.delivery_mode != b.delivery_mode)
     return Differs("delivery_mode");

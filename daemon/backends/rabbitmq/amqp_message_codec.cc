@@ -451,23 +451,7 @@ OwnedProperties::OwnedProperties(const amqp_basic_properties_t& original) {
   // than HeaderFrameSize() says (found by fuzz/amqp_properties_fuzzer).
   std::memset(&props_, 0, sizeof(props_));
   props_._flags = original._flags & kBasicPropertyFlags;
-  struct Field {
-    amqp_flags_t flag;
-    amqp_bytes_t amqp_basic_properties_t::*field;
-  };
-  static constexpr Field kFields[] = {
-      {AMQP_BASIC_CONTENT_TYPE_FLAG, &amqp_basic_properties_t::content_type},
-      {AMQP_BASIC_CONTENT_ENCODING_FLAG, &amqp_basic_properties_t::content_encoding},
-      {AMQP_BASIC_CORRELATION_ID_FLAG, &amqp_basic_properties_t::correlation_id},
-      {AMQP_BASIC_REPLY_TO_FLAG, &amqp_basic_properties_t::reply_to},
-      {AMQP_BASIC_EXPIRATION_FLAG, &amqp_basic_properties_t::expiration},
-      {AMQP_BASIC_MESSAGE_ID_FLAG, &amqp_basic_properties_t::message_id},
-      {AMQP_BASIC_TYPE_FLAG, &amqp_basic_properties_t::type},
-      {AMQP_BASIC_USER_ID_FLAG, &amqp_basic_properties_t::user_id},
-      {AMQP_BASIC_APP_ID_FLAG, &amqp_basic_properties_t::app_id},
-      {AMQP_BASIC_CLUSTER_ID_FLAG, &amqp_basic_properties_t::cluster_id},
-  };
-  for (const Field& f : kFields) {
+  for (const AmqpStringProperty& f : kAmqpStringProperties) {
     const amqp_bytes_t& from = original.*f.field;
     if (!(original._flags & f.flag) || from.len == 0) continue;
     props_.*f.field = Dup(std::string_view(static_cast<const char*>(from.bytes), from.len));
@@ -653,18 +637,8 @@ size_t OwnedProperties::HeaderFrameSize() const {
   // word (14); then each flagged property.
   size_t n = 8 + 14;
   const amqp_flags_t f = props_._flags;
-  const amqp_bytes_t* strings[] = {&props_.content_type, &props_.content_encoding,
-                                   &props_.correlation_id, &props_.reply_to,
-                                   &props_.expiration,     &props_.message_id,
-                                   &props_.type,           &props_.user_id,
-                                   &props_.app_id,         &props_.cluster_id};
-  const amqp_flags_t string_flags[] = {
-      AMQP_BASIC_CONTENT_TYPE_FLAG, AMQP_BASIC_CONTENT_ENCODING_FLAG,
-      AMQP_BASIC_CORRELATION_ID_FLAG, AMQP_BASIC_REPLY_TO_FLAG, AMQP_BASIC_EXPIRATION_FLAG,
-      AMQP_BASIC_MESSAGE_ID_FLAG, AMQP_BASIC_TYPE_FLAG, AMQP_BASIC_USER_ID_FLAG,
-      AMQP_BASIC_APP_ID_FLAG, AMQP_BASIC_CLUSTER_ID_FLAG};
-  for (size_t i = 0; i < std::size(strings); ++i)
-    if (f & string_flags[i]) n += 1 + strings[i]->len;
+  for (const AmqpStringProperty& s : kAmqpStringProperties)
+    if (f & s.flag) n += 1 + (props_.*s.field).len;
   if (f & AMQP_BASIC_HEADERS_FLAG) n += TableSize(props_.headers);
   if (f & AMQP_BASIC_DELIVERY_MODE_FLAG) n += 1;
   if (f & AMQP_BASIC_PRIORITY_FLAG) n += 1;

@@ -49,6 +49,25 @@ std::string BytesToString(amqp_bytes_t bytes);
 // replaced by U+FFFD. The JSON therefore always parses.
 std::string FieldValueToString(const amqp_field_value_t& value);
 
+// The string basic properties, in wire order, with their flags: copies,
+// frame sizes and derived ids walk this one table.
+struct AmqpStringProperty {
+  amqp_flags_t flag;
+  amqp_bytes_t amqp_basic_properties_t::*field;
+};
+inline constexpr AmqpStringProperty kAmqpStringProperties[] = {
+    {AMQP_BASIC_CONTENT_TYPE_FLAG, &amqp_basic_properties_t::content_type},
+    {AMQP_BASIC_CONTENT_ENCODING_FLAG, &amqp_basic_properties_t::content_encoding},
+    {AMQP_BASIC_CORRELATION_ID_FLAG, &amqp_basic_properties_t::correlation_id},
+    {AMQP_BASIC_REPLY_TO_FLAG, &amqp_basic_properties_t::reply_to},
+    {AMQP_BASIC_EXPIRATION_FLAG, &amqp_basic_properties_t::expiration},
+    {AMQP_BASIC_MESSAGE_ID_FLAG, &amqp_basic_properties_t::message_id},
+    {AMQP_BASIC_TYPE_FLAG, &amqp_basic_properties_t::type},
+    {AMQP_BASIC_USER_ID_FLAG, &amqp_basic_properties_t::user_id},
+    {AMQP_BASIC_APP_ID_FLAG, &amqp_basic_properties_t::app_id},
+    {AMQP_BASIC_CLUSTER_ID_FLAG, &amqp_basic_properties_t::cluster_id},
+};
+
 // A deep copy of `from` in `pool`, every field with its AMQP type; unlike
 // amqp_table_clone, an empty key (which the wire allows) is copied too.
 void CloneTable(const amqp_table_t& from, amqp_pool_t* pool, amqp_table_t* to);

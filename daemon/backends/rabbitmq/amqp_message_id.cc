@@ -162,20 +162,10 @@ void ContentMessageId(const amqp_basic_properties_t& p, std::string_view body,
   // Only flagged fields: the others may hold anything.
   const amqp_flags_t f = p._flags & ~AMQP_BASIC_HEADERS_FLAG;
   PutU64(&s, f);
-  const struct {
-    amqp_flags_t flag;
-    const amqp_bytes_t* bytes;
-  } strings[] = {{AMQP_BASIC_CONTENT_TYPE_FLAG, &p.content_type},
-                 {AMQP_BASIC_CONTENT_ENCODING_FLAG, &p.content_encoding},
-                 {AMQP_BASIC_CORRELATION_ID_FLAG, &p.correlation_id},
-                 {AMQP_BASIC_REPLY_TO_FLAG, &p.reply_to},
-                 {AMQP_BASIC_EXPIRATION_FLAG, &p.expiration},
-                 {AMQP_BASIC_TYPE_FLAG, &p.type},
-                 {AMQP_BASIC_USER_ID_FLAG, &p.user_id},
-                 {AMQP_BASIC_APP_ID_FLAG, &p.app_id},
-                 {AMQP_BASIC_CLUSTER_ID_FLAG, &p.cluster_id}};
-  for (const auto& field : strings)
-    if (f & field.flag) PutBytes(&s, *field.bytes);
+  // Every string property but message_id (the id this derives stands in
+  // for it), in the table's order, so derived ids stay what they were.
+  for (const AmqpStringProperty& field : kAmqpStringProperties)
+    if (field.flag != AMQP_BASIC_MESSAGE_ID_FLAG && (f & field.flag)) PutBytes(&s, p.*field.field);
   if (f & AMQP_BASIC_DELIVERY_MODE_FLAG) s.push_back(static_cast<char>(p.delivery_mode));
   if (f & AMQP_BASIC_PRIORITY_FLAG) s.push_back(static_cast<char>(p.priority));
   if (f & AMQP_BASIC_TIMESTAMP_FLAG) PutU64(&s, p.timestamp);
