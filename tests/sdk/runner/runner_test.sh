@@ -325,6 +325,10 @@ err_has 'invalid duration "30": a unit is required'
 run bad-attempt 64 --attempt 0 "$P"
 run bad-property 64 --property colour=red "$P"
 run bad-header 64 --header novalue "$P"
+run bad-delivery-mode 64 --delivery-mode 0 "$P"
+err_has '--delivery-mode wants an integer 1..255, got "0"'
+run bad-null-header 64 --null-header "" "$P"
+err_has "--null-header wants a NAME"
 run two-plugins 64 "$P" "$P"
 
 if [ "$FAILED" -ne 0 ]; then
