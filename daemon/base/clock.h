@@ -27,6 +27,15 @@ inline int64_t WallMs() {
       .count();
 }
 
+// Unix time in milliseconds, rounded up: a due time of WallMsCeil() + delay,
+// compared against WallMs(), is never reached before delay has passed (with
+// WallMs() the sub-millisecond part is lost and a job can run up to 1 ms early).
+inline int64_t WallMsCeil() {
+  return std::chrono::ceil<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 // "2026-11-22T22:53:51.123Z"
 std::string FormatIso8601Utc(int64_t unix_ms);
 

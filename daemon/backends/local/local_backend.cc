@@ -87,7 +87,7 @@ Status LocalBackend::Enqueue(const std::string& source, Message message, Duratio
   job.props = std::move(message.props);
   job.headers = std::move(message.headers);
   job.priority = job.props.priority;
-  if (delay.count() > 0) job.run_at_ms = WallMs() + delay.count();
+  if (delay.count() > 0) job.run_at_ms = WallMsCeil() + delay.count();
   std::vector<NewJob> jobs;
   jobs.push_back(std::move(job));
   auto r = EnqueueBatch(std::move(jobs));

@@ -260,7 +260,7 @@ Status RedisBackend::ApplySettlements(std::vector<SettleOp>& ops) {
         // The copy is made from the entry in Redis; these are only its
         // bookkeeping fields, and its fields as decoded in case the entry
         // is gone from the stream.
-        int64_t due = now_ms + std::max<int64_t>(0, op.outcome.delay.count());
+        int64_t due = WallMsCeil() + std::max<int64_t>(0, op.outcome.delay.count());
         RedisCommand cmd = {"EVAL", kRetryScript, "2", stream, src.retry_key, options_.group,
                             std::string(entry_id), std::to_string(due)};
         Bookkeeping book;
@@ -421,7 +421,7 @@ void RedisBackend::ApplyEnqueues(std::vector<EnqueueOp*>& ops) {
       std::string tag = "enqueue:" + consumer_ + ":" + std::to_string(WallMs()) + ":" +
                         std::to_string(counter.fetch_add(1));
       RedisCommand cmd = {"EVAL", kDelayScript, "1", op->stream + ":retry", tag,
-                          std::to_string(WallMs() + op->delay.count())};
+                          std::to_string(WallMsCeil() + op->delay.count())};
       AppendArgs(cmd, std::move(fields));
       cmds.push_back(std::move(cmd));
     } else {
