@@ -67,7 +67,8 @@ void DecodeReadReply(const redisReply* r, foxworker::Message* m) {
 }
 
 void DecodeWire(std::string_view wire) {
-  redisReader* reader = redisReaderCreate();
+  // The daemon's builders (RedisConnection's), with their array limit.
+  redisReader* reader = foxworker::NewLimitedReader();
   if (redisReaderFeed(reader, wire.data(), wire.size()) != REDIS_OK) {
     redisReaderFree(reader);
     return;

@@ -95,9 +95,23 @@ std::string FormatRate(double rate) {
 }
 
 
+// YAML limits an implicit key ("key: value") to 1024 characters; past that
+// yaml-cpp reads "illegal map value". Longer keys (a plugin's config may have
+// any) are written as explicit ones, "? key" then ": value" on the next line.
+// Found by fuzz/config_fuzzer.
+constexpr size_t kMaxImplicitKey = 1000;
+
 void YamlWriter::Line(int depth, std::string_view key, std::string_view value) {
   out_.append(2 * static_cast<size_t>(depth), ' ');
-  out_ += Key(key);
+  std::string text = Key(key);
+  if (text.size() > kMaxImplicitKey) {
+    out_ += "? ";
+    out_ += text;
+    out_ += '\n';
+    out_.append(2 * static_cast<size_t>(depth), ' ');
+  } else {
+    out_ += text;
+  }
   out_ += ':';
   if (!value.empty()) {
     out_ += ' ';

@@ -1,6 +1,9 @@
 // The Redis Streams backend against a real redis-server: fields, retries,
 // dead letters, releases, crash recovery, group re-creation, reconnects.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <functional>
@@ -157,6 +160,56 @@ TEST(RedisConnectionTest, PipelinesEmptyBinaryLargeAndManyArguments) {
 // Replies built in a ReplyArena read the same as hiredis's own: nested
 // arrays, binary strings, integers, nil, status and error replies, several
 // replies alive at once, and a reply larger than the arena's first block.
+// A "server" that answers the connection's setup, then announces a huge
+// array: hiredis would allocate its element pointers (8 GB) at once.
+// Found by fuzz/redis_entry_fuzzer.
+TEST(RedisConnectionTest, AHugeArrayHeaderFailsTheConnectionInsteadOfAllocating) {
+  for (bool arena : {false, true}) {
+    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(listener, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    ASSERT_EQ(listen(listener, 1), 0);
+    socklen_t len = sizeof(addr);
+    ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    std::thread server([listener] {
+      int c = accept(listener, nullptr, nullptr);
+      if (c < 0) return;
+      char buf[4096];
+      // CLIENT SETNAME, DBSIZE, CLIENT ID: one write from the client.
+      if (read(c, buf, sizeof(buf)) > 0) {
+        const std::string setup = "+OK\r\n:0\r\n:7\r\n";
+        (void)!write(c, setup.data(), setup.size());
+      }
+      if (read(c, buf, sizeof(buf)) > 0) {
+        const std::string huge = "*1000000000\r\n";
+        (void)!write(c, huge.data(), huge.size());
+      }
+      (void)!read(c, buf, sizeof(buf));  // until the client closes
+      close(c);
+    });
+    RedisBackendOptions o;
+    o.host = "127.0.0.1";
+    o.port = ntohs(addr.sin_port);
+    o.command_timeout = std::chrono::milliseconds(5000);
+    {
+      auto conn = RedisConnection::Connect(o, "huge", arena);
+      ASSERT_TRUE(conn.ok()) << conn.status().ToString();
+      std::vector<RedisReplyPtr> replies;
+      Status s = (*conn)->Pipeline(std::vector<RedisCommand>{{"PING"}}, &replies);
+      EXPECT_FALSE(s.ok());
+      EXPECT_NE(s.ToString().find("announced an array of 1000000000 elements, over the limit of "
+                                  "1048576"),
+                std::string::npos)
+          << s.ToString();
+    }
+    server.join();
+    close(listener);
+  }
+}
+
 TEST(RedisConnectionTest, ArenaRepliesReadLikeHiredisOnes) {
   RedisServer& redis = SharedRedis();
   const std::string stream = StreamName();

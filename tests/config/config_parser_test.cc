@@ -673,6 +673,41 @@ TEST(FormatConfigTest, RoundTripsAwkwardValues) {
   EXPECT_STREQ(json["keys$are$not$expanded"].GetString(), "$");
 }
 
+// Found by fuzz/config_fuzzer: a plugin config key with NUL bytes, DEL,
+// C1 controls and bytes that are not UTF-8; --check-config printed text
+// that did not load again.
+TEST(FormatConfigTest, RoundTripsTheFuzzersUnreloadableKey) {
+  std::ifstream in(std::string(FOXWORKER_SOURCE_DIR) +
+                       "/fuzz/corpus/config/found-check-config-not-reloadable",
+                   std::ios::binary);
+  ASSERT_TRUE(in.good());
+  std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  Result<Config> config = ParseConfigString(yaml, "fuzzed.yaml", "/elsewhere");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  std::string text = FormatConfig(*config);
+  Result<Config> again = ParseConfigString(text, "printed.yaml", "/elsewhere");
+  ASSERT_TRUE(again.ok()) << again.status().ToString() << "\n" << text;
+  ExpectSameValues(*config, *again);
+  std::string reprinted = FormatConfig(*again);
+  EXPECT_EQ(reprinted.substr(reprinted.find('\n')), text.substr(text.find('\n')));
+}
+
+TEST(FormatConfigTest, KeysOverYamlsImplicitKeyLimitAreWrittenExplicitly) {
+  const std::string a(1500, 'a'), b(1200, 'b');
+  Config config = ParseOk("plugins:\n  p:\n    path: /p.so\n    config:\n      ? " + a +
+                          "\n      : {x: 1}\n      short: [{? " + b + "\n          : [1, 2]}]\n");
+  std::string text = FormatConfig(config);
+  EXPECT_NE(text.find("? " + a + "\n      :\n        x: 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("      short:\n        - ? " + b + "\n          :\n            - 1\n"),
+            std::string::npos)
+      << text;
+  Result<Config> again = ParseConfigString(text, "printed.yaml", "/elsewhere");
+  ASSERT_TRUE(again.ok()) << again.status().ToString() << "\n" << text;
+  ExpectSameValues(config, *again);
+  const std::string reprinted = FormatConfig(*again);
+  EXPECT_EQ(reprinted.substr(reprinted.find('\n')), text.substr(text.find('\n')));
+}
+
 TEST(FormatConfigTest, ShowsEmptySectionsAndDefaults) {
   Config config = ParseOk("daemon:\n  worker_threads: 2\n");
   EXPECT_EQ(FormatConfig(config),

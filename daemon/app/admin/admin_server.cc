@@ -105,24 +105,17 @@ bool EqualsNoCase(std::string_view a, std::string_view b) {
 // (evhttp_send_error: Content-Type text/html, Connection: close), and 2.1
 // has no hook to change it. It writes such a page whole into the
 // connection's output buffer, which is only written to the socket from a
-// later event; so this runs in between and, when `out` holds exactly one
-// such page (our own answers are never text/html), replaces it by the same
-// status and headers with a JSON {"error": ...} body. A "100 Continue"
-// interim answer in front is kept. Anything else is left alone.
-void RewriteLibeventErrorPage(evbuffer* out) {
-  constexpr size_t kMaxPage = 4096;  // libevent's pages are a few hundred bytes
-  const size_t len = evbuffer_get_length(out);
-  if (len < 12 || len > kMaxPage) return;
-  std::string text(len, '\0');
-  if (evbuffer_copyout(out, text.data(), len) != static_cast<ev_ssize_t>(len)) return;
-  size_t start = 0;
-  static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-  if (std::string_view(text).substr(0, kContinue.size()) == kContinue) start = kContinue.size();
-  if (text.compare(start, 7, "HTTP/1.") != 0 || text.size() < start + 12) return;
+// later event; so this runs in between and, when `out` ends with such a page
+// (our own answers are never text/html), replaces it by the same status and
+// headers with a JSON {"error": ...} body. What is in front of it (a
+// "100 Continue", or the answers to earlier pipelined requests, which the
+// page follows: the connection closes after it) is kept.
+bool RewriteErrorPageAt(const std::string& text, size_t start, std::string* out) {
+  if (text.compare(start, 7, "HTTP/1.") != 0 || text.size() < start + 12) return false;
   const size_t head_end = text.find("\r\n\r\n", start);
-  if (head_end == std::string::npos) return;
+  if (head_end == std::string::npos) return false;
   const int code = atoi(text.c_str() + start + 9);
-  if (code < 400 || code > 599) return;
+  if (code < 400 || code > 599) return false;
   size_t line_end = text.find("\r\n", start);
   std::string head = text.substr(start, line_end - start) + "\r\n";  // the status line
   bool html = false;
@@ -132,7 +125,7 @@ void RewriteLibeventErrorPage(evbuffer* out) {
     std::string_view line(text.data() + pos, eol - pos);
     pos = eol + 2;
     size_t colon = line.find(':');
-    if (colon == std::string_view::npos) return;
+    if (colon == std::string_view::npos) return false;
     std::string_view name = line.substr(0, colon), value = line.substr(colon + 1);
     while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
     if (EqualsNoCase(name, "Content-Type")) {
@@ -145,19 +138,58 @@ void RewriteLibeventErrorPage(evbuffer* out) {
     }
     head.append(line.data(), line.size()).append("\r\n");
   }
-  const size_t body = len - (head_end + 4);
+  const size_t body = text.size() - (head_end + 4);
   // libevent 2.1 leaves Content-Length out for HTTP/1.0 and HEAD requests
   // (and sends the page anyway; the connection closes after it). With one,
-  // a partial body means the page was not written at once: leave it.
+  // a partial body means the page was not written at once: leave it. A page
+  // with a body starts "<HTML>".
   if (!html || (content_length >= 0 && body != 0 && body != static_cast<size_t>(content_length)))
-    return;
+    return false;
+  if (body != 0 && text.compare(head_end + 4, 6, "<HTML>") != 0) return false;
   const std::string json = RenderErrorJson(LibeventErrorMessage(code));
   head += "Content-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: " +
           std::to_string(json.size()) + "\r\n\r\n";
   if (body != 0 || content_length < 0) head += json;
-  evbuffer_drain(out, len);
-  evbuffer_add(out, text.data(), start);
-  evbuffer_add(out, head.data(), head.size());
+  *out = std::move(head);
+  return true;
+}
+
+void RewriteTail(evbuffer* out, size_t len) {
+  constexpr size_t kMaxPage = 4096;  // libevent's pages are a few hundred bytes
+  // The last kMaxPage bytes: the page, if there is one, is at the end.
+  const size_t tail = std::min(len, kMaxPage);
+  evbuffer_ptr from;
+  if (evbuffer_ptr_set(out, &from, len - tail, EVBUFFER_PTR_SET) != 0) return;
+  std::string text(tail, '\0');
+  if (evbuffer_copyout_from(out, &from, text.data(), tail) != static_cast<ev_ssize_t>(tail)) return;
+  std::string replacement;
+  for (size_t pos = text.rfind("HTTP/1."); pos != std::string::npos;
+       pos = pos == 0 ? std::string::npos : text.rfind("HTTP/1.", pos - 1)) {
+    if (!RewriteErrorPageAt(text, pos, &replacement)) continue;
+    const size_t keep = len - tail + pos;
+    evbuffer* front = evbuffer_new();
+    if (front == nullptr) return;
+    evbuffer_remove_buffer(out, front, keep);
+    evbuffer_drain(out, evbuffer_get_length(out));
+    evbuffer_add_buffer(out, front);
+    evbuffer_free(front);
+    evbuffer_add(out, replacement.data(), replacement.size());
+    return;
+  }
+}
+
+void RewriteLibeventErrorPage(evbuffer* out) {
+  const size_t len = evbuffer_get_length(out);
+  if (len < 12) return;
+  // A socket bufferevent freezes its output's front after every write (and
+  // unfreezes it only to write), so that nothing else drains it: behind an
+  // earlier answer on a kept-alive connection, reading or draining it fails
+  // unless we do the same.
+  char probe;
+  const bool frozen = evbuffer_copyout(out, &probe, 1) < 0;
+  if (frozen) evbuffer_unfreeze(out, 1);
+  RewriteTail(out, len);
+  if (frozen) evbuffer_freeze(out, 1);
 }
 
 bool ValidName(const std::string& name) {
@@ -219,6 +251,7 @@ bufferevent* AdminServer::OnNewConnection(event_base* base, void* self) {
   c->attach = event_new(base, -1, 0, &AdminServer::OnAttach, c);
   c->deadline = evtimer_new(base, &AdminServer::OnDeadline, c);
   c->check_output = event_new(base, -1, 0, &AdminServer::OnCheckOutput, c);
+  event_priority_set(c->check_output, 0);
   c->output_cb = evbuffer_add_cb(bufferevent_get_output(bev), &AdminServer::OnOutputQueued, c);
   bufferevent_incref(bev);
   server->connections_[bev] = std::move(conn);
@@ -322,6 +355,10 @@ Status AdminServer::Start() {
   evthread_use_pthreads();
   base_ = event_base_new();
   if (base_ == nullptr) return Status::IoError("admin: event_base_new failed");
+  // Two priorities: the output check (OnCheckOutput) runs before any other
+  // active event, so a page libevent queued is rewritten before a write
+  // event sends it (behind a pipelined answer the write was already due).
+  event_base_priority_init(base_, 2);
   http_ = evhttp_new(base_);
   evhttp_set_max_headers_size(http_, kMaxHeaders);
   evhttp_set_max_body_size(http_, kMaxBody);

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 
 #include "daemon/backends/redis/redis_url.h"
@@ -31,6 +32,78 @@ constexpr size_t kFirstBlock = 64 * 1024;
 constexpr size_t kMaxKeptBlock = 8 * 1024 * 1024;
 
 ReplyArena* ArenaOf(const redisReadTask* task) { return static_cast<ReplyArena*>(task->privdata); }
+
+// The size of the last array header refused on this thread (hiredis reads
+// on the thread that asks for a reply), for the error message: hiredis itself
+// only says "Out of memory" when a builder returns NULL.
+thread_local long long refused_array = -1;
+
+bool ArrayTooLarge(int elements) {
+  if (elements <= kMaxReplyElements) return false;
+  refused_array = elements;
+  return true;
+}
+
+// hiredis 0.14's own builders are static; these are the same (calloc'ed
+// redisReply, malloc'ed NUL-terminated strings, freeReplyObject frees them)
+// plus the array limit.
+void* LinkHeap(const redisReadTask* task, redisReply* r) {
+  if (task->parent != nullptr) {
+    static_cast<redisReply*>(task->parent->obj)->element[task->idx] = r;
+  }
+  return r;
+}
+
+redisReply* HeapReply(int type) {
+  auto* r = static_cast<redisReply*>(std::calloc(1, sizeof(redisReply)));
+  if (r != nullptr) r->type = type;
+  return r;
+}
+
+void* HeapString(const redisReadTask* task, char* str, size_t len) {
+  redisReply* r = HeapReply(task->type);
+  if (r == nullptr) return nullptr;
+  r->str = static_cast<char*>(std::malloc(len + 1));
+  if (r->str == nullptr) {
+    std::free(r);
+    return nullptr;
+  }
+  if (len > 0) std::memcpy(r->str, str, len);
+  r->str[len] = '\0';
+  r->len = len;
+  return LinkHeap(task, r);
+}
+
+void* HeapArray(const redisReadTask* task, int elements) {
+  if (ArrayTooLarge(elements)) return nullptr;
+  redisReply* r = HeapReply(REDIS_REPLY_ARRAY);
+  if (r == nullptr) return nullptr;
+  if (elements > 0) {
+    r->element = static_cast<redisReply**>(std::calloc(static_cast<size_t>(elements),
+                                                       sizeof(redisReply*)));
+    if (r->element == nullptr) {
+      std::free(r);
+      return nullptr;
+    }
+  }
+  r->elements = static_cast<size_t>(std::max(elements, 0));
+  return LinkHeap(task, r);
+}
+
+void* HeapInteger(const redisReadTask* task, long long value) {
+  redisReply* r = HeapReply(REDIS_REPLY_INTEGER);
+  if (r == nullptr) return nullptr;
+  r->integer = value;
+  return LinkHeap(task, r);
+}
+
+void* HeapNil(const redisReadTask* task) {
+  redisReply* r = HeapReply(REDIS_REPLY_NIL);
+  return r == nullptr ? nullptr : LinkHeap(task, r);
+}
+
+redisReplyObjectFunctions kHeapFunctions = {HeapString, HeapArray, HeapInteger, HeapNil,
+                                            freeReplyObject};
 
 // A root reply carries its arena, for hiredis's freeObject (which gets
 // nothing but the reply).
@@ -72,6 +145,7 @@ void* ArenaString(const redisReadTask* task, char* str, size_t len) {
 }
 
 void* ArenaArray(const redisReadTask* task, int elements) {
+  if (ArrayTooLarge(elements)) return nullptr;
   redisReply* r = NewReply(task, REDIS_REPLY_ARRAY);
   if (elements > 0) {
     r->element = static_cast<redisReply**>(
@@ -113,6 +187,17 @@ void RedisReplyDeleter::operator()(redisReply* r) const {
   } else {
     arena->Release();
   }
+}
+
+void LimitReplies(redisReader* reader) {
+  reader->fn = &kHeapFunctions;
+  reader->privdata = nullptr;
+}
+
+redisReader* NewLimitedReader() {
+  redisReader* reader = redisReaderCreate();
+  if (reader != nullptr) LimitReplies(reader);
+  return reader;
 }
 
 void ReplyArena::Attach(redisContext* c) {
@@ -198,6 +283,8 @@ Result<std::unique_ptr<RedisConnection>> RedisConnection::Connect(
   if (arena_replies) {
     conn->arena_ = std::make_unique<ReplyArena>();
     conn->arena_->Attach(c);
+  } else {
+    LimitReplies(c->reader);
   }
   if (options.unix_path.empty()) redisEnableKeepAlive(c);
   conn->SetTimeout(options.command_timeout);
@@ -249,6 +336,12 @@ void RedisConnection::AppendHeader(char type, size_t n) {
 
 Status RedisConnection::IoError(std::string_view what) const {
   std::string detail = c_->err != 0 ? std::string(c_->errstr) : "unknown error";
+  if (c_->err == REDIS_ERR_OOM && refused_array >= 0) {
+    detail = "the server announced an array of " + std::to_string(refused_array) +
+             " elements, over the limit of " + std::to_string(kMaxReplyElements) +
+             " (not a Redis reply to anything foxworker sends)";
+    refused_array = -1;
+  }
   if (c_->err == REDIS_ERR_IO && detail.find("temporarily unavailable") != std::string::npos) {
     detail = "timed out after " + std::to_string(timeout_.count()) + " ms";
   }

@@ -20,6 +20,23 @@ namespace foxworker {
 
 class ReplyArena;
 
+// hiredis 0.14 allocates an array reply's element pointers when it reads
+// the header ("*N"), before any element arrives: a server (or anything in
+// between) announcing *1000000000 would make the daemon allocate 8 GB at
+// once. Every connection's reply builders refuse an array over this many
+// elements (8 MiB of pointers); the connection then fails with an error
+// that says so, and is made again. hiredis nests at most 7 arrays, so what
+// is allocated ahead of the bytes that fill it stays bounded. The largest
+// reply foxworker asks for (XREADGROUP of `prefetch` entries, or one entry's
+// fields) is far below it: a stream entry would need over 524,288 fields.
+inline constexpr int kMaxReplyElements = 1 << 20;
+
+// Puts the limited heap builders on a reader (replies freed with
+// freeReplyObject, as hiredis's own). NewLimitedReader: a fresh reader with
+// them, for code that feeds bytes itself (the fuzzer).
+void LimitReplies(redisReader* reader);
+redisReader* NewLimitedReader();
+
 // Frees a reply: hiredis's own (arena null), or one built in a connection's
 // ReplyArena, which must still exist.
 struct RedisReplyDeleter {
