@@ -15,6 +15,7 @@
 
 #include "daemon/app/admin/admin_server.h"
 #include "daemon/app/builtin_extensions.h"
+#include "daemon/base/clock.h"
 #include "daemon/app/crash_report.h"
 #include "daemon/config/config_parser.h"
 #include "daemon/app/service_notifier.h"
@@ -282,6 +283,7 @@ int Run(const std::string& path) {
 }  // namespace foxworker
 
 int main(int argc, char** argv) {
+  foxworker::PinLocalTimeZone();  // before any thread and any log line
   FLAGS_logtostderr = true;
   google::InitGoogleLogging("foxworkerd");
   // First, before any thread exists (each thread the daemon starts installs

@@ -1,9 +1,15 @@
 #include "daemon/base/clock.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 
 namespace foxworker {
+
+void PinLocalTimeZone() {
+  if (std::getenv("TZ") == nullptr) setenv("TZ", ":/etc/localtime", /*overwrite=*/0);
+  tzset();
+}
 
 std::string FormatIso8601Utc(int64_t unix_ms) {
   const time_t secs = static_cast<time_t>(unix_ms / 1000);

@@ -36,6 +36,16 @@ inline int64_t WallMsCeil() {
       .count();
 }
 
+// Call first in main(), before any thread exists. With TZ unset, glibc
+// treats every mktime() (glog calls one per log line) as a possible time
+// zone change: it frees and re-allocates its copy of the zone name and reads
+// /etc/localtime again, while another thread's localtime_r reads the same
+// state: the data race ThreadSanitizer reports, and a stat() per log line.
+// Setting TZ to the same default (":/etc/localtime", what glibc reads when
+// TZ is unset) makes those calls see "no change". An operator's own TZ is
+// kept. A zone file replaced while the daemon runs applies after a restart.
+void PinLocalTimeZone();
+
 // "2026-11-22T22:53:51.123Z"
 std::string FormatIso8601Utc(int64_t unix_ms);
 

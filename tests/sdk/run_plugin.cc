@@ -8,6 +8,7 @@
 #include "daemon/backends/memory/memory_backend.h"
 #include "daemon/config/config_parser.h"
 #include "daemon/app/supervisor.h"
+#include "daemon/base/clock.h"
 
 int main(int argc, char** argv) {
   using namespace foxworker;
@@ -15,6 +16,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "usage: run_plugin PLUGIN.so\n");
     return 2;
   }
+  PinLocalTimeZone();
   google::InitGoogleLogging("run_plugin");
   FLAGS_logtostderr = true;
   std::string yaml = std::string("plugins:\n  p:\n    path: ") + argv[1] +

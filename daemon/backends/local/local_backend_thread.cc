@@ -1,6 +1,7 @@
 // LocalBackend's SQLite thread: the only code that touches its connection.
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <glog/logging.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -130,8 +131,17 @@ uint64_t FileBytes(const std::string& path) {
 std::string DeletedFileDescriptor(const std::string& path) {
   const std::string wanted = std::filesystem::absolute(path).lexically_normal().string() +
                              " (deleted)";
-  DIR* dir = ::opendir("/proc/self/fd");
-  if (dir == nullptr) return "";
+  // open() then fdopendir(), not opendir(): ThreadSanitizer sees a
+  // descriptor created by open() but not the one opendir() opens inside
+  // libc, and took closedir() of a reused number for a race with libevent's
+  // last epoll_ctl on the socket that had it before.
+  const int fd = ::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return "";
+  DIR* dir = ::fdopendir(fd);
+  if (dir == nullptr) {
+    ::close(fd);
+    return "";
+  }
   std::string found;
   while (dirent* e = ::readdir(dir)) {
     if (e->d_name[0] == '.') continue;

@@ -42,8 +42,10 @@
 #define TEST_INSTANCE_MODEL FOXW_INSTANCE_PER_SLOT
 #endif
 
-static const foxw_host_api *host;
-static foxw_plugin_ctx *g_ctx;
+/* Atomic: tests run two daemons in one process, and both init this one
+ * loaded copy while the first one's handlers already read them. */
+static const foxw_host_api *_Atomic host;
+static foxw_plugin_ctx *_Atomic g_ctx;
 
 /* Creates the file named by FOXW_TEST_CTOR_MARK when the library is loaded:
  * tells a test whether the loader ran any code of the file. */
