@@ -203,6 +203,8 @@ bool ChangesOnlyLimits(const QueueConfig& running, const QueueConfig& next, bool
   // consumer's own rule.
   QueueConfig probe = next;
   static_cast<ConsumerOptions&>(probe) = static_cast<const ConsumerOptions&>(running);
+  // The children of isolation: process are sized to the concurrency.
+  if (running.process_isolation && running.concurrency != next.concurrency) return false;
   return probe == running && OnlyLimitsDiffer(running, next, watchdog);
 }
 

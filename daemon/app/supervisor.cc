@@ -13,6 +13,7 @@
 #include "daemon/base/clock.h"
 #include "daemon/core/running_job.h"
 #include "daemon/core/running_journal.h"
+#include "daemon/isolation/process_handlers.h"
 #include "daemon/config/extension_registry.h"
 #include "daemon/middleware/chain.h"
 #include "daemon/plugins/plugin_handlers.h"
@@ -39,9 +40,24 @@ Result<PreparedQueue> PrepareQueue(const Config& config, const QueueConfig& qc,
   CHECK(policy) << "config validation let an unknown retry policy through";
   PreparedQueue p;
   p.policy = *policy;
-  auto handlers = PluginHandlerSet::Create(plugin, qc.name, HandlerSlots(qc), threads);
-  if (!handlers.ok()) return handlers.status();
-  p.handlers = std::move(*handlers);
+  if (qc.process_isolation) {
+    const PluginConfig* pc = config.FindPlugin(qc.plugin);
+    CHECK(pc) << "config validation let an unknown plugin through";
+    isolation::ProcessOptions o;
+    o.queue = qc.name;
+    o.plugin = *pc;
+    o.plugin_name = plugin.name();
+    o.processes = qc.processes > 0 ? qc.processes : std::max(1, qc.concurrency);
+    o.slots_per_child = (std::max(1, qc.concurrency) + o.processes - 1) / o.processes;
+    o.timeout_grace = qc.timeout_grace;
+    auto handlers = isolation::ProcessHandlerSet::Create(plugin, std::move(o));
+    if (!handlers.ok()) return handlers.status();
+    p.handlers = std::move(*handlers);
+  } else {
+    auto handlers = PluginHandlerSet::Create(plugin, qc.name, HandlerSlots(qc), threads);
+    if (!handlers.ok()) return handlers.status();
+    p.handlers = std::move(*handlers);
+  }
   MiddlewareContext mc{&config, backend, buckets, MonotonicNs};
   auto chain = BuildMiddleware(qc, mc);
   if (!chain.ok()) return chain.status();

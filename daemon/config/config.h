@@ -204,6 +204,13 @@ struct QueueBackendBlock {
 // A queue: core's ConsumerOptions plus what the wiring needs.
 struct QueueConfig : ConsumerOptions {
   std::string plugin;
+  // isolation: process. The queue's handlers run in foxworker-child
+  // processes (`processes` of them, 0 = one per unit of concurrency, each
+  // running concurrency / processes messages at once); a message still
+  // running `timeout_grace` after its deadline gets its child killed.
+  bool process_isolation = false;
+  int processes = 0;
+  Duration timeout_grace{5000};
   std::string retry_policy = "default";
   std::vector<MiddlewareConfig> middleware;  // in config order
   QueueBackendBlock backend_block;           // e.g. `rabbitmq:` for a rabbitmq backend

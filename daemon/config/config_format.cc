@@ -75,6 +75,11 @@ std::string FormatConfig(const Config& config) {
     w.Line(2, "replace_stuck",
            std::to_string(q.replace_stuck < 0 ? q.concurrency : q.replace_stuck));
     w.Line(2, "retry_stuck", q.retry_stuck_at_once ? "at_once" : "after_return");
+    w.Line(2, "isolation", q.process_isolation ? "process" : "in_process");
+    if (q.process_isolation) {
+      w.Line(2, "processes", std::to_string(q.processes > 0 ? q.processes : q.concurrency));
+      w.Line(2, "timeout_grace", FormatDuration(q.timeout_grace));
+    }
     w.Line(2, "retry_policy", Quote(q.retry_policy));
     w.Line(2, "handler_timeouts", q.handler_timeouts.empty() ? "{}" : "");
     for (const auto& [handler, timeout] : q.handler_timeouts) {

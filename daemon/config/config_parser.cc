@@ -42,7 +42,8 @@ constexpr std::string_view kPluginKeys[] = {"path", "config"};
 constexpr std::string_view kQueueKeys[] = {
     "backend",  "source",  "plugin",       "handler",          "concurrency",
     "prefetch", "timeout", "retry_policy", "handler_timeouts", "middleware",
-    "batch_size", "flush_interval", "pool", "replace_stuck", "retry_stuck"};
+    "batch_size", "flush_interval", "pool", "replace_stuck", "retry_stuck",
+    "isolation", "processes", "timeout_grace"};
 constexpr std::string_view kRetryPolicyKeys[] = {"max_attempts", "backoff", "initial",    "max",
                                                  "multiplier",   "jitter",  "full_jitter"};
 constexpr int kMaxConcurrency = 10000;
@@ -452,6 +453,10 @@ Status ConfigBuilder::ParseQueue(const YamlFile& file, const MappingEntry& item)
   queue.source = item.key;
   queue.mark = ToSourceMark(file, item.key_mark);
   const MappingEntry* prefetch_entry = nullptr;
+  const MappingEntry* isolation_entry = nullptr;
+  const MappingEntry* processes_entry = nullptr;
+  const MappingEntry* grace_entry = nullptr;
+  const MappingEntry* retry_stuck_entry = nullptr;
   for (const MappingEntry& e : *entries) {
     Status status;
     if (e.key == "backend") {
@@ -484,9 +489,26 @@ Status ConfigBuilder::ParseQueue(const YamlFile& file, const MappingEntry& item)
                          "must be queue (the queue's own threads, one per unit of concurrency) "
                          "or cpu (the daemon's CPU-sized pool), got \"" + *pool + "\"");
       if (status.ok()) queue.cpu_pool = *pool == "cpu";
+    } else if (e.key == "isolation") {
+      Result<std::string> mode = ReadString(file, e);
+      status = mode.status();
+      if (status.ok() && *mode != "in_process" && *mode != "process")
+        status = ErrorAt(file, e.value_mark, e.path,
+                         "must be in_process (handlers run inside the daemon) or process (in "
+                         "child processes: a crash or a hang costs one message), got \"" +
+                             *mode + "\"");
+      if (status.ok()) queue.process_isolation = *mode == "process";
+      isolation_entry = &e;
+    } else if (e.key == "processes") {
+      processes_entry = &e;
+      status = Assign(ReadInteger(file, e, 1, kMaxConcurrency), &queue.processes);
+    } else if (e.key == "timeout_grace") {
+      grace_entry = &e;
+      status = Assign(ReadDuration(file, e), &queue.timeout_grace);
     } else if (e.key == "replace_stuck") {
       status = Assign(ReadInteger(file, e, 0, kMaxConcurrency), &queue.replace_stuck);
     } else if (e.key == "retry_stuck") {
+      retry_stuck_entry = &e;
       Result<std::string> when = ReadString(file, e);
       status = when.status();
       if (status.ok() && *when != "after_return" && *when != "at_once")
@@ -527,6 +549,22 @@ Status ConfigBuilder::ParseQueue(const YamlFile& file, const MappingEntry& item)
                    "must be at least batch_size (" + std::to_string(queue.batch_size) +
                        "), got " + std::to_string(queue.prefetch));
   }
+  if (!queue.process_isolation) {
+    for (const MappingEntry* e : {processes_entry, grace_entry}) {
+      if (e != nullptr)
+        return ErrorAt(file, e->key_mark, e->path, "applies only with isolation: process");
+    }
+  } else {
+    if (queue.processes > queue.concurrency)
+      return ErrorAt(file, processes_entry->value_mark, processes_entry->path,
+                     "must be at most concurrency (" + std::to_string(queue.concurrency) +
+                         "), got " + std::to_string(queue.processes));
+    if (queue.retry_stuck_at_once)
+      return ErrorAt(file, retry_stuck_entry->value_mark, retry_stuck_entry->path,
+                     "at_once does not apply with isolation: process (a timed-out message is "
+                     "retried once its child stopped it or was killed)");
+  }
+  (void)isolation_entry;
   config_->queues.push_back(std::move(queue));
   return Status::Ok();
 }

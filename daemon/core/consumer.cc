@@ -890,7 +890,12 @@ int32_t Consumer::Complete(Delivery* d, const HandlerReply& reply) {
     LOG(WARNING) << "queue " << config_.name << ": deferred message " << d->msg.id
                  << " completed " << Seconds(MonotonicNs() - d->deadline_ns)
                  << " after its timeout; retrying it now (its verdict is ignored)";
-    Outcome o = TimeoutOutcome(*d, "(deferred)", &call);
+    // Except that a handler child killed for it (isolation: process) says
+    // so: "killed after timeout 30s".
+    const std::string_view reason = d->deferred.result().reason;
+    Outcome o = reason.starts_with("killed after timeout")
+                    ? TimeoutOutcome(*d, "(deferred)", &call, reason)
+                    : TimeoutOutcome(*d, "(deferred)", &call);
     RunAfter(*d, o, call, middleware_.size());
     settled.push_back({std::unique_ptr<Delivery>(d), std::move(o)});
     SettleAll(settled);
@@ -916,13 +921,15 @@ std::unique_ptr<Delivery> Consumer::CloneForSettlement(const Delivery& d) {
   return c;
 }
 
-Outcome Consumer::TimeoutOutcome(const Delivery& d, const std::string& handler, CallInfo* call) {
+Outcome Consumer::TimeoutOutcome(const Delivery& d, const std::string& handler, CallInfo* call,
+                                 std::string_view reason) {
   const uint64_t limit = d.deadline_ns - d.started_ns;
   call->handler_ran = true;
   call->timed_out = true;
   call->failed = true;
   call->duration_ns = MonotonicNs() - d.started_ns;
-  return Decide(d, HandlerReply{Verdict::kRetry, 0, "timeout after " + Seconds(limit), 0}, handler);
+  const std::string text = reason.empty() ? "timeout after " + Seconds(limit) : std::string(reason);
+  return Decide(d, HandlerReply{Verdict::kRetry, 0, text, 0}, handler);
 }
 
 void Consumer::StuckReturned(std::unique_ptr<Delivery>& d, const Handler& handler,

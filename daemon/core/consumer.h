@@ -263,7 +263,9 @@ class Consumer {
   void Watchdog();
   std::unique_ptr<Delivery> CloneForSettlement(const Delivery& d);
   // The retry a timed-out delivery gets (counted when it was marked stuck).
-  Outcome TimeoutOutcome(const Delivery& d, const std::string& handler, CallInfo* call);
+  // `reason` replaces "timeout after ..." (a killed handler child says why).
+  Outcome TimeoutOutcome(const Delivery& d, const std::string& handler, CallInfo* call,
+                         std::string_view reason = {});
   // A stuck call returned (from RunOne): settles its message now unless a
   // copy was retried at once.
   void StuckReturned(std::unique_ptr<Delivery>& d, const Handler& handler,

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "daemon/core/message.h"
+#include "daemon/core/verdict.h"
 #include "daemon/base/status.h"
 
 namespace foxworker {
@@ -80,6 +81,12 @@ bool IsDefining(const foxw_plugin_ctx* ctx);
 // delivery is not pending.
 int32_t CompleteDeferred(Delivery* delivery, foxw_verdict verdict, std::string_view reason,
                          uint64_t retry_delay_ms);
+
+// Where CompleteDeferred sends a delivery that no consumer runs: the
+// handler child of isolation: process (daemon/isolation/child_main.cc)
+// answers the daemon through it. Set once, before any handler runs.
+using DeferredSink = int32_t (*)(Delivery* delivery, const HandlerReply& reply);
+void SetDeferredSink(DeferredSink sink);
 
 }  // namespace foxworker
 

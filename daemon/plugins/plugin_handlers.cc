@@ -1,6 +1,7 @@
 #include "daemon/plugins/plugin_handlers.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "daemon/core/consumer.h"
 #include "daemon/plugins/host_api.h"
@@ -36,10 +37,21 @@ Verdict VerdictOf(foxw_verdict v) {
   }
 }
 
+namespace {
+std::atomic<DeferredSink> g_deferred_sink{nullptr};
+}  // namespace
+
+void SetDeferredSink(DeferredSink sink) { g_deferred_sink.store(sink); }
+
 int32_t CompleteDeferred(Delivery* d, foxw_verdict verdict, std::string_view reason,
                          uint64_t retry_delay_ms) {
-  if (d == nullptr || d->consumer == nullptr) return -1;
-  return d->consumer->Complete(d, HandlerReply{VerdictOf(verdict), verdict, reason, retry_delay_ms});
+  if (d == nullptr) return -1;
+  const HandlerReply reply{VerdictOf(verdict), verdict, reason, retry_delay_ms};
+  if (d->consumer == nullptr) {
+    DeferredSink sink = g_deferred_sink.load();
+    return sink != nullptr ? sink(d, reply) : -1;
+  }
+  return d->consumer->Complete(d, reply);
 }
 
 PluginHandler::PluginHandler(const foxw_handler_def* def)

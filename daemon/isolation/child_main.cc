@@ -1,0 +1,272 @@
+// foxworker-child: runs one queue's handlers in a process of their own
+// (isolation: process). foxworkerd starts it with fork+exec (posix_spawn),
+// its channel on descriptor 3; see docs/architecture.md.
+//
+// It loads the plugin with the daemon's own loader and host services, so a
+// plugin runs here exactly as in the daemon. It runs up to `slots` messages
+// at once, one thread per slot, and answers each RUN with one DONE: at
+// once, or when the plugin's complete() comes for a deferred message.
+#include <glog/logging.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon/base/clock.h"
+#include "daemon/isolation/wire.h"
+#include "daemon/plugins/host_api.h"
+#include "daemon/plugins/plugin_handlers.h"
+#include "daemon/plugins/plugin_loader.h"
+
+namespace foxworker::isolation {
+namespace {
+
+constexpr int kChannelFd = 3;
+constexpr size_t kReasonCap = 1024;
+
+struct Job {
+  uint64_t id = 0;
+  std::string handler;
+  Delivery d;
+  // The handler's return and a deferred complete() meet here: exactly one
+  // DONE leaves for each job.
+  std::mutex mu;
+  bool returned = false;  // the handler returned kPending
+  bool answered = false;
+  bool have_result = false;
+  int64_t raw = 0;
+  uint64_t delay_ms = 0;
+  std::string reason;
+};
+
+class Child {
+ public:
+  explicit Child(Channel* channel) : channel_(channel) {}
+
+  int Run();
+  // The plugin's complete() of a deferred message (SetDeferredSink).
+  int32_t Complete(Delivery* d, const HandlerReply& reply);
+
+ private:
+  void Worker();
+  void RunJob(std::unique_ptr<Job> job);
+  void Answer(Job* job, int64_t raw, std::string_view reason, uint64_t delay_ms);
+
+  Channel* const channel_;
+  std::string queue_;
+  std::unique_ptr<LoadedPlugin> plugin_;
+  std::unique_ptr<PluginHandlerSet> handlers_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Job>> queued_;  // GUARDED_BY(mu_)
+  std::map<uint64_t, Job*> running_;         // GUARDED_BY(mu_): started, not answered
+  std::map<Delivery*, Job*> by_delivery_;    // GUARDED_BY(mu_)
+  bool stopping_ = false;                    // GUARDED_BY(mu_)
+};
+
+Child* g_child = nullptr;
+
+int32_t SinkDeferred(Delivery* d, const HandlerReply& reply);
+
+void Child::Answer(Job* job, int64_t raw, std::string_view reason, uint64_t delay_ms) {
+  Writer w;
+  w.U64(job->id);
+  w.I64(raw);
+  w.U64(delay_ms);
+  w.Str(reason);
+  Status s = channel_->Send(FrameType::kDone, w.body());
+  if (!s.ok()) {
+    // The daemon is gone: nothing to answer to.
+    _exit(0);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  running_.erase(job->id);
+  by_delivery_.erase(&job->d);
+}
+
+int32_t Child::Complete(Delivery* d, const HandlerReply& reply) {
+  Job* job = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = by_delivery_.find(d);
+    if (it == by_delivery_.end()) return -1;
+    job = it->second;
+  }
+  std::unique_lock<std::mutex> lock(job->mu);
+  if (job->answered || job->have_result) return -1;
+  if (!job->returned) {
+    // The handler has not returned yet: its thread answers when it does.
+    job->have_result = true;
+    job->raw = reply.raw;
+    job->delay_ms = reply.retry_delay_ms;
+    job->reason.assign(reply.reason.data(), reply.reason.size());
+    return 0;
+  }
+  job->answered = true;
+  lock.unlock();
+  std::unique_ptr<Job> owned(job);  // the handler's thread let go of it
+  Answer(job, reply.raw, reply.reason, reply.retry_delay_ms);
+  return 0;
+}
+
+void Child::RunJob(std::unique_ptr<Job> job) {
+  const Handler* h = handlers_->Find(job->handler);
+  if (h == nullptr) {
+    Answer(job.get(), FOXW_RETRY, "no handler " + job->handler + " in the child", 0);
+    return;
+  }
+  char reason[kReasonCap];
+  void* instance = handlers_->Acquire();
+  job->d.started_ns = MonotonicNs();
+  HandlerReply reply;
+  if (h->batched()) {
+    // A batch handler gets a batch of one; it cannot defer.
+    Delivery* batch[1] = {&job->d};
+    h->HandleBatch(instance, batch, 1, &reply, reason, sizeof reason);
+    if (reply.verdict == Verdict::kPending) reply = {Verdict::kRetry, FOXW_RETRY, "a batch handler cannot defer", 0};
+  } else {
+    reply = h->Handle(instance, job->d, reason, sizeof reason);
+  }
+  handlers_->Release(instance);
+  if (reply.verdict != Verdict::kPending) {
+    Answer(job.get(), reply.raw, reply.reason, reply.retry_delay_ms);
+    return;
+  }
+  std::unique_lock<std::mutex> lock(job->mu);
+  job->returned = true;
+  if (!job->have_result) {
+    job.release();  // Complete() answers and frees it
+    return;
+  }
+  job->answered = true;
+  lock.unlock();
+  Answer(job.get(), job->raw, job->reason, job->delay_ms);
+}
+
+void Child::Worker() {
+  for (;;) {
+    std::unique_ptr<Job> job;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queued_.empty(); });
+      if (queued_.empty()) return;
+      job = std::move(queued_.front());
+      queued_.pop_front();
+    }
+    RunJob(std::move(job));
+  }
+}
+
+int Child::Run() {
+  FrameType type;
+  std::string body;
+  Status s = channel_->Receive(&type, &body);
+  if (!s.ok() || type != FrameType::kInit) {
+    LOG(ERROR) << "foxworker-child: no init frame: " << s.message();
+    return 1;
+  }
+  Reader r(body);
+  PluginConfig config;
+  config.name = r.Str();
+  config.path = r.Str();
+  config.config_json = r.Str();
+  queue_ = r.Str();
+  const uint32_t slots = r.U32();
+  if (!r.ok() || slots == 0) {
+    LOG(ERROR) << "foxworker-child: malformed init frame";
+    return 1;
+  }
+  auto plugin = LoadedPlugin::Load(config);
+  if (!plugin.ok()) {
+    (void)channel_->Send(FrameType::kFailed, plugin.status().message());
+    return 1;
+  }
+  plugin_ = std::move(*plugin);
+  auto handlers = PluginHandlerSet::Create(*plugin_, queue_, static_cast<int>(slots), 0);
+  if (!handlers.ok()) {
+    (void)channel_->Send(FrameType::kFailed, handlers.status().message());
+    return 1;
+  }
+  handlers_ = std::move(*handlers);
+  SetDeferredSink(&SinkDeferred);
+  {
+    Writer w;
+    w.U64(static_cast<uint64_t>(getpid()));
+    if (!channel_->Send(FrameType::kReady, w.body()).ok()) return 0;
+  }
+  std::vector<std::thread> workers;
+  for (uint32_t i = 0; i < slots; ++i) workers.emplace_back([this] { Worker(); });
+
+  for (;;) {
+    s = channel_->Receive(&type, &body);
+    if (!s.ok()) {
+      // The daemon closed the channel or died: stop at once, nothing of
+      // ours can be answered any more.
+      _exit(0);
+    }
+    Reader in(body);
+    if (type == FrameType::kRun) {
+      auto job = std::make_unique<Job>();
+      job->id = in.U64();
+      job->handler = in.Str();
+      const uint64_t timeout_ms = in.U64();
+      if (!in.Msg(&job->d.msg)) {
+        LOG(ERROR) << "foxworker-child: malformed run frame";
+        _exit(1);
+      }
+      job->d.queue = &queue_;
+      job->d.received_ns = MonotonicNs();
+      if (timeout_ms > 0) job->d.deadline_ns = job->d.received_ns + timeout_ms * 1000000;
+      std::lock_guard<std::mutex> lock(mu_);
+      running_[job->id] = job.get();
+      by_delivery_[&job->d] = job.get();
+      queued_.push_back(std::move(job));
+      cv_.notify_one();
+    } else if (type == FrameType::kCancel) {
+      const uint64_t id = in.U64();
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = running_.find(id);
+      if (it != running_.end()) it->second->d.cancelled.store(true);
+    } else if (type == FrameType::kShutdown) {
+      break;
+    } else {
+      LOG(ERROR) << "foxworker-child: unexpected frame " << static_cast<int>(type);
+      _exit(1);
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : workers) t.join();
+  handlers_.reset();
+  plugin_->Shutdown();
+  return 0;
+}
+
+int32_t SinkDeferred(Delivery* d, const HandlerReply& reply) {
+  return g_child == nullptr ? -1 : g_child->Complete(d, reply);
+}
+
+}  // namespace
+}  // namespace foxworker::isolation
+
+int main() {
+  foxworker::PinLocalTimeZone();
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging("foxworker-child");
+  signal(SIGPIPE, SIG_IGN);
+  foxworker::isolation::Channel channel(foxworker::isolation::kChannelFd);
+  foxworker::isolation::Child child(&channel);
+  foxworker::isolation::g_child = &child;
+  return child.Run();
+}

@@ -1,0 +1,421 @@
+#include "daemon/isolation/process_handlers.h"
+
+#include <fcntl.h>
+#include <glog/logging.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "daemon/base/clock.h"
+#include "daemon/plugins/host_api.h"
+
+extern char** environ;
+
+namespace foxworker::isolation {
+namespace {
+
+// How long a child may take to load the plugin and answer READY.
+constexpr int kReadyTimeoutMs = 30000;
+// Between SIGTERM and SIGKILL for a child past its grace.
+constexpr uint64_t kTermToKillNs = 1000000000ull;
+// A crashed child is started again after this, doubling per crash in a row
+// up to kMaxRestartDelayNs (a crash loop must not spin).
+constexpr uint64_t kFirstRestartDelayNs = 100000000ull;
+constexpr uint64_t kMaxRestartDelayNs = 10000000000ull;
+
+std::string SignalName(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
+
+}  // namespace
+
+std::string ChildProgramPath() {
+  if (const char* env = std::getenv("FOXWORKER_CHILD"); env != nullptr && *env != '\0') return env;
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    std::string dir(self, static_cast<size_t>(n));
+    dir.resize(dir.rfind('/') + 1);
+    const std::string next_to = dir + "foxworker-child";
+    if (access(next_to.c_str(), X_OK) == 0) return next_to;
+  }
+  // The installed one before the build tree's: an installed daemon never
+  // runs a developer's build (tests, whose binaries are elsewhere, do).
+  if (access(FOXWORKER_CHILD_INSTALL_PATH, X_OK) == 0) return FOXWORKER_CHILD_INSTALL_PATH;
+  if (access(FOXWORKER_CHILD_BUILD_PATH, X_OK) == 0) return FOXWORKER_CHILD_BUILD_PATH;
+  return FOXWORKER_CHILD_INSTALL_PATH;
+}
+
+std::string DescribeChildExit(int status) {
+  if (WIFSIGNALED(status)) return SignalName(WTERMSIG(status));
+  if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
+  return "wait status " + std::to_string(status);
+}
+
+struct ProcessHandlerSet::Child {
+  struct InFlight {
+    Delivery* d = nullptr;
+    std::string handler;
+    bool cancel_sent = false;
+    uint64_t cancelled_at_ns = 0;
+    bool term_sent = false;
+    uint64_t term_at_ns = 0;
+  };
+  int index = 0;
+  pid_t pid = 0;
+  std::unique_ptr<Channel> channel;
+  std::thread reader;
+  // GUARDED_BY(set mu_):
+  bool ready = false;
+  bool reader_done = false;
+  int running = 0;
+  uint64_t tasks = 0;
+  std::map<uint64_t, InFlight> in_flight;
+  uint64_t restart_at_ns = 0;
+  int crashes_in_a_row = 0;
+  // The message whose timeout got the child killed, and why.
+  uint64_t killed_for = 0;
+  std::string kill_reason;
+};
+
+HandlerReply ProcessHandler::Handle(HandlerInstance, Delivery& d, char* reason_buf,
+                                    size_t reason_cap) const {
+  return set_->Submit(name_, d, reason_buf, reason_cap);
+}
+
+void ProcessHandler::HandleBatch(HandlerInstance, Delivery* const* batch, size_t n,
+                                 HandlerReply* replies, char* reason_bufs,
+                                 size_t reason_cap) const {
+  // batched() is false: the consumer never calls this. Answer sanely anyway.
+  for (size_t i = 0; i < n; ++i)
+    replies[i] = set_->Submit(name_, *batch[i], reason_bufs + i * reason_cap, reason_cap);
+}
+
+ProcessHandlerSet::ProcessHandlerSet(const LoadedPlugin& plugin, ProcessOptions options)
+    : plugin_(plugin),
+      options_(std::move(options)),
+      provider_("plugin " + plugin.name() + " (isolation: process)") {
+  for (const foxw_handler_def* def : plugin_.handlers()) {
+    handlers_.push_back(
+        std::make_unique<ProcessHandler>(this, def->name, def->handle_batch != nullptr));
+    views_.push_back(handlers_.back().get());
+  }
+}
+
+Result<std::unique_ptr<ProcessHandlerSet>> ProcessHandlerSet::Create(const LoadedPlugin& plugin,
+                                                                     ProcessOptions options) {
+  if (options.child_path.empty()) options.child_path = ChildProgramPath();
+  std::unique_ptr<ProcessHandlerSet> set(new ProcessHandlerSet(plugin, std::move(options)));
+  for (int i = 0; i < std::max(1, set->options_.processes); ++i) {
+    auto c = std::make_unique<Child>();
+    c->index = i;
+    set->children_.push_back(std::move(c));
+  }
+  for (auto& c : set->children_) {
+    Status s = set->Spawn(c.get());
+    if (!s.ok()) return Status::InvalidArgument("queue " + set->options_.queue + ": " + s.message());
+  }
+  set->monitor_ = std::thread([s = set.get()] { s->Monitor(); });
+  return set;
+}
+
+ProcessHandlerSet::~ProcessHandlerSet() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  monitor_cv_.notify_all();
+  slot_free_.notify_all();
+  if (monitor_.joinable()) monitor_.join();
+  for (auto& c : children_) {
+    if (c->channel != nullptr) (void)c->channel->Send(FrameType::kShutdown, {});
+  }
+  for (auto& c : children_) {
+    if (c->reader.joinable()) c->reader.join();  // ends when the child exits
+  }
+}
+
+Status ProcessHandlerSet::Spawn(Child* c) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return Status::IoError(std::string("socketpair: ") + std::strerror(errno));
+  int child_end = sv[1];
+  if (child_end == 3) {  // dup2(3, 3) would keep FD_CLOEXEC
+    child_end = fcntl(sv[1], F_DUPFD_CLOEXEC, 4);
+    close(sv[1]);
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, child_end, 3);
+  posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaddset(&defaults, sig);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setpgroup(&attr, 0);  // a ^C to the daemon's terminal is the daemon's
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                      POSIX_SPAWN_SETPGROUP);
+  const std::string& path = options_.child_path;
+  char* argv[] = {const_cast<char*>("foxworker-child"), nullptr};
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, path.c_str(), &fa, &attr, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  close(child_end);
+  if (rc != 0) {
+    close(sv[0]);
+    return Status::IoError("cannot start " + path + ": " + std::strerror(rc));
+  }
+  auto channel = std::make_unique<Channel>(sv[0]);
+  Writer init;
+  init.Str(options_.plugin.name);
+  init.Str(options_.plugin.path);
+  init.Str(options_.plugin.config_json);
+  init.Str(options_.queue);
+  init.U32(static_cast<uint32_t>(std::max(1, options_.slots_per_child)));
+  Status s = channel->Send(FrameType::kInit, init.body());
+  FrameType type{};
+  std::string body;
+  if (s.ok()) {
+    pollfd p{channel->fd(), POLLIN, 0};
+    if (poll(&p, 1, kReadyTimeoutMs) <= 0) {
+      s = Status::Unavailable("did not load the plugin within " +
+                              std::to_string(kReadyTimeoutMs / 1000) + " s");
+    } else {
+      s = channel->Receive(&type, &body);
+    }
+  }
+  if (s.ok() && type == FrameType::kFailed) s = Status::InvalidArgument(body);
+  if (s.ok() && type != FrameType::kReady) s = Status::Unavailable("did not answer its init");
+  if (!s.ok()) {
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return Status::InvalidArgument("handler child " + path + " (pid " + std::to_string(pid) +
+                                   ") for plugin " + options_.plugin_name + ": " + s.message());
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    c->pid = pid;
+    c->channel = std::move(channel);
+    c->ready = true;
+    c->reader_done = false;
+    c->killed_for = 0;
+    c->kill_reason.clear();
+  }
+  VLOG(1) << "queue " << options_.queue << ": handler child " << pid << " started";
+  c->reader = std::thread([this, c] { ReadLoop(c); });
+  slot_free_.notify_all();
+  return Status::Ok();
+}
+
+void ProcessHandlerSet::ReadLoop(Child* c) {
+  FrameType type{};
+  std::string body;
+  for (;;) {
+    Status s = c->channel->Receive(&type, &body);
+    if (!s.ok()) break;
+    if (type != FrameType::kDone) continue;
+    Reader r(body);
+    const uint64_t id = r.U64();
+    const int64_t raw = r.I64();
+    const uint64_t delay_ms = r.U64();
+    const std::string reason = r.Str();
+    if (!r.ok()) break;
+    Delivery* d = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = c->in_flight.find(id);
+      if (it == c->in_flight.end()) continue;
+      d = it->second.d;
+      c->in_flight.erase(it);
+      --c->running;
+      ++c->tasks;
+      c->crashes_in_a_row = 0;
+    }
+    slot_free_.notify_one();
+    CompleteDeferred(d, static_cast<foxw_verdict>(raw), reason, delay_ms);
+  }
+  Died(c);
+}
+
+void ProcessHandlerSet::Died(Child* c) {
+  // The channel ended: the child exited, or it closed its end (then it is
+  // killed: it can run nothing more for us).
+  int status = 0;
+  pid_t got = 0;
+  for (int i = 0; i < 100 && (got = waitpid(c->pid, &status, WNOHANG)) == 0; ++i)
+    usleep(10000);
+  if (got == 0) {
+    kill(c->pid, SIGKILL);
+    waitpid(c->pid, &status, 0);
+  }
+  std::vector<std::pair<Delivery*, std::string>> charged;
+  bool stopping;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping = stopping_;
+    const std::string how = DescribeChildExit(status);
+    for (auto& [id, f] : c->in_flight) {
+      std::string reason =
+          id == c->killed_for
+              ? c->kill_reason
+              : "handler crashed: " + how + " in plugin " + options_.plugin_name + ", handler " +
+                    f.handler + " (child pid " + std::to_string(c->pid) + ")";
+      charged.emplace_back(f.d, std::move(reason));
+    }
+    c->in_flight.clear();
+    c->running = 0;
+    c->ready = false;
+    c->reader_done = true;
+    if (!stopping) {
+      ++c->crashes_in_a_row;
+      uint64_t delay = kFirstRestartDelayNs;
+      for (int i = 1; i < c->crashes_in_a_row && delay < kMaxRestartDelayNs; ++i) delay *= 2;
+      c->restart_at_ns = MonotonicNs() + std::min(delay, kMaxRestartDelayNs);
+    }
+  }
+  if (!stopping || !charged.empty()) {
+    crashes_.fetch_add(1);
+    LOG(WARNING) << "queue " << options_.queue << ": handler child " << c->pid << " of plugin "
+                 << options_.plugin_name << " ended (" << DescribeChildExit(status) << ") with "
+                 << charged.size() << " message(s) running; each is charged one attempt";
+  }
+  for (auto& [d, reason] : charged) CompleteDeferred(d, FOXW_RETRY, reason, 0);
+  monitor_cv_.notify_all();
+}
+
+HandlerReply ProcessHandlerSet::Submit(const std::string& handler, Delivery& d, char* reason_buf,
+                                       size_t reason_cap) {
+  auto refuse = [&](const std::string& why) {
+    const size_t n = std::min(why.size(), reason_cap - 1);
+    std::memcpy(reason_buf, why.data(), n);
+    reason_buf[n] = '\0';
+    return HandlerReply{Verdict::kRetry, FOXW_RETRY, std::string_view(reason_buf, n), 0};
+  };
+  Child* c = nullptr;
+  uint64_t id = 0;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      if (stopping_) return refuse("the queue's handler children are stopping");
+      for (auto& k : children_) {
+        if (!k->ready || k->running >= options_.slots_per_child) continue;
+        if (c == nullptr || k->running < c->running) c = k.get();
+      }
+      if (c != nullptr) break;
+      if (d.IsCancelled(MonotonicNs())) return refuse("cancelled while no handler child was free");
+      slot_free_.wait_for(lock, std::chrono::milliseconds(100));
+    }
+    id = next_id_++;
+    Child::InFlight f;
+    f.d = &d;
+    f.handler = handler;
+    c->in_flight.emplace(id, std::move(f));
+    ++c->running;
+  }
+  Writer w;
+  w.U64(id);
+  w.Str(handler);
+  uint64_t timeout_ms = 0;
+  if (d.deadline_ns != Delivery::kNoDeadline) {
+    const uint64_t now = MonotonicNs();
+    timeout_ms = d.deadline_ns > now ? std::max<uint64_t>(1, (d.deadline_ns - now) / 1000000) : 1;
+  }
+  w.U64(timeout_ms);
+  w.Msg(d.msg);
+  // A failed send means the child is gone: its reader charges the message
+  // with the others it was running, through the same deferred completion.
+  (void)c->channel->Send(FrameType::kRun, w.body());
+  return HandlerReply{Verdict::kPending, FOXW_PENDING, {}, 0};
+}
+
+void ProcessHandlerSet::Monitor() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    monitor_cv_.wait_for(lock, std::chrono::milliseconds(50));
+    if (stopping_) break;
+    const uint64_t now = MonotonicNs();
+    for (auto& c : children_) {
+      // Respawn a dead child when its backoff is over.
+      if (!c->ready && c->reader_done && now >= c->restart_at_ns) {
+        Child* k = c.get();
+        lock.unlock();
+        if (k->reader.joinable()) k->reader.join();
+        Status s = Spawn(k);
+        lock.lock();
+        if (s.ok()) {
+          restarts_.fetch_add(1);
+        } else {
+          LOG(ERROR) << "queue " << options_.queue << ": " << s.message();
+          k->restart_at_ns = MonotonicNs() + kMaxRestartDelayNs;
+        }
+        continue;
+      }
+      if (!c->ready) continue;
+      // Timeouts: a message past its deadline (or cancelled by the
+      // consumer's watchdog or shutdown) is told to stop; past the grace
+      // period its child is terminated, then killed.
+      for (auto& [id, f] : c->in_flight) {
+        if (!f.cancel_sent && f.d->IsCancelled(now)) {
+          f.cancel_sent = true;
+          f.cancelled_at_ns = now;
+          Writer w;
+          w.U64(id);
+          (void)c->channel->Send(FrameType::kCancel, w.body());
+        } else if (f.cancel_sent && !f.term_sent &&
+                   now - f.cancelled_at_ns >=
+                       static_cast<uint64_t>(options_.timeout_grace.count()) * 1000000) {
+          f.term_sent = true;
+          f.term_at_ns = now;
+          if (c->killed_for == 0) {
+            c->killed_for = id;
+            const uint64_t limit = f.d->deadline_ns != Delivery::kNoDeadline
+                                       ? f.d->deadline_ns - f.d->started_ns
+                                       : 0;
+            c->kill_reason = limit > 0 ? "killed after timeout " +
+                                             FormatDuration(Duration(limit / 1000000))
+                                       : "killed after it was cancelled";
+          }
+          LOG(WARNING) << "queue " << options_.queue << ": handler " << f.handler
+                       << " still runs message " << f.d->msg.id << " "
+                       << FormatDuration(options_.timeout_grace)
+                       << " after it was cancelled; terminating its child " << c->pid;
+          kill(c->pid, SIGTERM);
+        } else if (f.term_sent && now - f.term_at_ns >= kTermToKillNs) {
+          kill(c->pid, SIGKILL);
+        }
+      }
+    }
+  }
+}
+
+const Handler* ProcessHandlerSet::Find(std::string_view type) const {
+  const foxw_handler_def* def = plugin_.FindHandler(type);
+  if (def == nullptr) return nullptr;
+  for (const auto& h : handlers_)
+    if (h->name() == def->name) return h.get();
+  return nullptr;
+}
+
+std::vector<ProcessHandlerSet::ChildInfo> ProcessHandlerSet::Children() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ChildInfo> out;
+  for (const auto& c : children_) out.push_back({c->pid, c->tasks, c->running});
+  return out;
+}
+
+}  // namespace foxworker::isolation

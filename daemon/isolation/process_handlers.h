@@ -1,0 +1,132 @@
+// isolation: process. The core's HandlerSet over child processes that run
+// a queue's handlers (foxworker-child): every message is sent to a child
+// over its channel and answered later (Verdict::kPending, completed through
+// the consumer like a plugin's deferred complete()). A child that dies
+// charges one attempt to exactly the messages it was running; one past its
+// deadline plus a grace period is killed. See docs/architecture.md.
+#ifndef FOXWORKER_ISOLATION_PROCESS_HANDLERS_H_
+#define FOXWORKER_ISOLATION_PROCESS_HANDLERS_H_
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon/config/config.h"
+#include "daemon/core/handler.h"
+#include "daemon/isolation/wire.h"
+#include "daemon/plugins/plugin_loader.h"
+
+namespace foxworker::isolation {
+
+// The child program: $FOXWORKER_CHILD, else foxworker-child next to the
+// running executable, else the installed one.
+std::string ChildProgramPath();
+
+// "handler crashed: SIGSEGV in plugin P, handler H (child pid N)" and the
+// like, for a child's wait status.
+std::string DescribeChildExit(int wait_status);
+
+struct ProcessOptions {
+  std::string queue;
+  PluginConfig plugin;       // as configured (the child applies the schema)
+  std::string plugin_name;   // for reasons
+  int processes = 1;         // children
+  int slots_per_child = 1;   // messages a child runs at once
+  Duration timeout_grace{5000};
+  std::string child_path;    // empty: ChildProgramPath()
+};
+
+class ProcessHandlerSet;
+
+// One handler of the plugin, run in the children.
+class ProcessHandler : public Handler {
+ public:
+  ProcessHandler(ProcessHandlerSet* set, std::string name, bool batched)
+      : set_(set), name_(std::move(name)), batched_(batched) {}
+  const std::string& name() const override { return name_; }
+  // Batches are not sent to children: one message per call (the child
+  // hands a batch handler a batch of one).
+  bool batched() const override { return false; }
+  HandlerReply Handle(HandlerInstance instance, Delivery& d, char* reason_buf,
+                      size_t reason_cap) const override;
+  void HandleBatch(HandlerInstance instance, Delivery* const* batch, size_t n,
+                   HandlerReply* replies, char* reason_bufs, size_t reason_cap) const override;
+
+ private:
+  ProcessHandlerSet* const set_;
+  const std::string name_;
+  const bool batched_;
+};
+
+class ProcessHandlerSet : public HandlerSet {
+ public:
+  // Starts the children and waits until each one loaded the plugin (or one
+  // failed: the error says why, with the child's own message).
+  static Result<std::unique_ptr<ProcessHandlerSet>> Create(const LoadedPlugin& plugin,
+                                                           ProcessOptions options);
+  // Asks every child to finish and exit; kills those that do not within
+  // 10 s. REQUIRES: nothing is running (the consumer drained).
+  ~ProcessHandlerSet() override;
+
+  const std::string& provider() const override { return provider_; }
+  const std::vector<const Handler*>& handlers() const override { return views_; }
+  const Handler* Find(std::string_view type) const override;
+  std::string HandlerNames() const override { return plugin_.HandlerNames(); }
+  HandlerInstance Acquire() override { return nullptr; }
+  void Release(HandlerInstance) override {}
+  Result<std::unique_ptr<Growth>> PrepareResize(int) override {
+    return std::unique_ptr<Growth>();
+  }
+  void Resize(std::unique_ptr<Growth>) override {}
+  void Trim(int) override {}
+
+  // For /api/v1/queues and tests.
+  struct ChildInfo {
+    pid_t pid = 0;
+    uint64_t tasks = 0;
+    int running = 0;
+  };
+  std::vector<ChildInfo> Children() const;
+  uint64_t crashes() const { return crashes_.load(); }
+  uint64_t restarts() const { return restarts_.load(); }
+
+  // Sends `d` to a child (waiting for a free slot while every child is busy
+  // or restarting). kPending, or kRetry with the reason when it cannot.
+  HandlerReply Submit(const std::string& handler, Delivery& d, char* reason_buf,
+                      size_t reason_cap);
+
+ private:
+  struct Child;
+  ProcessHandlerSet(const LoadedPlugin& plugin, ProcessOptions options);
+  Status Spawn(Child* c);
+  void ReadLoop(Child* c);
+  void Monitor();
+  void Died(Child* c);
+
+  const LoadedPlugin& plugin_;
+  const ProcessOptions options_;
+  const std::string provider_;
+  std::vector<std::unique_ptr<ProcessHandler>> handlers_;
+  std::vector<const Handler*> views_;
+
+  mutable std::mutex mu_;
+  std::condition_variable slot_free_;
+  std::vector<std::unique_ptr<Child>> children_;  // fixed size; entries respawn in place
+  uint64_t next_id_ = 1;                           // GUARDED_BY(mu_)
+  bool stopping_ = false;                          // GUARDED_BY(mu_)
+  std::condition_variable monitor_cv_;
+  std::thread monitor_;
+  std::atomic<uint64_t> crashes_{0};
+  std::atomic<uint64_t> restarts_{0};
+};
+
+}  // namespace foxworker::isolation
+
+#endif  // FOXWORKER_ISOLATION_PROCESS_HANDLERS_H_

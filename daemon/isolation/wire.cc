@@ -1,0 +1,190 @@
+#include "daemon/isolation/wire.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace foxworker::isolation {
+
+void Writer::U32(uint32_t v) {
+  char b[4];
+  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  out_.append(b, 4);
+}
+
+void Writer::U64(uint64_t v) {
+  char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  out_.append(b, 8);
+}
+
+void Writer::Str(std::string_view s) {
+  U32(static_cast<uint32_t>(s.size()));
+  out_.append(s.data(), s.size());
+}
+
+void Writer::Msg(const Message& m) {
+  Str(m.id);
+  Str(m.payload);
+  const Properties& p = m.props;
+  for (const std::string* s : {&p.content_type, &p.content_encoding, &p.message_type,
+                               &p.correlation_id, &p.reply_to, &p.app_id, &p.user_id,
+                               &p.expiration, &p.message_id, &p.cluster_id})
+    Str(*s);
+  U8(p.priority);
+  I64(p.timestamp_ms);
+  U8(p.priority_set ? 1 : 0);
+  I64(p.sent_priority);
+  U8(p.timestamp_set ? 1 : 0);
+  U8(p.delivery_mode);
+  U32(static_cast<uint32_t>(m.headers.size()));
+  for (const auto& [name, value] : m.headers) {
+    Str(name);
+    Str(value);
+  }
+  U32(static_cast<uint32_t>(m.header_types.size()));
+  for (HeaderType t : m.header_types) U8(static_cast<uint8_t>(t));
+  I64(m.enqueued_at_ms);
+  U32(m.attempt);
+}
+
+bool Reader::Take(size_t n, const char** p) {
+  if (!ok_ || in_.size() - pos_ < n) {
+    ok_ = false;
+    return false;
+  }
+  *p = in_.data() + pos_;
+  pos_ += n;
+  return true;
+}
+
+uint8_t Reader::U8() {
+  const char* p;
+  return Take(1, &p) ? static_cast<uint8_t>(*p) : 0;
+}
+
+uint32_t Reader::U32() {
+  const char* p;
+  if (!Take(4, &p)) return 0;
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+  return v;
+}
+
+uint64_t Reader::U64() {
+  const char* p;
+  if (!Take(8, &p)) return 0;
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+  return v;
+}
+
+std::string Reader::Str() {
+  const uint32_t n = U32();
+  const char* p;
+  if (!Take(n, &p)) return {};
+  return std::string(p, n);
+}
+
+bool Reader::Msg(Message* m) {
+  m->id = Str();
+  m->payload = Str();
+  Properties& p = m->props;
+  for (std::string* s : {&p.content_type, &p.content_encoding, &p.message_type, &p.correlation_id,
+                         &p.reply_to, &p.app_id, &p.user_id, &p.expiration, &p.message_id,
+                         &p.cluster_id})
+    *s = Str();
+  p.priority = U8();
+  p.timestamp_ms = I64();
+  p.priority_set = U8() != 0;
+  p.sent_priority = I64();
+  p.timestamp_set = U8() != 0;
+  p.delivery_mode = U8();
+  const uint32_t headers = U32();
+  m->headers.clear();
+  for (uint32_t i = 0; i < headers && ok_; ++i) {
+    std::string name = Str();
+    std::string value = Str();
+    m->headers.emplace_back(std::move(name), std::move(value));
+  }
+  const uint32_t types = U32();
+  m->header_types.clear();
+  for (uint32_t i = 0; i < types && ok_; ++i) m->header_types.push_back(static_cast<HeaderType>(U8()));
+  m->enqueued_at_ms = I64();
+  m->attempt = U32();
+  return ok_;
+}
+
+Channel::~Channel() { ::close(fd_); }
+
+Status Channel::Send(FrameType type, std::string_view body) {
+  if (body.size() + 1 > kMaxFrame) {
+    return Status::InvalidArgument("frame of " + std::to_string(body.size()) +
+                                   " bytes is over the channel's limit");
+  }
+  char head[5];
+  const uint32_t len = static_cast<uint32_t>(body.size() + 1);
+  for (int i = 0; i < 4; ++i) head[i] = static_cast<char>((len >> (8 * i)) & 0xff);
+  head[4] = static_cast<char>(type);
+  std::lock_guard<std::mutex> lock(send_mu_);
+  iovec iov[2] = {{head, sizeof head}, {const_cast<char*>(body.data()), body.size()}};
+  size_t skip = 0;  // bytes of head + body already sent
+  const size_t total = sizeof head + body.size();
+  while (skip < total) {
+    iovec rest[2];
+    int n = 0;
+    if (skip < sizeof head) {
+      rest[n++] = {head + skip, sizeof head - skip};
+      rest[n++] = iov[1];
+    } else {
+      rest[n++] = {static_cast<char*>(iov[1].iov_base) + (skip - sizeof head), total - skip};
+    }
+    msghdr mh{};
+    mh.msg_iov = rest;
+    mh.msg_iovlen = static_cast<size_t>(n);
+    const ssize_t w = ::sendmsg(fd_, &mh, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return Status::Unavailable(std::string("channel closed: ") + std::strerror(errno));
+    }
+    skip += static_cast<size_t>(w);
+  }
+  return Status::Ok();
+}
+
+Status Channel::ReadFull(char* p, size_t n, bool at_frame_start) {
+  size_t got = 0;
+  while (got < n) {
+    const ssize_t r = ::read(fd_, p + got, n - got);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return Status::Unavailable(std::string("channel read failed: ") + std::strerror(errno));
+    }
+    if (r == 0) {
+      return Status::Unavailable(at_frame_start && got == 0 ? "end of stream"
+                                                            : "end of stream inside a frame");
+    }
+    got += static_cast<size_t>(r);
+  }
+  return Status::Ok();
+}
+
+Status Channel::Receive(FrameType* type, std::string* body) {
+  char head[5];
+  Status s = ReadFull(head, sizeof head, /*at_frame_start=*/true);
+  if (!s.ok()) return s;
+  uint32_t len = 0;
+  for (int i = 0; i < 4; ++i) len |= static_cast<uint32_t>(static_cast<uint8_t>(head[i])) << (8 * i);
+  if (len == 0 || len > kMaxFrame) {
+    return Status::InvalidArgument("malformed frame: length " + std::to_string(len));
+  }
+  *type = static_cast<FrameType>(static_cast<uint8_t>(head[4]));
+  body->resize(len - 1);
+  return ReadFull(body->data(), len - 1, /*at_frame_start=*/false);
+}
+
+void Channel::ShutdownRead() { ::shutdown(fd_, SHUT_RD); }
+
+}  // namespace foxworker::isolation

@@ -1,0 +1,101 @@
+// The channel between foxworkerd and a handler child (isolation: process):
+// length-prefixed frames over an AF_UNIX stream socketpair, and
+// the binary encoding of what crosses it. Both ends are built from this
+// tree, so the format carries no version; the child is always the one
+// installed next to the daemon.
+//
+//   frame := u32 length (of type + body, little endian) | u8 type | body
+//
+// Integers are little endian, strings are u32 length + bytes.
+#ifndef FOXWORKER_ISOLATION_WIRE_H_
+#define FOXWORKER_ISOLATION_WIRE_H_
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "daemon/base/status.h"
+#include "daemon/core/message.h"
+
+namespace foxworker::isolation {
+
+enum class FrameType : uint8_t {
+  // daemon -> child
+  kInit = 1,      // plugin name, path, config JSON, queue name, instance count
+  kRun = 2,       // id, handler name, deadline (ms from now, 0 = none), message
+  kCancel = 3,    // id
+  kShutdown = 4,  // finish what runs, destroy instances, call the plugin's shutdown, exit 0
+  // child -> daemon
+  kReady = 20,    // pid
+  kFailed = 21,   // error text (init failed; the child exits 1 after it)
+  kDone = 22,     // id, verdict (raw), retry delay ms, reason
+  kLog = 23,      // level, text
+};
+
+// The largest frame either side accepts: the largest message a backend
+// takes (a RabbitMQ frame_max-bounded body can reach 512 MiB; the local and
+// Redis backends accept what Redis' proto-max-bulk-len does) plus headers.
+inline constexpr uint32_t kMaxFrame = 640u * 1024 * 1024;
+
+// Appends primitives to a body.
+class Writer {
+ public:
+  void U8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
+  void U32(uint32_t v);
+  void U64(uint64_t v);
+  void I64(int64_t v) { U64(static_cast<uint64_t>(v)); }
+  void Str(std::string_view s);
+  void Msg(const Message& m);
+  std::string& body() { return out_; }
+
+ private:
+  std::string out_;
+};
+
+// Reads primitives from a body; any read past the end sets !ok() and
+// returns zeros.
+class Reader {
+ public:
+  explicit Reader(std::string_view body) : in_(body) {}
+  uint8_t U8();
+  uint32_t U32();
+  uint64_t U64();
+  int64_t I64() { return static_cast<int64_t>(U64()); }
+  std::string Str();
+  bool Msg(Message* m);
+  bool ok() const { return ok_; }
+
+ private:
+  bool Take(size_t n, const char** p);
+  std::string_view in_;
+  size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+// One end of the channel. Send is safe from any thread (frames never
+// interleave); Receive from one thread at a time.
+class Channel {
+ public:
+  explicit Channel(int fd) : fd_(fd) {}
+  ~Channel();
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+
+  int fd() const { return fd_; }
+  Status Send(FrameType type, std::string_view body);
+  // Blocks for the next frame. Unavailable on end of stream (the other side
+  // exited or closed), InvalidArgument on a malformed frame.
+  Status Receive(FrameType* type, std::string* body);
+  // Wakes a Receive blocked on another thread with end of stream.
+  void ShutdownRead();
+
+ private:
+  Status ReadFull(char* p, size_t n, bool at_frame_start);
+  const int fd_;
+  std::mutex send_mu_;
+};
+
+}  // namespace foxworker::isolation
+
+#endif  // FOXWORKER_ISOLATION_WIRE_H_
