@@ -74,6 +74,27 @@ class Child {
 
 Child* g_child = nullptr;
 
+// Every glog line of the child (the plugin's log() calls included) goes to
+// the daemon as a LOG frame, which logs it in its own log with the queue
+// and the child's pid. The child writes no log of its own.
+class ChannelLogSink : public google::LogSink {
+ public:
+  explicit ChannelLogSink(Channel* channel) : channel_(channel) {}
+  using google::LogSink::send;
+  void send(google::LogSeverity severity, const char*, const char* base_filename, int line,
+            const google::LogMessageTime&, const char* message, size_t message_len) override {
+    Writer w;
+    w.U32(static_cast<uint32_t>(severity));
+    w.Str(base_filename != nullptr ? base_filename : "");
+    w.U32(static_cast<uint32_t>(line));
+    w.Str(std::string_view(message, message_len));
+    (void)channel_->Send(FrameType::kLog, w.body());
+  }
+
+ private:
+  Channel* const channel_;
+};
+
 int32_t SinkDeferred(Delivery* d, const HandlerReply& reply);
 
 void Child::Answer(Job* job, int64_t raw, std::string_view reason, uint64_t delay_ms) {
@@ -180,6 +201,9 @@ int Child::Run() {
   config.config_json = r.Str();
   queue_ = r.Str();
   const uint32_t slots = r.U32();
+  // The daemon's log level (daemon.log_level): what log_enabled() answers.
+  FLAGS_minloglevel = static_cast<int32_t>(r.U32());
+  FLAGS_v = static_cast<int32_t>(r.U32());
   if (!r.ok() || slots == 0) {
     LOG(ERROR) << "foxworker-child: malformed init frame";
     return 1;
@@ -262,10 +286,17 @@ int32_t SinkDeferred(Delivery* d, const HandlerReply& reply) {
 
 int main() {
   foxworker::PinLocalTimeZone();
-  FLAGS_logtostderr = true;
   google::InitGoogleLogging("foxworker-child");
   signal(SIGPIPE, SIG_IGN);
   foxworker::isolation::Channel channel(foxworker::isolation::kChannelFd);
+  // Lines go to the daemon through the sink only: no log files, nothing on
+  // standard error but a FATAL's (whose process dies anyway).
+  FLAGS_logtostderr = false;
+  FLAGS_stderrthreshold = google::GLOG_FATAL;
+  for (int sev = google::GLOG_INFO; sev < google::NUM_SEVERITIES; ++sev)
+    google::SetLogDestination(sev, "");
+  foxworker::isolation::ChannelLogSink sink(&channel);
+  google::AddLogSink(&sink);
   foxworker::isolation::Child child(&channel);
   foxworker::isolation::g_child = &child;
   return child.Run();

@@ -73,6 +73,7 @@ struct ProcessHandlerSet::Child {
   pid_t pid = 0;
   std::unique_ptr<Channel> channel;
   std::thread reader;
+  std::thread output;  // the child's standard output and error, into the log
   // GUARDED_BY(set mu_):
   bool ready = false;
   bool reader_done = false;
@@ -140,6 +141,7 @@ ProcessHandlerSet::~ProcessHandlerSet() {
   }
   for (auto& c : children_) {
     if (c->reader.joinable()) c->reader.join();  // ends when the child exits
+    if (c->output.joinable()) c->output.join();
   }
 }
 
@@ -152,9 +154,19 @@ Status ProcessHandlerSet::Spawn(Child* c) {
     child_end = fcntl(sv[1], F_DUPFD_CLOEXEC, 4);
     close(sv[1]);
   }
+  // Its standard output and error: one pipe, read into the daemon's log.
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) {
+    const int err = errno;
+    close(sv[0]);
+    close(child_end);
+    return Status::IoError(std::string("pipe: ") + std::strerror(err));
+  }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 2);
   posix_spawn_file_actions_adddup2(&fa, child_end, 3);
   posix_spawn_file_actions_addclosefrom_np(&fa, 4);
   posix_spawnattr_t attr;
@@ -175,10 +187,14 @@ Status ProcessHandlerSet::Spawn(Child* c) {
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   close(child_end);
+  close(out[1]);
   if (rc != 0) {
     close(sv[0]);
+    close(out[0]);
     return Status::IoError("cannot start " + path + ": " + std::strerror(rc));
   }
+  if (c->output.joinable()) c->output.join();  // the last child's, ended at its exit
+  c->output = std::thread([this, fd = out[0], pid] { OutputLoop(fd, pid); });
   auto channel = std::make_unique<Channel>(sv[0]);
   Writer init;
   init.Str(options_.plugin.name);
@@ -186,6 +202,8 @@ Status ProcessHandlerSet::Spawn(Child* c) {
   init.Str(options_.plugin.config_json);
   init.Str(options_.queue);
   init.U32(static_cast<uint32_t>(std::max(1, options_.slots_per_child)));
+  init.U32(static_cast<uint32_t>(FLAGS_minloglevel));
+  init.U32(static_cast<uint32_t>(FLAGS_v));
   Status s = channel->Send(FrameType::kInit, init.body());
   FrameType type{};
   std::string body;
@@ -228,6 +246,18 @@ void ProcessHandlerSet::ReadLoop(Child* c) {
   for (;;) {
     Status s = c->channel->Receive(&type, &body);
     if (!s.ok()) break;
+    if (type == FrameType::kLog) {
+      Reader r(body);
+      const int severity = static_cast<int>(r.U32());
+      const std::string file = r.Str();
+      const int line = static_cast<int>(r.U32());
+      const std::string text = r.Str();
+      if (!r.ok() || severity < google::GLOG_INFO || severity >= google::NUM_SEVERITIES) break;
+      // A child's FATAL is an error of the child, not of the daemon.
+      google::LogMessage(file.c_str(), line, std::min(severity, int{google::GLOG_ERROR})).stream()
+          << "[queue " << options_.queue << " child " << c->pid << "] " << text;
+      continue;
+    }
     if (type != FrameType::kDone) continue;
     Reader r(body);
     const uint64_t id = r.U64();
@@ -250,6 +280,62 @@ void ProcessHandlerSet::ReadLoop(Child* c) {
     CompleteDeferred(d, static_cast<foxw_verdict>(raw), reason, delay_ms);
   }
   Died(c);
+}
+
+void ProcessHandlerSet::OutputLoop(int fd, pid_t pid) {
+  // What a plugin prints (printf, a library's warnings) rather than logs:
+  // one log line per line, at most kOutputLinesPerSecond a second per child,
+  // then a count of what was left out.
+  constexpr int kOutputLinesPerSecond = 50;
+  constexpr size_t kMaxLine = 4096;
+  std::string pending;
+  char buf[8192];
+  uint64_t window_start = MonotonicNs();
+  int in_window = 0;
+  uint64_t dropped = 0;
+  auto next_window = [&] {
+    const uint64_t now = MonotonicNs();
+    if (now - window_start < 1000000000ull) return;
+    if (dropped > 0)
+      LOG(WARNING) << "[queue " << options_.queue << " child " << pid << "] " << dropped
+                   << " line(s) of output left out (more than " << kOutputLinesPerSecond
+                   << " a second)";
+    window_start = now;
+    in_window = 0;
+    dropped = 0;
+  };
+  auto emit = [&](std::string_view line) {
+    next_window();
+    if (++in_window > kOutputLinesPerSecond) {
+      ++dropped;
+      return;
+    }
+    LOG(WARNING) << "[queue " << options_.queue << " child " << pid << " output] " << line;
+  };
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 1000) == 0) {  // quiet: report what the last second left out
+      next_window();
+      continue;
+    }
+    const ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    pending.append(buf, static_cast<size_t>(n));
+    size_t start = 0;
+    for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1)
+      emit(std::string_view(pending).substr(start, std::min(nl - start, kMaxLine)));
+    pending.erase(0, start);
+    if (pending.size() > kMaxLine) {
+      emit(std::string_view(pending).substr(0, kMaxLine));
+      pending.clear();
+    }
+  }
+  if (!pending.empty()) emit(pending);
+  if (dropped > 0)
+    LOG(WARNING) << "[queue " << options_.queue << " child " << pid << "] " << dropped
+                 << " line(s) of output left out";
+  close(fd);
 }
 
 void ProcessHandlerSet::Died(Child* c) {

@@ -107,6 +107,7 @@ class ProcessHandlerSet : public HandlerSet {
   ProcessHandlerSet(const LoadedPlugin& plugin, ProcessOptions options);
   Status Spawn(Child* c);
   void ReadLoop(Child* c);
+  void OutputLoop(int fd, pid_t pid);
   void Monitor();
   void Died(Child* c);
 

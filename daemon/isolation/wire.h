@@ -22,7 +22,7 @@ namespace foxworker::isolation {
 
 enum class FrameType : uint8_t {
   // daemon -> child
-  kInit = 1,      // plugin name, path, config JSON, queue name, instance count
+  kInit = 1,      // plugin name, path, config JSON, queue name, slots, minloglevel, v
   kRun = 2,       // id, handler name, deadline (ms from now, 0 = none), message
   kCancel = 3,    // id
   kShutdown = 4,  // finish what runs, destroy instances, call the plugin's shutdown, exit 0
@@ -30,7 +30,7 @@ enum class FrameType : uint8_t {
   kReady = 20,    // pid
   kFailed = 21,   // error text (init failed; the child exits 1 after it)
   kDone = 22,     // id, verdict (raw), retry delay ms, reason
-  kLog = 23,      // level, text
+  kLog = 23,      // severity, file, line, text
 };
 
 // The largest frame either side accepts: the largest message a backend

@@ -2,10 +2,12 @@
 // on a real SQLite file, the test plugin's handlers in foxworker-child
 // processes. A crash, an abort or a hang costs the message that caused it,
 // never the others, and never the daemon.
+#include <glog/logging.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <mutex>
 
 #include "daemon/backends/local/local_store.h"
 #include "daemon/core/dead_letter.h"
@@ -141,6 +143,56 @@ TEST_P(ProcessIsolationTest, HandlersThatBlockRunInParallelChildren) {
   ASSERT_TRUE(WaitFor([&] { return C().Stats().acked == 8; }, std::chrono::seconds(20)));
   // 8 × 300 ms on 4 children: about 600 ms, far from 2.4 s one at a time.
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2000));
+}
+
+// Collects the daemon's log lines.
+class LogCapture : public google::LogSink {
+ public:
+  LogCapture() { google::AddLogSink(this); }
+  ~LogCapture() override { google::RemoveLogSink(this); }
+  using google::LogSink::send;
+  void send(google::LogSeverity, const char*, const char*, int, const google::LogMessageTime&,
+            const char* message, size_t len) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    lines_.emplace_back(message, len);
+  }
+  bool Has(const std::string& part) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& l : lines_)
+      if (l.find(part) != std::string::npos) return true;
+    return false;
+  }
+  size_t Count(const std::string& part) {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t n = 0;
+    for (const auto& l : lines_) n += l.find(part) != std::string::npos;
+    return n;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> lines_;
+};
+
+TEST_P(ProcessIsolationTest, ThePluginsLogAndOutputReachTheDaemonsLogTagged) {
+  LogCapture log;
+  Start("    concurrency: 1\n");
+  Enqueue("print", "hello from the child");
+  ASSERT_TRUE(WaitFor([&] { return C().Stats().acked == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return log.Has("output] stderr: hello from the child"); }));
+  EXPECT_TRUE(log.Has("[queue jobs child "));
+  EXPECT_TRUE(log.Has("[plugin test] hello from the child")) << "log() through the channel";
+  EXPECT_TRUE(log.Has("output] stdout: hello from the child"));
+}
+
+TEST_P(ProcessIsolationTest, AFloodOfOutputIsRateLimited) {
+  LogCapture log;
+  Start("    concurrency: 1\n");
+  Enqueue("print", "flood", 500);
+  ASSERT_TRUE(WaitFor([&] { return C().Stats().acked == 500; }, std::chrono::seconds(30)));
+  ASSERT_TRUE(WaitFor([&] { return log.Has("line(s) of output left out"); }));
+  // 1,000 lines printed; at most 50 a second are logged.
+  EXPECT_LT(log.Count("output] std"), 200u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ProcessIsolationTest, ::testing::Values("memory", "local"),

@@ -310,6 +310,20 @@ static foxw_verdict handle_abort(void *inst, const foxw_message *msg, foxw_outco
   abort();
 }
 
+/* Logs the payload through the host, then prints it on standard output and
+ * standard error (what isolation: process captures into the daemon's log). */
+static foxw_verdict handle_print(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  (void)out;
+  enter(inst);
+  foxw_str p = host->msg_payload(msg);
+  host->log(g_ctx, FOXW_LOG_WARN, p.ptr, p.len);
+  printf("stdout: %.*s\n", (int)p.len, p.ptr);
+  fflush(stdout);
+  fprintf(stderr, "stderr: %.*s\n", (int)p.len, p.ptr);
+  leave(inst);
+  return FOXW_ACK;
+}
+
 /* Frames smaller than a page, so that the stack pointer walks into the guard
  * page below the stack (a larger frame could jump over it). */
 static long recurse(long depth, long limit) {
@@ -388,6 +402,7 @@ static const foxw_handler_def handlers[] = {
     FOXW_HANDLER("crash", handle_crash),
     FOXW_HANDLER("abort", handle_abort),
     FOXW_HANDLER("overflow", handle_overflow),
+    FOXW_HANDLER("print", handle_print),
 #ifdef TEST_DUPLICATE_HANDLER
     FOXW_HANDLER("ok", handle_ok),
 #endif
