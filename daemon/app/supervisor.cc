@@ -47,9 +47,9 @@ Result<PreparedQueue> PrepareQueue(const Config& config, const QueueConfig& qc,
     o.queue = qc.name;
     o.plugin = *pc;
     o.plugin_name = plugin.name();
-    o.processes = qc.processes > 0 ? qc.processes : std::max(1, qc.concurrency);
+    o.processes = qc.process.processes > 0 ? qc.process.processes : std::max(1, qc.concurrency);
     o.slots_per_child = (std::max(1, qc.concurrency) + o.processes - 1) / o.processes;
-    o.timeout_grace = qc.timeout_grace;
+    o.config = qc.process;
     auto handlers = isolation::ProcessHandlerSet::Create(plugin, std::move(o));
     if (!handlers.ok()) return handlers.status();
     p.handlers = std::move(*handlers);

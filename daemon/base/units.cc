@@ -185,6 +185,15 @@ Result<uint64_t> ParseSize(std::string_view text) {
                      "B, KB, MB, GB, TB, KiB, MiB, GiB or TiB", "bytes");
 }
 
+std::string FormatSize(uint64_t bytes) {
+  if (bytes == 0) return "0";
+  constexpr std::pair<uint64_t, const char*> kUnits[] = {
+      {1ull << 40, "TiB"}, {1ull << 30, "GiB"}, {1ull << 20, "MiB"}, {1ull << 10, "KiB"}};
+  for (const auto& [size, name] : kUnits)
+    if (bytes % size == 0) return std::to_string(bytes / size) + name;
+  return std::to_string(bytes) + "B";
+}
+
 std::string FormatDuration(Duration d) {
   Duration::rep count = d.count();
   if (count == 0) return "0";

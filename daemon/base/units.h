@@ -33,6 +33,8 @@ Result<double> ParseRate(std::string_view text);
 // KiB, MiB, GiB, TiB (powers of 1024); "0" alone means zero. A decimal
 // fraction is allowed when the result is a whole number of bytes ("1.5KiB").
 Result<uint64_t> ParseSize(std::string_view text);
+// A text ParseSize() reads back as exactly `bytes`: "512MiB", "1000B", "0".
+std::string FormatSize(uint64_t bytes);
 
 // The shortest text that ParseDuration() reads back as exactly `d`:
 // "30s", "250ms", "5m", "1.5s", "0".

@@ -202,15 +202,30 @@ struct QueueBackendBlock {
 };
 
 // A queue: core's ConsumerOptions plus what the wiring needs.
+// A queue's `process:` block (isolation: process; docs/configuration.md).
+struct ProcessIsolationConfig {
+  int processes = 0;              // children; 0 = one per unit of concurrency
+  Duration timeout_grace{5000};   // after a deadline, before SIGTERM
+  int64_t max_tasks = 0;          // recycle a child after this many messages; 0 = never
+  uint64_t max_memory = 0;        // recycle a child whose RSS is above this; 0 = never
+  Duration max_lifetime{0};       // recycle a child this old; 0 = never
+  uint64_t address_space = 0;     // RLIMIT_AS; 0 = unlimited
+  Duration cpu_time{0};           // RLIMIT_CPU (whole seconds); 0 = unlimited
+  int64_t open_files = 0;         // RLIMIT_NOFILE; 0 = inherited
+  int64_t max_processes = 0;      // RLIMIT_NPROC; 0 = inherited
+  bool no_new_privs = true;       // PR_SET_NO_NEW_PRIVS
+  std::string user;               // run as this user (the daemon must be root); "" = the daemon's
+  SourceMark mark;
+
+  bool operator==(const ProcessIsolationConfig&) const = default;
+};
+
 struct QueueConfig : ConsumerOptions {
   std::string plugin;
   // isolation: process. The queue's handlers run in foxworker-child
-  // processes (`processes` of them, 0 = one per unit of concurrency, each
-  // running concurrency / processes messages at once); a message still
-  // running `timeout_grace` after its deadline gets its child killed.
+  // processes, set up by `process`.
   bool process_isolation = false;
-  int processes = 0;
-  Duration timeout_grace{5000};
+  ProcessIsolationConfig process;
   std::string retry_policy = "default";
   std::vector<MiddlewareConfig> middleware;  // in config order
   QueueBackendBlock backend_block;           // e.g. `rabbitmq:` for a rabbitmq backend

@@ -77,8 +77,19 @@ std::string FormatConfig(const Config& config) {
     w.Line(2, "retry_stuck", q.retry_stuck_at_once ? "at_once" : "after_return");
     w.Line(2, "isolation", q.process_isolation ? "process" : "in_process");
     if (q.process_isolation) {
-      w.Line(2, "processes", std::to_string(q.processes > 0 ? q.processes : q.concurrency));
-      w.Line(2, "timeout_grace", FormatDuration(q.timeout_grace));
+      const ProcessIsolationConfig& p = q.process;
+      w.Line(2, "process", "");
+      w.Line(3, "processes", std::to_string(p.processes > 0 ? p.processes : q.concurrency));
+      w.Line(3, "timeout_grace", FormatDuration(p.timeout_grace));
+      w.Line(3, "max_tasks", std::to_string(p.max_tasks));
+      w.Line(3, "max_memory", FormatSize(p.max_memory));
+      w.Line(3, "max_lifetime", FormatDuration(p.max_lifetime));
+      w.Line(3, "address_space", FormatSize(p.address_space));
+      w.Line(3, "cpu_time", FormatDuration(p.cpu_time));
+      w.Line(3, "open_files", std::to_string(p.open_files));
+      w.Line(3, "max_processes", std::to_string(p.max_processes));
+      w.Line(3, "no_new_privs", BoolText(p.no_new_privs));
+      w.Line(3, "user", Quote(p.user));
     }
     w.Line(2, "retry_policy", Quote(q.retry_policy));
     w.Line(2, "handler_timeouts", q.handler_timeouts.empty() ? "{}" : "");

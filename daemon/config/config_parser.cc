@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string_view>
 #include <system_error>
@@ -43,7 +44,10 @@ constexpr std::string_view kQueueKeys[] = {
     "backend",  "source",  "plugin",       "handler",          "concurrency",
     "prefetch", "timeout", "retry_policy", "handler_timeouts", "middleware",
     "batch_size", "flush_interval", "pool", "replace_stuck", "retry_stuck",
-    "isolation", "processes", "timeout_grace"};
+    "isolation", "process"};
+constexpr std::string_view kProcessKeys[] = {
+    "processes",     "timeout_grace", "max_tasks",     "max_memory",   "max_lifetime", "address_space",
+    "cpu_time",      "open_files",    "max_processes", "no_new_privs", "user"};
 constexpr std::string_view kRetryPolicyKeys[] = {"max_attempts", "backoff", "initial",    "max",
                                                  "multiplier",   "jitter",  "full_jitter"};
 constexpr int kMaxConcurrency = 10000;
@@ -172,6 +176,58 @@ Status ParseHandlerTimeouts(const YamlFile& file, const MappingEntry& section,
   if (!entries.ok()) return entries.status();
   for (const MappingEntry& e : *entries) {
     Status status = AssignPositiveDuration(file, e, &(*out)[e.key]);
+    if (!status.ok()) return status;
+  }
+  return Status::Ok();
+}
+
+Result<uint64_t> ReadSize(const YamlFile& file, const MappingEntry& e) {
+  Result<std::string> text = ReadString(file, e);
+  if (!text.ok()) return text.status();
+  Result<uint64_t> size = ParseSize(*text);
+  if (!size.ok()) return ErrorAt(file, e.value_mark, e.path, size.status().message());
+  return size;
+}
+
+// A queue's `process:` block. `processes_entry` keeps the `processes`
+// entry for the check against the concurrency.
+Status ParseProcessBlock(const YamlFile& file, const MappingEntry& section,
+                         ProcessIsolationConfig* out, std::optional<MappingEntry>* processes_entry) {
+  out->mark = ToSourceMark(file, section.key_mark);
+  Result<std::vector<MappingEntry>> entries =
+      ReadMapping(file, section.value, section.value_mark, section.path, kProcessKeys);
+  if (!entries.ok()) return entries.status();
+  constexpr int64_t kMaxLimit = int64_t{1} << 40;
+  for (const MappingEntry& e : *entries) {
+    Status status;
+    if (e.key == "processes") {
+      *processes_entry = e;
+      status = Assign(ReadInteger(file, e, 1, kMaxConcurrency), &out->processes);
+    } else if (e.key == "timeout_grace") {
+      status = Assign(ReadDuration(file, e), &out->timeout_grace);
+    } else if (e.key == "max_tasks") {
+      status = Assign(ReadInteger(file, e, 0, kMaxLimit), &out->max_tasks);
+    } else if (e.key == "max_memory") {
+      status = Assign(ReadSize(file, e), &out->max_memory);
+    } else if (e.key == "max_lifetime") {
+      status = Assign(ReadDuration(file, e), &out->max_lifetime);
+    } else if (e.key == "address_space") {
+      status = Assign(ReadSize(file, e), &out->address_space);
+    } else if (e.key == "cpu_time") {
+      status = Assign(ReadDuration(file, e), &out->cpu_time);
+      if (status.ok() && out->cpu_time.count() % 1000 != 0)
+        status = ErrorAt(file, e.value_mark, e.path,
+                         "must be whole seconds (RLIMIT_CPU counts seconds), got " +
+                             FormatDuration(out->cpu_time));
+    } else if (e.key == "open_files") {
+      status = Assign(ReadInteger(file, e, 0, kMaxLimit), &out->open_files);
+    } else if (e.key == "max_processes") {
+      status = Assign(ReadInteger(file, e, 0, kMaxLimit), &out->max_processes);
+    } else if (e.key == "no_new_privs") {
+      status = Assign(ReadBool(file, e), &out->no_new_privs);
+    } else if (e.key == "user") {
+      status = Assign(ReadString(file, e), &out->user);
+    }
     if (!status.ok()) return status;
   }
   return Status::Ok();
@@ -454,8 +510,8 @@ Status ConfigBuilder::ParseQueue(const YamlFile& file, const MappingEntry& item)
   queue.mark = ToSourceMark(file, item.key_mark);
   const MappingEntry* prefetch_entry = nullptr;
   const MappingEntry* isolation_entry = nullptr;
-  const MappingEntry* processes_entry = nullptr;
-  const MappingEntry* grace_entry = nullptr;
+  const MappingEntry* process_entry = nullptr;
+  std::optional<MappingEntry> processes_entry;
   const MappingEntry* retry_stuck_entry = nullptr;
   for (const MappingEntry& e : *entries) {
     Status status;
@@ -499,12 +555,9 @@ Status ConfigBuilder::ParseQueue(const YamlFile& file, const MappingEntry& item)
                              *mode + "\"");
       if (status.ok()) queue.process_isolation = *mode == "process";
       isolation_entry = &e;
-    } else if (e.key == "processes") {
-      processes_entry = &e;
-      status = Assign(ReadInteger(file, e, 1, kMaxConcurrency), &queue.processes);
-    } else if (e.key == "timeout_grace") {
-      grace_entry = &e;
-      status = Assign(ReadDuration(file, e), &queue.timeout_grace);
+    } else if (e.key == "process") {
+      process_entry = &e;
+      status = ParseProcessBlock(file, e, &queue.process, &processes_entry);
     } else if (e.key == "replace_stuck") {
       status = Assign(ReadInteger(file, e, 0, kMaxConcurrency), &queue.replace_stuck);
     } else if (e.key == "retry_stuck") {
@@ -550,15 +603,14 @@ Status ConfigBuilder::ParseQueue(const YamlFile& file, const MappingEntry& item)
                        "), got " + std::to_string(queue.prefetch));
   }
   if (!queue.process_isolation) {
-    for (const MappingEntry* e : {processes_entry, grace_entry}) {
-      if (e != nullptr)
-        return ErrorAt(file, e->key_mark, e->path, "applies only with isolation: process");
-    }
+    if (process_entry != nullptr)
+      return ErrorAt(file, process_entry->key_mark, process_entry->path,
+                     "applies only with isolation: process");
   } else {
-    if (queue.processes > queue.concurrency)
+    if (queue.process.processes > queue.concurrency)
       return ErrorAt(file, processes_entry->value_mark, processes_entry->path,
                      "must be at most concurrency (" + std::to_string(queue.concurrency) +
-                         "), got " + std::to_string(queue.processes));
+                         "), got " + std::to_string(queue.process.processes));
     if (queue.retry_stuck_at_once)
       return ErrorAt(file, retry_stuck_entry->value_mark, retry_stuck_entry->path,
                      "at_once does not apply with isolation: process (a timed-out message is "

@@ -7,8 +7,15 @@
 // at once, one thread per slot, and answers each RUN with one DONE: at
 // once, or when the plugin's complete() comes for a deferred message.
 #include <glog/logging.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <condition_variable>
 #include <deque>
@@ -45,6 +52,56 @@ struct Job {
   uint64_t delay_ms = 0;
   std::string reason;
 };
+
+struct Limits {
+  uint64_t address_space = 0;  // 0 = leave as is
+  uint64_t cpu_seconds = 0;
+  uint64_t open_files = 0;
+  uint64_t processes = 0;
+  bool no_new_privs = true;
+  std::string user;
+};
+
+Status SetLimit(int resource, const char* name, uint64_t value) {
+  if (value == 0) return Status::Ok();
+  rlimit rl{static_cast<rlim_t>(value), static_cast<rlim_t>(value)};
+  if (setrlimit(resource, &rl) != 0)
+    return Status::InvalidArgument(std::string("cannot set ") + name + " to " +
+                                   std::to_string(value) + ": " + std::strerror(errno));
+  return Status::Ok();
+}
+
+// The queue's process: block, applied to this process before the plugin
+// is loaded: the user first (a root daemon's child gives up root), then the
+// limits, hard and soft, so that the plugin cannot raise them again.
+Status ApplyLimits(const Limits& l) {
+  if (!l.user.empty()) {
+    passwd pw{};
+    passwd* found = nullptr;
+    std::vector<char> buf(16384);
+    if (getpwnam_r(l.user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr)
+      return Status::InvalidArgument("process.user: no user \"" + l.user + "\"");
+    if (geteuid() == 0) {
+      if (initgroups(pw.pw_name, pw.pw_gid) != 0 || setresgid(pw.pw_gid, pw.pw_gid, pw.pw_gid) != 0 ||
+          setresuid(pw.pw_uid, pw.pw_uid, pw.pw_uid) != 0)
+        return Status::InvalidArgument("process.user: cannot become " + l.user + ": " +
+                                       std::strerror(errno));
+    } else if (pw.pw_uid != geteuid()) {
+      return Status::InvalidArgument("process.user: cannot run as " + l.user +
+                                     ": the daemon runs as uid " + std::to_string(geteuid()) +
+                                     ", not root");
+    }
+  }
+  for (Status s : {SetLimit(RLIMIT_AS, "address_space (RLIMIT_AS)", l.address_space),
+                   SetLimit(RLIMIT_CPU, "cpu_time (RLIMIT_CPU)", l.cpu_seconds),
+                   SetLimit(RLIMIT_NOFILE, "open_files (RLIMIT_NOFILE)", l.open_files),
+                   SetLimit(RLIMIT_NPROC, "max_processes (RLIMIT_NPROC)", l.processes)}) {
+    if (!s.ok()) return s;
+  }
+  if (l.no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+    return Status::InvalidArgument(std::string("cannot set no_new_privs: ") + std::strerror(errno));
+  return Status::Ok();
+}
 
 class Child {
  public:
@@ -204,8 +261,21 @@ int Child::Run() {
   // The daemon's log level (daemon.log_level): what log_enabled() answers.
   FLAGS_minloglevel = static_cast<int32_t>(r.U32());
   FLAGS_v = static_cast<int32_t>(r.U32());
+  Limits limits;
+  limits.address_space = r.U64();
+  limits.cpu_seconds = r.U64();
+  limits.open_files = r.U64();
+  limits.processes = r.U64();
+  limits.no_new_privs = r.U8() != 0;
+  limits.user = r.Str();
   if (!r.ok() || slots == 0) {
     LOG(ERROR) << "foxworker-child: malformed init frame";
+    return 1;
+  }
+  // Before any code of the plugin runs (its constructors run at dlopen).
+  Status limited = ApplyLimits(limits);
+  if (!limited.ok()) {
+    (void)channel_->Send(FrameType::kFailed, limited.message());
     return 1;
   }
   auto plugin = LoadedPlugin::Load(config);

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "daemon/base/clock.h"
@@ -33,6 +34,18 @@ constexpr uint64_t kMaxRestartDelayNs = 10000000000ull;
 std::string SignalName(int sig) {
   const char* abbrev = sigabbrev_np(sig);
   return abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
+
+// A process's resident set, in bytes (0 when it cannot be read).
+uint64_t ResidentBytes(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/statm", static_cast<int>(pid));
+  FILE* f = fopen(path, "re");
+  if (f == nullptr) return 0;
+  unsigned long long size = 0, resident = 0;
+  const int n = fscanf(f, "%llu %llu", &size, &resident);
+  fclose(f);
+  return n == 2 ? resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) : 0;
 }
 
 }  // namespace
@@ -82,6 +95,12 @@ struct ProcessHandlerSet::Child {
   std::map<uint64_t, InFlight> in_flight;
   uint64_t restart_at_ns = 0;
   int crashes_in_a_row = 0;
+  uint64_t started_ns = 0;
+  uint64_t rss = 0;
+  // Recycling: no new messages; shut down once idle; its exit is no crash.
+  bool retiring = false;
+  bool shutdown_sent = false;
+  std::string retire_reason;
   // The message whose timeout got the child killed, and why.
   uint64_t killed_for = 0;
   std::string kill_reason;
@@ -204,6 +223,13 @@ Status ProcessHandlerSet::Spawn(Child* c) {
   init.U32(static_cast<uint32_t>(std::max(1, options_.slots_per_child)));
   init.U32(static_cast<uint32_t>(FLAGS_minloglevel));
   init.U32(static_cast<uint32_t>(FLAGS_v));
+  const ProcessIsolationConfig& pc = options_.config;
+  init.U64(pc.address_space);
+  init.U64(static_cast<uint64_t>(pc.cpu_time.count() / 1000));
+  init.U64(static_cast<uint64_t>(pc.open_files));
+  init.U64(static_cast<uint64_t>(pc.max_processes));
+  init.U8(pc.no_new_privs ? 1 : 0);
+  init.Str(pc.user);
   Status s = channel->Send(FrameType::kInit, init.body());
   FrameType type{};
   std::string body;
@@ -233,6 +259,11 @@ Status ProcessHandlerSet::Spawn(Child* c) {
     c->reader_done = false;
     c->killed_for = 0;
     c->kill_reason.clear();
+    c->started_ns = MonotonicNs();
+    c->rss = 0;
+    c->tasks = 0;
+    c->retiring = false;
+    c->shutdown_sent = false;
   }
   VLOG(1) << "queue " << options_.queue << ": handler child " << pid << " started";
   c->reader = std::thread([this, c] { ReadLoop(c); });
@@ -275,6 +306,20 @@ void ProcessHandlerSet::ReadLoop(Child* c) {
       --c->running;
       ++c->tasks;
       c->crashes_in_a_row = 0;
+      const int64_t max_tasks = options_.config.max_tasks;
+      if (max_tasks > 0 && c->tasks >= static_cast<uint64_t>(max_tasks) && !c->retiring)
+        RetireLocked(c, "after " + std::to_string(c->tasks) + " messages (max_tasks)");
+      // Between messages: one read of /proc/PID/statm per answer.
+      if (options_.config.max_memory > 0 && !c->retiring) {
+        c->rss = ResidentBytes(c->pid);
+        if (c->rss > options_.config.max_memory)
+          RetireLocked(c, "at " + std::to_string(c->rss >> 20) + " MiB resident, over " +
+                              FormatSize(options_.config.max_memory) + " (max_memory)");
+      }
+      if (c->retiring && c->running == 0 && !c->shutdown_sent) {
+        c->shutdown_sent = true;
+        (void)c->channel->Send(FrameType::kShutdown, {});
+      }
     }
     slot_free_.notify_one();
     CompleteDeferred(d, static_cast<foxw_verdict>(raw), reason, delay_ms);
@@ -351,9 +396,12 @@ void ProcessHandlerSet::Died(Child* c) {
   }
   std::vector<std::pair<Delivery*, std::string>> charged;
   bool stopping;
+  bool recycled = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping = stopping_;
+    recycled = c->retiring && c->in_flight.empty() && WIFEXITED(status) &&
+               WEXITSTATUS(status) == 0;
     const std::string how = DescribeChildExit(status);
     for (auto& [id, f] : c->in_flight) {
       std::string reason =
@@ -367,14 +415,20 @@ void ProcessHandlerSet::Died(Child* c) {
     c->running = 0;
     c->ready = false;
     c->reader_done = true;
-    if (!stopping) {
+    if (recycled) {
+      c->restart_at_ns = 0;  // at once
+    } else if (!stopping) {
       ++c->crashes_in_a_row;
       uint64_t delay = kFirstRestartDelayNs;
       for (int i = 1; i < c->crashes_in_a_row && delay < kMaxRestartDelayNs; ++i) delay *= 2;
       c->restart_at_ns = MonotonicNs() + std::min(delay, kMaxRestartDelayNs);
     }
   }
-  if (!stopping || !charged.empty()) {
+  if (recycled) {
+    recycled_.fetch_add(1);
+    LOG(INFO) << "queue " << options_.queue << ": handler child " << c->pid << " recycled "
+              << c->retire_reason;
+  } else if (!stopping || !charged.empty()) {
     crashes_.fetch_add(1);
     LOG(WARNING) << "queue " << options_.queue << ": handler child " << c->pid << " of plugin "
                  << options_.plugin_name << " ended (" << DescribeChildExit(status) << ") with "
@@ -399,7 +453,7 @@ HandlerReply ProcessHandlerSet::Submit(const std::string& handler, Delivery& d, 
     for (;;) {
       if (stopping_) return refuse("the queue's handler children are stopping");
       for (auto& k : children_) {
-        if (!k->ready || k->running >= options_.slots_per_child) continue;
+        if (!k->ready || k->retiring || k->running >= options_.slots_per_child) continue;
         if (c == nullptr || k->running < c->running) c = k.get();
       }
       if (c != nullptr) break;
@@ -452,6 +506,22 @@ void ProcessHandlerSet::Monitor() {
         continue;
       }
       if (!c->ready) continue;
+      // Recycling by age and by memory, between messages: a retiring child
+      // takes no new message and is shut down once idle.
+      const ProcessIsolationConfig& pc = options_.config;
+      if (!c->retiring && pc.max_lifetime.count() > 0 &&
+          now - c->started_ns >= static_cast<uint64_t>(pc.max_lifetime.count()) * 1000000)
+        RetireLocked(c.get(), "after " + FormatDuration(pc.max_lifetime) + " (max_lifetime)");
+      if (!c->retiring && pc.max_memory > 0) {
+        c->rss = ResidentBytes(c->pid);
+        if (c->rss > pc.max_memory)
+          RetireLocked(c.get(), "at " + std::to_string(c->rss >> 20) + " MiB resident, over " +
+                                    FormatSize(pc.max_memory) + " (max_memory)");
+      }
+      if (c->retiring && c->running == 0 && !c->shutdown_sent) {
+        c->shutdown_sent = true;
+        (void)c->channel->Send(FrameType::kShutdown, {});
+      }
       // Timeouts: a message past its deadline (or cancelled by the
       // consumer's watchdog or shutdown) is told to stop; past the grace
       // period its child is terminated, then killed.
@@ -464,7 +534,7 @@ void ProcessHandlerSet::Monitor() {
           (void)c->channel->Send(FrameType::kCancel, w.body());
         } else if (f.cancel_sent && !f.term_sent &&
                    now - f.cancelled_at_ns >=
-                       static_cast<uint64_t>(options_.timeout_grace.count()) * 1000000) {
+                       static_cast<uint64_t>(options_.config.timeout_grace.count()) * 1000000) {
           f.term_sent = true;
           f.term_at_ns = now;
           if (c->killed_for == 0) {
@@ -478,7 +548,7 @@ void ProcessHandlerSet::Monitor() {
           }
           LOG(WARNING) << "queue " << options_.queue << ": handler " << f.handler
                        << " still runs message " << f.d->msg.id << " "
-                       << FormatDuration(options_.timeout_grace)
+                       << FormatDuration(options_.config.timeout_grace)
                        << " after it was cancelled; terminating its child " << c->pid;
           kill(c->pid, SIGTERM);
         } else if (f.term_sent && now - f.term_at_ns >= kTermToKillNs) {
@@ -487,6 +557,12 @@ void ProcessHandlerSet::Monitor() {
       }
     }
   }
+}
+
+void ProcessHandlerSet::RetireLocked(Child* c, const std::string& why) {
+  c->retiring = true;
+  c->retire_reason = why;
+  VLOG(1) << "queue " << options_.queue << ": recycling handler child " << c->pid << " " << why;
 }
 
 const Handler* ProcessHandlerSet::Find(std::string_view type) const {
@@ -500,7 +576,7 @@ const Handler* ProcessHandlerSet::Find(std::string_view type) const {
 std::vector<ProcessHandlerSet::ChildInfo> ProcessHandlerSet::Children() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<ChildInfo> out;
-  for (const auto& c : children_) out.push_back({c->pid, c->tasks, c->running});
+  for (const auto& c : children_) out.push_back({c->pid, c->tasks, c->running, c->rss, c->started_ns});
   return out;
 }
 

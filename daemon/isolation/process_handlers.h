@@ -39,7 +39,7 @@ struct ProcessOptions {
   std::string plugin_name;   // for reasons
   int processes = 1;         // children
   int slots_per_child = 1;   // messages a child runs at once
-  Duration timeout_grace{5000};
+  ProcessIsolationConfig config;  // grace, recycling, limits, user
   std::string child_path;    // empty: ChildProgramPath()
 };
 
@@ -90,12 +90,15 @@ class ProcessHandlerSet : public HandlerSet {
   // For /api/v1/queues and tests.
   struct ChildInfo {
     pid_t pid = 0;
-    uint64_t tasks = 0;
+    uint64_t tasks = 0;  // messages this child answered
     int running = 0;
+    uint64_t rss = 0;    // bytes, at the last check (with max_memory), else 0
+    uint64_t started_ns = 0;
   };
   std::vector<ChildInfo> Children() const;
   uint64_t crashes() const { return crashes_.load(); }
   uint64_t restarts() const { return restarts_.load(); }
+  uint64_t recycled() const { return recycled_.load(); }
 
   // Sends `d` to a child (waiting for a free slot while every child is busy
   // or restarting). kPending, or kRetry with the reason when it cannot.
@@ -110,6 +113,8 @@ class ProcessHandlerSet : public HandlerSet {
   void OutputLoop(int fd, pid_t pid);
   void Monitor();
   void Died(Child* c);
+  // Stops sending to `c` and shuts it down once idle (recycling).
+  void RetireLocked(Child* c, const std::string& why);
 
   const LoadedPlugin& plugin_;
   const ProcessOptions options_;
@@ -126,6 +131,7 @@ class ProcessHandlerSet : public HandlerSet {
   std::thread monitor_;
   std::atomic<uint64_t> crashes_{0};
   std::atomic<uint64_t> restarts_{0};
+  std::atomic<uint64_t> recycled_{0};
 };
 
 }  // namespace foxworker::isolation

@@ -11,6 +11,7 @@
 
 #include "daemon/backends/local/local_store.h"
 #include "daemon/core/dead_letter.h"
+#include "daemon/config/config_parser.h"
 #include "daemon/isolation/process_handlers.h"
 #include "tests/core/test_daemon.h"
 
@@ -125,7 +126,7 @@ TEST_P(ProcessIsolationTest, AbortIsContainedToo) {
 }
 
 TEST_P(ProcessIsolationTest, AHandlerPastItsTimeoutAndGraceIsKilledAndRetried) {
-  Start("    concurrency: 2\n    timeout: 200ms\n    timeout_grace: 100ms\n");
+  Start("    concurrency: 2\n    timeout: 200ms\n    process:\n      timeout_grace: 100ms\n");
   Enqueue("hang", "600000");  // ten minutes
   Enqueue("ok", "", 10);
   ASSERT_TRUE(WaitFor([&] { return C().Stats().acked == 10 && DeadLetters().size() == 1; },
@@ -195,15 +196,36 @@ TEST_P(ProcessIsolationTest, AFloodOfOutputIsRateLimited) {
   EXPECT_LT(log.Count("output] std"), 200u);
 }
 
+TEST_P(ProcessIsolationTest, AChildIsRecycledAfterMaxTasksWithoutLosingOrRepeatingWork) {
+  LogCapture log;
+  Start("    concurrency: 2\n    process:\n      max_tasks: 5\n");
+  Enqueue("ok", "", 40);
+  ASSERT_TRUE(WaitFor([&] { return C().Stats().acked == 40; }, std::chrono::seconds(30)));
+  EXPECT_EQ(C().Stats().retried, 0u);
+  EXPECT_EQ(C().Stats().received, 40u);
+  EXPECT_TRUE(DeadLetters().empty());
+  EXPECT_GE(log.Count("recycled after 5 messages (max_tasks)"), 6u);
+}
+
+TEST_P(ProcessIsolationTest, ALeakingChildIsRecycledByMaxMemory) {
+  LogCapture log;
+  Start("    concurrency: 1\n    process:\n      max_memory: 96MiB\n");
+  // Each message leaks 16 MiB: without recycling the child would hold 320.
+  Enqueue("leak", "16", 20);
+  ASSERT_TRUE(WaitFor([&] { return C().Stats().acked == 20; }, std::chrono::seconds(30)));
+  EXPECT_EQ(C().Stats().retried, 0u);
+  EXPECT_GE(log.Count("(max_memory)"), 2u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ProcessIsolationTest, ::testing::Values("memory", "local"),
                          [](const auto& info) { return info.param; });
 
 TEST(ProcessIsolationConfigTest, KeysThatNeedProcessIsolationAreRefusedWithout) {
   const std::string base = "plugins:\n  test:\n    path: /p.so\nbackends:\n  b:\n    type: memory\n"
                            "queues:\n  jobs:\n    backend: b\n    plugin: test\n";
-  auto c = ParseConfigString(base + "    processes: 2\n", "t.yaml", "/tmp");
+  auto c = ParseConfigString(base + "    process:\n      processes: 2\n", "t.yaml", "/tmp");
   ASSERT_FALSE(c.ok());
-  EXPECT_NE(c.status().message().find("queues.jobs.processes: applies only with isolation: process"),
+  EXPECT_NE(c.status().message().find("queues.jobs.process: applies only with isolation: process"),
             std::string::npos)
       << c.status().message();
   c = ParseConfigString(base + "    isolation: process\n    retry_stuck: at_once\n", "t.yaml", "/tmp");
@@ -216,16 +238,49 @@ TEST(ProcessIsolationConfigTest, KeysThatNeedProcessIsolationAreRefusedWithout) 
   EXPECT_NE(c.status().message().find("t.yaml:11:16: queues.jobs.isolation: must be in_process"),
             std::string::npos)
       << c.status().message();
-  c = ParseConfigString(base + "    isolation: process\n    concurrency: 2\n    processes: 3\n",
-                        "t.yaml", "/tmp");
+  c = ParseConfigString(
+      base + "    isolation: process\n    concurrency: 2\n    process:\n      processes: 3\n",
+      "t.yaml", "/tmp");
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find("must be at most concurrency (2), got 3"), std::string::npos)
       << c.status().message();
-  c = ParseConfigString(base + "    isolation: process\n    concurrency: 4\n    processes: 2\n",
+  c = ParseConfigString(base + "    isolation: process\n    concurrency: 4\n    process:\n"
+                               "      processes: 2\n      max_memory: 512MiB\n"
+                               "      cpu_time: 1500ms\n",
+                        "t.yaml", "/tmp");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("queues.jobs.process.cpu_time: must be whole seconds"),
+            std::string::npos)
+      << c.status().message();
+  c = ParseConfigString(base + "    isolation: process\n    concurrency: 4\n    process:\n"
+                               "      processes: 2\n      max_memory: 512MiB\n"
+                               "      max_tasks: 1000\n      max_lifetime: 1h\n"
+                               "      address_space: 2GiB\n      cpu_time: 10m\n"
+                               "      open_files: 256\n      max_processes: 64\n"
+                               "      no_new_privs: false\n      user: nobody\n",
                         "t.yaml", "/tmp");
   ASSERT_TRUE(c.ok()) << c.status().message();
+  const ProcessIsolationConfig& p = c->queues[0].process;
   EXPECT_TRUE(c->queues[0].process_isolation);
-  EXPECT_EQ(c->queues[0].processes, 2);
+  EXPECT_EQ(p.processes, 2);
+  EXPECT_EQ(p.max_memory, 512u << 20);
+  EXPECT_EQ(p.max_tasks, 1000);
+  EXPECT_EQ(p.max_lifetime, Duration(3600000));
+  EXPECT_EQ(p.address_space, 2ull << 30);
+  EXPECT_EQ(p.cpu_time, Duration(600000));
+  EXPECT_EQ(p.open_files, 256);
+  EXPECT_EQ(p.max_processes, 64);
+  EXPECT_FALSE(p.no_new_privs);
+  EXPECT_EQ(p.user, "nobody");
+  // --check-config prints it, and what it prints loads back the same.
+  const std::string text = FormatConfig(*c);
+  EXPECT_NE(text.find("    process:\n      processes: 2\n      timeout_grace: 5s\n"
+                      "      max_tasks: 1000\n      max_memory: 512MiB\n"),
+            std::string::npos)
+      << text;
+  auto again = ParseConfigString(text, "printed.yaml", "/tmp");
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(again->queues[0].process, p);
 }
 
 TEST(ProcessIsolationConfigTest, ChildExitsAreDescribed) {

@@ -324,6 +324,22 @@ static foxw_verdict handle_print(void *inst, const foxw_message *msg, foxw_outco
   return FOXW_ACK;
 }
 
+/* Leaks (payload) MiB, touched so that it is resident; kept reachable from
+ * a global so that the compiler cannot drop the allocation. */
+static void *_Atomic g_leaked;
+static foxw_verdict handle_leak(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  (void)out;
+  enter(inst);
+  size_t bytes = (size_t)payload_number(msg) << 20;
+  char *p = malloc(bytes + sizeof(void *));
+  if (p != NULL) {
+    memset(p, 1, bytes + sizeof(void *));
+    *(void **)p = atomic_exchange(&g_leaked, (void *)p);
+  }
+  leave(inst);
+  return p != NULL ? FOXW_ACK : FOXW_RETRY;
+}
+
 /* Frames smaller than a page, so that the stack pointer walks into the guard
  * page below the stack (a larger frame could jump over it). */
 static long recurse(long depth, long limit) {
@@ -403,6 +419,7 @@ static const foxw_handler_def handlers[] = {
     FOXW_HANDLER("abort", handle_abort),
     FOXW_HANDLER("overflow", handle_overflow),
     FOXW_HANDLER("print", handle_print),
+    FOXW_HANDLER("leak", handle_leak),
 #ifdef TEST_DUPLICATE_HANDLER
     FOXW_HANDLER("ok", handle_ok),
 #endif
