@@ -124,7 +124,13 @@ class Consumer {
   // plugin instances). REQUIRES: drained (no handler running).
   void DestroyInstances() {
     timer_.Cancel(this);
+    std::lock_guard<std::mutex> lock(handlers_mu_);
     handlers_.reset();
+  }
+  // The handler set's child processes (isolation: process); any thread.
+  HandlerChildren Children() const {
+    std::lock_guard<std::mutex> lock(handlers_mu_);
+    return handlers_ != nullptr ? handlers_->Children() : HandlerChildren{};
   }
 
   // ---- Changing limits in place (config reload), control thread only.
@@ -278,6 +284,10 @@ class Consumer {
   ConsumerOptions config_;
   const RetryPolicy policy_;
   std::unique_ptr<HandlerSet> handlers_;
+  // Only Children() (other threads) and DestroyInstances() take it: the
+  // consumer's own threads use handlers_ while it exists, and it is reset
+  // only once they are done.
+  mutable std::mutex handlers_mu_;
   const Handler* pinned_ = nullptr;  // set when config_.handler names one
   std::unique_ptr<Source> source_;
   const std::vector<std::unique_ptr<Middleware>> middleware_;

@@ -38,6 +38,24 @@ class Handler {
                            HandlerReply* replies, char* reason_bufs, size_t reason_cap) const = 0;
 };
 
+// The child processes a queue's handlers run in (isolation: process), for
+// /api/v1/queues and /metrics. `index` is the child's slot: its pid changes
+// when it is restarted or recycled, the slot does not.
+struct HandlerChild {
+  int index = 0;
+  int pid = 0;             // 0 while it is being restarted
+  uint64_t tasks = 0;      // messages this process answered
+  int running = 0;
+  uint64_t rss_bytes = 0;  // resident memory now
+  double uptime_s = 0;
+  uint64_t restarts = 0;   // of this slot: crashes and recycling
+  uint64_t crashes = 0;
+};
+struct HandlerChildren {
+  bool isolated = false;  // the handlers run in child processes
+  std::vector<HandlerChild> children;
+};
+
 // The handlers one queue can route to and the instances it runs them on.
 // Safe for concurrent use (Acquire/Release from every thread running the
 // queue); the resize calls come from the control thread.
@@ -69,6 +87,9 @@ class HandlerSet {
   virtual void Resize(std::unique_ptr<Growth> growth) = 0;
   // Destroys idle instances beyond what max(concurrency, `workers`) needs.
   virtual void Trim(int workers) = 0;
+
+  // Its child processes, when it runs handlers in them. Any thread.
+  virtual HandlerChildren Children() const { return {}; }
 };
 
 }  // namespace foxworker

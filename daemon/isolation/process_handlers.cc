@@ -97,6 +97,8 @@ struct ProcessHandlerSet::Child {
   int crashes_in_a_row = 0;
   uint64_t started_ns = 0;
   uint64_t rss = 0;
+  uint64_t restarts = 0;  // of this slot
+  uint64_t crashes = 0;
   // Recycling: no new messages; shut down once idle; its exit is no crash.
   bool retiring = false;
   bool shutdown_sent = false;
@@ -418,6 +420,7 @@ void ProcessHandlerSet::Died(Child* c) {
     if (recycled) {
       c->restart_at_ns = 0;  // at once
     } else if (!stopping) {
+      ++c->crashes;
       ++c->crashes_in_a_row;
       uint64_t delay = kFirstRestartDelayNs;
       for (int i = 1; i < c->crashes_in_a_row && delay < kMaxRestartDelayNs; ++i) delay *= 2;
@@ -499,6 +502,7 @@ void ProcessHandlerSet::Monitor() {
         lock.lock();
         if (s.ok()) {
           restarts_.fetch_add(1);
+          ++k->restarts;
         } else {
           LOG(ERROR) << "queue " << options_.queue << ": " << s.message();
           k->restart_at_ns = MonotonicNs() + kMaxRestartDelayNs;
@@ -573,10 +577,26 @@ const Handler* ProcessHandlerSet::Find(std::string_view type) const {
   return nullptr;
 }
 
-std::vector<ProcessHandlerSet::ChildInfo> ProcessHandlerSet::Children() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::vector<ChildInfo> out;
-  for (const auto& c : children_) out.push_back({c->pid, c->tasks, c->running, c->rss, c->started_ns});
+HandlerChildren ProcessHandlerSet::Children() const {
+  HandlerChildren out;
+  out.isolated = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint64_t now = MonotonicNs();
+    for (const auto& c : children_) {
+      HandlerChild h;
+      h.index = c->index;
+      h.pid = c->ready ? static_cast<int>(c->pid) : 0;
+      h.tasks = c->tasks;
+      h.running = c->running;
+      h.uptime_s = c->ready ? static_cast<double>(now - c->started_ns) / 1e9 : 0;
+      h.restarts = c->restarts;
+      h.crashes = c->crashes;
+      out.children.push_back(h);
+    }
+  }
+  for (HandlerChild& h : out.children)
+    if (h.pid != 0) h.rss_bytes = ResidentBytes(h.pid);
   return out;
 }
 

@@ -87,15 +87,7 @@ class ProcessHandlerSet : public HandlerSet {
   void Resize(std::unique_ptr<Growth>) override {}
   void Trim(int) override {}
 
-  // For /api/v1/queues and tests.
-  struct ChildInfo {
-    pid_t pid = 0;
-    uint64_t tasks = 0;  // messages this child answered
-    int running = 0;
-    uint64_t rss = 0;    // bytes, at the last check (with max_memory), else 0
-    uint64_t started_ns = 0;
-  };
-  std::vector<ChildInfo> Children() const;
+  HandlerChildren Children() const override;
   uint64_t crashes() const { return crashes_.load(); }
   uint64_t restarts() const { return restarts_.load(); }
   uint64_t recycled() const { return recycled_.load(); }

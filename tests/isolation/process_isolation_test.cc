@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "daemon/app/admin/admin_render.h"
 #include "daemon/backends/local/local_store.h"
 #include "daemon/core/dead_letter.h"
 #include "daemon/config/config_parser.h"
@@ -215,6 +216,40 @@ TEST_P(ProcessIsolationTest, ALeakingChildIsRecycledByMaxMemory) {
   ASSERT_TRUE(WaitFor([&] { return C().Stats().acked == 20; }, std::chrono::seconds(30)));
   EXPECT_EQ(C().Stats().retried, 0u);
   EXPECT_GE(log.Count("(max_memory)"), 2u);
+}
+
+TEST_P(ProcessIsolationTest, ChildrenAreShownInTheQueueJsonAndTheMetrics) {
+  Start("    concurrency: 2\n");
+  Enqueue("ok", "", 10);
+  Enqueue("crash", "0");
+  ASSERT_TRUE(WaitFor([&] { return C().Stats().acked == 10 && DeadLetters().size() == 1; },
+                      std::chrono::seconds(30)));
+  ASSERT_TRUE(WaitFor([&] {
+    for (const HandlerChild& h : C().Children().children)
+      if (h.pid == 0) return false;  // wait for the restarts
+    return true;
+  }));
+  const HandlerChildren children = C().Children();
+  ASSERT_TRUE(children.isolated);
+  ASSERT_EQ(children.children.size(), 2u);
+  uint64_t crashes = 0, restarts = 0;
+  for (const HandlerChild& h : children.children) {
+    crashes += h.crashes;
+    restarts += h.restarts;
+    EXPECT_GT(h.rss_bytes, 0u);
+    EXPECT_GT(h.uptime_s, 0);
+  }
+  EXPECT_EQ(crashes, 3u);  // three attempts of the crasher
+  EXPECT_EQ(restarts, 3u);
+  const std::string json = RenderQueueJson(*daemon_, C());
+  EXPECT_NE(json.find("\"isolation\":\"process\",\"children\":[{\"index\":0,\"pid\":"),
+            std::string::npos)
+      << json;
+  const std::string metrics = RenderMetrics(*daemon_, std::chrono::system_clock::now());
+  EXPECT_NE(metrics.find("foxworker_handler_child_crashes_total{queue=\"jobs\",child=\"0\"}"),
+            std::string::npos);
+  EXPECT_NE(metrics.find("foxworker_handler_child_resident_memory_bytes{queue=\"jobs\",child=\"1\"}"),
+            std::string::npos);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ProcessIsolationTest, ::testing::Values("memory", "local"),

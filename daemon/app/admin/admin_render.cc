@@ -144,6 +144,45 @@ std::string RenderMetrics(const Supervisor& supervisor,
   m.Family("foxworker_queue_paused", "gauge", "1 when the queue is paused, else 0.");
   for (const auto& c : consumers) m.Sample({{"queue", c->name()}}, c->paused() ? 1 : 0);
 
+  // isolation: process: one sample per child slot (its index, not its pid,
+  // which changes at every restart).
+  std::vector<std::pair<std::string, HandlerChildren>> children;
+  for (const auto& c : consumers) {
+    HandlerChildren h = c->Children();
+    if (h.isolated) children.emplace_back(c->name(), std::move(h));
+  }
+  struct ChildFamily {
+    const char* name;
+    const char* type;
+    const char* help;
+    double (*value)(const HandlerChild&);
+  };
+  static const ChildFamily kChildFamilies[] = {
+      {"foxworker_handler_child_pid", "gauge",
+       "The pid of a queue's handler child (isolation: process); 0 while it restarts.",
+       [](const HandlerChild& h) { return static_cast<double>(h.pid); }},
+      {"foxworker_handler_child_tasks", "gauge", "Messages the child's current process answered.",
+       [](const HandlerChild& h) { return static_cast<double>(h.tasks); }},
+      {"foxworker_handler_child_running", "gauge", "Messages the child runs now.",
+       [](const HandlerChild& h) { return static_cast<double>(h.running); }},
+      {"foxworker_handler_child_resident_memory_bytes", "gauge", "The child's resident memory.",
+       [](const HandlerChild& h) { return static_cast<double>(h.rss_bytes); }},
+      {"foxworker_handler_child_uptime_seconds", "gauge", "How long the child's process has run.",
+       [](const HandlerChild& h) { return h.uptime_s; }},
+      {"foxworker_handler_child_restarts_total", "counter",
+       "Processes started in the child's place after the first (crashes and recycling).",
+       [](const HandlerChild& h) { return static_cast<double>(h.restarts); }},
+      {"foxworker_handler_child_crashes_total", "counter",
+       "Processes of the child that died other than by recycling or shutdown.",
+       [](const HandlerChild& h) { return static_cast<double>(h.crashes); }},
+  };
+  for (const ChildFamily& f : kChildFamilies) {
+    m.Family(f.name, f.type, f.help);
+    for (const auto& [queue, h] : children)
+      for (const HandlerChild& child : h.children)
+        m.Sample({{"queue", queue}, {"child", std::to_string(child.index)}}, f.value(child));
+  }
+
   const std::vector<double>& bounds = LatencyHistogram::BoundsSeconds();
   m.Family("foxworker_handler_duration_seconds", "histogram",
            "Time a handler call took, per queue and handler; one observation per message "
@@ -265,6 +304,34 @@ std::string RenderQueueJson(const Supervisor& supervisor, const Consumer& c) {
   w.Int64(s.in_flight);
   Key(w, "running");
   w.Int64(s.running);
+  const HandlerChildren children = c.Children();
+  Key(w, "isolation");
+  Str(w, children.isolated ? "process" : "in_process");
+  if (children.isolated) {
+    Key(w, "children");
+    w.StartArray();
+    for (const HandlerChild& h : children.children) {
+      w.StartObject();
+      Key(w, "index");
+      w.Int(h.index);
+      Key(w, "pid");
+      w.Int(h.pid);
+      Key(w, "tasks");
+      w.Uint64(h.tasks);
+      Key(w, "running");
+      w.Int(h.running);
+      Key(w, "resident_memory_bytes");
+      w.Uint64(h.rss_bytes);
+      Key(w, "uptime_s");
+      w.Double(h.uptime_s);
+      Key(w, "restarts");
+      w.Uint64(h.restarts);
+      Key(w, "crashes");
+      w.Uint64(h.crashes);
+      w.EndObject();
+    }
+    w.EndArray();
+  }
   Key(w, "stuck");
   w.StartArray();
   for (const StuckHandler& h : c.Stuck()) {
