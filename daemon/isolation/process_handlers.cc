@@ -26,6 +26,9 @@ namespace {
 constexpr int kReadyTimeoutMs = 30000;
 // Between SIGTERM and SIGKILL for a child past its grace.
 constexpr uint64_t kTermToKillNs = 1000000000ull;
+// How long a child may take to exit after SHUTDOWN (the plugin's shutdown
+// hook) before it is terminated.
+constexpr uint64_t kShutdownWaitNs = 10000000000ull;
 // A crashed child is started again after this, doubling per crash in a row
 // up to kMaxRestartDelayNs (a crash loop must not spin).
 constexpr uint64_t kFirstRestartDelayNs = 100000000ull;
@@ -159,6 +162,33 @@ ProcessHandlerSet::~ProcessHandlerSet() {
   if (monitor_.joinable()) monitor_.join();
   for (auto& c : children_) {
     if (c->channel != nullptr) (void)c->channel->Send(FrameType::kShutdown, {});
+  }
+  // Each child calls the plugin's shutdown and exits; one that does not
+  // within kShutdownWaitNs gets SIGTERM, then SIGKILL a second later. Its
+  // reader ends when it is gone.
+  const uint64_t term_at = MonotonicNs() + kShutdownWaitNs;
+  bool termed = false;
+  for (;;) {
+    bool all_done;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      all_done = true;
+      for (auto& c : children_) all_done = all_done && (c->reader_done || !c->reader.joinable());
+    }
+    if (all_done) break;
+    const uint64_t now = MonotonicNs();
+    if (now >= term_at + (termed ? kTermToKillNs : 0)) {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& c : children_) {
+        if (c->reader_done || !c->reader.joinable()) continue;
+        LOG(WARNING) << "queue " << options_.queue << ": handler child " << c->pid
+                     << " did not exit after its shutdown; " << (termed ? "SIGKILL" : "SIGTERM");
+        kill(c->pid, termed ? SIGKILL : SIGTERM);
+      }
+      if (termed) break;
+      termed = true;
+    }
+    usleep(10000);
   }
   for (auto& c : children_) {
     if (c->reader.joinable()) c->reader.join();  // ends when the child exits
