@@ -28,6 +28,7 @@ files=$(echo "$listing" | awk '$1 !~ /^d/ { print $6 }' | sed 's|^\./|/|')
 libdir=/usr/lib/$multiarch
 sdkcmake=$libdir/cmake/FoxworkerPluginSDK
 for f in /usr/sbin/foxworkerd /usr/bin/foxworkerctl /usr/bin/foxworker-plugin-run \
+         /usr/libexec/foxworker/foxworker-child \
          $libdir/foxworker/plugins/libfoxworker_log.so \
          $libdir/foxworker/plugins/libfoxworker_exec.so \
          /usr/include/foxworker/plugin.h /usr/include/foxworker/plugin.hpp \
@@ -40,7 +41,7 @@ for f in /usr/sbin/foxworkerd /usr/bin/foxworkerctl /usr/bin/foxworker-plugin-ru
   echo "$files" | grep -qx "$f" || fail "$f is not in the package"
 done
 # Every file has its FHS place: nothing outside these.
-unexpected=$(echo "$files" | grep -vE "^(/usr/sbin/foxworkerd|/usr/bin/foxworkerctl|/usr/bin/foxworker-plugin-run|$libdir/foxworker/plugins/libfoxworker_[a-z_]+\.so|/usr/include/foxworker/plugin\.(h|hpp)|$libdir/pkgconfig/foxworker-plugin-sdk\.pc|/usr/share/foxworker-plugin-sdk/plugin-exports\.map|$sdkcmake/[A-Za-z-]+\.cmake|/usr/lib/systemd/system/foxworkerd\.service|/usr/lib/(sysusers|tmpfiles)\.d/foxworker\.conf|/etc/foxworker/foxworker\.yaml|/usr/share/doc/foxworker/[A-Za-z-]+\.md)$" || true)
+unexpected=$(echo "$files" | grep -vE "^(/usr/sbin/foxworkerd|/usr/bin/foxworkerctl|/usr/bin/foxworker-plugin-run|/usr/libexec/foxworker/foxworker-child|$libdir/foxworker/plugins/libfoxworker_[a-z_]+\.so|/usr/include/foxworker/plugin\.(h|hpp)|$libdir/pkgconfig/foxworker-plugin-sdk\.pc|/usr/share/foxworker-plugin-sdk/plugin-exports\.map|$sdkcmake/[A-Za-z-]+\.cmake|/usr/lib/systemd/system/foxworkerd\.service|/usr/lib/(sysusers|tmpfiles)\.d/foxworker\.conf|/etc/foxworker/foxworker\.yaml|/usr/share/doc/foxworker/[A-Za-z-]+\.md)$" || true)
 [ -z "$unexpected" ] || fail "files outside their FHS places: $unexpected"
 # Owners and modes: root everywhere; executables 0755, the config 0640.
 echo "$listing" | awk '{ print $2 }' | grep -vqx 'root/root' && fail "a file not owned by root/root"
@@ -48,6 +49,7 @@ mode_of() { echo "$listing" | awk -v f=".$1" '$6 == f { print $1 }'; }
 [ "$(mode_of /usr/sbin/foxworkerd)" = "-rwxr-xr-x" ] || fail "foxworkerd mode $(mode_of /usr/sbin/foxworkerd)"
 [ "$(mode_of /usr/bin/foxworkerctl)" = "-rwxr-xr-x" ] || fail "foxworkerctl mode"
 [ "$(mode_of /usr/bin/foxworker-plugin-run)" = "-rwxr-xr-x" ] || fail "foxworker-plugin-run mode"
+[ "$(mode_of /usr/libexec/foxworker/foxworker-child)" = "-rwxr-xr-x" ] || fail "foxworker-child mode"
 for p in log exec; do
   [ "$(mode_of $libdir/foxworker/plugins/libfoxworker_$p.so)" = "-rwxr-xr-x" ] || fail "plugin $p mode"
 done
