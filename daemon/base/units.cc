@@ -1,6 +1,7 @@
 #include "daemon/base/units.h"
 
 #include <array>
+#include <charconv>
 #include <cstdio>
 #include <limits>
 
@@ -177,7 +178,15 @@ Result<double> ParseRate(std::string_view text) {
     return fail(kExpected);
   }
   if (number.mantissa == 0) return fail("must be greater than zero");
-  return static_cast<double>(number.mantissa) / static_cast<double>(number.scale) / per;
+  // The number as the nearest double (from_chars rounds correctly; the
+  // mantissa alone does not above 2^53), then per second: FormatRate relies
+  // on exactly these two roundings to print a text that reads back the same.
+  const std::string_view digits = text.substr(0, text.size() - suffix.size());
+  double value = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value,
+                                   std::chars_format::fixed);
+  if (ec != std::errc() || end != digits.data() + digits.size()) return fail(kExpected);
+  return value / per;
 }
 
 Result<uint64_t> ParseSize(std::string_view text) {

@@ -40,7 +40,7 @@ std::string FormatConfig(const Config& config) {
     w.Line(1, p.name, "");
     w.Line(2, "path", Quote(p.path));
     rapidjson::Document json;
-    json.Parse(p.config_json.c_str(), p.config_json.size());
+    json.Parse<rapidjson::kParseFullPrecisionFlag>(p.config_json.c_str(), p.config_json.size());
     CHECK(!json.HasParseError() && json.IsObject())
         << "plugin " << p.name << ": config_json is not a JSON object: " << p.config_json;
     w.Json(2, "config", json);

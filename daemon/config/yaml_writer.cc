@@ -5,6 +5,7 @@
 #include <rapidjson/writer.h>
 
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <system_error>
 #include <utility>
@@ -74,19 +75,29 @@ std::string FormatRate(double rate) {
   constexpr std::pair<std::string_view, double> kUnits[] = {{"/s", 1}, {"/m", 60}, {"/h", 3600}};
   std::string best;
   for (const auto& [unit, per] : kUnits) {
-    // Up to 18 places: ParseRate reads 19 digits, "0." and 18 after it
-    // (a rate like 0.000000000000000416/m; found by fuzz/units_fuzzer).
-    for (int precision = 0; precision <= 18; ++precision) {
-      char buffer[64];
-      auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), rate * per,
-                                     std::chars_format::fixed, precision);
-      if (ec != std::errc()) break;
-      std::string text = std::string(buffer, end) + std::string(unit);
-      if (!best.empty() && text.size() >= best.size()) break;
-      Result<double> back = ParseRate(text);
-      if (back.ok() && *back == rate) {
-        best = std::move(text);
-        break;
+    // ParseRate divides what it read by the unit's seconds, so rate * per
+    // can be an ulp or two away from the number that parses back to `rate`
+    // (0.010000000902180578/h; found by fuzz/units_fuzzer): try its
+    // neighbours too.
+    const double x = rate * per;
+    double candidates[5] = {x, std::nextafter(x, 0.0), std::nextafter(x, HUGE_VAL), 0, 0};
+    candidates[3] = std::nextafter(candidates[1], 0.0);
+    candidates[4] = std::nextafter(candidates[2], HUGE_VAL);
+    for (double y : candidates) {
+      // Up to 18 places: ParseRate reads 19 digits, "0." and 18 after it
+      // (a rate like 0.000000000000000416/m; found by fuzz/units_fuzzer).
+      for (int precision = 0; precision <= 18; ++precision) {
+        char buffer[64];
+        auto [end, ec] =
+            std::to_chars(buffer, buffer + sizeof(buffer), y, std::chars_format::fixed, precision);
+        if (ec != std::errc()) break;
+        std::string text = std::string(buffer, end) + std::string(unit);
+        if (!best.empty() && text.size() >= best.size()) break;
+        Result<double> back = ParseRate(text);
+        if (back.ok() && *back == rate) {
+          best = std::move(text);
+          break;
+        }
       }
     }
   }

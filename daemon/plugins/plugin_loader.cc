@@ -260,7 +260,7 @@ Result<std::unique_ptr<PluginInfo>> ReadPluginInfo(const std::string& path, void
 Result<std::string> ApplyPluginSchema(const PluginConfig& plugin, const foxw_plugin_info& info) {
   if (info.config_key_count == 0) return plugin.config_json;
   rapidjson::Document doc;
-  doc.Parse(plugin.config_json.c_str(), plugin.config_json.size());
+  doc.Parse<rapidjson::kParseFullPrecisionFlag>(plugin.config_json.c_str(), plugin.config_json.size());
   auto& alloc = doc.GetAllocator();
   if (doc.HasParseError() || !doc.IsObject())
     return Status::InvalidArgument(plugin.config_mark.ToString() + ": plugins." + plugin.name +

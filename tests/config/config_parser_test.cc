@@ -692,6 +692,41 @@ TEST(FormatConfigTest, RoundTripsTheFuzzersUnreloadableKey) {
   EXPECT_EQ(reprinted.substr(reprinted.find('\n')), text.substr(text.find('\n')));
 }
 
+// Found by fuzz/config_fuzzer: a plugin config number that needs all 17
+// digits (or is beyond int64, so a double) printed by --check-config as a
+// different number, because the config JSON was parsed back without
+// rapidjson's full precision.
+TEST(FormatConfigTest, PluginConfigNumbersKeepEveryDigit) {
+  Config config = ParseOk(R"(plugins:
+  p:
+    path: /p.so
+    config:
+      big: -18446744073105751615
+      huge: 18446744073709551616
+      precise: 0.10000000000000000555
+      third: 0.3333333333333333
+      tiny: 5e-324
+)");
+  const std::string text = FormatConfig(config);
+  Result<Config> again = ParseConfigString(text, "printed.yaml", "/elsewhere");
+  ASSERT_TRUE(again.ok()) << again.status().ToString() << "\n" << text;
+  EXPECT_EQ(again->plugins[0].config_json, config.plugins[0].config_json);
+  const std::string reprinted = FormatConfig(*again);
+  EXPECT_EQ(reprinted.substr(reprinted.find('\n')), text.substr(text.find('\n')));
+  // And the fuzzer's own input.
+  std::ifstream in(std::string(FOXWORKER_SOURCE_DIR) + "/fuzz/corpus/config/found-json-number-precision",
+                   std::ios::binary);
+  ASSERT_TRUE(in.good());
+  std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  Result<Config> fuzzed = ParseConfigString(yaml, "fuzzed.yaml", "/elsewhere");
+  ASSERT_TRUE(fuzzed.ok()) << fuzzed.status().ToString();
+  const std::string once = FormatConfig(*fuzzed);
+  Result<Config> twice = ParseConfigString(once, "printed.yaml", "/elsewhere");
+  ASSERT_TRUE(twice.ok()) << twice.status().ToString();
+  const std::string printed_twice = FormatConfig(*twice);
+  EXPECT_EQ(printed_twice.substr(printed_twice.find('\n')), once.substr(once.find('\n')));
+}
+
 TEST(FormatConfigTest, KeysOverYamlsImplicitKeyLimitAreWrittenExplicitly) {
   const std::string a(1500, 'a'), b(1200, 'b');
   Config config = ParseOk("plugins:\n  p:\n    path: /p.so\n    config:\n      ? " + a +

@@ -122,6 +122,22 @@ TEST(FormatRateTest, TinyRatesParseBack) {
   }
 }
 
+// Found by fuzz/units_fuzzer: 0.010000000902180578/h read back as a rate
+// whose rate * 3600 is an ulp away from that number, and FormatRate fell
+// back to exponent form, which ParseRate refuses.
+TEST(FormatRateTest, RatesWhoseUnitMultipleIsAnUlpOffParseBack) {
+  for (const char* text : {"0.010000000902180578/h", "0.010000000902180578/m",
+                           "123456.78901234567/h", "0.3333333333333333/m"}) {
+    Result<double> rate = ParseRate(text);
+    ASSERT_TRUE(rate.ok()) << text;
+    const std::string printed = FormatRate(*rate);
+    EXPECT_EQ(printed.find('e'), std::string::npos) << printed;
+    Result<double> back = ParseRate(printed);
+    ASSERT_TRUE(back.ok()) << printed;
+    EXPECT_EQ(*back, *rate) << text << " -> " << printed;
+  }
+}
+
 TEST(ParseRateTest, EveryUnit) {
   EXPECT_DOUBLE_EQ(*ParseRate("100/s"), 100.0);
   EXPECT_DOUBLE_EQ(*ParseRate("10/m"), 10.0 / 60);

@@ -91,7 +91,7 @@ Status ParseArguments(const YamlFile& file, const MappingEntry& e, std::vector<A
   Result<std::string> json = PluginConfigToJson(file, e, &marks);
   if (!json.ok()) return json.status();
   rapidjson::Document doc;
-  doc.Parse(json->c_str(), json->size());
+  doc.Parse<rapidjson::kParseFullPrecisionFlag>(json->c_str(), json->size());
   if (doc.HasParseError() || !doc.IsObject()) {
     return Status::Internal(e.path + ": arguments did not convert to a JSON object");
   }
