@@ -129,8 +129,7 @@ ProcessHandlerSet::ProcessHandlerSet(const LoadedPlugin& plugin, ProcessOptions 
       options_(std::move(options)),
       provider_("plugin " + plugin.name() + " (isolation: process)") {
   for (const foxw_handler_def* def : plugin_.handlers()) {
-    handlers_.push_back(
-        std::make_unique<ProcessHandler>(this, def->name, def->handle_batch != nullptr));
+    handlers_.push_back(std::make_unique<ProcessHandler>(this, def->name));
     views_.push_back(handlers_.back().get());
   }
 }

@@ -48,8 +48,7 @@ class ProcessHandlerSet;
 // One handler of the plugin, run in the children.
 class ProcessHandler : public Handler {
  public:
-  ProcessHandler(ProcessHandlerSet* set, std::string name, bool batched)
-      : set_(set), name_(std::move(name)), batched_(batched) {}
+  ProcessHandler(ProcessHandlerSet* set, std::string name) : set_(set), name_(std::move(name)) {}
   const std::string& name() const override { return name_; }
   // Batches are not sent to children: one message per call (the child
   // hands a batch handler a batch of one).
@@ -62,7 +61,6 @@ class ProcessHandler : public Handler {
  private:
   ProcessHandlerSet* const set_;
   const std::string name_;
-  const bool batched_;
 };
 
 class ProcessHandlerSet : public HandlerSet {
