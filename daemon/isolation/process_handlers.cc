@@ -87,7 +87,10 @@ struct ProcessHandlerSet::Child {
   };
   int index = 0;
   pid_t pid = 0;
-  std::unique_ptr<Channel> channel;
+  // Shared: Submit sends on the channel it picked after letting go of the
+  // lock, and a respawn must not destroy it meanwhile (nor may that send
+  // reach the new child: the old channel is closed then, and the send fails).
+  std::shared_ptr<Channel> channel;
   std::thread reader;
   std::thread output;  // the child's standard output and error, into the log
   // GUARDED_BY(set mu_):
@@ -245,7 +248,7 @@ Status ProcessHandlerSet::Spawn(Child* c) {
   }
   if (c->output.joinable()) c->output.join();  // the last child's, ended at its exit
   c->output = std::thread([this, fd = out[0], pid] { OutputLoop(fd, pid); });
-  auto channel = std::make_unique<Channel>(sv[0]);
+  auto channel = std::make_shared<Channel>(sv[0]);
   Writer init;
   init.Str(options_.plugin.name);
   init.Str(options_.plugin.path);
@@ -480,6 +483,7 @@ HandlerReply ProcessHandlerSet::Submit(const std::string& handler, Delivery& d, 
   };
   Child* c = nullptr;
   uint64_t id = 0;
+  std::shared_ptr<Channel> channel;
   {
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
@@ -498,6 +502,7 @@ HandlerReply ProcessHandlerSet::Submit(const std::string& handler, Delivery& d, 
     f.handler = handler;
     c->in_flight.emplace(id, std::move(f));
     ++c->running;
+    channel = c->channel;
   }
   Writer w;
   w.U64(id);
@@ -511,7 +516,7 @@ HandlerReply ProcessHandlerSet::Submit(const std::string& handler, Delivery& d, 
   w.Msg(d.msg);
   // A failed send means the child is gone: its reader charges the message
   // with the others it was running, through the same deferred completion.
-  (void)c->channel->Send(FrameType::kRun, w.body());
+  (void)channel->Send(FrameType::kRun, w.body());
   return HandlerReply{Verdict::kPending, FOXW_PENDING, {}, 0};
 }
 
