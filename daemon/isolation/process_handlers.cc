@@ -147,7 +147,7 @@ Result<std::unique_ptr<ProcessHandlerSet>> ProcessHandlerSet::Create(const Loade
     set->children_.push_back(std::move(c));
   }
   for (auto& c : set->children_) {
-    Status s = set->Spawn(c.get());
+    Status s = set->Spawn(c.get(), /*restart=*/false);
     if (!s.ok()) return Status::InvalidArgument("queue " + set->options_.queue + ": " + s.message());
   }
   set->monitor_ = std::thread([s = set.get()] { s->Monitor(); });
@@ -198,7 +198,7 @@ ProcessHandlerSet::~ProcessHandlerSet() {
   }
 }
 
-Status ProcessHandlerSet::Spawn(Child* c) {
+Status ProcessHandlerSet::Spawn(Child* c, bool restart) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     return Status::IoError(std::string("socketpair: ") + std::strerror(errno));
@@ -298,6 +298,11 @@ Status ProcessHandlerSet::Spawn(Child* c) {
     c->tasks = 0;
     c->retiring = false;
     c->shutdown_sent = false;
+    // Counted with the pid it shows, so that nobody sees one without the other.
+    if (restart) {
+      ++c->restarts;
+      restarts_.fetch_add(1);
+    }
   }
   VLOG(1) << "queue " << options_.queue << ": handler child " << pid << " started";
   c->reader = std::thread([this, c] { ReadLoop(c); });
@@ -532,12 +537,9 @@ void ProcessHandlerSet::Monitor() {
         Child* k = c.get();
         lock.unlock();
         if (k->reader.joinable()) k->reader.join();
-        Status s = Spawn(k);
+        Status s = Spawn(k, /*restart=*/true);
         lock.lock();
-        if (s.ok()) {
-          restarts_.fetch_add(1);
-          ++k->restarts;
-        } else {
+        if (!s.ok()) {
           LOG(ERROR) << "queue " << options_.queue << ": " << s.message();
           k->restart_at_ns = MonotonicNs() + kMaxRestartDelayNs;
         }

@@ -98,7 +98,7 @@ class ProcessHandlerSet : public HandlerSet {
  private:
   struct Child;
   ProcessHandlerSet(const LoadedPlugin& plugin, ProcessOptions options);
-  Status Spawn(Child* c);
+  Status Spawn(Child* c, bool restart);
   void ReadLoop(Child* c);
   void OutputLoop(int fd, pid_t pid);
   void Monitor();
