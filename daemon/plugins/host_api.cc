@@ -45,7 +45,7 @@ namespace foxworker {
 class PluginConfigValues {
  public:
   explicit PluginConfigValues(const std::string& json) : json_(json) {
-    doc_.Parse<rapidjson::kParseFullPrecisionFlag>(json.c_str(), json.size());
+    doc_.Parse(json.c_str(), json.size());
     if (doc_.HasParseError() || !doc_.IsObject()) doc_.SetObject();
     for (const auto& m : std::as_const(doc_).GetObject()) {
       if (!m.value.IsNumber() && !m.value.IsBool()) continue;
