@@ -509,7 +509,6 @@ Status ConfigBuilder::ParseQueue(const YamlFile& file, const MappingEntry& item)
   queue.source = item.key;
   queue.mark = ToSourceMark(file, item.key_mark);
   const MappingEntry* prefetch_entry = nullptr;
-  const MappingEntry* isolation_entry = nullptr;
   const MappingEntry* process_entry = nullptr;
   std::optional<MappingEntry> processes_entry;
   const MappingEntry* retry_stuck_entry = nullptr;
@@ -554,7 +553,6 @@ Status ConfigBuilder::ParseQueue(const YamlFile& file, const MappingEntry& item)
                          "child processes: a crash or a hang costs one message), got \"" +
                              *mode + "\"");
       if (status.ok()) queue.process_isolation = *mode == "process";
-      isolation_entry = &e;
     } else if (e.key == "process") {
       process_entry = &e;
       status = ParseProcessBlock(file, e, &queue.process, &processes_entry);
@@ -616,7 +614,6 @@ Status ConfigBuilder::ParseQueue(const YamlFile& file, const MappingEntry& item)
                      "at_once does not apply with isolation: process (a timed-out message is "
                      "retried once its child stopped it or was killed)");
   }
-  (void)isolation_entry;
   config_->queues.push_back(std::move(queue));
   return Status::Ok();
 }

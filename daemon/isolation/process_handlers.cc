@@ -102,7 +102,6 @@ struct ProcessHandlerSet::Child {
   uint64_t restart_at_ns = 0;
   int crashes_in_a_row = 0;
   uint64_t started_ns = 0;
-  uint64_t rss = 0;
   uint64_t restarts = 0;  // of this slot
   uint64_t crashes = 0;
   // Recycling: no new messages; shut down once idle; its exit is no crash.
@@ -294,15 +293,11 @@ Status ProcessHandlerSet::Spawn(Child* c, bool restart) {
     c->killed_for = 0;
     c->kill_reason.clear();
     c->started_ns = MonotonicNs();
-    c->rss = 0;
     c->tasks = 0;
     c->retiring = false;
     c->shutdown_sent = false;
     // Counted with the pid it shows, so that nobody sees one without the other.
-    if (restart) {
-      ++c->restarts;
-      restarts_.fetch_add(1);
-    }
+    if (restart) ++c->restarts;
   }
   VLOG(1) << "queue " << options_.queue << ": handler child " << pid << " started";
   c->reader = std::thread([this, c] { ReadLoop(c); });
@@ -349,12 +344,7 @@ void ProcessHandlerSet::ReadLoop(Child* c) {
       if (max_tasks > 0 && c->tasks >= static_cast<uint64_t>(max_tasks) && !c->retiring)
         RetireLocked(c, "after " + std::to_string(c->tasks) + " messages (max_tasks)");
       // Between messages: one read of /proc/PID/statm per answer.
-      if (options_.config.max_memory > 0 && !c->retiring) {
-        c->rss = ResidentBytes(c->pid);
-        if (c->rss > options_.config.max_memory)
-          RetireLocked(c, "at " + std::to_string(c->rss >> 20) + " MiB resident, over " +
-                              FormatSize(options_.config.max_memory) + " (max_memory)");
-      }
+      CheckMemoryLocked(c);
       if (c->retiring && c->running == 0 && !c->shutdown_sent) {
         c->shutdown_sent = true;
         (void)c->channel->Send(FrameType::kShutdown, {});
@@ -465,11 +455,9 @@ void ProcessHandlerSet::Died(Child* c) {
     }
   }
   if (recycled) {
-    recycled_.fetch_add(1);
     LOG(INFO) << "queue " << options_.queue << ": handler child " << c->pid << " recycled "
               << c->retire_reason;
   } else if (!stopping || !charged.empty()) {
-    crashes_.fetch_add(1);
     LOG(WARNING) << "queue " << options_.queue << ": handler child " << c->pid << " of plugin "
                  << options_.plugin_name << " ended (" << DescribeChildExit(status) << ") with "
                  << charged.size() << " message(s) running; each is charged one attempt";
@@ -552,12 +540,7 @@ void ProcessHandlerSet::Monitor() {
       if (!c->retiring && pc.max_lifetime.count() > 0 &&
           now - c->started_ns >= static_cast<uint64_t>(pc.max_lifetime.count()) * 1000000)
         RetireLocked(c.get(), "after " + FormatDuration(pc.max_lifetime) + " (max_lifetime)");
-      if (!c->retiring && pc.max_memory > 0) {
-        c->rss = ResidentBytes(c->pid);
-        if (c->rss > pc.max_memory)
-          RetireLocked(c.get(), "at " + std::to_string(c->rss >> 20) + " MiB resident, over " +
-                                    FormatSize(pc.max_memory) + " (max_memory)");
-      }
+      CheckMemoryLocked(c.get());
       if (c->retiring && c->running == 0 && !c->shutdown_sent) {
         c->shutdown_sent = true;
         (void)c->channel->Send(FrameType::kShutdown, {});
@@ -597,6 +580,15 @@ void ProcessHandlerSet::Monitor() {
       }
     }
   }
+}
+
+void ProcessHandlerSet::CheckMemoryLocked(Child* c) {
+  const uint64_t limit = options_.config.max_memory;
+  if (limit == 0 || c->retiring) return;
+  const uint64_t rss = ResidentBytes(c->pid);
+  if (rss > limit)
+    RetireLocked(c, "at " + std::to_string(rss >> 20) + " MiB resident, over " + FormatSize(limit) +
+                        " (max_memory)");
 }
 
 void ProcessHandlerSet::RetireLocked(Child* c, const std::string& why) {

@@ -86,9 +86,6 @@ class ProcessHandlerSet : public HandlerSet {
   void Trim(int) override {}
 
   HandlerChildren Children() const override;
-  uint64_t crashes() const { return crashes_.load(); }
-  uint64_t restarts() const { return restarts_.load(); }
-  uint64_t recycled() const { return recycled_.load(); }
 
   // Sends `d` to a child (waiting for a free slot while every child is busy
   // or restarting). kPending, or kRetry with the reason when it cannot.
@@ -103,6 +100,8 @@ class ProcessHandlerSet : public HandlerSet {
   void OutputLoop(int fd, pid_t pid);
   void Monitor();
   void Died(Child* c);
+  // Retires `c` when its resident memory is over max_memory.
+  void CheckMemoryLocked(Child* c);
   // Stops sending to `c` and shuts it down once idle (recycling).
   void RetireLocked(Child* c, const std::string& why);
 
@@ -119,9 +118,6 @@ class ProcessHandlerSet : public HandlerSet {
   bool stopping_ = false;                          // GUARDED_BY(mu_)
   std::condition_variable monitor_cv_;
   std::thread monitor_;
-  std::atomic<uint64_t> crashes_{0};
-  std::atomic<uint64_t> restarts_{0};
-  std::atomic<uint64_t> recycled_{0};
 };
 
 }  // namespace foxworker::isolation
