@@ -218,9 +218,11 @@ TEST_P(ProcessIsolationTest, AChildIsRecycledAfterMaxTasksWithoutLosingOrRepeati
 TEST_P(ProcessIsolationTest, ALeakingChildIsRecycledByMaxMemory) {
   LogCapture log;
   Start("    concurrency: 1\n    process:\n      max_memory: 96MiB\n");
-  // Each message leaks 16 MiB: without recycling the child would hold 320.
-  Enqueue("leak", "16", 20);
-  ASSERT_TRUE(WaitFor([&] { return C().Stats().acked == 20; }, std::chrono::seconds(30)));
+  // Each message leaks 32 MiB: without recycling the child would hold 384.
+  // (Under ThreadSanitizer a child starts near 80 MiB and is replaced after
+  // nearly every message, each replacement taking about half a second.)
+  Enqueue("leak", "32", 12);
+  ASSERT_TRUE(WaitFor([&] { return C().Stats().acked == 12; }, std::chrono::seconds(90)));
   EXPECT_EQ(C().Stats().retried, 0u);
   EXPECT_GE(log.Count("(max_memory)"), 2u);
 }
