@@ -440,6 +440,7 @@ void Consumer::Drain() {
   std::vector<Settlement> settled;
   bool over_limit = false;
   bool yielded = false;
+  bool window_full = false;
   int ran = 0;
   // Enqueue times are wall-clock: one offset converts, refreshed per fetch
   // rather than read per message.
@@ -470,7 +471,10 @@ void Consumer::Drain() {
         // source wake us when it refills).
         FlushSettlements();
         room = prefetch_ - in_flight_.load(std::memory_order_relaxed);
-        if (room <= 0) break;
+        if (room <= 0) {
+          window_full = true;
+          break;
+        }
       }
       size_t want = Admit(std::min<size_t>(batch_max(), static_cast<size_t>(room)));
       if (want == 0) break;
@@ -505,10 +509,10 @@ void Consumer::Drain() {
   FlushSettlements();
   // Paused or stopping: what is fetched and not started goes back at once.
   if (paused_.load() || stopping_.load()) ReleaseBuffered();
-  EndTask(over_limit, yielded);
+  EndTask(over_limit, yielded, window_full);
 }
 
-void Consumer::EndTask(bool over_limit, bool yielded) {
+void Consumer::EndTask(bool over_limit, bool yielded, bool window_full) {
   // (The caller gave its slot back before the task leaves workers_: a task
   // that the limit admits next always finds one.)
   if (over_limit) {
@@ -522,7 +526,12 @@ void Consumer::EndTask(bool over_limit, bool yielded) {
   }
   workers_.fetch_sub(1, std::memory_order_acq_rel);
   // A wake-up that raced with our exit saw every slot taken; look again.
-  if (buffered_.load() > 0 || source_->MaybeReady()) MaybeSpawn();
+  // That includes a settlement that opened the window this task stopped at
+  // (deferred answers, isolation: process, settle from other threads while
+  // the task is still leaving).
+  if (buffered_.load() > 0 || source_->MaybeReady() ||
+      (window_full && in_flight_.load() < prefetch_))
+    MaybeSpawn();
 }
 
 void Consumer::DrainBatches() {
@@ -534,6 +543,7 @@ void Consumer::DrainBatches() {
   RunningSlot* slot = TakeSlot();
   bool yielded = false;
   bool over_limit = false;
+  bool window_full = false;
   for (int turn = 0; turn < kBatchesPerTurn; ++turn) {
     if (paused_.load(std::memory_order_relaxed) || stopping_.load(std::memory_order_relaxed))
       break;
@@ -542,7 +552,10 @@ void Consumer::DrainBatches() {
       break;
     }
     int64_t room = prefetch_ - in_flight_.load(std::memory_order_relaxed);
-    if (room <= 0) break;
+    if (room <= 0) {
+      window_full = true;
+      break;
+    }
     size_t want = Admit(std::min<size_t>(batch_max(), static_cast<size_t>(room)));
     if (want == 0) break;
     size_t n = source_->Fetch(want, batch);
@@ -558,7 +571,7 @@ void Consumer::DrainBatches() {
     if (turn + 1 == kBatchesPerTurn && own_pool_ == nullptr) yielded = true;
   }
   ReturnSlot(slot);
-  EndTask(over_limit, yielded);
+  EndTask(over_limit, yielded, window_full);
 }
 
 const Consumer::HandlerRoute* Consumer::RouteOf(const Handler* handler) const {

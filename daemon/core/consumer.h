@@ -226,7 +226,7 @@ class Consumer {
   void DrainBatches();  // queues with batch_size
   // Leaves the task (or posts it again: over a lowered limit that another
   // task already left for, or yielding on the shared pool).
-  void EndTask(bool over_limit, bool yielded);
+  void EndTask(bool over_limit, bool yielded, bool window_full);
   RunningSlot* TakeSlot();
   void ReturnSlot(RunningSlot* slot);
   // The queue's fetched-but-not-started messages, shared by its slots.

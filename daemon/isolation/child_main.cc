@@ -8,12 +8,15 @@
 // once, or when the plugin's complete() comes for a deferred message.
 #include <glog/logging.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -112,7 +115,7 @@ class Child {
   int32_t Complete(Delivery* d, const HandlerReply& reply);
 
  private:
-  void Worker();
+  void Worker(int index);
   void RunJob(std::unique_ptr<Job> job);
   void Answer(Job* job, int64_t raw, std::string_view reason, uint64_t delay_ms);
 
@@ -127,7 +130,45 @@ class Child {
   std::map<uint64_t, Job*> running_;         // GUARDED_BY(mu_): started, not answered
   std::map<Delivery*, Job*> by_delivery_;    // GUARDED_BY(mu_)
   bool stopping_ = false;                    // GUARDED_BY(mu_)
+  int idle_ = 0;                             // GUARDED_BY(mu_): workers waiting for a job
+  int waking_ = 0;                           // GUARDED_BY(mu_): notified, not yet running
+  // Per worker: when its handler started (0: not in a handler).
+  std::unique_ptr<std::atomic<uint64_t>[]> busy_since_;
+  int workers_ = 0;
+
+  // Wakes workers for queued jobs when no worker that is awake will take
+  // them soon. REQUIRES: mu_.
+  void WakeLocked(uint64_t now, bool recheck);
 };
+
+// Waking a thread costs more here than running a short handler. So a
+// queued job wakes no worker while one that is awake will take it soon: one
+// between jobs, or in a handler for less than kBusyNs. Once every awake
+// worker has been in its handler that long (handlers that wait), enough
+// workers are woken for every queued job. Short jobs thus run back to back
+// on few threads; slow ones spread over every slot. While jobs are queued
+// the reader looks again every kRecheckNs.
+constexpr uint64_t kBusyNs = 50000;
+constexpr uint64_t kRecheckNs = 200000;
+
+void Child::WakeLocked(uint64_t now, bool recheck) {
+  // On a recheck, notifies not yet seen are not trusted: waking one worker
+  // too many costs little, leaving a job with none would stall it.
+  if (recheck) waking_ = 0;
+  if (queued_.empty() || idle_ - waking_ <= 0) return;
+  const int awake = workers_ - idle_;
+  int busy = 0;
+  for (int i = 0; i < workers_; ++i) {
+    const uint64_t since = busy_since_[i].load(std::memory_order_relaxed);
+    if (since != 0 && now - since >= kBusyNs) ++busy;
+  }
+  if (awake + waking_ > busy) return;  // someone takes the next job soon
+  const int need = std::min(static_cast<int>(queued_.size()) - waking_, idle_ - waking_);
+  for (int i = 0; i < need; ++i) {
+    ++waking_;
+    cv_.notify_one();
+  }
+}
 
 Child* g_child = nullptr;
 
@@ -160,14 +201,23 @@ void Child::Answer(Job* job, int64_t raw, std::string_view reason, uint64_t dela
   w.I64(raw);
   w.U64(delay_ms);
   w.Str(reason);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_.erase(job->id);
+    by_delivery_.erase(&job->d);
+    if (!queued_.empty()) {
+      // A worker goes on to the next job: the answer leaves with the next
+      // one written, or with the reader's flush within kRecheckNs (queued
+      // under mu_, so a reader that then finds no job finds the answer).
+      channel_->Queue(FrameType::kDone, w.body());
+      return;
+    }
+  }
   Status s = channel_->Send(FrameType::kDone, w.body());
   if (!s.ok()) {
     // The daemon is gone: nothing to answer to.
     _exit(0);
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  running_.erase(job->id);
-  by_delivery_.erase(&job->d);
 }
 
 int32_t Child::Complete(Delivery* d, const HandlerReply& reply) {
@@ -229,17 +279,27 @@ void Child::RunJob(std::unique_ptr<Job> job) {
   Answer(job.get(), job->raw, job->reason, job->delay_ms);
 }
 
-void Child::Worker() {
+void Child::Worker(int index) {
   for (;;) {
     std::unique_ptr<Job> job;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queued_.empty(); });
+      if (queued_.empty() && !stopping_) {
+        ++idle_;
+        // Every wake-up, taken job or not, ends one notify's count.
+        while (queued_.empty() && !stopping_) {
+          cv_.wait(lock);
+          if (waking_ > 0) --waking_;
+        }
+        --idle_;
+      }
       if (queued_.empty()) return;
       job = std::move(queued_.front());
       queued_.pop_front();
     }
+    busy_since_[index].store(MonotonicNs(), std::memory_order_relaxed);
     RunJob(std::move(job));
+    busy_since_[index].store(0, std::memory_order_relaxed);
   }
 }
 
@@ -297,9 +357,30 @@ int Child::Run() {
     if (!channel_->Send(FrameType::kReady, w.body()).ok()) return 0;
   }
   std::vector<std::thread> workers;
-  for (uint32_t i = 0; i < slots; ++i) workers.emplace_back([this] { Worker(); });
+  workers_ = static_cast<int>(slots);
+  busy_since_ = std::make_unique<std::atomic<uint64_t>[]>(slots);
+  for (uint32_t i = 0; i < slots; ++i) busy_since_[i].store(0);
+  for (uint32_t i = 0; i < slots; ++i)
+    workers.emplace_back([this, i] { Worker(static_cast<int>(i)); });
 
   for (;;) {
+    // Nothing read is waiting, and jobs are queued or answers held back
+    // (Answer): look again every kRecheckNs until the jobs are taken and
+    // the answers written.
+    while (!channel_->Buffered()) {
+      bool jobs, held;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        jobs = !queued_.empty();
+        if (jobs) WakeLocked(MonotonicNs(), /*recheck=*/true);
+        held = channel_->HasQueued();
+      }
+      if (held && !channel_->Flush().ok()) _exit(0);  // the daemon is gone
+      if (!jobs) break;
+      pollfd p{channel_->fd(), POLLIN, 0};
+      const timespec wait{0, static_cast<long>(kRecheckNs)};
+      if (ppoll(&p, 1, &wait, nullptr) != 0) break;
+    }
     s = channel_->Receive(&type, &body);
     if (!s.ok()) {
       // The daemon closed the channel or died: stop at once, nothing of
@@ -323,7 +404,7 @@ int Child::Run() {
       running_[job->id] = job.get();
       by_delivery_[&job->d] = job.get();
       queued_.push_back(std::move(job));
-      cv_.notify_one();
+      WakeLocked(MonotonicNs(), /*recheck=*/false);
     } else if (type == FrameType::kCancel) {
       const uint64_t id = in.U64();
       std::lock_guard<std::mutex> lock(mu_);

@@ -29,6 +29,9 @@ constexpr uint64_t kTermToKillNs = 1000000000ull;
 // How long a child may take to exit after SHUTDOWN (the plugin's shutdown
 // hook) before it is terminated.
 constexpr uint64_t kShutdownWaitNs = 10000000000ull;
+// A consumer pass's RUN frames are written at its end, or once this much
+// is queued for one child.
+constexpr size_t kFlushAtBytes = 64 * 1024;
 // A crashed child is started again after this, doubling per crash in a row
 // up to kMaxRestartDelayNs (a crash loop must not spin).
 constexpr uint64_t kFirstRestartDelayNs = 100000000ull;
@@ -113,17 +116,18 @@ struct ProcessHandlerSet::Child {
   std::string kill_reason;
 };
 
-HandlerReply ProcessHandler::Handle(HandlerInstance, Delivery& d, char* reason_buf,
+HandlerReply ProcessHandler::Handle(HandlerInstance instance, Delivery& d, char* reason_buf,
                                     size_t reason_cap) const {
-  return set_->Submit(name_, d, reason_buf, reason_cap);
+  return set_->Submit(instance, name_, d, reason_buf, reason_cap);
 }
 
-void ProcessHandler::HandleBatch(HandlerInstance, Delivery* const* batch, size_t n,
+void ProcessHandler::HandleBatch(HandlerInstance instance, Delivery* const* batch, size_t n,
                                  HandlerReply* replies, char* reason_bufs,
                                  size_t reason_cap) const {
   // batched() is false: the consumer never calls this. Answer sanely anyway.
   for (size_t i = 0; i < n; ++i)
-    replies[i] = set_->Submit(name_, *batch[i], reason_bufs + i * reason_cap, reason_cap);
+    replies[i] =
+        set_->Submit(instance, name_, *batch[i], reason_bufs + i * reason_cap, reason_cap);
 }
 
 ProcessHandlerSet::ProcessHandlerSet(const LoadedPlugin& plugin, ProcessOptions options)
@@ -159,8 +163,16 @@ ProcessHandlerSet::~ProcessHandlerSet() {
     stopping_ = true;
   }
   monitor_cv_.notify_all();
-  slot_free_.notify_all();
   if (monitor_.joinable()) monitor_.join();
+  // Nothing waits when the consumer drained; if something does, its
+  // consumer hears that it was not run.
+  std::deque<Waiting> waiting;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    waiting.swap(waiting_);
+  }
+  for (Waiting& w : waiting)
+    CompleteDeferred(w.d, FOXW_RETRY, "the queue's handler children are stopping", 0);
   for (auto& c : children_) {
     if (c->channel != nullptr) (void)c->channel->Send(FrameType::kShutdown, {});
   }
@@ -301,7 +313,7 @@ Status ProcessHandlerSet::Spawn(Child* c, bool restart) {
   }
   VLOG(1) << "queue " << options_.queue << ": handler child " << pid << " started";
   c->reader = std::thread([this, c] { ReadLoop(c); });
-  slot_free_.notify_all();
+  DispatchWaiting(/*flush=*/true);
   return Status::Ok();
 }
 
@@ -350,8 +362,12 @@ void ProcessHandlerSet::ReadLoop(Child* c) {
         (void)c->channel->Send(FrameType::kShutdown, {});
       }
     }
-    slot_free_.notify_one();
     CompleteDeferred(d, static_cast<foxw_verdict>(raw), reason, delay_ms);
+    // The freed slot takes a waiting message. Its frame is written with the
+    // others once every answer already read is handled: one write for the
+    // whole batch.
+    const bool more = c->channel->Buffered();
+    DispatchWaiting(/*flush=*/!more);
   }
   Died(c);
 }
@@ -466,37 +482,9 @@ void ProcessHandlerSet::Died(Child* c) {
   monitor_cv_.notify_all();
 }
 
-HandlerReply ProcessHandlerSet::Submit(const std::string& handler, Delivery& d, char* reason_buf,
-                                       size_t reason_cap) {
-  auto refuse = [&](const std::string& why) {
-    const size_t n = std::min(why.size(), reason_cap - 1);
-    std::memcpy(reason_buf, why.data(), n);
-    reason_buf[n] = '\0';
-    return HandlerReply{Verdict::kRetry, FOXW_RETRY, std::string_view(reason_buf, n), 0};
-  };
-  Child* c = nullptr;
-  uint64_t id = 0;
-  std::shared_ptr<Channel> channel;
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    for (;;) {
-      if (stopping_) return refuse("the queue's handler children are stopping");
-      for (auto& k : children_) {
-        if (!k->ready || k->retiring || k->running >= options_.slots_per_child) continue;
-        if (c == nullptr || k->running < c->running) c = k.get();
-      }
-      if (c != nullptr) break;
-      if (d.IsCancelled(MonotonicNs())) return refuse("cancelled while no handler child was free");
-      slot_free_.wait_for(lock, std::chrono::milliseconds(100));
-    }
-    id = next_id_++;
-    Child::InFlight f;
-    f.d = &d;
-    f.handler = handler;
-    c->in_flight.emplace(id, std::move(f));
-    ++c->running;
-    channel = c->channel;
-  }
+namespace {
+
+std::string RunFrame(uint64_t id, const std::string& handler, const Delivery& d) {
   Writer w;
   w.U64(id);
   w.Str(handler);
@@ -507,10 +495,120 @@ HandlerReply ProcessHandlerSet::Submit(const std::string& handler, Delivery& d, 
   }
   w.U64(timeout_ms);
   w.Msg(d.msg);
-  // A failed send means the child is gone: its reader charges the message
-  // with the others it was running, through the same deferred completion.
-  (void)channel->Send(FrameType::kRun, w.body());
+  return std::move(w.body());
+}
+
+}  // namespace
+
+ProcessHandlerSet::Child* ProcessHandlerSet::PickLocked() {
+  Child* c = nullptr;
+  for (auto& k : children_) {
+    if (!k->ready || k->retiring || k->running >= options_.slots_per_child) continue;
+    if (c == nullptr || k->running < c->running) c = k.get();
+  }
+  return c;
+}
+
+size_t ProcessHandlerSet::AssignLocked(Child* c, uint64_t id, Delivery* d,
+                                       const std::string& handler, std::string_view frame) {
+  Child::InFlight f;
+  f.d = d;
+  f.handler = handler;
+  c->in_flight.emplace(id, std::move(f));
+  ++c->running;
+  // Queued while the message is recorded and nobody else can have answered
+  // it: the moment the lock is let go, the child's death may settle (and
+  // free) the delivery.
+  return c->channel->Queue(FrameType::kRun, frame);
+}
+
+HandlerReply ProcessHandlerSet::Submit(HandlerInstance instance, const std::string& handler,
+                                       Delivery& d, char* reason_buf, size_t reason_cap) {
+  auto refuse = [&](const std::string& why) {
+    const size_t n = std::min(why.size(), reason_cap - 1);
+    std::memcpy(reason_buf, why.data(), n);
+    reason_buf[n] = '\0';
+    return HandlerReply{Verdict::kRetry, FOXW_RETRY, std::string_view(reason_buf, n), 0};
+  };
+  // Headers and properties fit in the last MiB of a frame (a backend's own
+  // limits keep them far smaller).
+  if (d.msg.payload.size() > kMaxFrame - (1u << 20))
+    return refuse("a payload of " + std::to_string(d.msg.payload.size()) +
+                  " bytes is over what a handler child takes (isolation: process)");
+  // Encoded before the lock (the delivery is ours until it is recorded).
+  const uint64_t id = next_id_.fetch_add(1, std::memory_order_relaxed);
+  const std::string frame = RunFrame(id, handler, d);
+  std::shared_ptr<Channel> channel;
+  size_t queued = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return refuse("the queue's handler children are stopping");
+    Child* c = waiting_.empty() ? PickLocked() : nullptr;
+    if (c == nullptr) {
+      // Every slot is busy (or its child restarting): the next one to free
+      // takes it, in order. Its deadline still runs (Monitor).
+      waiting_.push_back({&d, handler});
+      return HandlerReply{Verdict::kPending, FOXW_PENDING, {}, 0};
+    }
+    queued = AssignLocked(c, id, &d, handler, frame);
+    channel = c->channel;
+  }
+  // In a consumer's pass, the frame leaves with the others at its end
+  // (Release), or now when much is queued. A failed write means the child
+  // is gone: its reader charges the message with the others it was
+  // running, through the same deferred completion.
+  if (instance == nullptr || queued >= kFlushAtBytes) (void)channel->Flush();
   return HandlerReply{Verdict::kPending, FOXW_PENDING, {}, 0};
+}
+
+void ProcessHandlerSet::DispatchWaiting(bool flush) {
+  struct Ready {
+    uint64_t id;
+    Waiting w;
+    std::string frame;
+  };
+  std::vector<Ready> ready;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || waiting_.empty()) {
+      if (!flush) return;
+    } else {
+      int free_slots = 0;
+      for (auto& c : children_)
+        if (c->ready && !c->retiring) free_slots += std::max(0, options_.slots_per_child - c->running);
+      while (!waiting_.empty() && free_slots-- > 0) {
+        ready.push_back({0, std::move(waiting_.front()), {}});
+        waiting_.pop_front();
+      }
+    }
+  }
+  // Taken out of waiting_, these are nobody else's until recorded again.
+  for (Ready& r : ready) {
+    r.id = next_id_.fetch_add(1, std::memory_order_relaxed);
+    r.frame = RunFrame(r.id, r.w.handler, *r.w.d);
+  }
+  if (!ready.empty()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t i = 0;
+    for (; i < ready.size(); ++i) {
+      Child* c = stopping_ ? nullptr : PickLocked();
+      if (c == nullptr) break;
+      AssignLocked(c, ready[i].id, ready[i].w.d, ready[i].w.handler, ready[i].frame);
+    }
+    // A slot taken meanwhile (or a child gone): back to the front, in order.
+    for (size_t j = ready.size(); j > i; --j) waiting_.push_front(std::move(ready[j - 1].w));
+  }
+  if (flush) FlushAll();
+}
+
+void ProcessHandlerSet::FlushAll() {
+  std::vector<std::shared_ptr<Channel>> channels;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& c : children_)
+      if (c->channel != nullptr) channels.push_back(c->channel);
+  }
+  for (auto& ch : channels) (void)ch->Flush();
 }
 
 void ProcessHandlerSet::Monitor() {
@@ -519,6 +617,42 @@ void ProcessHandlerSet::Monitor() {
     monitor_cv_.wait_for(lock, std::chrono::milliseconds(50));
     if (stopping_) break;
     const uint64_t now = MonotonicNs();
+    // A waiting message cancelled (its deadline, the watchdog, shutdown)
+    // before a slot freed never reached a child: it is answered here.
+    std::vector<Delivery*> gave_up;
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+      if (it->d->IsCancelled(now)) {
+        gave_up.push_back(it->d);
+        it = waiting_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (!gave_up.empty()) {
+      lock.unlock();
+      for (Delivery* d : gave_up)
+        CompleteDeferred(d, FOXW_RETRY, "cancelled while every handler child was busy", 0);
+      lock.lock();
+      if (stopping_) break;
+    }
+    // A waiting message is handed out by the answer that frees a slot; this
+    // catches one that lost a race to a Submit for the slot.
+    if (!waiting_.empty()) {
+      lock.unlock();
+      DispatchWaiting(/*flush=*/true);
+      lock.lock();
+      if (stopping_) break;
+    }
+    // Frames of a consumer pass held up inside it (a middleware that
+    // waits) leave now.
+    for (auto& c : children_)
+      if (c->channel != nullptr && c->channel->HasQueued()) {
+        std::shared_ptr<Channel> ch = c->channel;
+        lock.unlock();
+        (void)ch->Flush();
+        lock.lock();
+      }
+    if (stopping_) break;
     for (auto& c : children_) {
       // Respawn a dead child when its backoff is over.
       if (!c->ready && c->reader_done && now >= c->restart_at_ns) {

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -77,8 +78,12 @@ class ProcessHandlerSet : public HandlerSet {
   const std::vector<const Handler*>& handlers() const override { return views_; }
   const Handler* Find(std::string_view type) const override;
   std::string HandlerNames() const override { return plugin_.HandlerNames(); }
-  HandlerInstance Acquire() override { return nullptr; }
-  void Release(HandlerInstance) override {}
+  // A consumer's pass over its messages: RUN frames submitted within it
+  // are written together when it ends (Release), one write per child.
+  HandlerInstance Acquire() override { return this; }
+  void Release(HandlerInstance instance) override {
+    if (instance != nullptr) FlushAll();
+  }
   Result<std::unique_ptr<Growth>> PrepareResize(int) override {
     return std::unique_ptr<Growth>();
   }
@@ -87,10 +92,13 @@ class ProcessHandlerSet : public HandlerSet {
 
   HandlerChildren Children() const override;
 
-  // Sends `d` to a child (waiting for a free slot while every child is busy
-  // or restarting). kPending, or kRetry with the reason when it cannot.
-  HandlerReply Submit(const std::string& handler, Delivery& d, char* reason_buf,
-                      size_t reason_cap);
+  // Sends `d` to a child with a free slot, or queues it for the next slot
+  // that frees (every child busy or restarting): kPending either way, or
+  // kRetry with the reason when it cannot be run at all. Never blocks.
+  // Within a consumer's pass (`instance` from Acquire) the frame may wait
+  // for the pass's end.
+  HandlerReply Submit(HandlerInstance instance, const std::string& handler, Delivery& d,
+                      char* reason_buf, size_t reason_cap);
 
  private:
   struct Child;
@@ -104,6 +112,18 @@ class ProcessHandlerSet : public HandlerSet {
   void CheckMemoryLocked(Child* c);
   // Stops sending to `c` and shuts it down once idle (recycling).
   void RetireLocked(Child* c, const std::string& why);
+  // The least busy child that can take a message now, or null.
+  Child* PickLocked();
+  // Records `d` as running on `c` under `id` and queues its RUN frame.
+  // Returns the bytes queued on its channel.
+  size_t AssignLocked(Child* c, uint64_t id, Delivery* d, const std::string& handler,
+                      std::string_view frame);
+  // Hands waiting messages to free slots. Their RUN frames are queued on the
+  // channels and written by the next Flush (flush=false: the caller, which
+  // is about to send more, flushes later).
+  void DispatchWaiting(bool flush);
+  // Writes what is queued on every child's channel.
+  void FlushAll();
 
   const LoadedPlugin& plugin_;
   const ProcessOptions options_;
@@ -111,10 +131,14 @@ class ProcessHandlerSet : public HandlerSet {
   std::vector<std::unique_ptr<ProcessHandler>> handlers_;
   std::vector<const Handler*> views_;
 
+  struct Waiting {
+    Delivery* d;
+    std::string handler;
+  };
   mutable std::mutex mu_;
-  std::condition_variable slot_free_;
+  std::deque<Waiting> waiting_;  // GUARDED_BY(mu_): submitted while no slot was free
   std::vector<std::unique_ptr<Child>> children_;  // fixed size; entries respawn in place
-  uint64_t next_id_ = 1;                           // GUARDED_BY(mu_)
+  std::atomic<uint64_t> next_id_{1};
   bool stopping_ = false;                          // GUARDED_BY(mu_)
   std::condition_variable monitor_cv_;
   std::thread monitor_;

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -119,70 +120,129 @@ bool Reader::Msg(Message* m) {
 
 Channel::~Channel() { ::close(fd_); }
 
+void Channel::Frame(std::string* out, FrameType type, std::string_view body) {
+  char head[5];
+  const uint32_t len = static_cast<uint32_t>(body.size() + 1);
+  for (int i = 0; i < 4; ++i) head[i] = static_cast<char>((len >> (8 * i)) & 0xff);
+  head[4] = static_cast<char>(type);
+  out->append(head, sizeof head);
+  out->append(body.data(), body.size());
+}
+
 Status Channel::Send(FrameType type, std::string_view body) {
   if (body.size() + 1 > kMaxFrame) {
     return Status::InvalidArgument("frame of " + std::to_string(body.size()) +
                                    " bytes is over the channel's limit");
   }
-  char head[5];
-  const uint32_t len = static_cast<uint32_t>(body.size() + 1);
-  for (int i = 0; i < 4; ++i) head[i] = static_cast<char>((len >> (8 * i)) & 0xff);
-  head[4] = static_cast<char>(type);
+  std::unique_lock<std::mutex> lock(send_mu_);
+  if (broken_) return Status::Unavailable("channel closed");
+  Frame(&pending_, type, body);
+  return FlushLocked(lock);
+}
+
+size_t Channel::Queue(FrameType type, std::string_view body) {
   std::lock_guard<std::mutex> lock(send_mu_);
-  iovec iov[2] = {{head, sizeof head}, {const_cast<char*>(body.data()), body.size()}};
-  size_t skip = 0;  // bytes of head + body already sent
-  const size_t total = sizeof head + body.size();
-  while (skip < total) {
-    iovec rest[2];
-    int n = 0;
-    if (skip < sizeof head) {
-      rest[n++] = {head + skip, sizeof head - skip};
-      rest[n++] = iov[1];
-    } else {
-      rest[n++] = {static_cast<char*>(iov[1].iov_base) + (skip - sizeof head), total - skip};
-    }
-    msghdr mh{};
-    mh.msg_iov = rest;
-    mh.msg_iovlen = static_cast<size_t>(n);
-    const ssize_t w = ::sendmsg(fd_, &mh, MSG_NOSIGNAL);
+  // An oversized frame is the sender's bug; it never leaves (nor does its
+  // message's answer, which the child's end of stream settles).
+  if (broken_ || body.size() + 1 > kMaxFrame) return pending_.size();
+  Frame(&pending_, type, body);
+  return pending_.size();
+}
+
+bool Channel::HasQueued() {
+  std::lock_guard<std::mutex> lock(send_mu_);
+  return !pending_.empty() && !writing_;
+}
+
+Status Channel::Flush() {
+  std::unique_lock<std::mutex> lock(send_mu_);
+  if (broken_) return Status::Unavailable("channel closed");
+  return FlushLocked(lock);
+}
+
+Status Channel::FlushLocked(std::unique_lock<std::mutex>& lock) {
+  if (writing_) return Status::Ok();  // it leaves with the writing thread's next write
+  // This thread writes, until nothing is left: what other threads append
+  // meanwhile leaves in the next write, in the order it was appended.
+  writing_ = true;
+  Status s = Status::Ok();
+  while (!pending_.empty() && s.ok()) {
+    std::string out;
+    out.swap(pending_);
+    pending_.swap(spare_);  // an empty buffer with capacity, if one is left
+    lock.unlock();
+    s = WriteAll(out.data(), out.size());
+    lock.lock();
+    out.clear();
+    if (out.capacity() <= 4 * kReadChunk) spare_.swap(out);
+  }
+  writing_ = false;
+  if (!s.ok()) {
+    broken_ = true;
+    pending_.clear();
+  }
+  return s;
+}
+
+Status Channel::WriteAll(const char* p, size_t n) {
+  size_t done = 0;
+  while (done < n) {
+    const ssize_t w = ::send(fd_, p + done, n - done, MSG_NOSIGNAL);
     if (w < 0) {
       if (errno == EINTR) continue;
       return Status::Unavailable(std::string("channel closed: ") + std::strerror(errno));
     }
-    skip += static_cast<size_t>(w);
+    done += static_cast<size_t>(w);
   }
   return Status::Ok();
 }
 
-Status Channel::ReadFull(char* p, size_t n, bool at_frame_start) {
-  size_t got = 0;
-  while (got < n) {
-    const ssize_t r = ::read(fd_, p + got, n - got);
+Status Channel::Fill(size_t n, bool at_frame_start) {
+  if (read_end_ - read_pos_ >= n) return Status::Ok();
+  // Move what is left to the front, and make room for the whole frame.
+  if (read_pos_ > 0) {
+    read_buf_.erase(0, read_pos_);
+    read_end_ -= read_pos_;
+    read_pos_ = 0;
+  }
+  if (read_buf_.size() < std::max(n, kReadChunk)) read_buf_.resize(std::max(n, kReadChunk));
+  while (read_end_ < n) {
+    const ssize_t r = ::read(fd_, read_buf_.data() + read_end_, read_buf_.size() - read_end_);
     if (r < 0) {
       if (errno == EINTR) continue;
       return Status::Unavailable(std::string("channel read failed: ") + std::strerror(errno));
     }
     if (r == 0) {
-      return Status::Unavailable(at_frame_start && got == 0 ? "end of stream"
-                                                            : "end of stream inside a frame");
+      return Status::Unavailable(at_frame_start && read_end_ == 0 ? "end of stream"
+                                                                   : "end of stream inside a frame");
     }
-    got += static_cast<size_t>(r);
+    read_end_ += static_cast<size_t>(r);
   }
   return Status::Ok();
 }
 
 Status Channel::Receive(FrameType* type, std::string* body) {
-  char head[5];
-  Status s = ReadFull(head, sizeof head, /*at_frame_start=*/true);
+  Status s = Fill(5, /*at_frame_start=*/true);
   if (!s.ok()) return s;
+  const char* head = read_buf_.data() + read_pos_;
   uint32_t len = 0;
   for (int i = 0; i < 4; ++i) len |= static_cast<uint32_t>(static_cast<uint8_t>(head[i])) << (8 * i);
   if (len == 0 || len > kMaxFrame) {
     return Status::InvalidArgument("malformed frame: length " + std::to_string(len));
   }
+  s = Fill(4 + size_t{len}, /*at_frame_start=*/false);
+  if (!s.ok()) return s;
+  head = read_buf_.data() + read_pos_;
   *type = static_cast<FrameType>(static_cast<uint8_t>(head[4]));
-  body->resize(len - 1);
-  return ReadFull(body->data(), len - 1, /*at_frame_start=*/false);
+  body->assign(head + 5, len - 1);
+  read_pos_ += 4 + size_t{len};
+  if (read_pos_ == read_end_) read_pos_ = read_end_ = 0;
+  // A buffer grown for one large frame is not kept.
+  if (read_pos_ == 0 && read_buf_.size() > 4 * kReadChunk) {
+    read_buf_.clear();
+    read_buf_.shrink_to_fit();
+  }
+  return Status::Ok();
 }
 
 void Channel::ShutdownRead() { ::shutdown(fd_, SHUT_RD); }

@@ -75,6 +75,13 @@ class Reader {
 
 // One end of the channel. Send is safe from any thread (frames never
 // interleave); Receive from one thread at a time.
+//
+// Frames are batched both ways without waiting for a batch to fill: a Send
+// that finds another thread writing appends its frame to what that thread
+// writes next and returns at once (so under load one write(2) carries many
+// frames, and with no load a frame leaves at once), and Receive reads what
+// is there, up to kReadChunk, and hands out the frames one by one. See
+// docs/architecture.md ("The channel").
 class Channel {
  public:
   explicit Channel(int fd) : fd_(fd) {}
@@ -83,17 +90,45 @@ class Channel {
   Channel& operator=(const Channel&) = delete;
 
   int fd() const { return fd_; }
+  // Ok once the frame is written or queued behind the write in progress;
+  // Unavailable when the channel is known to be closed. A frame queued
+  // behind a write that then fails is lost with the channel: the other side
+  // is gone and its end of stream tells every reader so.
   Status Send(FrameType type, std::string_view body);
+  // Appends a frame without writing it: it leaves with the next Send or
+  // Flush (of any thread). For a thread that sends several frames in a row.
+  // Returns the bytes queued and not yet being written.
+  size_t Queue(FrameType type, std::string_view body);
+  // Whether frames are queued that no thread is writing yet.
+  bool HasQueued();
+  // Writes what is queued (or leaves it to the thread writing now).
+  Status Flush();
   // Blocks for the next frame. Unavailable on end of stream (the other side
   // exited or closed), InvalidArgument on a malformed frame.
   Status Receive(FrameType* type, std::string* body);
+  // Whether a frame (or part of one) is already read and waiting: the next
+  // Receive may not block.
+  bool Buffered() const { return read_end_ > read_pos_; }
   // Wakes a Receive blocked on another thread with end of stream.
   void ShutdownRead();
 
  private:
-  Status ReadFull(char* p, size_t n, bool at_frame_start);
+  static constexpr size_t kReadChunk = 256 * 1024;
+  Status WriteAll(const char* p, size_t n);
+  static void Frame(std::string* out, FrameType type, std::string_view body);
+  // REQUIRES: send_mu_ held by `lock`.
+  Status FlushLocked(std::unique_lock<std::mutex>& lock);
+  // Makes at least `n` bytes readable at read_pos_.
+  Status Fill(size_t n, bool at_frame_start);
   const int fd_;
   std::mutex send_mu_;
+  bool writing_ = false;  // GUARDED_BY(send_mu_): a thread is in WriteAll
+  bool broken_ = false;   // GUARDED_BY(send_mu_)
+  std::string pending_;   // GUARDED_BY(send_mu_): frames for the writing thread
+  std::string spare_;     // GUARDED_BY(send_mu_): the buffer last written, reused
+  // Receive's buffer (one reading thread).
+  std::string read_buf_;
+  size_t read_pos_ = 0, read_end_ = 0;
 };
 
 }  // namespace foxworker::isolation
