@@ -203,6 +203,13 @@ void Histogram::Observe(double value) {
   sum_.fetch_add(value, std::memory_order_relaxed);
 }
 
+void Histogram::Add(const std::vector<uint64_t>& counts, double sum) {
+  if (counts.size() != bounds_.size() + 1) return;
+  for (size_t i = 0; i < counts.size(); ++i)
+    if (counts[i] != 0) counts_[i].fetch_add(counts[i], std::memory_order_relaxed);
+  if (!std::isnan(sum)) sum_.fetch_add(sum, std::memory_order_relaxed);
+}
+
 Histogram::Snapshot Histogram::Take() const {
   Snapshot snap;
   snap.cumulative.reserve(bounds_.size() + 1);

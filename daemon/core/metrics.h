@@ -86,6 +86,11 @@ class Histogram {
   // Counts `value` into the first bucket whose upper bound is >= value.
   // NaN is ignored.
   void Observe(double value);
+  // Adds observations counted elsewhere: `counts` per bucket (not
+  // cumulative; bounds().size() + 1 of them, the last one +Inf) and their
+  // sum. A handler child's histogram reaches the daemon's this way.
+  // Ignored when the number of counts does not match.
+  void Add(const std::vector<uint64_t>& counts, double sum);
   Snapshot Take() const;
   // Upper bounds in ascending order, without the implicit +Inf.
   const std::vector<double>& bounds() const { return bounds_; }

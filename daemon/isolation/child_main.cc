@@ -5,7 +5,10 @@
 // It loads the plugin with the daemon's own loader and host services, so a
 // plugin runs here exactly as in the daemon. It runs up to `slots` messages
 // at once, one thread per slot, and answers each RUN with one DONE: at
-// once, or when the plugin's complete() comes for a deferred message.
+// once, or when the plugin's complete() comes for a deferred message. The
+// host services that need the daemon go over the channel: log lines (LOG),
+// publish (PUBLISH, answered by PUBLISHED), and the plugin's metrics
+// (METRIC_DEFINE and METRIC_UPDATE, every kMetricsIntervalMs).
 #include <glog/logging.h>
 #include <grp.h>
 #include <poll.h>
@@ -20,6 +23,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -40,6 +44,9 @@ namespace {
 
 constexpr int kChannelFd = 3;
 constexpr size_t kReasonCap = 1024;
+// How often the plugin's metrics are reported to the daemon: how stale the
+// daemon's /metrics may be, and what a crash may lose.
+constexpr int kMetricsIntervalMs = 200;
 
 struct Job {
   uint64_t id = 0;
@@ -113,11 +120,34 @@ class Child {
   int Run();
   // The plugin's complete() of a deferred message (SetDeferredSink).
   int32_t Complete(Delivery* d, const HandlerReply& reply);
+  // The plugin's publish(), after HostPublish's checks: asks the daemon and
+  // waits for its answer.
+  Status Publish(const foxw_publish& p, const Delivery* parent);
 
  private:
+  // A publish waiting for the daemon's answer.
+  struct PendingPublish {
+    bool done = false;
+    Status status;
+  };
+  // What the daemon last got of one metric.
+  struct SentMetric {
+    uint32_t id = 0;
+    double counter = 0;
+    std::vector<uint64_t> buckets;  // per bucket, not cumulative
+    double sum = 0;
+  };
+
   void Worker(int index);
   void RunJob(std::unique_ptr<Job> job);
   void Answer(Job* job, int64_t raw, std::string_view reason, uint64_t delay_ms);
+  // Reads the daemon's frames until SHUTDOWN has been handled and Run()
+  // closes the read side.
+  void ReadLoop();
+  void FlushLoop();
+  // Sends what changed in the plugin's metrics since the last call (and
+  // the definitions the daemon has not seen). One caller at a time.
+  void FlushMetrics();
 
   Channel* const channel_;
   std::string queue_;
@@ -130,6 +160,19 @@ class Child {
   std::map<uint64_t, Job*> running_;         // GUARDED_BY(mu_): started, not answered
   std::map<Delivery*, Job*> by_delivery_;    // GUARDED_BY(mu_)
   bool stopping_ = false;                    // GUARDED_BY(mu_)
+  bool shutdown_asked_ = false;              // GUARDED_BY(mu_): SHUTDOWN came
+  bool finishing_ = false;                   // GUARDED_BY(mu_): Run() closes the read side
+  std::condition_variable shutdown_cv_;
+
+  std::mutex publish_mu_;
+  std::condition_variable publish_cv_;
+  std::map<uint64_t, PendingPublish*> publishes_;  // GUARDED_BY(publish_mu_)
+  uint64_t next_publish_ = 1;                      // GUARDED_BY(publish_mu_)
+
+  std::mutex flush_mu_;
+  std::condition_variable flush_cv_;
+  bool flush_stop_ = false;                     // GUARDED_BY(flush_mu_)
+  std::map<const foxw_metric*, SentMetric> sent_;  // FlushMetrics() only
   int idle_ = 0;                             // GUARDED_BY(mu_): workers waiting for a job
   int waking_ = 0;                           // GUARDED_BY(mu_): notified, not yet running
   // Per worker: when its handler started (0: not in a handler).
@@ -344,6 +387,10 @@ int Child::Run() {
     return 1;
   }
   plugin_ = std::move(*plugin);
+  // publish() goes to the daemon, which publishes with its own publisher.
+  plugin_->ctx()->publish = [this](const foxw_publish& p, const Delivery* parent) {
+    return Publish(p, parent);
+  };
   auto handlers = PluginHandlerSet::Create(*plugin_, queue_, static_cast<int>(slots), 0);
   if (!handlers.ok()) {
     (void)channel_->Send(FrameType::kFailed, handlers.status().message());
@@ -362,7 +409,37 @@ int Child::Run() {
   for (uint32_t i = 0; i < slots; ++i) busy_since_[i].store(0);
   for (uint32_t i = 0; i < slots; ++i)
     workers.emplace_back([this, i] { Worker(static_cast<int>(i)); });
+  std::thread reader([this] { ReadLoop(); });
+  std::thread flusher([this] { FlushLoop(); });
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    shutdown_cv_.wait(lock, [&] { return shutdown_asked_; });
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : workers) t.join();
+  // The reader still runs: destroy and shutdown may publish.
+  handlers_.reset();
+  plugin_->Shutdown();
+  {
+    std::lock_guard<std::mutex> lock(flush_mu_);
+    flush_stop_ = true;
+  }
+  flush_cv_.notify_all();
+  flusher.join();
+  FlushMetrics();  // the last of it: a recycled child loses nothing
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    finishing_ = true;
+  }
+  channel_->ShutdownRead();
+  reader.join();
+  return 0;
+}
 
+void Child::ReadLoop() {
+  FrameType type;
+  std::string body;
   for (;;) {
     // Nothing read is waiting, and jobs are queued or answers held back
     // (Answer): look again every kRecheckNs until the jobs are taken and
@@ -381,10 +458,15 @@ int Child::Run() {
       const timespec wait{0, static_cast<long>(kRecheckNs)};
       if (ppoll(&p, 1, &wait, nullptr) != 0) break;
     }
-    s = channel_->Receive(&type, &body);
+    Status s = channel_->Receive(&type, &body);
     if (!s.ok()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (finishing_) return;
+      }
       // The daemon closed the channel or died: stop at once, nothing of
-      // ours can be answered any more.
+      // ours can be answered any more (a publish waiting for its answer
+      // ends with the process).
       _exit(0);
     }
     Reader in(body);
@@ -410,22 +492,124 @@ int Child::Run() {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = running_.find(id);
       if (it != running_.end()) it->second->d.cancelled.store(true);
+    } else if (type == FrameType::kPublished) {
+      const uint64_t id = in.U64();
+      Status status = ReadStatus(in);
+      if (!in.ok()) {
+        LOG(ERROR) << "foxworker-child: malformed published frame";
+        _exit(1);
+      }
+      {
+        std::lock_guard<std::mutex> lock(publish_mu_);
+        auto it = publishes_.find(id);
+        if (it != publishes_.end()) {
+          it->second->done = true;
+          it->second->status = std::move(status);
+          publishes_.erase(it);
+        }
+      }
+      publish_cv_.notify_all();
     } else if (type == FrameType::kShutdown) {
-      break;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        shutdown_asked_ = true;
+      }
+      shutdown_cv_.notify_all();
     } else {
       LOG(ERROR) << "foxworker-child: unexpected frame " << static_cast<int>(type);
       _exit(1);
     }
   }
+}
+
+Status Child::Publish(const foxw_publish& p, const Delivery* parent) {
+  PendingPublish wait;
+  uint64_t id;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
+    std::lock_guard<std::mutex> lock(publish_mu_);
+    id = next_publish_++;
+    publishes_[id] = &wait;
   }
-  cv_.notify_all();
-  for (auto& t : workers) t.join();
-  handlers_.reset();
-  plugin_->Shutdown();
-  return 0;
+  Writer w;
+  w.U64(id);
+  w.U8(parent != nullptr ? 1 : 0);
+  if (parent != nullptr) w.Msg(parent->msg, /*with_payload=*/false);
+  WritePublish(w, p);
+  Status sent = channel_->Send(FrameType::kPublish, w.body());
+  std::unique_lock<std::mutex> lock(publish_mu_);
+  if (!sent.ok()) {
+    publishes_.erase(id);
+    return Status::Unavailable("the daemon is gone (" + sent.message() + ")");
+  }
+  // Other slots keep running; the reader thread hands the answer over.
+  publish_cv_.wait(lock, [&] { return wait.done; });
+  return wait.status;
+}
+
+void Child::FlushLoop() {
+  std::unique_lock<std::mutex> lock(flush_mu_);
+  while (!flush_stop_) {
+    flush_cv_.wait_for(lock, std::chrono::milliseconds(kMetricsIntervalMs));
+    if (flush_stop_) break;
+    lock.unlock();
+    FlushMetrics();
+    lock.lock();
+  }
+}
+
+void Child::FlushMetrics() {
+  Writer updates;
+  uint32_t n = 0;
+  for (foxw_metric* m : DefinedMetrics()) {
+    auto it = sent_.find(m);
+    if (it == sent_.end()) {
+      SentMetric fresh;
+      fresh.id = static_cast<uint32_t>(sent_.size() + 1);
+      Writer def;
+      def.U32(fresh.id);
+      def.U8(static_cast<uint8_t>(m->kind));
+      def.Str(m->name);
+      def.Str(m->help);
+      if (!channel_->Send(FrameType::kMetricDefine, def.body()).ok()) return;
+      it = sent_.emplace(m, std::move(fresh)).first;
+    }
+    SentMetric& sent = it->second;
+    if (m->kind == FOXW_METRIC_COUNTER) {
+      const double value = m->counter->Value();
+      if (value <= sent.counter) continue;
+      updates.U32(sent.id);
+      updates.U8(static_cast<uint8_t>(m->kind));
+      updates.F64(value - sent.counter);
+      sent.counter = value;
+    } else if (m->kind == FOXW_METRIC_GAUGE) {
+      // acquire: the value set before the flag (or a later one).
+      if (!m->gauge_set.exchange(false, std::memory_order_acquire)) continue;
+      updates.U32(sent.id);
+      updates.U8(static_cast<uint8_t>(m->kind));
+      updates.F64(m->gauge->Value());
+    } else {
+      const Histogram::Snapshot snap = m->histogram->Take();
+      // Each bucket's own count, read once by Take(): it never decreases.
+      std::vector<uint64_t> buckets(snap.cumulative.size());
+      for (size_t i = 0; i < buckets.size(); ++i)
+        buckets[i] = snap.cumulative[i] - (i > 0 ? snap.cumulative[i - 1] : 0);
+      if (sent.buckets.size() != buckets.size()) sent.buckets.assign(buckets.size(), 0);
+      if (buckets == sent.buckets) continue;
+      updates.U32(sent.id);
+      updates.U8(static_cast<uint8_t>(m->kind));
+      updates.U32(static_cast<uint32_t>(buckets.size()));
+      for (size_t i = 0; i < buckets.size(); ++i) updates.U64(buckets[i] - sent.buckets[i]);
+      updates.F64(snap.sum - sent.sum);
+      sent.buckets = std::move(buckets);
+      sent.sum = snap.sum;
+    }
+    ++n;
+  }
+  if (n == 0) return;
+  Writer frame;
+  frame.U32(n);
+  frame.body() += updates.body();
+  (void)channel_->Send(FrameType::kMetricUpdate, frame.body());
 }
 
 int32_t SinkDeferred(Delivery* d, const HandlerReply& reply) {

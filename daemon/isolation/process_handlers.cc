@@ -207,6 +207,10 @@ ProcessHandlerSet::~ProcessHandlerSet() {
     if (c->reader.joinable()) c->reader.join();  // ends when the child exits
     if (c->output.joinable()) c->output.join();
   }
+  // Publishes the children asked for that are still under way (their
+  // answers go nowhere now, but they use the plugin's publisher).
+  std::unique_lock<std::mutex> lock(mu_);
+  publish_done_.wait(lock, [&] { return publishing_ == 0; });
 }
 
 Status ProcessHandlerSet::Spawn(Child* c, bool restart) {
@@ -320,9 +324,38 @@ Status ProcessHandlerSet::Spawn(Child* c, bool restart) {
 void ProcessHandlerSet::ReadLoop(Child* c) {
   FrameType type{};
   std::string body;
+  // The child's metric ids (from 1) -> the daemon's handles (null: refused).
+  std::vector<foxw_metric*> metrics;
+  bool unflushed = false;  // RUN frames queued by DispatchWaiting(false)
   for (;;) {
+    // Before a read that may wait: whatever the batch of answers queued.
+    if (unflushed && !c->channel->Buffered()) {
+      FlushAll();
+      unflushed = false;
+    }
     Status s = c->channel->Receive(&type, &body);
     if (!s.ok()) break;
+    if (type == FrameType::kMetricDefine) {
+      Reader r(body);
+      DefineChildMetric(c, r, &metrics);
+      if (!r.ok()) break;
+      continue;
+    }
+    if (type == FrameType::kMetricUpdate) {
+      Reader r(body);
+      if (!UpdateChildMetrics(r, metrics)) break;
+      continue;
+    }
+    if (type == FrameType::kPublish) {
+      std::shared_ptr<Channel> channel;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        channel = c->channel;
+      }
+      Reader r(body);
+      if (!StartPublish(r, std::move(channel))) break;
+      continue;
+    }
     if (type == FrameType::kLog) {
       Reader r(body);
       const int severity = static_cast<int>(r.U32());
@@ -368,8 +401,108 @@ void ProcessHandlerSet::ReadLoop(Child* c) {
     // whole batch.
     const bool more = c->channel->Buffered();
     DispatchWaiting(/*flush=*/!more);
+    unflushed = more;
   }
   Died(c);
+}
+
+void ProcessHandlerSet::DefineChildMetric(Child* c, Reader& r,
+                                          std::vector<foxw_metric*>* metrics) {
+  const uint32_t id = r.U32();
+  const int32_t kind = r.U8();
+  const std::string name = r.Str();
+  const std::string help = r.Str();
+  // Ids count up from 1, one per metric the plugin defined: a bound far
+  // above any plugin's keeps a corrupt frame from allocating much.
+  constexpr uint32_t kMaxMetrics = 1u << 16;
+  if (!r.ok() || id == 0 || id > kMaxMetrics) {
+    LOG(WARNING) << "queue " << options_.queue << ": handler child " << c->pid
+                 << " sent a malformed metric definition";
+    return;
+  }
+  if (metrics->size() < id + 1) metrics->resize(id + 1, nullptr);
+  // Only the plugin's own family names, as metric_define makes them.
+  const std::string prefix = "foxworker_plugin_" + plugin_.ctx()->plugin_name + "_";
+  std::string error;
+  foxw_metric* m = nullptr;
+  if (name.compare(0, prefix.size(), prefix) != 0) {
+    error = "not a metric of plugin " + plugin_.ctx()->plugin_name;
+  } else {
+    m = DefineMetric(name, kind, help, &error);
+  }
+  if (m == nullptr)
+    LOG(WARNING) << "queue " << options_.queue << ": metric " << name << " of handler child "
+                 << c->pid << " is not exported: " << error;
+  (*metrics)[id] = m;
+}
+
+bool ProcessHandlerSet::UpdateChildMetrics(Reader& r, const std::vector<foxw_metric*>& metrics) {
+  const uint32_t n = r.U32();
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    const uint32_t id = r.U32();
+    const int32_t kind = r.U8();
+    foxw_metric* m = id < metrics.size() ? metrics[id] : nullptr;
+    if (m != nullptr && m->kind != kind) m = nullptr;
+    if (kind == FOXW_METRIC_COUNTER) {
+      const double delta = r.F64();
+      if (m != nullptr) m->counter->Increment(delta);
+    } else if (kind == FOXW_METRIC_GAUGE) {
+      const double value = r.F64();
+      if (m != nullptr) m->gauge->Set(value);
+    } else if (kind == FOXW_METRIC_HISTOGRAM) {
+      const uint32_t buckets = r.U32();
+      if (buckets > 1024) return false;
+      std::vector<uint64_t> counts(buckets);
+      for (uint64_t& k : counts) k = r.U64();
+      const double sum = r.F64();
+      if (m != nullptr && r.ok()) m->histogram->Add(counts, sum);
+    } else {
+      return false;
+    }
+  }
+  return r.ok();
+}
+
+bool ProcessHandlerSet::StartPublish(Reader& r, std::shared_ptr<Channel> channel) {
+  const uint64_t id = r.U64();
+  std::unique_ptr<Delivery> parent;
+  if (r.U8() != 0) {
+    // The child's message as the daemon sent it (less its payload): what
+    // the publisher reads of a parent (its correlation id) is there.
+    parent = std::make_unique<Delivery>();
+    if (!r.Msg(&parent->msg)) return false;
+    parent->queue = &options_.queue;
+  }
+  auto fields = std::make_unique<PublishFields>();
+  if (!ReadPublish(r, fields.get())) return false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++publishing_;
+  }
+  std::thread([this, id, channel = std::move(channel), parent = std::move(parent),
+               fields = std::move(fields)]() mutable {
+    // The same publisher, and so the same rules and errors, as a plugin's
+    // publish() in the daemon (HostPublish checked the rest in the child).
+    const auto& publish = plugin_.ctx()->publish;
+    Status status = Status::Unavailable("publishing is not available");
+    if (publish) {
+      std::vector<foxw_header> headers;
+      const foxw_publish p = fields->View(&headers);
+      status = publish(p, parent.get());
+    }
+    Writer w;
+    w.U64(id);
+    WriteStatus(w, status);
+    // A child gone meanwhile: its channel is closed, the send fails.
+    (void)channel->Send(FrameType::kPublished, w.body());
+    channel.reset();
+    parent.reset();
+    fields.reset();
+    std::lock_guard<std::mutex> lock(mu_);
+    --publishing_;
+    publish_done_.notify_all();
+  }).detach();
+  return true;
 }
 
 void ProcessHandlerSet::OutputLoop(int fd, pid_t pid) {

@@ -105,6 +105,15 @@ class ProcessHandlerSet : public HandlerSet {
   ProcessHandlerSet(const LoadedPlugin& plugin, ProcessOptions options);
   Status Spawn(Child* c, bool restart);
   void ReadLoop(Child* c);
+  // A METRIC_DEFINE of `c`: the daemon's handle for the child's id.
+  void DefineChildMetric(Child* c, Reader& r, std::vector<foxw_metric*>* metrics);
+  // A METRIC_UPDATE: adds the child's changes to the daemon's metrics.
+  // False on a malformed frame.
+  bool UpdateChildMetrics(Reader& r, const std::vector<foxw_metric*>& metrics);
+  // A PUBLISH of a child: publishes on a thread of its own (a broker's
+  // confirm must not hold up the child's other answers) and answers with
+  // PUBLISHED on `channel`. False on a malformed frame.
+  bool StartPublish(Reader& r, std::shared_ptr<Channel> channel);
   void OutputLoop(int fd, pid_t pid);
   void Monitor();
   void Died(Child* c);
@@ -140,6 +149,8 @@ class ProcessHandlerSet : public HandlerSet {
   std::vector<std::unique_ptr<Child>> children_;  // fixed size; entries respawn in place
   std::atomic<uint64_t> next_id_{1};
   bool stopping_ = false;                          // GUARDED_BY(mu_)
+  int publishing_ = 0;                             // GUARDED_BY(mu_): StartPublish threads
+  std::condition_variable publish_done_;
   std::condition_variable monitor_cv_;
   std::thread monitor_;
 };

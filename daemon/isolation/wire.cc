@@ -21,14 +21,20 @@ void Writer::U64(uint64_t v) {
   out_.append(b, 8);
 }
 
+void Writer::F64(double v) {
+  uint64_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  U64(bits);
+}
+
 void Writer::Str(std::string_view s) {
   U32(static_cast<uint32_t>(s.size()));
   out_.append(s.data(), s.size());
 }
 
-void Writer::Msg(const Message& m) {
+void Writer::Msg(const Message& m, bool with_payload) {
   Str(m.id);
-  Str(m.payload);
+  Str(with_payload ? std::string_view(m.payload) : std::string_view());
   const Properties& p = m.props;
   for (const std::string* s : {&p.content_type, &p.content_encoding, &p.message_type,
                                &p.correlation_id, &p.reply_to, &p.app_id, &p.user_id,
@@ -82,6 +88,13 @@ uint64_t Reader::U64() {
   return v;
 }
 
+double Reader::F64() {
+  const uint64_t bits = U64();
+  double v;
+  std::memcpy(&v, &bits, sizeof v);
+  return v;
+}
+
 std::string Reader::Str() {
   const uint32_t n = U32();
   const char* p;
@@ -116,6 +129,92 @@ bool Reader::Msg(Message* m) {
   m->enqueued_at_ms = I64();
   m->attempt = U32();
   return ok_;
+}
+
+namespace {
+std::string_view View(const foxw_str& s) {
+  return s.len != 0 ? std::string_view(s.ptr, s.len) : std::string_view();
+}
+foxw_str Borrow(const std::string& s) { return foxw_str{s.data(), s.size()}; }
+}  // namespace
+
+void WritePublish(Writer& w, const foxw_publish& p) {
+  for (const foxw_str* s : {&p.queue, &p.payload, &p.message_type, &p.content_type,
+                            &p.correlation_id})
+    w.Str(View(*s));
+  const size_t headers = p.headers != nullptr ? p.header_count : 0;
+  w.U32(static_cast<uint32_t>(headers));
+  for (size_t i = 0; i < headers; ++i) {
+    w.Str(View(p.headers[i].name));
+    w.Str(View(p.headers[i].value));
+  }
+  w.U8(p.priority);
+  w.U64(p.delay_ms);
+  for (const foxw_str* s : {&p.message_id, &p.app_id, &p.content_encoding}) w.Str(View(*s));
+}
+
+bool ReadPublish(Reader& r, PublishFields* out) {
+  for (std::string* s : {&out->queue, &out->payload, &out->message_type, &out->content_type,
+                         &out->correlation_id})
+    *s = r.Str();
+  const uint32_t headers = r.U32();
+  out->headers.clear();
+  for (uint32_t i = 0; i < headers && r.ok(); ++i) {
+    std::string name = r.Str();
+    std::string value = r.Str();
+    out->headers.emplace_back(std::move(name), std::move(value));
+  }
+  out->priority = r.U8();
+  out->delay_ms = r.U64();
+  for (std::string* s : {&out->message_id, &out->app_id, &out->content_encoding}) *s = r.Str();
+  return r.ok();
+}
+
+foxw_publish PublishFields::View(std::vector<foxw_header>* headers_out) const {
+  foxw_publish p;
+  std::memset(&p, 0, sizeof p);
+  p.struct_size = sizeof p;
+  p.queue = Borrow(queue);
+  p.payload = Borrow(payload);
+  p.message_type = Borrow(message_type);
+  p.content_type = Borrow(content_type);
+  p.correlation_id = Borrow(correlation_id);
+  headers_out->clear();
+  for (const auto& [name, value] : headers) headers_out->push_back({Borrow(name), Borrow(value)});
+  p.headers = headers_out->empty() ? nullptr : headers_out->data();
+  p.header_count = headers_out->size();
+  p.priority = priority;
+  p.delay_ms = delay_ms;
+  p.message_id = Borrow(message_id);
+  p.app_id = Borrow(app_id);
+  p.content_encoding = Borrow(content_encoding);
+  return p;
+}
+
+void WriteStatus(Writer& w, const Status& s) {
+  w.U8(static_cast<uint8_t>(s.code()));
+  w.Str(s.message());
+}
+
+Status ReadStatus(Reader& r) {
+  const auto code = static_cast<Status::Code>(r.U8());
+  std::string message = r.Str();
+  switch (code) {
+    case Status::Code::kOk:
+      return Status::Ok();
+    case Status::Code::kInvalidArgument:
+      return Status::InvalidArgument(std::move(message));
+    case Status::Code::kNotFound:
+      return Status::NotFound(std::move(message));
+    case Status::Code::kAlreadyExists:
+      return Status::AlreadyExists(std::move(message));
+    case Status::Code::kIoError:
+      return Status::IoError(std::move(message));
+    case Status::Code::kUnavailable:
+      return Status::Unavailable(std::move(message));
+    default:
+      return Status::Internal(std::move(message));
+  }
 }
 
 Channel::~Channel() { ::close(fd_); }

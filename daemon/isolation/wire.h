@@ -10,10 +10,14 @@
 #ifndef FOXWORKER_ISOLATION_WIRE_H_
 #define FOXWORKER_ISOLATION_WIRE_H_
 
+#include <foxworker/plugin.h>
+
 #include <cstdint>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "daemon/base/status.h"
 #include "daemon/core/message.h"
@@ -26,11 +30,24 @@ enum class FrameType : uint8_t {
   kRun = 2,       // id, handler name, deadline (ms from now, 0 = none), message
   kCancel = 3,    // id
   kShutdown = 4,  // finish what runs, destroy instances, call the plugin's shutdown, exit 0
+  kPublished = 5, // request id, status (u8 code, text): the answer to a PUBLISH
   // child -> daemon
   kReady = 20,    // pid
   kFailed = 21,   // error text (init failed; the child exits 1 after it)
   kDone = 22,     // id, verdict (raw), retry delay ms, reason
   kLog = 23,      // severity, file, line, text
+  // metric id (the child's own, from 1), kind, full name, help; before the
+  // first METRIC_UPDATE that names the id
+  kMetricDefine = 24,
+  // count, then per metric: id, kind, and a counter's increase (f64), a
+  // gauge's value (f64), or a histogram's new observations (u32 n, n u64
+  // per-bucket counts, f64 sum); what changed since the last one
+  kMetricUpdate = 25,
+  // request id, u8 has parent, the parent's Message without payload, then
+  // the foxw_publish: queue, payload, message_type, content_type,
+  // correlation_id, u32 n + n (name, value), u8 priority, u64 delay_ms,
+  // message_id, app_id, content_encoding
+  kPublish = 26,
 };
 
 // The largest frame either side accepts: the largest message a backend
@@ -45,8 +62,11 @@ class Writer {
   void U32(uint32_t v);
   void U64(uint64_t v);
   void I64(int64_t v) { U64(static_cast<uint64_t>(v)); }
+  void F64(double v);
   void Str(std::string_view s);
-  void Msg(const Message& m);
+  // `with_payload` false: an empty payload (a publish's parent, whose
+  // payload the daemon has no use for).
+  void Msg(const Message& m, bool with_payload = true);
   std::string& body() { return out_; }
 
  private:
@@ -62,6 +82,7 @@ class Reader {
   uint32_t U32();
   uint64_t U64();
   int64_t I64() { return static_cast<int64_t>(U64()); }
+  double F64();
   std::string Str();
   bool Msg(Message* m);
   bool ok() const { return ok_; }
@@ -72,6 +93,28 @@ class Reader {
   size_t pos_ = 0;
   bool ok_ = true;
 };
+
+// The fields of a foxw_publish as a PUBLISH frame carries them (every field
+// of ABI 1.1), owned by the daemon side that reads them.
+struct PublishFields {
+  std::string queue, payload, message_type, content_type, correlation_id;
+  std::vector<std::pair<std::string, std::string>> headers;
+  uint8_t priority = 0;
+  uint64_t delay_ms = 0;
+  std::string message_id, app_id, content_encoding;
+
+  // A foxw_publish over these strings, valid while this and `headers_out`
+  // live unchanged.
+  foxw_publish View(std::vector<foxw_header>* headers_out) const;
+};
+// `p` as the HostPublish checks left it (struct_size the host's, no
+// pointer NULL with a length).
+void WritePublish(Writer& w, const foxw_publish& p);
+bool ReadPublish(Reader& r, PublishFields* out);
+
+// A Status as u8 code + message (PUBLISHED).
+void WriteStatus(Writer& w, const Status& s);
+Status ReadStatus(Reader& r);
 
 // One end of the channel. Send is safe from any thread (frames never
 // interleave); Receive from one thread at a time.

@@ -28,15 +28,6 @@
 #include "daemon/base/units.h"
 #include "daemon/core/metrics.h"
 
-// The opaque metric handle plugins hold: one per defined family, kept for the
-// life of the process so a handle never dangles across reloads.
-struct foxw_metric {
-  int32_t kind = 0;
-  foxworker::Counter* counter = nullptr;
-  foxworker::Gauge* gauge = nullptr;
-  foxworker::Histogram* histogram = nullptr;
-};
-
 namespace foxworker {
 
 // One version of a plugin's config as the typed reads see it: the parsed
@@ -194,38 +185,12 @@ foxw_metric* HostMetricDefine(foxw_plugin_ctx* ctx, int32_t kind, const char* na
                  "\" (expected FOXW_METRIC_COUNTER, FOXW_METRIC_GAUGE or FOXW_METRIC_HISTOGRAM)");
     return nullptr;
   }
-  std::string full = "foxworker_plugin_" + ctx->plugin_name + "_" + name;
-  std::string_view help_text = help != nullptr ? std::string_view(help) : std::string_view();
-
-  std::lock_guard<std::mutex> lock(MetricHandlesMutex());
-  auto& handles = MetricHandles();
-  auto it = handles.find(full);
-  if (it != handles.end() && it->second->kind == kind) return it->second.get();
-
-  auto handle = std::make_unique<foxw_metric>();
-  handle->kind = kind;
-  Status status;
-  MetricsRegistry& registry = MetricsRegistry::Default();
-  if (kind == FOXW_METRIC_COUNTER) {
-    Result<Counter*> r = registry.DefineCounter(full, help_text);
-    status = r.status();
-    if (r.ok()) handle->counter = *r;
-  } else if (kind == FOXW_METRIC_GAUGE) {
-    Result<Gauge*> r = registry.DefineGauge(full, help_text);
-    status = r.status();
-    if (r.ok()) handle->gauge = *r;
-  } else {
-    Result<Histogram*> r = registry.DefineHistogram(full, help_text);
-    status = r.status();
-    if (r.ok()) handle->histogram = *r;
-  }
-  if (!status.ok()) {
-    SetError(err, err_cap, "metric_define: " + status.message());
-    return nullptr;
-  }
-  foxw_metric* result = handle.get();
-  handles[full] = std::move(handle);
-  return result;
+  std::string error;
+  foxw_metric* metric =
+      DefineMetric("foxworker_plugin_" + ctx->plugin_name + "_" + name, kind,
+                   help != nullptr ? std::string_view(help) : std::string_view(), &error);
+  if (metric == nullptr) SetError(err, err_cap, "metric_define: " + error);
+  return metric;
 }
 
 void HostMetricUpdate(foxw_metric* metric, double value) {
@@ -236,6 +201,7 @@ void HostMetricUpdate(foxw_metric* metric, double value) {
       break;
     case FOXW_METRIC_GAUGE:
       metric->gauge->Set(value);
+      metric->gauge_set.store(true, std::memory_order_release);
       break;
     case FOXW_METRIC_HISTOGRAM:
       metric->histogram->Observe(value);
@@ -627,6 +593,51 @@ static_assert(FOXW_ABI_MINOR == 1, "a new minor needs its services in kHostApi")
 }  // namespace
 
 const foxw_host_api* HostApi() { return &kHostApi; }
+
+foxw_metric* DefineMetric(const std::string& full_name, int32_t kind, std::string_view help,
+                          std::string* error) {
+  std::lock_guard<std::mutex> lock(MetricHandlesMutex());
+  auto& handles = MetricHandles();
+  auto it = handles.find(full_name);
+  if (it != handles.end() && it->second->kind == kind) return it->second.get();
+
+  auto handle = std::make_unique<foxw_metric>();
+  handle->kind = kind;
+  handle->name = full_name;
+  handle->help = std::string(help);
+  Status status;
+  MetricsRegistry& registry = MetricsRegistry::Default();
+  if (kind == FOXW_METRIC_COUNTER) {
+    Result<Counter*> r = registry.DefineCounter(full_name, help);
+    status = r.status();
+    if (r.ok()) handle->counter = *r;
+  } else if (kind == FOXW_METRIC_GAUGE) {
+    Result<Gauge*> r = registry.DefineGauge(full_name, help);
+    status = r.status();
+    if (r.ok()) handle->gauge = *r;
+  } else if (kind == FOXW_METRIC_HISTOGRAM) {
+    Result<Histogram*> r = registry.DefineHistogram(full_name, help);
+    status = r.status();
+    if (r.ok()) handle->histogram = *r;
+  } else {
+    status = Status::InvalidArgument("unknown metric kind " + std::to_string(kind));
+  }
+  if (!status.ok()) {
+    if (error != nullptr) *error = status.message();
+    return nullptr;
+  }
+  foxw_metric* result = handle.get();
+  handles[full_name] = std::move(handle);
+  return result;
+}
+
+std::vector<foxw_metric*> DefinedMetrics() {
+  std::lock_guard<std::mutex> lock(MetricHandlesMutex());
+  std::vector<foxw_metric*> out;
+  out.reserve(MetricHandles().size());
+  for (const auto& [name, handle] : MetricHandles()) out.push_back(handle.get());
+  return out;
+}
 
 }  // namespace foxworker
 

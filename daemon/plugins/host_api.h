@@ -5,6 +5,7 @@
 
 #include <foxworker/plugin.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -14,12 +15,28 @@
 #include <string_view>
 
 #include "daemon/core/message.h"
+#include "daemon/core/metrics.h"
 #include "daemon/core/verdict.h"
 #include "daemon/base/status.h"
 
 namespace foxworker {
 class PluginConfigValues;  // host_api.cc
 }
+
+// The opaque metric handle plugins hold: one per defined family, kept for the
+// life of the process so a handle never dangles across reloads.
+struct foxw_metric {
+  int32_t kind = 0;
+  std::string name;  // the full name, foxworker_plugin_<plugin>_<name>
+  std::string help;
+  foxworker::Counter* counter = nullptr;
+  foxworker::Gauge* gauge = nullptr;
+  foxworker::Histogram* histogram = nullptr;
+  // A gauge was set since a handler child last reported it to the daemon
+  // (a gauge is last-set-wins across children, so an unchanged value must
+  // not overwrite another child's).
+  std::atomic<bool> gauge_set{false};
+};
 
 // The opaque type plugins see. One per loaded plugin; lives until the
 // plugin's shutdown returned.
@@ -75,6 +92,17 @@ class DefiningScope {
 };
 // True on the thread of a DefiningScope for `ctx`.
 bool IsDefining(const foxw_plugin_ctx* ctx);
+
+// The handle of plugin metric `full_name` (foxworker_plugin_<plugin>_<name>)
+// of `kind` (FOXW_METRIC_*) in MetricsRegistry::Default(), defined now unless
+// it was before: what metric_define does, and what the daemon does for a
+// metric a handler child defined. Null with `error` set when the registry
+// refuses it (a bad name, another kind under that name).
+foxw_metric* DefineMetric(const std::string& full_name, int32_t kind, std::string_view help,
+                          std::string* error);
+// Every metric handle defined in this process so far (a handler child
+// reports them to the daemon).
+std::vector<foxw_metric*> DefinedMetrics();
 
 // Completes a delivery whose handler returned FOXW_PENDING, through its
 // consumer (daemon/plugins/plugin_handlers.cc). Returns 0, or -1 when the

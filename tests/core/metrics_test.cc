@@ -86,6 +86,20 @@ TEST(MetricsTest, HistogramBucketsSumAndCount) {
             "took_seconds_count{queue=\"q\"} 4\n");
 }
 
+TEST(MetricsTest, HistogramAddsCountsObservedElsewhere) {
+  // How a handler child's observations reach the daemon's histogram.
+  MetricsRegistry r;
+  auto h = r.DefineHistogram("took_seconds", "Time taken", {}, {0.1, 1});
+  ASSERT_TRUE(h.ok());
+  (*h)->Observe(0.5);
+  (*h)->Add({2, 0, 1}, 20.25);  // per bucket, the last one +Inf
+  (*h)->Add({1, 1}, 7);         // the wrong number of buckets: ignored
+  const Histogram::Snapshot snap = (*h)->Take();
+  EXPECT_EQ(snap.cumulative, (std::vector<uint64_t>{2, 3, 4}));
+  EXPECT_EQ(snap.count, 4u);
+  EXPECT_DOUBLE_EQ(snap.sum, 20.75);
+}
+
 TEST(MetricsTest, DefaultBucketsRunFromHalfAMillisecondToThirtySeconds) {
   const auto& b = MetricsRegistry::DefaultBuckets();
   ASSERT_FALSE(b.empty());

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <mutex>
 
@@ -259,6 +260,79 @@ TEST_P(ProcessIsolationTest, ChildrenAreShownInTheQueueJsonAndTheMetrics) {
             std::string::npos);
   EXPECT_NE(metrics.find("foxworker_handler_child_resident_memory_bytes{queue=\"jobs\",child=\"1\"}"),
             std::string::npos);
+}
+
+TEST_P(ProcessIsolationTest, APublishFromAChildIsPerformedByTheDaemon) {
+  Start("    concurrency: 2\n"
+        "  out:\n    backend: b\n    source: out-source\n    plugin: test\n    handler: ok\n");
+  Consumer& out = *daemon_->FindConsumer("out");
+  Enqueue("publish", "out", 5);
+  // The published messages may be acked before their publishers: wait for both.
+  ASSERT_TRUE(WaitFor([&] { return out.Stats().acked == 5; }, std::chrono::seconds(30)))
+      << out.Stats().acked;
+  ASSERT_TRUE(WaitFor([&] { return C().Stats().acked == 5; }, std::chrono::seconds(30)));
+  // An unknown queue is the handler's error, in the words of the daemon's
+  // publisher: the handler retries with it until the message is dead.
+  Enqueue("publish", "nowhere");
+  ASSERT_TRUE(WaitFor([&] { return DeadLetters().size() == 1; }, std::chrono::seconds(30)));
+  EXPECT_NE(DeadLetters()[0].reason.find(
+                "publish to \"nowhere\": no queue named \"nowhere\" in the config"),
+            std::string::npos)
+      << DeadLetters()[0].reason;
+  EXPECT_EQ(out.Stats().acked, 5u);
+  EXPECT_EQ(C().Stats().acked, 5u);
+}
+
+// The value of `series` (a name with its labels) in Prometheus text; -1
+// when absent.
+double SeriesValue(const std::string& text, const std::string& series) {
+  const std::string key = "\n" + series + " ";
+  const size_t at = text.find(key);
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + key.size()));
+}
+
+TEST_P(ProcessIsolationTest, APluginsMetricsInChildrenAreTheDaemonsAndSurviveARestart) {
+  Start("    concurrency: 2\n");
+  auto metrics = [&] { return RenderMetrics(*daemon_, std::chrono::system_clock::now()); };
+  const std::string total = "foxworker_plugin_test_count_total";
+  const std::string observed = "foxworker_plugin_test_count_seconds_count";
+  const std::string last = "foxworker_plugin_test_count_last";
+  // The registry is the test process's: the other backend's run counted
+  // into the same series before.
+  const double total0 = std::max(0.0, SeriesValue(metrics(), total));
+  const double observed0 = std::max(0.0, SeriesValue(metrics(), observed));
+  Enqueue("count", "7", 20);
+  ASSERT_TRUE(WaitFor([&] { return C().Stats().acked == 20; }, std::chrono::seconds(30)));
+  // Both children counted; each reports every 200 ms.
+  ASSERT_TRUE(WaitFor([&] { return SeriesValue(metrics(), total) == total0 + 20; },
+                      std::chrono::seconds(30)))
+      << metrics();
+  ASSERT_TRUE(WaitFor([&] { return SeriesValue(metrics(), observed) == observed0 + 20; },
+                      std::chrono::seconds(30)));
+  std::string text = metrics();
+  EXPECT_NE(text.find("# HELP " + total + " Messages the count handler handled.\n# TYPE " + total +
+                      " counter\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("# TYPE " + last + " gauge\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE foxworker_plugin_test_count_seconds histogram\n"), std::string::npos);
+  EXPECT_EQ(SeriesValue(text, last), 7);
+
+  // A crash replaces a child (three times: the crasher's attempts); the new
+  // ones count on from the total, never from zero.
+  Enqueue("crash", "0");
+  ASSERT_TRUE(WaitFor([&] { return DeadLetters().size() == 1; }, std::chrono::seconds(30)));
+  EXPECT_GE(SeriesValue(metrics(), total), total0 + 20);
+  Enqueue("count", "9", 10);
+  ASSERT_TRUE(WaitFor([&] { return C().Stats().acked == 30; }, std::chrono::seconds(30)));
+  ASSERT_TRUE(WaitFor([&] { return SeriesValue(metrics(), total) == total0 + 30; },
+                      std::chrono::seconds(30)))
+      << metrics();
+  ASSERT_TRUE(WaitFor([&] { return SeriesValue(metrics(), last) == 9; }, std::chrono::seconds(30)));
+  uint64_t restarts = 0;
+  for (const HandlerChild& h : C().Children().children) restarts += h.restarts;
+  EXPECT_GE(restarts, 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ProcessIsolationTest, ::testing::Values("memory", "local"),

@@ -19,6 +19,9 @@
  *             pointer (SIGSEGV)
  *   abort     calls abort() (SIGABRT)
  *   overflow  recurses until the thread's stack overflows (SIGSEGV)
+ *   count     adds 1 to the counter count_total, sets the gauge count_last to
+ *             <payload>, observes 0.002 in the histogram count_seconds
+ *             (defined by create()), acks
  * Builds in variants (compile definitions) to exercise the loader's checks.
  */
 #include <foxworker/plugin.h>
@@ -64,6 +67,11 @@ typedef struct instance {
 static atomic_int g_running, g_max_running, g_overlaps, g_handled, g_instances;
 static atomic_int g_max_batch, g_batch_calls;
 static atomic_int g_refuse_create;
+/* Defined by create() (every instance's create defines them again and gets
+ * the same ones). */
+static foxw_metric *_Atomic g_count_total;
+static foxw_metric *_Atomic g_count_last;
+static foxw_metric *_Atomic g_count_seconds;
 
 FOXW_EXPORT void test_plugin_stats(int *handled, int *max_running, int *overlaps, int *instances) {
   *handled = atomic_load(&g_handled);
@@ -292,6 +300,16 @@ static foxw_verdict handle_hang(void *inst, const foxw_message *msg, foxw_outcom
   return FOXW_ACK;
 }
 
+static foxw_verdict handle_count(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  (void)out;
+  enter(inst);
+  host->metric_update(g_count_total, 1);
+  host->metric_update(g_count_last, (double)payload_number(msg));
+  host->metric_update(g_count_seconds, 0.002);
+  leave(inst);
+  return FOXW_ACK;
+}
+
 /* For the crash report's tests: handlers that kill the process. */
 static foxw_verdict handle_crash(void *inst, const foxw_message *msg, foxw_outcome *out) {
   (void)out;
@@ -420,6 +438,7 @@ static const foxw_handler_def handlers[] = {
     FOXW_HANDLER("overflow", handle_overflow),
     FOXW_HANDLER("print", handle_print),
     FOXW_HANDLER("leak", handle_leak),
+    FOXW_HANDLER("count", handle_count),
 #ifdef TEST_DUPLICATE_HANDLER
     FOXW_HANDLER("ok", handle_ok),
 #endif
@@ -427,9 +446,9 @@ static const foxw_handler_def handlers[] = {
 
 static int32_t create(foxw_plugin_ctx *ctx, const char *json, size_t len, void **out, char *err,
                       size_t cap) {
-  (void)ctx; (void)len;
+  (void)len;
 #ifdef TEST_CREATE_REFUSES
-  (void)json; (void)out;
+  (void)ctx; (void)json; (void)out;
   foxw_set_error(err, cap, "the test plugin refuses to create instances");
   return 1;
 #else
@@ -441,6 +460,16 @@ static int32_t create(foxw_plugin_ctx *ctx, const char *json, size_t len, void *
     foxw_set_error(err, cap, "refused by config");
     return 1;
   }
+  char merr[256];
+  atomic_store(&g_count_total, host->metric_define(ctx, FOXW_METRIC_COUNTER, "count_total",
+                                                   "Messages the count handler handled.", merr,
+                                                   sizeof merr));
+  atomic_store(&g_count_last, host->metric_define(ctx, FOXW_METRIC_GAUGE, "count_last",
+                                                  "The payload of the last count message.", merr,
+                                                  sizeof merr));
+  atomic_store(&g_count_seconds, host->metric_define(ctx, FOXW_METRIC_HISTOGRAM, "count_seconds",
+                                                     "What the count handler observed.", merr,
+                                                     sizeof merr));
   instance *self = calloc(1, sizeof *self);
   atomic_fetch_add(&g_instances, 1);
   *out = self;
