@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -86,6 +87,12 @@ class ProcessHandlerSet : public HandlerSet {
   void Trim(int) override {}
 
   HandlerChildren Children() const override;
+  // Crash loops (ProcessIsolationConfig::crash_loop): `crashes` deaths of
+  // its children that were no recycling within `window` hold the queue for
+  // `pause`. Meanwhile Submit answers kRelease and dead children are not
+  // started again; at its end (or at EndHold) they start at once.
+  void SetHoldCallback(HoldCallback hold) override;
+  void EndHold() override;
 
   // Sends `d` to a child (waiting for a free slot while every child is busy
   // or restarting). kPending, or kRetry with the reason when it cannot.
@@ -104,6 +111,15 @@ class ProcessHandlerSet : public HandlerSet {
   void CheckMemoryLocked(Child* c);
   // Stops sending to `c` and shuts it down once idle (recycling).
   void RetireLocked(Child* c, const std::string& why);
+  // Counts a crash (`last` says which) towards a crash loop; true when it
+  // starts a hold.
+  bool CountCrashLocked(const std::string& last);
+  // Ends a hold (if any) and forgets the crashes counted; dead children
+  // start at once.
+  void EndHoldLocked();
+  // Tells the hold callback what changed since it was last told.
+  // REQUIRES: mu_ not held.
+  void NotifyHold();
 
   const LoadedPlugin& plugin_;
   const ProcessOptions options_;
@@ -116,6 +132,17 @@ class ProcessHandlerSet : public HandlerSet {
   std::vector<std::unique_ptr<Child>> children_;  // fixed size; entries respawn in place
   uint64_t next_id_ = 1;                           // GUARDED_BY(mu_)
   bool stopping_ = false;                          // GUARDED_BY(mu_)
+  // Crash loops, GUARDED_BY(mu_): when the recent crashes were (monotonic),
+  // the hold and its end, and how many holds there were.
+  std::deque<uint64_t> crash_times_;
+  bool held_ = false;
+  uint64_t held_until_ns_ = 0;
+  std::string hold_reason_;
+  uint64_t crash_loop_pauses_ = 0;
+  // Serializes the hold callback's calls (and their order with held_).
+  std::mutex hold_cb_mu_;
+  HoldCallback hold_cb_;        // GUARDED_BY(hold_cb_mu_)
+  bool hold_notified_ = false;  // GUARDED_BY(hold_cb_mu_): what hold_cb_ was told last
   std::condition_variable monitor_cv_;
   std::thread monitor_;
 };
