@@ -97,9 +97,9 @@ class HandlerSet {
   // does after a crash loop): it calls `hold` with why when the queue
   // should take no more messages, and with "" when it may go on. While it
   // holds, the set answers Verdict::kRelease for messages it did not start.
-  // Calls to `hold` come from the set's own threads, one at a time, and
-  // none after SetHoldCallback(nullptr) returned. Set it before the queue
-  // starts.
+  // Calls to `hold` come one at a time (from the set's threads, or from
+  // the thread calling EndHold), none after SetHoldCallback(nullptr)
+  // returned. The consumer sets it when it starts.
   using HoldCallback = std::function<void(const std::string& reason)>;
   virtual void SetHoldCallback(HoldCallback hold) { (void)hold; }
   // An operator resumed the queue: a hold ends now (through the callback)
