@@ -194,8 +194,8 @@ std::string ServiceSummary::Text(const Supervisor& supervisor,
     ConsumerStats s = c->Stats();
     in_flight += s.in_flight;
     settled += s.acked + s.retried + s.dead_lettered;
-    if (c->paused()) {
-      paused.push_back(c->name());
+    if (c->paused() || c->held()) {
+      paused.push_back(c->held() ? c->name() + " (crash loop)" : c->name());
     } else {
       ++consuming;
     }

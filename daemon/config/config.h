@@ -201,7 +201,16 @@ struct QueueBackendBlock {
   bool operator==(const QueueBackendBlock&) const = default;
 };
 
-// A queue: core's ConsumerOptions plus what the wiring needs.
+// A queue's `process: crash_loop:` block: its children crashing `crashes`
+// times within `window` pause the queue for `pause`.
+struct CrashLoopConfig {
+  int crashes = 10;          // 0 = never pause
+  Duration window{60000};
+  Duration pause{300000};
+
+  bool operator==(const CrashLoopConfig&) const = default;
+};
+
 // A queue's `process:` block (isolation: process; docs/configuration.md).
 struct ProcessIsolationConfig {
   int processes = 0;              // children; 0 = one per unit of concurrency
@@ -215,11 +224,13 @@ struct ProcessIsolationConfig {
   int64_t max_processes = 0;      // RLIMIT_NPROC; 0 = inherited
   bool no_new_privs = true;       // PR_SET_NO_NEW_PRIVS
   std::string user;               // run as this user (the daemon must be root); "" = the daemon's
+  CrashLoopConfig crash_loop;
   SourceMark mark;
 
   bool operator==(const ProcessIsolationConfig&) const = default;
 };
 
+// A queue: core's ConsumerOptions plus what the wiring needs.
 struct QueueConfig : ConsumerOptions {
   std::string plugin;
   // isolation: process. The queue's handlers run in foxworker-child

@@ -90,6 +90,10 @@ std::string FormatConfig(const Config& config) {
       w.Line(3, "max_processes", std::to_string(p.max_processes));
       w.Line(3, "no_new_privs", BoolText(p.no_new_privs));
       w.Line(3, "user", Quote(p.user));
+      w.Line(3, "crash_loop", "");
+      w.Line(4, "crashes", std::to_string(p.crash_loop.crashes));
+      w.Line(4, "window", FormatDuration(p.crash_loop.window));
+      w.Line(4, "pause", FormatDuration(p.crash_loop.pause));
     }
     w.Line(2, "retry_policy", Quote(q.retry_policy));
     w.Line(2, "handler_timeouts", q.handler_timeouts.empty() ? "{}" : "");

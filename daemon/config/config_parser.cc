@@ -47,7 +47,12 @@ constexpr std::string_view kQueueKeys[] = {
     "isolation", "process"};
 constexpr std::string_view kProcessKeys[] = {
     "processes",     "timeout_grace", "max_tasks",     "max_memory",   "max_lifetime", "address_space",
-    "cpu_time",      "open_files",    "max_processes", "no_new_privs", "user"};
+    "cpu_time",      "open_files",    "max_processes", "no_new_privs", "user",
+    "crash_loop"};
+constexpr std::string_view kCrashLoopKeys[] = {"crashes", "window", "pause"};
+// Beyond these a crash loop is no longer what is being detected.
+constexpr int kMaxCrashLoopCrashes = 1000000;
+constexpr Duration kMaxCrashLoopDuration{24 * 3600 * 1000};
 constexpr std::string_view kRetryPolicyKeys[] = {"max_attempts", "backoff", "initial",    "max",
                                                  "multiplier",   "jitter",  "full_jitter"};
 constexpr int kMaxConcurrency = 10000;
@@ -189,6 +194,29 @@ Result<uint64_t> ReadSize(const YamlFile& file, const MappingEntry& e) {
   return size;
 }
 
+// A queue's `process: crash_loop:` block.
+Status ParseCrashLoopBlock(const YamlFile& file, const MappingEntry& section,
+                           CrashLoopConfig* out) {
+  Result<std::vector<MappingEntry>> entries =
+      ReadMapping(file, section.value, section.value_mark, section.path, kCrashLoopKeys);
+  if (!entries.ok()) return entries.status();
+  for (const MappingEntry& e : *entries) {
+    Status status;
+    if (e.key == "crashes") {
+      status = Assign(ReadInteger(file, e, 0, kMaxCrashLoopCrashes), &out->crashes);
+    } else {
+      Duration* d = e.key == "window" ? &out->window : &out->pause;
+      status = AssignPositiveDuration(file, e, d);
+      if (status.ok() && *d > kMaxCrashLoopDuration)
+        status = ErrorAt(file, e.value_mark, e.path,
+                         "must be at most " + FormatDuration(kMaxCrashLoopDuration) + ", got " +
+                             FormatDuration(*d));
+    }
+    if (!status.ok()) return status;
+  }
+  return Status::Ok();
+}
+
 // A queue's `process:` block. `processes_entry` keeps the `processes`
 // entry for the check against the concurrency.
 Status ParseProcessBlock(const YamlFile& file, const MappingEntry& section,
@@ -227,6 +255,8 @@ Status ParseProcessBlock(const YamlFile& file, const MappingEntry& section,
       status = Assign(ReadBool(file, e), &out->no_new_privs);
     } else if (e.key == "user") {
       status = Assign(ReadString(file, e), &out->user);
+    } else if (e.key == "crash_loop") {
+      status = ParseCrashLoopBlock(file, e, &out->crash_loop);
     }
     if (!status.ok()) return status;
   }

@@ -95,6 +95,8 @@ void Consumer::SetStuckLimits(const ConsumerOptions& q) {
 }
 
 Consumer::~Consumer() {
+  // No hold callback runs from here on (one under way is waited for).
+  if (handlers_ != nullptr) handlers_->SetHoldCallback(nullptr);
   {
     std::lock_guard<std::mutex> lock(wake_gate_->mu);
     wake_gate_->consumer = nullptr;
@@ -108,6 +110,7 @@ Status Consumer::Start() {
                                    " has no handler \"" + config_.handler + "\" (it has: " +
                                    handlers_->HandlerNames() + ")");
   if (timeouts_) Watchdog();
+  handlers_->SetHoldCallback([this](const std::string& reason) { OnHold(reason); });
   {
     std::lock_guard<std::mutex> lock(wake_gate_->mu);
     wake_gate_->consumer = this;
@@ -121,11 +124,31 @@ Status Consumer::Start() {
 void Consumer::SetPaused(bool paused) {
   paused_.store(paused);
   if (!paused) {
+    // An operator's resume also ends the handler set's hold (its callback
+    // clears held_) and what led to it.
+    {
+      std::lock_guard<std::mutex> lock(handlers_mu_);
+      if (handlers_ != nullptr) handlers_->EndHold();
+    }
     MaybeSpawn();
     return;
   }
   // Running handlers finish; what is fetched and not started goes back now.
   ReleaseBuffered();
+}
+
+void Consumer::OnHold(const std::string& reason) {
+  {
+    std::lock_guard<std::mutex> lock(hold_mu_);
+    hold_reason_ = reason;
+  }
+  held_.store(!reason.empty());
+  if (reason.empty()) {
+    MaybeSpawn();
+  } else {
+    // As a pause: running handlers finish, the unstarted go back now.
+    ReleaseBuffered();
+  }
 }
 
 void Consumer::StopFetching() {
@@ -286,7 +309,7 @@ size_t Consumer::batch_max() const {
 void Consumer::Wake() { MaybeSpawn(); }
 
 void Consumer::MaybeSpawn() {
-  if (paused_.load(std::memory_order_relaxed) || stopping_.load(std::memory_order_relaxed)) return;
+  if (Halted()) return;
   int w = workers_.load(std::memory_order_relaxed);
   while (w < Limit()) {
     // Nothing buffered and the window full: Settle re-wakes.
@@ -446,8 +469,7 @@ void Consumer::Drain() {
   // rather than read per message.
   int64_t wall_offset_ns = WallNs() - static_cast<int64_t>(MonotonicNs());
   for (;;) {
-    if (paused_.load(std::memory_order_relaxed) || stopping_.load(std::memory_order_relaxed))
-      break;
+    if (Halted()) break;
     // The concurrency was lowered in place: tasks over it stop here.
     if (OverLimit()) {
       over_limit = true;
@@ -508,7 +530,7 @@ void Consumer::Drain() {
   ReturnSlot(slot);
   FlushSettlements();
   // Paused or stopping: what is fetched and not started goes back at once.
-  if (paused_.load() || stopping_.load()) ReleaseBuffered();
+  if (paused_.load() || held_.load() || stopping_.load()) ReleaseBuffered();
   EndTask(over_limit, yielded, window_full);
 }
 
@@ -545,8 +567,7 @@ void Consumer::DrainBatches() {
   bool over_limit = false;
   bool window_full = false;
   for (int turn = 0; turn < kBatchesPerTurn; ++turn) {
-    if (paused_.load(std::memory_order_relaxed) || stopping_.load(std::memory_order_relaxed))
-      break;
+    if (Halted()) break;
     if (OverLimit()) {
       over_limit = true;
       break;
@@ -652,7 +673,8 @@ bool Consumer::RunOne(std::unique_ptr<Delivery>& d, HandlerInstance instance, Ru
     if (reply.verdict == Verdict::kPending) running.KeepIn(d->journal_hold);
   }
   const uint64_t ended = MonotonicNs();
-  if (route) route->metrics->duration.ObserveNs(ended - d->started_ns);
+  const bool released = reply.verdict == Verdict::kRelease;
+  if (route && !released) route->metrics->duration.ObserveNs(ended - d->started_ns);
   if (timeouts_) {
     bool timed_out, copy_settled;
     {
@@ -665,6 +687,14 @@ bool Consumer::RunOne(std::unique_ptr<Delivery>& d, HandlerInstance instance, Ru
       StuckReturned(d, *handler, reply, copy_settled, settled);
       return true;
     }
+  }
+  if (released) {
+    // Not started (the handler set holds the queue): back to the backend
+    // untouched, no attempt charged, with the admission it took.
+    Refund(1);
+    RunAfter(*d, Outcome::Release(), call, middleware_.size());
+    settled.push_back({std::move(d), Outcome::Release()});
+    return true;
   }
   call.handler_ran = true;
   call.duration_ns = ended - d->started_ns;
@@ -809,6 +839,8 @@ Outcome Consumer::Decide(const Delivery& d, const HandlerReply& reply,
                                                   : std::string(reply.reason));
     case Verdict::kRetry:
       break;
+    case Verdict::kRelease:
+      return Outcome::Release();
     case Verdict::kPending:
     case Verdict::kUnknown:
       unknown_verdicts_.fetch_add(1, std::memory_order_relaxed);
@@ -915,6 +947,14 @@ int32_t Consumer::Complete(Delivery* d, const HandlerReply& reply) {
     return 0;
   }
   Outcome o = Decide(*d, d->deferred.result(), "(deferred)");
+  if (o.kind == Outcome::Kind::kRelease) {
+    // Never started (isolation: process hands back what waited for a child
+    // when a crash loop holds the queue): the delivery goes back to its
+    // backend, which may hand the same object out again, so its deferred
+    // state and journal entry are cleared as for a new one.
+    d->deferred.Reset();
+    d->journal_hold.Release();
+  }
   RunAfter(*d, o, call, middleware_.size());
   settled.push_back({std::unique_ptr<Delivery>(d), std::move(o)});
   SettleAll(settled);

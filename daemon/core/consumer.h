@@ -88,9 +88,22 @@ class Consumer {
 
   Status Start();
   // Pauses or resumes fetching (handlers already running finish; fetched
-  // messages not started go back to the backend at once).
+  // messages not started go back to the backend at once): an operator's
+  // pause. Resuming also ends a hold of the handler set (a crash-loop
+  // pause) at once.
   void SetPaused(bool paused);
+  // The operator's pause only.
   bool paused() const { return paused_.load(); }
+  // The handler set holds the queue (isolation: process after a crash loop,
+  // see HandlerSet::SetHoldCallback): it fetches nothing until the set lets
+  // go or an operator resumes. Kept apart from paused(): the set's release
+  // does not undo an operator's pause.
+  bool held() const { return held_.load(); }
+  // Why it is held ("" when it is not).
+  std::string HoldReason() const {
+    std::lock_guard<std::mutex> lock(hold_mu_);
+    return hold_reason_;
+  }
 
   // Stops fetching, hands fetched messages not started back to the backend
   // (counted in released, no attempt charged).
@@ -204,6 +217,13 @@ class Consumer {
 
   void Wake();
   void MaybeSpawn();
+  // Fetching stops: paused, held or stopping.
+  bool Halted() const {
+    return paused_.load(std::memory_order_relaxed) || held_.load(std::memory_order_relaxed) ||
+           stopping_.load(std::memory_order_relaxed);
+  }
+  // The handler set's hold callback.
+  void OnHold(const std::string& reason);
   // More drain tasks than the (lowered) concurrency allows.
   // Messages a drain task fetches at once: the batch size, or its share of
   // the prefetch window at the current concurrency.
@@ -310,6 +330,9 @@ class Consumer {
   const std::shared_ptr<WakeGate> wake_gate_ = std::make_shared<WakeGate>();
   std::atomic<int64_t> in_flight_{0};  // fetched, not settled
   std::atomic<bool> paused_{false};
+  std::atomic<bool> held_{false};  // by the handler set; see held()
+  mutable std::mutex hold_mu_;
+  std::string hold_reason_;  // GUARDED_BY(hold_mu_)
   std::atomic<bool> stopping_{false};
   std::atomic<bool> admission_wake_pending_{false};
   // Set by CancelInFlight(); every delivery of this queue points at it.

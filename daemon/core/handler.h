@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -54,6 +55,7 @@ struct HandlerChild {
 struct HandlerChildren {
   bool isolated = false;  // the handlers run in child processes
   std::vector<HandlerChild> children;
+  uint64_t crash_loop_pauses = 0;  // times the set paused its queue after a crash loop
 };
 
 // The handlers one queue can route to and the instances it runs them on.
@@ -90,6 +92,19 @@ class HandlerSet {
 
   // Its child processes, when it runs handlers in them. Any thread.
   virtual HandlerChildren Children() const { return {}; }
+
+  // A set may stop its queue for a while by itself (isolation: process
+  // does after a crash loop): it calls `hold` with why when the queue
+  // should take no more messages, and with "" when it may go on. While it
+  // holds, the set answers Verdict::kRelease for messages it did not start.
+  // Calls to `hold` come one at a time (from the set's threads, or from
+  // the thread calling EndHold), none after SetHoldCallback(nullptr)
+  // returned. The consumer sets it when it starts.
+  using HoldCallback = std::function<void(const std::string& reason)>;
+  virtual void SetHoldCallback(HoldCallback hold) { (void)hold; }
+  // An operator resumed the queue: a hold ends now (through the callback)
+  // and what led to it is forgotten (the crashes counted so far).
+  virtual void EndHold() {}
 };
 
 }  // namespace foxworker

@@ -14,6 +14,10 @@ enum class Verdict {
   kReject,   // permanent failure: dead-letter at once
   kPending,  // deferred: the handler completes it later (Consumer::Complete)
   kUnknown,  // anything else a handler returned: a bug, treated as a retry
+  // Not started: the handler set could not run it now (its queue is being
+  // paused) and hands it back to the backend untouched, no attempt charged.
+  // A handler set's answer only; no plugin verdict maps to it.
+  kRelease,
 };
 
 struct HandlerReply {

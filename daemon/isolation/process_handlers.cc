@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "daemon/base/clock.h"
+#include "daemon/core/consumer.h"
 #include "daemon/plugins/host_api.h"
 
 extern char** environ;
@@ -575,6 +576,8 @@ void ProcessHandlerSet::Died(Child* c) {
   std::vector<std::pair<Delivery*, std::string>> charged;
   bool stopping;
   bool recycled = false;
+  bool held = false;  // this crash started a crash-loop pause
+  std::string last;   // the crash, for the pause's reason
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping = stopping_;
@@ -589,6 +592,14 @@ void ProcessHandlerSet::Died(Child* c) {
                     f.handler + " (child pid " + std::to_string(c->pid) + ")";
       charged.emplace_back(f.d, std::move(reason));
     }
+    if (!recycled && !stopping) {
+      last = (c->killed_for != 0 && c->in_flight.count(c->killed_for) != 0
+                  ? c->kill_reason + " (" + how + ")"
+                  : how) +
+             " in plugin " + options_.plugin_name +
+             (c->in_flight.empty() ? "" : ", handler " + c->in_flight.begin()->second.handler) +
+             ", child pid " + std::to_string(c->pid);
+    }
     c->in_flight.clear();
     c->running = 0;
     c->ready = false;
@@ -601,7 +612,14 @@ void ProcessHandlerSet::Died(Child* c) {
       uint64_t delay = kFirstRestartDelayNs;
       for (int i = 1; i < c->crashes_in_a_row && delay < kMaxRestartDelayNs; ++i) delay *= 2;
       c->restart_at_ns = MonotonicNs() + std::min(delay, kMaxRestartDelayNs);
+      held = CountCrashLocked(last);
     }
+  }
+  if (held) {
+    // First the queue stops taking messages, then the charged ones settle
+    // (their retries must not find it still consuming).
+    NotifyHold();
+    monitor_cv_.notify_all();  // the monitor hands waiting messages back
   }
   if (recycled) {
     LOG(INFO) << "queue " << options_.queue << ": handler child " << c->pid << " recycled "
@@ -611,8 +629,82 @@ void ProcessHandlerSet::Died(Child* c) {
                  << options_.plugin_name << " ended (" << DescribeChildExit(status) << ") with "
                  << charged.size() << " message(s) running; each is charged one attempt";
   }
+  if (held) {
+    const CrashLoopConfig& cl = options_.config.crash_loop;
+    LOG(ERROR) << "queue " << options_.queue << " paused: handler children crashed "
+               << cl.crashes << " times within " << FormatDuration(cl.window) << " (last: " << last
+               << "); resumes in " << FormatDuration(cl.pause) << " or with POST /api/v1/queues/"
+               << options_.queue << "/resume";
+  }
   for (auto& [d, reason] : charged) CompleteDeferred(d, FOXW_RETRY, reason, 0);
   monitor_cv_.notify_all();
+}
+
+bool ProcessHandlerSet::CountCrashLocked(const std::string& last) {
+  const CrashLoopConfig& cl = options_.config.crash_loop;
+  if (cl.crashes <= 0 || held_) return false;
+  const uint64_t now = MonotonicNs();
+  const uint64_t window = static_cast<uint64_t>(cl.window.count()) * 1000000;
+  crash_times_.push_back(now);
+  while (!crash_times_.empty() && now - crash_times_.front() > window) crash_times_.pop_front();
+  if (crash_times_.size() < static_cast<size_t>(cl.crashes)) return false;
+  crash_times_.clear();
+  held_ = true;
+  held_until_ns_ = now + static_cast<uint64_t>(cl.pause.count()) * 1000000;
+  ++crash_loop_pauses_;
+  const int64_t resume_ms = WallNs() / 1000000 + cl.pause.count();
+  hold_reason_ = "crash loop: handler children crashed " + std::to_string(cl.crashes) +
+                 " times within " + FormatDuration(cl.window) + " (last: " + last +
+                 "); resumes at " + FormatIso8601Utc(resume_ms) + " or when an operator resumes it";
+  return true;
+}
+
+void ProcessHandlerSet::EndHoldLocked() {
+  crash_times_.clear();
+  if (!held_) return;
+  held_ = false;
+  hold_reason_.clear();
+  // Restarted fresh: no backoff left over from before the pause.
+  for (auto& c : children_) {
+    c->crashes_in_a_row = 0;
+    if (!c->ready) c->restart_at_ns = 0;
+  }
+}
+
+void ProcessHandlerSet::NotifyHold() {
+  std::lock_guard<std::mutex> cb_lock(hold_cb_mu_);
+  std::string reason;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (held_ == hold_notified_) return;
+    hold_notified_ = held_;
+    if (held_) reason = hold_reason_;
+  }
+  if (hold_cb_) hold_cb_(reason);
+}
+
+void ProcessHandlerSet::SetHoldCallback(HoldCallback hold) {
+  {
+    std::lock_guard<std::mutex> cb_lock(hold_cb_mu_);
+    hold_cb_ = std::move(hold);
+    hold_notified_ = false;  // a new callback is told of a hold under way
+  }
+  NotifyHold();
+}
+
+void ProcessHandlerSet::EndHold() {
+  bool was_held;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    was_held = held_;
+    EndHoldLocked();
+  }
+  if (was_held)
+    LOG(INFO) << "queue " << options_.queue
+              << ": crash-loop pause ended by an operator's resume; starting its handler "
+                 "children again";
+  monitor_cv_.notify_all();
+  NotifyHold();
 }
 
 namespace {
@@ -676,6 +768,12 @@ HandlerReply ProcessHandlerSet::Submit(HandlerInstance instance, const std::stri
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return refuse("the queue's handler children are stopping");
+    if (held_) {
+      // Not started: back to the backend, no attempt charged.
+      HandlerReply r = refuse("the queue is paused after a crash loop");
+      r.verdict = Verdict::kRelease;
+      return r;
+    }
     Child* c = waiting_.empty() ? PickLocked() : nullptr;
     if (c == nullptr) {
       // Every slot is busy (or its child restarting): the next one to free
@@ -703,7 +801,7 @@ void ProcessHandlerSet::DispatchWaiting(bool flush) {
   std::vector<Ready> ready;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_ || waiting_.empty()) {
+    if (stopping_ || held_ || waiting_.empty()) {
       if (!flush) return;
     } else {
       int free_slots = 0;
@@ -724,7 +822,7 @@ void ProcessHandlerSet::DispatchWaiting(bool flush) {
     std::lock_guard<std::mutex> lock(mu_);
     size_t i = 0;
     for (; i < ready.size(); ++i) {
-      Child* c = stopping_ ? nullptr : PickLocked();
+      Child* c = stopping_ || held_ ? nullptr : PickLocked();
       if (c == nullptr) break;
       AssignLocked(c, ready[i].id, ready[i].w.d, ready[i].w.handler, ready[i].frame);
     }
@@ -761,10 +859,22 @@ void ProcessHandlerSet::Monitor() {
         ++it;
       }
     }
-    if (!gave_up.empty()) {
+    // A crash loop holds the queue: what waits was never started and goes
+    // back to the backend, no attempt charged.
+    std::vector<Delivery*> released;
+    if (held_) {
+      for (Waiting& w : waiting_) released.push_back(w.d);
+      waiting_.clear();
+    }
+    if (!gave_up.empty() || !released.empty()) {
       lock.unlock();
       for (Delivery* d : gave_up)
         CompleteDeferred(d, FOXW_RETRY, "cancelled while every handler child was busy", 0);
+      for (Delivery* d : released) {
+        const HandlerReply release{Verdict::kRelease, FOXW_RETRY,
+                                   "the queue is paused after a crash loop", 0};
+        if (d->consumer != nullptr) d->consumer->Complete(d, release);
+      }
       lock.lock();
       if (stopping_) break;
     }
@@ -786,9 +896,19 @@ void ProcessHandlerSet::Monitor() {
         lock.lock();
       }
     if (stopping_) break;
+    if (held_ && now >= held_until_ns_) {
+      EndHoldLocked();
+      LOG(INFO) << "queue " << options_.queue
+                << ": crash-loop pause over; starting its handler children again";
+      lock.unlock();
+      NotifyHold();
+      lock.lock();
+      if (stopping_) break;
+    }
     for (auto& c : children_) {
-      // Respawn a dead child when its backoff is over.
-      if (!c->ready && c->reader_done && now >= c->restart_at_ns) {
+      // Respawn a dead child when its backoff is over (not while the queue
+      // is held after a crash loop).
+      if (!c->ready && c->reader_done && !held_ && now >= c->restart_at_ns) {
         Child* k = c.get();
         lock.unlock();
         if (k->reader.joinable()) k->reader.join();
@@ -889,6 +1009,7 @@ HandlerChildren ProcessHandlerSet::Children() const {
       h.crashes = c->crashes;
       out.children.push_back(h);
     }
+    out.crash_loop_pauses = crash_loop_pauses_;
   }
   for (HandlerChild& h : out.children)
     if (h.pid != 0) h.rss_bytes = ResidentBytes(h.pid);

@@ -91,6 +91,12 @@ class ProcessHandlerSet : public HandlerSet {
   void Trim(int) override {}
 
   HandlerChildren Children() const override;
+  // Crash loops (ProcessIsolationConfig::crash_loop): `crashes` deaths of
+  // its children that were no recycling within `window` hold the queue for
+  // `pause`. Meanwhile Submit answers kRelease and dead children are not
+  // started again; at its end (or at EndHold) they start at once.
+  void SetHoldCallback(HoldCallback hold) override;
+  void EndHold() override;
 
   // Sends `d` to a child with a free slot, or queues it for the next slot
   // that frees (every child busy or restarting): kPending either way, or
@@ -133,6 +139,15 @@ class ProcessHandlerSet : public HandlerSet {
   void DispatchWaiting(bool flush);
   // Writes what is queued on every child's channel.
   void FlushAll();
+  // Counts a crash (`last` says which) towards a crash loop; true when it
+  // starts a hold.
+  bool CountCrashLocked(const std::string& last);
+  // Ends a hold (if any) and forgets the crashes counted; dead children
+  // start at once.
+  void EndHoldLocked();
+  // Tells the hold callback what changed since it was last told.
+  // REQUIRES: mu_ not held.
+  void NotifyHold();
 
   const LoadedPlugin& plugin_;
   const ProcessOptions options_;
@@ -151,6 +166,17 @@ class ProcessHandlerSet : public HandlerSet {
   bool stopping_ = false;                          // GUARDED_BY(mu_)
   int publishing_ = 0;                             // GUARDED_BY(mu_): StartPublish threads
   std::condition_variable publish_done_;
+  // Crash loops, GUARDED_BY(mu_): when the recent crashes were (monotonic),
+  // the hold and its end, and how many holds there were.
+  std::deque<uint64_t> crash_times_;
+  bool held_ = false;
+  uint64_t held_until_ns_ = 0;
+  std::string hold_reason_;
+  uint64_t crash_loop_pauses_ = 0;
+  // Serializes the hold callback's calls (and their order with held_).
+  std::mutex hold_cb_mu_;
+  HoldCallback hold_cb_;        // GUARDED_BY(hold_cb_mu_)
+  bool hold_notified_ = false;  // GUARDED_BY(hold_cb_mu_): what hold_cb_ was told last
   std::condition_variable monitor_cv_;
   std::thread monitor_;
 };

@@ -97,6 +97,10 @@ std::vector<std::string> ReadinessReasons(const Supervisor& supervisor) {
   }
   for (const auto& c : supervisor.consumers()) {
     if (c->paused()) reasons.push_back("queue " + c->name() + " is paused");
+    if (c->held()) {
+      const std::string why = c->HoldReason();
+      reasons.push_back("queue " + c->name() + " is paused" + (why.empty() ? "" : ": " + why));
+    }
     std::vector<StuckHandler> stuck = c->Stuck();
     if (stuck.empty()) continue;
     const StuckHandler& s = stuck.front();  // the longest running
@@ -151,6 +155,14 @@ std::string RenderMetrics(const Supervisor& supervisor,
     HandlerChildren h = c->Children();
     if (h.isolated) children.emplace_back(c->name(), std::move(h));
   }
+  m.Family("foxworker_queue_crash_loop_paused", "gauge",
+           "1 while the queue is paused after a crash loop of its handler children "
+           "(isolation: process), else 0.");
+  for (const auto& c : consumers) m.Sample({{"queue", c->name()}}, c->held() ? 1 : 0);
+  m.Family("foxworker_queue_crash_loop_pauses_total", "counter",
+           "Times the queue was paused after a crash loop (isolation: process).");
+  for (const auto& [queue, h] : children)
+    m.Sample({{"queue", queue}}, static_cast<double>(h.crash_loop_pauses));
   struct ChildFamily {
     const char* name;
     const char* type;
@@ -296,6 +308,16 @@ std::string RenderQueueJson(const Supervisor& supervisor, const Consumer& c) {
   Str(w, queue != nullptr ? queue->plugin : std::string());
   Key(w, "paused");
   w.Bool(c.paused());
+  // Why it takes no messages: the operator's pause, a crash loop, or both.
+  const bool held = c.held();
+  const std::string hold_reason = held ? c.HoldReason() : std::string();
+  Key(w, "pause_reasons");
+  w.StartArray();
+  if (c.paused()) Str(w, "paused by an operator");
+  if (held) Str(w, hold_reason);
+  w.EndArray();
+  Key(w, "crash_loop_paused");
+  w.Bool(held);
   Key(w, "concurrency");
   w.Int(qc.concurrency);
   Key(w, "prefetch");
@@ -331,6 +353,8 @@ std::string RenderQueueJson(const Supervisor& supervisor, const Consumer& c) {
       w.EndObject();
     }
     w.EndArray();
+    Key(w, "crash_loop_pauses");
+    w.Uint64(children.crash_loop_pauses);
   }
   Key(w, "stuck");
   w.StartArray();

@@ -555,7 +555,8 @@ void AdminServer::HandleQueueAction(evhttp_request* req, const std::string& queu
   Consumer* c = supervisor_.FindConsumer(queue);
   if (c == nullptr) return ReplyError(req, 404, "Not Found", "no queue named \"" + queue + "\"");
   const bool pause = action == "pause";
-  const bool changed = c->paused() != pause;
+  // A resume also ends a crash-loop pause (and forgets its crashes).
+  const bool changed = c->paused() != pause || (!pause && c->held());
   c->SetPaused(pause);
   if (changed) LOG(INFO) << "admin: queue " << queue << (pause ? " paused" : " resumed");
   Reply(req, 200, "OK", RenderQueueJson(supervisor_, *c) + "\n");
