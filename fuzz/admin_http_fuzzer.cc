@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -80,8 +81,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   a.sin_port = htons(g_port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    close(fd);
-    Fail("connect", std::strerror(errno));
+    // A signal (libFuzzer's timers) may interrupt a blocking connect; the
+    // connection goes on in the background: wait for it and read its result.
+    int err = errno;
+    if (err == EINTR) {
+      pollfd p{fd, POLLOUT, 0};
+      int ready;
+      while ((ready = poll(&p, 1, 30000)) < 0 && errno == EINTR) {
+      }
+      socklen_t len = sizeof err;
+      err = ready <= 0 ? ETIMEDOUT
+                       : (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 ? err : errno);
+    }
+    if (err != 0) {
+      close(fd);
+      Fail("connect", std::strerror(err));
+    }
   }
   size_t off = 0;
   while (off < size) {
