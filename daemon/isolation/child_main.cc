@@ -23,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -291,13 +292,24 @@ int Child::Run() {
   }
   handlers_ = std::move(*handlers);
   SetDeferredSink(&SinkDeferred);
+  // The worker threads before READY: once READY is sent the daemon sends
+  // messages, and a thread that cannot be made then (the user at
+  // max_processes, RLIMIT_NPROC, which a sibling's fork bomb can hold for a
+  // moment) would abort with one of them charged. Before, it is a failed
+  // start, which charges nothing.
+  std::vector<std::thread> workers;
+  try {
+    for (uint32_t i = 0; i < slots; ++i) workers.emplace_back([this] { Worker(); });
+  } catch (const std::system_error& e) {
+    (void)channel_->Send(FrameType::kFailed,
+                         std::string("cannot start a worker thread: ") + e.what());
+    _exit(1);  // the threads made so far wait for work that never comes
+  }
   {
     Writer w;
     w.U64(static_cast<uint64_t>(getpid()));
-    if (!channel_->Send(FrameType::kReady, w.body()).ok()) return 0;
+    if (!channel_->Send(FrameType::kReady, w.body()).ok()) _exit(0);
   }
-  std::vector<std::thread> workers;
-  for (uint32_t i = 0; i < slots; ++i) workers.emplace_back([this] { Worker(); });
 
   for (;;) {
     s = channel_->Receive(&type, &body);
