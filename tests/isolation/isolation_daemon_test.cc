@@ -350,7 +350,8 @@ TEST_P(IsolationDaemonTest, BadMessagesCostOnlyThemselvesAndTheOtherQueueKeepsGo
     chmod(dir_.c_str(), 0755);
   }
   // Room for what the user runs now and the queue's three children (a few
-  // threads each), then at least 64 for the fork bomb.
+  // threads each), then for the fork bomb (as the test's own user the
+  // daemon, started later, takes some of it).
   const int64_t max_processes = TasksOf(children_uid) + 32 + 64;
   const std::string record = Path("record.txt");
   const std::string log = Path("daemon.log");
@@ -533,10 +534,10 @@ TEST_P(IsolationDaemonTest, BadMessagesCostOnlyThemselvesAndTheOtherQueueKeepsGo
   // (A child restarted while the fork bomb holds the user's processes
   // cannot make its thread: a failed start, which charges nothing.)
   std::printf("[%s] risky: %zu messages (%zu bad), steady: %zu messages (%zu of them after the "
-              "first crash); %zu failed child starts; %.1f s\n",
+              "first crash); lost %lld + %lld; %zu failed child starts; %.1f s\n",
               GetParam().c_str(), risky_total(), dead.size(), steady.size(),
-              steady_runs.size() - steady_done_at_first_crash,
-              CountOf(text, "cannot start a worker thread"),
+              steady_runs.size() - steady_done_at_first_crash, static_cast<long long>(risky_lost),
+              static_cast<long long>(steady_lost), CountOf(text, "cannot start a worker thread"),
               std::chrono::duration<double>(t1 - t0).count());
 }
 
