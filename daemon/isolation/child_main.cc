@@ -30,6 +30,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -398,19 +399,31 @@ int Child::Run() {
   }
   handlers_ = std::move(*handlers);
   SetDeferredSink(&SinkDeferred);
-  {
-    Writer w;
-    w.U64(static_cast<uint64_t>(getpid()));
-    if (!channel_->Send(FrameType::kReady, w.body()).ok()) return 0;
-  }
+  // The worker threads before READY: once READY is sent the daemon sends
+  // messages, and a thread that cannot be made then (the user at
+  // max_processes, RLIMIT_NPROC, which a sibling's fork bomb can hold for a
+  // moment) would abort with one of them charged. Before, it is a failed
+  // start, which charges nothing.
   std::vector<std::thread> workers;
+  std::thread reader, flusher;
   workers_ = static_cast<int>(slots);
   busy_since_ = std::make_unique<std::atomic<uint64_t>[]>(slots);
   for (uint32_t i = 0; i < slots; ++i) busy_since_[i].store(0);
-  for (uint32_t i = 0; i < slots; ++i)
-    workers.emplace_back([this, i] { Worker(static_cast<int>(i)); });
-  std::thread reader([this] { ReadLoop(); });
-  std::thread flusher([this] { FlushLoop(); });
+  try {
+    for (uint32_t i = 0; i < slots; ++i)
+      workers.emplace_back([this, i] { Worker(static_cast<int>(i)); });
+    reader = std::thread([this] { ReadLoop(); });
+    flusher = std::thread([this] { FlushLoop(); });
+  } catch (const std::system_error& e) {
+    (void)channel_->Send(FrameType::kFailed,
+                         std::string("cannot start a worker thread: ") + e.what());
+    _exit(1);  // the threads made so far wait for work that never comes
+  }
+  {
+    Writer w;
+    w.U64(static_cast<uint64_t>(getpid()));
+    if (!channel_->Send(FrameType::kReady, w.body()).ok()) _exit(0);
+  }
   {
     std::unique_lock<std::mutex> lock(mu_);
     shutdown_cv_.wait(lock, [&] { return shutdown_asked_; });

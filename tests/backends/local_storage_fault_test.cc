@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "daemon/backends/local/local_store.h"
+#include "tests/harness/admin_client.h"
 #include "tests/harness/daemon_process.h"
 
 namespace foxworker::testing {
@@ -37,38 +38,6 @@ namespace {
 using namespace std::chrono_literals;
 
 std::string TestPluginPath() { return std::string(TEST_PLUGIN_DIR) + "/libfoxworker_test_plugin.so"; }
-
-struct Http {
-  int status = 0;
-  std::string body;
-};
-
-// GET over the daemon's unix admin socket.
-Http Get(const std::string& socket_path, const std::string& path) {
-  Http r;
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", socket_path.c_str());
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    close(fd);
-    return r;
-  }
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
-    close(fd);
-    return r;
-  }
-  std::string all;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0) all.append(buf, static_cast<size_t>(n));
-  close(fd);
-  if (all.size() > 12) r.status = std::atoi(all.substr(9, 3).c_str());
-  auto body = all.find("\r\n\r\n");
-  if (body != std::string::npos) r.body = all.substr(body + 4);
-  return r;
-}
 
 bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds limit) {
   const auto until = std::chrono::steady_clock::now() + limit;

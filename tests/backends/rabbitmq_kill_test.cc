@@ -21,13 +21,6 @@
 namespace foxworker::testing {
 namespace {
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 class RabbitMqKillTest : public RabbitMqTest {
  protected:
   void SetUp() override {

@@ -32,13 +32,6 @@ constexpr char kGroup[] = "foxworker";
 constexpr int kInnocent = 4;
 
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 class RedisCrashAttributionTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -45,6 +45,14 @@ inline pid_t SpawnDaemon(const std::string& config, const std::string& record,
   return rc == 0 ? pid : -1;
 }
 
+// The whole file (the daemon's log, a record file); "" when it cannot be read.
+inline std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 // The test plugin's record lines "<id> <attempt>" (handler record_attempt),
 // as id -> the attempts it ran with, in order.
 inline std::map<std::string, std::vector<int>> ReadAttempts(const std::string& path) {

@@ -22,6 +22,13 @@
  *   count     adds 1 to the counter count_total, sets the gauge count_last to
  *             <payload>, observes 0.002 in the histogram count_seconds
  *             (defined by create()), acks
+ *   exit      calls exit(<payload>), exit(1) when the payload is empty
+ *   spin      a busy loop that never ends and never looks at msg_cancelled
+ *   fork_bomb forks until fork() fails (max_processes) or <payload> children
+ *             exist (default 1000), then kills and reaps them and retries
+ *             with "fork failed after N children: <error>" (or rejects with
+ *             "fork bomb not stopped after N children" at the cap)
+ *   flood     prints <payload> lines on standard output, then acks
  * Builds in variants (compile definitions) to exercise the loader's checks.
  */
 #include <foxworker/plugin.h>
@@ -32,7 +39,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef TEST_ABI_MAJOR
@@ -358,6 +369,81 @@ static foxw_verdict handle_leak(void *inst, const foxw_message *msg, foxw_outcom
   return p != NULL ? FOXW_ACK : FOXW_RETRY;
 }
 
+/* A plugin that quits the process with exit() from a handler: the atexit
+ * handlers and static destructors run, the status is the payload (1 when
+ * empty). */
+static foxw_verdict handle_exit(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  (void)out;
+  enter(inst);
+  long code = payload_number(msg);
+  exit(code != 0 ? (int)code : 1);
+}
+
+/* An infinite loop: only a kill ends it. */
+static foxw_verdict handle_spin(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  (void)msg; (void)out;
+  enter(inst);
+  volatile unsigned long n = 1;
+  while (n != 0) n = n + 2; /* odd: never 0 */
+  return FOXW_ACK;
+}
+
+/* A fork bomb that a limit must stop: forks until fork() fails. The cap
+ * (<payload>, default 1000) keeps a missing limit from taking the machine
+ * down; each child waits to be killed (and dies with its parent, or after
+ * 60 s by itself). All are killed and reaped before the handler returns. */
+static foxw_verdict handle_fork_bomb(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  enter(inst);
+  long cap = payload_number(msg);
+  if (cap <= 0) cap = 1000;
+  pid_t *kids = malloc((size_t)cap * sizeof(pid_t));
+  long n = 0;
+  int err = 0;
+  const pid_t parent = getpid();
+  while (kids != NULL && n < cap) {
+    pid_t p = fork();
+    if (p < 0) {
+      err = errno;
+      break;
+    }
+    if (p == 0) {
+      /* Async-signal-safe calls only: the parent has threads. */
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(0);
+      alarm(60);
+      for (;;) pause();
+    }
+    kids[n++] = p;
+  }
+  for (long i = 0; i < n; ++i) kill(kids[i], SIGKILL);
+  for (long i = 0; i < n; ++i) waitpid(kids[i], NULL, 0);
+  free(kids);
+  char reason[128];
+  int len;
+  foxw_verdict v;
+  if (err != 0) {
+    len = snprintf(reason, sizeof reason, "fork failed after %ld children: %s", n, strerror(err));
+    v = FOXW_RETRY;
+  } else {
+    len = snprintf(reason, sizeof reason, "fork bomb not stopped after %ld children", n);
+    v = FOXW_REJECT;
+  }
+  foxw_set_reason(out, reason, len > 0 ? (size_t)len : 0);
+  leave(inst);
+  return v;
+}
+
+/* Prints <payload> numbered lines on standard output. */
+static foxw_verdict handle_flood(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  (void)out;
+  enter(inst);
+  long lines = payload_number(msg);
+  for (long i = 0; i < lines; ++i) printf("flood line %ld\n", i);
+  fflush(stdout);
+  leave(inst);
+  return FOXW_ACK;
+}
+
 /* Frames smaller than a page, so that the stack pointer walks into the guard
  * page below the stack (a larger frame could jump over it). */
 static long recurse(long depth, long limit) {
@@ -439,6 +525,10 @@ static const foxw_handler_def handlers[] = {
     FOXW_HANDLER("print", handle_print),
     FOXW_HANDLER("leak", handle_leak),
     FOXW_HANDLER("count", handle_count),
+    FOXW_HANDLER("exit", handle_exit),
+    FOXW_HANDLER("spin", handle_spin),
+    FOXW_HANDLER("fork_bomb", handle_fork_bomb),
+    FOXW_HANDLER("flood", handle_flood),
 #ifdef TEST_DUPLICATE_HANDLER
     FOXW_HANDLER("ok", handle_ok),
 #endif
