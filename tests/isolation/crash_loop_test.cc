@@ -15,72 +15,24 @@
 #include "daemon/backends/local/local_store.h"
 #include "daemon/core/dead_letter.h"
 #include "tests/core/test_daemon.h"
+#include "tests/isolation/isolation_fixture.h"
+#include "tests/support/log_capture.h"
 
 namespace foxworker::testing {
 namespace {
 
 using std::chrono::seconds;
 
-// Collects the daemon's log lines.
-class LogCapture : public google::LogSink {
- public:
-  LogCapture() { google::AddLogSink(this); }
-  ~LogCapture() override { google::RemoveLogSink(this); }
-  using google::LogSink::send;
-  void send(google::LogSeverity severity, const char*, const char*, int,
-            const google::LogMessageTime&, const char* message, size_t len) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    lines_.emplace_back(severity, std::string(message, len));
-  }
-  // The first line at `severity` that contains `part`; "" if none.
-  std::string Find(const std::string& part, google::LogSeverity severity = google::GLOG_INFO) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [s, l] : lines_)
-      if (s == severity && l.find(part) != std::string::npos) return l;
-    return "";
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<std::pair<google::LogSeverity, std::string>> lines_;
-};
-
-class CrashLoopTest : public ::testing::TestWithParam<std::string> {
+class CrashLoopTest : public IsolationFixture {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("foxworker_crashloop_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override {
-    if (daemon_) daemon_->Shutdown();
-    daemon_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  bool Local() const { return GetParam() == "local"; }
-  std::string Db() const { return (dir_ / "jobs.db").string(); }
-
   // Queue `jobs` (isolation: process, two children, the given crash_loop
   // block) and queue `other` (isolation: process too, its own children).
   void Start(const std::string& crash_loop) {
-    std::string backend = Local() ? "  b:\n    type: local\n    path: " + Db() +
-                                        "\n    durability: normal\n    lease: 30s\n"
-                                  : "  b:\n    type: memory\n";
-    std::string yaml = "daemon:\n  worker_threads: 4\n  shutdown_timeout: 5s\n"
-                       "plugins:\n  test:\n    path: " + TestPluginPath() +
-                       "\nbackends:\n" + backend +
-                       "retry_policies:\n  quick:\n    max_attempts: 3\n    backoff: fixed\n"
-                       "    initial: 20ms\n    jitter: 0\n"
-                       "queues:\n"
-                       "  jobs:\n    backend: b\n    plugin: test\n    retry_policy: quick\n"
-                       "    concurrency: 2\n    isolation: process\n"
-                       "    process:\n      crash_loop: " + crash_loop + "\n"
-                       "  other:\n    backend: b\n    plugin: test\n    concurrency: 1\n"
-                       "    isolation: process\n";
-    daemon_ = StartDaemon(yaml);
-    ASSERT_TRUE(daemon_);
+    StartYaml("  jobs:\n    backend: b\n    plugin: test\n    retry_policy: quick\n"
+              "    concurrency: 2\n    isolation: process\n"
+              "    process:\n      crash_loop: " + crash_loop + "\n"
+              "  other:\n    backend: b\n    plugin: test\n    concurrency: 1\n"
+              "    isolation: process\n");
   }
 
   void Enqueue(const std::string& queue, const std::string& type, int n) {
@@ -139,8 +91,6 @@ class CrashLoopTest : public ::testing::TestWithParam<std::string> {
     }
   }
 
-  std::filesystem::path dir_;
-  std::unique_ptr<Supervisor> daemon_;
 };
 
 TEST_P(CrashLoopTest, ACrashLoopPausesTheQueueUntilAnOperatorResumes) {
@@ -154,8 +104,8 @@ TEST_P(CrashLoopTest, ACrashLoopPausesTheQueueUntilAnOperatorResumes) {
   EXPECT_EQ(Pauses(), 1u);
 
   // What an operator sees: one ERROR line, /readyz, the queue JSON, /metrics.
-  ASSERT_TRUE(WaitFor([&] { return !log.Find("queue jobs paused:", google::GLOG_ERROR).empty(); }));
-  const std::string line = log.Find("queue jobs paused:", google::GLOG_ERROR);
+  ASSERT_TRUE(log.WaitFor(google::GLOG_ERROR, "queue jobs paused:"));
+  const std::string line = log.First(google::GLOG_ERROR, "queue jobs paused:");
   EXPECT_NE(line.find("handler children crashed 4 times within 1m (last: SIGABRT in plugin test, "
                       "handler abort, child pid "),
             std::string::npos)
@@ -216,7 +166,7 @@ TEST_P(CrashLoopTest, ACrashLoopPausesTheQueueUntilAnOperatorResumes) {
       << Jobs().Stats().acked << " acked, " << Jobs().Stats().dead_lettered << " dead";
   EXPECT_EQ(Pauses(), 2u);  // after crashes 4 and 8; the ninth starts a new count
   ExpectAllSettled(10, 3);
-  EXPECT_FALSE(log.Find("crash-loop pause ended by an operator's resume").empty());
+  EXPECT_TRUE(log.Has("crash-loop pause ended by an operator's resume"));
 }
 
 TEST_P(CrashLoopTest, ACrashLoopPauseEndsByItselfButAnOperatorsPauseStays) {
@@ -231,7 +181,7 @@ TEST_P(CrashLoopTest, ACrashLoopPauseEndsByItselfButAnOperatorsPauseStays) {
   ASSERT_TRUE(Jobs().held()) << "the 2 s pause ended before the test paused (machine too slow?)";
   ASSERT_TRUE(WaitFor([&] { return !Jobs().held(); }, seconds(60)));
   EXPECT_TRUE(Jobs().paused());
-  EXPECT_FALSE(log.Find("crash-loop pause over; starting its handler children again").empty());
+  EXPECT_TRUE(log.Has("crash-loop pause over; starting its handler children again"));
   std::string ready = Readiness();
   EXPECT_NE(ready.find("queue jobs is paused\n"), std::string::npos) << ready;
   EXPECT_EQ(ready.find("crash loop"), std::string::npos) << ready;

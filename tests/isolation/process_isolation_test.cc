@@ -16,6 +16,8 @@
 #include "daemon/config/config_parser.h"
 #include "daemon/isolation/process_handlers.h"
 #include "tests/core/test_daemon.h"
+#include "tests/isolation/isolation_fixture.h"
+#include "tests/support/log_capture.h"
 
 namespace foxworker::testing {
 namespace {
@@ -25,36 +27,11 @@ struct DeadLetter {
   uint32_t attempt = 0;
 };
 
-class ProcessIsolationTest : public ::testing::TestWithParam<std::string> {
+class ProcessIsolationTest : public IsolationFixture {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("foxworker_iso_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override {
-    if (daemon_) daemon_->Shutdown();
-    daemon_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  bool Local() const { return GetParam() == "local"; }
-  std::string Db() const { return (dir_ / "jobs.db").string(); }
-
   void Start(const std::string& queue_extra) {
-    std::string backend = Local() ? "  b:\n    type: local\n    path: " + Db() +
-                                        "\n    durability: normal\n    lease: 30s\n"
-                                  : "  b:\n    type: memory\n";
-    std::string yaml = "daemon:\n  worker_threads: 4\n  shutdown_timeout: 5s\n"
-                       "plugins:\n  test:\n    path: " + TestPluginPath() +
-                       "\nbackends:\n" + backend +
-                       "retry_policies:\n  quick:\n    max_attempts: 3\n    backoff: fixed\n"
-                       "    initial: 20ms\n    jitter: 0\n"
-                       "queues:\n  jobs:\n    backend: b\n    plugin: test\n"
-                       "    retry_policy: quick\n    isolation: process\n" + queue_extra;
-    daemon_ = StartDaemon(yaml);
-    ASSERT_TRUE(daemon_);
+    StartYaml("  jobs:\n    backend: b\n    plugin: test\n"
+              "    retry_policy: quick\n    isolation: process\n" + queue_extra);
   }
 
   void Enqueue(const std::string& type, const std::string& payload = "", int n = 1) {
@@ -86,8 +63,6 @@ class ProcessIsolationTest : public ::testing::TestWithParam<std::string> {
     return out;
   }
 
-  std::filesystem::path dir_;
-  std::unique_ptr<Supervisor> daemon_;
 };
 
 TEST_P(ProcessIsolationTest, GoodMessagesRunInChildrenAndAreAcked) {
@@ -154,35 +129,6 @@ TEST_P(ProcessIsolationTest, HandlersThatBlockRunInParallelChildren) {
   // 8 × 300 ms on 4 children: about 600 ms, far from 2.4 s one at a time.
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2000));
 }
-
-// Collects the daemon's log lines.
-class LogCapture : public google::LogSink {
- public:
-  LogCapture() { google::AddLogSink(this); }
-  ~LogCapture() override { google::RemoveLogSink(this); }
-  using google::LogSink::send;
-  void send(google::LogSeverity, const char*, const char*, int, const google::LogMessageTime&,
-            const char* message, size_t len) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    lines_.emplace_back(message, len);
-  }
-  bool Has(const std::string& part) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& l : lines_)
-      if (l.find(part) != std::string::npos) return true;
-    return false;
-  }
-  size_t Count(const std::string& part) {
-    std::lock_guard<std::mutex> lock(mu_);
-    size_t n = 0;
-    for (const auto& l : lines_) n += l.find(part) != std::string::npos;
-    return n;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<std::string> lines_;
-};
 
 TEST_P(ProcessIsolationTest, ThePluginsLogAndOutputReachTheDaemonsLogTagged) {
   LogCapture log;

@@ -32,6 +32,19 @@ class LogCapture : public google::LogSink {
       if (s == severity && text.find(needle) != std::string::npos) out.push_back(text);
     return out;
   }
+  // Any severity.
+  size_t Count(const std::string& needle) {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t n = 0;
+    for (const auto& [s, text] : lines_) n += text.find(needle) != std::string::npos;
+    return n;
+  }
+  bool Has(const std::string& needle) { return Count(needle) > 0; }
+  // The first line at `severity` that contains `needle`; "" if none.
+  std::string First(google::LogSeverity severity, const std::string& needle) {
+    std::vector<std::string> m = Matching(severity, needle);
+    return m.empty() ? std::string() : m.front();
+  }
   bool WaitFor(google::LogSeverity severity, const std::string& needle,
                std::chrono::milliseconds limit = std::chrono::milliseconds(10000)) {
     const auto end = std::chrono::steady_clock::now() + limit;
