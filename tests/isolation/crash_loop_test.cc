@@ -47,21 +47,7 @@ class CrashLoopTest : public IsolationFixture {
   // The attempt count of each dead-lettered message of `jobs`.
   std::vector<uint32_t> DeadAttempts() {
     std::vector<uint32_t> out;
-    if (Local()) {
-      LocalStoreOptions o;
-      o.path = Db();
-      auto store = LocalStore::Open(o);
-      EXPECT_TRUE(store.ok());
-      auto dead = (*store)->ListDead("jobs", 1000);
-      EXPECT_TRUE(dead.ok());
-      for (const auto& j : *dead) out.push_back(j.attempts);
-      return out;
-    }
-    auto* mem = static_cast<MemoryBackend*>(daemon_->FindBackend("b"));
-    for (const auto& m : mem->Peek("jobs-dlq")) {
-      const std::string* attempt = m.FindHeader(kHeaderFinalAttempt);
-      out.push_back(attempt ? static_cast<uint32_t>(std::stoul(*attempt)) : 0);
-    }
+    for (const DeadLetter& d : DeadLetters()) out.push_back(d.attempt);
     return out;
   }
 

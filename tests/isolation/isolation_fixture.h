@@ -11,11 +11,20 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "daemon/app/supervisor.h"
+#include "daemon/backends/local/local_store.h"
+#include "daemon/backends/memory/memory_backend.h"
+#include "daemon/core/dead_letter.h"
 #include "tests/core/test_daemon.h"
 
 namespace foxworker::testing {
+
+struct DeadLetter {
+  std::string reason;
+  uint32_t attempt = 0;
+};
 
 class IsolationFixture : public ::testing::TestWithParam<std::string> {
  protected:
@@ -49,6 +58,29 @@ class IsolationFixture : public ::testing::TestWithParam<std::string> {
   void StartYaml(const std::string& queues) {
     daemon_ = StartDaemon(CommonYaml() + "queues:\n" + queues);
     ASSERT_TRUE(daemon_);
+  }
+
+  // What queue `jobs` dead-lettered: its reason and final attempt.
+  std::vector<DeadLetter> DeadLetters() {
+    std::vector<DeadLetter> out;
+    if (Local()) {
+      LocalStoreOptions o;
+      o.path = Db();
+      auto store = LocalStore::Open(o);
+      EXPECT_TRUE(store.ok());
+      auto dead = (*store)->ListDead("jobs", 1000);
+      EXPECT_TRUE(dead.ok());
+      for (const auto& j : *dead) out.push_back({j.last_error, j.attempts});
+      return out;
+    }
+    auto* mem = static_cast<MemoryBackend*>(daemon_->FindBackend("b"));
+    for (const auto& m : mem->Peek("jobs-dlq")) {
+      const std::string* reason = m.FindHeader(kHeaderFailureReason);
+      const std::string* attempt = m.FindHeader(kHeaderFinalAttempt);
+      out.push_back({reason ? *reason : "",
+                     attempt ? static_cast<uint32_t>(std::stoul(*attempt)) : 0});
+    }
+    return out;
   }
 
   std::filesystem::path dir_;

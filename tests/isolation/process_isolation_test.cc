@@ -22,10 +22,6 @@
 namespace foxworker::testing {
 namespace {
 
-struct DeadLetter {
-  std::string reason;
-  uint32_t attempt = 0;
-};
 
 class ProcessIsolationTest : public IsolationFixture {
  protected:
@@ -42,26 +38,6 @@ class ProcessIsolationTest : public IsolationFixture {
 
   Consumer& C() { return *daemon_->FindConsumer("jobs"); }
 
-  std::vector<DeadLetter> DeadLetters() {
-    std::vector<DeadLetter> out;
-    if (Local()) {
-      LocalStoreOptions o;
-      o.path = Db();
-      auto store = LocalStore::Open(o);
-      EXPECT_TRUE(store.ok());
-      auto dead = (*store)->ListDead("jobs", 1000);
-      EXPECT_TRUE(dead.ok());
-      for (const auto& j : *dead) out.push_back({j.last_error, j.attempts});
-      return out;
-    }
-    auto* mem = static_cast<MemoryBackend*>(daemon_->FindBackend("b"));
-    for (const auto& m : mem->Peek("jobs-dlq")) {
-      const std::string* reason = m.FindHeader(kHeaderFailureReason);
-      const std::string* attempt = m.FindHeader(kHeaderFinalAttempt);
-      out.push_back({reason ? *reason : "", attempt ? static_cast<uint32_t>(std::stoul(*attempt)) : 0});
-    }
-    return out;
-  }
 
 };
 
