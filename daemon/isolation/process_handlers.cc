@@ -915,8 +915,15 @@ void ProcessHandlerSet::Monitor() {
         Status s = Spawn(k, /*restart=*/true);
         lock.lock();
         if (!s.ok()) {
-          LOG(ERROR) << "queue " << options_.queue << ": " << s.message();
-          k->restart_at_ns = MonotonicNs() + kMaxRestartDelayNs;
+          // A failed start backs off like a crash: a transient cause (the
+          // user at max_processes for a moment) costs 100 ms, not 10 s,
+          // while messages wait for the slot.
+          ++k->crashes_in_a_row;
+          uint64_t delay = kFirstRestartDelayNs;
+          for (int i = 1; i < k->crashes_in_a_row && delay < kMaxRestartDelayNs; ++i) delay *= 2;
+          LOG(ERROR) << "queue " << options_.queue << ": " << s.message() << "; trying again in "
+                     << FormatDuration(Duration(std::min(delay, kMaxRestartDelayNs) / 1000000));
+          k->restart_at_ns = MonotonicNs() + std::min(delay, kMaxRestartDelayNs);
         }
         continue;
       }
