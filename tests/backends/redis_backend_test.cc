@@ -586,6 +586,34 @@ TEST(RedisBackendTest, PipelinedAcksAndReadsKeepThePendingListWithinThePrefetch)
   EXPECT_GT(max_pending.load(), 0);
 }
 
+TEST(RedisBackendTest, StopRightAfterSettlingWritesEveryAck) {
+  // Acks the reader had batched but not sent when Stop came reach Redis
+  // before Stop returns (once left 6 of 2,000 entries pending).
+  RedisServer& redis = SharedRedis();
+  for (int round = 0; round < 30; ++round) {
+    const std::string stream = StreamName() + std::to_string(round);
+    for (int i = 0; i < 60; ++i) redis.Command({"XADD", stream, "*", "data", std::to_string(i)});
+    SourceUnderTest t(TestOptions(redis, "c1"), stream, /*prefetch=*/40);
+    int settled = 0;
+    const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    while (settled < 60 && std::chrono::steady_clock::now() < limit) {
+      std::vector<std::unique_ptr<Delivery>> got;
+      if (t.source->Fetch(3, got) == 0) {
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+        continue;
+      }
+      std::vector<Settlement> batch;
+      for (auto& d : got) batch.push_back(Settlement{std::move(d), Outcome::Ack()});
+      settled += static_cast<int>(batch.size());
+      t.source->Settle(batch);
+    }
+    ASSERT_EQ(settled, 60);
+    t.source->StopFetching();
+    t.backend->Stop(std::chrono::steady_clock::now() + std::chrono::seconds(5));
+    ASSERT_EQ(redis.PendingCount(stream, "foxworker"), 0) << "round " << round;
+  }
+}
+
 TEST(RedisBackendTest, SurvivesARedisRestartAndCountsTheReconnect) {
   RedisServer redis;  // its own server: this test restarts it
   ASSERT_TRUE(redis.Start().ok());

@@ -182,8 +182,10 @@ void RedisBackend::RunCommands() {
       continue;
     }
     if (stopping) {
+      // Not before the reader is gone: it hands over the acks it had not
+      // sent yet when it returns (AbandonRounds).
       std::lock_guard<std::mutex> l(mu_);
-      if (pending_settles_.empty() && pending_enqueues_.empty()) break;
+      if (reader_done_ && pending_settles_.empty() && pending_enqueues_.empty()) break;
     }
   }
   commands_.reset();
