@@ -55,7 +55,8 @@ Consumer::Consumer(ConsumerOptions options, const RetryPolicyOptions& policy,
       concurrency_(std::max(1, config_.concurrency)),
       prefetch_(std::max(config_.prefetch, concurrency_.load())),
       timeouts_(config_.timeout.count() > 0 || !config_.handler_timeouts.empty()),
-      batch_size_(static_cast<size_t>(std::max(0, config_.batch_size))) {
+      batch_size_(static_cast<size_t>(std::max(0, config_.batch_size))),
+      hands_off_(handlers_ != nullptr && handlers_->HandsOff()) {
   if (!config_.handler.empty()) pinned_ = handlers_->Find(config_.handler);
   std::vector<const Handler*> routable;
   if (pinned_ != nullptr) {
@@ -484,7 +485,8 @@ void Consumer::Drain() {
     std::unique_ptr<Delivery> d = TakeBuffered();
     // More waiting in the buffer: the next idle slot starts on it now (each
     // task that takes one passes the word on, up to the concurrency).
-    if (d != nullptr && buffered_.load(std::memory_order_relaxed) > 0) MaybeSpawn();
+    if (d != nullptr && !hands_off_ && buffered_.load(std::memory_order_relaxed) > 0)
+      MaybeSpawn();
     if (d == nullptr) {
       int64_t room = prefetch_ - in_flight_.load(std::memory_order_relaxed);
       if (room <= 0) {
@@ -552,7 +554,7 @@ void Consumer::EndTask(bool over_limit, bool yielded, bool window_full) {
   // (deferred answers, isolation: process, settle from other threads while
   // the task is still leaving).
   if (buffered_.load() > 0 || source_->MaybeReady() ||
-      (window_full && in_flight_.load() < prefetch_))
+      (window_full && in_flight_.load() <= RefillMark()))
     MaybeSpawn();
 }
 
@@ -897,7 +899,10 @@ void Consumer::SettleAll(std::vector<Settlement>& settled) {
   if (rejected) rejected_.fetch_add(rejected, std::memory_order_relaxed);
   if (released) released_.fetch_add(released, std::memory_order_relaxed);
   int64_t before = in_flight_.fetch_sub(n, std::memory_order_acq_rel);
-  if (before >= prefetch_) MaybeSpawn();  // the window had been full
+  // The window had been full past the refill mark and now has room for a
+  // fetch worth waking a task for.
+  const int64_t mark = RefillMark();
+  if (before > mark && before - n <= mark) MaybeSpawn();
 }
 
 int32_t Consumer::Complete(Delivery* d, const HandlerReply& reply) {
@@ -928,7 +933,6 @@ int32_t Consumer::Complete(Delivery* d, const HandlerReply& reply) {
   call.handler_ran = true;
   call.duration_ns = MonotonicNs() - d->started_ns;
   call.failed = reply.verdict != Verdict::kAck && reply.verdict != Verdict::kReject;
-  std::vector<Settlement> settled;
   if (overdue) {
     // Past its deadline (the watchdog said so and cancelled it): the timeout
     // stands, whatever complete() answered.
@@ -942,8 +946,7 @@ int32_t Consumer::Complete(Delivery* d, const HandlerReply& reply) {
                     ? TimeoutOutcome(*d, "(deferred)", &call, reason)
                     : TimeoutOutcome(*d, "(deferred)", &call);
     RunAfter(*d, o, call, middleware_.size());
-    settled.push_back({std::unique_ptr<Delivery>(d), std::move(o)});
-    SettleAll(settled);
+    SettleCompleted({std::unique_ptr<Delivery>(d), std::move(o)});
     return 0;
   }
   Outcome o = Decide(*d, d->deferred.result(), "(deferred)");
@@ -956,9 +959,44 @@ int32_t Consumer::Complete(Delivery* d, const HandlerReply& reply) {
     d->journal_hold.Release();
   }
   RunAfter(*d, o, call, middleware_.size());
-  settled.push_back({std::unique_ptr<Delivery>(d), std::move(o)});
-  SettleAll(settled);
+  SettleCompleted({std::unique_ptr<Delivery>(d), std::move(o)});
   return 0;
+}
+
+namespace {
+thread_local Consumer::CompletionBatch* tls_completion_batch = nullptr;
+}  // namespace
+
+Consumer::CompletionBatch::CompletionBatch() : outer_(tls_completion_batch) {
+  tls_completion_batch = this;
+}
+
+Consumer::CompletionBatch::~CompletionBatch() {
+  Flush();
+  tls_completion_batch = outer_;
+}
+
+void Consumer::CompletionBatch::Flush() {
+  if (consumer_ != nullptr && !settled_.empty()) {
+    // What is batched holds the consumer's in-flight count up, so it is
+    // not destroyed before this (Quiesced).
+    Entered entered(consumer_->entered_);
+    consumer_->SettleAll(settled_);
+  }
+  consumer_ = nullptr;
+}
+
+void Consumer::SettleCompleted(Settlement settled) {
+  CompletionBatch* batch = tls_completion_batch;
+  if (batch == nullptr) {
+    std::vector<Settlement> one;
+    one.push_back(std::move(settled));
+    SettleAll(one);
+    return;
+  }
+  if (batch->consumer_ != this) batch->Flush();
+  batch->consumer_ = this;
+  batch->settled_.push_back(std::move(settled));
 }
 
 std::unique_ptr<Delivery> Consumer::CloneForSettlement(const Delivery& d) {

@@ -11,6 +11,7 @@
 #define FOXWORKER_CORE_CONSUMER_H_
 
 #include <array>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -178,6 +179,25 @@ class Consumer {
   // any thread. Returns 0, or -1 when it was completed before.
   int32_t Complete(Delivery* d, const HandlerReply& reply);
 
+  // While one lives, Complete() calls on its thread hand their settlements
+  // to the backend together: when it ends or is flushed, or when another
+  // consumer's answer comes. A thread that reads many answers at once
+  // (isolation: process) thus settles them in one call, not one each.
+  class CompletionBatch {
+   public:
+    CompletionBatch();
+    ~CompletionBatch();
+    CompletionBatch(const CompletionBatch&) = delete;
+    CompletionBatch& operator=(const CompletionBatch&) = delete;
+    void Flush();
+
+   private:
+    friend class Consumer;
+    CompletionBatch* outer_;
+    Consumer* consumer_ = nullptr;
+    std::vector<Settlement> settled_;
+  };
+
  private:
   // The source's wake-up goes through this, so a wake-up racing with the
   // consumer's destruction finds it gone instead of calling into freed memory.
@@ -231,6 +251,15 @@ class Consumer {
   bool OverLimit() const { return workers_.load(std::memory_order_relaxed) > Limit(); }
   // Drain tasks allowed now: the concurrency, plus the stuck handlers the
   // queue replaces.
+  // A settlement that brings the in-flight count down to this (from above)
+  // wakes a task to fetch. With no more prefetch than concurrency, the first
+  // free place; with more, a quarter of the spare places: what is buffered
+  // keeps the handlers busy meanwhile, and one fetch then takes many
+  // messages instead of one wake-up (and one fetch) per answer.
+  int64_t RefillMark() const {
+    const int64_t spare = prefetch_ - concurrency_.load(std::memory_order_relaxed);
+    return prefetch_ - std::max<int64_t>(1, spare / 4);
+  }
   int Limit() const {
     return concurrency_.load(std::memory_order_relaxed) +
            std::min(stuck_.load(std::memory_order_relaxed),
@@ -280,6 +309,8 @@ class Consumer {
   Outcome Decide(const Delivery& d, const HandlerReply& reply, const std::string& handler_name);
   void RunAfter(const Delivery& d, const Outcome& o, const CallInfo& call, size_t upto);
   void SettleAll(std::vector<Settlement>& settled);
+  // SettleAll of one, or into this thread's CompletionBatch.
+  void SettleCompleted(Settlement settled);
   // The handler's deadline; `route` may be null (a handler without one).
   uint64_t TimeoutNs(const HandlerRoute* route) const;
   const HandlerRoute* RouteOf(const Handler* handler) const;
@@ -319,6 +350,7 @@ class Consumer {
   // slots, for the consumer's life (also if a reload removes the timeouts).
   const bool timeouts_;
   const size_t batch_size_;  // queue's batch_size (0 = off)
+  const bool hands_off_;     // handlers_->HandsOff()
   std::atomic<uint64_t> default_timeout_ns_{0};  // `timeout`; 0 = none
   std::atomic<uint64_t> watchdog_tick_ns_{100000000};
   std::atomic<int> replace_stuck_{0};        // StuckReplacements(config)

@@ -90,6 +90,11 @@ class HandlerSet {
   // Destroys idle instances beyond what max(concurrency, `workers`) needs.
   virtual void Trim(int workers) = 0;
 
+  // Handle() only hands each message on and returns at once (isolation:
+  // process sends it to a child): one consumer task keeps up with any
+  // number of messages, so a buffered message wakes no further task.
+  virtual bool HandsOff() const { return false; }
+
   // Its child processes, when it runs handlers in them. Any thread.
   virtual HandlerChildren Children() const { return {}; }
 

@@ -453,7 +453,23 @@ int Child::Run() {
 void Child::ReadLoop() {
   FrameType type;
   std::string body;
+  // RUN frames already read whole arrive in batches: they are queued
+  // together, under one lock and with one look at whom to wake, before
+  // the reader handles another kind of frame or waits.
+  std::vector<std::unique_ptr<Job>> batch;
+  auto queue_batch = [&] {
+    if (batch.empty()) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& job : batch) {
+      running_[job->id] = job.get();
+      by_delivery_[&job->d] = job.get();
+      queued_.push_back(std::move(job));
+    }
+    batch.clear();
+    WakeLocked(MonotonicNs(), /*recheck=*/false);
+  };
   for (;;) {
+    if (!channel_->FrameReady()) queue_batch();
     // Nothing read is waiting, and jobs are queued or answers held back
     // (Answer): look again every kRecheckNs until the jobs are taken and
     // the answers written.
@@ -495,12 +511,12 @@ void Child::ReadLoop() {
       job->d.queue = &queue_;
       job->d.received_ns = MonotonicNs();
       if (timeout_ms > 0) job->d.deadline_ns = job->d.received_ns + timeout_ms * 1000000;
-      std::lock_guard<std::mutex> lock(mu_);
-      running_[job->id] = job.get();
-      by_delivery_[&job->d] = job.get();
-      queued_.push_back(std::move(job));
-      WakeLocked(MonotonicNs(), /*recheck=*/false);
-    } else if (type == FrameType::kCancel) {
+      batch.push_back(std::move(job));
+      continue;
+    }
+    // A CANCEL may name a job of the batch.
+    queue_batch();
+    if (type == FrameType::kCancel) {
       const uint64_t id = in.U64();
       std::lock_guard<std::mutex> lock(mu_);
       auto it = running_.find(id);

@@ -328,7 +328,10 @@ void ProcessHandlerSet::ReadLoop(Child* c) {
   // The child's metric ids (from 1) -> the daemon's handles (null: refused).
   std::vector<foxw_metric*> metrics;
   bool unflushed = false;  // RUN frames queued by DispatchWaiting(false)
+  // Answers read together are settled together.
+  Consumer::CompletionBatch completions;
   for (;;) {
+    if (!c->channel->FrameReady()) completions.Flush();
     // Before a read that may wait: whatever the batch of answers queued.
     if (unflushed && !c->channel->Buffered()) {
       FlushAll();

@@ -90,6 +90,7 @@ class ProcessHandlerSet : public HandlerSet {
   void Resize(std::unique_ptr<Growth>) override {}
   void Trim(int) override {}
 
+  bool HandsOff() const override { return true; }
   HandlerChildren Children() const override;
   // Crash loops (ProcessIsolationConfig::crash_loop): `crashes` deaths of
   // its children that were no recycling within `window` hold the queue for

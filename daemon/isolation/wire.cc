@@ -344,6 +344,14 @@ Status Channel::Receive(FrameType* type, std::string* body) {
   return Status::Ok();
 }
 
+bool Channel::FrameReady() const {
+  if (read_end_ - read_pos_ < 5) return false;
+  const char* head = read_buf_.data() + read_pos_;
+  uint32_t len = 0;
+  for (int i = 0; i < 4; ++i) len |= static_cast<uint32_t>(static_cast<uint8_t>(head[i])) << (8 * i);
+  return read_end_ - read_pos_ >= 4 + size_t{len};
+}
+
 void Channel::ShutdownRead() { ::shutdown(fd_, SHUT_RD); }
 
 }  // namespace foxworker::isolation

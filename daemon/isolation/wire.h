@@ -152,6 +152,9 @@ class Channel {
   // Whether a frame (or part of one) is already read and waiting: the next
   // Receive may not block.
   bool Buffered() const { return read_end_ > read_pos_; }
+  // Whether a whole frame is read and waiting: the next Receive will not
+  // block.
+  bool FrameReady() const;
   // Wakes a Receive blocked on another thread with end of stream.
   void ShutdownRead();
 
