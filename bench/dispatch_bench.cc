@@ -19,6 +19,8 @@
 //                at 80% of the ideal (4,000 jobs/s) while `cpu` stays
 //                saturated: p99 of enqueue-to-handler-start (the plugin reads
 //                the enqueue time from the payload, monotonic clock).
+//   io_process   io with isolation: process (four foxworker-child processes
+//                of 50 slots each). Run by `bench/run isolation`.
 //   c50_redis, c50_rabbitmq
 //                io at concurrency 50 (prefetch 100), ideal 2,500 jobs/s: the
 //                foxworker side of bench/compare (Sidekiq, Celery). Not run by
@@ -187,7 +189,11 @@ Supervisor* StartDaemon(const std::string& yaml, std::unique_ptr<Supervisor>& ho
 
 // ---- local ----
 
-Round LocalRound(size_t n, size_t concurrency, double cap_s) {
+// io_process: `io` with isolation: process, four children of 50 slots:
+// the sleeping handlers run in foxworker-child processes.
+constexpr char kProcessLines[] = "    isolation: process\n    process:\n      processes: 4\n";
+
+Round LocalRound(size_t n, size_t concurrency, double cap_s, bool process = false) {
   std::filesystem::path dir = std::filesystem::temp_directory_path() /
                               ("foxworker_dispatch_bench_" + std::to_string(getpid()));
   std::filesystem::remove_all(dir);
@@ -213,7 +219,8 @@ Round LocalRound(size_t n, size_t concurrency, double cap_s) {
   }
   const std::string yaml =
       DaemonYaml("  local:\n    type: local\n    path: " + db + "\n",
-                 QueueYaml("io", "local", kSource, "sleep", concurrency, 2 * concurrency));
+                 QueueYaml("io", "local", kSource, "sleep", concurrency, 2 * concurrency) +
+                     (process ? kProcessLines : ""));
   probe.sleep_running_peak(1);
   std::unique_ptr<Supervisor> sup;
   const auto t0 = std::chrono::steady_clock::now();
@@ -521,8 +528,10 @@ void IoFigure(const std::string& figure, size_t concurrency, int rounds,
   const double best = *std::max_element(rates.begin(), rates.end());
   Print("dispatch." + figure + ".jobs_per_s", best, Median(rates), "jobs/s", "%.0f");
   Print("dispatch." + figure + ".ratio_to_ideal", best / ideal, Median(rates) / ideal, "ratio");
-  printf("BENCH dispatch.%s.peak_running %lld handlers\n", figure.c_str(),
-         static_cast<long long>(peak));
+  // (The handlers of io_process run in children, out of the probe's sight.)
+  if (figure != "io_process")
+    printf("BENCH dispatch.%s.peak_running %lld handlers\n", figure.c_str(),
+           static_cast<long long>(peak));
   fflush(stdout);
 }
 
@@ -574,8 +583,9 @@ int Main(int argc, char** argv) {
     return redis_url;
   };
   for (const std::string& f : figures) {
-    if (f == "io") {
-      IoFigure(f, 200, rounds, [&](int) { return LocalRound(n, 200, cap_s); });
+    if (f == "io" || f == "io_process") {
+      const bool process = f == "io_process";
+      IoFigure(f, 200, rounds, [&](int) { return LocalRound(n, 200, cap_s, process); });
     } else if (f == "io_rabbitmq" || f == "c50_rabbitmq") {
       const size_t c = f == "io_rabbitmq" ? 200 : 50;
       const std::string url = RabbitMqUrl();
@@ -588,7 +598,7 @@ int Main(int argc, char** argv) {
       MixedFigure(n, rounds, cap_s);
     } else {
       Die("unknown figure \"" + f +
-          "\" (known: io, io_rabbitmq, io_redis, mixed, c50_redis, c50_rabbitmq)");
+          "\" (known: io, io_rabbitmq, io_redis, mixed, c50_redis, c50_rabbitmq, io_process)");
     }
   }
   testing::RabbitMqServer::StopShared();
@@ -601,6 +611,7 @@ int Main(int argc, char** argv) {
 int main(int argc, char** argv) {
   google::InitGoogleLogging("dispatch_bench");
   FLAGS_logtostderr = true;
+  setenv("FOXWORKER_CHILD", BENCH_CHILD_PATH, 0);  // io_process
   FLAGS_minloglevel = google::GLOG_WARNING;
   return foxworker::Main(argc, argv);
 }

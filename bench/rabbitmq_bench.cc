@@ -201,12 +201,25 @@ Run ReferenceRun(const std::string& url, int n) {
   return run;
 }
 
+// FOXWORKER_BENCH_RABBITMQ_ISOLATION=process runs the daemon's queue with
+// isolation: process (bench/run isolation): two children, one per core,
+// each with 32 slots, so that answers come back in batches while the
+// next messages are on their way (in-process, two slots keep up).
+bool ProcessIsolation() {
+  const char* v = std::getenv("FOXWORKER_BENCH_RABBITMQ_ISOLATION");
+  return v != nullptr && std::string(v) == "process";
+}
+
 Run DaemonRun(const std::string& url, int n) {
+  const std::string queue_lines =
+      ProcessIsolation()
+          ? "    concurrency: 64\n    isolation: process\n    process:\n      processes: 2\n"
+          : "    concurrency: 2\n";
   std::string yaml = "daemon:\n  worker_threads: 2\n  log_level: warning\n"
                      "plugins:\n  bench:\n    path: " BENCH_PLUGIN_PATH "\n"
                      "backends:\n  rmq:\n    type: rabbitmq\n    url: " + url +
                      "\nqueues:\n  bench:\n    backend: rmq\n    source: " + kQueue +
-                     "\n    plugin: bench\n    handler: noop\n    concurrency: 2\n"
+                     "\n    plugin: bench\n    handler: noop\n" + queue_lines +
                      "    prefetch: " + std::to_string(kPrefetch) + "\n";
   auto config = ParseConfigString(yaml, "bench.yaml", "/tmp");
   if (!config.ok()) Die(config.status().message());
@@ -237,6 +250,7 @@ Run DaemonRun(const std::string& url, int n) {
 
 int main(int argc, char** argv) {
   google::InitGoogleLogging("rabbitmq_bench");
+  setenv("FOXWORKER_CHILD", BENCH_CHILD_PATH, 0);  // FOXWORKER_BENCH_RABBITMQ_ISOLATION
   FLAGS_minloglevel = 1;
   using namespace foxworker;
   const int n = argc > 1 ? std::atoi(argv[1]) : 200000;
@@ -281,6 +295,15 @@ int main(int argc, char** argv) {
             static_cast<double>(r.switches) / n, r.broker_cpu_s * 1e6 / n);
     if (d.rate > daemon.rate) daemon = d;
     if (r.rate > reference.rate) reference = r;
+  }
+  if (ProcessIsolation()) {
+    printf("BENCH isolation.rabbitmq.daemon_per_s %.0f msgs/s\n", daemon.rate);
+    printf("BENCH isolation.rabbitmq.reference_per_s %.0f msgs/s\n", reference.rate);
+    printf("BENCH isolation.rabbitmq.ratio_to_reference %.3f ratio\n",
+           daemon.rate / reference.rate);
+    fflush(stdout);
+    testing::RabbitMqServer::StopShared();
+    return 0;
   }
   printf("BENCH rabbitmq.daemon_per_s %.0f msgs/s\n", daemon.rate);
   printf("BENCH rabbitmq.reference_per_s %.0f msgs/s\n", reference.rate);

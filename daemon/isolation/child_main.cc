@@ -180,9 +180,14 @@ class Child {
   std::unique_ptr<std::atomic<uint64_t>[]> busy_since_;
   int workers_ = 0;
 
-  // Wakes workers for queued jobs when no worker that is awake will take
-  // them soon. REQUIRES: mu_.
-  void WakeLocked(uint64_t now, bool recheck);
+  // How many workers to wake for queued jobs (none while a worker that is
+  // awake will take them soon); counted as waking. REQUIRES: mu_. The
+  // caller notifies them after letting go of mu_ (Wake), so that they do
+  // not wake only to wait for the lock.
+  int WakeLocked(uint64_t now, bool recheck);
+  void Wake(int n) {
+    for (int i = 0; i < n; ++i) cv_.notify_one();
+  }
 };
 
 // Waking a thread costs more here than running a short handler. So a
@@ -195,23 +200,22 @@ class Child {
 constexpr uint64_t kBusyNs = 50000;
 constexpr uint64_t kRecheckNs = 200000;
 
-void Child::WakeLocked(uint64_t now, bool recheck) {
+int Child::WakeLocked(uint64_t now, bool recheck) {
   // On a recheck, notifies not yet seen are not trusted: waking one worker
   // too many costs little, leaving a job with none would stall it.
   if (recheck) waking_ = 0;
-  if (queued_.empty() || idle_ - waking_ <= 0) return;
+  if (queued_.empty() || idle_ - waking_ <= 0) return 0;
   const int awake = workers_ - idle_;
   int busy = 0;
   for (int i = 0; i < workers_; ++i) {
     const uint64_t since = busy_since_[i].load(std::memory_order_relaxed);
     if (since != 0 && now - since >= kBusyNs) ++busy;
   }
-  if (awake + waking_ > busy) return;  // someone takes the next job soon
+  if (awake + waking_ > busy) return 0;  // someone takes the next job soon
   const int need = std::min(static_cast<int>(queued_.size()) - waking_, idle_ - waking_);
-  for (int i = 0; i < need; ++i) {
-    ++waking_;
-    cv_.notify_one();
-  }
+  if (need <= 0) return 0;
+  waking_ += need;
+  return need;
 }
 
 Child* g_child = nullptr;
@@ -459,14 +463,18 @@ void Child::ReadLoop() {
   std::vector<std::unique_ptr<Job>> batch;
   auto queue_batch = [&] {
     if (batch.empty()) return;
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& job : batch) {
-      running_[job->id] = job.get();
-      by_delivery_[&job->d] = job.get();
-      queued_.push_back(std::move(job));
+    int wake;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& job : batch) {
+        running_[job->id] = job.get();
+        by_delivery_[&job->d] = job.get();
+        queued_.push_back(std::move(job));
+      }
+      wake = WakeLocked(MonotonicNs(), /*recheck=*/false);
     }
     batch.clear();
-    WakeLocked(MonotonicNs(), /*recheck=*/false);
+    Wake(wake);
   };
   for (;;) {
     if (!channel_->FrameReady()) queue_batch();
@@ -475,12 +483,14 @@ void Child::ReadLoop() {
     // the answers written.
     while (!channel_->Buffered()) {
       bool jobs, held;
+      int wake = 0;
       {
         std::lock_guard<std::mutex> lock(mu_);
         jobs = !queued_.empty();
-        if (jobs) WakeLocked(MonotonicNs(), /*recheck=*/true);
+        if (jobs) wake = WakeLocked(MonotonicNs(), /*recheck=*/true);
         held = channel_->HasQueued();
       }
+      Wake(wake);
       if (held && !channel_->Flush().ok()) _exit(0);  // the daemon is gone
       if (!jobs) break;
       pollfd p{channel_->fd(), POLLIN, 0};
