@@ -232,6 +232,12 @@ std::string QueueDiff(const QueueConfig& a, const QueueConfig& b) {
                 " -> " + (b.retry_stuck_at_once ? "at_once" : "after_return"));
   str("retry_policy", a.retry_policy, b.retry_policy);
   if (!(a.middleware == b.middleware)) d.push_back("middleware");
+  auto isolation = [](const QueueConfig& q) { return q.process_isolation ? "process" : "in_process"; };
+  if (a.process_isolation != b.process_isolation)
+    d.push_back(std::string("isolation ") + isolation(a) + " -> " + isolation(b));
+  // Any of it (limits, user, syscall filter, ...) is the children's setup:
+  // new children.
+  if (!(a.process == b.process)) d.push_back("process");
   return Join(d);
 }
 
