@@ -25,6 +25,16 @@ constexpr std::array<std::pair<LogLevel, std::string_view>, 5> kLogLevels = {{
     {LogLevel::kError, "error"},
 }};
 
+constexpr std::array<std::pair<SyscallFilter, std::string_view>, 2> kSyscallFilters = {{
+    {SyscallFilter::kNone, "none"},
+    {SyscallFilter::kDefault, "default"},
+}};
+
+constexpr std::array<std::pair<SyscallAction, std::string_view>, 2> kSyscallActions = {{
+    {SyscallAction::kErrno, "errno"},
+    {SyscallAction::kKill, "kill"},
+}};
+
 template <typename E, size_t N>
 std::string_view NameOf(const std::array<std::pair<E, std::string_view>, N>& table, E value) {
   for (const auto& [e, name] : table) {
@@ -58,6 +68,16 @@ std::string SourceMark::ToString() const {
 std::string_view LogLevelName(LogLevel level) { return NameOf(kLogLevels, level); }
 Result<LogLevel> ParseLogLevel(std::string_view name) {
   return ParseName(kLogLevels, "log level", name);
+}
+
+std::string_view SyscallFilterName(SyscallFilter filter) { return NameOf(kSyscallFilters, filter); }
+Result<SyscallFilter> ParseSyscallFilter(std::string_view name) {
+  return ParseName(kSyscallFilters, "syscall filter", name);
+}
+
+std::string_view SyscallActionName(SyscallAction action) { return NameOf(kSyscallActions, action); }
+Result<SyscallAction> ParseSyscallAction(std::string_view name) {
+  return ParseName(kSyscallActions, "syscall action", name);
 }
 
 const PluginConfig* Config::FindPlugin(const std::string& name) const {

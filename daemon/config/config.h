@@ -211,6 +211,19 @@ struct CrashLoopConfig {
   bool operator==(const CrashLoopConfig&) const = default;
 };
 
+// `process: syscall_filter`: the built-in list of calls to deny, if any.
+enum class SyscallFilter { kNone, kDefault };
+// `process: syscall_action`: what a denied call does.
+enum class SyscallAction {
+  kErrno,  // fails with EPERM; the handler decides what that means
+  kKill,   // the child dies with SIGSYS, charging what it ran
+};
+
+std::string_view SyscallFilterName(SyscallFilter filter);
+Result<SyscallFilter> ParseSyscallFilter(std::string_view name);
+std::string_view SyscallActionName(SyscallAction action);
+Result<SyscallAction> ParseSyscallAction(std::string_view name);
+
 // A queue's `process:` block (isolation: process; docs/configuration.md).
 struct ProcessIsolationConfig {
   int processes = 0;              // children; 0 = one per unit of concurrency
@@ -224,6 +237,11 @@ struct ProcessIsolationConfig {
   int64_t max_processes = 0;      // RLIMIT_NPROC; 0 = inherited
   bool no_new_privs = true;       // PR_SET_NO_NEW_PRIVS
   std::string user;               // run as this user (the daemon must be root); "" = the daemon's
+  // The children's seccomp filter: on with kDefault or any syscall_deny
+  // name (daemon/isolation/syscall_filter.h).
+  SyscallFilter syscall_filter = SyscallFilter::kNone;
+  std::vector<std::string> syscall_deny;  // more calls to deny, as written (known names)
+  SyscallAction syscall_action = SyscallAction::kErrno;
   CrashLoopConfig crash_loop;
   SourceMark mark;
 

@@ -90,6 +90,11 @@ std::string FormatConfig(const Config& config) {
       w.Line(3, "max_processes", std::to_string(p.max_processes));
       w.Line(3, "no_new_privs", BoolText(p.no_new_privs));
       w.Line(3, "user", Quote(p.user));
+      w.Line(3, "syscall_filter", SyscallFilterName(p.syscall_filter));
+      std::string deny;  // names are [a-z0-9_]: no quoting
+      for (const std::string& name : p.syscall_deny) deny += (deny.empty() ? "" : ", ") + name;
+      w.Line(3, "syscall_deny", "[" + deny + "]");
+      w.Line(3, "syscall_action", SyscallActionName(p.syscall_action));
       w.Line(3, "crash_loop", "");
       w.Line(4, "crashes", std::to_string(p.crash_loop.crashes));
       w.Line(4, "window", FormatDuration(p.crash_loop.window));

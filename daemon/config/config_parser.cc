@@ -1,5 +1,7 @@
 #include "daemon/config/config_parser.h"
 
+#include <sys/utsname.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -9,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <span>
 #include <sstream>
 #include <string_view>
 #include <system_error>
@@ -19,6 +22,7 @@
 #include "daemon/config/extension_registry.h"
 #include "daemon/config/listen_address.h"
 #include "daemon/config/plugin_config_json.h"
+#include "daemon/config/syscalls.h"
 #include "daemon/base/units.h"
 #include "daemon/config/yaml_reader.h"
 
@@ -48,7 +52,7 @@ constexpr std::string_view kQueueKeys[] = {
 constexpr std::string_view kProcessKeys[] = {
     "processes",     "timeout_grace", "max_tasks",     "max_memory",   "max_lifetime", "address_space",
     "cpu_time",      "open_files",    "max_processes", "no_new_privs", "user",
-    "crash_loop"};
+    "syscall_filter", "syscall_deny", "syscall_action", "crash_loop"};
 constexpr std::string_view kCrashLoopKeys[] = {"crashes", "window", "pause"};
 // Beyond these a crash loop is no longer what is being detected.
 constexpr int kMaxCrashLoopCrashes = 1000000;
@@ -217,6 +221,46 @@ Status ParseCrashLoopBlock(const YamlFile& file, const MappingEntry& section,
   return Status::Ok();
 }
 
+// A queue's `process: syscall_deny:`, a sequence of system call names of
+// this architecture.
+Status ParseSyscallDeny(const YamlFile& file, const MappingEntry& list,
+                        std::vector<std::string>* out) {
+  out->clear();
+  if (list.value.IsNull()) return Status::Ok();
+  if (!list.value.IsSequence()) {
+    return ErrorAt(file, list.value_mark, list.path,
+                   std::string("expected a sequence of system call names ([socket, connect]), "
+                               "got ") +
+                       (list.value.IsMap() ? "a mapping" : "a scalar"));
+  }
+  const std::vector<std::string_view> known = SyscallNames();
+  const std::span<const std::string_view> needed = SyscallsTheChildNeeds();
+  size_t index = 0;
+  for (auto it = list.value.begin(); it != list.value.end(); ++it, ++index) {
+    YAML::Node node = *it;
+    MappingEntry item;
+    item.key = list.key;
+    item.path = list.path + "[" + std::to_string(index) + "]";
+    item.key_mark = item.value_mark = node.Mark().line >= 0 ? node.Mark() : list.value_mark;
+    item.value = node;
+    Result<std::string> name = ReadNonEmptyString(file, item);
+    if (!name.ok()) return name.status();
+    if (!SyscallNumber(*name)) {
+      return ErrorAt(file, item.value_mark, item.path,
+                     "no system call \"" + *name + "\" on " + std::string(SyscallFilterArch()) +
+                         DidYouMean(*name, known));
+    }
+    if (std::find(needed.begin(), needed.end(), *name) != needed.end()) {
+      return ErrorAt(file, item.value_mark, item.path,
+                     "cannot deny " + *name +
+                         ": foxworker-child itself needs it (its channel, threads, memory or "
+                         "signals, or loading the plugin)");
+    }
+    if (std::find(out->begin(), out->end(), *name) == out->end()) out->push_back(*name);
+  }
+  return Status::Ok();
+}
+
 // A queue's `process:` block. `processes_entry` keeps the `processes`
 // entry for the check against the concurrency.
 Status ParseProcessBlock(const YamlFile& file, const MappingEntry& section,
@@ -226,6 +270,9 @@ Status ParseProcessBlock(const YamlFile& file, const MappingEntry& section,
       ReadMapping(file, section.value, section.value_mark, section.path, kProcessKeys);
   if (!entries.ok()) return entries.status();
   constexpr int64_t kMaxLimit = int64_t{1} << 40;
+  // The key that turned the syscall filter on, for the checks below.
+  const MappingEntry* filter_entry = nullptr;
+  const MappingEntry* no_new_privs_entry = nullptr;
   for (const MappingEntry& e : *entries) {
     Status status;
     if (e.key == "processes") {
@@ -252,13 +299,40 @@ Status ParseProcessBlock(const YamlFile& file, const MappingEntry& section,
     } else if (e.key == "max_processes") {
       status = Assign(ReadInteger(file, e, 0, kMaxLimit), &out->max_processes);
     } else if (e.key == "no_new_privs") {
+      no_new_privs_entry = &e;
       status = Assign(ReadBool(file, e), &out->no_new_privs);
     } else if (e.key == "user") {
       status = Assign(ReadString(file, e), &out->user);
+    } else if (e.key == "syscall_filter") {
+      status = AssignEnum(file, e, &ParseSyscallFilter, &out->syscall_filter);
+      if (status.ok() && out->syscall_filter != SyscallFilter::kNone) filter_entry = &e;
+    } else if (e.key == "syscall_deny") {
+      status = ParseSyscallDeny(file, e, &out->syscall_deny);
+      if (status.ok() && !out->syscall_deny.empty() && filter_entry == nullptr) filter_entry = &e;
+    } else if (e.key == "syscall_action") {
+      status = AssignEnum(file, e, &ParseSyscallAction, &out->syscall_action);
     } else if (e.key == "crash_loop") {
       status = ParseCrashLoopBlock(file, e, &out->crash_loop);
     }
     if (!status.ok()) return status;
+  }
+  if (filter_entry != nullptr) {
+    if (SyscallFilterArch().empty()) {
+      utsname u{};
+      uname(&u);
+      return ErrorAt(file, filter_entry->key_mark, filter_entry->path,
+                     std::string("syscall filters are built for x86_64 and aarch64 only; this "
+                                 "machine is ") +
+                         u.machine);
+    }
+    if (!out->no_new_privs) {
+      // Without no_new_privs the kernel lets only CAP_SYS_ADMIN install a
+      // filter, which a child that gave up root (user:) no longer has.
+      return ErrorAt(file, no_new_privs_entry->value_mark, no_new_privs_entry->path,
+                     "must be true with a syscall filter (" + filter_entry->path +
+                         " at " + ToSourceMark(file, filter_entry->key_mark).ToString() +
+                         "): the kernel installs a filter only under no_new_privs");
+    }
   }
   return Status::Ok();
 }

@@ -9,6 +9,7 @@
 // host services that need the daemon go over the channel: log lines (LOG),
 // publish (PUBLISH, answered by PUBLISHED), and the plugin's metrics
 // (METRIC_DEFINE and METRIC_UPDATE, every kMetricsIntervalMs).
+#include <fcntl.h>
 #include <glog/logging.h>
 #include <grp.h>
 #include <poll.h>
@@ -16,6 +17,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -35,6 +37,7 @@
 #include <vector>
 
 #include "daemon/base/clock.h"
+#include "daemon/isolation/syscall_filter.h"
 #include "daemon/isolation/wire.h"
 #include "daemon/plugins/host_api.h"
 #include "daemon/plugins/plugin_handlers.h"
@@ -44,6 +47,9 @@ namespace foxworker::isolation {
 namespace {
 
 constexpr int kChannelFd = 3;
+// With syscall_action: kill, the pipe on which a denied call's SIGSYS
+// handler tells the daemon which call it was (syscall_filter.h).
+constexpr int kDenialNoteFd = 4;
 constexpr size_t kReasonCap = 1024;
 // How often the plugin's metrics are reported to the daemon: how stale the
 // daemon's /metrics may be, and what a crash may lose.
@@ -220,6 +226,11 @@ int Child::WakeLocked(uint64_t now, bool recheck) {
 
 Child* g_child = nullptr;
 
+// The syscall filter denies ptrace, which LeakSanitizer's exit check needs
+// (it stops the threads with it): under ASan that check is off then, rather
+// than failing (errno) or killing the child at its exit (kill).
+bool g_ptrace_denied = false;
+
 // Every glog line of the child (the plugin's log() calls included) goes to
 // the daemon as a LOG frame, which logs it in its own log with the queue
 // and the child's pid. The child writes no log of its own.
@@ -300,6 +311,8 @@ void Child::RunJob(std::unique_ptr<Job> job) {
     return;
   }
   char reason[kReasonCap];
+  // A call the syscall filter kills for is charged to this message.
+  SetFilteredJob(job->id);
   void* instance = handlers_->Acquire();
   job->d.started_ns = MonotonicNs();
   HandlerReply reply;
@@ -312,6 +325,7 @@ void Child::RunJob(std::unique_ptr<Job> job) {
     reply = h->Handle(instance, job->d, reason, sizeof reason);
   }
   handlers_->Release(instance);
+  SetFilteredJob(0);
   if (reply.verdict != Verdict::kPending) {
     Answer(job.get(), reply.raw, reply.reason, reply.retry_delay_ms);
     return;
@@ -376,12 +390,20 @@ int Child::Run() {
   limits.processes = r.U64();
   limits.no_new_privs = r.U8() != 0;
   limits.user = r.Str();
-  if (!r.ok() || slots == 0) {
+  SyscallFilterSpec filter;
+  if (!ReadFilterSpec(r, &filter) || !r.ok() || slots == 0) {
     LOG(ERROR) << "foxworker-child: malformed init frame";
     return 1;
   }
   // Before any code of the plugin runs (its constructors run at dlopen).
   Status limited = ApplyLimits(limits);
+  // The syscall filter after that setup (which must not meet it) and, like
+  // the limits, before the plugin's first code. It needs no_new_privs, which
+  // the config requires with a filter.
+  if (limited.ok() && filter.kill) (void)fcntl(kDenialNoteFd, F_SETFD, FD_CLOEXEC);
+  g_ptrace_denied =
+      filter.on && std::binary_search(filter.deny.begin(), filter.deny.end(), SYS_ptrace);
+  if (limited.ok()) limited = InstallSyscallFilter(filter, kDenialNoteFd);
   if (!limited.ok()) {
     (void)channel_->Send(FrameType::kFailed, limited.message());
     return 1;
@@ -657,6 +679,12 @@ int32_t SinkDeferred(Delivery* d, const HandlerReply& reply) {
 
 }  // namespace
 }  // namespace foxworker::isolation
+
+#if defined(__SANITIZE_ADDRESS__)
+extern "C" __attribute__((visibility("default"))) int __lsan_is_turned_off() {
+  return foxworker::isolation::g_ptrace_denied ? 1 : 0;
+}
+#endif
 
 int main() {
   foxworker::PinLocalTimeZone();

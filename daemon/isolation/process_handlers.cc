@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
 #include "daemon/base/clock.h"
 #include "daemon/core/consumer.h"
@@ -53,6 +54,15 @@ uint64_t ResidentBytes(pid_t pid) {
   const int n = fscanf(f, "%llu %llu", &size, &resident);
   fclose(f);
   return n == 2 ? resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) : 0;
+}
+
+// The call a child's syscall filter denied when SIGSYS ended it, as its
+// note on `note_fd` tells (syscall_action: kill), or nullopt.
+std::optional<std::string> DenialOf(int status, int note_fd, pid_t pid) {
+  if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGSYS || note_fd < 0) return std::nullopt;
+  std::optional<DenialNote> note = ReadDenialNote(note_fd, pid);
+  if (!note) return std::nullopt;
+  return DescribeDenial(*note);
 }
 
 }  // namespace
@@ -115,6 +125,10 @@ struct ProcessHandlerSet::Child {
   // The message whose timeout got the child killed, and why.
   uint64_t killed_for = 0;
   std::string kill_reason;
+  // With syscall_action: kill, the read end of the pipe on which the child
+  // notes a denied call before SIGSYS ends it (syscall_filter.h); -1 without.
+  // Replaced by Spawn, read by Died.
+  int note_fd = -1;
 };
 
 HandlerReply ProcessHandler::Handle(HandlerInstance instance, Delivery& d, char* reason_buf,
@@ -134,6 +148,7 @@ void ProcessHandler::HandleBatch(HandlerInstance instance, Delivery* const* batc
 ProcessHandlerSet::ProcessHandlerSet(const LoadedPlugin& plugin, ProcessOptions options)
     : plugin_(plugin),
       options_(std::move(options)),
+      filter_(FilterSpecOf(options_.config)),
       provider_("plugin " + plugin.name() + " (isolation: process)") {
   for (const foxw_handler_def* def : plugin_.handlers()) {
     handlers_.push_back(std::make_unique<ProcessHandler>(this, def->name));
@@ -207,6 +222,7 @@ ProcessHandlerSet::~ProcessHandlerSet() {
   for (auto& c : children_) {
     if (c->reader.joinable()) c->reader.join();  // ends when the child exits
     if (c->output.joinable()) c->output.join();
+    if (c->note_fd >= 0) close(c->note_fd);
   }
   // Publishes the children asked for that are still under way (their
   // answers go nowhere now, but they use the plugin's publisher).
@@ -231,13 +247,37 @@ Status ProcessHandlerSet::Spawn(Child* c, bool restart) {
     close(child_end);
     return Status::IoError(std::string("pipe: ") + std::strerror(err));
   }
+  // With syscall_action: kill, the pipe for its notes of denied calls, as
+  // its descriptor 4. Non-blocking: Died reads what is there, and a child
+  // never waits to write a note.
+  int note[2] = {-1, -1};
+  if (filter_.kill) {
+    // Its write end above 4, so that the dup2s below do not overwrite it
+    // first (nor leave it close-on-exec: dup2 to itself keeps the flag).
+    int high = -1;
+    if (pipe2(note, O_CLOEXEC | O_NONBLOCK) == 0) {
+      high = fcntl(note[1], F_DUPFD_CLOEXEC, 5);
+      close(note[1]);
+      note[1] = high;
+    }
+    if (high < 0) {
+      const int err = errno;
+      if (note[0] >= 0) close(note[0]);
+      close(sv[0]);
+      close(child_end);
+      close(out[0]);
+      close(out[1]);
+      return Status::IoError(std::string("pipe for syscall_filter notes: ") + std::strerror(err));
+    }
+  }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   posix_spawn_file_actions_adddup2(&fa, out[1], 2);
   posix_spawn_file_actions_adddup2(&fa, child_end, 3);
-  posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+  if (note[1] >= 0) posix_spawn_file_actions_adddup2(&fa, note[1], 4);
+  posix_spawn_file_actions_addclosefrom_np(&fa, note[1] >= 0 ? 5 : 4);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none, defaults;
@@ -257,6 +297,10 @@ Status ProcessHandlerSet::Spawn(Child* c, bool restart) {
   posix_spawnattr_destroy(&attr);
   close(child_end);
   close(out[1]);
+  if (note[1] >= 0) close(note[1]);
+  // The last child's is read (Died) and its reader joined.
+  if (c->note_fd >= 0) close(c->note_fd);
+  c->note_fd = note[0];
   if (rc != 0) {
     close(sv[0]);
     close(out[0]);
@@ -280,6 +324,7 @@ Status ProcessHandlerSet::Spawn(Child* c, bool restart) {
   init.U64(static_cast<uint64_t>(pc.max_processes));
   init.U8(pc.no_new_privs ? 1 : 0);
   init.Str(pc.user);
+  WriteFilterSpec(init, filter_);
   Status s = channel->Send(FrameType::kInit, init.body());
   FrameType type{};
   std::string body;
@@ -298,6 +343,9 @@ Status ProcessHandlerSet::Spawn(Child* c, bool restart) {
     kill(pid, SIGKILL);
     int status = 0;
     waitpid(pid, &status, 0);
+    // Its own filter may have killed it while it loaded the plugin.
+    if (std::optional<std::string> denied = DenialOf(status, c->note_fd, pid))
+      s = Status::InvalidArgument("died of SIGSYS while loading the plugin (" + *denied + ")");
     return Status::InvalidArgument("handler child " + path + " (pid " + std::to_string(pid) +
                                    ") for plugin " + options_.plugin_name + ": " + s.message());
   }
@@ -581,18 +629,29 @@ void ProcessHandlerSet::Died(Child* c) {
   bool recycled = false;
   bool held = false;  // this crash started a crash-loop pause
   std::string last;   // the crash, for the pause's reason
+  std::string how;    // the child's end, as reasons and the log tell it
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping = stopping_;
     recycled = c->retiring && c->in_flight.empty() && WIFEXITED(status) &&
                WEXITSTATUS(status) == 0;
-    const std::string how = DescribeChildExit(status);
+    how = DescribeChildExit(status);
+    // A denied call (syscall_action: kill) is named, and charged by name to
+    // the message whose handler made it.
+    std::optional<DenialNote> note;
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS && c->note_fd >= 0)
+      note = ReadDenialNote(c->note_fd, c->pid);
+    if (note) how += " (" + DescribeDenial(*note) + ")";
     for (auto& [id, f] : c->in_flight) {
+      std::string crash = how;
+      if (note && note->job != 0 && note->job != id)
+        crash = DescribeChildExit(status) + " (" + DescribeDenial(*note) +
+                " in the handler of another message of the child)";
       std::string reason =
           id == c->killed_for
               ? c->kill_reason
-              : "handler crashed: " + how + " in plugin " + options_.plugin_name + ", handler " +
-                    f.handler + " (child pid " + std::to_string(c->pid) + ")";
+              : "handler crashed: " + crash + " in plugin " + options_.plugin_name +
+                    ", handler " + f.handler + " (child pid " + std::to_string(c->pid) + ")";
       charged.emplace_back(f.d, std::move(reason));
     }
     if (!recycled && !stopping) {
@@ -629,7 +688,7 @@ void ProcessHandlerSet::Died(Child* c) {
               << c->retire_reason;
   } else if (!stopping || !charged.empty()) {
     LOG(WARNING) << "queue " << options_.queue << ": handler child " << c->pid << " of plugin "
-                 << options_.plugin_name << " ended (" << DescribeChildExit(status) << ") with "
+                 << options_.plugin_name << " ended (" << how << ") with "
                  << charged.size() << " message(s) running; each is charged one attempt";
   }
   if (held) {

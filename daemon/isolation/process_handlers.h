@@ -21,6 +21,7 @@
 
 #include "daemon/config/config.h"
 #include "daemon/core/handler.h"
+#include "daemon/isolation/syscall_filter.h"
 #include "daemon/isolation/wire.h"
 #include "daemon/plugins/plugin_loader.h"
 
@@ -152,6 +153,7 @@ class ProcessHandlerSet : public HandlerSet {
 
   const LoadedPlugin& plugin_;
   const ProcessOptions options_;
+  const SyscallFilterSpec filter_;  // of options_.config
   const std::string provider_;
   std::vector<std::unique_ptr<ProcessHandler>> handlers_;
   std::vector<const Handler*> views_;

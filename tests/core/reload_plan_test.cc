@@ -308,6 +308,22 @@ TEST(ReloadPlanTest, OtherSettingsHandOverWithWhatChanged) {
               ElementsAre("queue jobs changed (handler \"\" -> \"ok\", prefetch 4 -> 8)"));
 }
 
+TEST(ReloadPlanTest, AChangedProcessBlockStartsNewChildren) {
+  const std::string iso = std::string(kJobs) + "    isolation: process\n    prefetch: 8\n";
+  Config old = Parse(Yaml(iso));
+  Config next = Parse(Yaml(iso + "    process:\n      syscall_filter: default\n"));
+  ReloadPlan plan = Plan(old, next);
+  EXPECT_EQ(ActionOf(plan, "jobs"), QueueAction::kStart);
+  EXPECT_THAT(plan.changes, ElementsAre("queue jobs changed (process)"));
+  // Only the action: still the children's setup, still a hand-over.
+  Config kill = Parse(Yaml(iso + "    process:\n      syscall_filter: default\n"
+                                 "      syscall_action: kill\n"));
+  EXPECT_EQ(ActionOf(Plan(next, kill), "jobs"), QueueAction::kStart);
+  Config in_process = Parse(Yaml(std::string(kJobs) + "    prefetch: 8\n"));
+  EXPECT_THAT(Plan(in_process, old).changes,
+              ElementsAre("queue jobs changed (isolation in_process -> process)"));
+}
+
 TEST(ReloadPlanTest, ConcurrencyAndTimeoutsChangeInPlace) {
   Config old = Parse(Yaml(std::string(kJobs) + "    prefetch: 8\n    timeout: 5s\n"));
   Config next = Parse(Yaml(

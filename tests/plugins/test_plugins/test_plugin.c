@@ -29,11 +29,21 @@
  *             with "fork failed after N children: <error>" (or rejects with
  *             "fork bomb not stopped after N children" at the cap)
  *   flood     prints <payload> lines on standard output, then acks
+ *   syscall   makes the system call (or the kind of call) named by
+ *             <payload> with harmless arguments: unshare, ptrace, mount,
+ *             socket, clone_newuser, thread, spawn, x32 (x86_64); acks when
+ *             it succeeds, rejects with "NAME: ERRNO (text)" when it fails
+ *             (the syscall filter's tests)
  * Builds in variants (compile definitions) to exercise the loader's checks.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* syscall(), strerrorname_np(), CLONE_NEWUSER */
+#endif
 #include <foxworker/plugin.h>
 
 #include <pthread.h>
+#include <sched.h>
+#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +53,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -68,6 +81,21 @@ __attribute__((constructor)) static void mark_loaded(void) {
   if (path != NULL) {
     int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     if (fd >= 0) close(fd);
+  }
+  /* Calls unshare(0) (changes nothing) and appends "PID 0" or "PID ERRNO"
+   * to the file FOXW_TEST_CTOR_UNSHARE names: whether the constructor ran
+   * under a syscall filter. */
+  path = getenv("FOXW_TEST_CTOR_UNSHARE");
+  if (path != NULL) {
+    long r = syscall(SYS_unshare, 0);
+    const char *err = r == 0 ? "0" : strerrorname_np(errno);
+    char line[64];
+    int len = snprintf(line, sizeof line, "%d %s\n", (int)getpid(), err ? err : "?");
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      if (len > 0 && write(fd, line, (size_t)len) < 0) len = 0;
+      close(fd);
+    }
   }
 }
 
@@ -444,6 +472,75 @@ static foxw_verdict handle_flood(void *inst, const foxw_message *msg, foxw_outco
   return FOXW_ACK;
 }
 
+extern char **environ;
+
+static void *do_nothing(void *arg) { return arg; }
+
+static foxw_verdict handle_syscall(void *inst, const foxw_message *msg, foxw_outcome *out) {
+  enter(inst);
+  foxw_str p = host->msg_payload(msg);
+  char name[64];
+  size_t n = p.len < sizeof name - 1 ? p.len : sizeof name - 1;
+  memcpy(name, p.ptr, n);
+  name[n] = '\0';
+  long r = -1;
+  errno = 0;
+  if (strcmp(name, "unshare") == 0) {
+    r = syscall(SYS_unshare, 0); /* no flags: changes nothing */
+  } else if (strcmp(name, "ptrace") == 0) {
+    siginfo_t si;
+    r = syscall(SYS_ptrace, PTRACE_GETSIGINFO, getpid(), NULL, &si); /* ESRCH: no tracee */
+  } else if (strcmp(name, "mount") == 0) {
+    r = syscall(SYS_mount, "none", "/nonexistent/foxworker-test", "tmpfs", 0, NULL);
+  } else if (strcmp(name, "socket") == 0) {
+    r = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (r >= 0) {
+      close((int)r);
+      r = 0;
+    }
+  } else if (strcmp(name, "clone_newuser") == 0) {
+    /* A process in a user namespace of its own, which exits at once. */
+    r = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0);
+    if (r == 0) syscall(SYS_exit_group, 0);
+    if (r > 0) {
+      waitpid((pid_t)r, NULL, 0);
+      r = 0;
+    }
+  } else if (strcmp(name, "thread") == 0) {
+    pthread_t t;
+    int e = pthread_create(&t, NULL, do_nothing, NULL);
+    if (e == 0) {
+      pthread_join(t, NULL);
+      r = 0;
+    }
+    errno = e;
+  } else if (strcmp(name, "spawn") == 0) {
+    char *argv[] = {"true", NULL};
+    pid_t pid;
+    int e = posix_spawnp(&pid, "true", NULL, NULL, argv, environ);
+    int status = 0;
+    if (e == 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+        WEXITSTATUS(status) == 0)
+      r = 0;
+    errno = e;
+#if defined(__x86_64__)
+  } else if (strcmp(name, "x32") == 0) {
+    r = syscall(0x40000000 /* __X32_SYSCALL_BIT */ | SYS_getpid);
+#endif
+  } else {
+    errno = EINVAL;
+  }
+  const int err = errno;
+  leave(inst);
+  if (r >= 0) return FOXW_ACK;
+  char reason[160];
+  const char *err_name = strerrorname_np(err);
+  int len = snprintf(reason, sizeof reason, "%s: %s (%s)", name, err_name ? err_name : "?",
+                     strerror(err));
+  foxw_set_reason(out, reason, len > 0 ? (size_t)len : 0);
+  return FOXW_REJECT;
+}
+
 /* Frames smaller than a page, so that the stack pointer walks into the guard
  * page below the stack (a larger frame could jump over it). */
 static long recurse(long depth, long limit) {
@@ -529,6 +626,7 @@ static const foxw_handler_def handlers[] = {
     FOXW_HANDLER("spin", handle_spin),
     FOXW_HANDLER("fork_bomb", handle_fork_bomb),
     FOXW_HANDLER("flood", handle_flood),
+    FOXW_HANDLER("syscall", handle_syscall),
 #ifdef TEST_DUPLICATE_HANDLER
     FOXW_HANDLER("ok", handle_ok),
 #endif
