@@ -364,6 +364,13 @@ int InAChild(F body) {
   return status;
 }
 
+// InstallSyscallFilter, its error on standard error.
+bool Installed(const SyscallFilterSpec& spec, int note_fd) {
+  Status s = InstallSyscallFilter(spec, note_fd);
+  if (!s.ok()) fprintf(stderr, "%s\n", s.message().c_str());
+  return s.ok();
+}
+
 SyscallFilterSpec DenySocket(bool kill) {
   SyscallFilterSpec spec;
   spec.on = true;
@@ -374,7 +381,7 @@ SyscallFilterSpec DenySocket(bool kill) {
 
 TEST(SyscallFilterUnitTest, WithErrnoADeniedCallFailsWithEperm) {
   const int status = InAChild([] {
-    if (!InstallSyscallFilter(DenySocket(false), -1).ok()) return 91;
+    if (!Installed(DenySocket(false), -1)) return 91;
     if (socket(AF_UNIX, SOCK_DGRAM, 0) >= 0 || errno != EPERM) return 92;
     return getpid() > 0 ? 0 : 93;  // what is not listed still works
   });
@@ -386,7 +393,7 @@ TEST(SyscallFilterUnitTest, WithKillTheProcessDiesOfSigsysAndNotesTheCall) {
   int note[2];
   ASSERT_EQ(pipe2(note, O_CLOEXEC | O_NONBLOCK), 0);
   const int status = InAChild([&] {
-    if (!InstallSyscallFilter(DenySocket(true), note[1]).ok()) return 91;
+    if (!Installed(DenySocket(true), note[1])) return 91;
     isolation::SetFilteredJob(42);
     (void)socket(AF_UNIX, SOCK_DGRAM, 0);
     return 92;  // not reached
@@ -406,6 +413,11 @@ TEST(SyscallFilterUnitTest, WithKillTheProcessDiesOfSigsysAndNotesTheCall) {
 }
 
 TEST(SyscallFilterUnitTest, WhenSeccompItselfIsDeniedPrctlInstallsTheFilter) {
+#if defined(__SANITIZE_THREAD__)
+  // TSan starts its background thread again in a forked child: with two
+  // threads the fallback refuses (rightly: prctl filters one thread).
+  GTEST_SKIP() << "a forked child has ThreadSanitizer's thread too";
+#endif
   // As under the shipped unit, whose SystemCallFilter leaves seccomp(2) out.
   const int status = InAChild([] {
     SyscallFilterSpec outer;
@@ -414,7 +426,7 @@ TEST(SyscallFilterUnitTest, WhenSeccompItselfIsDeniedPrctlInstallsTheFilter) {
     std::vector<sock_filter> program = isolation::BuildFilterProgram(outer);
     sock_fprog prog{static_cast<unsigned short>(program.size()), program.data()};
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) return 94;
-    if (!InstallSyscallFilter(DenySocket(false), -1).ok()) return 91;
+    if (!Installed(DenySocket(false), -1)) return 91;
     if (socket(AF_UNIX, SOCK_DGRAM, 0) >= 0 || errno != EPERM) return 92;
     return 0;
   });
