@@ -10,8 +10,8 @@
 #ifndef FOXWORKER_CORE_CONSUMER_H_
 #define FOXWORKER_CORE_CONSUMER_H_
 
-#include <array>
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -249,8 +249,6 @@ class Consumer {
   // the prefetch window at the current concurrency.
   size_t batch_max() const;
   bool OverLimit() const { return workers_.load(std::memory_order_relaxed) > Limit(); }
-  // Drain tasks allowed now: the concurrency, plus the stuck handlers the
-  // queue replaces.
   // A settlement that brings the in-flight count down to this (from above)
   // wakes a task to fetch. With no more prefetch than concurrency, the first
   // free place; with more, a quarter of the spare places: what is buffered
@@ -260,6 +258,8 @@ class Consumer {
     const int64_t spare = prefetch_ - concurrency_.load(std::memory_order_relaxed);
     return prefetch_ - std::max<int64_t>(1, spare / 4);
   }
+  // Drain tasks allowed now: the concurrency, plus the stuck handlers the
+  // queue replaces.
   int Limit() const {
     return concurrency_.load(std::memory_order_relaxed) +
            std::min(stuck_.load(std::memory_order_relaxed),

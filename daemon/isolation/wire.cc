@@ -320,12 +320,20 @@ Status Channel::Fill(size_t n, bool at_frame_start) {
   return Status::Ok();
 }
 
+namespace {
+// A frame's length field (little-endian u32 at `head`).
+uint32_t FrameLength(const char* head) {
+  uint32_t len = 0;
+  for (int i = 0; i < 4; ++i) len |= static_cast<uint32_t>(static_cast<uint8_t>(head[i])) << (8 * i);
+  return len;
+}
+}  // namespace
+
 Status Channel::Receive(FrameType* type, std::string* body) {
   Status s = Fill(5, /*at_frame_start=*/true);
   if (!s.ok()) return s;
   const char* head = read_buf_.data() + read_pos_;
-  uint32_t len = 0;
-  for (int i = 0; i < 4; ++i) len |= static_cast<uint32_t>(static_cast<uint8_t>(head[i])) << (8 * i);
+  const uint32_t len = FrameLength(head);
   if (len == 0 || len > kMaxFrame) {
     return Status::InvalidArgument("malformed frame: length " + std::to_string(len));
   }
@@ -347,8 +355,7 @@ Status Channel::Receive(FrameType* type, std::string* body) {
 bool Channel::FrameReady() const {
   if (read_end_ - read_pos_ < 5) return false;
   const char* head = read_buf_.data() + read_pos_;
-  uint32_t len = 0;
-  for (int i = 0; i < 4; ++i) len |= static_cast<uint32_t>(static_cast<uint8_t>(head[i])) << (8 * i);
+  const uint32_t len = FrameLength(head);
   return read_end_ - read_pos_ >= 4 + size_t{len};
 }
 
