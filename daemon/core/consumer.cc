@@ -134,8 +134,11 @@ void Consumer::SetPaused(bool paused) {
     MaybeSpawn();
     return;
   }
-  // Running handlers finish; what is fetched and not started goes back now.
+  // Running handlers finish; what is fetched and not started goes back now,
+  // from the consumer's buffer and from the handler set's.
   ReleaseBuffered();
+  std::lock_guard<std::mutex> lock(handlers_mu_);
+  if (handlers_ != nullptr) handlers_->ReleaseUnstarted();
 }
 
 void Consumer::OnHold(const std::string& reason) {
@@ -156,6 +159,8 @@ void Consumer::StopFetching() {
   stopping_.store(true);
   source_->StopFetching();
   ReleaseBuffered();
+  std::lock_guard<std::mutex> lock(handlers_mu_);
+  if (handlers_ != nullptr) handlers_->ReleaseUnstarted();
 }
 
 bool Consumer::WaitDrained(std::chrono::steady_clock::time_point deadline) {
@@ -531,8 +536,13 @@ void Consumer::Drain() {
   handlers_->Release(instance);
   ReturnSlot(slot);
   FlushSettlements();
-  // Paused or stopping: what is fetched and not started goes back at once.
-  if (paused_.load() || held_.load() || stopping_.load()) ReleaseBuffered();
+  // Paused or stopping: what is fetched and not started goes back at once
+  // (a message this task handed to the set after SetPaused or StopFetching
+  // looked there too).
+  if (paused_.load() || held_.load() || stopping_.load()) {
+    ReleaseBuffered();
+    handlers_->ReleaseUnstarted();
+  }
   EndTask(over_limit, yielded, window_full);
 }
 
@@ -594,6 +604,7 @@ void Consumer::DrainBatches() {
     if (turn + 1 == kBatchesPerTurn && own_pool_ == nullptr) yielded = true;
   }
   ReturnSlot(slot);
+  if (paused_.load() || held_.load() || stopping_.load()) handlers_->ReleaseUnstarted();
   EndTask(over_limit, yielded, window_full);
 }
 
@@ -929,10 +940,13 @@ int32_t Consumer::Complete(Delivery* d, const HandlerReply& reply) {
     deferred_.erase(d);
     overdue = overdue_.erase(d) > 0;
   }
+  // A release was never started (a handler set hands back what waited for
+  // it): for the middleware no run and no failure.
+  const bool released = reply.verdict == Verdict::kRelease;
   CallInfo call;
-  call.handler_ran = true;
-  call.duration_ns = MonotonicNs() - d->started_ns;
-  call.failed = reply.verdict != Verdict::kAck && reply.verdict != Verdict::kReject;
+  call.handler_ran = !released;
+  call.duration_ns = released ? 0 : MonotonicNs() - d->started_ns;
+  call.failed = !released && reply.verdict != Verdict::kAck && reply.verdict != Verdict::kReject;
   if (overdue) {
     // Past its deadline (the watchdog said so and cancelled it): the timeout
     // stands, whatever complete() answered.
@@ -952,11 +966,13 @@ int32_t Consumer::Complete(Delivery* d, const HandlerReply& reply) {
   Outcome o = Decide(*d, d->deferred.result(), "(deferred)");
   if (o.kind == Outcome::Kind::kRelease) {
     // Never started (isolation: process hands back what waited for a child
-    // when a crash loop holds the queue): the delivery goes back to its
-    // backend, which may hand the same object out again, so its deferred
-    // state and journal entry are cleared as for a new one.
+    // when the queue pauses, stops or is held after a crash loop): the
+    // delivery goes back to its backend, which may hand the same object out
+    // again, so its deferred state and journal entry are cleared as for a
+    // new one; the admission it took goes back, as in RunOne.
     d->deferred.Reset();
     d->journal_hold.Release();
+    Refund(1);
   }
   RunAfter(*d, o, call, middleware_.size());
   SettleCompleted({std::unique_ptr<Delivery>(d), std::move(o)});

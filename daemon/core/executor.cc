@@ -17,6 +17,7 @@ void NameThread(const std::string& name) {
 }  // namespace
 
 int TaskRunner::CurrentThreadIndex() { return tls_thread_index; }
+void TaskRunner::SetCurrentThreadIndex(int index) { tls_thread_index = index; }
 
 // ---- ThreadPool ---------------------------------------------------------------
 

@@ -37,6 +37,11 @@ class TaskRunner {
   // The calling thread's index in [0, max_threads()) of the runner it
   // belongs to, or -1 off every runner.
   static int CurrentThreadIndex();
+  // Gives the calling thread, which belongs to no runner, the index
+  // CurrentThreadIndex() answers: foxworker-child runs a queue's handlers
+  // on threads of its own, one per slot, and PER_THREAD plugin instances
+  // are looked up by that index.
+  static void SetCurrentThreadIndex(int index);
 };
 
 // Grows on demand to `max_threads`; a thread idle for `idle_keepalive` exits.

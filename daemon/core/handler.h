@@ -110,6 +110,12 @@ class HandlerSet {
   // An operator resumed the queue: a hold ends now (through the callback)
   // and what led to it is forgotten (the crashes counted so far).
   virtual void EndHold() {}
+  // The queue pauses or stops: messages the set answered kPending for but
+  // has not started (isolation: process keeps those waiting for a child's
+  // free slot) go back now, each through its consumer's Complete() with
+  // Verdict::kRelease: uncharged, like the consumer's own fetched and
+  // unstarted ones. Not from inside the hold callback.
+  virtual void ReleaseUnstarted() {}
 };
 
 }  // namespace foxworker

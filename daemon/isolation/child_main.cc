@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "daemon/base/clock.h"
+#include "daemon/core/executor.h"
 #include "daemon/isolation/syscall_filter.h"
 #include "daemon/isolation/wire.h"
 #include "daemon/plugins/host_api.h"
@@ -342,6 +343,10 @@ void Child::RunJob(std::unique_ptr<Job> job) {
 }
 
 void Child::Worker(int index) {
+  // PER_THREAD instances (one per slot: PluginHandlerSet::Create with no
+  // executor) are this thread's by its index; off a runner the lookup
+  // would find none and abort the child on every message.
+  TaskRunner::SetCurrentThreadIndex(index);
   for (;;) {
     std::unique_ptr<Job> job;
     {

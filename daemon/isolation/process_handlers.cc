@@ -44,6 +44,13 @@ std::string SignalName(int sig) {
   return abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
 }
 
+// Hands `d`, which no child started, back to its consumer: to the backend,
+// no attempt charged.
+void HandBack(Delivery* d, std::string_view why) {
+  const HandlerReply release{Verdict::kRelease, FOXW_RETRY, why, 0};
+  if (d->consumer != nullptr) d->consumer->Complete(d, release);
+}
+
 // A process's resident set, in bytes (0 when it cannot be read).
 uint64_t ResidentBytes(pid_t pid) {
   char path[64];
@@ -754,6 +761,15 @@ void ProcessHandlerSet::SetHoldCallback(HoldCallback hold) {
   NotifyHold();
 }
 
+void ProcessHandlerSet::ReleaseUnstarted() {
+  std::deque<Waiting> waiting;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    waiting.swap(waiting_);
+  }
+  for (Waiting& w : waiting) HandBack(w.d, "the queue paused or stopped before a child took it");
+}
+
 void ProcessHandlerSet::EndHold() {
   bool was_held;
   {
@@ -932,11 +948,7 @@ void ProcessHandlerSet::Monitor() {
       lock.unlock();
       for (Delivery* d : gave_up)
         CompleteDeferred(d, FOXW_RETRY, "cancelled while every handler child was busy", 0);
-      for (Delivery* d : released) {
-        const HandlerReply release{Verdict::kRelease, FOXW_RETRY,
-                                   "the queue is paused after a crash loop", 0};
-        if (d->consumer != nullptr) d->consumer->Complete(d, release);
-      }
+      for (Delivery* d : released) HandBack(d, "the queue is paused after a crash loop");
       lock.lock();
       if (stopping_) break;
     }

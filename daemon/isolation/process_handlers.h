@@ -99,6 +99,9 @@ class ProcessHandlerSet : public HandlerSet {
   // started again; at its end (or at EndHold) they start at once.
   void SetHoldCallback(HoldCallback hold) override;
   void EndHold() override;
+  // What waits for a free slot goes back to its consumer (kRelease): the
+  // queue pauses or stops, and no child has started it.
+  void ReleaseUnstarted() override;
 
   // Sends `d` to a child with a free slot, or queues it for the next slot
   // that frees (every child busy or restarting): kPending either way, or

@@ -1,7 +1,13 @@
 // Dispatch through the real core: memory backend, executor, consumers and a
-// real plugin loaded with dlopen.
+// real plugin loaded with dlopen. Every test runs twice: with the handlers
+// in the daemon ("inprocess") and in foxworker-child processes ("process":
+// the queues get `isolation: process`). One suite, so that both modes are
+// held to the same behaviour.
 #include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
 
 #include "daemon/core/dead_letter.h"
 #include "tests/core/test_daemon.h"
@@ -10,17 +16,28 @@
 namespace foxworker::testing {
 namespace {
 
-std::string Yaml(const std::string& queue_extra, const std::string& variant = "test_plugin",
-                 const std::string& daemon_extra = "") {
-  return "daemon:\n  worker_threads: 4\n" +
-         (daemon_extra.empty() ? std::string("  shutdown_timeout: 5s\n") : daemon_extra) +
-         "plugins:\n  test:\n    path: " + TestPluginPath(variant) +
-         "\nbackends:\n  mem:\n    type: memory\n"
-         "retry_policies:\n  quick:\n    max_attempts: 3\n    backoff: fixed\n    initial: 10ms\n"
-         "    jitter: 0\n"
-         "queues:\n  jobs:\n    backend: mem\n    plugin: test\n    retry_policy: quick\n" +
-         queue_extra;
-}
+// The test plugin's counters (ReadTestPluginStats) in files that every
+// process loading it shares: in process mode the handlers count in the
+// children, which inherit $FOXWORKER_TEST_STATS_DIR. Set before main, so
+// before any test of this binary loads the plugin (a copy counts where it
+// first looked).
+class SharedTestPluginStats {
+ public:
+  SharedTestPluginStats() {
+    std::string dir = (std::filesystem::temp_directory_path() / "foxworker_stats_XXXXXX").string();
+    if (mkdtemp(dir.data()) == nullptr) return;  // the plugin then counts privately
+    dir_ = dir;
+    setenv("FOXWORKER_TEST_STATS_DIR", dir_.c_str(), 1);
+  }
+  ~SharedTestPluginStats() {
+    std::error_code ec;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  }
+
+ private:
+  std::string dir_;
+};
+const SharedTestPluginStats shared_stats;
 
 // The counters live in the loaded plugin; with no plugin loaded there is
 // nothing to read, and returning zeros would let "handled == 0" pass.
@@ -28,14 +45,56 @@ TEST(TestPluginStatsTest, ReadingAPluginThatIsNotLoadedFails) {
   EXPECT_NONFATAL_FAILURE(ReadTestPluginStats("no_such_variant"), "is not loaded");
 }
 
-class DispatchTest : public ::testing::Test {
+// The parameter: "inprocess" or "process".
+class DispatchTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override { ResetTestPlugin(); }
   MemoryBackend* Mem(Supervisor& s) { return static_cast<MemoryBackend*>(s.FindBackend("mem")); }
+  bool Process() const { return GetParam() == "process"; }
+
+  // The keys that put a queue in this test's mode; `process_block` (the
+  // lines of a `process:` block) applies in process mode only.
+  std::string Isolation(const std::string& process_block = "") const {
+    if (!Process()) return "";
+    return "    isolation: process\n" +
+           (process_block.empty() ? "" : "    process:\n" + process_block);
+  }
+
+  // Queue `jobs` with `queue_extra` after its keys (more queues there call
+  // Isolation() themselves).
+  std::string Yaml(const std::string& queue_extra, const std::string& variant = "test_plugin",
+                   const std::string& daemon_extra = "",
+                   const std::string& process_block = "") const {
+    return "daemon:\n  worker_threads: 4\n" +
+           (daemon_extra.empty() ? std::string("  shutdown_timeout: 5s\n") : daemon_extra) +
+           "plugins:\n  test:\n    path: " + TestPluginPath(variant) +
+           "\nbackends:\n  mem:\n    type: memory\n"
+           "retry_policies:\n  quick:\n    max_attempts: 3\n    backoff: fixed\n"
+           "    initial: 10ms\n    jitter: 0\n"
+           "queues:\n  jobs:\n    backend: mem\n    plugin: test\n    retry_policy: quick\n" +
+           Isolation(process_block) + queue_extra;
+  }
+
+  // StartDaemon, and a check that the test's queues run their handlers
+  // where this variant says.
+  std::unique_ptr<Supervisor> Start(const std::string& yaml) {
+    auto d = StartDaemon(yaml);
+    if (d == nullptr) return d;
+    for (const char* queue : {"jobs", "out", "other"}) {
+      Consumer* c = d->FindConsumer(queue);
+      if (c != nullptr) {
+        EXPECT_EQ(c->Children().isolated, Process()) << "queue " << queue;
+      }
+    }
+    return d;
+  }
 };
 
-TEST_F(DispatchTest, RoutesByMessageTypeAndAcks) {
-  auto d = StartDaemon(Yaml("    concurrency: 2\n"));
+// Tests that mean something only with the handlers in the daemon.
+class DispatchInProcessTest : public DispatchTest {};
+
+TEST_P(DispatchTest, RoutesByMessageTypeAndAcks) {
+  auto d = Start(Yaml("    concurrency: 2\n"));
   ASSERT_TRUE(d);
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("ok"), {}).ok());
   Consumer* c = d->FindConsumer("jobs");
@@ -44,8 +103,8 @@ TEST_F(DispatchTest, RoutesByMessageTypeAndAcks) {
   EXPECT_TRUE(d->Shutdown());
 }
 
-TEST_F(DispatchTest, UnknownMessageTypeIsDeadLetteredWithReason) {
-  auto d = StartDaemon(Yaml("    concurrency: 1\n"));
+TEST_P(DispatchTest, UnknownMessageTypeIsDeadLetteredWithReason) {
+  auto d = Start(Yaml("    concurrency: 1\n"));
   ASSERT_TRUE(d);
   ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("no.such.type"), {}).ok());
   ASSERT_TRUE(WaitFor([&] { return Mem(*d)->ReadyCount("jobs-dlq") == 1; }));
@@ -58,8 +117,8 @@ TEST_F(DispatchTest, UnknownMessageTypeIsDeadLetteredWithReason) {
   EXPECT_TRUE(d->Shutdown());
 }
 
-TEST_F(DispatchTest, PinnedHandlerIgnoresMessageType) {
-  auto d = StartDaemon(Yaml("    handler: ok\n"));
+TEST_P(DispatchTest, PinnedHandlerIgnoresMessageType) {
+  auto d = Start(Yaml("    handler: ok\n"));
   ASSERT_TRUE(d);
   ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("reject"), {}).ok());
   ASSERT_TRUE(WaitFor([&] { return d->FindConsumer("jobs")->Stats().acked == 1; }));
@@ -69,10 +128,10 @@ TEST_F(DispatchTest, PinnedHandlerIgnoresMessageType) {
 // A handler publishes through the host API to a queue of the config: it
 // lands on that queue's backend source; an unknown queue is an error the
 // handler sees (and retries on).
-TEST_F(DispatchTest, APluginPublishesToAConfiguredQueue) {
-  auto d = StartDaemon(Yaml("    handler: publish\n    concurrency: 1\n"
+TEST_P(DispatchTest, APluginPublishesToAConfiguredQueue) {
+  auto d = Start(Yaml("    handler: publish\n    concurrency: 1\n"
                             "  out:\n    backend: mem\n    source: out-source\n    plugin: test\n"
-                            "    handler: ok\n"));
+                            "    handler: ok\n" + Isolation()));
   ASSERT_TRUE(d);
   ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("", "out"), {}).ok());
   // The published message may be handled and acked before the publisher's
@@ -84,7 +143,7 @@ TEST_F(DispatchTest, APluginPublishesToAConfiguredQueue) {
   EXPECT_TRUE(d->Shutdown());
 }
 
-TEST_F(DispatchTest, PinnedHandlerMustExist) {
+TEST_P(DispatchTest, PinnedHandlerMustExist) {
   auto config = ParseConfigString(Yaml("    handler: nope\n"), "test.yaml", "/tmp");
   ASSERT_TRUE(config.ok()) << config.status().message();
   Supervisor s(std::move(*config));
@@ -94,12 +153,12 @@ TEST_F(DispatchTest, PinnedHandlerMustExist) {
   s.Shutdown();
 }
 
-TEST_F(DispatchTest, RetriesThenDeadLettersWithAttemptCount) {
+TEST_P(DispatchTest, RetriesThenDeadLettersWithAttemptCount) {
   // Retries are logged at debug (VLOG 1), dead letters at warning.
   const int v = FLAGS_v;
   FLAGS_v = 1;
   LogCapture log;
-  auto d = StartDaemon(Yaml("    concurrency: 1\n"));
+  auto d = Start(Yaml("    concurrency: 1\n"));
   ASSERT_TRUE(d);
   ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("fail"), {}).ok());
   Consumer* c = d->FindConsumer("jobs");
@@ -122,8 +181,8 @@ TEST_F(DispatchTest, RetriesThenDeadLettersWithAttemptCount) {
   EXPECT_EQ(log.Matching(google::GLOG_WARNING, " dead-lettered after attempt 3: ").size(), 1u);
 }
 
-TEST_F(DispatchTest, RetryHonoursHandlerDelayHint) {
-  auto d = StartDaemon(Yaml("    concurrency: 1\n"));
+TEST_P(DispatchTest, RetryHonoursHandlerDelayHint) {
+  auto d = Start(Yaml("    concurrency: 1\n"));
   ASSERT_TRUE(d);
   Message m = TypedMessage("fail");
   m.headers.emplace_back("delay_ms", "300");
@@ -135,8 +194,8 @@ TEST_F(DispatchTest, RetryHonoursHandlerDelayHint) {
   d->Shutdown();
 }
 
-TEST_F(DispatchTest, RejectDeadLettersAtOnce) {
-  auto d = StartDaemon(Yaml(""));
+TEST_P(DispatchTest, RejectDeadLettersAtOnce) {
+  auto d = Start(Yaml(""));
   ASSERT_TRUE(d);
   ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("reject"), {}).ok());
   ASSERT_TRUE(WaitFor([&] { return d->FindConsumer("jobs")->Stats().dead_lettered == 1; }));
@@ -146,8 +205,8 @@ TEST_F(DispatchTest, RejectDeadLettersAtOnce) {
   d->Shutdown();
 }
 
-TEST_F(DispatchTest, UnknownVerdictIsTreatedAsRetry) {
-  auto d = StartDaemon(Yaml(""));
+TEST_P(DispatchTest, UnknownVerdictIsTreatedAsRetry) {
+  auto d = Start(Yaml(""));
   ASSERT_TRUE(d);
   ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("bogus"), {}).ok());
   Consumer* c = d->FindConsumer("jobs");
@@ -157,8 +216,8 @@ TEST_F(DispatchTest, UnknownVerdictIsTreatedAsRetry) {
   d->Shutdown();
 }
 
-TEST_F(DispatchTest, DeferredCompletionFromAnotherThread) {
-  auto d = StartDaemon(Yaml("    concurrency: 2\n"));
+TEST_P(DispatchTest, DeferredCompletionFromAnotherThread) {
+  auto d = Start(Yaml("    concurrency: 2\n"));
   ASSERT_TRUE(d);
   for (int i = 0; i < 50; ++i) {
     ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("defer"), {}).ok());
@@ -170,8 +229,8 @@ TEST_F(DispatchTest, DeferredCompletionFromAnotherThread) {
   EXPECT_TRUE(d->Shutdown());
 }
 
-TEST_F(DispatchTest, QueueNeverExceedsItsConcurrencyAndInstancesNeverOverlap) {
-  auto d = StartDaemon(Yaml("    concurrency: 3\n    prefetch: 20\n"));
+TEST_P(DispatchTest, QueueNeverExceedsItsConcurrencyAndInstancesNeverOverlap) {
+  auto d = Start(Yaml("    concurrency: 3\n    prefetch: 20\n"));
   ASSERT_TRUE(d);
   for (int i = 0; i < 60; ++i)
     ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "3"), {}).ok());
@@ -183,8 +242,8 @@ TEST_F(DispatchTest, QueueNeverExceedsItsConcurrencyAndInstancesNeverOverlap) {
   EXPECT_TRUE(d->Shutdown());
 }
 
-TEST_F(DispatchTest, ConcurrencyOneRunsSerially) {
-  auto d = StartDaemon(Yaml("    concurrency: 1\n    prefetch: 10\n"));
+TEST_P(DispatchTest, ConcurrencyOneRunsSerially) {
+  auto d = Start(Yaml("    concurrency: 1\n    prefetch: 10\n"));
   ASSERT_TRUE(d);
   for (int i = 0; i < 20; ++i)
     ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "2"), {}).ok());
@@ -193,9 +252,12 @@ TEST_F(DispatchTest, ConcurrencyOneRunsSerially) {
   d->Shutdown();
 }
 
-TEST_F(DispatchTest, SharedInstanceModelRunsConcurrentlyOnOneInstance) {
+// In process mode one child runs all four slots: one instance is one per
+// process.
+TEST_P(DispatchTest, SharedInstanceModelRunsConcurrentlyOnOneInstance) {
   ResetTestPlugin("test_plugin_shared");
-  auto d = StartDaemon(Yaml("    concurrency: 4\n    prefetch: 8\n", "test_plugin_shared"));
+  auto d = Start(Yaml("    concurrency: 4\n    prefetch: 8\n", "test_plugin_shared", "",
+                            "      processes: 1\n"));
   ASSERT_TRUE(d);
   EXPECT_EQ(ReadTestPluginStats("test_plugin_shared").instances, 1);
   for (int i = 0; i < 40; ++i)
@@ -206,17 +268,17 @@ TEST_F(DispatchTest, SharedInstanceModelRunsConcurrentlyOnOneInstance) {
   EXPECT_EQ(ReadTestPluginStats("test_plugin_shared").instances, 0);
 }
 
-TEST_F(DispatchTest, PerSlotModelCreatesOneInstancePerSlotAndDestroysThem) {
-  auto d = StartDaemon(Yaml("    concurrency: 3\n"));
+TEST_P(DispatchTest, PerSlotModelCreatesOneInstancePerSlotAndDestroysThem) {
+  auto d = Start(Yaml("    concurrency: 3\n"));
   ASSERT_TRUE(d);
   EXPECT_EQ(ReadTestPluginStats().instances, 3);
   EXPECT_TRUE(d->Shutdown());
   EXPECT_EQ(ReadTestPluginStats().instances, 0);
 }
 
-TEST_F(DispatchTest, PerThreadModelCreatesOneInstancePerThreadOfTheQueue) {
+TEST_P(DispatchTest, PerThreadModelCreatesOneInstancePerThreadOfTheQueue) {
   ResetTestPlugin("test_plugin_per_thread");
-  auto d = StartDaemon(Yaml("    concurrency: 2\n", "test_plugin_per_thread"));
+  auto d = Start(Yaml("    concurrency: 2\n", "test_plugin_per_thread"));
   ASSERT_TRUE(d);
   EXPECT_EQ(ReadTestPluginStats("test_plugin_per_thread").instances, 2);
   for (int i = 0; i < 20; ++i)
@@ -225,10 +287,13 @@ TEST_F(DispatchTest, PerThreadModelCreatesOneInstancePerThreadOfTheQueue) {
   EXPECT_TRUE(d->Shutdown());
 }
 
-// `pool: cpu`: the queue shares the daemon's worker_threads (4 here).
-TEST_F(DispatchTest, PerThreadModelOnTheCpuPoolCreatesOneInstancePerPoolThread) {
+// `pool: cpu`: the queue shares the daemon's worker_threads (4 here). With
+// isolation: process those threads only hand messages to the children,
+// which run them on threads of their own: no plugin instance is made per
+// pool thread.
+TEST_P(DispatchInProcessTest, PerThreadModelOnTheCpuPoolCreatesOneInstancePerPoolThread) {
   ResetTestPlugin("test_plugin_per_thread");
-  auto d = StartDaemon(Yaml("    concurrency: 2\n    pool: cpu\n", "test_plugin_per_thread"));
+  auto d = Start(Yaml("    concurrency: 2\n    pool: cpu\n", "test_plugin_per_thread"));
   ASSERT_TRUE(d);
   EXPECT_EQ(ReadTestPluginStats("test_plugin_per_thread").instances, 4);
   for (int i = 0; i < 20; ++i)
@@ -237,8 +302,8 @@ TEST_F(DispatchTest, PerThreadModelOnTheCpuPoolCreatesOneInstancePerPoolThread) 
   EXPECT_TRUE(d->Shutdown());
 }
 
-TEST_F(DispatchTest, GracefulDrainFinishesInFlightWork) {
-  auto d = StartDaemon(Yaml("    concurrency: 4\n    prefetch: 4\n"));
+TEST_P(DispatchTest, GracefulDrainFinishesInFlightWork) {
+  auto d = Start(Yaml("    concurrency: 4\n    prefetch: 4\n"));
   ASSERT_TRUE(d);
   for (int i = 0; i < 4; ++i)
     ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "300"), {}).ok());
@@ -253,18 +318,20 @@ TEST_F(DispatchTest, GracefulDrainFinishesInFlightWork) {
   EXPECT_EQ(Mem(*d)->ReadyCount("jobs"), 10u);  // never started, still queued
 }
 
-TEST_F(DispatchTest, ShutdownTimeoutCancelsPollingHandlersAndDoesNotAck) {
-  auto d = StartDaemon(Yaml("    concurrency: 1\n", "test_plugin", "  shutdown_timeout: 200ms\n"));
+TEST_P(DispatchTest, ShutdownTimeoutCancelsPollingHandlersAndDoesNotAck) {
+  auto d = Start(Yaml("    concurrency: 1\n", "test_plugin", "  shutdown_timeout: 200ms\n"));
   ASSERT_TRUE(d);
   ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("cancel"), {}).ok());
   ASSERT_TRUE(WaitFor([&] { return d->FindConsumer("jobs")->Stats().received == 1; }));
   auto t0 = std::chrono::steady_clock::now();
   EXPECT_TRUE(d->Shutdown());  // the handler saw cancellation and returned
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+  EXPECT_EQ(d->FindConsumer("jobs")->Stats().acked, 0u);
+  EXPECT_EQ(Mem(*d)->ReadyCount("jobs") + Mem(*d)->DelayedCount("jobs"), 1u);  // retried
 }
 
-TEST_F(DispatchTest, PausedQueueFetchesNothingUntilResumed) {
-  auto d = StartDaemon(Yaml(""));
+TEST_P(DispatchTest, PausedQueueFetchesNothingUntilResumed) {
+  auto d = Start(Yaml(""));
   ASSERT_TRUE(d);
   Consumer* c = d->FindConsumer("jobs");
   c->SetPaused(true);
@@ -280,8 +347,8 @@ TEST_F(DispatchTest, PausedQueueFetchesNothingUntilResumed) {
 
 // concurrency: N means N handlers running, whatever the CPU count and the
 // daemon's worker_threads (4 here).
-TEST_F(DispatchTest, FiftySleepingHandlersRunAtOnce) {
-  auto d = StartDaemon(Yaml("    concurrency: 50\n    prefetch: 100\n"));
+TEST_P(DispatchTest, FiftySleepingHandlersRunAtOnce) {
+  auto d = Start(Yaml("    concurrency: 50\n    prefetch: 100\n"));
   ASSERT_TRUE(d);
   for (int i = 0; i < 50; ++i)
     ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "1000"), {}).ok());
@@ -295,8 +362,8 @@ TEST_F(DispatchTest, FiftySleepingHandlersRunAtOnce) {
 
 // A large prefetch gives no slot a private batch: eight jobs at concurrency
 // 4 run four at a time, not one slot running all eight in turn.
-TEST_F(DispatchTest, ALargePrefetchStillRunsEverySlot) {
-  auto d = StartDaemon(Yaml("    concurrency: 4\n    prefetch: 64\n"));
+TEST_P(DispatchTest, ALargePrefetchStillRunsEverySlot) {
+  auto d = Start(Yaml("    concurrency: 4\n    prefetch: 64\n"));
   ASSERT_TRUE(d);
   for (int i = 0; i < 8; ++i)
     ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "400"), {}).ok());
@@ -309,9 +376,10 @@ TEST_F(DispatchTest, ALargePrefetchStillRunsEverySlot) {
 }
 
 // A queue whose handlers all hang holds only its own threads.
-TEST_F(DispatchTest, HungHandlersDoNotStallAnotherQueue) {
-  auto d = StartDaemon(Yaml("    concurrency: 2\n"
-                            "  other:\n    backend: mem\n    plugin: test\n    concurrency: 1\n"));
+TEST_P(DispatchTest, HungHandlersDoNotStallAnotherQueue) {
+  auto d = Start(Yaml("    concurrency: 2\n"
+                            "  other:\n    backend: mem\n    plugin: test\n    concurrency: 1\n" +
+                            Isolation()));
   ASSERT_TRUE(d);
   for (int i = 0; i < 4; ++i)
     ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "3000"), {}).ok());
@@ -327,8 +395,8 @@ TEST_F(DispatchTest, HungHandlersDoNotStallAnotherQueue) {
 
 // Each outcome is settled as its handler returns, not when the rest of
 // what was fetched with it is done.
-TEST_F(DispatchTest, AnAckIsSettledWhenItsHandlerReturns) {
-  auto d = StartDaemon(Yaml("    concurrency: 1\n    prefetch: 8\n"));
+TEST_P(DispatchTest, AnAckIsSettledWhenItsHandlerReturns) {
+  auto d = Start(Yaml("    concurrency: 1\n    prefetch: 8\n"));
   ASSERT_TRUE(d);
   ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "10"), {}).ok());
   ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "4000"), {}).ok());
@@ -341,8 +409,8 @@ TEST_F(DispatchTest, AnAckIsSettledWhenItsHandlerReturns) {
 
 // Pause: the running handler finishes; what was fetched and not started
 // goes back to the backend at once, uncharged, counted as released.
-TEST_F(DispatchTest, PauseHandsBackWhatWasFetchedAndNotStarted) {
-  auto d = StartDaemon(Yaml("    concurrency: 1\n    prefetch: 10\n"));
+TEST_P(DispatchTest, PauseHandsBackWhatWasFetchedAndNotStarted) {
+  auto d = Start(Yaml("    concurrency: 1\n    prefetch: 10\n"));
   ASSERT_TRUE(d);
   for (int i = 0; i < 10; ++i)
     ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "500"), {}).ok());
@@ -362,8 +430,8 @@ TEST_F(DispatchTest, PauseHandsBackWhatWasFetchedAndNotStarted) {
 }
 
 // Shutdown: likewise; the running handler finishes within the timeout.
-TEST_F(DispatchTest, ShutdownHandsBackWhatWasFetchedAndNotStarted) {
-  auto d = StartDaemon(Yaml("    concurrency: 1\n    prefetch: 10\n"));
+TEST_P(DispatchTest, ShutdownHandsBackWhatWasFetchedAndNotStarted) {
+  auto d = Start(Yaml("    concurrency: 1\n    prefetch: 10\n"));
   ASSERT_TRUE(d);
   for (int i = 0; i < 10; ++i)
     ASSERT_TRUE(Mem(*d)->Enqueue("jobs", TypedMessage("sleep", "500"), {}).ok());
@@ -377,6 +445,11 @@ TEST_F(DispatchTest, ShutdownHandsBackWhatWasFetchedAndNotStarted) {
   EXPECT_EQ(Mem(*d)->ReadyCount("jobs"), 10 - done - 1);
   for (const Message& m : Mem(*d)->Peek("jobs")) EXPECT_EQ(m.attempt, 1u) << m.id;
 }
+
+INSTANTIATE_TEST_SUITE_P(Modes, DispatchTest, ::testing::Values("inprocess", "process"),
+                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Modes, DispatchInProcessTest, ::testing::Values("inprocess"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace foxworker::testing

@@ -35,6 +35,9 @@
  *             it succeeds, rejects with "NAME: ERRNO (text)" when it fails
  *             (the syscall filter's tests)
  * Builds in variants (compile definitions) to exercise the loader's checks.
+ * The handlers count what ran (test_plugin_stats()); with
+ * $FOXWORKER_TEST_STATS_DIR set the counts are shared between processes
+ * (see map_stats), so that a test sees what ran in handler children.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* syscall(), strerrorname_np(), CLONE_NEWUSER */
@@ -52,6 +55,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
@@ -64,6 +68,9 @@
 #endif
 #ifndef TEST_ABI_MINOR
 #define TEST_ABI_MINOR FOXW_ABI_MINOR
+#endif
+#ifndef TEST_PLUGIN_VARIANT
+#define TEST_PLUGIN_VARIANT "test_plugin"
 #endif
 #ifndef TEST_INSTANCE_MODEL
 #define TEST_INSTANCE_MODEL FOXW_INSTANCE_PER_SLOT
@@ -103,7 +110,44 @@ typedef struct instance {
   atomic_int busy;
 } instance;
 
-static atomic_int g_running, g_max_running, g_overlaps, g_handled, g_instances;
+/* The counters test_plugin_stats() reports. In this process's memory, or,
+ * when $FOXWORKER_TEST_STATS_DIR is set, in the file <dir>/<variant>.stats
+ * mapped shared: every process that loads this variant (the test and the
+ * foxworker-child processes of isolation: process, which inherit the
+ * environment) then counts into the same ones, so that the test reads what
+ * the children did. Lock-free atomics work across processes. */
+typedef struct stats {
+  atomic_int running, max_running, overlaps, handled, instances;
+} stats;
+static stats g_local_stats;
+static stats *g_stats;
+static pthread_once_t g_stats_once = PTHREAD_ONCE_INIT;
+
+static void map_stats(void) {
+  g_stats = &g_local_stats;
+  const char *dir = getenv("FOXWORKER_TEST_STATS_DIR");
+  if (dir == NULL || *dir == '\0') return;
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s.stats", dir, TEST_PLUGIN_VARIANT);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  /* Extends a new file with zeros; leaves one another process made as is. */
+  void *m = fd >= 0 && ftruncate(fd, sizeof(stats)) == 0
+                ? mmap(NULL, sizeof(stats), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+                : MAP_FAILED;
+  if (m == MAP_FAILED) {
+    /* Counting privately would let a test read zeros where a child counted. */
+    fprintf(stderr, "test plugin: cannot share its counters in %s: %s\n", path, strerror(errno));
+    abort();
+  }
+  close(fd);
+  g_stats = m;
+}
+
+static stats *S(void) {
+  pthread_once(&g_stats_once, map_stats);
+  return g_stats;
+}
+
 static atomic_int g_max_batch, g_batch_calls;
 static atomic_int g_refuse_create;
 /* Defined by create() (every instance's create defines them again and gets
@@ -113,15 +157,15 @@ static foxw_metric *_Atomic g_count_last;
 static foxw_metric *_Atomic g_count_seconds;
 
 FOXW_EXPORT void test_plugin_stats(int *handled, int *max_running, int *overlaps, int *instances) {
-  *handled = atomic_load(&g_handled);
-  *max_running = atomic_load(&g_max_running);
-  *overlaps = atomic_load(&g_overlaps);
-  *instances = atomic_load(&g_instances);
+  *handled = atomic_load(&S()->handled);
+  *max_running = atomic_load(&S()->max_running);
+  *overlaps = atomic_load(&S()->overlaps);
+  *instances = atomic_load(&S()->instances);
 }
 
 /* Restarts the max_running count from the handlers running now. */
 FOXW_EXPORT void test_plugin_reset_max_running(void) {
-  atomic_store(&g_max_running, atomic_load(&g_running));
+  atomic_store(&S()->max_running, atomic_load(&S()->running));
 }
 
 /* While set, create() fails (a plugin that cannot make more instances). */
@@ -131,10 +175,10 @@ FOXW_EXPORT void test_plugin_reset(void) {
   atomic_store(&g_refuse_create, 0);
   atomic_store(&g_max_batch, 0);
   atomic_store(&g_batch_calls, 0);
-  atomic_store(&g_running, 0);
-  atomic_store(&g_max_running, 0);
-  atomic_store(&g_overlaps, 0);
-  atomic_store(&g_handled, 0);
+  atomic_store(&S()->running, 0);
+  atomic_store(&S()->max_running, 0);
+  atomic_store(&S()->overlaps, 0);
+  atomic_store(&S()->handled, 0);
 }
 
 static void sleep_ms(long ms) {
@@ -152,18 +196,20 @@ static long payload_number(const foxw_message *msg) {
 }
 
 static void enter(instance *self) {
+  stats *s = S();
   if (atomic_exchange(&self->busy, 1) != 0 && TEST_INSTANCE_MODEL == FOXW_INSTANCE_PER_SLOT)
-    atomic_fetch_add(&g_overlaps, 1);
-  int now = atomic_fetch_add(&g_running, 1) + 1;
-  int max = atomic_load(&g_max_running);
-  while (now > max && !atomic_compare_exchange_weak(&g_max_running, &max, now)) {
+    atomic_fetch_add(&s->overlaps, 1);
+  int now = atomic_fetch_add(&s->running, 1) + 1;
+  int max = atomic_load(&s->max_running);
+  while (now > max && !atomic_compare_exchange_weak(&s->max_running, &max, now)) {
   }
 }
 
 static void leave(instance *self) {
-  atomic_fetch_sub(&g_running, 1);
+  stats *s = S();
+  atomic_fetch_sub(&s->running, 1);
   atomic_store(&self->busy, 0);
-  atomic_fetch_add(&g_handled, 1);
+  atomic_fetch_add(&s->handled, 1);
 }
 
 static foxw_verdict handle_ok(void *inst, const foxw_message *msg, foxw_outcome *out) {
@@ -596,7 +642,7 @@ static void handle_batch(void *inst, const foxw_message *const *msgs, size_t cou
       verdicts[i] = FOXW_ACK;
     }
   }
-  atomic_fetch_add(&g_handled, (int)count - 1); /* leave() adds one */
+  atomic_fetch_add(&S()->handled, (int)count - 1); /* leave() adds one */
   leave(inst);
 }
 
@@ -659,14 +705,14 @@ static int32_t create(foxw_plugin_ctx *ctx, const char *json, size_t len, void *
                                                      "What the count handler observed.", merr,
                                                      sizeof merr));
   instance *self = calloc(1, sizeof *self);
-  atomic_fetch_add(&g_instances, 1);
+  atomic_fetch_add(&S()->instances, 1);
   *out = self;
   return 0;
 #endif
 }
 
 static void destroy(void *inst) {
-  atomic_fetch_sub(&g_instances, 1);
+  atomic_fetch_sub(&S()->instances, 1);
   free(inst);
 }
 
