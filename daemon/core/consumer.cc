@@ -128,13 +128,19 @@ void Consumer::SetPaused(bool paused) {
     // clears held_) and what led to it.
     {
       std::lock_guard<std::mutex> lock(handlers_mu_);
-      if (handlers_ != nullptr) handlers_->EndHold();
+      if (handlers_ != nullptr) {
+        handlers_->EndHold();
+        if (!stopping_.load()) handlers_->SetHandBack(false);
+      }
     }
     MaybeSpawn();
     return;
   }
-  // Running handlers finish; what is fetched and not started goes back now.
+  // Running handlers finish; what is fetched and not started goes back now,
+  // from the buffer and from the handler set.
   ReleaseBuffered();
+  std::lock_guard<std::mutex> lock(handlers_mu_);
+  if (handlers_ != nullptr) handlers_->SetHandBack(true);
 }
 
 void Consumer::OnHold(const std::string& reason) {
@@ -155,6 +161,9 @@ void Consumer::StopFetching() {
   stopping_.store(true);
   source_->StopFetching();
   ReleaseBuffered();
+  // What the handler set holds but has not started goes back too.
+  std::lock_guard<std::mutex> lock(handlers_mu_);
+  if (handlers_ != nullptr) handlers_->SetHandBack(true);
 }
 
 bool Consumer::WaitDrained(std::chrono::steady_clock::time_point deadline) {
