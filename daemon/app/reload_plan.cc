@@ -122,8 +122,11 @@ void PlanQueues(const Config& old, const Config& next, const RunningFacts& facts
                 ReloadPlan& plan) {
   // Dependencies whose change hands a queue over even when its own settings
   // are the same: its plugin's instances, its retry policy, a shared limit.
-  auto plugin_renewed = [&](const std::string& name) {
-    return Contains(plan.plugins_to_load, name) || Contains(plan.plugins_reconfigured, name);
+  auto plugin_loaded = [&](const std::string& name) {
+    return Contains(plan.plugins_to_load, name);
+  };
+  auto plugin_reconfigured = [&](const std::string& name) {
+    return Contains(plan.plugins_reconfigured, name);
   };
   auto policy_changed = [&](const std::string& name) {
     const RetryPolicyConfig* a = old.FindRetryPolicy(name);
@@ -143,7 +146,7 @@ void PlanQueues(const Config& old, const Config& next, const RunningFacts& facts
     const bool known = fact != facts.queues.end();
     const bool consuming = known && fact->second.consuming;
     const QueueConfig* current = known ? old.FindQueue(qc.name) : nullptr;
-    const bool plugin_changed = plugin_renewed(qc.plugin);
+    const bool plugin_changed = plugin_loaded(qc.plugin) || plugin_reconfigured(qc.plugin);
     const bool retry_changed = policy_changed(qc.retry_policy);
     const bool limit_changed = uses_changed_limit(qc);
     const bool deps_changed = plugin_changed || retry_changed || limit_changed;
@@ -158,6 +161,24 @@ void PlanQueues(const Config& old, const Config& next, const RunningFacts& facts
       plan.queues.push_back(step);
       plan.changes.push_back("queue " + qc.name + " changed in place (" + QueueDiff(*current, qc) +
                              ")");
+      continue;
+    }
+    if (consuming && !plugin_loaded(qc.plugin) && !retry_changed && !limit_changed &&
+        ChangesChildrenInPlace(*current, qc, fact->second.watchdog)) {
+      // isolation: process: the consumer stays; its children take the
+      // change, or a new generation of them does while the old one
+      // finishes its messages. No pause, no hand-over.
+      step.action = QueueAction::kChangeLimits;
+      step.process_changed = true;
+      step.new_children = plugin_reconfigured(qc.plugin) || NeedsNewChildren(*current, qc);
+      plan.queues.push_back(step);
+      std::string what = QueueDiff(*current, qc);
+      if (plugin_reconfigured(qc.plugin))
+        what += (what.empty() ? "" : ", ") + std::string("plugin ") + qc.plugin + " config";
+      plan.changes.push_back("queue " + qc.name + " changed in place (" + what + ")" +
+                             (step.new_children ? ": new handler children, the old ones finish "
+                                                  "their messages"
+                                                : ""));
       continue;
     }
     step.action = QueueAction::kStart;
@@ -208,6 +229,25 @@ bool ChangesOnlyLimits(const QueueConfig& running, const QueueConfig& next, bool
   return probe == running && OnlyLimitsDiffer(running, next, watchdog);
 }
 
+bool ChangesChildrenInPlace(const QueueConfig& running, const QueueConfig& next, bool watchdog) {
+  if (!running.process_isolation || !next.process_isolation) return false;
+  QueueConfig probe = next;
+  static_cast<ConsumerOptions&>(probe) = static_cast<const ConsumerOptions&>(running);
+  probe.process = running.process;
+  return probe == running && OnlyLimitsDiffer(running, next, watchdog);
+}
+
+bool NeedsNewChildren(const QueueConfig& running, const QueueConfig& next) {
+  const ProcessIsolationConfig& a = running.process;
+  const ProcessIsolationConfig& b = next.process;
+  // What a child is started with (its INIT frame and rlimits).
+  return !(ChildLayoutOf(running) == ChildLayoutOf(next)) || a.address_space != b.address_space ||
+         a.cpu_time != b.cpu_time || a.open_files != b.open_files ||
+         a.max_processes != b.max_processes || a.no_new_privs != b.no_new_privs ||
+         a.user != b.user || a.syscall_filter != b.syscall_filter ||
+         a.syscall_deny != b.syscall_deny || a.syscall_action != b.syscall_action;
+}
+
 std::string QueueDiff(const QueueConfig& a, const QueueConfig& b) {
   std::vector<std::string> d;
   auto num = [&](const char* name, auto x, auto y) {
@@ -232,12 +272,28 @@ std::string QueueDiff(const QueueConfig& a, const QueueConfig& b) {
                 " -> " + (b.retry_stuck_at_once ? "at_once" : "after_return"));
   str("retry_policy", a.retry_policy, b.retry_policy);
   if (!(a.middleware == b.middleware)) d.push_back("middleware");
-  auto isolation = [](const QueueConfig& q) { return q.process_isolation ? "process" : "in_process"; };
   if (a.process_isolation != b.process_isolation)
-    d.push_back(std::string("isolation ") + isolation(a) + " -> " + isolation(b));
-  // Any of it (limits, user, syscall filter, ...) is the children's setup:
-  // new children.
-  if (!(a.process == b.process)) d.push_back("process");
+    d.push_back(std::string("isolation ") + (a.process_isolation ? "process" : "in_process") +
+                " -> " + (b.process_isolation ? "process" : "in_process"));
+  if (a.process_isolation && b.process_isolation) {
+    const ProcessIsolationConfig& p = a.process;
+    const ProcessIsolationConfig& q = b.process;
+    num("process.processes", p.processes, q.processes);
+    num("process.timeout_grace", p.timeout_grace.count(), q.timeout_grace.count());
+    num("process.max_tasks", p.max_tasks, q.max_tasks);
+    num("process.max_memory", p.max_memory, q.max_memory);
+    num("process.max_lifetime", p.max_lifetime.count(), q.max_lifetime.count());
+    num("process.address_space", p.address_space, q.address_space);
+    num("process.cpu_time", p.cpu_time.count(), q.cpu_time.count());
+    num("process.open_files", p.open_files, q.open_files);
+    num("process.max_processes", p.max_processes, q.max_processes);
+    num("process.no_new_privs", p.no_new_privs, q.no_new_privs);
+    str("process.user", p.user, q.user);
+    if (!(p.crash_loop == q.crash_loop)) d.push_back("process.crash_loop");
+    if (p.syscall_filter != q.syscall_filter || p.syscall_deny != q.syscall_deny ||
+        p.syscall_action != q.syscall_action)
+      d.push_back("process.syscall_filter");
+  }
   return Join(d);
 }
 

@@ -51,7 +51,10 @@ struct RunningFacts {
 
 enum class QueueAction {
   kKeep,          // the running consumer (or the waiting one) stays as it is
-  kChangeLimits,  // the running consumer takes the new concurrency/timeouts
+  // The running consumer takes the new concurrency/timeouts and, with
+  // isolation: process, its handler set the new process settings (and new
+  // children, see QueueStep).
+  kChangeLimits,
   kStart,         // a new consumer: the queue is added or handed over
 };
 
@@ -62,6 +65,14 @@ struct QueueStep {
   bool replaces_consumer = false;
   // kStart: a consumer still waiting to start is dropped for this one.
   bool replaces_waiting = false;
+  // kChangeLimits of an isolation: process queue whose `process` block,
+  // layout or plugin config changed: its handler set takes the change
+  // (ProcessHandlerSet::PrepareChange).
+  bool process_changed = false;
+  // With process_changed: a new generation of children starts, the old
+  // ones finish what they run and exit (NeedsNewChildren, or the plugin's
+  // config changed). Without: the running children stay.
+  bool new_children = false;
 };
 
 struct ReloadPlan {
@@ -111,6 +122,20 @@ Result<ReloadPlan> ComputeReloadPlan(const Config& old, const Config& next,
 // a consumer without a watchdog is a hand-over. (Consumer::CanChangeLimits
 // says the same of a live consumer.)
 bool ChangesOnlyLimits(const QueueConfig& running, const QueueConfig& next, bool watchdog);
+
+// True when both run isolation: process and `next` differs from `running`
+// only in what the running consumer and its children can take without a
+// hand-over: the limits ChangesOnlyLimits allows (concurrency included) and
+// the `process` block.
+bool ChangesChildrenInPlace(const QueueConfig& running, const QueueConfig& next, bool watchdog);
+
+// For two isolation: process configs of a queue: whether its children must
+// start anew to take `next` (what a child starts with differs: the number
+// of children or messages per child, a limit, the user, no_new_privs).
+// max_tasks, max_memory, max_lifetime, timeout_grace and crash_loop are
+// the daemon's to apply, to running children too. (A changed plugin config
+// also needs new children; the caller checks it.)
+bool NeedsNewChildren(const QueueConfig& running, const QueueConfig& next);
 
 // The names of the QueueConfig fields that differ, for the reload log:
 // "concurrency 2 -> 4, timeout 5000 -> 200".

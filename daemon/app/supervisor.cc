@@ -25,6 +25,25 @@ std::string StrOf(const foxw_str& s) { return s.len ? std::string(s.ptr, s.len) 
 
 // Time allowed, after the drain wait, to flush settlements and close.
 constexpr std::chrono::seconds kCloseTimeout{5};
+// The least time handler children (isolation: process) get for the
+// plugin's shutdown after a drain that used up shutdown_timeout.
+constexpr std::chrono::seconds kMinChildShutdown{1};
+
+// What the children of an isolation: process queue start with.
+isolation::ProcessOptions ProcessOptionsOf(const Config& config, const QueueConfig& qc,
+                                           const LoadedPlugin& plugin) {
+  const PluginConfig* pc = config.FindPlugin(qc.plugin);
+  CHECK(pc) << "config validation let an unknown plugin through";
+  isolation::ProcessOptions o;
+  o.queue = qc.name;
+  o.plugin = *pc;
+  o.plugin_name = plugin.name();
+  const ChildLayout layout = ChildLayoutOf(qc);
+  o.processes = layout.processes;
+  o.slots_per_child = layout.slots_per_child;
+  o.config = qc.process;
+  return o;
+}
 
 // What a queue's consumer is built from, except its source.
 struct PreparedQueue {
@@ -41,16 +60,8 @@ Result<PreparedQueue> PrepareQueue(const Config& config, const QueueConfig& qc,
   PreparedQueue p;
   p.policy = *policy;
   if (qc.process_isolation) {
-    const PluginConfig* pc = config.FindPlugin(qc.plugin);
-    CHECK(pc) << "config validation let an unknown plugin through";
-    isolation::ProcessOptions o;
-    o.queue = qc.name;
-    o.plugin = *pc;
-    o.plugin_name = plugin.name();
-    o.processes = qc.process.processes > 0 ? qc.process.processes : std::max(1, qc.concurrency);
-    o.slots_per_child = (std::max(1, qc.concurrency) + o.processes - 1) / o.processes;
-    o.config = qc.process;
-    auto handlers = isolation::ProcessHandlerSet::Create(plugin, std::move(o));
+    auto handlers =
+        isolation::ProcessHandlerSet::Create(plugin, ProcessOptionsOf(config, qc, plugin));
     if (!handlers.ok()) return handlers.status();
     p.handlers = std::move(*handlers);
   } else {
@@ -252,6 +263,18 @@ Status Supervisor::Build(const ReloadPlan& plan, const Config& next, const Runni
       auto change = c->PrepareLimits(qc);
       if (!change.ok()) return change.status();
       staged.in_place.emplace_back(c, std::move(*change));
+      if (step.process_changed) {
+        // isolation: process: the new children (when the plan wants them)
+        // start now, beside the running ones, so that one that cannot
+        // start fails the reload.
+        auto* set = dynamic_cast<isolation::ProcessHandlerSet*>(c->handler_set());
+        CHECK(set) << "queue " << qc.name << " runs isolation: process without its children";
+        std::shared_ptr<LoadedPlugin> plugin = plugin_for(qc.plugin);
+        CHECK(plugin) << "config validation let an unknown plugin through: " << qc.plugin;
+        auto children = set->PrepareChange(ProcessOptionsOf(next, qc, *plugin), step.new_children);
+        if (!children.ok()) return children.status();
+        staged.children.emplace_back(set, std::move(*children));
+      }
       continue;
     }
     std::shared_ptr<LoadedPlugin> plugin = plugin_for(qc.plugin);
@@ -280,6 +303,7 @@ Status Supervisor::Build(const ReloadPlan& plan, const Config& next, const Runni
 void Supervisor::Discard(Staged& staged) {
   staged.starts.clear();  // destroys the new instances while their plugins still exist
   staged.in_place.clear();
+  staged.children.clear();  // stops the children started for in-place changes
   for (auto& [plugin, json] : staged.old_json) {
     plugin->SetConfigJson(json);
     plugin->CommitConfig();
@@ -345,6 +369,8 @@ void Supervisor::Commit(const ReloadPlan& plan, Staged& staged, Config next) {
   for (const auto& name : plan.plugins_to_load) snap->plugins.push_back(staged.plugins.at(name));
   snap->config = std::make_shared<const Config>(std::move(next));
   shared_buckets_ = std::move(staged.buckets);
+  // New children take new messages from here on; the old ones finish theirs.
+  for (auto& [set, change] : staged.children) set->ApplyChange(std::move(change));
   Swap(std::move(snap), [&] {
     for (auto& [c, change] : staged.in_place) c->ChangeLimits(std::move(change));
   });
@@ -415,8 +441,17 @@ bool Supervisor::Shutdown(const std::function<bool()>& give_up) {
   shut_down_ = true;
   dispatch_beat_.Unregister();  // no longer polled
   const auto t0 = std::chrono::steady_clock::now();
-  // A reload transition in progress: queues waiting to start never will;
-  // consumers still draining from a reload drain with the rest.
+  const auto deadline = t0 + current_->config->daemon.shutdown_timeout;
+  // A reload transition in progress: queues waiting to start never will
+  // (their handler sets, children of isolation: process included, close
+  // meanwhile and go at the end); consumers still draining from a reload
+  // drain with the rest.
+  std::vector<std::unique_ptr<HandlerSet>> unstarted;
+  for (auto& p : pending_) {
+    if (p.handlers == nullptr) continue;
+    p.handlers->BeginClose(deadline);
+    unstarted.push_back(std::move(p.handlers));
+  }
   pending_.clear();
   if (!retiring_.empty()) {
     auto next = Edit();
@@ -426,7 +461,6 @@ bool Supervisor::Shutdown(const std::function<bool()>& give_up) {
   }
   const auto consumers = current_->consumers;
   const Config& config = *current_->config;
-  const auto deadline = t0 + config.daemon.shutdown_timeout;
   for (auto& c : consumers) c->StopFetching();
   auto in_flight = [&] {
     int64_t n = 0;
@@ -468,18 +502,38 @@ bool Supervisor::Shutdown(const std::function<bool()>& give_up) {
     for (auto& c : consumers) c->CancelInFlight();
     drained = wait_all(std::chrono::steady_clock::now() + std::chrono::seconds(1), false);
   }
-  const auto close_deadline = std::chrono::steady_clock::now() + kCloseTimeout;
+  bool abandoned = false;
   if (!drained) {
-    LogAbandoned(in_flight(), asked_to_stop
-                                  ? std::string("asked to stop waiting")
-                                  : "shutdown_timeout (" +
-                                        std::to_string(config.daemon.shutdown_timeout.count()) +
-                                        " ms) expired");
-    // Flush what did finish; leave the stuck handlers' state alone.
-    for (auto& [name, backend] : current_->backends) backend->Stop(close_deadline);
-    for (auto& backend : retiring_backends_) backend->Stop(close_deadline);
-    return false;
+    abandoned = true;
+    const std::string why =
+        asked_to_stop ? std::string("asked to stop waiting")
+                      : "shutdown_timeout (" +
+                            std::to_string(config.daemon.shutdown_timeout.count()) +
+                            " ms) expired";
+    // isolation: process: handlers still running in children can be ended.
+    // Their children are stopped (SIGTERM, SIGKILL a second later) and
+    // their messages go back to the backend uncharged, not acked: they run
+    // again. Each is logged.
+    size_t handed_back = 0;
+    for (auto& c : consumers) handed_back += c->AbandonInstances(why);
+    // They settle as their children are seen gone: at once after SIGTERM,
+    // or after the SIGKILL a second later.
+    if (handed_back > 0)
+      drained = wait_all(std::chrono::steady_clock::now() + std::chrono::seconds(3), false);
+    if (!drained) {
+      // Handlers still run in the daemon's threads: they cannot be ended.
+      const auto close_deadline = std::chrono::steady_clock::now() + kCloseTimeout;
+      LogAbandoned(in_flight(), why);
+      // Flush what did finish; leave the stuck handlers' state alone.
+      for (auto& [name, backend] : current_->backends) backend->Stop(close_deadline);
+      for (auto& backend : retiring_backends_) backend->Stop(close_deadline);
+      return false;
+    }
+    LOG(WARNING) << "shutdown: " << why << "; " << handed_back
+                 << " message(s) of stopped handler children went back to the backend; no "
+                    "handler runs any more, shutting down the rest";
   }
+  const auto close_deadline = std::chrono::steady_clock::now() + kCloseTimeout;
   for (auto& [name, backend] : current_->backends) backend->Stop(close_deadline);
   for (auto& backend : retiring_backends_) backend->Stop(close_deadline);
   // A deferred completion may still be inside Consumer::Complete() just after
@@ -490,9 +544,16 @@ bool Supervisor::Shutdown(const std::function<bool()>& give_up) {
     while (!c->Quiesced() && std::chrono::steady_clock::now() < until)
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  // No handler runs any more. Consumers and backends stay (stopped) until the
-  // supervisor is destroyed, so their final counts can still be read.
+  // No handler runs any more. Handler children (isolation: process) run the
+  // plugin's shutdown within what is left of shutdown_timeout, but at least
+  // kMinChildShutdown, and are then terminated: all queues' at once.
+  const auto children_by =
+      std::max(deadline, std::chrono::steady_clock::now() + kMinChildShutdown);
+  for (auto& c : consumers) c->CloseInstances(children_by);
+  // Consumers and backends stay (stopped) until the supervisor is destroyed,
+  // so their final counts can still be read.
   for (auto& c : consumers) c->DestroyInstances();
+  unstarted.clear();
   if (executor_) executor_->Shutdown();
   const auto& plugins = current_->plugins;
   for (auto it = plugins.rbegin(); it != plugins.rend(); ++it) (*it)->Shutdown();
@@ -501,8 +562,8 @@ bool Supervisor::Shutdown(const std::function<bool()>& give_up) {
             << std::chrono::duration_cast<std::chrono::milliseconds>(
                    std::chrono::steady_clock::now() - t0)
                    .count()
-            << " ms";
-  return true;
+            << " ms" << (abandoned ? " (after stopping handler children, see above)" : "");
+  return !abandoned;
 }
 
 void Supervisor::LogAbandoned(int64_t in_flight, const std::string& why) {

@@ -24,6 +24,7 @@
 #include "daemon/app/reload_plan.h"
 #include "daemon/core/timer.h"
 #include "daemon/config/extension_registry.h"
+#include "daemon/isolation/process_handlers.h"
 #include "daemon/plugins/plugin_loader.h"
 
 namespace foxworker {
@@ -72,10 +73,16 @@ class Supervisor {
 
   // Graceful drain: stop fetching, wait for in-flight handlers until the
   // shutdown timeout or until `give_up()` returns true (polled), flush
-  // settlements, close backends, destroy instances, shut plugins down.
+  // settlements, close backends, destroy instances (handler children of
+  // isolation: process get what is left of the shutdown timeout, at least
+  // a second, for the plugin's shutdown, then SIGTERM, then SIGKILL), shut
+  // plugins down.
   // Returns true when every message settled and every handler call returned;
-  // false when handlers were abandoned (each is logged, see LogAbandoned;
-  // their messages are redelivered later). After an abandon the process must
+  // false when handlers were abandoned (each is logged; their messages are
+  // redelivered later). Handlers running in children are ended: their
+  // children are stopped, their messages handed back uncharged, and the
+  // shutdown then completes. Handlers running in the daemon's threads
+  // cannot be: after such an abandon (see LogAbandoned) the process must
   // exit without running destructors of plugin state. Safe after a failed
   // Start(), and a no-op when called again.
   bool Shutdown(const std::function<bool()>& give_up = nullptr);
@@ -152,6 +159,11 @@ class Supervisor {
     std::vector<PendingStart> starts;               // queues added or handed over
     // Running consumers whose limits change in place, with what that needs.
     std::vector<std::pair<Consumer*, Consumer::LimitChange>> in_place;
+    // isolation: process queues changed in place: their handler sets and
+    // what changes (new children, started).
+    std::vector<std::pair<isolation::ProcessHandlerSet*,
+                          std::unique_ptr<isolation::ProcessHandlerSet::Change>>>
+        children;
     SharedMiddlewareStates buckets;  // shared rate limits' token buckets, by name
   };
 

@@ -89,6 +89,14 @@ const BackendConfig* Config::FindBackend(const std::string& name) const {
 const RetryPolicyConfig* Config::FindRetryPolicy(const std::string& name) const {
   return FindByName(retry_policies, name);
 }
+ChildLayout ChildLayoutOf(const QueueConfig& q) {
+  ChildLayout l;
+  const int concurrency = std::max(1, q.concurrency);
+  l.processes = q.process.processes > 0 ? q.process.processes : concurrency;
+  l.slots_per_child = (concurrency + l.processes - 1) / l.processes;
+  return l;
+}
+
 const QueueConfig* Config::FindQueue(const std::string& name) const {
   return FindByName(queues, name);
 }

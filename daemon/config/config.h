@@ -263,6 +263,16 @@ struct QueueConfig : ConsumerOptions {
   bool operator==(const QueueConfig&) const = default;
 };
 
+// isolation: process: how many children a queue runs and how many
+// messages each runs at once (`processes`, default one per unit of
+// concurrency; the concurrency spread over them, rounded up).
+struct ChildLayout {
+  int processes = 1;
+  int slots_per_child = 1;
+  bool operator==(const ChildLayout&) const = default;
+};
+ChildLayout ChildLayoutOf(const QueueConfig& q);
+
 struct Config {
   std::string file;  // the main config file, absolute
   DaemonConfig daemon;

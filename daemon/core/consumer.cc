@@ -129,16 +129,19 @@ void Consumer::SetPaused(bool paused) {
     // clears held_) and what led to it.
     {
       std::lock_guard<std::mutex> lock(handlers_mu_);
-      if (handlers_ != nullptr) handlers_->EndHold();
+      if (handlers_ != nullptr) {
+        handlers_->EndHold();
+        if (!stopping_.load()) handlers_->SetHandBack(false);
+      }
     }
     MaybeSpawn();
     return;
   }
   // Running handlers finish; what is fetched and not started goes back now,
-  // from the consumer's buffer and from the handler set's.
+  // from the buffer and from the handler set.
   ReleaseBuffered();
   std::lock_guard<std::mutex> lock(handlers_mu_);
-  if (handlers_ != nullptr) handlers_->ReleaseUnstarted();
+  if (handlers_ != nullptr) handlers_->SetHandBack(true);
 }
 
 void Consumer::OnHold(const std::string& reason) {
@@ -159,8 +162,9 @@ void Consumer::StopFetching() {
   stopping_.store(true);
   source_->StopFetching();
   ReleaseBuffered();
+  // What the handler set holds but has not started goes back too.
   std::lock_guard<std::mutex> lock(handlers_mu_);
-  if (handlers_ != nullptr) handlers_->ReleaseUnstarted();
+  if (handlers_ != nullptr) handlers_->SetHandBack(true);
 }
 
 bool Consumer::WaitDrained(std::chrono::steady_clock::time_point deadline) {
@@ -537,12 +541,9 @@ void Consumer::Drain() {
   ReturnSlot(slot);
   FlushSettlements();
   // Paused or stopping: what is fetched and not started goes back at once
-  // (a message this task handed to the set after SetPaused or StopFetching
-  // looked there too).
-  if (paused_.load() || held_.load() || stopping_.load()) {
-    ReleaseBuffered();
-    handlers_->ReleaseUnstarted();
-  }
+  // (what this task handed to the set after SetPaused or StopFetching, the
+  // set hands back itself: SetHandBack).
+  if (paused_.load() || held_.load() || stopping_.load()) ReleaseBuffered();
   EndTask(over_limit, yielded, window_full);
 }
 
@@ -604,7 +605,6 @@ void Consumer::DrainBatches() {
     if (turn + 1 == kBatchesPerTurn && own_pool_ == nullptr) yielded = true;
   }
   ReturnSlot(slot);
-  if (paused_.load() || held_.load() || stopping_.load()) handlers_->ReleaseUnstarted();
   EndTask(over_limit, yielded, window_full);
 }
 

@@ -134,6 +134,22 @@ class Consumer {
   // handler ran.
   const LatencyHistogram& queue_wait() const { return queue_wait_; }
 
+  // Shutdown: the handler set starts ending what runs its handlers by
+  // `deadline` (HandlerSet::BeginClose). REQUIRES: drained.
+  void CloseInstances(std::chrono::steady_clock::time_point deadline) {
+    std::lock_guard<std::mutex> lock(handlers_mu_);
+    if (handlers_ != nullptr) handlers_->BeginClose(deadline);
+  }
+  // Shutdown gave up waiting: the handler set ends the handlers it can end
+  // and hands their messages back (HandlerSet::Abandon); how many. Control
+  // thread (which alone destroys the set, so no lock is held: the messages
+  // it hands back settle meanwhile).
+  size_t AbandonInstances(const std::string& why) {
+    return handlers_ != nullptr ? handlers_->Abandon(why) : 0;
+  }
+  // The handler set, for changes a reload makes to it in place (isolation:
+  // process: new children). Control thread; null once destroyed.
+  HandlerSet* handler_set() const { return handlers_.get(); }
   // Stops the timeout watchdog and destroys the handler set (and with it the
   // plugin instances). REQUIRES: drained (no handler running).
   void DestroyInstances() {
@@ -335,7 +351,8 @@ class Consumer {
   ConsumerOptions config_;
   const RetryPolicy policy_;
   std::unique_ptr<HandlerSet> handlers_;
-  // Only Children() (other threads) and DestroyInstances() take it: the
+  // Calls from outside the consumer's own threads (Children(), SetPaused(),
+  // StopFetching(), CloseInstances()) and DestroyInstances() take it: the
   // consumer's own threads use handlers_ while it exists, and it is reset
   // only once they are done.
   mutable std::mutex handlers_mu_;

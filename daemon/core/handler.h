@@ -4,6 +4,7 @@
 #ifndef FOXWORKER_CORE_HANDLER_H_
 #define FOXWORKER_CORE_HANDLER_H_
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -110,12 +111,29 @@ class HandlerSet {
   // An operator resumed the queue: a hold ends now (through the callback)
   // and what led to it is forgotten (the crashes counted so far).
   virtual void EndHold() {}
-  // The queue pauses or stops: messages the set answered kPending for but
-  // has not started (isolation: process keeps those waiting for a child's
-  // free slot) go back now, each through its consumer's Complete() with
-  // Verdict::kRelease: uncharged, like the consumer's own fetched and
-  // unstarted ones. Not from inside the hold callback.
-  virtual void ReleaseUnstarted() {}
+
+  // The consumer stopped fetching (a pause, a shutdown, a hand-over):
+  // while `on`, messages the set accepted (Verdict::kPending) but has not
+  // started go back through Consumer::Complete as Verdict::kRelease,
+  // uncharged, those waiting now included. Sets that start every message
+  // at once ignore it. Any thread.
+  virtual void SetHandBack(bool on) { (void)on; }
+
+  // Shutdown, after the consumer drained: starts ending what runs the
+  // handlers so that it is gone by `deadline` (isolation: process: the
+  // children run the plugin's shutdown, then are terminated), without
+  // waiting; the destructor waits. Control thread.
+  virtual void BeginClose(std::chrono::steady_clock::time_point deadline) { (void)deadline; }
+  // Shutdown gave up waiting for the handlers (`why`): ends those that run
+  // somewhere it can end them (isolation: process: their children are
+  // terminated) and hands their messages back through Consumer::Complete
+  // as Verdict::kRelease, uncharged, as each one's end is seen (within
+  // seconds; the call does not wait). Returns how many. 0 for handlers in
+  // the daemon's own threads, which cannot be ended. Control thread.
+  virtual size_t Abandon(const std::string& why) {
+    (void)why;
+    return 0;
+  }
 };
 
 }  // namespace foxworker

@@ -97,7 +97,7 @@ std::string DescribeChildExit(int status) {
   return "wait status " + std::to_string(status);
 }
 
-struct ProcessHandlerSet::Child {
+struct ProcessChild {
   struct InFlight {
     Delivery* d = nullptr;
     std::string handler;
@@ -107,7 +107,13 @@ struct ProcessHandlerSet::Child {
     uint64_t term_at_ns = 0;
   };
   int index = 0;
-  pid_t pid = 0;
+  // The generation it belongs to: what it starts with (INIT) and how many
+  // messages it runs at once. An in-place change of only the daemon's
+  // settings swaps in the new options (with the same INIT), under the
+  // set's mu_.
+  std::shared_ptr<const ProcessOptions> options;
+  int slots = 1;
+  pid_t pid = 0;  // 0 until it first started
   // Shared: Submit sends on the channel it picked after letting go of the
   // lock, and a respawn must not destroy it meanwhile (nor may that send
   // reach the new child: the old channel is closed then, and the send fails).
@@ -136,6 +142,22 @@ struct ProcessHandlerSet::Child {
   // notes a denied call before SIGSYS ends it (syscall_filter.h); -1 without.
   // Replaced by Spawn, read by Died.
   int note_fd = -1;
+  // Of an earlier generation (a reload replaced it): never started again,
+  // removed from the set once gone.
+  bool replaced = false;
+  // The monitor is starting it again (Spawn, without the set's lock): not
+  // gone, even though its last process is.
+  bool respawning = false;
+  // Closing (BeginClose, Abandon): SIGTERM at close_term_at_ns (0: not
+  // closing), SIGKILL kTermToKillNs after the SIGTERM.
+  uint64_t close_term_at_ns = 0;
+  bool close_termed = false;
+  uint64_t close_termed_at_ns = 0;
+  bool close_killed = false;
+
+  ~ProcessChild() {
+    if (note_fd >= 0) close(note_fd);
+  }
 };
 
 HandlerReply ProcessHandler::Handle(HandlerInstance instance, Delivery& d, char* reason_buf,
@@ -154,90 +176,339 @@ void ProcessHandler::HandleBatch(HandlerInstance instance, Delivery* const* batc
 
 ProcessHandlerSet::ProcessHandlerSet(const LoadedPlugin& plugin, ProcessOptions options)
     : plugin_(plugin),
-      options_(std::move(options)),
-      filter_(FilterSpecOf(options_.config)),
-      provider_("plugin " + plugin.name() + " (isolation: process)") {
+      queue_(options.queue),
+      plugin_name_(options.plugin_name),
+      child_path_(options.child_path.empty() ? ChildProgramPath() : options.child_path),
+      provider_("plugin " + plugin.name() + " (isolation: process)"),
+      options_(std::make_shared<const ProcessOptions>(std::move(options))) {
   for (const foxw_handler_def* def : plugin_.handlers()) {
     handlers_.push_back(std::make_unique<ProcessHandler>(this, def->name));
     views_.push_back(handlers_.back().get());
   }
 }
 
+namespace {
+
+// The children of a generation: `options` says how many, and how many
+// messages each runs at once.
+std::vector<std::unique_ptr<ProcessChild>> MakeChildren(
+    const std::shared_ptr<const ProcessOptions>& options) {
+  std::vector<std::unique_ptr<ProcessChild>> out;
+  for (int i = 0; i < std::max(1, options->processes); ++i) {
+    auto c = std::make_unique<ProcessChild>();
+    c->index = i;
+    c->options = options;
+    c->slots = std::max(1, options->slots_per_child);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+// Monotonic nanoseconds of a steady_clock time point (MonotonicNs reads
+// the same clock).
+uint64_t NsOf(std::chrono::steady_clock::time_point t) {
+  const auto ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  return ns > 0 ? static_cast<uint64_t>(ns) : 0;
+}
+
+std::string JoinPids(const std::vector<int>& pids) {
+  std::string out;
+  for (int pid : pids) out += (out.empty() ? "" : ", ") + std::to_string(pid);
+  return out;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<ProcessHandlerSet>> ProcessHandlerSet::Create(const LoadedPlugin& plugin,
                                                                      ProcessOptions options) {
-  if (options.child_path.empty()) options.child_path = ChildProgramPath();
   std::unique_ptr<ProcessHandlerSet> set(new ProcessHandlerSet(plugin, std::move(options)));
-  for (int i = 0; i < std::max(1, set->options_.processes); ++i) {
-    auto c = std::make_unique<Child>();
-    c->index = i;
-    set->children_.push_back(std::move(c));
-  }
+  // Not shared with any thread yet: no lock needed to fill it.
+  set->children_ = MakeChildren(set->options_);
   for (auto& c : set->children_) {
     Status s = set->Spawn(c.get(), /*restart=*/false);
-    if (!s.ok()) return Status::InvalidArgument("queue " + set->options_.queue + ": " + s.message());
+    if (!s.ok()) return Status::InvalidArgument("queue " + set->queue_ + ": " + s.message());
   }
   set->monitor_ = std::thread([s = set.get()] { s->Monitor(); });
   return set;
 }
 
-ProcessHandlerSet::~ProcessHandlerSet() {
+ProcessHandlerSet::Change::Change(ProcessHandlerSet* set) : set_(set) {}
+
+ProcessHandlerSet::Change::~Change() {
+  if (!children.empty()) set_->StopUnused(children);
+}
+
+Result<std::unique_ptr<ProcessHandlerSet::Change>> ProcessHandlerSet::PrepareChange(
+    ProcessOptions next, bool new_children) {
+  std::unique_ptr<Change> change(new Change(this));
+  change->options = std::make_shared<const ProcessOptions>(std::move(next));
+  if (!new_children) return change;
+  // Started beside the running ones, which keep taking messages: nothing
+  // sends to these before ApplyChange makes them the set's.
+  change->children = MakeChildren(change->options);
+  for (auto& c : change->children) {
+    Status s = Spawn(c.get(), /*restart=*/false);
+    if (!s.ok()) return Status::InvalidArgument("queue " + queue_ + ": " + s.message());
+  }
+  return change;
+}
+
+void ProcessHandlerSet::ApplyChange(std::unique_ptr<Change> change) {
+  std::vector<int> old_pids, new_pids;
+  int old_running = 0;
+  bool hold_ended = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
+    options_ = change->options;
+    if (change->children.empty()) {
+      // Only what the daemon applies changed (the plan checked that every
+      // child would start the same): the running children stay.
+      for (auto& c : children_) c->options = options_;
+    } else {
+      std::map<int, std::pair<uint64_t, uint64_t>> counts;  // index -> restarts, crashes
+      for (auto& c : children_) {
+        counts[c->index] = {c->restarts, c->crashes};
+        if (c->pid > 0 && !c->reader_done) {
+          old_pids.push_back(static_cast<int>(c->pid));
+          old_running += c->running;
+        }
+        // No new message; SHUTDOWN once idle (here or by the monitor).
+        c->replaced = true;
+        RetireLocked(c.get(), "(replaced by a config reload)");
+        if (c->ready && c->running == 0 && !c->shutdown_sent) {
+          c->shutdown_sent = true;
+          (void)c->channel->Send(FrameType::kShutdown, {});
+        }
+        replaced_.push_back(std::move(c));
+      }
+      children_ = std::move(change->children);
+      ++generation_;
+      for (auto& c : children_) {
+        new_pids.push_back(static_cast<int>(c->pid));
+        // The slot's counters go on (they are counters): the new process
+        // is one more started in its place.
+        auto it = counts.find(c->index);
+        if (it != counts.end()) {
+          c->restarts = it->second.first + 1;
+          c->crashes = it->second.second;
+        }
+      }
+      // New children: a crash-loop pause of the old ones ends, the count
+      // starts afresh.
+      hold_ended = held_;
+      EndHoldLocked();
+    }
+  }
+  if (!new_pids.empty())
+    LOG(INFO) << "queue " << queue_ << ": " << new_pids.size()
+              << " new handler child(ren) (pid " << JoinPids(new_pids)
+              << ") take its messages from now on; the " << old_pids.size()
+              << " old one(s) (pid " << JoinPids(old_pids) << ") finish the " << old_running
+              << " message(s) they run, then exit";
+  if (hold_ended) {
+    LOG(INFO) << "queue " << queue_ << ": crash-loop pause ended by the new handler children";
+    NotifyHold();
+  }
+  DispatchWaiting(/*flush=*/true);
+  monitor_cv_.notify_all();
+}
+
+void ProcessHandlerSet::StopUnused(std::vector<std::unique_ptr<Child>>& children) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint64_t term_at = MonotonicNs() + kShutdownWaitNs;
+    for (auto& c : children) {
+      c->retiring = true;
+      c->retire_reason = "(not used: the change that started it was not applied)";
+      c->close_term_at_ns = term_at;
+      if (c->ready && !c->shutdown_sent) {
+        c->shutdown_sent = true;
+        (void)c->channel->Send(FrameType::kShutdown, {});
+      }
+    }
+  }
+  for (;;) {
+    bool gone = true;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const uint64_t now = MonotonicNs();
+      for (auto& c : children) {
+        CloseStepLocked(c.get(), now);
+        gone = gone && (c->pid <= 0 || c->reader_done || c->close_killed);
+      }
+    }
+    if (gone) break;
+    usleep(10000);
+  }
+  for (auto& c : children) {
+    if (c->reader.joinable()) c->reader.join();
+    if (c->output.joinable()) c->output.join();
+  }
+  children.clear();
+}
+
+ProcessHandlerSet::~ProcessHandlerSet() {
+  std::deque<Waiting> waiting;
+  uint64_t last_term_at = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Without BeginClose (a hand-over's retired consumer, a failed start):
+    // the plugin's shutdown gets up to kShutdownWaitNs.
+    if (!stopping_) CloseLocked(MonotonicNs() + kShutdownWaitNs);
+    waiting.swap(waiting_);
+    for (const auto* list : {&children_, &replaced_})
+      for (const auto& c : *list) last_term_at = std::max(last_term_at, c->close_term_at_ns);
+  }
+  // Nothing waits when the consumer drained; if something does, its
+  // consumer hears that it was not run.
+  for (Waiting& w : waiting)
+    CompleteDeferred(w.d, FOXW_RETRY, "the queue's handler children are stopping", 0);
+  // Each child calls the plugin's shutdown and exits; the monitor (and,
+  // when there is none, the wait here) terminates the others at their
+  // close deadline. A child that even SIGKILL does not end (stuck in the
+  // kernel) is not waited for longer than a second more.
+  WaitChildrenGone(last_term_at + 2 * kTermToKillNs);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    monitor_stop_ = true;
   }
   monitor_cv_.notify_all();
   if (monitor_.joinable()) monitor_.join();
-  // Nothing waits when the consumer drained; if something does, its
-  // consumer hears that it was not run.
-  std::deque<Waiting> waiting;
+  std::vector<std::thread> outputs;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    waiting.swap(waiting_);
+    outputs.swap(finished_outputs_);
   }
-  for (Waiting& w : waiting)
-    CompleteDeferred(w.d, FOXW_RETRY, "the queue's handler children are stopping", 0);
-  for (auto& c : children_) {
-    if (c->channel != nullptr) (void)c->channel->Send(FrameType::kShutdown, {});
-  }
-  // Each child calls the plugin's shutdown and exits; one that does not
-  // within kShutdownWaitNs gets SIGTERM, then SIGKILL a second later. Its
-  // reader ends when it is gone.
-  const uint64_t term_at = MonotonicNs() + kShutdownWaitNs;
-  bool termed = false;
-  for (;;) {
-    bool all_done;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      all_done = true;
-      for (auto& c : children_) all_done = all_done && (c->reader_done || !c->reader.joinable());
+  for (const auto* list : {&children_, &replaced_})
+    for (const auto& c : *list) {
+      if (c->reader.joinable()) c->reader.join();  // ends when the child exits
+      if (c->output.joinable()) c->output.join();
     }
-    if (all_done) break;
-    const uint64_t now = MonotonicNs();
-    if (now >= term_at + (termed ? kTermToKillNs : 0)) {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (auto& c : children_) {
-        if (c->reader_done || !c->reader.joinable()) continue;
-        LOG(WARNING) << "queue " << options_.queue << ": handler child " << c->pid
-                     << " did not exit after its shutdown; " << (termed ? "SIGKILL" : "SIGTERM");
-        kill(c->pid, termed ? SIGKILL : SIGTERM);
-      }
-      if (termed) break;
-      termed = true;
-    }
-    usleep(10000);
-  }
-  for (auto& c : children_) {
-    if (c->reader.joinable()) c->reader.join();  // ends when the child exits
-    if (c->output.joinable()) c->output.join();
-    if (c->note_fd >= 0) close(c->note_fd);
-  }
+  for (auto& t : outputs) t.join();
   // Publishes the children asked for that are still under way (their
   // answers go nowhere now, but they use the plugin's publisher).
   std::unique_lock<std::mutex> lock(mu_);
   publish_done_.wait(lock, [&] { return publishing_ == 0; });
 }
 
+bool ProcessHandlerSet::WaitChildrenGone(uint64_t until) {
+  for (;;) {
+    bool gone = true;
+    const uint64_t now = MonotonicNs();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto* list : {&children_, &replaced_})
+        for (const auto& c : *list) {
+          // Also here: the monitor may not run (a failed Create).
+          CloseStepLocked(c.get(), now);
+          gone = gone && (c->pid <= 0 || (c->reader_done && !c->respawning));
+        }
+    }
+    if (gone) return true;
+    if (now >= until) return false;
+    usleep(10000);
+  }
+}
+
+void ProcessHandlerSet::CloseLocked(uint64_t term_at_ns) {
+  stopping_ = true;
+  for (const auto* list : {&children_, &replaced_})
+    for (const auto& c : *list) {
+      if (c->close_term_at_ns == 0 || term_at_ns < c->close_term_at_ns)
+        c->close_term_at_ns = term_at_ns;
+      if (c->ready && !c->shutdown_sent) {
+        c->shutdown_sent = true;
+        (void)c->channel->Send(FrameType::kShutdown, {});
+      }
+    }
+}
+
+void ProcessHandlerSet::CloseStepLocked(Child* c, uint64_t now) {
+  if (c->pid <= 0 || c->reader_done || c->close_term_at_ns == 0) return;
+  if (!c->close_termed && now >= c->close_term_at_ns) {
+    c->close_termed = true;
+    c->close_termed_at_ns = now;
+    if (c->running > 0) {
+      LOG(WARNING) << "queue " << queue_ << ": handler child " << c->pid << " still runs "
+                   << c->running << " message(s); SIGTERM";
+    } else {
+      LOG(WARNING) << "queue " << queue_ << ": handler child " << c->pid
+                   << " did not exit after its shutdown; SIGTERM";
+    }
+    kill(c->pid, SIGTERM);
+  } else if (c->close_termed && !c->close_killed && now >= c->close_termed_at_ns + kTermToKillNs) {
+    c->close_killed = true;
+    LOG(WARNING) << "queue " << queue_ << ": handler child " << c->pid
+                 << " still there a second after SIGTERM; SIGKILL";
+    kill(c->pid, SIGKILL);
+  }
+}
+
+void ProcessHandlerSet::BeginClose(std::chrono::steady_clock::time_point deadline) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    CloseLocked(NsOf(deadline));
+  }
+  monitor_cv_.notify_all();
+}
+
+size_t ProcessHandlerSet::Abandon(const std::string& why) {
+  std::deque<Waiting> waiting;
+  size_t running = 0;
+  const uint64_t now = MonotonicNs();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    abandoning_ = true;
+    abandon_reason_ = why;
+    waiting.swap(waiting_);
+    // Idle children run the plugin's shutdown (SHUTDOWN) and get a second
+    // for it; busy ones were given the whole drain and are terminated now.
+    CloseLocked(now + kTermToKillNs);
+    for (const auto* list : {&children_, &replaced_})
+      for (const auto& c : *list) {
+        if (c->pid <= 0 || c->reader_done || c->in_flight.empty()) continue;
+        for (const auto& [id, f] : c->in_flight) {
+          const uint64_t ms = now > f.d->started_ns ? (now - f.d->started_ns) / 1000000 : 0;
+          LOG(WARNING) << "shutdown: " << why << "; queue " << queue_ << ": handler " << f.handler
+                       << " still runs message " << f.d->msg.id << " (attempt " << f.d->msg.attempt
+                       << ", for " << ms / 1000 << "." << ms % 1000 / 100 << " s) in child "
+                       << c->pid
+                       << (id == c->killed_for
+                               ? ", which its timeout is killing already: it is retried as that "
+                                 "says"
+                               : ": the child is stopped, the message goes back to the backend "
+                                 "uncharged and runs again");
+          ++running;
+        }
+        c->close_term_at_ns = now;
+        CloseStepLocked(c.get(), now);
+      }
+  }
+  for (Waiting& w : waiting) HandBack(w.d, "the daemon stopped before a handler child was free");
+  // The monitor sends SIGKILL a second after SIGTERM; each child's reader
+  // hands its messages back as it sees the child gone (Died).
+  monitor_cv_.notify_all();
+  return running + waiting.size();
+}
+
+void ProcessHandlerSet::SetHandBack(bool on) {
+  std::deque<Waiting> back;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    hand_back_ = on;
+    if (on) back.swap(waiting_);
+  }
+  for (Waiting& w : back)
+    HandBack(w.d, "the queue stopped taking messages before a handler child was free");
+}
+
 Status ProcessHandlerSet::Spawn(Child* c, bool restart) {
+  std::shared_ptr<const ProcessOptions> options;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    options = c->options;
+  }
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     return Status::IoError(std::string("socketpair: ") + std::strerror(errno));
@@ -258,7 +529,8 @@ Status ProcessHandlerSet::Spawn(Child* c, bool restart) {
   // its descriptor 4. Non-blocking: Died reads what is there, and a child
   // never waits to write a note.
   int note[2] = {-1, -1};
-  if (filter_.kill) {
+  const SyscallFilterSpec filter = FilterSpecOf(options->config);
+  if (filter.kill) {
     // Its write end above 4, so that the dup2s below do not overwrite it
     // first (nor leave it close-on-exec: dup2 to itself keeps the flag).
     int high = -1;
@@ -296,7 +568,7 @@ Status ProcessHandlerSet::Spawn(Child* c, bool restart) {
   posix_spawnattr_setpgroup(&attr, 0);  // a ^C to the daemon's terminal is the daemon's
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
                                       POSIX_SPAWN_SETPGROUP);
-  const std::string& path = options_.child_path;
+  const std::string& path = child_path_;
   char* argv[] = {const_cast<char*>("foxworker-child"), nullptr};
   pid_t pid = 0;
   const int rc = posix_spawn(&pid, path.c_str(), &fa, &attr, argv, environ);
@@ -317,21 +589,21 @@ Status ProcessHandlerSet::Spawn(Child* c, bool restart) {
   c->output = std::thread([this, fd = out[0], pid] { OutputLoop(fd, pid); });
   auto channel = std::make_shared<Channel>(sv[0]);
   Writer init;
-  init.Str(options_.plugin.name);
-  init.Str(options_.plugin.path);
-  init.Str(options_.plugin.config_json);
-  init.Str(options_.queue);
-  init.U32(static_cast<uint32_t>(std::max(1, options_.slots_per_child)));
+  init.Str(options->plugin.name);
+  init.Str(options->plugin.path);
+  init.Str(options->plugin.config_json);
+  init.Str(queue_);
+  init.U32(static_cast<uint32_t>(c->slots));
   init.U32(static_cast<uint32_t>(FLAGS_minloglevel));
   init.U32(static_cast<uint32_t>(FLAGS_v));
-  const ProcessIsolationConfig& pc = options_.config;
+  const ProcessIsolationConfig& pc = options->config;
   init.U64(pc.address_space);
   init.U64(static_cast<uint64_t>(pc.cpu_time.count() / 1000));
   init.U64(static_cast<uint64_t>(pc.open_files));
   init.U64(static_cast<uint64_t>(pc.max_processes));
   init.U8(pc.no_new_privs ? 1 : 0);
   init.Str(pc.user);
-  WriteFilterSpec(init, filter_);
+  WriteFilterSpec(init, filter);
   Status s = channel->Send(FrameType::kInit, init.body());
   FrameType type{};
   std::string body;
@@ -354,7 +626,7 @@ Status ProcessHandlerSet::Spawn(Child* c, bool restart) {
     if (std::optional<std::string> denied = DenialOf(status, c->note_fd, pid))
       s = Status::InvalidArgument("died of SIGSYS while loading the plugin (" + *denied + ")");
     return Status::InvalidArgument("handler child " + path + " (pid " + std::to_string(pid) +
-                                   ") for plugin " + options_.plugin_name + ": " + s.message());
+                                   ") for plugin " + plugin_name_ + ": " + s.message());
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -366,12 +638,20 @@ Status ProcessHandlerSet::Spawn(Child* c, bool restart) {
     c->kill_reason.clear();
     c->started_ns = MonotonicNs();
     c->tasks = 0;
-    c->retiring = false;
+    // A child of an earlier generation started again by a respawn under
+    // way when a reload replaced it: it retires at once.
+    c->retiring = c->replaced;
     c->shutdown_sent = false;
+    if (stopping_) {
+      // Started by a respawn under way when the set began closing: it
+      // exits at once (and is terminated at its close deadline if not).
+      c->shutdown_sent = true;
+      (void)c->channel->Send(FrameType::kShutdown, {});
+    }
     // Counted with the pid it shows, so that nobody sees one without the other.
     if (restart) ++c->restarts;
   }
-  VLOG(1) << "queue " << options_.queue << ": handler child " << pid << " started";
+  VLOG(1) << "queue " << queue_ << ": handler child " << pid << " started";
   c->reader = std::thread([this, c] { ReadLoop(c); });
   DispatchWaiting(/*flush=*/true);
   return Status::Ok();
@@ -424,7 +704,7 @@ void ProcessHandlerSet::ReadLoop(Child* c) {
       if (!r.ok() || severity < google::GLOG_INFO || severity >= google::NUM_SEVERITIES) break;
       // A child's FATAL is an error of the child, not of the daemon.
       google::LogMessage(file.c_str(), line, std::min(severity, int{google::GLOG_ERROR})).stream()
-          << "[queue " << options_.queue << " child " << c->pid << "] " << text;
+          << "[queue " << queue_ << " child " << c->pid << "] " << text;
       continue;
     }
     if (type != FrameType::kDone) continue;
@@ -444,7 +724,7 @@ void ProcessHandlerSet::ReadLoop(Child* c) {
       --c->running;
       ++c->tasks;
       c->crashes_in_a_row = 0;
-      const int64_t max_tasks = options_.config.max_tasks;
+      const int64_t max_tasks = options_->config.max_tasks;
       if (max_tasks > 0 && c->tasks >= static_cast<uint64_t>(max_tasks) && !c->retiring)
         RetireLocked(c, "after " + std::to_string(c->tasks) + " messages (max_tasks)");
       // Between messages: one read of /proc/PID/statm per answer.
@@ -475,7 +755,7 @@ void ProcessHandlerSet::DefineChildMetric(Child* c, Reader& r,
   // above any plugin's keeps a corrupt frame from allocating much.
   constexpr uint32_t kMaxMetrics = 1u << 16;
   if (!r.ok() || id == 0 || id > kMaxMetrics) {
-    LOG(WARNING) << "queue " << options_.queue << ": handler child " << c->pid
+    LOG(WARNING) << "queue " << queue_ << ": handler child " << c->pid
                  << " sent a malformed metric definition";
     return;
   }
@@ -490,7 +770,7 @@ void ProcessHandlerSet::DefineChildMetric(Child* c, Reader& r,
     m = DefineMetric(name, kind, help, &error);
   }
   if (m == nullptr)
-    LOG(WARNING) << "queue " << options_.queue << ": metric " << name << " of handler child "
+    LOG(WARNING) << "queue " << queue_ << ": metric " << name << " of handler child "
                  << c->pid << " is not exported: " << error;
   (*metrics)[id] = m;
 }
@@ -530,7 +810,7 @@ bool ProcessHandlerSet::StartPublish(Reader& r, std::shared_ptr<Channel> channel
     // the publisher reads of a parent (its correlation id) is there.
     parent = std::make_unique<Delivery>();
     if (!r.Msg(&parent->msg)) return false;
-    parent->queue = &options_.queue;
+    parent->queue = &queue_;
   }
   auto fields = std::make_unique<PublishFields>();
   if (!ReadPublish(r, fields.get())) return false;
@@ -579,7 +859,7 @@ void ProcessHandlerSet::OutputLoop(int fd, pid_t pid) {
     const uint64_t now = MonotonicNs();
     if (now - window_start < 1000000000ull) return;
     if (dropped > 0)
-      LOG(WARNING) << "[queue " << options_.queue << " child " << pid << "] " << dropped
+      LOG(WARNING) << "[queue " << queue_ << " child " << pid << "] " << dropped
                    << " line(s) of output left out (more than " << kOutputLinesPerSecond
                    << " a second)";
     window_start = now;
@@ -592,7 +872,7 @@ void ProcessHandlerSet::OutputLoop(int fd, pid_t pid) {
       ++dropped;
       return;
     }
-    LOG(WARNING) << "[queue " << options_.queue << " child " << pid << " output] " << line;
+    LOG(WARNING) << "[queue " << queue_ << " child " << pid << " output] " << line;
   };
   for (;;) {
     pollfd p{fd, POLLIN, 0};
@@ -615,7 +895,7 @@ void ProcessHandlerSet::OutputLoop(int fd, pid_t pid) {
   }
   if (!pending.empty()) emit(pending);
   if (dropped > 0)
-    LOG(WARNING) << "[queue " << options_.queue << " child " << pid << "] " << dropped
+    LOG(WARNING) << "[queue " << queue_ << " child " << pid << "] " << dropped
                  << " line(s) of output left out";
   close(fd);
 }
@@ -637,9 +917,14 @@ void ProcessHandlerSet::Died(Child* c) {
   bool held = false;  // this crash started a crash-loop pause
   std::string last;   // the crash, for the pause's reason
   std::string how;    // the child's end, as reasons and the log tell it
+  CrashLoopConfig crash_loop;
+  // Shutdown gave up on the messages it ran (Abandon): back uncharged.
+  std::vector<Delivery*> released;
+  std::string abandon_reason;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping = stopping_;
+    crash_loop = options_->config.crash_loop;
     recycled = c->retiring && c->in_flight.empty() && WIFEXITED(status) &&
                WEXITSTATUS(status) == 0;
     how = DescribeChildExit(status);
@@ -649,6 +934,19 @@ void ProcessHandlerSet::Died(Child* c) {
     if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS && c->note_fd >= 0)
       note = ReadDenialNote(c->note_fd, c->pid);
     if (note) how += " (" + DescribeDenial(*note) + ")";
+    if (abandoning_) {
+      // Except a message whose own timeout was killing the child already:
+      // that one is charged as the kill would have.
+      abandon_reason = abandon_reason_;
+      for (auto it = c->in_flight.begin(); it != c->in_flight.end();) {
+        if (it->first == c->killed_for) {
+          ++it;
+          continue;
+        }
+        released.push_back(it->second.d);
+        it = c->in_flight.erase(it);
+      }
+    }
     for (auto& [id, f] : c->in_flight) {
       std::string crash = how;
       if (note && note->job != 0 && note->job != id)
@@ -657,15 +955,15 @@ void ProcessHandlerSet::Died(Child* c) {
       std::string reason =
           id == c->killed_for
               ? c->kill_reason
-              : "handler crashed: " + crash + " in plugin " + options_.plugin_name +
-                    ", handler " + f.handler + " (child pid " + std::to_string(c->pid) + ")";
+              : "handler crashed: " + crash + " in plugin " + plugin_name_ + ", handler " +
+                    f.handler + " (child pid " + std::to_string(c->pid) + ")";
       charged.emplace_back(f.d, std::move(reason));
     }
     if (!recycled && !stopping) {
       last = (c->killed_for != 0 && c->in_flight.count(c->killed_for) != 0
                   ? c->kill_reason + " (" + how + ")"
                   : how) +
-             " in plugin " + options_.plugin_name +
+             " in plugin " + plugin_name_ +
              (c->in_flight.empty() ? "" : ", handler " + c->in_flight.begin()->second.handler) +
              ", child pid " + std::to_string(c->pid);
     }
@@ -691,26 +989,36 @@ void ProcessHandlerSet::Died(Child* c) {
     monitor_cv_.notify_all();  // the monitor hands waiting messages back
   }
   if (recycled) {
-    LOG(INFO) << "queue " << options_.queue << ": handler child " << c->pid << " recycled "
+    LOG(INFO) << "queue " << queue_ << ": handler child " << c->pid << " recycled "
               << c->retire_reason;
+  } else if (!released.empty()) {
+    LOG(WARNING) << "queue " << queue_ << ": handler child " << c->pid << " of plugin "
+                 << plugin_name_ << " stopped at shutdown (" << DescribeChildExit(status)
+                 << ") with " << released.size()
+                 << " message(s) running; they go back to the backend uncharged";
   } else if (!stopping || !charged.empty()) {
-    LOG(WARNING) << "queue " << options_.queue << ": handler child " << c->pid << " of plugin "
-                 << options_.plugin_name << " ended (" << how << ") with "
+    LOG(WARNING) << "queue " << queue_ << ": handler child " << c->pid << " of plugin "
+                 << plugin_name_ << " ended (" << how << ") with "
                  << charged.size() << " message(s) running; each is charged one attempt";
   }
   if (held) {
-    const CrashLoopConfig& cl = options_.config.crash_loop;
-    LOG(ERROR) << "queue " << options_.queue << " paused: handler children crashed "
+    const CrashLoopConfig& cl = crash_loop;
+    LOG(ERROR) << "queue " << queue_ << " paused: handler children crashed "
                << cl.crashes << " times within " << FormatDuration(cl.window) << " (last: " << last
                << "); resumes in " << FormatDuration(cl.pause) << " or with POST /api/v1/queues/"
-               << options_.queue << "/resume";
+               << queue_ << "/resume";
   }
   for (auto& [d, reason] : charged) CompleteDeferred(d, FOXW_RETRY, reason, 0);
+  for (Delivery* d : released) {
+    const std::string reason = "the daemon stopped before the handler finished (" +
+                               abandon_reason + "); child pid " + std::to_string(c->pid);
+    HandBack(d, reason);
+  }
   monitor_cv_.notify_all();
 }
 
 bool ProcessHandlerSet::CountCrashLocked(const std::string& last) {
-  const CrashLoopConfig& cl = options_.config.crash_loop;
+  const CrashLoopConfig& cl = options_->config.crash_loop;
   if (cl.crashes <= 0 || held_) return false;
   const uint64_t now = MonotonicNs();
   const uint64_t window = static_cast<uint64_t>(cl.window.count()) * 1000000;
@@ -761,15 +1069,6 @@ void ProcessHandlerSet::SetHoldCallback(HoldCallback hold) {
   NotifyHold();
 }
 
-void ProcessHandlerSet::ReleaseUnstarted() {
-  std::deque<Waiting> waiting;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    waiting.swap(waiting_);
-  }
-  for (Waiting& w : waiting) HandBack(w.d, "the queue paused or stopped before a child took it");
-}
-
 void ProcessHandlerSet::EndHold() {
   bool was_held;
   {
@@ -778,7 +1077,7 @@ void ProcessHandlerSet::EndHold() {
     EndHoldLocked();
   }
   if (was_held)
-    LOG(INFO) << "queue " << options_.queue
+    LOG(INFO) << "queue " << queue_
               << ": crash-loop pause ended by an operator's resume; starting its handler "
                  "children again";
   monitor_cv_.notify_all();
@@ -806,7 +1105,7 @@ std::string RunFrame(uint64_t id, const std::string& handler, const Delivery& d)
 ProcessHandlerSet::Child* ProcessHandlerSet::PickLocked() {
   Child* c = nullptr;
   for (auto& k : children_) {
-    if (!k->ready || k->retiring || k->running >= options_.slots_per_child) continue;
+    if (!k->ready || k->retiring || k->running >= k->slots) continue;
     if (c == nullptr || k->running < c->running) c = k.get();
   }
   return c;
@@ -853,6 +1152,13 @@ HandlerReply ProcessHandlerSet::Submit(HandlerInstance instance, const std::stri
       return r;
     }
     Child* c = waiting_.empty() ? PickLocked() : nullptr;
+    if (c == nullptr && hand_back_) {
+      // The queue stopped taking messages (SetHandBack): not started, so
+      // back to the backend, no attempt charged.
+      HandlerReply r = refuse("the queue stopped taking messages before a handler child was free");
+      r.verdict = Verdict::kRelease;
+      return r;
+    }
     if (c == nullptr) {
       // Every slot is busy (or its child restarting): the next one to free
       // takes it, in order. Its deadline still runs (Monitor).
@@ -884,7 +1190,7 @@ void ProcessHandlerSet::DispatchWaiting(bool flush) {
     } else {
       int free_slots = 0;
       for (auto& c : children_)
-        if (c->ready && !c->retiring) free_slots += std::max(0, options_.slots_per_child - c->running);
+        if (c->ready && !c->retiring) free_slots += std::max(0, c->slots - c->running);
       while (!waiting_.empty() && free_slots-- > 0) {
         ready.push_back({0, std::move(waiting_.front()), {}});
         waiting_.pop_front();
@@ -922,10 +1228,17 @@ void ProcessHandlerSet::FlushAll() {
 
 void ProcessHandlerSet::Monitor() {
   std::unique_lock<std::mutex> lock(mu_);
-  while (!stopping_) {
+  while (!monitor_stop_) {
     monitor_cv_.wait_for(lock, std::chrono::milliseconds(50));
-    if (stopping_) break;
-    const uint64_t now = MonotonicNs();
+    if (monitor_stop_) break;
+    uint64_t now = MonotonicNs();
+    if (stopping_) {
+      // Closing: nothing starts any more; children that do not exit by
+      // their close deadline are terminated, then killed.
+      for (const auto* list : {&children_, &replaced_})
+        for (const auto& c : *list) CloseStepLocked(c.get(), now);
+      continue;
+    }
     // A waiting message cancelled (its deadline, the watchdog, shutdown)
     // before a slot freed never reached a child: it is answered here.
     std::vector<Delivery*> gave_up;
@@ -950,7 +1263,8 @@ void ProcessHandlerSet::Monitor() {
         CompleteDeferred(d, FOXW_RETRY, "cancelled while every handler child was busy", 0);
       for (Delivery* d : released) HandBack(d, "the queue is paused after a crash loop");
       lock.lock();
-      if (stopping_) break;
+      if (monitor_stop_) break;
+      if (stopping_) continue;
     }
     // A waiting message is handed out by the answer that frees a slot; this
     // catches one that lost a race to a Submit for the slot.
@@ -958,100 +1272,141 @@ void ProcessHandlerSet::Monitor() {
       lock.unlock();
       DispatchWaiting(/*flush=*/true);
       lock.lock();
-      if (stopping_) break;
+      if (monitor_stop_) break;
+      if (stopping_) continue;
     }
     // Frames of a consumer pass held up inside it (a middleware that
     // waits) leave now.
-    for (auto& c : children_)
-      if (c->channel != nullptr && c->channel->HasQueued()) {
+    for (const auto* list : {&children_, &replaced_})
+      for (size_t i = 0; i < list->size(); ++i) {
+        Child* c = (*list)[i].get();
+        if (c->channel == nullptr || !c->channel->HasQueued()) continue;
         std::shared_ptr<Channel> ch = c->channel;
         lock.unlock();
         (void)ch->Flush();
         lock.lock();
       }
-    if (stopping_) break;
+    if (monitor_stop_) break;
+    if (stopping_) continue;
     if (held_ && now >= held_until_ns_) {
       EndHoldLocked();
-      LOG(INFO) << "queue " << options_.queue
+      LOG(INFO) << "queue " << queue_
                 << ": crash-loop pause over; starting its handler children again";
       lock.unlock();
       NotifyHold();
       lock.lock();
-      if (stopping_) break;
+      if (monitor_stop_) break;
+      if (stopping_) continue;
     }
-    for (auto& c : children_) {
+    now = MonotonicNs();
+    // By index, and only while the generation is the one the pass began
+    // with: a respawn lets go of the lock, and a reload may replace the
+    // children meanwhile.
+    const uint64_t generation = generation_;
+    for (size_t i = 0; i < children_.size() && generation_ == generation && !stopping_; ++i) {
+      Child* c = children_[i].get();
       // Respawn a dead child when its backoff is over (not while the queue
       // is held after a crash loop).
       if (!c->ready && c->reader_done && !held_ && now >= c->restart_at_ns) {
-        Child* k = c.get();
+        c->respawning = true;
         lock.unlock();
-        if (k->reader.joinable()) k->reader.join();
-        Status s = Spawn(k, /*restart=*/true);
+        if (c->reader.joinable()) c->reader.join();
+        Status s = Spawn(c, /*restart=*/true);
         lock.lock();
+        c->respawning = false;
         if (!s.ok()) {
           // A failed start backs off like a crash: a transient cause (the
           // user at max_processes for a moment) costs 100 ms, not 10 s,
           // while messages wait for the slot.
-          ++k->crashes_in_a_row;
+          ++c->crashes_in_a_row;
           uint64_t delay = kFirstRestartDelayNs;
-          for (int i = 1; i < k->crashes_in_a_row && delay < kMaxRestartDelayNs; ++i) delay *= 2;
-          LOG(ERROR) << "queue " << options_.queue << ": " << s.message() << "; trying again in "
+          for (int i = 1; i < c->crashes_in_a_row && delay < kMaxRestartDelayNs; ++i) delay *= 2;
+          LOG(ERROR) << "queue " << queue_ << ": " << s.message() << "; trying again in "
                      << FormatDuration(Duration(std::min(delay, kMaxRestartDelayNs) / 1000000));
-          k->restart_at_ns = MonotonicNs() + std::min(delay, kMaxRestartDelayNs);
+          c->restart_at_ns = MonotonicNs() + std::min(delay, kMaxRestartDelayNs);
         }
         continue;
       }
       if (!c->ready) continue;
-      // Recycling by age and by memory, between messages: a retiring child
-      // takes no new message and is shut down once idle.
-      const ProcessIsolationConfig& pc = options_.config;
-      if (!c->retiring && pc.max_lifetime.count() > 0 &&
-          now - c->started_ns >= static_cast<uint64_t>(pc.max_lifetime.count()) * 1000000)
-        RetireLocked(c.get(), "after " + FormatDuration(pc.max_lifetime) + " (max_lifetime)");
-      CheckMemoryLocked(c.get());
-      if (c->retiring && c->running == 0 && !c->shutdown_sent) {
-        c->shutdown_sent = true;
-        (void)c->channel->Send(FrameType::kShutdown, {});
+      WatchLocked(c, now);
+    }
+    if (monitor_stop_) break;
+    if (stopping_) continue;
+    // Earlier generations: they finish their messages (with the same
+    // timeouts), exit after SHUTDOWN, and go once their reader is done.
+    std::vector<std::unique_ptr<Child>> gone;
+    for (auto it = replaced_.begin(); it != replaced_.end();) {
+      Child* c = it->get();
+      if (c->pid > 0 && !c->reader_done) {
+        if (!c->retiring) RetireLocked(c, "(replaced by a config reload)");
+        if (c->ready) WatchLocked(c, now);
+        ++it;
+        continue;
       }
-      // Timeouts: a message past its deadline (or cancelled by the
-      // consumer's watchdog or shutdown) is told to stop; past the grace
-      // period its child is terminated, then killed.
-      for (auto& [id, f] : c->in_flight) {
-        if (!f.cancel_sent && f.d->IsCancelled(now)) {
-          f.cancel_sent = true;
-          f.cancelled_at_ns = now;
-          Writer w;
-          w.U64(id);
-          (void)c->channel->Send(FrameType::kCancel, w.body());
-        } else if (f.cancel_sent && !f.term_sent &&
-                   now - f.cancelled_at_ns >=
-                       static_cast<uint64_t>(options_.config.timeout_grace.count()) * 1000000) {
-          f.term_sent = true;
-          f.term_at_ns = now;
-          if (c->killed_for == 0) {
-            c->killed_for = id;
-            const uint64_t limit = f.d->deadline_ns != Delivery::kNoDeadline
-                                       ? f.d->deadline_ns - f.d->started_ns
-                                       : 0;
-            c->kill_reason = limit > 0 ? "killed after timeout " +
-                                             FormatDuration(Duration(limit / 1000000))
-                                       : "killed after it was cancelled";
-          }
-          LOG(WARNING) << "queue " << options_.queue << ": handler " << f.handler
-                       << " still runs message " << f.d->msg.id << " "
-                       << FormatDuration(options_.config.timeout_grace)
-                       << " after it was cancelled; terminating its child " << c->pid;
-          kill(c->pid, SIGTERM);
-        } else if (f.term_sent && now - f.term_at_ns >= kTermToKillNs) {
-          kill(c->pid, SIGKILL);
-        }
+      gone.push_back(std::move(*it));
+      it = replaced_.erase(it);
+    }
+    if (!gone.empty()) {
+      lock.unlock();
+      // The reader ends right after the child's death is handled (Died).
+      for (auto& c : gone)
+        if (c->reader.joinable()) c->reader.join();
+      lock.lock();
+      // The output pipe may outlive the child (a process the plugin
+      // started): its thread is joined at the end.
+      for (auto& c : gone)
+        if (c->output.joinable()) finished_outputs_.push_back(std::move(c->output));
+    }
+  }
+}
+
+void ProcessHandlerSet::WatchLocked(Child* c, uint64_t now) {
+  // Recycling by age and by memory, between messages: a retiring child
+  // takes no new message and is shut down once idle.
+  const ProcessIsolationConfig& pc = options_->config;
+  if (!c->retiring && pc.max_lifetime.count() > 0 &&
+      now - c->started_ns >= static_cast<uint64_t>(pc.max_lifetime.count()) * 1000000)
+    RetireLocked(c, "after " + FormatDuration(pc.max_lifetime) + " (max_lifetime)");
+  CheckMemoryLocked(c);
+  if (c->retiring && c->running == 0 && !c->shutdown_sent) {
+    c->shutdown_sent = true;
+    (void)c->channel->Send(FrameType::kShutdown, {});
+  }
+  // Timeouts: a message past its deadline (or cancelled by the consumer's
+  // watchdog or shutdown) is told to stop; past the grace period its child
+  // is terminated, then killed.
+  for (auto& [id, f] : c->in_flight) {
+    if (!f.cancel_sent && f.d->IsCancelled(now)) {
+      f.cancel_sent = true;
+      f.cancelled_at_ns = now;
+      Writer w;
+      w.U64(id);
+      (void)c->channel->Send(FrameType::kCancel, w.body());
+    } else if (f.cancel_sent && !f.term_sent &&
+               now - f.cancelled_at_ns >=
+                   static_cast<uint64_t>(pc.timeout_grace.count()) * 1000000) {
+      f.term_sent = true;
+      f.term_at_ns = now;
+      if (c->killed_for == 0) {
+        c->killed_for = id;
+        const uint64_t limit =
+            f.d->deadline_ns != Delivery::kNoDeadline ? f.d->deadline_ns - f.d->started_ns : 0;
+        c->kill_reason = limit > 0 ? "killed after timeout " +
+                                         FormatDuration(Duration(limit / 1000000))
+                                   : "killed after it was cancelled";
       }
+      LOG(WARNING) << "queue " << queue_ << ": handler " << f.handler << " still runs message "
+                   << f.d->msg.id << " " << FormatDuration(pc.timeout_grace)
+                   << " after it was cancelled; terminating its child " << c->pid;
+      kill(c->pid, SIGTERM);
+    } else if (f.term_sent && now - f.term_at_ns >= kTermToKillNs) {
+      kill(c->pid, SIGKILL);
     }
   }
 }
 
 void ProcessHandlerSet::CheckMemoryLocked(Child* c) {
-  const uint64_t limit = options_.config.max_memory;
+  const uint64_t limit = options_->config.max_memory;
   if (limit == 0 || c->retiring) return;
   const uint64_t rss = ResidentBytes(c->pid);
   if (rss > limit)
@@ -1062,7 +1417,7 @@ void ProcessHandlerSet::CheckMemoryLocked(Child* c) {
 void ProcessHandlerSet::RetireLocked(Child* c, const std::string& why) {
   c->retiring = true;
   c->retire_reason = why;
-  VLOG(1) << "queue " << options_.queue << ": recycling handler child " << c->pid << " " << why;
+  VLOG(1) << "queue " << queue_ << ": recycling handler child " << c->pid << " " << why;
 }
 
 const Handler* ProcessHandlerSet::Find(std::string_view type) const {

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -46,6 +47,7 @@ struct ProcessOptions {
 };
 
 class ProcessHandlerSet;
+struct ProcessChild;
 
 // One handler of the plugin, run in the children.
 class ProcessHandler : public Handler {
@@ -71,8 +73,10 @@ class ProcessHandlerSet : public HandlerSet {
   // failed: the error says why, with the child's own message).
   static Result<std::unique_ptr<ProcessHandlerSet>> Create(const LoadedPlugin& plugin,
                                                            ProcessOptions options);
-  // Asks every child to finish and exit; kills those that do not within
-  // 10 s. REQUIRES: nothing is running (the consumer drained).
+  // Waits until every child is gone: after BeginClose(), by its deadline;
+  // without it, asks every child to finish and exit, terminating those that
+  // do not within 10 s. REQUIRES: nothing is running (the consumer drained),
+  // or Abandon() ran.
   ~ProcessHandlerSet() override;
 
   const std::string& provider() const override { return provider_; }
@@ -99,9 +103,18 @@ class ProcessHandlerSet : public HandlerSet {
   // started again; at its end (or at EndHold) they start at once.
   void SetHoldCallback(HoldCallback hold) override;
   void EndHold() override;
-  // What waits for a free slot goes back to its consumer (kRelease): the
-  // queue pauses or stops, and no child has started it.
-  void ReleaseUnstarted() override;
+  // Messages waiting for a free child go back to the backend (kRelease,
+  // uncharged) while `on`, those waiting now included.
+  void SetHandBack(bool on) override;
+  // SHUTDOWN to every child now (the plugin's shutdown runs in it), SIGTERM
+  // to those still there at `deadline`, SIGKILL a second later; the
+  // monitor does it, the destructor waits for it.
+  void BeginClose(std::chrono::steady_clock::time_point deadline) override;
+  // Stops the children still running messages (SIGTERM now, SIGKILL a
+  // second later; idle ones get SHUTDOWN and the same second) and hands
+  // those messages back uncharged (kRelease), each logged with `why`.
+  // Returns at once: each message settles when its child is seen gone.
+  size_t Abandon(const std::string& why) override;
 
   // Sends `d` to a child with a free slot, or queues it for the next slot
   // that frees (every child busy or restarting): kPending either way, or
@@ -111,8 +124,35 @@ class ProcessHandlerSet : public HandlerSet {
   HandlerReply Submit(HandlerInstance instance, const std::string& handler, Delivery& d,
                       char* reason_buf, size_t reason_cap);
 
+  // A config reload's change of the queue's children: the settings the
+  // daemon applies (timeout_grace, max_tasks, max_memory, max_lifetime,
+  // crash_loop) and, when the children must start anew (the plugin's
+  // config, the number of children or messages per child, the limits or
+  // user they start with), a new generation of children.
+  class Change {
+   public:
+    ~Change();  // stops children that were started and not applied
+    Change(const Change&) = delete;
+    Change& operator=(const Change&) = delete;
+   private:
+    friend class ProcessHandlerSet;
+    explicit Change(ProcessHandlerSet* set);  // in the .cc: ProcessChild is complete there
+    ProcessHandlerSet* const set_;
+    std::shared_ptr<const ProcessOptions> options;
+    std::vector<std::unique_ptr<ProcessChild>> children;
+  };
+  // Starts the new children when `new_children` (each loaded the plugin
+  // and answered READY, or the change fails and nothing changed). The
+  // queue keeps running on the old ones meanwhile. Control thread.
+  // REQUIRES: next.queue and the plugin are this set's.
+  Result<std::unique_ptr<Change>> PrepareChange(ProcessOptions next, bool new_children);
+  // Applies it at once: new messages (and those waiting) go to the new
+  // children; the old ones take no more, finish what they run, get SHUTDOWN
+  // and exit. A new generation ends a crash-loop pause. Control thread.
+  void ApplyChange(std::unique_ptr<Change> change);
+
  private:
-  struct Child;
+  using Child = ProcessChild;
   ProcessHandlerSet(const LoadedPlugin& plugin, ProcessOptions options);
   Status Spawn(Child* c, bool restart);
   void ReadLoop(Child* c);
@@ -127,6 +167,16 @@ class ProcessHandlerSet : public HandlerSet {
   bool StartPublish(Reader& r, std::shared_ptr<Channel> channel);
   void OutputLoop(int fd, pid_t pid);
   void Monitor();
+  // The monitor's pass over one child: recycling, SHUTDOWN once a retiring
+  // child is idle, timeouts of its messages. REQUIRES: mu_.
+  void WatchLocked(Child* c, uint64_t now);
+  // Closing: no new messages, no restarts; SHUTDOWN to every child now,
+  // SIGTERM to those still there at `term_at_ns` (an earlier deadline of a
+  // child stays). REQUIRES: mu_.
+  void CloseLocked(uint64_t term_at_ns);
+  // The monitor's pass while closing: SIGTERM at the child's close
+  // deadline, SIGKILL a second later. REQUIRES: mu_.
+  void CloseStepLocked(Child* c, uint64_t now);
   void Died(Child* c);
   // Retires `c` when its resident memory is over max_memory.
   void CheckMemoryLocked(Child* c);
@@ -153,10 +203,17 @@ class ProcessHandlerSet : public HandlerSet {
   // Tells the hold callback what changed since it was last told.
   // REQUIRES: mu_ not held.
   void NotifyHold();
+  // Sends SHUTDOWN to the children of `children` (not part of the set) and
+  // waits until they are gone (SIGTERM, SIGKILL after 10 s and 1 s).
+  void StopUnused(std::vector<std::unique_ptr<Child>>& children);
+  // Waits until every child of the set is gone, or `until` (monotonic).
+  // True when they are.
+  bool WaitChildrenGone(uint64_t until);
 
   const LoadedPlugin& plugin_;
-  const ProcessOptions options_;
-  const SyscallFilterSpec filter_;  // of options_.config
+  const std::string queue_;
+  const std::string plugin_name_;
+  const std::string child_path_;
   const std::string provider_;
   std::vector<std::unique_ptr<ProcessHandler>> handlers_;
   std::vector<const Handler*> views_;
@@ -166,11 +223,27 @@ class ProcessHandlerSet : public HandlerSet {
     std::string handler;
   };
   mutable std::mutex mu_;
+  // The current generation's options (GUARDED_BY(mu_)): what a child that
+  // starts gets, and the settings the daemon applies to every child.
+  std::shared_ptr<const ProcessOptions> options_;
   std::deque<Waiting> waiting_;  // GUARDED_BY(mu_): submitted while no slot was free
-  std::vector<std::unique_ptr<Child>> children_;  // fixed size; entries respawn in place
+  // GUARDED_BY(mu_): the current generation, fixed size; entries respawn
+  // in place.
+  std::vector<std::unique_ptr<Child>> children_;
+  uint64_t generation_ = 0;  // GUARDED_BY(mu_): counts replacements of children_
+  // GUARDED_BY(mu_): children of earlier generations (a reload replaced
+  // them) finishing their messages; removed once gone.
+  std::vector<std::unique_ptr<Child>> replaced_;
+  // Output threads of removed children, joined by the destructor (a
+  // process the plugin started may hold the pipe open longer).
+  std::vector<std::thread> finished_outputs_;  // GUARDED_BY(mu_)
   std::atomic<uint64_t> next_id_{1};
-  bool stopping_ = false;                          // GUARDED_BY(mu_)
-  int publishing_ = 0;                             // GUARDED_BY(mu_): StartPublish threads
+  bool stopping_ = false;       // GUARDED_BY(mu_): closing or abandoning; no new messages
+  bool monitor_stop_ = false;   // GUARDED_BY(mu_)
+  bool hand_back_ = false;      // GUARDED_BY(mu_): see SetHandBack
+  bool abandoning_ = false;     // GUARDED_BY(mu_): a dead child's messages go back uncharged
+  std::string abandon_reason_;  // GUARDED_BY(mu_)
+  int publishing_ = 0;          // GUARDED_BY(mu_): StartPublish threads
   std::condition_variable publish_done_;
   // Crash loops, GUARDED_BY(mu_): when the recent crashes were (monotonic),
   // the hold and its end, and how many holds there were.

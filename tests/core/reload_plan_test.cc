@@ -402,6 +402,134 @@ TEST(ReloadPlanTest, ARemovedSharedRateLimitIsChanged) {
   EXPECT_THAT(Plan(old, next).rate_limits_changed, ElementsAre("api"));
 }
 
+// ---- isolation: process
+
+const char kIsolated[] =
+    "  jobs:\n    backend: mem\n    plugin: test\n    concurrency: 2\n    prefetch: 8\n"
+    "    isolation: process\n";
+
+TEST(ReloadPlanTest, WhatTheDaemonAppliesToChildrenChangesInPlaceWithTheSameChildren) {
+  Config old = Parse(Yaml(kIsolated));
+  Config next = Parse(Yaml(std::string(kIsolated) +
+                           "    process:\n      max_tasks: 100\n      max_memory: 1GiB\n"
+                           "      max_lifetime: 1h\n      timeout_grace: 1s\n"
+                           "      crash_loop: {crashes: 3}\n"));
+  ReloadPlan plan = Plan(old, next);
+  const QueueStep* s = plan.FindQueue("jobs");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->action, QueueAction::kChangeLimits);
+  EXPECT_TRUE(s->process_changed);
+  EXPECT_FALSE(s->new_children);
+  EXPECT_THAT(plan.changes,
+              ElementsAre("queue jobs changed in place (process.timeout_grace 5000 -> 1000, "
+                          "process.max_tasks 0 -> 100, process.max_memory 0 -> 1073741824, "
+                          "process.max_lifetime 0 -> 3600000, process.crash_loop)"));
+}
+
+TEST(ReloadPlanTest, WhatChildrenStartWithGivesNewChildrenInPlace) {
+  Config old = Parse(Yaml(kIsolated));
+  for (const char* block :
+       {"      processes: 1\n", "      address_space: 1GiB\n", "      cpu_time: 10s\n",
+        "      open_files: 64\n", "      max_processes: 100\n", "      no_new_privs: false\n",
+        "      user: nobody\n"}) {
+    Config next = Parse(Yaml(std::string(kIsolated) + "    process:\n" + block));
+    ReloadPlan plan = Plan(old, next);
+    const QueueStep* s = plan.FindQueue("jobs");
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->action, QueueAction::kChangeLimits) << block;
+    EXPECT_TRUE(s->process_changed) << block;
+    EXPECT_TRUE(s->new_children) << block;
+    ASSERT_EQ(plan.changes.size(), 1u);
+    EXPECT_THAT(plan.changes[0], ::testing::EndsWith(
+                                     ": new handler children, the old ones finish their messages"));
+  }
+}
+
+TEST(ReloadPlanTest, TheConcurrencyOfAnIsolatedQueueChangesInPlaceNewChildrenWhenTheLayoutDoes) {
+  // One child per unit of concurrency: a new layout, new children.
+  Config old = Parse(Yaml(kIsolated));
+  std::string yaml = kIsolated;
+  yaml.replace(yaml.find("concurrency: 2"), 14, "concurrency: 4");
+  ReloadPlan plan = Plan(old, Parse(Yaml(yaml)));
+  const QueueStep* s = plan.FindQueue("jobs");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->action, QueueAction::kChangeLimits);
+  EXPECT_TRUE(s->new_children);
+  EXPECT_THAT(plan.changes, ElementsAre("queue jobs changed in place (concurrency 2 -> 4): new "
+                                        "handler children, the old ones finish their messages"));
+  // Two children of two: 3 -> 4 keeps two messages per child.
+  const std::string two = std::string(kIsolated) + "    process:\n      processes: 2\n";
+  std::string three = two, four = two;
+  three.replace(three.find("concurrency: 2"), 14, "concurrency: 3");
+  four.replace(four.find("concurrency: 2"), 14, "concurrency: 4");
+  plan = Plan(Parse(Yaml(three)), Parse(Yaml(four)));
+  s = plan.FindQueue("jobs");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->action, QueueAction::kChangeLimits);
+  EXPECT_FALSE(s->new_children);
+}
+
+TEST(ReloadPlanTest, APluginConfigGivesIsolatedQueuesNewChildrenAndHandsTheOthersOver) {
+  const std::string queues = std::string(kIsolated) + kMail;
+  Config old = Parse(Yaml(queues, "", "", "/opt/p/test.so", "    config:\n      greeting: hi\n"));
+  Config next =
+      Parse(Yaml(queues, "", "", "/opt/p/test.so", "    config:\n      greeting: hello\n"));
+  ReloadPlan plan = Plan(old, next);
+  const QueueStep* s = plan.FindQueue("jobs");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->action, QueueAction::kChangeLimits);
+  EXPECT_TRUE(s->new_children);
+  EXPECT_EQ(ActionOf(plan, "mail"), QueueAction::kStart);
+  EXPECT_THAT(plan.changes,
+              ElementsAre("plugin test config",
+                          "queue jobs changed in place (plugin test config): new handler "
+                          "children, the old ones finish their messages",
+                          "queue mail changed (plugin test changed)"));
+  // A plugin loaded from another path is a hand-over, isolated or not.
+  next = Parse(Yaml(queues, "", "", "/opt/p/test2.so"));
+  EXPECT_EQ(ActionOf(Plan(old, next), "jobs"), QueueAction::kStart);
+}
+
+TEST(ReloadPlanTest, IsolationOnOrOffAndOtherSettingsOfAnIsolatedQueueHandOver) {
+  Config in_process = Parse(Yaml(
+      "  jobs:\n    backend: mem\n    plugin: test\n    concurrency: 2\n    prefetch: 8\n"));
+  Config isolated = Parse(Yaml(kIsolated));
+  ReloadPlan plan = Plan(in_process, isolated);
+  EXPECT_EQ(ActionOf(plan, "jobs"), QueueAction::kStart);
+  EXPECT_THAT(plan.changes, ElementsAre("queue jobs changed (isolation in_process -> process)"));
+  plan = Plan(isolated, in_process);
+  EXPECT_EQ(ActionOf(plan, "jobs"), QueueAction::kStart);
+  EXPECT_THAT(plan.changes, ElementsAre("queue jobs changed (isolation process -> in_process)"));
+  // A setting the consumer cannot change in place, with process settings.
+  std::string yaml = std::string(kIsolated) + "    process:\n      open_files: 64\n";
+  yaml.replace(yaml.find("prefetch: 8"), 11, "prefetch: 9");
+  plan = Plan(isolated, Parse(Yaml(yaml)));
+  EXPECT_EQ(ActionOf(plan, "jobs"), QueueAction::kStart);
+  EXPECT_THAT(plan.changes,
+              ElementsAre("queue jobs changed (prefetch 8 -> 9, process.open_files 0 -> 64)"));
+}
+
+TEST(ReloadPlanTest, NeedsNewChildren) {
+  QueueConfig a;
+  a.process_isolation = true;
+  a.concurrency = 4;
+  QueueConfig b = a;
+  EXPECT_FALSE(NeedsNewChildren(a, b));
+  b.process.max_tasks = 5;
+  b.process.max_memory = 1 << 20;
+  b.process.max_lifetime = Duration(1000);
+  b.process.timeout_grace = Duration(1);
+  b.process.crash_loop.crashes = 1;
+  EXPECT_FALSE(NeedsNewChildren(a, b));
+  b.process.processes = 2;  // 4 children of one -> 2 of two
+  EXPECT_TRUE(NeedsNewChildren(a, b));
+  a.process.processes = 2;
+  b.concurrency = 3;  // 2 of two either way
+  EXPECT_FALSE(NeedsNewChildren(a, b));
+  b.concurrency = 5;  // 2 of three
+  EXPECT_TRUE(NeedsNewChildren(a, b));
+}
+
 // ---- the pieces
 
 TEST(ReloadPlanTest, ChangesOnlyLimits) {

@@ -106,6 +106,21 @@ TEST_P(ProcessIsolationTest, HandlersThatBlockRunInParallelChildren) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2000));
 }
 
+TEST_P(ProcessIsolationTest, APauseHandsBackWhatWaitsForAChildAndStartsNothingMore) {
+  // One child: a message runs, the rest wait in the set for it.
+  Start("    concurrency: 1\n    prefetch: 4\n");
+  Enqueue("sleep", "400", 4);
+  ASSERT_TRUE(WaitFor([&] { return C().Stats().in_flight == 4; })) << C().Stats().in_flight;
+  C().SetPaused(true);
+  // The three that wait go back at once, uncharged; the running one ends.
+  ASSERT_TRUE(WaitFor([&] { return C().Stats().released == 3; })) << C().Stats().released;
+  ASSERT_TRUE(WaitFor([&] { return C().Stats().acked == 1 && C().Stats().in_flight == 0; }));
+  C().SetPaused(false);
+  ASSERT_TRUE(WaitFor([&] { return C().Stats().acked == 4; }, std::chrono::seconds(20)))
+      << C().Stats().acked;
+  EXPECT_EQ(C().Stats().retried, 0u);
+}
+
 TEST_P(ProcessIsolationTest, ThePluginsLogAndOutputReachTheDaemonsLogTagged) {
   LogCapture log;
   Start("    concurrency: 1\n");

@@ -34,6 +34,9 @@
  *             socket, clone_newuser, thread, spawn, x32 (x86_64); acks when
  *             it succeeds, rejects with "NAME: ERRNO (text)" when it fails
  *             (the syscall filter's tests)
+ * Its shutdown appends "shutdown <pid>" to $FOXWORKER_TEST_SHUTDOWN_FILE
+ * when that is set (in a handler child after sleeping
+ * $FOXWORKER_TEST_CHILD_SHUTDOWN_MS ms, when that is set).
  * Builds in variants (compile definitions) to exercise the loader's checks.
  * The handlers count what ran (test_plugin_stats()); with
  * $FOXWORKER_TEST_STATS_DIR set the counts are shared between processes
@@ -716,9 +719,35 @@ static void destroy(void *inst) {
   free(inst);
 }
 
+/* Appends "shutdown <pid>" to $FOXWORKER_TEST_SHUTDOWN_FILE when it is set:
+ * a test sees which processes (the daemon, each handler child) ran it. In a
+ * handler child (foxworker-child), first sleeps
+ * $FOXWORKER_TEST_CHILD_SHUTDOWN_MS ms when that is set: a shutdown hook
+ * that takes too long. */
+static void plugin_shutdown(foxw_plugin_ctx *ctx) {
+  (void)ctx;
+  const char *path = getenv("FOXWORKER_TEST_SHUTDOWN_FILE");
+  if (path == NULL) return;
+  const char *delay = getenv("FOXWORKER_TEST_CHILD_SHUTDOWN_MS");
+  char comm[32] = "";
+  if (delay != NULL && prctl(PR_GET_NAME, comm, 0, 0, 0) == 0 &&
+      strcmp(comm, "foxworker-child") == 0)
+    sleep_ms(atol(delay));
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  char line[64];
+  int n = snprintf(line, sizeof line, "shutdown %ld\n", (long)getpid());
+  if (n > 0) {
+    ssize_t w = write(fd, line, (size_t)n);
+    (void)w;
+  }
+  close(fd);
+}
+
 static const foxw_plugin_v1 plugin = {
     sizeof(foxw_plugin_v1), TEST_INSTANCE_MODEL, 0, handlers,
-    sizeof handlers / sizeof handlers[0], sizeof(foxw_handler_def), create, destroy, NULL};
+    sizeof handlers / sizeof handlers[0], sizeof(foxw_handler_def), create, destroy,
+    plugin_shutdown};
 
 #ifndef TEST_NO_MAGIC
 FOXW_EXPORT const foxw_plugin_info *foxworker_plugin_magic(void) {
