@@ -308,17 +308,25 @@ TEST(ReloadPlanTest, OtherSettingsHandOverWithWhatChanged) {
               ElementsAre("queue jobs changed (handler \"\" -> \"ok\", prefetch 4 -> 8)"));
 }
 
-TEST(ReloadPlanTest, AChangedProcessBlockStartsNewChildren) {
+TEST(ReloadPlanTest, AChangedSyscallFilterStartsNewChildren) {
   const std::string iso = std::string(kJobs) + "    isolation: process\n    prefetch: 8\n";
   Config old = Parse(Yaml(iso));
   Config next = Parse(Yaml(iso + "    process:\n      syscall_filter: default\n"));
   ReloadPlan plan = Plan(old, next);
-  EXPECT_EQ(ActionOf(plan, "jobs"), QueueAction::kStart);
-  EXPECT_THAT(plan.changes, ElementsAre("queue jobs changed (process)"));
-  // Only the action: still the children's setup, still a hand-over.
-  Config kill = Parse(Yaml(iso + "    process:\n      syscall_filter: default\n"
-                                 "      syscall_action: kill\n"));
-  EXPECT_EQ(ActionOf(Plan(next, kill), "jobs"), QueueAction::kStart);
+  const QueueStep* s = plan.FindQueue("jobs");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->action, QueueAction::kChangeLimits);
+  EXPECT_TRUE(s->new_children);
+  EXPECT_THAT(plan.changes,
+              ElementsAre("queue jobs changed in place (process.syscall_filter): new handler "
+                          "children, the old ones finish their messages"));
+  // Only the action, or only the list: still what a child starts with.
+  for (const char* more : {"      syscall_action: kill\n", "      syscall_deny: [socket]\n"}) {
+    Config other = Parse(Yaml(iso + "    process:\n      syscall_filter: default\n" + more));
+    ReloadPlan p = Plan(next, other);
+    ASSERT_NE(p.FindQueue("jobs"), nullptr) << more;
+    EXPECT_TRUE(p.FindQueue("jobs")->new_children) << more;
+  }
   Config in_process = Parse(Yaml(std::string(kJobs) + "    prefetch: 8\n"));
   EXPECT_THAT(Plan(in_process, old).changes,
               ElementsAre("queue jobs changed (isolation in_process -> process)"));
