@@ -417,7 +417,10 @@ TEST_F(NotifyTest, ReloadWhileMessagesFlowHandlesEveryMessageExactlyOnce) {
     std::vector<NewJob> jobs(n);
     for (auto& j : jobs) {
       j.queue = queue;
-      j.payload = "15000";  // us per message: the reloads land mid-flow
+      // us per message: the reloads land mid-flow (long enough that a
+      // handler runs at the reload even on a loaded machine under ASan,
+      // where 15 ms once left none running at either reload).
+      j.payload = "40000";
     }
     auto r = (*store)->EnqueueBatch(jobs);
     ASSERT_TRUE(r.ok()) << r.status().message();
