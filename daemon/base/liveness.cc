@@ -67,7 +67,13 @@ void Heartbeat::Beat(std::chrono::nanoseconds grace) {
   State* s = state_.get();
   if (s == nullptr) return;
   const uint64_t now = MonotonicNs();
-  if (s->stall_at_ns != 0 && now >= s->stall_at_ns) StallForever(s->name);
+  if (s->stall_at_ns != 0 && now >= s->stall_at_ns) {
+    // A deadlock between beats, not an operation the thread announced: the
+    // grace of its previous beat (up to a minute for a scan) would hide it
+    // from the watchdog for that long.
+    s->grace_ns.store(0, std::memory_order_relaxed);
+    StallForever(s->name);
+  }
   // Grace first: a reader that sees the new time sees its grace too or the
   // previous one, either of which is honest for that instant.
   s->grace_ns.store(static_cast<uint64_t>(std::max<int64_t>(0, grace.count())),
