@@ -4,13 +4,16 @@
 #ifndef FOXWORKER_TESTS_ISOLATION_BACKEND_UNDER_TEST_H_
 #define FOXWORKER_TESTS_ISOLATION_BACKEND_UNDER_TEST_H_
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "daemon/backends/local/local_store.h"
@@ -197,6 +200,21 @@ class RedisUnderTest : public BackendUnderTest {
  private:
   RedisServer redis_;
 };
+
+// Waits (at most `limit`) for the daemon `pid` to end; its wait status, or
+// -1. Sets `pid` to -1 once it is reaped.
+inline int WaitDaemonExit(pid_t& pid, std::chrono::milliseconds limit) {
+  int status = 0;
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      pid = -1;
+      return status;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return -1;
+}
 
 }  // namespace foxworker::testing
 

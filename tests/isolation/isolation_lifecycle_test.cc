@@ -194,18 +194,7 @@ class IsolationLifecycleTest : public ::testing::TestWithParam<std::string> {
   }
 
   // Waits (at most `limit`) for the daemon to end; its wait status, or -1.
-  int WaitExit(std::chrono::milliseconds limit) {
-    int status = 0;
-    const auto until = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < until) {
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return status;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    return -1;
-  }
+  int WaitExit(std::chrono::milliseconds limit) { return WaitDaemonExit(pid_, limit); }
 
   std::filesystem::path dir_;
   std::unique_ptr<BackendUnderTest> backend_;
