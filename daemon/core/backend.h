@@ -19,6 +19,7 @@
 #include "daemon/base/units.h"
 #include "daemon/core/retry_policy.h"
 #include "daemon/core/backend_queue_options.h"
+#include "daemon/core/inspect.h"
 #include "daemon/core/message.h"
 #include "daemon/core/outcome.h"
 #include "daemon/core/running_journal.h"
@@ -141,6 +142,15 @@ class Backend {
   virtual std::unique_ptr<KeyStore> OpenDurableKeyStore(const std::string& scope) {
     (void)scope;
     return nullptr;
+  }
+
+  // An inspector on a connection of its own (daemon/core/inspect.h), for
+  // the console, `foxworkerctl --url` and the depth metrics. Callable after
+  // Start, from any thread; the inspector may outlive Stop (its calls then
+  // fail). kUnavailable when the backend has nothing to inspect.
+  virtual Result<std::unique_ptr<Inspector>> OpenInspector(const InspectorOptions& options) {
+    (void)options;
+    return Status::Unavailable("backend " + name() + " cannot be inspected");
   }
 };
 
