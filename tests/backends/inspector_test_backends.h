@@ -26,6 +26,8 @@ class InspectorHarness {
   virtual bool counts_scheduled() const { return true; }
   virtual bool knows_oldest_age() const { return true; }
   virtual bool lists_scheduled() const { return true; }
+  // Whether a listed retry says which failure scheduled it.
+  virtual bool scheduled_has_error() const { return true; }
 };
 
 // "local", "redis", "rabbitmq".
