@@ -47,6 +47,9 @@ struct AdminConfig {
   // How long a connection may take to deliver a whole request (headers and
   // body), counted from accept or from the previous answer; then it is closed.
   Duration request_timeout{10000};
+  // How often every queue's depth is read for /metrics and /api/v1/queues
+  // (daemon/app/depth_poller.h).
+  Duration depth_interval{5000};
 
   bool operator==(const AdminConfig&) const = default;
 };
