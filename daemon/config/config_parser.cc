@@ -42,7 +42,7 @@ constexpr std::string_view kDaemonKeys[] = {"log_level",        "worker_threads"
 // kHeartbeatPeriod (1s) stuck.
 constexpr Duration kMinLivenessTimeout{2000};
 constexpr Duration kMinAdminRequestTimeout{100};
-constexpr std::string_view kAdminKeys[] = {"listen", "token_file", "request_timeout"};
+constexpr std::string_view kAdminKeys[] = {"listen", "token_file", "request_timeout", "read_only"};
 constexpr std::string_view kPluginKeys[] = {"path", "config"};
 constexpr std::string_view kQueueKeys[] = {
     "backend",  "source",  "plugin",       "handler",          "concurrency",
@@ -464,6 +464,12 @@ Status ParseAdmin(const YamlFile& file, const MappingEntry& section, AdminConfig
       if (*d < kMinAdminRequestTimeout)
         return ErrorAt(file, e.value_mark, e.path, "must be at least 100ms");
       admin->request_timeout = *d;
+      continue;
+    }
+    if (e.key == "read_only") {
+      Result<bool> b = ReadBool(file, e);
+      if (!b.ok()) return b.status();
+      admin->read_only = *b;
       continue;
     }
     Result<std::string> text = ReadString(file, e);
