@@ -434,6 +434,24 @@ Status AdminServer::Start() {
     return s;
   }
   started_ = std::chrono::system_clock::now();
+  {
+    Result<ListenAddress> a = ParseListenAddress(config_.listen);
+    loopback_ = a.ok() && a->unix_path.empty() && !ReachableFromOtherHosts(config_.listen);
+  }
+  done_event_ = event_new(base_, -1, EV_PERSIST, &AdminServer::OnDone, this);
+  sample_event_ = event_new(base_, -1, EV_PERSIST, &AdminServer::OnSample, this);
+  {
+    timeval every = ToTimeval(history_.interval());
+    evtimer_add(sample_event_, &every);
+  }
+  {
+    std::lock_guard<std::mutex> lock(work_mu_);
+    work_stop_ = false;
+  }
+  worker_ = std::thread([this] {
+    InstallThreadCrashStack();
+    WorkerLoop();
+  });
   thread_ = std::thread([this] {
     InstallThreadCrashStack();
     event_base_dispatch(base_);
@@ -497,9 +515,28 @@ void AdminServer::Stop() {
   // Not loopbreak: the loop clears a break requested before it started
   // running, and a Stop() right after Start() would then wait forever.
   // loopexit queues an event the loop runs whenever it starts.
+  {
+    std::lock_guard<std::mutex> lock(work_mu_);
+    work_stop_ = true;
+    work_.clear();
+  }
+  work_cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+  inspectors_.clear();
   event_base_loopexit(base_, nullptr);
   if (thread_.joinable()) thread_.join();
-  evhttp_free(http_);  // closes the listening sockets and open connections (OnClosed)
+  evhttp_free(http_);
+  // Answers computed but not sent: their requests went with their
+  // connections, except those libevent left to us.
+  {
+    std::lock_guard<std::mutex> lock(done_mu_);
+    for (const auto& p : done_)
+      if (p->orphan) evhttp_request_free(p->req);
+    done_.clear();
+  }
+  event_free(done_event_);
+  event_free(sample_event_);
+  done_event_ = sample_event_ = nullptr;  // closes the listening sockets and open connections (OnClosed)
   // Connections accepted just before the loop stopped, not yet attached.
   while (!connections_.empty()) Drop(connections_.begin()->second.get());
   event_base_free(base_);
@@ -512,7 +549,13 @@ void AdminServer::Stop() {
 void AdminServer::OnRequest(evhttp_request* req, void* self) {
   auto* server = static_cast<AdminServer*>(self);
   evhttp_connection* evcon = evhttp_request_get_connection(req);
+  server->current_ = nullptr;
+  if (evcon != nullptr) {
+    auto it = server->connections_.find(evhttp_connection_get_bufferevent(evcon));
+    if (it != server->connections_.end()) server->current_ = it->second.get();
+  }
   server->Handle(req);
+  server->current_ = nullptr;
   // The request arrived whole and is answered: the next one on this
   // connection (keep-alive) gets a full timeout again, counted from now.
   if (evcon == nullptr) return;
