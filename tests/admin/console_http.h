@@ -79,10 +79,13 @@ inline HttpAnswer HttpCall(uint16_t port, const std::string& method, const std::
     in.append(buf, static_cast<size_t>(n));
     size_t end = in.find("\r\n\r\n");
     if (end != std::string::npos) {
-      auto cl = in.find("Content-Length: ");
-      if (cl == std::string::npos) cl = in.find("content-length: ");
-      if (cl != std::string::npos && cl < end &&
-          in.size() >= end + 4 + std::stoul(in.substr(cl + 16)))
+      // Content-Length, any case, with or without a space (chromedriver
+      // writes "Content-Length:252" and keeps the connection open).
+      std::string head = in.substr(0, end);
+      for (char& c : head) c = static_cast<char>(tolower(c));
+      auto cl = head.find("\r\ncontent-length:");
+      if (cl != std::string::npos &&
+          in.size() >= end + 4 + std::stoul(head.substr(cl + 17)))
         break;
     }
   }

@@ -55,7 +55,7 @@ void SecurityHeaders(evkeyvalq* headers) {
   evhttp_add_header(headers, "Content-Security-Policy", kCsp);
   evhttp_add_header(headers, "X-Content-Type-Options", "nosniff");
   evhttp_add_header(headers, "X-Frame-Options", "DENY");
-  evhttp_add_header(headers, "Referrer-Policy", "no-referrer");
+  evhttp_add_header(headers, "Referrer-Policy", "same-origin");
   evhttp_add_header(headers, "Cross-Origin-Resource-Policy", "same-origin");
 }
 
