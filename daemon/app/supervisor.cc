@@ -131,7 +131,13 @@ Status Supervisor::Start() {
   // The config given to the constructor; kept alive while it is applied.
   const std::shared_ptr<const Config> first = current_->config;
   auto report = Apply(Config{}, *first);
-  return report.ok() ? Status::Ok() : report.status();
+  if (!report.ok()) return report.status();
+  if (!first->daemon.admin.listen.empty()) {
+    depth_poller_ = std::make_unique<DepthPoller>([this] { return snapshot(); },
+                                                  first->daemon.admin.depth_interval);
+    depth_poller_->Start();
+  }
+  return Status::Ok();
 }
 
 Result<ReloadReport> Supervisor::Reload(Config next) {
@@ -439,6 +445,7 @@ void Supervisor::Install(std::shared_ptr<Consumer> c) {
 bool Supervisor::Shutdown(const std::function<bool()>& give_up) {
   if (shut_down_) return true;
   shut_down_ = true;
+  if (depth_poller_ != nullptr) depth_poller_->Stop();
   dispatch_beat_.Unregister();  // no longer polled
   const auto t0 = std::chrono::steady_clock::now();
   const auto deadline = t0 + current_->config->daemon.shutdown_timeout;

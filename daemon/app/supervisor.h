@@ -21,6 +21,7 @@
 #include "daemon/core/backend.h"
 #include "daemon/core/consumer.h"
 #include "daemon/core/executor.h"
+#include "daemon/app/depth_poller.h"
 #include "daemon/app/reload_plan.h"
 #include "daemon/core/timer.h"
 #include "daemon/config/extension_registry.h"
@@ -132,6 +133,11 @@ class Supervisor {
   Consumer* FindConsumer(const std::string& name) const { return current_->FindConsumer(name); }
   const std::vector<std::shared_ptr<Consumer>>& consumers() const { return current_->consumers; }
 
+  // The depth of every queue, read on a timer (daemon/app/depth_poller.h);
+  // null when the admin listener is off (nothing would show it) and before
+  // Start. Stopped by Shutdown, it keeps its last readings. From any thread.
+  const DepthPoller* depth_poller() const { return depth_poller_.get(); }
+
  private:
   // A consumer taken out of service by a reload, draining.
   struct Retiring {
@@ -230,6 +236,8 @@ class Supervisor {
   // Drained or stopped, destroyed by Poll() once no snapshot holds them.
   std::vector<Retiring> released_;
   std::vector<std::shared_ptr<Backend>> released_backends_;
+  // Declared last: stopped (and destroyed) before what it reads.
+  std::unique_ptr<DepthPoller> depth_poller_;
   bool started_ = false;
   bool shut_down_ = false;
   bool journal_installed_ = false;  // StartRunningJournal installed this daemon's journal

@@ -50,6 +50,9 @@ struct AdminConfig {
   // Serves the console without change buttons and refuses every change
   // (pause, retry, delete, enqueue, quiet), token or not.
   bool read_only = false;
+  // How often every queue's depth is read for /metrics and /api/v1/queues
+  // (daemon/app/depth_poller.h).
+  Duration depth_interval{5000};
 
   bool operator==(const AdminConfig&) const = default;
 };

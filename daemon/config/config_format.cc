@@ -30,6 +30,7 @@ std::string FormatConfig(const Config& config) {
     w.Line(2, "listen", Quote(d.admin.listen));
     w.Line(2, "token_file", Quote(d.admin.token_file));
     w.Line(2, "request_timeout", FormatDuration(d.admin.request_timeout));
+    w.Line(2, "depth_interval", FormatDuration(d.admin.depth_interval));
   }
   if (!d.include_dir.empty()) {
     w.text() += "  # include_dir: " + Quote(d.include_dir) + " (its files are merged below)\n";

@@ -42,7 +42,10 @@ constexpr std::string_view kDaemonKeys[] = {"log_level",        "worker_threads"
 // kHeartbeatPeriod (1s) stuck.
 constexpr Duration kMinLivenessTimeout{2000};
 constexpr Duration kMinAdminRequestTimeout{100};
-constexpr std::string_view kAdminKeys[] = {"listen", "token_file", "request_timeout", "read_only"};
+// Each round of the depth poller asks every queue's backend.
+constexpr Duration kMinDepthInterval{100};
+constexpr std::string_view kAdminKeys[] = {"listen", "token_file", "request_timeout",
+                                           "depth_interval", "read_only"};
 constexpr std::string_view kPluginKeys[] = {"path", "config"};
 constexpr std::string_view kQueueKeys[] = {
     "backend",  "source",  "plugin",       "handler",          "concurrency",
@@ -470,6 +473,14 @@ Status ParseAdmin(const YamlFile& file, const MappingEntry& section, AdminConfig
       Result<bool> b = ReadBool(file, e);
       if (!b.ok()) return b.status();
       admin->read_only = *b;
+      continue;
+    }
+    if (e.key == "depth_interval") {
+      Result<Duration> d = ReadDuration(file, e);
+      if (!d.ok()) return d.status();
+      if (*d < kMinDepthInterval)
+        return ErrorAt(file, e.value_mark, e.path, "must be at least 100ms");
+      admin->depth_interval = *d;
       continue;
     }
     Result<std::string> text = ReadString(file, e);

@@ -1049,6 +1049,24 @@ TEST(AdminConfigTest, ParsesValidatesAndPrints) {
     ASSERT_FALSE(e.ok()) << bad;
     EXPECT_NE(e.status().message().find("t.yaml:4:"), std::string::npos) << e.status().message();
   }
+
+  // depth_interval: 5s unless set, printed, at least 100ms, errors at file:line:col.
+  EXPECT_EQ(c->daemon.admin.depth_interval, Duration(5000));
+  EXPECT_NE(printed.find("depth_interval: 5s"), std::string::npos) << printed;
+  auto interval = ParseConfigString(
+      "daemon:\n  admin:\n    listen: 127.0.0.1:0\n    depth_interval: 250ms\n", "t.yaml", "/");
+  ASSERT_TRUE(interval.ok()) << interval.status().message();
+  EXPECT_EQ(interval->daemon.admin.depth_interval, Duration(250));
+  for (const char* bad : {"50ms", "0s", "often"}) {
+    auto e = ParseConfigString(
+        std::string("daemon:\n  admin:\n    listen: 127.0.0.1:0\n    depth_interval: ") + bad +
+            "\n",
+        "t.yaml", "/");
+    ASSERT_FALSE(e.ok()) << bad;
+    EXPECT_NE(e.status().message().find("t.yaml:4:"), std::string::npos) << e.status().message();
+    EXPECT_NE(e.status().message().find("depth_interval"), std::string::npos)
+        << e.status().message();
+  }
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "daemon/app/depth_poller.h"
 #include "daemon/app/supervisor.h"
 #include "daemon/base/clock.h"
 #include "daemon/core/running_job.h"
@@ -203,6 +204,10 @@ double QuantileFromBuckets(const std::vector<uint64_t>& before, const std::vecto
 void ConsoleHistory::Sample(const Supervisor& supervisor, int64_t now_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   std::map<std::string, int64_t> backlog;
+  if (const DepthPoller* poller = supervisor.depth_poller(); poller != nullptr) {
+    for (const auto& [queue, reading] : poller->Snapshot())
+      if (reading.ok) backlog[queue] = reading.depth.backlog;
+  }
   for (const auto& c : supervisor.consumers()) {
     const ConsumerStats s = c->Stats();
     std::vector<uint64_t> cum;

@@ -148,6 +148,41 @@ std::string RenderMetrics(const Supervisor& supervisor,
   m.Family("foxworker_queue_paused", "gauge", "1 when the queue is paused, else 0.");
   for (const auto& c : consumers) m.Sample({{"queue", c->name()}}, c->paused() ? 1 : 0);
 
+  // Depth: the DepthPoller's last readings (a scrape never asks a backend);
+  // values the backend cannot tell (-1) have no sample.
+  if (const DepthPoller* poller = supervisor.depth_poller()) {
+    const std::map<std::string, DepthReading> depth = poller->Snapshot();
+    struct DepthFamily {
+      const char* name;
+      const char* help;
+      double (*value)(const QueueDepth&);
+    };
+    static const DepthFamily kDepthFamilies[] = {
+        {"foxworker_queue_backlog", "Messages ready to fetch and not yet delivered (last reading).",
+         [](const QueueDepth& d) { return double(d.backlog); }},
+        {"foxworker_queue_unacked", "Messages delivered to a consumer and not yet settled.",
+         [](const QueueDepth& d) { return double(d.unacked); }},
+        {"foxworker_queue_scheduled", "Messages waiting for a retry backoff or a delay.",
+         [](const QueueDepth& d) { return double(d.scheduled); }},
+        {"foxworker_queue_dead_letters", "Messages in the queue's dead letters.",
+         [](const QueueDepth& d) { return double(d.dead_letters); }},
+        {"foxworker_queue_oldest_age_seconds", "Age of the oldest ready message.",
+         [](const QueueDepth& d) { return d.oldest_age_seconds; }},
+    };
+    for (const DepthFamily& f : kDepthFamilies) {
+      m.Family(f.name, "gauge", f.help);
+      for (const auto& [queue, r] : depth) {
+        if (r.read_at_ms == 0) continue;  // never read
+        double v = f.value(r.depth);
+        if (v >= 0) m.Sample({{"queue", queue}}, v);
+      }
+    }
+    m.Family("foxworker_queue_depth_read_ok", "gauge",
+             "1 when the last reading of the queue's depth succeeded, 0 when it failed (the depth "
+             "gauges then keep the last successful reading).");
+    for (const auto& [queue, r] : depth) m.Sample({{"queue", queue}}, r.ok ? 1 : 0);
+  }
+
   // isolation: process: one sample per child slot (its index, not its pid,
   // which changes at every restart).
   std::vector<std::pair<std::string, HandlerChildren>> children;
@@ -326,6 +361,40 @@ std::string RenderQueueJson(const Supervisor& supervisor, const Consumer& c) {
   w.Int64(s.in_flight);
   Key(w, "running");
   w.Int64(s.running);
+  // The DepthPoller's last reading: numbers the backend cannot tell, or not
+  // read yet, are null.
+  {
+    const DepthPoller* poller = supervisor.depth_poller();
+    const DepthReading r = poller != nullptr ? poller->Reading(c.name()) : DepthReading{};
+    const bool read = r.read_at_ms != 0;
+    auto count = [&](const char* key, int64_t v) {
+      Key(w, key);
+      if (read && v >= 0) {
+        w.Int64(v);
+      } else {
+        w.Null();
+      }
+    };
+    Key(w, "depth");
+    w.StartObject();
+    count("backlog", r.depth.backlog);
+    count("unacked", r.depth.unacked);
+    count("scheduled", r.depth.scheduled);
+    count("dead_letters", r.depth.dead_letters);
+    Key(w, "oldest_age_seconds");
+    if (read && r.depth.oldest_age_seconds >= 0) {
+      w.Double(r.depth.oldest_age_seconds);
+    } else {
+      w.Null();
+    }
+    Key(w, "ok");
+    w.Bool(r.ok);
+    Key(w, "error");
+    Str(w, poller == nullptr ? std::string("depth is not read (no admin listener)") : r.error);
+    Key(w, "read_at_ms");
+    w.Int64(r.read_at_ms);
+    w.EndObject();
+  }
   const HandlerChildren children = c.Children();
   Key(w, "isolation");
   Str(w, children.isolated ? "process" : "in_process");

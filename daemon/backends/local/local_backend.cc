@@ -8,6 +8,7 @@
 #include <random>
 #include <utility>
 
+#include "daemon/backends/local/local_inspector.h"
 #include "daemon/backends/local/local_key_store.h"
 #include "daemon/backends/local/local_source.h"
 #include "daemon/config/extension_registry.h"
@@ -78,6 +79,11 @@ Result<std::unique_ptr<Source>> LocalBackend::OpenSource(const SourceOptions& op
     sources_.push_back(state);
   }
   return std::unique_ptr<Source>(new LocalSource(this, std::move(state)));
+}
+
+Result<std::unique_ptr<Inspector>> LocalBackend::OpenInspector(const InspectorOptions& options) {
+  return std::unique_ptr<Inspector>(
+      new LocalInspector(options_.path, options_.durability, options));
 }
 
 Status LocalBackend::Enqueue(const std::string& source, Message message, Duration delay) {

@@ -85,6 +85,8 @@ class LocalBackend final : public Backend {
   void AdoptPreviousRun(PreviousRun previous) override;
   // Keys in this backend's SQLite file (table dedup_keys), scoped by `scope`.
   std::unique_ptr<KeyStore> OpenDurableKeyStore(const std::string& scope) override;
+  // A LocalInspector on a connection of its own to the file.
+  Result<std::unique_ptr<Inspector>> OpenInspector(const InspectorOptions& options) override;
 
   // How many group commits so far wrote at least one enqueue. Read-only, for
   // tests: fewer than the Enqueue calls they carried means enqueuers shared

@@ -288,6 +288,36 @@ class LocalStore {
   Result<std::vector<int64_t>> PurgeDead(const std::vector<int64_t>& ids);
   Result<int64_t> PurgeAllDead(std::string_view queue);  // queue "" = all
 
+  // ---- Inspection (daemon/core/inspect.h): one queue at a time ----
+  struct QueueDepthCounts {
+    int64_t waiting = 0;    // pending and due
+    int64_t scheduled = 0;  // pending, run_at in the future
+    int64_t running = 0;
+    int64_t dead = 0;
+    int64_t oldest_waiting_age_ms = -1;  // -1 when nothing is due
+  };
+  // Counts read through the partial indexes (jobs_due, jobs_dead).
+  Result<QueueDepthCounts> QueueDepth(std::string_view queue);
+  // Dead jobs of `queue` whose last_error contains `reason_lower` (already
+  // lower-cased; ASCII case-insensitive; "" = all), newest failure first,
+  // `offset` skipped, at most `limit`; `payload` is left empty and
+  // `payload_bytes` set. `total` gets the count of all that match.
+  struct DeadSummary {
+    JobRecord job;  // without its payload
+    size_t payload_bytes = 0;
+  };
+  Result<std::vector<DeadSummary>> ListDeadPage(std::string_view queue,
+                                                std::string_view reason_lower, int64_t offset,
+                                                int64_t limit, int64_t* total);
+  // As RetryDead and PurgeDead, but only jobs of `queue`.
+  Result<std::vector<int64_t>> RetryDeadOf(std::string_view queue, const std::vector<int64_t>& ids);
+  Result<std::vector<int64_t>> PurgeDeadOf(std::string_view queue, const std::vector<int64_t>& ids);
+  // Every dead job of `queue` whose reason matches (as in ListDeadPage).
+  Result<int64_t> RetryDeadMatching(std::string_view queue, std::string_view reason_lower);
+  Result<int64_t> PurgeDeadMatching(std::string_view queue, std::string_view reason_lower);
+  // Pending jobs of `queue` due later than now, soonest first (payload empty).
+  Result<std::vector<JobRecord>> ListScheduled(std::string_view queue, int64_t limit);
+
   // A paused queue keeps its jobs but the backend claims none of them.
   Status Pause(std::string_view queue);
   Status Resume(std::string_view queue);

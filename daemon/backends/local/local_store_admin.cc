@@ -31,6 +31,36 @@ constexpr char kListDead[] = "SELECT " FOXW_JOB_COLUMNS
                              " FROM jobs WHERE state = 'dead' AND (?1 = '' OR queue = ?1)"
                              " ORDER BY failed_at DESC, id DESC LIMIT ?2";
 
+// The columns of FOXW_JOB_COLUMNS with an empty payload, then the payload's
+// length (column 17): lists do not read payloads.
+#define FOXW_SUMMARY_COLUMNS                                                                \
+  "id, queue, state, priority, attempts, run_at, enqueued_at, first_attempt_at, failed_at," \
+  " finished_at, lease_until, owner, unique_key, last_error, X'', properties, headers,"      \
+  " length(payload)"
+
+// ?2: the lower-cased reason substring, '' = any.
+#define FOXW_DEAD_OF_QUEUE \
+  " state = 'dead' AND queue = ?1 AND (?2 = '' OR instr(lower(coalesce(last_error, '')), ?2) > 0)"
+
+// Through jobs_due (queue, priority, run_at WHERE pending): a covering scan of
+// the queue's pending entries.
+constexpr char kDepthPending[] =
+    "SELECT coalesce(sum(run_at <= ?2), 0), coalesce(sum(run_at > ?2), 0),"
+    " min(CASE WHEN run_at <= ?2 THEN run_at END)"
+    " FROM jobs WHERE queue = ?1 AND state IN ('waiting', 'scheduled')";
+constexpr char kDepthDead[] = "SELECT count(*) FROM jobs WHERE queue = ?1 AND state = 'dead'";
+// Through jobs_running: running jobs are at most the daemons' prefetch.
+constexpr char kDepthRunning[] =
+    "SELECT count(*) FROM jobs WHERE state = 'running' AND queue = ?1";
+constexpr char kCountDeadOf[] = "SELECT count(*) FROM jobs WHERE" FOXW_DEAD_OF_QUEUE;
+constexpr char kListDeadOf[] = "SELECT " FOXW_SUMMARY_COLUMNS " FROM jobs WHERE" FOXW_DEAD_OF_QUEUE
+                               " ORDER BY failed_at DESC, id DESC LIMIT ?4 OFFSET ?3";
+constexpr char kListScheduled[] =
+    "SELECT " FOXW_SUMMARY_COLUMNS
+    " FROM jobs WHERE queue = ?1 AND state IN ('waiting', 'scheduled') AND run_at > ?2"
+    " ORDER BY run_at, id LIMIT ?3";
+
+#undef FOXW_SUMMARY_COLUMNS
 #undef FOXW_JOB_COLUMNS
 
 // Back to waiting, due now, as if never attempted. OR IGNORE skips a job
@@ -41,12 +71,22 @@ constexpr char kListDead[] = "SELECT " FOXW_JOB_COLUMNS
 
 constexpr char kRetryDeadOne[] = FOXW_REVIVE " WHERE id = ?1 AND state = 'dead'";
 constexpr char kRetryDeadAll[] = FOXW_REVIVE " WHERE state = 'dead' AND (?1 = '' OR queue = ?1)";
+constexpr char kRetryDeadOneOf[] = FOXW_REVIVE " WHERE id = ?3 AND state = 'dead' AND queue = ?1";
+// ?2 is the time here, so the reason is ?3.
+constexpr char kRetryDeadMatching[] =
+    FOXW_REVIVE " WHERE state = 'dead' AND queue = ?1"
+                " AND (?3 = '' OR instr(lower(coalesce(last_error, '')), ?3) > 0)";
 
 #undef FOXW_REVIVE
 
 constexpr char kPurgeDeadOne[] = "DELETE FROM jobs WHERE id = ?1 AND state = 'dead'";
 constexpr char kPurgeDeadAll[] =
     "DELETE FROM jobs WHERE state = 'dead' AND (?1 = '' OR queue = ?1)";
+constexpr char kPurgeDeadOneOf[] = "DELETE FROM jobs WHERE id = ?2 AND state = 'dead' AND queue = ?1";
+constexpr char kPurgeDeadMatching[] = "DELETE FROM jobs WHERE" FOXW_DEAD_OF_QUEUE;
+
+#undef FOXW_DEAD_OF_QUEUE
+
 constexpr char kPause[] = "INSERT OR IGNORE INTO paused_queues (queue, paused_at) VALUES (?1, ?2)";
 constexpr char kResume[] = "DELETE FROM paused_queues WHERE queue = ?1";
 constexpr char kPausedQueues[] = "SELECT queue FROM paused_queues ORDER BY queue";
@@ -201,6 +241,145 @@ Result<std::vector<int64_t>> LocalStore::PurgeDead(const std::vector<int64_t>& i
 Result<int64_t> LocalStore::PurgeAllDead(std::string_view queue) {
   return Write(kPurgeDeadAll, "purging dead jobs", -1,
                [&](SqliteStatement& s) { s.BindText(1, queue); });
+}
+
+Result<LocalStore::QueueDepthCounts> LocalStore::QueueDepth(std::string_view queue) {
+  QueueDepthCounts out;
+  int64_t now = NowMs();
+  {
+    auto prepared = Prepare(kDepthPending);
+    if (!prepared.ok()) return prepared.status();
+    SqliteStatement stmt(*prepared);
+    stmt.BindText(1, queue);
+    stmt.BindInt(2, now);
+    int rc = stmt.Step();
+    if (rc != SQLITE_ROW) return Error("counting pending jobs", rc);
+    out.waiting = stmt.Int(0);
+    out.scheduled = stmt.Int(1);
+    if (!stmt.IsNull(2)) out.oldest_waiting_age_ms = std::max<int64_t>(now - stmt.Int(2), 0);
+  }
+  for (auto [sql, field] : {std::pair{kDepthDead, &out.dead}, std::pair{kDepthRunning, &out.running}}) {
+    auto prepared = Prepare(sql);
+    if (!prepared.ok()) return prepared.status();
+    SqliteStatement stmt(*prepared);
+    stmt.BindText(1, queue);
+    int rc = stmt.Step();
+    if (rc != SQLITE_ROW) return Error("counting jobs", rc);
+    *field = stmt.Int(0);
+  }
+  return out;
+}
+
+Result<std::vector<LocalStore::DeadSummary>> LocalStore::ListDeadPage(
+    std::string_view queue, std::string_view reason_lower, int64_t offset, int64_t limit,
+    int64_t* total) {
+  {
+    auto prepared = Prepare(kCountDeadOf);
+    if (!prepared.ok()) return prepared.status();
+    SqliteStatement stmt(*prepared);
+    stmt.BindText(1, queue);
+    stmt.BindText(2, reason_lower);
+    int rc = stmt.Step();
+    if (rc != SQLITE_ROW) return Error("counting dead jobs", rc);
+    if (total != nullptr) *total = stmt.Int(0);
+  }
+  auto prepared = Prepare(kListDeadOf);
+  if (!prepared.ok()) return prepared.status();
+  SqliteStatement stmt(*prepared);
+  stmt.BindText(1, queue);
+  stmt.BindText(2, reason_lower);
+  stmt.BindInt(3, offset);
+  stmt.BindInt(4, limit);
+  std::vector<DeadSummary> out;
+  int rc;
+  while ((rc = stmt.Step()) == SQLITE_ROW) {
+    auto job = ReadJob(stmt);
+    if (!job.ok()) {
+      return Status::InvalidArgument("local store " + path() + ": job " +
+                                     std::to_string(stmt.Int(0)) + ": " + job.status().message());
+    }
+    DeadSummary d;
+    d.job = std::move(job).value();
+    d.payload_bytes = static_cast<size_t>(stmt.Int(17));
+    out.push_back(std::move(d));
+  }
+  if (rc != SQLITE_DONE) return Error("listing dead jobs", rc);
+  return out;
+}
+
+Result<std::vector<int64_t>> LocalStore::RetryDeadOf(std::string_view queue,
+                                                     const std::vector<int64_t>& ids) {
+  WriteScope scope(this);
+  if (Status s = scope.Begin(); !s.ok()) return s;
+  int64_t now = NowMs();
+  std::vector<int64_t> changed;
+  for (int64_t id : ids) {
+    auto rows = Write(kRetryDeadOneOf, "retrying dead", id, [&](SqliteStatement& s) {
+      s.BindText(1, queue);
+      s.BindInt(2, now);
+      s.BindInt(3, id);
+    });
+    if (!rows.ok()) return rows.status();
+    if (*rows > 0) changed.push_back(id);
+  }
+  if (Status s = scope.Finish(); !s.ok()) return s;
+  return changed;
+}
+
+Result<std::vector<int64_t>> LocalStore::PurgeDeadOf(std::string_view queue,
+                                                     const std::vector<int64_t>& ids) {
+  WriteScope scope(this);
+  if (Status s = scope.Begin(); !s.ok()) return s;
+  std::vector<int64_t> changed;
+  for (int64_t id : ids) {
+    auto rows = Write(kPurgeDeadOneOf, "purging dead", id, [&](SqliteStatement& s) {
+      s.BindText(1, queue);
+      s.BindInt(2, id);
+    });
+    if (!rows.ok()) return rows.status();
+    if (*rows > 0) changed.push_back(id);
+  }
+  if (Status s = scope.Finish(); !s.ok()) return s;
+  return changed;
+}
+
+Result<int64_t> LocalStore::RetryDeadMatching(std::string_view queue,
+                                              std::string_view reason_lower) {
+  int64_t now = NowMs();
+  return Write(kRetryDeadMatching, "retrying dead jobs", -1, [&](SqliteStatement& s) {
+    s.BindText(1, queue);
+    s.BindInt(2, now);
+    s.BindText(3, reason_lower);
+  });
+}
+
+Result<int64_t> LocalStore::PurgeDeadMatching(std::string_view queue,
+                                              std::string_view reason_lower) {
+  return Write(kPurgeDeadMatching, "purging dead jobs", -1, [&](SqliteStatement& s) {
+    s.BindText(1, queue);
+    s.BindText(2, reason_lower);
+  });
+}
+
+Result<std::vector<JobRecord>> LocalStore::ListScheduled(std::string_view queue, int64_t limit) {
+  auto prepared = Prepare(kListScheduled);
+  if (!prepared.ok()) return prepared.status();
+  SqliteStatement stmt(*prepared);
+  stmt.BindText(1, queue);
+  stmt.BindInt(2, NowMs());
+  stmt.BindInt(3, limit);
+  std::vector<JobRecord> out;
+  int rc;
+  while ((rc = stmt.Step()) == SQLITE_ROW) {
+    auto job = ReadJob(stmt);
+    if (!job.ok()) {
+      return Status::InvalidArgument("local store " + path() + ": job " +
+                                     std::to_string(stmt.Int(0)) + ": " + job.status().message());
+    }
+    out.push_back(std::move(job).value());
+  }
+  if (rc != SQLITE_DONE) return Error("listing scheduled jobs", rc);
+  return out;
 }
 
 Status LocalStore::Pause(std::string_view queue) {

@@ -299,6 +299,57 @@ size_t MemoryBackend::ReadyCount(const std::string& source) {
   return q.ready.size();
 }
 
+namespace {
+
+class MemoryInspector final : public Inspector {
+ public:
+  explicit MemoryInspector(MemoryBackend* backend) : backend_(backend) {}
+  Result<QueueDepth> Depth(const SourceOptions& queue) override {
+    QueueDepth d;
+    d.backlog = static_cast<int64_t>(backend_->ReadyCount(queue.source));
+    d.scheduled = static_cast<int64_t>(backend_->DelayedCount(queue.source));
+    d.dead_letters = static_cast<int64_t>(backend_->ReadyCount(queue.source + "-dlq"));
+    return d;
+  }
+  Result<DeadLetterPage> ListDead(const SourceOptions&, const DeadLetterFilter&, size_t,
+                                  size_t) override {
+    return Unsupported();
+  }
+  Result<DeadLetter> GetDead(const SourceOptions&, const std::string&, size_t) override {
+    return Unsupported();
+  }
+  Result<std::vector<std::string>> RetryDead(const SourceOptions&,
+                                             const std::vector<std::string>&) override {
+    return Unsupported();
+  }
+  Result<size_t> RetryMatching(const SourceOptions&, const DeadLetterFilter&) override {
+    return Unsupported();
+  }
+  Result<std::vector<std::string>> DeleteDead(const SourceOptions&,
+                                              const std::vector<std::string>&) override {
+    return Unsupported();
+  }
+  Result<size_t> DeleteMatching(const SourceOptions&, const DeadLetterFilter&) override {
+    return Unsupported();
+  }
+  Result<std::vector<ScheduledJob>> ListScheduled(const SourceOptions&, size_t) override {
+    return Unsupported();
+  }
+
+ private:
+  static Status Unsupported() {
+    return Status::Unavailable("the memory backend keeps nothing to browse (depth only)");
+  }
+  MemoryBackend* backend_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Inspector>> MemoryBackend::OpenInspector(const InspectorOptions& options) {
+  (void)options;
+  return std::unique_ptr<Inspector>(new MemoryInspector(this));
+}
+
 size_t MemoryBackend::DelayedCount(const std::string& source) {
   Queue& q = GetQueue(source);
   std::lock_guard<std::mutex> lock(q.mu);

@@ -38,6 +38,10 @@ class MemoryBackend : public Backend {
   // and a copy of them.
   size_t ReadyCount(const std::string& source);
   size_t DelayedCount(const std::string& source);
+  // An inspector that tells depth only (backlog, scheduled, dead letters);
+  // the memory backend keeps no dead letters worth browsing. It reads this
+  // backend's queues: it must not outlive it.
+  Result<std::unique_ptr<Inspector>> OpenInspector(const InspectorOptions& options) override;
   std::vector<Message> Peek(const std::string& source);
 
   struct Queue;  // one backend-side queue

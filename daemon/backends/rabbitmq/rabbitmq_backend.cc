@@ -1,3 +1,4 @@
+#include "daemon/backends/rabbitmq/rabbitmq_inspector.h"
 #include "daemon/backends/rabbitmq/rabbitmq_backend.h"
 
 #include <glog/logging.h>
@@ -221,6 +222,11 @@ void RabbitMqBackend::Stop(std::chrono::steady_clock::time_point deadline) {
   for (Op& op : left)
     if (op.done) op.done->set_value(Status::Unavailable("rabbitmq backend " + name_ + " stopped"));
   connected_.store(false);
+}
+
+Result<std::unique_ptr<Inspector>> RabbitMqBackend::OpenInspector(
+    const InspectorOptions& options) {
+  return std::unique_ptr<Inspector>(new RabbitMqInspector(options_, options));
 }
 
 BackendState RabbitMqBackend::State() const {

@@ -59,6 +59,8 @@ class RabbitMqBackend : public Backend {
   Status Enqueue(const std::string& source, Message message, Duration delay) override;
   void Stop(std::chrono::steady_clock::time_point deadline) override;
   BackendState State() const override;
+  // A RabbitMqInspector on a connection of its own.
+  Result<std::unique_ptr<Inspector>> OpenInspector(const InspectorOptions& options) override;
 
   // Counters for tests and logs.
   struct Counters {

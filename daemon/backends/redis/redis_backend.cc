@@ -1,3 +1,4 @@
+#include "daemon/backends/redis/redis_inspector.h"
 #include "daemon/backends/redis/redis_backend.h"
 
 #include <glog/logging.h>
@@ -170,6 +171,10 @@ void RedisBackend::Stop(std::chrono::steady_clock::time_point deadline) {
   running_ = false;
   commands_connected_ = reader_connected_ = false;
   state_.connected = false;
+}
+
+Result<std::unique_ptr<Inspector>> RedisBackend::OpenInspector(const InspectorOptions& options) {
+  return std::unique_ptr<Inspector>(new RedisInspector(options_, options));
 }
 
 BackendState RedisBackend::State() const {

@@ -75,6 +75,8 @@ class RedisBackend final : public Backend {
 
   BackendState State() const override;
   std::string ClaimOwner() const override { return consumer_; }
+  // A RedisInspector on a connection of its own.
+  Result<std::unique_ptr<Inspector>> OpenInspector(const InspectorOptions& options) override;
   // Applied by the reader, per stream, before its first claim or read.
   void AdoptPreviousRun(PreviousRun previous) override;
 
