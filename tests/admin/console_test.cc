@@ -318,6 +318,43 @@ TEST_P(ConsoleApi, ReadOnlyRefusesEveryChange) {
   EXPECT_EQ(Post("/login", std::string("token=") + kToken, {"Origin: " + Origin()}).status, 403);
 }
 
+// foxworkerctl --url against the running daemon: list, show, retry, purge.
+TEST_P(ConsoleApi, CtlUrlListsShowsRetriesAndPurgesDeadLetters) {
+  StartDaemon();
+  ASSERT_NO_FATAL_FAILURE(EnqueueDead("jobs", "{\"n\": 5}", "ctl"));
+  DeadList("jobs");
+  SKIP_IF_NO_INSPECTOR();
+  auto ctl = [&](const std::string& args, int* rc = nullptr) {
+    const std::string out = dir_ + "/ctl.out";
+    const std::string cmd = std::string(FOXWORKER_BINARY_DIR) + "/daemon/foxworkerctl --url " +
+                            Origin() + " " + args + " > " + out + " 2>&1";
+    const int status = std::system(cmd.c_str());
+    if (rc != nullptr) *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return ReadAll(out);
+  };
+  const std::string token = "--token-file " + dir_ + "/token ";
+  rapidjson::Document list = ParseJson(ctl("--json dead list jobs"));
+  ASSERT_TRUE(list.IsObject() && list.HasMember("letters")) << ctl("--json dead list jobs");
+  ASSERT_EQ(list["letters"].Size(), 1u);
+  const std::string id = list["letters"][0]["id"].GetString();
+  EXPECT_NE(ctl("dead list jobs --reason asked").find("asked to fail"), std::string::npos);
+  const std::string shown = ctl("dead show jobs '" + id + "'");
+  EXPECT_NE(shown.find("\"n\": 5"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("ctl"), std::string::npos) << shown;
+  int rc = 0;
+  ctl("dead retry jobs '" + id + "'", &rc);
+  EXPECT_EQ(rc, 1) << "a retry without the token is refused";
+  const uint64_t received = Count("jobs", "received");
+  const std::string retried = ctl(token + "dead retry jobs '" + id + "'", &rc);
+  EXPECT_EQ(rc, 0) << retried;
+  EXPECT_TRUE(WaitFor([&] { return Count("jobs", "received") > received; }));
+  EXPECT_TRUE(WaitFor([&] { return DeadTotal("jobs") == 1; }));
+  const std::string purged = ctl(token + "dead purge --all jobs", &rc);
+  EXPECT_EQ(rc, 0) << purged;
+  EXPECT_NE(purged.find("purged 1"), std::string::npos) << purged;
+  EXPECT_EQ(DeadTotal("jobs"), 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ConsoleApi, ::testing::Values("local", "redis", "rabbitmq"),
                          [](const auto& info) { return info.param; });
 
