@@ -976,7 +976,7 @@ Result<Inspector*> AdminServer::InspectorFor(const RuntimeSnapshot& snap,
   auto b = snap.backends.find(backend);
   if (b == snap.backends.end()) return Status::NotFound("no backend named \"" + backend + "\"");
   InspectorSlot& slot = inspectors_[backend];
-  if (slot.backend != b->second || slot.inspector == nullptr) {
+  if (slot.backend.lock() != b->second || slot.inspector == nullptr) {
     slot.inspector.reset();
     slot.backend = b->second;
     Result<std::unique_ptr<Inspector>> opened = b->second->OpenInspector(InspectorOptions{});

@@ -10,6 +10,16 @@
 //   GET  /api/v1/queues/{name}           one queue (JSON)
 //   POST /api/v1/queues/{name}/pause     stop fetching (running handlers finish)
 //   POST /api/v1/queues/{name}/resume
+//   GET  /                               the console (daemon/app/admin/console/)
+//   POST /login, /logout                 the console's session cookie
+//   GET  /api/v1/session|running|history|plugins
+//   POST /api/v1/quiet|unquiet
+//   GET  /api/v1/queues/{name}/dead[/{id}], /scheduled
+//   POST /api/v1/queues/{name}/dead/retry|delete, /dead/{id}/retry, /messages
+//   DELETE /api/v1/queues/{name}/dead/{id}
+// (docs/operations.md#the-console). Changes need the token (bearer, or the
+// session cookie with our Origin and X-Foxworker-Request); backend calls
+// run on a worker thread, never on the loop.
 //
 // Every connection has a deadline (`daemon.admin.request_timeout`, 10 s by
 // default): the whole request, headers and body, must arrive within it,
@@ -158,7 +168,7 @@ class AdminServer {
   std::vector<std::shared_ptr<Pending>> done_;  // GUARDED_BY(done_mu_)
   event* done_event_ = nullptr;
   struct InspectorSlot {
-    std::shared_ptr<Backend> backend;
+    std::weak_ptr<Backend> backend;  // not kept alive past a reload
     std::unique_ptr<Inspector> inspector;
   };
   std::map<std::string, InspectorSlot> inspectors_;  // worker thread only

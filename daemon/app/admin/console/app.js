@@ -149,6 +149,9 @@ function renderHistory(data) {
       [{ key: 'processed', label: 'processed', fmt: rate }, { key: 'failed', label: 'failed', fmt: rate }]));
     boxes.push(chart(name + ': handler latency', points,
       [{ key: 'p50_s', label: 'p50', fmt: ms }, { key: 'p95_s', label: 'p95', fmt: ms }, { key: 'p99_s', label: 'p99', fmt: ms }]));
+    const count = v => String(Math.round(v));
+    boxes.push(chart(name + ': backlog and in flight', points,
+      [{ key: 'backlog', label: 'backlog', fmt: count }, { key: 'in_flight', label: 'in flight', fmt: count }]));
   }
   $('charts').replaceChildren(...boxes);
 }
