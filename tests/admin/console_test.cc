@@ -213,7 +213,9 @@ TEST_P(ConsoleApi, ChangesNeedTheTokenAndTheOrigin) {
 
   // DNS rebinding: a loopback listener answers loopback Host names only.
   EXPECT_EQ(HttpCall(port_, "GET", "/api/v1/queues", "", {"Host: evil.example:80"}).status, 421);
-  EXPECT_EQ(HttpCall(port_, "GET", "/healthz", "", {"Host: localhost"}).status, 200);
+  EXPECT_EQ(HttpCall(port_, "GET", "/readyz", "", {"Host: evil.example"}).status, 421);
+  EXPECT_EQ(HttpCall(port_, "GET", "/api/v1/queues", "", {"Host: localhost"}).status, 200);
+  EXPECT_EQ(HttpCall(port_, "GET", "/api/v1/queues", "", {"Host: [::1]:9"}).status, 200);
   // Every answer carries the CSP, the page included.
   for (const char* path : {"/", "/console/app.js", "/api/v1/queues", "/nope"}) {
     HttpAnswer a = Get(path);
