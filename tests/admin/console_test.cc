@@ -306,6 +306,21 @@ TEST_P(ConsoleApi, EnqueueAndDeadLetters) {
                            {std::string("Authorization: Bearer ") + kToken});
   EXPECT_EQ(d1.status, 200) << d1.body;
   EXPECT_EQ(DeadTotal("jobs"), 0u);
+
+  // A delayed enqueue is listed among the scheduled jobs where the backend
+  // can list them (RabbitMQ's TTL tiers cannot be browsed: 503).
+  ASSERT_EQ(Change("/api/v1/queues/jobs/messages", R"({"payload":"later","type":"ok","delay":"1h"})")
+                .status,
+            200);
+  HttpAnswer sched = Get("/api/v1/queues/jobs/scheduled");
+  if (GetParam() == "rabbitmq") {
+    EXPECT_EQ(sched.status, 503) << sched.body;
+  } else {
+    EXPECT_EQ(sched.status, 200) << sched.body;
+    EXPECT_TRUE(WaitFor([&] {
+      return Get("/api/v1/queues/jobs/scheduled").body.find("\"due_ms\"") != std::string::npos;
+    })) << Get("/api/v1/queues/jobs/scheduled").body;
+  }
 }
 
 TEST_P(ConsoleApi, ReadOnlyRefusesEveryChange) {
