@@ -205,9 +205,15 @@ Run ReferenceRun(const std::string& url, int n) {
 // isolation: process (bench/run isolation): two children, one per core,
 // each with 32 slots, so that answers come back in batches while the
 // next messages are on their way (in-process, two slots keep up).
+// Unset or empty runs in-process; any other value than the two modes is
+// refused rather than measured as in-process.
 bool ProcessIsolation() {
   const char* v = std::getenv("FOXWORKER_BENCH_RABBITMQ_ISOLATION");
-  return v != nullptr && std::string(v) == "process";
+  const std::string mode = v != nullptr ? v : "";
+  if (mode.empty() || mode == "inprocess") return false;
+  if (mode == "process") return true;
+  Die(("FOXWORKER_BENCH_RABBITMQ_ISOLATION=" + mode +
+       ": expected \"process\" or \"inprocess\" (unset: inprocess)"));
 }
 
 Run DaemonRun(const std::string& url, int n) {

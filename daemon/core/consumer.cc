@@ -813,13 +813,44 @@ uint64_t Consumer::RunBatchHandler(const Handler* handler, HandlerInstance insta
                             group[0]->msg.id + (n > 1 ? " and " + std::to_string(n - 1) + " more" : ""),
                             group[0]->msg.attempt, ds);
     handler->HandleBatch(instance, ds.data(), n, replies.data(), reasons.data(), kBatchReasonCap);
+    // A handler set that hands messages on (isolation: process) answers
+    // each message later, through Complete: it stays "running" until then.
+    if (hands_off_)
+      for (size_t i = 0; i < n; ++i)
+        if (replies[i].verdict == Verdict::kPending) running.KeepBatchIn(i, ds[i]->journal_hold);
   }
   const uint64_t ended = MonotonicNs();
-  if (route) route->metrics->duration.ObserveNs(ended - started, n);
+  size_t handed_on = 0;
   for (size_t i = 0; i < n; ++i) {
     auto& d = group[i];
     HandlerReply reply = replies[i];
-    if (reply.verdict == Verdict::kPending) {
+    if (hands_off_ && reply.verdict == Verdict::kRelease) {
+      // Not started (the set holds the queue or stopped taking messages):
+      // back to the backend untouched, with the admission it took.
+      Refund(1);
+      RunAfter(*d, Outcome::Release(), CallInfo{}, middleware_.size());
+      settled.push_back({std::move(d), Outcome::Release()});
+      ++handed_on;
+      continue;
+    }
+    if (hands_off_ && reply.verdict == Verdict::kPending) {
+      // Handed on: settled by Complete when its answer comes.
+      ++handed_on;
+      if (timeouts_) {
+        std::lock_guard<std::mutex> lock(deferred_mu_);
+        deferred_.insert(d.get());
+      }
+      if (d->deferred.HandlerDeferred()) {
+        d.release();
+        continue;
+      }
+      // Answered already, while the call returned.
+      if (timeouts_) {
+        std::lock_guard<std::mutex> lock(deferred_mu_);
+        deferred_.erase(d.get());
+      }
+      reply = d->deferred.result();
+    } else if (reply.verdict == Verdict::kPending) {
       LOG(ERROR) << "queue " << config_.name << ": batch handler " << handler->name()
                  << " returned FOXW_PENDING for message " << d->msg.id
                  << ", which batches do not allow; treating it as a retry";
@@ -834,6 +865,8 @@ uint64_t Consumer::RunBatchHandler(const Handler* handler, HandlerInstance insta
     RunAfter(*d, o, call, middleware_.size());
     settled.push_back({std::move(d), std::move(o)});
   }
+  // A call handed on is timed by Complete; one that ran here, now.
+  if (route && handed_on < n) route->metrics->duration.ObserveNs(ended - started, n - handed_on);
   group.clear();
   return ended;
 }

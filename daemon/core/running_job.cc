@@ -111,6 +111,12 @@ void RunningJobScope::KeepIn(RunningJournalHold& hold) {
   slot_ = -1;
 }
 
+void RunningJobScope::KeepBatchIn(size_t i, RunningJournalHold& hold) {
+  if (journal_ == nullptr || i >= batch_slots_.size() || batch_slots_[i] < 0) return;
+  hold.Take(journal_, batch_slots_[i]);
+  batch_slots_[i] = -1;
+}
+
 const RunningJob* CurrentRunningJob() {
   const ThreadRecord* r = t_record;
   // No lock: only this thread writes its record, and it is the one asking.

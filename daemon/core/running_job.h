@@ -62,6 +62,8 @@ class RunningJobScope {
   // Hands the message's journal entry to `hold` (a deferred delivery keeps
   // it until settled); the scope's end then leaves it alone.
   void KeepIn(RunningJournalHold& hold);
+  // The same for the `i`th message of the batch the scope was made with.
+  void KeepBatchIn(size_t i, RunningJournalHold& hold);
 
  private:
   RunningJournal* journal_ = nullptr;

@@ -69,6 +69,9 @@ struct Job {
   int64_t raw = 0;
   uint64_t delay_ms = 0;
   std::string reason;
+  // RUN_BATCH: the call's other messages (ids id + 1, ...), answered
+  // after this one, each with its own DONE. A batch cannot defer.
+  std::vector<std::unique_ptr<Job>> more;
 };
 
 struct Limits {
@@ -148,7 +151,12 @@ class Child {
 
   void Worker(int index);
   void RunJob(std::unique_ptr<Job> job);
-  void Answer(Job* job, int64_t raw, std::string_view reason, uint64_t delay_ms);
+  // `more_follow`: the caller answers another job right after (a batch):
+  // this answer is queued to leave with that one.
+  void Answer(Job* job, int64_t raw, std::string_view reason, uint64_t delay_ms,
+              bool more_follow = false);
+  // A batch handler's call (RUN_BATCH, or a RUN for a batch handler).
+  void RunBatchJob(const Handler* h, std::unique_ptr<Job> job);
   // Reads the daemon's frames until SHUTDOWN has been handled and Run()
   // closes the read side.
   void ReadLoop();
@@ -255,7 +263,8 @@ class ChannelLogSink : public google::LogSink {
 
 int32_t SinkDeferred(Delivery* d, const HandlerReply& reply);
 
-void Child::Answer(Job* job, int64_t raw, std::string_view reason, uint64_t delay_ms) {
+void Child::Answer(Job* job, int64_t raw, std::string_view reason, uint64_t delay_ms,
+                   bool more_follow) {
   Writer w;
   w.U64(job->id);
   w.I64(raw);
@@ -265,7 +274,7 @@ void Child::Answer(Job* job, int64_t raw, std::string_view reason, uint64_t dela
     std::lock_guard<std::mutex> lock(mu_);
     running_.erase(job->id);
     by_delivery_.erase(&job->d);
-    if (!queued_.empty()) {
+    if (more_follow || !queued_.empty()) {
       // A worker goes on to the next job: the answer leaves with the next
       // one written, or with the reader's flush within kRecheckNs (queued
       // under mu_, so a reader that then finds no job finds the answer).
@@ -308,7 +317,13 @@ int32_t Child::Complete(Delivery* d, const HandlerReply& reply) {
 void Child::RunJob(std::unique_ptr<Job> job) {
   const Handler* h = handlers_->Find(job->handler);
   if (h == nullptr) {
-    Answer(job.get(), FOXW_RETRY, "no handler " + job->handler + " in the child", 0);
+    const std::string why = "no handler " + job->handler + " in the child";
+    for (auto& m : job->more) Answer(m.get(), FOXW_RETRY, why, 0, /*more_follow=*/true);
+    Answer(job.get(), FOXW_RETRY, why, 0);
+    return;
+  }
+  if (h->batched() || !job->more.empty()) {
+    RunBatchJob(h, std::move(job));
     return;
   }
   char reason[kReasonCap];
@@ -316,15 +331,7 @@ void Child::RunJob(std::unique_ptr<Job> job) {
   SetFilteredJob(job->id);
   void* instance = handlers_->Acquire();
   job->d.started_ns = MonotonicNs();
-  HandlerReply reply;
-  if (h->batched()) {
-    // A batch handler gets a batch of one; it cannot defer.
-    Delivery* batch[1] = {&job->d};
-    h->HandleBatch(instance, batch, 1, &reply, reason, sizeof reason);
-    if (reply.verdict == Verdict::kPending) reply = {Verdict::kRetry, FOXW_RETRY, "a batch handler cannot defer", 0};
-  } else {
-    reply = h->Handle(instance, job->d, reason, sizeof reason);
-  }
+  HandlerReply reply = h->Handle(instance, job->d, reason, sizeof reason);
   handlers_->Release(instance);
   SetFilteredJob(0);
   if (reply.verdict != Verdict::kPending) {
@@ -340,6 +347,33 @@ void Child::RunJob(std::unique_ptr<Job> job) {
   job->answered = true;
   lock.unlock();
   Answer(job.get(), job->raw, job->reason, job->delay_ms);
+}
+
+void Child::RunBatchJob(const Handler* h, std::unique_ptr<Job> job) {
+  const size_t n = 1 + job->more.size();
+  std::vector<Delivery*> ds{&job->d};
+  for (auto& m : job->more) ds.push_back(&m->d);
+  std::vector<HandlerReply> replies(n);
+  std::string reasons(n * kReasonCap, '\0');
+  if (h->batched()) {
+    SetFilteredJob(job->id);  // the daemon charges a denied call to the whole call
+    void* instance = handlers_->Acquire();
+    const uint64_t now = MonotonicNs();
+    for (Delivery* d : ds) d->started_ns = now;
+    h->HandleBatch(instance, ds.data(), n, replies.data(), reasons.data(), kReasonCap);
+    handlers_->Release(instance);
+    SetFilteredJob(0);
+  }
+  const std::string not_batched = "handler " + job->handler + " takes no batches";
+  if (!h->batched())
+    for (auto& r : replies) r = {Verdict::kRetry, FOXW_RETRY, not_batched, 0};
+  for (size_t i = 0; i < n; ++i) {
+    HandlerReply& r = replies[i];
+    if (r.verdict == Verdict::kPending)
+      r = {Verdict::kRetry, FOXW_RETRY, "a batch handler cannot defer", 0};
+    Job* j = i == 0 ? job.get() : job->more[i - 1].get();
+    Answer(j, r.raw, r.reason, r.retry_delay_ms, /*more_follow=*/i + 1 < n);
+  }
 }
 
 void Child::Worker(int index) {
@@ -495,7 +529,9 @@ void Child::ReadLoop() {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto& job : batch) {
         running_[job->id] = job.get();
-        by_delivery_[&job->d] = job.get();
+        // A batch's messages cannot be completed later (no by_delivery_).
+        if (job->more.empty()) by_delivery_[&job->d] = job.get();
+        for (auto& m : job->more) running_[m->id] = m.get();
         queued_.push_back(std::move(job));
       }
       wake = WakeLocked(MonotonicNs(), /*recheck=*/false);
@@ -536,18 +572,31 @@ void Child::ReadLoop() {
       _exit(0);
     }
     Reader in(body);
-    if (type == FrameType::kRun) {
+    if (type == FrameType::kRun || type == FrameType::kRunBatch) {
       auto job = std::make_unique<Job>();
       job->id = in.U64();
       job->handler = in.Str();
       const uint64_t timeout_ms = in.U64();
-      if (!in.Msg(&job->d.msg)) {
+      const uint32_t count = type == FrameType::kRunBatch ? in.U32() : 1;
+      const uint64_t now = MonotonicNs();
+      bool ok = in.ok() && count >= 1 && count <= kMaxFrame / 16;
+      for (uint32_t i = 0; ok && i < count; ++i) {
+        Job* j = job.get();
+        if (i > 0) {
+          job->more.push_back(std::make_unique<Job>());
+          j = job->more.back().get();
+          j->id = job->id + i;
+          j->handler = job->handler;
+        }
+        ok = in.Msg(&j->d.msg);
+        j->d.queue = &queue_;
+        j->d.received_ns = now;
+        if (timeout_ms > 0) j->d.deadline_ns = now + timeout_ms * 1000000;
+      }
+      if (!ok) {
         LOG(ERROR) << "foxworker-child: malformed run frame";
         _exit(1);
       }
-      job->d.queue = &queue_;
-      job->d.received_ns = MonotonicNs();
-      if (timeout_ms > 0) job->d.deadline_ns = job->d.received_ns + timeout_ms * 1000000;
       batch.push_back(std::move(job));
       continue;
     }

@@ -101,6 +101,11 @@ struct ProcessChild {
   struct InFlight {
     Delivery* d = nullptr;
     std::string handler;
+    // The call it is part of: its first message's id (a batch handler's
+    // call runs several messages, one DONE each). The call's last message
+    // holds its slot of the child.
+    uint64_t call = 0;
+    bool holds_slot = true;
     bool cancel_sent = false;
     uint64_t cancelled_at_ns = 0;
     bool term_sent = false;
@@ -135,7 +140,7 @@ struct ProcessChild {
   bool retiring = false;
   bool shutdown_sent = false;
   std::string retire_reason;
-  // The message whose timeout got the child killed, and why.
+  // The call whose timeout got the child killed (InFlight::call), and why.
   uint64_t killed_for = 0;
   std::string kill_reason;
   // With syscall_action: kill, the read end of the pipe on which the child
@@ -168,10 +173,7 @@ HandlerReply ProcessHandler::Handle(HandlerInstance instance, Delivery& d, char*
 void ProcessHandler::HandleBatch(HandlerInstance instance, Delivery* const* batch, size_t n,
                                  HandlerReply* replies, char* reason_bufs,
                                  size_t reason_cap) const {
-  // batched() is false: the consumer never calls this. Answer sanely anyway.
-  for (size_t i = 0; i < n; ++i)
-    replies[i] =
-        set_->Submit(instance, name_, *batch[i], reason_bufs + i * reason_cap, reason_cap);
+  set_->SubmitBatch(instance, name_, batch, n, replies, reason_bufs, reason_cap);
 }
 
 ProcessHandlerSet::ProcessHandlerSet(const LoadedPlugin& plugin, ProcessOptions options)
@@ -182,7 +184,8 @@ ProcessHandlerSet::ProcessHandlerSet(const LoadedPlugin& plugin, ProcessOptions 
       provider_("plugin " + plugin.name() + " (isolation: process)"),
       options_(std::make_shared<const ProcessOptions>(std::move(options))) {
   for (const foxw_handler_def* def : plugin_.handlers()) {
-    handlers_.push_back(std::make_unique<ProcessHandler>(this, def->name));
+    handlers_.push_back(
+        std::make_unique<ProcessHandler>(this, def->name, def->handle_batch != nullptr));
     views_.push_back(handlers_.back().get());
   }
 }
@@ -363,7 +366,8 @@ ProcessHandlerSet::~ProcessHandlerSet() {
   // Nothing waits when the consumer drained; if something does, its
   // consumer hears that it was not run.
   for (Waiting& w : waiting)
-    CompleteDeferred(w.d, FOXW_RETRY, "the queue's handler children are stopping", 0);
+    for (Delivery* d : w.Deliveries())
+      CompleteDeferred(d, FOXW_RETRY, "the queue's handler children are stopping", 0);
   // Each child calls the plugin's shutdown and exits; the monitor (and,
   // when there is none, the wait here) terminates the others at their
   // close deadline. A child that even SIGKILL does not end (stuck in the
@@ -474,7 +478,7 @@ size_t ProcessHandlerSet::Abandon(const std::string& why) {
                        << " still runs message " << f.d->msg.id << " (attempt " << f.d->msg.attempt
                        << ", for " << ms / 1000 << "." << ms % 1000 / 100 << " s) in child "
                        << c->pid
-                       << (id == c->killed_for
+                       << (f.call == c->killed_for
                                ? ", which its timeout is killing already: it is retried as that "
                                  "says"
                                : ": the child is stopped, the message goes back to the backend "
@@ -485,11 +489,16 @@ size_t ProcessHandlerSet::Abandon(const std::string& why) {
         CloseStepLocked(c.get(), now);
       }
   }
-  for (Waiting& w : waiting) HandBack(w.d, "the daemon stopped before a handler child was free");
+  size_t waited = 0;
+  for (Waiting& w : waiting)
+    for (Delivery* d : w.Deliveries()) {
+      HandBack(d, "the daemon stopped before a handler child was free");
+      ++waited;
+    }
   // The monitor sends SIGKILL a second after SIGTERM; each child's reader
   // hands its messages back as it sees the child gone (Died).
   monitor_cv_.notify_all();
-  return running + waiting.size();
+  return running + waited;
 }
 
 void ProcessHandlerSet::SetHandBack(bool on) {
@@ -500,7 +509,8 @@ void ProcessHandlerSet::SetHandBack(bool on) {
     if (on) back.swap(waiting_);
   }
   for (Waiting& w : back)
-    HandBack(w.d, "the queue stopped taking messages before a handler child was free");
+    for (Delivery* d : w.Deliveries())
+      HandBack(d, "the queue stopped taking messages before a handler child was free");
 }
 
 Status ProcessHandlerSet::Spawn(Child* c, bool restart) {
@@ -720,8 +730,8 @@ void ProcessHandlerSet::ReadLoop(Child* c) {
       auto it = c->in_flight.find(id);
       if (it == c->in_flight.end()) continue;
       d = it->second.d;
+      if (it->second.holds_slot) --c->running;
       c->in_flight.erase(it);
-      --c->running;
       ++c->tasks;
       c->crashes_in_a_row = 0;
       const int64_t max_tasks = options_->config.max_tasks;
@@ -939,7 +949,7 @@ void ProcessHandlerSet::Died(Child* c) {
       // that one is charged as the kill would have.
       abandon_reason = abandon_reason_;
       for (auto it = c->in_flight.begin(); it != c->in_flight.end();) {
-        if (it->first == c->killed_for) {
+        if (it->second.call == c->killed_for) {
           ++it;
           continue;
         }
@@ -949,18 +959,21 @@ void ProcessHandlerSet::Died(Child* c) {
     }
     for (auto& [id, f] : c->in_flight) {
       std::string crash = how;
-      if (note && note->job != 0 && note->job != id)
+      if (note && note->job != 0 && note->job != f.call)
         crash = DescribeChildExit(status) + " (" + DescribeDenial(*note) +
                 " in the handler of another message of the child)";
       std::string reason =
-          id == c->killed_for
+          f.call == c->killed_for
               ? c->kill_reason
               : "handler crashed: " + crash + " in plugin " + plugin_name_ + ", handler " +
                     f.handler + " (child pid " + std::to_string(c->pid) + ")";
       charged.emplace_back(f.d, std::move(reason));
     }
     if (!recycled && !stopping) {
-      last = (c->killed_for != 0 && c->in_flight.count(c->killed_for) != 0
+      last = (c->killed_for != 0 && std::any_of(c->in_flight.begin(), c->in_flight.end(),
+                                                 [&](const auto& e) {
+                                                   return e.second.call == c->killed_for;
+                                                 })
                   ? c->kill_reason + " (" + how + ")"
                   : how) +
              " in plugin " + plugin_name_ +
@@ -1086,21 +1099,36 @@ void ProcessHandlerSet::EndHold() {
 
 namespace {
 
-std::string RunFrame(uint64_t id, const std::string& handler, const Delivery& d) {
-  Writer w;
-  w.U64(id);
-  w.Str(handler);
-  uint64_t timeout_ms = 0;
-  if (d.deadline_ns != Delivery::kNoDeadline) {
-    const uint64_t now = MonotonicNs();
-    timeout_ms = d.deadline_ns > now ? std::max<uint64_t>(1, (d.deadline_ns - now) / 1000000) : 1;
-  }
-  w.U64(timeout_ms);
-  w.Msg(d.msg);
-  return std::move(w.body());
+uint64_t TimeoutMs(const Delivery& d) {
+  if (d.deadline_ns == Delivery::kNoDeadline) return 0;
+  const uint64_t now = MonotonicNs();
+  return d.deadline_ns > now ? std::max<uint64_t>(1, (d.deadline_ns - now) / 1000000) : 1;
 }
 
 }  // namespace
+
+std::vector<Delivery*> ProcessHandlerSet::Waiting::Deliveries() const {
+  std::vector<Delivery*> all{d};
+  all.insert(all.end(), more.begin(), more.end());
+  return all;
+}
+
+std::pair<uint64_t, std::string> ProcessHandlerSet::Encode(const Waiting& w) {
+  const uint64_t id = next_id_.fetch_add(1 + w.more.size(), std::memory_order_relaxed);
+  Writer out;
+  out.U64(id);
+  out.Str(w.handler);
+  out.U64(TimeoutMs(*w.d));  // a batch's messages share their deadline
+  if (w.more.empty()) {
+    out.Msg(w.d->msg);
+  } else {
+    // RUN_BATCH: the count, then the messages; their ids follow `id`.
+    out.U32(static_cast<uint32_t>(1 + w.more.size()));
+    out.Msg(w.d->msg);
+    for (const Delivery* d : w.more) out.Msg(d->msg);
+  }
+  return {id, std::move(out.body())};
+}
 
 ProcessHandlerSet::Child* ProcessHandlerSet::PickLocked() {
   Child* c = nullptr;
@@ -1112,74 +1140,91 @@ ProcessHandlerSet::Child* ProcessHandlerSet::PickLocked() {
 }
 
 size_t ProcessHandlerSet::AssignLocked(Child* c, uint64_t id, Delivery* d,
-                                       const std::string& handler, std::string_view frame) {
-  Child::InFlight f;
-  f.d = d;
-  f.handler = handler;
-  c->in_flight.emplace(id, std::move(f));
+                                       const std::string& handler, std::string_view frame,
+                                       const std::vector<Delivery*>& more) {
+  for (size_t i = 0; i <= more.size(); ++i) {
+    Child::InFlight f;
+    f.d = i == 0 ? d : more[i - 1];
+    f.handler = handler;
+    f.call = id;
+    f.holds_slot = i == more.size();
+    c->in_flight.emplace(id + i, std::move(f));
+  }
   ++c->running;
-  // Queued while the message is recorded and nobody else can have answered
-  // it: the moment the lock is let go, the child's death may settle (and
-  // free) the delivery.
-  return c->channel->Queue(FrameType::kRun, frame);
+  // Queued while the messages are recorded and nobody else can have
+  // answered them: the moment the lock is let go, the child's death may
+  // settle (and free) the deliveries.
+  return c->channel->Queue(more.empty() ? FrameType::kRun : FrameType::kRunBatch, frame);
 }
 
 HandlerReply ProcessHandlerSet::Submit(HandlerInstance instance, const std::string& handler,
                                        Delivery& d, char* reason_buf, size_t reason_cap) {
-  auto refuse = [&](const std::string& why) {
-    const size_t n = std::min(why.size(), reason_cap - 1);
-    std::memcpy(reason_buf, why.data(), n);
-    reason_buf[n] = '\0';
-    return HandlerReply{Verdict::kRetry, FOXW_RETRY, std::string_view(reason_buf, n), 0};
+  HandlerReply reply;
+  Delivery* batch[1] = {&d};
+  SubmitBatch(instance, handler, batch, 1, &reply, reason_buf, reason_cap);
+  return reply;
+}
+
+void ProcessHandlerSet::SubmitBatch(HandlerInstance instance, const std::string& handler,
+                                    Delivery* const* batch, size_t n, HandlerReply* replies,
+                                    char* reason_bufs, size_t reason_cap) {
+  auto answer_all = [&](Verdict verdict, const std::string& why) {
+    for (size_t i = 0; i < n; ++i) {
+      char* buf = reason_bufs + i * reason_cap;
+      const size_t len = std::min(why.size(), reason_cap - 1);
+      std::memcpy(buf, why.data(), len);
+      buf[len] = '\0';
+      replies[i] = HandlerReply{verdict, FOXW_RETRY, std::string_view(buf, len), 0};
+    }
   };
   // Headers and properties fit in the last MiB of a frame (a backend's own
   // limits keep them far smaller).
-  if (d.msg.payload.size() > kMaxFrame - (1u << 20))
-    return refuse("a payload of " + std::to_string(d.msg.payload.size()) +
-                  " bytes is over what a handler child takes (isolation: process)");
-  // Encoded before the lock (the delivery is ours until it is recorded).
-  const uint64_t id = next_id_.fetch_add(1, std::memory_order_relaxed);
-  const std::string frame = RunFrame(id, handler, d);
+  size_t bytes = 0;
+  for (size_t i = 0; i < n; ++i) bytes += batch[i]->msg.payload.size();
+  if (bytes > kMaxFrame - (1u << 20)) {
+    answer_all(Verdict::kRetry, (n == 1 ? "a payload of " : "a batch of payloads of ") +
+                                    std::to_string(bytes) +
+                                    " bytes is over what a handler child takes (isolation: process)");
+    return;
+  }
+  Waiting w{batch[0], handler, std::vector<Delivery*>(batch + 1, batch + n)};
+  // Encoded before the lock (the deliveries are ours until recorded).
+  auto [id, frame] = Encode(w);
   std::shared_ptr<Channel> channel;
   size_t queued = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return refuse("the queue's handler children are stopping");
-    if (held_) {
-      // Not started: back to the backend, no attempt charged.
-      HandlerReply r = refuse("the queue is paused after a crash loop");
-      r.verdict = Verdict::kRelease;
-      return r;
-    }
+    if (stopping_) return answer_all(Verdict::kRetry, "the queue's handler children are stopping");
+    // Not started: back to the backend, no attempt charged.
+    if (held_) return answer_all(Verdict::kRelease, "the queue is paused after a crash loop");
     Child* c = waiting_.empty() ? PickLocked() : nullptr;
     if (c == nullptr && hand_back_) {
       // The queue stopped taking messages (SetHandBack): not started, so
       // back to the backend, no attempt charged.
-      HandlerReply r = refuse("the queue stopped taking messages before a handler child was free");
-      r.verdict = Verdict::kRelease;
-      return r;
+      return answer_all(Verdict::kRelease,
+                        "the queue stopped taking messages before a handler child was free");
     }
     if (c == nullptr) {
       // Every slot is busy (or its child restarting): the next one to free
       // takes it, in order. Its deadline still runs (Monitor).
-      waiting_.push_back({&d, handler});
-      return HandlerReply{Verdict::kPending, FOXW_PENDING, {}, 0};
+      waiting_.push_back(std::move(w));
+    } else {
+      queued = AssignLocked(c, id, w.d, handler, frame, w.more);
+      channel = c->channel;
     }
-    queued = AssignLocked(c, id, &d, handler, frame);
-    channel = c->channel;
   }
+  for (size_t i = 0; i < n; ++i) replies[i] = HandlerReply{Verdict::kPending, FOXW_PENDING, {}, 0};
   // In a consumer's pass, the frame leaves with the others at its end
   // (Release), or now when much is queued. A failed write means the child
-  // is gone: its reader charges the message with the others it was
+  // is gone: its reader charges the messages with the others it was
   // running, through the same deferred completion.
-  if (instance == nullptr || queued >= kFlushAtBytes) (void)channel->Flush();
-  return HandlerReply{Verdict::kPending, FOXW_PENDING, {}, 0};
+  if (channel != nullptr && (instance == nullptr || queued >= kFlushAtBytes)) (void)channel->Flush();
 }
 
 void ProcessHandlerSet::DispatchWaiting(bool flush) {
   struct Ready {
-    uint64_t id;
     Waiting w;
+    uint64_t id = 0;
     std::string frame;
   };
   std::vector<Ready> ready;
@@ -1192,23 +1237,20 @@ void ProcessHandlerSet::DispatchWaiting(bool flush) {
       for (auto& c : children_)
         if (c->ready && !c->retiring) free_slots += std::max(0, c->slots - c->running);
       while (!waiting_.empty() && free_slots-- > 0) {
-        ready.push_back({0, std::move(waiting_.front()), {}});
+        ready.push_back({std::move(waiting_.front()), 0, {}});
         waiting_.pop_front();
       }
     }
   }
   // Taken out of waiting_, these are nobody else's until recorded again.
-  for (Ready& r : ready) {
-    r.id = next_id_.fetch_add(1, std::memory_order_relaxed);
-    r.frame = RunFrame(r.id, r.w.handler, *r.w.d);
-  }
+  for (Ready& r : ready) std::tie(r.id, r.frame) = Encode(r.w);
   if (!ready.empty()) {
     std::lock_guard<std::mutex> lock(mu_);
     size_t i = 0;
     for (; i < ready.size(); ++i) {
       Child* c = stopping_ || held_ ? nullptr : PickLocked();
       if (c == nullptr) break;
-      AssignLocked(c, ready[i].id, ready[i].w.d, ready[i].w.handler, ready[i].frame);
+      AssignLocked(c, ready[i].id, ready[i].w.d, ready[i].w.handler, ready[i].frame, ready[i].w.more);
     }
     // A slot taken meanwhile (or a child gone): back to the front, in order.
     for (size_t j = ready.size(); j > i; --j) waiting_.push_front(std::move(ready[j - 1].w));
@@ -1243,8 +1285,9 @@ void ProcessHandlerSet::Monitor() {
     // before a slot freed never reached a child: it is answered here.
     std::vector<Delivery*> gave_up;
     for (auto it = waiting_.begin(); it != waiting_.end();) {
+      // A batch waits whole: its messages share one deadline.
       if (it->d->IsCancelled(now)) {
-        gave_up.push_back(it->d);
+        for (Delivery* d : it->Deliveries()) gave_up.push_back(d);
         it = waiting_.erase(it);
       } else {
         ++it;
@@ -1254,7 +1297,8 @@ void ProcessHandlerSet::Monitor() {
     // back to the backend, no attempt charged.
     std::vector<Delivery*> released;
     if (held_) {
-      for (Waiting& w : waiting_) released.push_back(w.d);
+      for (Waiting& w : waiting_)
+        for (Delivery* d : w.Deliveries()) released.push_back(d);
       waiting_.clear();
     }
     if (!gave_up.empty() || !released.empty()) {
@@ -1388,7 +1432,7 @@ void ProcessHandlerSet::WatchLocked(Child* c, uint64_t now) {
       f.term_sent = true;
       f.term_at_ns = now;
       if (c->killed_for == 0) {
-        c->killed_for = id;
+        c->killed_for = f.call;
         const uint64_t limit =
             f.d->deadline_ns != Delivery::kNoDeadline ? f.d->deadline_ns - f.d->started_ns : 0;
         c->kill_reason = limit > 0 ? "killed after timeout " +

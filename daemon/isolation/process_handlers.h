@@ -52,11 +52,12 @@ struct ProcessChild;
 // One handler of the plugin, run in the children.
 class ProcessHandler : public Handler {
  public:
-  ProcessHandler(ProcessHandlerSet* set, std::string name) : set_(set), name_(std::move(name)) {}
+  ProcessHandler(ProcessHandlerSet* set, std::string name, bool batched)
+      : set_(set), name_(std::move(name)), batched_(batched) {}
   const std::string& name() const override { return name_; }
-  // Batches are not sent to children: one message per call (the child
-  // hands a batch handler a batch of one).
-  bool batched() const override { return false; }
+  // A batch handler's batch goes to one child in one RUN_BATCH frame and
+  // takes one of its slots; the child calls the handler once for it.
+  bool batched() const override { return batched_; }
   HandlerReply Handle(HandlerInstance instance, Delivery& d, char* reason_buf,
                       size_t reason_cap) const override;
   void HandleBatch(HandlerInstance instance, Delivery* const* batch, size_t n,
@@ -65,6 +66,7 @@ class ProcessHandler : public Handler {
  private:
   ProcessHandlerSet* const set_;
   const std::string name_;
+  const bool batched_;
 };
 
 class ProcessHandlerSet : public HandlerSet {
@@ -123,6 +125,10 @@ class ProcessHandlerSet : public HandlerSet {
   // for the pass's end.
   HandlerReply Submit(HandlerInstance instance, const std::string& handler, Delivery& d,
                       char* reason_buf, size_t reason_cap);
+  // The same for a batch handler's call: the whole batch goes to one child
+  // (or waits, whole, for a free slot). Every reply is the same verdict.
+  void SubmitBatch(HandlerInstance instance, const std::string& handler, Delivery* const* batch,
+                   size_t n, HandlerReply* replies, char* reason_bufs, size_t reason_cap);
 
   // A config reload's change of the queue's children: the settings the
   // daemon applies (timeout_grace, max_tasks, max_memory, max_lifetime,
@@ -186,8 +192,10 @@ class ProcessHandlerSet : public HandlerSet {
   Child* PickLocked();
   // Records `d` as running on `c` under `id` and queues its RUN frame.
   // Returns the bytes queued on its channel.
+  // A batch (`more` non-empty: the call's other messages, ids id+1...)
+  // takes one slot, held by its last message, under one RUN_BATCH frame.
   size_t AssignLocked(Child* c, uint64_t id, Delivery* d, const std::string& handler,
-                      std::string_view frame);
+                      std::string_view frame, const std::vector<Delivery*>& more = {});
   // Hands waiting messages to free slots. Their RUN frames are queued on the
   // channels and written by the next Flush (flush=false: the caller, which
   // is about to send more, flushes later).
@@ -221,7 +229,12 @@ class ProcessHandlerSet : public HandlerSet {
   struct Waiting {
     Delivery* d;
     std::string handler;
+    std::vector<Delivery*> more;  // a batch call's other messages
+    // The messages, `d` first.
+    std::vector<Delivery*> Deliveries() const;
   };
+  // Ids for a call of `w` (one per message, consecutive) and its frame.
+  std::pair<uint64_t, std::string> Encode(const Waiting& w);
   mutable std::mutex mu_;
   // The current generation's options (GUARDED_BY(mu_)): what a child that
   // starts gets, and the settings the daemon applies to every child.

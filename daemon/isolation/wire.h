@@ -31,6 +31,8 @@ enum class FrameType : uint8_t {
   kCancel = 3,    // id
   kShutdown = 4,  // finish what runs, destroy instances, call the plugin's shutdown, exit 0
   kPublished = 5, // request id, status (u8 code, text): the answer to a PUBLISH
+  kRunBatch = 6,  // first id, handler name, deadline, count, messages: one call of a
+                  // batch handler; the messages' ids are first id, first id + 1, ...
   // child -> daemon
   kReady = 20,    // pid
   kFailed = 21,   // error text (init failed; the child exits 1 after it)

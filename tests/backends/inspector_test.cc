@@ -313,6 +313,19 @@ TEST_P(InspectorTest, ListsARetryWaitingForItsBackoff) {
   EXPECT_EQ(depth->scheduled, 1);
 }
 
+// A connection the server closed meanwhile is replaced within the call: the
+// first call after a restart answers, it does not fail.
+TEST_P(InspectorTest, TheFirstCallAfterAServerRestartAnswers) {
+  DeadLetter({"x"});
+  if (!harness_->RestartServer()) GTEST_SKIP() << "this harness cannot restart its server";
+  auto depth = inspector_->Depth(options_);
+  ASSERT_TRUE(depth.ok()) << depth.status().message();
+  EXPECT_EQ(depth->dead_letters, 1);
+  auto page = inspector_->ListDead(options_, DeadLetterFilter{}, 0, 10);
+  ASSERT_TRUE(page.ok()) << page.status().message();
+  EXPECT_EQ(page->letters.size(), 1u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, InspectorTest, ::testing::ValuesIn(InspectorBackends()),
                          [](const auto& info) { return info.param; });
 

@@ -39,6 +39,7 @@ class RedisHarness : public InspectorHarness {
                            options.source + ":retry"});
   }
   bool scheduled_has_error() const override { return false; }
+  bool RestartServer() override { return SharedRedis().Restart().ok(); }
 };
 
 class RabbitMqHarness : public InspectorHarness {

@@ -22,6 +22,8 @@ class InspectorHarness {
   virtual void Prepare(SourceOptions& options) { (void)options; }
   // After the test: removes what the test left on the server.
   virtual void Cleanup(const SourceOptions& options) { (void)options; }
+  // Restarts the server (its data kept); false when the harness cannot.
+  virtual bool RestartServer() { return false; }
   virtual bool counts_unacked() const { return true; }
   virtual bool counts_scheduled() const { return true; }
   virtual bool knows_oldest_age() const { return true; }

@@ -205,6 +205,34 @@ TEST_P(DispatchTest, RejectDeadLettersAtOnce) {
   d->Shutdown();
 }
 
+// A batch handler gets its messages in one call, up to batch_size (in
+// process mode: the whole batch in one RUN_BATCH frame to one child), and
+// each message its own verdict.
+TEST_P(DispatchTest, ABatchHandlerGetsWholeBatchesWithAVerdictEach) {
+  auto d = Start(Yaml("    concurrency: 1\n    prefetch: 32\n    handler: batch\n"
+                      "    batch_size: 10\n    flush_interval: 200ms\n"));
+  ASSERT_TRUE(d);
+  for (int i = 0; i < 25; ++i) {
+    Message m = TypedMessage("any");
+    m.payload = i == 7 ? "bad" : "good";
+    ASSERT_TRUE(Mem(*d)->Enqueue("jobs", std::move(m), {}).ok());
+  }
+  Consumer* c = d->FindConsumer("jobs");
+  ASSERT_TRUE(WaitFor([&] { return c->Stats().acked + c->Stats().dead_lettered == 25; }));
+  EXPECT_EQ(c->Stats().acked, 24u);
+  EXPECT_EQ(c->Stats().dead_lettered, 1u);
+  const TestPluginBatchStats stats = ReadTestPluginBatchStats();
+  EXPECT_GT(stats.max_batch, 1);
+  EXPECT_LE(stats.max_batch, 10);
+  EXPECT_LT(stats.calls, 25);
+  EXPECT_EQ(ReadTestPluginStats().handled, 25);
+  auto dead = Mem(*d)->Peek("jobs-dlq");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(*dead[0].FindHeader(kHeaderFailureReason), "bad item");
+  EXPECT_EQ(c->Stats().in_flight, 0);
+  EXPECT_TRUE(d->Shutdown());
+}
+
 TEST_P(DispatchTest, UnknownVerdictIsTreatedAsRetry) {
   auto d = Start(Yaml(""));
   ASSERT_TRUE(d);

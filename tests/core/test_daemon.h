@@ -25,6 +25,27 @@ struct TestPluginStats {
   int handled = 0, max_running = 0, overlaps = 0, instances = 0;
 };
 
+// The test plugin's batch handler's largest batch and number of calls
+// (shared with its children, like ReadTestPluginStats).
+struct TestPluginBatchStats {
+  int max_batch = 0, calls = 0;
+};
+inline TestPluginBatchStats ReadTestPluginBatchStats() {
+  TestPluginBatchStats s;
+  void* h = dlopen(TestPluginPath().c_str(), RTLD_NOW | RTLD_NOLOAD);
+  if (h == nullptr) {
+    ADD_FAILURE() << "the test plugin is not loaded: its batch counters cannot be read";
+    return s;
+  }
+  auto fn = reinterpret_cast<void (*)(int*, int*)>(dlsym(h, "test_plugin_batch_stats"));
+  if (fn == nullptr)
+    ADD_FAILURE() << "the test plugin exports no test_plugin_batch_stats";
+  else
+    fn(&s.max_batch, &s.calls);
+  dlclose(h);
+  return s;
+}
+
 // Reads the counters the test plugin exports (same loaded copy as the daemon's).
 // The plugin must be loaded (the loader never unloads it): otherwise there are
 // no counters to read, and zeros would make "nothing was handled" pass

@@ -97,6 +97,49 @@ TEST_P(ProcessIsolationTest, AHandlerPastItsTimeoutAndGraceIsKilledAndRetried) {
       << DeadLetters()[0].reason;
 }
 
+// A batch handler's call runs in one child: a crash in it charges every
+// message of the call, and no other.
+TEST_P(ProcessIsolationTest, ACrashInABatchCallChargesEveryMessageOfTheCall) {
+  Start("    concurrency: 1\n    prefetch: 16\n    handler: batch\n    batch_size: 4\n"
+        "    flush_interval: 300ms\n");
+  // One batch of four (the flush interval gathers them), one of which aborts.
+  Enqueue("any", "good", 3);
+  Enqueue("any", "abort");
+  ASSERT_TRUE(WaitFor([&] { return C().Stats().acked + DeadLetters().size() == 4; },
+                      std::chrono::seconds(30)));
+  Enqueue("any", "good", 5);
+  ASSERT_TRUE(WaitFor([&] { return C().Stats().acked >= 5; }, std::chrono::seconds(30)));
+  const auto dead = DeadLetters();
+  ASSERT_GE(dead.size(), 1u);
+  for (const auto& l : dead)
+    EXPECT_NE(l.reason.find("handler crashed: SIGABRT in plugin test, handler batch"),
+              std::string::npos)
+        << l.reason;
+  // Every message dead-lettered was in a call with the abort (its retries
+  // may meet it again); nothing enqueued after it was dead is charged.
+  EXPECT_LE(dead.size(), 4u);
+  EXPECT_EQ(C().Stats().acked + dead.size(), 9u);
+}
+
+// A batch call past its timeout and grace: the child is killed, and every
+// message of the call is retried with the kill's reason.
+TEST_P(ProcessIsolationTest, ABatchCallPastItsTimeoutIsKilledWithEveryMessageCharged) {
+  Start("    concurrency: 1\n    prefetch: 16\n    handler: batch\n    batch_size: 4\n"
+        "    flush_interval: 300ms\n    timeout: 200ms\n"
+        "    process:\n      timeout_grace: 100ms\n");
+  Enqueue("any", "good", 2);
+  Enqueue("any", "hang_hard");
+  ASSERT_TRUE(WaitFor([&] { return C().Stats().acked + DeadLetters().size() == 3; },
+                      std::chrono::seconds(30)));
+  Enqueue("any", "good", 3);
+  ASSERT_TRUE(WaitFor([&] { return C().Stats().acked >= 3; }, std::chrono::seconds(30)));
+  const auto dead = DeadLetters();
+  for (const auto& l : dead)
+    EXPECT_NE(l.reason.find("killed after timeout 0.2s"), std::string::npos) << l.reason;
+  EXPECT_LE(dead.size(), 3u);
+  EXPECT_EQ(C().Stats().acked + dead.size(), 6u);
+}
+
 TEST_P(ProcessIsolationTest, HandlersThatBlockRunInParallelChildren) {
   Start("    concurrency: 4\n");
   const auto t0 = std::chrono::steady_clock::now();

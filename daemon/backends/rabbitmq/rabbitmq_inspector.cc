@@ -112,6 +112,9 @@ bool IsDeadLetterHeader(std::string_view name) {
 RabbitMqInspector::RabbitMqInspector(RabbitMqBackendOptions options, InspectorOptions inspector)
     : options_(std::move(options)), inspector_(inspector) {
   options_.connection_name += " (inspector)";
+  // Calls come seconds or hours apart and nothing reads the socket in
+  // between: with heartbeats the broker would close an idle inspector.
+  options_.heartbeat = Duration(0);
 }
 
 RabbitMqInspector::~RabbitMqInspector() {
@@ -133,6 +136,15 @@ Status RabbitMqInspector::Fail(Status s) {
 }
 
 Result<QueueDepth> RabbitMqInspector::Depth(const SourceOptions& queue) {
+  // A connection kept from an earlier call may have been closed meanwhile
+  // (a broker restart): then once more on a new one.
+  const bool reused = conn_ != nullptr;
+  Result<QueueDepth> d = ReadDepth(queue);
+  if (!d.ok() && reused) d = ReadDepth(queue);
+  return d;
+}
+
+Result<QueueDepth> RabbitMqInspector::ReadDepth(const SourceOptions& queue) {
   auto c = Connection();
   if (!c.ok()) return c.status();
   amqp_table_t none = amqp_empty_table;
@@ -211,6 +223,17 @@ Status RabbitMqInspector::PublishRetry(const std::string& queue, const Letter& l
 
 Result<RabbitMqInspector::BrowseResult> RabbitMqInspector::Browse(
     const SourceOptions& queue, const std::function<Action(const Letter&)>& visit) {
+  // As Depth: a kept connection that fails before anything was taken is
+  // replaced once.
+  const bool reused = conn_ != nullptr;
+  bool took = false;
+  auto r = BrowseOnce(queue, visit, &took);
+  if (!r.ok() && reused && !took) r = BrowseOnce(queue, visit, &took);
+  return r;
+}
+
+Result<RabbitMqInspector::BrowseResult> RabbitMqInspector::BrowseOnce(
+    const SourceOptions& queue, const std::function<Action(const Letter&)>& visit, bool* took) {
   auto c = Connection();
   if (!c.ok()) return c.status();
   amqp_connection_state_t st = (*c)->state();
@@ -226,6 +249,7 @@ Result<RabbitMqInspector::BrowseResult> RabbitMqInspector::Browse(
       return Fail(Status::Unavailable("basic.get from " + dlq + ": " + AmqpReplyError(r)));
     }
     if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) break;
+    *took = true;
     auto* ok = static_cast<amqp_basic_get_ok_t*>(r.reply.decoded);
     const uint64_t tag = ok->delivery_tag;
     last_tag = tag;

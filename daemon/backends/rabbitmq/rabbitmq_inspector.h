@@ -73,9 +73,13 @@ class RabbitMqInspector final : public Inspector {
   Result<AmqpConnection*> Connection();
   // Drops the connection (the next call connects again) and returns `s`.
   Status Fail(Status s);
+  Result<QueueDepth> ReadDepth(const SourceOptions& queue);
   // Browses the queue's dead letters, oldest first.
   Result<BrowseResult> Browse(const SourceOptions& queue,
                               const std::function<Action(const Letter&)>& visit);
+  // One attempt of Browse; `took` is set once a letter was taken.
+  Result<BrowseResult> BrowseOnce(const SourceOptions& queue,
+                                  const std::function<Action(const Letter&)>& visit, bool* took);
   // Publishes the retry copy of `letter` to the queue and waits for the
   // confirm; Ok when the broker took it.
   Status PublishRetry(const std::string& queue, const Letter& letter);

@@ -228,16 +228,24 @@ RedisInspector::RedisInspector(RedisBackendOptions options, InspectorOptions ins
 }
 
 Result<RedisReplyPtr> RedisInspector::Run(const RedisCommand& command) {
-  if (conn_ == nullptr) {
-    auto c = RedisConnection::Connect(options_, "foxworker-inspector");
-    if (!c.ok()) return Status::Unavailable(c.status().message());
-    conn_ = std::move(c).value();
-  }
-  auto r = conn_->Run(command);
-  if (!r.ok()) {
+  // A connection kept since an earlier call may have been closed meanwhile
+  // (a Redis restart, an idle timeout): a failure on it is tried once more
+  // on a new one. Every command here may run twice (a script finds the
+  // letters it moved gone, an XDEL deletes nothing).
+  Result<RedisReplyPtr> r = Status::Unavailable("not run");
+  for (int round = 0; round < 2; ++round) {
+    const bool reused = conn_ != nullptr;
+    if (conn_ == nullptr) {
+      auto c = RedisConnection::Connect(options_, "foxworker-inspector");
+      if (!c.ok()) return Status::Unavailable(c.status().message());
+      conn_ = std::move(c).value();
+    }
+    r = conn_->Run(command);
+    if (r.ok()) break;
     conn_.reset();
-    return Status::Unavailable(r.status().message());
+    if (!reused) break;
   }
+  if (!r.ok()) return Status::Unavailable(r.status().message());
   if (IsError(r->get())) {
     return Status::Unavailable("redis " + command[0] + ": " + std::string(ReplyText(r->get())));
   }

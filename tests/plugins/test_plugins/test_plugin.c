@@ -121,6 +121,7 @@ typedef struct instance {
  * the children did. Lock-free atomics work across processes. */
 typedef struct stats {
   atomic_int running, max_running, overlaps, handled, instances;
+  atomic_int max_batch, batch_calls; /* the batch handler's */
 } stats;
 static stats g_local_stats;
 static stats *g_stats;
@@ -151,7 +152,6 @@ static stats *S(void) {
   return g_stats;
 }
 
-static atomic_int g_max_batch, g_batch_calls;
 static atomic_int g_refuse_create;
 /* Defined by create() (every instance's create defines them again and gets
  * the same ones). */
@@ -176,8 +176,8 @@ FOXW_EXPORT void test_plugin_refuse_create(int refuse) { atomic_store(&g_refuse_
 
 FOXW_EXPORT void test_plugin_reset(void) {
   atomic_store(&g_refuse_create, 0);
-  atomic_store(&g_max_batch, 0);
-  atomic_store(&g_batch_calls, 0);
+  atomic_store(&S()->max_batch, 0);
+  atomic_store(&S()->batch_calls, 0);
   atomic_store(&S()->running, 0);
   atomic_store(&S()->max_running, 0);
   atomic_store(&S()->overlaps, 0);
@@ -623,19 +623,34 @@ static foxw_verdict handle_downstream(void *inst, const foxw_message *msg, foxw_
 }
 
 /* A batch handler: acks every message but rejects payload "bad"; records
- * the largest batch and the number of calls. */
+ * the largest batch and the number of calls. A payload "abort" in the batch
+ * aborts the process; "hang" makes the call wait until every message of
+ * the batch is cancelled (ignore: "hang_hard", which never returns). */
 FOXW_EXPORT void test_plugin_batch_stats(int *max_batch, int *calls) {
-  *max_batch = atomic_load(&g_max_batch);
-  *calls = atomic_load(&g_batch_calls);
+  *max_batch = atomic_load(&S()->max_batch);
+  *calls = atomic_load(&S()->batch_calls);
+}
+
+static int payload_is(const foxw_message *msg, const char *text) {
+  foxw_str p = host->msg_payload(msg);
+  size_t n = strlen(text);
+  return p.len == n && memcmp(p.ptr, text, n) == 0;
 }
 
 static void handle_batch(void *inst, const foxw_message *const *msgs, size_t count,
                          foxw_verdict *verdicts, foxw_outcome *const *outs) {
   enter(inst);
-  int n = (int)count, max = atomic_load(&g_max_batch);
-  while (n > max && !atomic_compare_exchange_weak(&g_max_batch, &max, n)) {
+  int n = (int)count, max = atomic_load(&S()->max_batch);
+  while (n > max && !atomic_compare_exchange_weak(&S()->max_batch, &max, n)) {
   }
-  atomic_fetch_add(&g_batch_calls, 1);
+  atomic_fetch_add(&S()->batch_calls, 1);
+  for (size_t i = 0; i < count; ++i) {
+    if (payload_is(msgs[i], "abort")) abort();
+    if (payload_is(msgs[i], "hang_hard"))
+      for (;;) sleep_ms(1000);
+    if (payload_is(msgs[i], "hang"))
+      while (!host->msg_cancelled(msgs[i])) sleep_ms(5);
+  }
   for (size_t i = 0; i < count; ++i) {
     foxw_str p = host->msg_payload(msgs[i]);
     if (p.len == 3 && memcmp(p.ptr, "bad", 3) == 0) {
