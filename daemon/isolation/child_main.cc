@@ -227,6 +227,13 @@ int Child::WakeLocked(uint64_t now, bool recheck) {
     if (since != 0 && now - since >= kBusyNs) ++busy;
   }
   if (awake + waking_ > busy) return 0;  // someone takes the next job soon
+  // Every worker asleep: one wakes and runs the jobs back to back. Only
+  // once it has been in a handler for kBusyNs (the next recheck sees it)
+  // do the others wake, one per queued job.
+  if (awake == 0) {
+    waking_ += 1;
+    return 1;
+  }
   const int need = std::min(static_cast<int>(queued_.size()) - waking_, idle_ - waking_);
   if (need <= 0) return 0;
   waking_ += need;
