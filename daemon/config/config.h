@@ -47,6 +47,9 @@ struct AdminConfig {
   // How long a connection may take to deliver a whole request (headers and
   // body), counted from accept or from the previous answer; then it is closed.
   Duration request_timeout{10000};
+  // Serves the console without change buttons and refuses every change
+  // (pause, retry, delete, enqueue, quiet), token or not.
+  bool read_only = false;
   // How often every queue's depth is read for /metrics and /api/v1/queues
   // (daemon/app/depth_poller.h).
   Duration depth_interval{5000};

@@ -45,7 +45,7 @@ constexpr Duration kMinAdminRequestTimeout{100};
 // Each round of the depth poller asks every queue's backend.
 constexpr Duration kMinDepthInterval{100};
 constexpr std::string_view kAdminKeys[] = {"listen", "token_file", "request_timeout",
-                                           "depth_interval"};
+                                           "depth_interval", "read_only"};
 constexpr std::string_view kPluginKeys[] = {"path", "config"};
 constexpr std::string_view kQueueKeys[] = {
     "backend",  "source",  "plugin",       "handler",          "concurrency",
@@ -467,6 +467,12 @@ Status ParseAdmin(const YamlFile& file, const MappingEntry& section, AdminConfig
       if (*d < kMinAdminRequestTimeout)
         return ErrorAt(file, e.value_mark, e.path, "must be at least 100ms");
       admin->request_timeout = *d;
+      continue;
+    }
+    if (e.key == "read_only") {
+      Result<bool> b = ReadBool(file, e);
+      if (!b.ok()) return b.status();
+      admin->read_only = *b;
       continue;
     }
     if (e.key == "depth_interval") {

@@ -17,8 +17,17 @@ namespace {
 // Starts with a newline so that the text lines up here; CtlUsage skips it.
 constexpr char kUsage[] = R"(
 usage: foxworkerctl [--db FILE | --config FILE [--backend NAME]] [--json] COMMAND
+       foxworkerctl --url http://HOST:PORT [--token-file F] [--json] COMMAND
 
 Works on the local backend's SQLite file directly; no daemon needs to run.
+With --url it asks a running daemon's admin HTTP instead, for every backend
+(local, Redis, RabbitMQ); dead-letter commands then name the queue and take
+the opaque ids `dead list` prints:
+  dead list QUEUE [--reason TEXT] [--limit N]
+  dead show QUEUE ID
+  dead retry QUEUE ID... | --all QUEUE [--reason TEXT]
+  dead purge QUEUE ID... | --all QUEUE [--reason TEXT]
+  stats, pause QUEUE, resume QUEUE, enqueue QUEUE PAYLOAD as below.
 
 commands:
   enqueue QUEUE [PAYLOAD | -]  add a job; the payload is the argument, the file
@@ -45,6 +54,9 @@ commands:
 options:
   --db FILE         the SQLite file of a local backend
   --config FILE     the daemon's config; uses its first local backend, or --backend NAME
+  --url URL         a running daemon's admin listener (daemon.admin.listen)
+  --token-file F    the admin token for changes (else $FOXWORKER_ADMIN_TOKEN)
+  --reason TEXT     with --url: only dead letters whose reason contains TEXT
   --json            machine-readable output (one JSON document); with enqueue the
                     payload must also be valid JSON (unless --raw)
   --help, --version
@@ -65,6 +77,9 @@ const std::map<std::string, OptionSpec, std::less<>>& Options() {
       {"config", {true, Cmd::kGlobal}},
       {"backend", {true, Cmd::kGlobal}},
       {"json", {false, Cmd::kGlobal}},
+      {"url", {true, Cmd::kGlobal}},
+      {"token-file", {true, Cmd::kGlobal}},
+      {"reason", {true, Cmd::kGlobal}},
       {"help", {false, Cmd::kGlobal}},
       {"version", {false, Cmd::kGlobal}},
       {"file", {true, Cmd::kEnqueue}},
@@ -268,6 +283,12 @@ Result<CtlArgs> ParseCtlArgs(const std::vector<std::string>& args) {
       out.backend = value;
     } else if (name == "json") {
       out.json = true;
+    } else if (name == "url") {
+      out.url = value;
+    } else if (name == "token-file") {
+      out.token_file = value;
+    } else if (name == "reason") {
+      out.reason = value;
     } else if (name == "file") {
       out.payload_file = value;
     } else if (name == "type") {
@@ -318,6 +339,35 @@ Result<CtlArgs> ParseCtlArgs(const std::vector<std::string>& args) {
     if (rest.size() <= max) return Status::Ok();
     return Usage(cmd_name + ": unexpected argument \"" + rest[max] + "\"");
   };
+  if (out.url.empty() && (!out.token_file.empty() || !out.reason.empty()))
+    return Usage("--token-file and --reason need --url");
+  if (!out.url.empty()) {
+    if (!out.db_path.empty() || !out.config_path.empty())
+      return Usage("give --url, or --db/--config, not both");
+    if (out.url.rfind("http://", 0) != 0) return Usage("--url must be http://HOST:PORT");
+    // Dead letters of a running daemon are per queue, with opaque ids.
+    switch (out.command) {
+      case CtlCommand::kDeadList:
+        if (rest.size() != 1) return Usage("dead list: give the queue name (with --url)");
+        out.queue = rest[0];
+        return out;
+      case CtlCommand::kDeadShow:
+        if (rest.size() != 2) return Usage("dead show: give QUEUE ID (with --url)");
+        out.queue = rest[0];
+        out.str_ids.push_back(rest[1]);
+        return out;
+      case CtlCommand::kDeadRetry:
+      case CtlCommand::kDeadPurge:
+        if (rest.empty()) return Usage(cmd_name + ": give QUEUE ID... or --all QUEUE (with --url)");
+        out.queue = rest[0];
+        out.str_ids.assign(rest.begin() + 1, rest.end());
+        if (out.all != out.str_ids.empty())
+          return Usage(cmd_name + ": give QUEUE ID... or --all QUEUE (with --url)");
+        return out;
+      default:
+        break;
+    }
+  }
   switch (out.command) {
     case CtlCommand::kEnqueue:
       if (rest.empty()) return Usage("enqueue: give the queue name");

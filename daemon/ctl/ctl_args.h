@@ -39,6 +39,14 @@ struct CtlArgs {
   std::string backend;
   bool json = false;  // machine-readable output
 
+  // --url: a running daemon's admin HTTP (http://HOST:PORT) instead of the
+  // SQLite file; every backend. The token from --token-file, else
+  // $FOXWORKER_ADMIN_TOKEN (or $FOXWORKER_ADMIN_TOKEN_FILE).
+  std::string url;
+  std::string token_file;
+  std::string reason;                // dead list/retry/purge --reason: a filter
+  std::vector<std::string> str_ids;  // dead show/retry/purge over --url (opaque ids)
+
   std::string queue;  // enqueue, pause, resume; optional filter for dead list/retry/purge
 
   // enqueue

@@ -1,4 +1,5 @@
 #include "daemon/ctl/ctl_commands.h"
+#include "daemon/ctl/ctl_remote.h"
 
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
@@ -341,6 +342,7 @@ int PauseOrResume(const CtlArgs& args, LocalStore& store, std::ostream& out, std
 }  // namespace
 
 int RunCtlCommand(const CtlArgs& args, std::istream& in, std::ostream& out, std::ostream& err) {
+  if (!args.url.empty()) return RunRemoteCommand(args, in, out, err);
   auto options = ResolveStore(args);
   if (!options.ok()) {
     err << "foxworkerctl: " << options.status().message() << '\n';

@@ -26,22 +26,46 @@
 #include <glog/logging.h>
 
 #include "daemon/app/admin/admin_render.h"
+#include "daemon/app/admin/console_assets.h"
+#include "daemon/core/inspect.h"
 #include "daemon/base/crash_stack.h"
 #include "daemon/config/listen_address.h"
 #include "daemon/app/supervisor.h"
+#include "daemon/base/clock.h"
 
 namespace foxworker {
 namespace {
 
 constexpr char kQueuesPrefix[] = "/api/v1/queues";
 constexpr size_t kMaxHeaders = 8192;
-constexpr size_t kMaxBody = 4096;
+constexpr size_t kMaxBody = 64 * 1024;
+constexpr char kSessionCookie[] = "foxworker_session";
+constexpr auto kSessionLifetime = std::chrono::hours(12);
+constexpr size_t kMaxSessions = 64;
+constexpr size_t kMaxPayloadShown = 64 * 1024;
+constexpr size_t kMaxListLimit = 500;
+// Every answer's Content-Security-Policy: the console's own files only, no
+// inline script or style, no framing, forms post to the daemon only.
+constexpr char kCsp[] =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "object-src 'none'";
+
+void SecurityHeaders(evkeyvalq* headers) {
+  evhttp_add_header(headers, "Content-Security-Policy", kCsp);
+  evhttp_add_header(headers, "X-Content-Type-Options", "nosniff");
+  evhttp_add_header(headers, "X-Frame-Options", "DENY");
+  evhttp_add_header(headers, "Referrer-Policy", "same-origin");
+  evhttp_add_header(headers, "Cross-Origin-Resource-Policy", "same-origin");
+}
 
 void Reply(evhttp_request* req, int code, const char* reason, const std::string& body,
            const char* content_type = "application/json") {
   evkeyvalq* headers = evhttp_request_get_output_headers(req);
   evhttp_add_header(headers, "Content-Type", content_type);
-  evhttp_add_header(headers, "Cache-Control", "no-store");
+  if (evhttp_find_header(headers, "Cache-Control") == nullptr)
+    evhttp_add_header(headers, "Cache-Control", "no-store");
+  SecurityHeaders(headers);
   evbuffer* buf = evbuffer_new();
   if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
     // libevent 2.1 would send the body after a HEAD answer's headers (and
@@ -202,8 +226,19 @@ bool ValidName(const std::string& name) {
 
 }  // namespace
 
+// An answer the worker thread computes; `req` is answered from the loop
+// thread unless `cancelled` (libevent freed it with its connection).
+struct AdminServer::Pending {
+  evhttp_request* req = nullptr;
+  Connection* conn = nullptr;
+  bool cancelled = false;  // loop thread only
+  bool orphan = false;     // the connection went, the request was left to us
+  Answer answer;
+};
+
 struct AdminServer::Connection {
   AdminServer* server = nullptr;
+  std::vector<std::shared_ptr<Pending>> pending;
   bufferevent* bev = nullptr;
   // Set by OnAttach; until then we hold a reference on `bev`.
   evhttp_connection* evcon = nullptr;
@@ -217,7 +252,9 @@ struct AdminServer::Connection {
 };
 
 AdminServer::AdminServer(AdminConfig config, const Supervisor& supervisor)
-    : config_(std::move(config)), supervisor_(supervisor) {}
+    : config_(std::move(config)),
+      supervisor_(supervisor),
+      history_(std::chrono::seconds(5), 180) {}
 
 bool AdminServer::ReachableFromOtherHosts(const std::string& listen) {
   Result<ListenAddress> a = ParseListenAddress(listen);
@@ -315,6 +352,16 @@ void AdminServer::OnOutputQueued(evbuffer*, const evbuffer_cb_info* info, void* 
 }
 
 void AdminServer::Drop(Connection* c) {
+  for (const auto& p : c->pending) {
+    // libevent keeps a request whose client went away before the answer
+    // (evcon NULL) for whoever answers it; one still on the connection is
+    // freed with it.
+    if (evhttp_request_get_connection(p->req) == nullptr)
+      p->orphan = true;
+    else
+      p->cancelled = true;
+    p->conn = nullptr;
+  }
   // The bufferevent is still alive: libevent calls the close callback before
   // freeing it, and before OnAttach we hold a reference.
   evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->output_cb);
@@ -387,6 +434,24 @@ Status AdminServer::Start() {
     return s;
   }
   started_ = std::chrono::system_clock::now();
+  {
+    Result<ListenAddress> a = ParseListenAddress(config_.listen);
+    loopback_ = a.ok() && a->unix_path.empty() && !ReachableFromOtherHosts(config_.listen);
+  }
+  done_event_ = event_new(base_, -1, EV_PERSIST, &AdminServer::OnDone, this);
+  sample_event_ = event_new(base_, -1, EV_PERSIST, &AdminServer::OnSample, this);
+  {
+    timeval every = ToTimeval(history_.interval());
+    evtimer_add(sample_event_, &every);
+  }
+  {
+    std::lock_guard<std::mutex> lock(work_mu_);
+    work_stop_ = false;
+  }
+  worker_ = std::thread([this] {
+    InstallThreadCrashStack();
+    WorkerLoop();
+  });
   thread_ = std::thread([this] {
     InstallThreadCrashStack();
     event_base_dispatch(base_);
@@ -450,9 +515,28 @@ void AdminServer::Stop() {
   // Not loopbreak: the loop clears a break requested before it started
   // running, and a Stop() right after Start() would then wait forever.
   // loopexit queues an event the loop runs whenever it starts.
+  {
+    std::lock_guard<std::mutex> lock(work_mu_);
+    work_stop_ = true;
+    work_.clear();
+  }
+  work_cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+  inspectors_.clear();
   event_base_loopexit(base_, nullptr);
   if (thread_.joinable()) thread_.join();
-  evhttp_free(http_);  // closes the listening sockets and open connections (OnClosed)
+  evhttp_free(http_);
+  // Answers computed but not sent: their requests went with their
+  // connections, except those libevent left to us.
+  {
+    std::lock_guard<std::mutex> lock(done_mu_);
+    for (const auto& p : done_)
+      if (p->orphan) evhttp_request_free(p->req);
+    done_.clear();
+  }
+  event_free(done_event_);
+  event_free(sample_event_);
+  done_event_ = sample_event_ = nullptr;  // closes the listening sockets and open connections (OnClosed)
   // Connections accepted just before the loop stopped, not yet attached.
   while (!connections_.empty()) Drop(connections_.begin()->second.get());
   event_base_free(base_);
@@ -465,7 +549,13 @@ void AdminServer::Stop() {
 void AdminServer::OnRequest(evhttp_request* req, void* self) {
   auto* server = static_cast<AdminServer*>(self);
   evhttp_connection* evcon = evhttp_request_get_connection(req);
+  server->current_ = nullptr;
+  if (evcon != nullptr) {
+    auto it = server->connections_.find(evhttp_connection_get_bufferevent(evcon));
+    if (it != server->connections_.end()) server->current_ = it->second.get();
+  }
   server->Handle(req);
+  server->current_ = nullptr;
   // The request arrived whole and is answered: the next one on this
   // connection (keep-alive) gets a full timeout again, counted from now.
   if (evcon == nullptr) return;
@@ -484,6 +574,8 @@ void AdminServer::Handle(evhttp_request* req) {
     return;
   }
   std::string path = raw_path;
+  // /healthz tells nothing: probes may name the host any way they like.
+  if (path != "/healthz" && !HostAllowed(req)) return;
   if (path.size() > 1 && path.back() == '/') path.pop_back();
   const bool get = method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD;
 
@@ -499,16 +591,53 @@ void AdminServer::Handle(evhttp_request* req) {
     if (!get) return MethodNotAllowed(req, "GET");
     Reply(req, 200, "OK", RenderMetrics(supervisor_, started_),
           "text/plain; version=0.0.4; charset=utf-8");
+  } else if (const ConsoleAsset* asset = FindConsoleAsset(path == "/" ? "/index.html" : path);
+             asset != nullptr && (path == "/" || path.rfind("/console/", 0) == 0)) {
+    if (!get) return MethodNotAllowed(req, "GET");
+    evkeyvalq* out = evhttp_request_get_output_headers(req);
+    const std::string etag = std::string("\"") + asset->etag + "\"";
+    evhttp_add_header(out, "ETag", etag.c_str());
+    evhttp_add_header(out, "Cache-Control", "no-cache");
+    const char* inm = evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match");
+    if (inm != nullptr && etag == inm) {
+      SecurityHeaders(out);
+      evhttp_send_reply(req, 304, "Not Modified", nullptr);
+      return;
+    }
+    Reply(req, 200, "OK", std::string(asset->data, asset->size), asset->content_type);
+  } else if (path == "/login" || path == "/logout") {
+    if (method != EVHTTP_REQ_POST) return MethodNotAllowed(req, "POST");
+    HandleLogin(req, path == "/logout");
+  } else if (path == "/api/v1/session") {
+    if (!get) return MethodNotAllowed(req, "GET");
+    std::string body = std::string("{\"authenticated\":") + (Session(req).empty() ? "false" : "true") +
+                       ",\"token_configured\":" + (token_.empty() ? "false" : "true") +
+                       ",\"read_only\":" + (config_.read_only ? "true" : "false") +
+                       ",\"quiet\":" + (quiet_ ? "true" : "false") +
+                       ",\"version\":\"" FOXWORKER_VERSION "\"}\n";
+    Reply(req, 200, "OK", body);
+  } else if (path == "/api/v1/running") {
+    if (!get) return MethodNotAllowed(req, "GET");
+    Reply(req, 200, "OK", RenderRunningJson(supervisor_));
+  } else if (path == "/api/v1/history") {
+    if (!get) return MethodNotAllowed(req, "GET");
+    Reply(req, 200, "OK", history_.RenderJson());
+  } else if (path == "/api/v1/plugins") {
+    if (!get) return MethodNotAllowed(req, "GET");
+    Reply(req, 200, "OK", RenderPluginsJson(*supervisor_.snapshot()));
+  } else if (path == "/api/v1/quiet" || path == "/api/v1/unquiet") {
+    if (method != EVHTTP_REQ_POST) return MethodNotAllowed(req, "POST");
+    HandleQuiet(req, path == "/api/v1/quiet");
   } else if (path == kQueuesPrefix) {
     if (!get) return MethodNotAllowed(req, "GET");
     Reply(req, 200, "OK", RenderQueuesJson(supervisor_));
   } else if (path.rfind(std::string(kQueuesPrefix) + "/", 0) == 0) {
-    // /api/v1/queues/{name}[/{action}]
+    // /api/v1/queues/{name}[/{action}...]
     std::string rest = path.substr(sizeof kQueuesPrefix);
     size_t slash = rest.find('/');
     std::string queue = rest.substr(0, slash);
     std::string action = slash == std::string::npos ? "" : rest.substr(slash + 1);
-    if (!ValidName(queue) || action.find('/') != std::string::npos) {
+    if (!ValidName(queue)) {
       ReplyError(req, 404, "Not Found", "no such endpoint: " + path);
     } else if (action.empty()) {
       if (!get) return MethodNotAllowed(req, "GET");
@@ -518,6 +647,9 @@ void AdminServer::Handle(evhttp_request* req) {
     } else if (action == "pause" || action == "resume") {
       if (method != EVHTTP_REQ_POST) return MethodNotAllowed(req, "POST");
       HandleQueueAction(req, queue, action);
+    } else if (action == "dead" || action.rfind("dead/", 0) == 0 || action == "scheduled" ||
+               action == "messages") {
+      HandleInspect(req, queue, action);
     } else {
       ReplyError(req, 404, "Not Found", "no such endpoint: " + path);
     }
@@ -526,14 +658,157 @@ void AdminServer::Handle(evhttp_request* req) {
   }
 }
 
+namespace {
+// The value of `name` in a Cookie header, "" when absent.
+std::string CookieValue(const char* header, std::string_view name) {
+  if (header == nullptr) return "";
+  std::string_view h(header);
+  while (!h.empty()) {
+    size_t semi = h.find(';');
+    std::string_view part = h.substr(0, semi);
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    if (part.size() > name.size() && part.substr(0, name.size()) == name && part[name.size()] == '=')
+      return std::string(part.substr(name.size() + 1));
+    if (semi == std::string_view::npos) break;
+    h.remove_prefix(semi + 1);
+  }
+  return "";
+}
+
+// "localhost", "127.0.0.1", "[::1]", each with an optional ":port".
+bool LoopbackHost(std::string_view host) {
+  std::string_view name = host;
+  if (!name.empty() && name.front() == '[') {
+    size_t close = name.find(']');
+    if (close == std::string_view::npos) return false;
+    std::string inner(name.substr(1, close - 1));
+    in6_addr v6;
+    return inet_pton(AF_INET6, inner.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+  }
+  size_t colon = name.rfind(':');
+  if (colon != std::string_view::npos) name = name.substr(0, colon);
+  if (EqualsNoCase(name, "localhost")) return true;
+  in_addr v4;
+  std::string text(name);
+  return inet_pton(AF_INET, text.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
+}
+
+// The body of a request, whole (bounded by kMaxBody).
+std::string Body(evhttp_request* req) {
+  evbuffer* in = evhttp_request_get_input_buffer(req);
+  std::string out(evbuffer_get_length(in), '\0');
+  evbuffer_copyout(in, out.data(), out.size());
+  return out;
+}
+
+std::string FormValue(const std::string& body, const char* name) {
+  evkeyvalq fields;
+  std::string out;
+  if (evhttp_parse_query_str(body.c_str(), &fields) == 0) {
+    const char* v = evhttp_find_header(&fields, name);
+    if (v != nullptr) out = v;
+  }
+  evhttp_clear_headers(&fields);
+  return out;
+}
+
+std::string QueryValue(evhttp_request* req, const char* name, const std::string& fallback = "") {
+  const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
+  const char* q = uri != nullptr ? evhttp_uri_get_query(uri) : nullptr;
+  if (q == nullptr) return fallback;
+  evkeyvalq fields;
+  std::string out = fallback;
+  if (evhttp_parse_query_str(q, &fields) == 0) {
+    const char* v = evhttp_find_header(&fields, name);
+    if (v != nullptr) out = v;
+  }
+  evhttp_clear_headers(&fields);
+  return out;
+}
+
+size_t QueryNumber(evhttp_request* req, const char* name, size_t fallback, size_t max) {
+  std::string v = QueryValue(req, name);
+  if (v.empty()) return fallback;
+  char* end = nullptr;
+  unsigned long long n = strtoull(v.c_str(), &end, 10);
+  if (end == v.c_str() || *end != '\0') return fallback;
+  return std::min<size_t>(static_cast<size_t>(n), max);
+}
+
+std::string UriDecode(const std::string& s) {
+  char* d = evhttp_uridecode(s.c_str(), 0, nullptr);
+  if (d == nullptr) return s;
+  std::string out(d);
+  free(d);
+  return out;
+}
+
+int CodeOf(const Status& s) {
+  switch (s.code()) {
+    case Status::Code::kNotFound: return 404;
+    case Status::Code::kInvalidArgument: return 400;
+    case Status::Code::kUnavailable: return 503;
+    default: return 500;
+  }
+}
+}  // namespace
+
+bool AdminServer::HostAllowed(evhttp_request* req) {
+  if (!loopback_) return true;
+  const char* host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+  if (host == nullptr || LoopbackHost(host)) return true;
+  ReplyError(req, 421, "Misdirected Request",
+             "this listener is on loopback and answers only Host: localhost, 127.0.0.1 or [::1] "
+             "(a DNS rebinding guard)");
+  return false;
+}
+
+std::string AdminServer::Session(evhttp_request* req) {
+  std::string id =
+      CookieValue(evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie"),
+                  kSessionCookie);
+  if (id.empty()) return "";
+  auto it = sessions_.end();
+  for (auto i = sessions_.begin(); i != sessions_.end(); ++i)
+    if (SameSecret(i->first, id)) it = i;
+  if (it == sessions_.end()) return "";
+  if (it->second < std::chrono::steady_clock::now()) {
+    sessions_.erase(it);
+    return "";
+  }
+  return id;
+}
+
 bool AdminServer::Authorized(evhttp_request* req) {
-  if (token_.empty()) {
-    ReplyError(req, 403, "Forbidden",
-               "disabled: set daemon.admin.token_file to allow pausing and resuming queues");
+  if (config_.read_only) {
+    ReplyError(req, 403, "Forbidden", "read-only console (daemon.admin.read_only: true)");
     return false;
   }
-  const char* auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+  if (token_.empty()) {
+    ReplyError(req, 403, "Forbidden",
+               "disabled: set daemon.admin.token_file to allow changes");
+    return false;
+  }
+  evkeyvalq* in = evhttp_request_get_input_headers(req);
+  const char* auth = evhttp_find_header(in, "Authorization");
   static constexpr char kBearer[] = "Bearer ";
+  if (auth == nullptr && !Session(req).empty()) {
+    // A session cookie rides along on any request the browser sends to this
+    // origin, and a page on another local port is the same site: a change
+    // needs our own Origin and a header a form cannot set.
+    const char* origin = evhttp_find_header(in, "Origin");
+    const char* host = evhttp_find_header(in, "Host");
+    const char* custom = evhttp_find_header(in, "X-Foxworker-Request");
+    if (origin == nullptr || host == nullptr || std::string(origin) != std::string("http://") + host) {
+      ReplyError(req, 403, "Forbidden", "cross-origin change refused (Origin is not this console)");
+      return false;
+    }
+    if (custom == nullptr || std::string(custom) != "1") {
+      ReplyError(req, 403, "Forbidden", "a change with the session cookie needs X-Foxworker-Request: 1");
+      return false;
+    }
+    return true;
+  }
   if (auth == nullptr || strncasecmp(auth, kBearer, sizeof kBearer - 1) != 0) {
     evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                       "Bearer realm=\"foxworker\"");
@@ -549,6 +824,78 @@ bool AdminServer::Authorized(evhttp_request* req) {
   return true;
 }
 
+void AdminServer::HandleLogin(evhttp_request* req, bool logout) {
+  evkeyvalq* in = evhttp_request_get_input_headers(req);
+  evkeyvalq* out = evhttp_request_get_output_headers(req);
+  const char* origin = evhttp_find_header(in, "Origin");
+  const char* host = evhttp_find_header(in, "Host");
+  // A login form posted from another page would log the browser in to a
+  // session of the attacker's choosing (and a logout, out): same origin only.
+  if (origin != nullptr && (host == nullptr || std::string(origin) != std::string("http://") + host)) {
+    ReplyError(req, 403, "Forbidden", "cross-origin login refused");
+    return;
+  }
+  if (logout) {
+    std::string id = Session(req);
+    if (!id.empty()) sessions_.erase(id);
+    evhttp_add_header(out, "Set-Cookie",
+                      (std::string(kSessionCookie) + "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0").c_str());
+    evhttp_add_header(out, "Location", "/");
+    Reply(req, 303, "See Other", "{}\n");
+    return;
+  }
+  if (config_.read_only || token_.empty()) {
+    ReplyError(req, 403, "Forbidden",
+               config_.read_only ? "read-only console: nothing to log in to"
+                                 : "no daemon.admin.token_file: changes are disabled");
+    return;
+  }
+  const std::string token = FormValue(Body(req), "token");
+  if (!SameSecret(token, token_)) {
+    evhttp_add_header(out, "Location", "/#login-failed");
+    Reply(req, 303, "See Other", RenderErrorJson("wrong token"));
+    return;
+  }
+  const auto now = std::chrono::steady_clock::now();
+  for (auto it = sessions_.begin(); it != sessions_.end();)
+    it = it->second < now ? sessions_.erase(it) : std::next(it);
+  while (sessions_.size() >= kMaxSessions) {
+    auto oldest = std::min_element(sessions_.begin(), sessions_.end(),
+                                   [](const auto& a, const auto& b) { return a.second < b.second; });
+    sessions_.erase(oldest);
+  }
+  const std::string id = RandomToken();
+  sessions_[id] = now + kSessionLifetime;
+  evhttp_add_header(out, "Set-Cookie",
+                    (std::string(kSessionCookie) + "=" + id +
+                     "; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200")
+                        .c_str());
+  evhttp_add_header(out, "Location", "/");
+  LOG(INFO) << "admin: console login";
+  Reply(req, 303, "See Other", "{}\n");
+}
+
+void AdminServer::HandleQuiet(evhttp_request* req, bool quiet) {
+  if (!Authorized(req)) return;
+  if (quiet) {
+    for (const auto& c : supervisor_.consumers()) {
+      if (c->paused()) continue;
+      c->SetPaused(true);
+      quieted_.insert(c->name());
+    }
+    if (!quiet_) LOG(INFO) << "admin: daemon quiet (every queue stops fetching)";
+  } else {
+    for (const std::string& name : quieted_) {
+      Consumer* c = supervisor_.FindConsumer(name);
+      if (c != nullptr) c->SetPaused(false);
+    }
+    quieted_.clear();
+    if (quiet_) LOG(INFO) << "admin: daemon unquiet";
+  }
+  quiet_ = quiet;
+  Reply(req, 200, "OK", std::string("{\"quiet\":") + (quiet ? "true" : "false") + "}\n");
+}
+
 void AdminServer::HandleQueueAction(evhttp_request* req, const std::string& queue,
                                     const std::string& action) {
   if (!Authorized(req)) return;
@@ -560,6 +907,214 @@ void AdminServer::HandleQueueAction(evhttp_request* req, const std::string& queu
   c->SetPaused(pause);
   if (changed) LOG(INFO) << "admin: queue " << queue << (pause ? " paused" : " resumed");
   Reply(req, 200, "OK", RenderQueueJson(supervisor_, *c) + "\n");
+}
+
+
+void AdminServer::Async(evhttp_request* req, std::function<Answer()> work) {
+  auto p = std::make_shared<Pending>();
+  p->req = req;
+  p->conn = current_;
+  if (current_ != nullptr) current_->pending.push_back(p);
+  {
+    std::lock_guard<std::mutex> lock(work_mu_);
+    work_.push_back([this, p, work = std::move(work)] {
+      Answer a = work();
+      {
+        std::lock_guard<std::mutex> done_lock(done_mu_);
+        p->answer = std::move(a);
+        done_.push_back(p);
+      }
+      event_active(done_event_, EV_TIMEOUT, 1);
+    });
+  }
+  work_cv_.notify_one();
+}
+
+void AdminServer::OnDone(int, short, void* self) {
+  auto* server = static_cast<AdminServer*>(self);
+  std::vector<std::shared_ptr<Pending>> done;
+  {
+    std::lock_guard<std::mutex> lock(server->done_mu_);
+    done.swap(server->done_);
+  }
+  for (const auto& p : done) {
+    if (p->cancelled) continue;
+    if (p->conn != nullptr) {
+      auto& v = p->conn->pending;
+      v.erase(std::remove(v.begin(), v.end(), p), v.end());
+    }
+    const Answer& a = p->answer;
+    const char* reason = a.code == 200 ? "OK" : a.code == 404 ? "Not Found"
+                       : a.code == 400 ? "Bad Request" : a.code == 503 ? "Service Unavailable"
+                       : "Error";
+    // An orphan's reply frees it (libevent: no connection to send on).
+    Reply(p->req, a.code, reason, a.body);
+  }
+}
+
+void AdminServer::OnSample(int, short, void* self) {
+  auto* server = static_cast<AdminServer*>(self);
+  auto lock = server->supervisor_.ReadLock();
+  server->history_.Sample(server->supervisor_, WallMs());
+}
+
+void AdminServer::WorkerLoop() {
+  for (;;) {
+    std::function<void()> job;
+    {
+      std::unique_lock<std::mutex> lock(work_mu_);
+      work_cv_.wait(lock, [this] { return work_stop_ || !work_.empty(); });
+      if (work_stop_) return;
+      job = std::move(work_.front());
+      work_.pop_front();
+    }
+    job();
+  }
+}
+
+Result<Inspector*> AdminServer::InspectorFor(const RuntimeSnapshot& snap,
+                                            const std::string& backend) {
+  auto b = snap.backends.find(backend);
+  if (b == snap.backends.end()) return Status::NotFound("no backend named \"" + backend + "\"");
+  InspectorSlot& slot = inspectors_[backend];
+  if (slot.backend.lock() != b->second || slot.inspector == nullptr) {
+    slot.inspector.reset();
+    slot.backend = b->second;
+    Result<std::unique_ptr<Inspector>> opened = b->second->OpenInspector(InspectorOptions{});
+    if (!opened.ok()) return opened.status();
+    slot.inspector = std::move(*opened);
+  }
+  return slot.inspector.get();
+}
+
+void AdminServer::HandleInspect(evhttp_request* req, const std::string& queue,
+                                const std::string& action) {
+  const evhttp_cmd_type method = evhttp_request_get_command(req);
+  const bool get = method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD;
+  // dead | dead/retry | dead/delete | dead/{id} | dead/{id}/retry | scheduled | messages
+  enum class Op { kList, kRetry, kDelete, kShow, kDeleteOne, kRetryOne, kScheduled, kEnqueue };
+  Op op;
+  std::string id;
+  if (action == "dead") {
+    if (!get) return MethodNotAllowed(req, "GET");
+    op = Op::kList;
+  } else if (action == "dead/retry" || action == "dead/delete") {
+    if (method != EVHTTP_REQ_POST) return MethodNotAllowed(req, "POST");
+    op = action == "dead/retry" ? Op::kRetry : Op::kDelete;
+  } else if (action == "scheduled") {
+    if (!get) return MethodNotAllowed(req, "GET");
+    op = Op::kScheduled;
+  } else if (action == "messages") {
+    if (method != EVHTTP_REQ_POST) return MethodNotAllowed(req, "POST");
+    op = Op::kEnqueue;
+  } else {
+    std::string rest = action.substr(5);  // after "dead/"
+    const bool retry = rest.size() > 6 && rest.compare(rest.size() - 6, 6, "/retry") == 0;
+    if (retry) rest.resize(rest.size() - 6);
+    if (rest.empty() || rest.find('/') != std::string::npos)
+      return ReplyError(req, 404, "Not Found", "no such endpoint");
+    id = UriDecode(rest);
+    if (retry) {
+      if (method != EVHTTP_REQ_POST) return MethodNotAllowed(req, "POST");
+      op = Op::kRetryOne;
+    } else if (method == EVHTTP_REQ_DELETE) {
+      op = Op::kDeleteOne;
+    } else if (get) {
+      op = Op::kShow;
+    } else {
+      return MethodNotAllowed(req, "GET, DELETE");
+    }
+  }
+  const bool change = op == Op::kRetry || op == Op::kDelete || op == Op::kDeleteOne ||
+                      op == Op::kRetryOne || op == Op::kEnqueue;
+  if (change && !Authorized(req)) return;
+  const QueueConfig* qc = supervisor_.config().FindQueue(queue);
+  if (qc == nullptr) return ReplyError(req, 404, "Not Found", "no queue named \"" + queue + "\"");
+
+  // What the worker needs, read here (under the read lock).
+  std::shared_ptr<const RuntimeSnapshot> snap = supervisor_.snapshot();
+  const RetryPolicyConfig* policy = snap->config->FindRetryPolicy(qc->retry_policy);
+  SourceOptions so{qc->name, qc->source, qc->prefetch, policy ? policy->max_attempts : 0,
+                   policy ? std::optional<RetryPolicyOptions>(*policy) : std::nullopt,
+                   qc->backend_block.options.shared()};
+  const std::string backend = qc->backend;
+  DeadLetterFilter filter;
+  filter.reason_contains = QueryValue(req, "reason");
+  const size_t offset = QueryNumber(req, "offset", 0, SIZE_MAX);
+  const size_t limit = QueryNumber(req, "limit", 50, kMaxListLimit);
+  const size_t max_payload = QueryNumber(req, "max_payload", kMaxPayloadShown, 1 << 20);
+  const std::string body = change ? Body(req) : std::string();
+
+  Async(req, [this, snap, so, backend, op, id, filter, offset, limit, max_payload, body,
+              queue]() -> Answer {
+    if (op == Op::kEnqueue) {
+      Result<EnqueueRequest> r = ParseEnqueue(body);
+      if (!r.ok()) return {400, RenderErrorJson(r.status().message())};
+      auto b = snap->backends.find(backend);
+      if (b == snap->backends.end()) return {503, RenderErrorJson("backend not running")};
+      const std::string message_id = r->message.props.message_id;
+      Status s = b->second->Enqueue(so.source, std::move(r->message), r->delay);
+      if (!s.ok()) return {CodeOf(s) == 500 ? 503 : CodeOf(s), RenderErrorJson(s.message())};
+      LOG(INFO) << "admin: enqueued a message on queue " << queue;
+      return {200, "{\"enqueued\":true}\n"};
+    }
+    Result<Inspector*> ins = InspectorFor(*snap, backend);
+    if (!ins.ok()) return {CodeOf(ins.status()) == 500 ? 503 : CodeOf(ins.status()),
+                           RenderErrorJson(ins.status().message())};
+    Inspector& in = **ins;
+    auto fail = [this, &backend](const Status& s) -> Answer {
+      // The next call opens a fresh connection.
+      if (s.code() == Status::Code::kUnavailable) inspectors_.erase(backend);
+      return {CodeOf(s), RenderErrorJson(s.message())};
+    };
+    switch (op) {
+      case Op::kList: {
+        Result<DeadLetterPage> page = in.ListDead(so, filter, offset, limit);
+        if (!page.ok()) return fail(page.status());
+        return {200, RenderDeadPageJson(*page, offset, limit)};
+      }
+      case Op::kShow: {
+        Result<DeadLetter> letter = in.GetDead(so, id, max_payload);
+        if (!letter.ok()) return fail(letter.status());
+        return {200, RenderDeadLetterJson(*letter)};
+      }
+      case Op::kScheduled: {
+        Result<std::vector<ScheduledJob>> jobs = in.ListScheduled(so, limit);
+        if (!jobs.ok()) return fail(jobs.status());
+        return {200, RenderScheduledJson(*jobs)};
+      }
+      case Op::kRetryOne:
+      case Op::kDeleteOne: {
+        auto r = op == Op::kRetryOne ? in.RetryDead(so, {id}) : in.DeleteDead(so, {id});
+        if (!r.ok()) return fail(r.status());
+        if (r->empty()) return {404, RenderErrorJson("no dead letter \"" + id + "\" on " + queue)};
+        LOG(INFO) << "admin: " << (op == Op::kRetryOne ? "retried" : "deleted")
+                  << " dead letter " << id << " of queue " << queue;
+        return {200, RenderDoneJson(*r)};
+      }
+      case Op::kRetry:
+      case Op::kDelete: {
+        Result<DeadSelection> sel = ParseDeadSelection(body);
+        if (!sel.ok()) return {400, RenderErrorJson(sel.status().message())};
+        const bool retry = op == Op::kRetry;
+        if (sel->all) {
+          Result<size_t> n = retry ? in.RetryMatching(so, sel->filter)
+                                   : in.DeleteMatching(so, sel->filter);
+          if (!n.ok()) return fail(n.status());
+          LOG(INFO) << "admin: " << (retry ? "retried " : "deleted ") << *n
+                    << " dead letters of queue " << queue;
+          return {200, RenderCountJson(*n)};
+        }
+        auto r = retry ? in.RetryDead(so, sel->ids) : in.DeleteDead(so, sel->ids);
+        if (!r.ok()) return fail(r.status());
+        LOG(INFO) << "admin: " << (retry ? "retried " : "deleted ") << r->size()
+                  << " dead letters of queue " << queue;
+        return {200, RenderDoneJson(*r)};
+      }
+      default:
+        return {500, RenderErrorJson("unreachable")};
+    }
+  });
 }
 
 }  // namespace foxworker
