@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 #include <rapidjson/document.h>
 #include <rapidjson/prettywriter.h>
@@ -514,7 +515,7 @@ Result<EnqueueRequest> ParseEnqueue(std::string_view body) {
   if (d.HasMember("headers")) {
     if (!d["headers"].IsObject())
       return Status::InvalidArgument("\"headers\" must be an object of strings");
-    for (const auto& m : d["headers"].GetObject()) {
+    for (const auto& m : std::as_const(d["headers"]).GetObject()) {
       if (!m.value.IsString())
         return Status::InvalidArgument("\"headers\" must be an object of strings");
       r.message.headers.emplace_back(std::string(m.name.GetString(), m.name.GetStringLength()),
