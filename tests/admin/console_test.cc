@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -383,7 +384,15 @@ class ConsoleBrowser : public ConsoleFixture {
     ConsoleFixture::SetUp();
     if (IsSkipped()) return;
     browser_ = std::make_unique<Browser>();
-    if (!browser_->ok()) GTEST_SKIP() << "no headless Chromium: " << browser_->error();
+    if (!browser_->ok()) {
+      // CI installs chromium and chromium-driver (scripts/install-deps): a
+      // missing browser there is a broken setup, never a pass.
+      const char* ci = std::getenv("CI");
+      if (ci != nullptr && std::string(ci) == "true")
+        FAIL() << "no headless Chromium (CI=true: a missing browser is a failure): "
+               << browser_->error();
+      GTEST_SKIP() << "no headless Chromium: " << browser_->error();
+    }
   }
   void TearDown() override {
     browser_.reset();
