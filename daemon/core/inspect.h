@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -36,6 +37,15 @@ struct DeadLetterFilter {
   // Case-insensitive substring of the failure reason; empty = any.
   std::string reason_contains;
 };
+
+// The case folding every inspector applies to reasons and to
+// `reason_contains` (ASCII letters only, as SQLite's lower() does).
+inline std::string LowerAscii(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
 
 // One dead letter as a list shows it.
 struct DeadLetterSummary {

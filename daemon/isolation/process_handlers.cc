@@ -1113,20 +1113,16 @@ std::vector<Delivery*> ProcessHandlerSet::Waiting::Deliveries() const {
   return all;
 }
 
-std::pair<uint64_t, std::string> ProcessHandlerSet::Encode(const Waiting& w) {
-  const uint64_t id = next_id_.fetch_add(1 + w.more.size(), std::memory_order_relaxed);
+std::pair<uint64_t, std::string> ProcessHandlerSet::Encode(const std::string& handler,
+                                                           Delivery* const* batch, size_t n) {
+  const uint64_t id = next_id_.fetch_add(n, std::memory_order_relaxed);
   Writer out;
   out.U64(id);
-  out.Str(w.handler);
-  out.U64(TimeoutMs(*w.d));  // a batch's messages share their deadline
-  if (w.more.empty()) {
-    out.Msg(w.d->msg);
-  } else {
-    // RUN_BATCH: the count, then the messages; their ids follow `id`.
-    out.U32(static_cast<uint32_t>(1 + w.more.size()));
-    out.Msg(w.d->msg);
-    for (const Delivery* d : w.more) out.Msg(d->msg);
-  }
+  out.Str(handler);
+  out.U64(TimeoutMs(*batch[0]));  // a batch's messages share their deadline
+  // RUN_BATCH: the count, then the messages; their ids follow `id`.
+  if (n > 1) out.U32(static_cast<uint32_t>(n));
+  for (size_t i = 0; i < n; ++i) out.Msg(batch[i]->msg);
   return {id, std::move(out.body())};
 }
 
@@ -1187,9 +1183,8 @@ void ProcessHandlerSet::SubmitBatch(HandlerInstance instance, const std::string&
                                     " bytes is over what a handler child takes (isolation: process)");
     return;
   }
-  Waiting w{batch[0], handler, std::vector<Delivery*>(batch + 1, batch + n)};
   // Encoded before the lock (the deliveries are ours until recorded).
-  auto [id, frame] = Encode(w);
+  auto [id, frame] = Encode(handler, batch, n);
   std::shared_ptr<Channel> channel;
   size_t queued = 0;
   {
@@ -1207,9 +1202,10 @@ void ProcessHandlerSet::SubmitBatch(HandlerInstance instance, const std::string&
     if (c == nullptr) {
       // Every slot is busy (or its child restarting): the next one to free
       // takes it, in order. Its deadline still runs (Monitor).
-      waiting_.push_back(std::move(w));
+      waiting_.push_back({batch[0], handler, std::vector<Delivery*>(batch + 1, batch + n)});
     } else {
-      queued = AssignLocked(c, id, w.d, handler, frame, w.more);
+      queued = AssignLocked(c, id, batch[0], handler, frame,
+                            std::vector<Delivery*>(batch + 1, batch + n));
       channel = c->channel;
     }
   }
@@ -1243,7 +1239,10 @@ void ProcessHandlerSet::DispatchWaiting(bool flush) {
     }
   }
   // Taken out of waiting_, these are nobody else's until recorded again.
-  for (Ready& r : ready) std::tie(r.id, r.frame) = Encode(r.w);
+  for (Ready& r : ready) {
+    const std::vector<Delivery*> all = r.w.Deliveries();
+    std::tie(r.id, r.frame) = Encode(r.w.handler, all.data(), all.size());
+  }
   if (!ready.empty()) {
     std::lock_guard<std::mutex> lock(mu_);
     size_t i = 0;

@@ -233,8 +233,10 @@ class ProcessHandlerSet : public HandlerSet {
     // The messages, `d` first.
     std::vector<Delivery*> Deliveries() const;
   };
-  // Ids for a call of `w` (one per message, consecutive) and its frame.
-  std::pair<uint64_t, std::string> Encode(const Waiting& w);
+  // Ids for a call of `handler` on `batch` (one per message, consecutive)
+  // and its frame: RUN for one message, RUN_BATCH for more.
+  std::pair<uint64_t, std::string> Encode(const std::string& handler, Delivery* const* batch,
+                                          size_t n);
   mutable std::mutex mu_;
   // The current generation's options (GUARDED_BY(mu_)): what a child that
   // starts gets, and the settings the daemon applies to every child.

@@ -1,7 +1,6 @@
 #include "daemon/backends/local/local_inspector.h"
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <limits>
 #include <utility>
@@ -11,12 +10,6 @@
 
 namespace foxworker {
 namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 // A row id from its text; nullopt for anything else (an unknown id).
 std::optional<int64_t> ParseId(const std::string& id) {
@@ -105,7 +98,7 @@ Result<DeadLetterPage> LocalInspector::ListDead(const SourceOptions& queue,
   auto store = Store();
   if (!store.ok()) return store.status();
   int64_t total = 0;
-  auto rows = Checked((*store)->ListDeadPage(queue.source, Lower(filter.reason_contains),
+  auto rows = Checked((*store)->ListDeadPage(queue.source, LowerAscii(filter.reason_contains),
                                              Clamp(offset), Clamp(limit), &total));
   if (!rows.ok()) return rows.status();
   DeadLetterPage page;
@@ -167,7 +160,7 @@ Result<size_t> LocalInspector::RetryMatching(const SourceOptions& queue,
                                              const DeadLetterFilter& filter) {
   auto store = Store();
   if (!store.ok()) return store.status();
-  auto n = Checked((*store)->RetryDeadMatching(queue.source, Lower(filter.reason_contains)));
+  auto n = Checked((*store)->RetryDeadMatching(queue.source, LowerAscii(filter.reason_contains)));
   if (!n.ok()) return n.status();
   return static_cast<size_t>(*n);
 }
@@ -185,7 +178,7 @@ Result<size_t> LocalInspector::DeleteMatching(const SourceOptions& queue,
                                               const DeadLetterFilter& filter) {
   auto store = Store();
   if (!store.ok()) return store.status();
-  auto n = Checked((*store)->PurgeDeadMatching(queue.source, Lower(filter.reason_contains)));
+  auto n = Checked((*store)->PurgeDeadMatching(queue.source, LowerAscii(filter.reason_contains)));
   if (!n.ok()) return n.status();
   return static_cast<size_t>(*n);
 }

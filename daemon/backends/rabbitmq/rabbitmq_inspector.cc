@@ -4,7 +4,6 @@
 #include <sys/time.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cstdio>
 #include <set>
 #include <utility>
@@ -15,12 +14,6 @@
 
 namespace foxworker {
 namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 std::string DlqOf(const SourceOptions& q) {
   return ExpandQueuePattern(RabbitMqQueueOptionsOf(q.queue_options.get()).dead_letter_queue,
@@ -96,7 +89,7 @@ DeadLetterSummary Summarize(const SourceOptions& q, const std::string& id,
 }
 
 bool Matches(const std::string& lowered, const amqp_basic_properties_t& p) {
-  return lowered.empty() || Lower(Header(p, kHeaderFailureReason)).find(lowered) != std::string::npos;
+  return lowered.empty() || LowerAscii(Header(p, kHeaderFailureReason)).find(lowered) != std::string::npos;
 }
 
 bool IsDeadLetterHeader(std::string_view name) {
@@ -298,7 +291,7 @@ Result<RabbitMqInspector::BrowseResult> RabbitMqInspector::BrowseOnce(
 Result<DeadLetterPage> RabbitMqInspector::ListDead(const SourceOptions& queue,
                                                    const DeadLetterFilter& filter, size_t offset,
                                                    size_t limit) {
-  const std::string lowered = Lower(filter.reason_contains);
+  const std::string lowered = LowerAscii(filter.reason_contains);
   std::vector<DeadLetterSummary> all;
   auto r = Browse(queue, [&](const Letter& l) {
     if (Matches(lowered, *l.props)) all.push_back(Summarize(queue, l.id, *l.props, l.body.size()));
@@ -372,7 +365,7 @@ Result<std::vector<std::string>> RabbitMqInspector::RetryDead(
 
 Result<size_t> RabbitMqInspector::RetryMatching(const SourceOptions& queue,
                                                 const DeadLetterFilter& filter) {
-  const std::string lowered = Lower(filter.reason_contains);
+  const std::string lowered = LowerAscii(filter.reason_contains);
   auto r = Browse(queue, [&](const Letter& l) {
     return Matches(lowered, *l.props) ? Action::kRetry : Action::kKeep;
   });
@@ -393,7 +386,7 @@ Result<std::vector<std::string>> RabbitMqInspector::DeleteDead(
 
 Result<size_t> RabbitMqInspector::DeleteMatching(const SourceOptions& queue,
                                                  const DeadLetterFilter& filter) {
-  const std::string lowered = Lower(filter.reason_contains);
+  const std::string lowered = LowerAscii(filter.reason_contains);
   auto r = Browse(queue, [&](const Letter& l) {
     return Matches(lowered, *l.props) ? Action::kDelete : Action::kKeep;
   });

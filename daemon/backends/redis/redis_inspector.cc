@@ -3,7 +3,6 @@
 #include <time.h>
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <functional>
@@ -57,12 +56,6 @@ for i = 2, #ARGV do
 end
 return done
 )lua";
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 std::string DlqKey(const SourceOptions& q) { return q.source + "-dlq"; }
 std::string RetryKey(const SourceOptions& q) { return q.source + ":retry"; }
@@ -144,7 +137,7 @@ DeadLetterSummary Summarize(const SourceOptions& q, const std::string& id, const
 bool Matches(const DeadLetterFilter& filter, const std::string& lowered, const Fields& f) {
   if (filter.reason_contains.empty()) return true;
   const std::string* reason = f.Find(kHeaderFailureReason);
-  return reason != nullptr && Lower(*reason).find(lowered) != std::string::npos;
+  return reason != nullptr && LowerAscii(*reason).find(lowered) != std::string::npos;
 }
 
 // Whether a field is a property of the message or foxworker's bookkeeping
@@ -346,7 +339,7 @@ Result<DeadLetterPage> RedisInspector::ListDead(const SourceOptions& queue,
                                                 const DeadLetterFilter& filter, size_t offset,
                                                 size_t limit) {
   DeadLetterPage page;
-  const std::string lowered = Lower(filter.reason_contains);
+  const std::string lowered = LowerAscii(filter.reason_contains);
   const std::string dlq = DlqKey(queue);
   size_t matched = 0;
   const bool filtered = !filter.reason_contains.empty();
@@ -419,7 +412,7 @@ Result<std::vector<std::string>> RedisInspector::RetryDead(const SourceOptions& 
 Result<std::vector<std::string>> RedisInspector::Matching(const SourceOptions& queue,
                                                           const DeadLetterFilter& filter) {
   std::vector<std::string> ids;
-  const std::string lowered = Lower(filter.reason_contains);
+  const std::string lowered = LowerAscii(filter.reason_contains);
   auto walked = Walk(DlqKey(queue), kMaxScan, [&](const std::string& id, const redisReply* fields) {
     if (Matches(filter, lowered, ReadFields(fields))) ids.push_back(id);
     return true;
