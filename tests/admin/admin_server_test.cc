@@ -1067,6 +1067,21 @@ TEST(AdminConfigTest, ParsesValidatesAndPrints) {
     EXPECT_NE(e.status().message().find("depth_interval"), std::string::npos)
         << e.status().message();
   }
+
+  // read_only: false unless set; a value that is not a boolean is an error
+  // at file:line:col naming the key.
+  EXPECT_FALSE(c->daemon.admin.read_only);
+  auto ro = ParseConfigString("daemon:\n  admin:\n    listen: 127.0.0.1:0\n    read_only: true\n",
+                              "t.yaml", "/");
+  ASSERT_TRUE(ro.ok()) << ro.status().message();
+  EXPECT_TRUE(ro->daemon.admin.read_only);
+  auto bad_ro = ParseConfigString(
+      "daemon:\n  admin:\n    listen: 127.0.0.1:0\n    read_only: sometimes\n", "t.yaml", "/");
+  ASSERT_FALSE(bad_ro.ok());
+  EXPECT_NE(bad_ro.status().message().find("t.yaml:4:"), std::string::npos)
+      << bad_ro.status().message();
+  EXPECT_NE(bad_ro.status().message().find("read_only"), std::string::npos)
+      << bad_ro.status().message();
 }
 
 }  // namespace
