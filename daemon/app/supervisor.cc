@@ -415,6 +415,7 @@ Result<std::unique_ptr<Source>> Supervisor::OpenSourceOf(const PendingStart& p) 
   CHECK(backend) << "queue " << p.config.name << " on unknown backend " << p.config.backend;
   SourceOptions so{p.config.name, p.config.source, p.config.prefetch, p.policy.max_attempts,
                    p.policy, p.config.backend_block.options.shared()};
+  so.answers_later = p.config.process_isolation;
   return backend->OpenSource(so);
 }
 

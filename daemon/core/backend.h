@@ -40,6 +40,10 @@ struct SourceOptions {
   // The queue's `<backend type>:` block as the backend parsed it (for
   // rabbitmq, `rabbitmq:`); null when the queue has none.
   std::shared_ptr<const BackendQueueOptions> queue_options;
+  // The queue hands each delivery to a handler child (isolation: process)
+  // and answers it a round trip later: a backend may gather more
+  // deliveries per read under load (rabbitmq's read coalescing).
+  bool answers_later = false;
 };
 
 // Keys that expire, kept by a backend for one scope (dedup keeps message keys

@@ -475,6 +475,7 @@ void Consumer::Drain() {
   bool yielded = false;
   bool window_full = false;
   int ran = 0;
+  int flushed = 0;  // hands_off_: `ran` when the pass's messages were last sent
   // Enqueue times are wall-clock: one offset converts, refreshed per fetch
   // rather than read per message.
   int64_t wall_offset_ns = WallNs() - static_cast<int64_t>(MonotonicNs());
@@ -497,6 +498,14 @@ void Consumer::Drain() {
     if (d != nullptr && !hands_off_ && buffered_.load(std::memory_order_relaxed) > 0)
       MaybeSpawn();
     if (d == nullptr) {
+      // A set that hands messages off sends what this pass submitted at the
+      // pass's end (Release): send it before fetching more, so that the one
+      // task (Limit) never holds messages back while it keeps fetching.
+      if (hands_off_ && ran > flushed) {
+        handlers_->Release(instance);
+        instance = handlers_->Acquire();
+        flushed = ran;
+      }
       int64_t room = prefetch_ - in_flight_.load(std::memory_order_relaxed);
       if (room <= 0) {
         // Outcomes waiting to be settled hold the window: settle them now,
@@ -524,8 +533,9 @@ void Consumer::Drain() {
         buffered_.store(buffer_.size(), std::memory_order_relaxed);
       }
       fetched.clear();
-      // Others waiting: let idle slots start on them now.
-      if (n > 1 || source_->MaybeReady()) MaybeSpawn();
+      // Others waiting: let idle slots start on them now (a set that hands
+      // messages off has this task only).
+      if (!hands_off_ && (n > 1 || source_->MaybeReady())) MaybeSpawn();
     }
     ++ran;
     const Handler* batched = nullptr;

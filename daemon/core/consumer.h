@@ -275,8 +275,12 @@ class Consumer {
     return prefetch_ - std::max<int64_t>(1, spare / 4);
   }
   // Drain tasks allowed now: the concurrency, plus the stuck handlers the
-  // queue replaces.
+  // queue replaces. One when the handler set hands messages off
+  // (isolation: process): its Submit never blocks, so one task keeps up
+  // with any rate, and each task more only costs a thread woken per fetch
+  // (the children's slots, not drain tasks, bound what runs at once).
   int Limit() const {
+    if (hands_off_) return 1;
     return concurrency_.load(std::memory_order_relaxed) +
            std::min(stuck_.load(std::memory_order_relaxed),
                     replace_stuck_.load(std::memory_order_relaxed));

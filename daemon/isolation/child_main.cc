@@ -191,6 +191,7 @@ class Child {
   std::map<const foxw_metric*, SentMetric> sent_;  // FlushMetrics() only
   int idle_ = 0;                             // GUARDED_BY(mu_): workers waiting for a job
   int waking_ = 0;                           // GUARDED_BY(mu_): notified, not yet running
+  uint64_t woke_ns_ = 0;                     // GUARDED_BY(mu_): when WakeLocked last woke one
   // Per worker: when its handler started (0: not in a handler).
   std::unique_ptr<std::atomic<uint64_t>[]> busy_since_;
   int workers_ = 0;
@@ -214,11 +215,15 @@ class Child {
 // the reader looks again every kRecheckNs.
 constexpr uint64_t kBusyNs = 50000;
 constexpr uint64_t kRecheckNs = 200000;
+constexpr uint64_t kWakeTrustNs = 2000000;
 
 int Child::WakeLocked(uint64_t now, bool recheck) {
-  // On a recheck, notifies not yet seen are not trusted: waking one worker
-  // too many costs little, leaving a job with none would stall it.
-  if (recheck) waking_ = 0;
+  // A notified worker runs as soon as the scheduler lets it, which on a busy
+  // machine can take longer than a recheck: waking another one then is a
+  // wake-up (and a thread) more per batch for nothing. Only notifies older
+  // than kWakeTrustNs are no longer trusted, in case one was lost: waking
+  // one worker too many costs little, leaving a job with none would stall it.
+  if (recheck && now - woke_ns_ >= kWakeTrustNs) waking_ = 0;
   if (queued_.empty() || idle_ - waking_ <= 0) return 0;
   const int awake = workers_ - idle_;
   int busy = 0;
@@ -232,11 +237,13 @@ int Child::WakeLocked(uint64_t now, bool recheck) {
   // do the others wake, one per queued job.
   if (awake == 0) {
     waking_ += 1;
+    woke_ns_ = now;
     return 1;
   }
   const int need = std::min(static_cast<int>(queued_.size()) - waking_, idle_ - waking_);
   if (need <= 0) return 0;
   waking_ += need;
+  woke_ns_ = now;
   return need;
 }
 

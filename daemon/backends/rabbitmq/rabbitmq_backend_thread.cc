@@ -47,6 +47,14 @@ constexpr int kFramesPerTurn = 256;
 // at most half of it: the broker can then keep sending during the wait, so
 // the wait never caps throughput at a window per kReadCoalesce.
 constexpr std::chrono::microseconds kReadCoalesce{300};
+// The interval while every busy source answers later (isolation: process,
+// SourceOptions::answers_later): each read's deliveries cost the daemon and
+// the children a round of wake-ups (the consumer's task, a write per child,
+// a read per child's answers), so fewer, fuller reads save more than in
+// process, while the window (at most half held) leaves the broker room.
+// Measured in docs/benchmarks.md: 300 us gives in-process queues more
+// throughput, 1 ms gives process-isolated ones more (and each less CPU).
+constexpr std::chrono::microseconds kReadCoalesceAnswersLater{1000};
 constexpr int kBusyDeliveries = 4;
 constexpr int kCoalesceMinPrefetch = 100;
 // Settled deliveries with a larger payload are freed rather than reused.
@@ -980,7 +988,7 @@ Status RabbitMqBackend::ReadFrames() {
 
 bool RabbitMqBackend::SleepOutReadCoalesce() {
   const auto now = std::chrono::steady_clock::now();
-  const auto deadline = read_started_ + kReadCoalesce;
+  const auto deadline = read_started_ + read_coalesce_;
   if (now >= deadline) return false;
   const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now).count();
   timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
@@ -993,12 +1001,16 @@ bool RabbitMqBackend::SleepOutReadCoalesce() {
   return true;
 }
 
-bool RabbitMqBackend::WindowsAllowCoalescing() const {
+bool RabbitMqBackend::WindowsAllowCoalescing() {
+  bool answers_later = true;
   for (const auto& src : live_sources_) {
     if (!src->consuming || src->cancelled) continue;
     const size_t window = static_cast<size_t>(std::max(1, src->options.prefetch));
     if (window < static_cast<size_t>(kCoalesceMinPrefetch) || src->held * 2 > window) return false;
+    // A source that holds nothing now is idle, whatever its kind.
+    if (!src->options.answers_later && src->held > 0) answers_later = false;
   }
+  read_coalesce_ = answers_later ? kReadCoalesceAnswersLater : kReadCoalesce;
   return true;
 }
 
