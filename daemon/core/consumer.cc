@@ -313,7 +313,11 @@ void Consumer::SetTimeouts(const ConsumerOptions& q) {
 }
 
 size_t Consumer::batch_max() const {
-  return BatchMax(prefetch_, concurrency_.load(std::memory_order_relaxed), batch_size_);
+  // A set that hands messages off has one drain task (Limit): the whole
+  // window is its share, and each fetch's messages leave in one write per
+  // child.
+  return BatchMax(prefetch_, hands_off_ ? 1 : concurrency_.load(std::memory_order_relaxed),
+                  batch_size_);
 }
 
 void Consumer::Wake() { MaybeSpawn(); }
