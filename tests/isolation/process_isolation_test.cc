@@ -149,6 +149,25 @@ TEST_P(ProcessIsolationTest, HandlersThatBlockRunInParallelChildren) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2000));
 }
 
+// The consumer hands messages to the children from one drain task
+// (Consumer::Limit), not one per slot, and every slot still runs at once.
+TEST_P(ProcessIsolationTest, OneDrainTaskFeedsEverySlotOfTheChildren) {
+  Start("    concurrency: 8\n    process:\n      processes: 2\n");
+  const auto t0 = std::chrono::steady_clock::now();
+  Enqueue("sleep", "300", 16);
+  int64_t most_tasks = 0;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const ConsumerStats st = C().Stats();
+        most_tasks = std::max(most_tasks, st.running);
+        return st.acked == 16;
+      },
+      std::chrono::seconds(20)));
+  EXPECT_LE(most_tasks, 1);
+  // 16 × 300 ms on 8 slots: about 600 ms; one at a time would be 4.8 s.
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2500));
+}
+
 TEST_P(ProcessIsolationTest, APauseHandsBackWhatWaitsForAChildAndStartsNothingMore) {
   // One child: a message runs, the rest wait in the set for it.
   Start("    concurrency: 1\n    prefetch: 4\n");
