@@ -480,11 +480,15 @@ void Consumer::Drain() {
   bool window_full = false;
   int ran = 0;
   int flushed = 0;  // hands_off_: `ran` when the pass's messages were last sent
+  bool halted = false;
   // Enqueue times are wall-clock: one offset converts, refreshed per fetch
   // rather than read per message.
   int64_t wall_offset_ns = WallNs() - static_cast<int64_t>(MonotonicNs());
   for (;;) {
-    if (Halted()) break;
+    if (Halted()) {
+      halted = true;
+      break;
+    }
     // The concurrency was lowered in place: tasks over it stop here.
     if (OverLimit()) {
       over_limit = true;
@@ -558,10 +562,10 @@ void Consumer::Drain() {
   // (what this task handed to the set after SetPaused or StopFetching, the
   // set hands back itself: SetHandBack).
   if (paused_.load() || held_.load() || stopping_.load()) ReleaseBuffered();
-  EndTask(over_limit, yielded, window_full);
+  EndTask(over_limit, yielded, window_full, halted);
 }
 
-void Consumer::EndTask(bool over_limit, bool yielded, bool window_full) {
+void Consumer::EndTask(bool over_limit, bool yielded, bool window_full, bool halted) {
   // (The caller gave its slot back before the task leaves workers_: a task
   // that the limit admits next always finds one.)
   if (over_limit) {
@@ -573,12 +577,15 @@ void Consumer::EndTask(bool over_limit, bool yielded, bool window_full) {
     runner_->Post([this] { Drain(); });
     return;
   }
-  workers_.fetch_sub(1, std::memory_order_acq_rel);
+  workers_.fetch_sub(1);  // seq_cst: against a resume's store, read below
   // A wake-up that raced with our exit saw every slot taken; look again.
   // That includes a settlement that opened the window this task stopped at
   // (deferred answers, isolation: process, settle from other threads while
-  // the task is still leaving).
-  if (buffered_.load() > 0 || source_->MaybeReady() ||
+  // the task is still leaving), and a resume (or the end of a hold) that
+  // came after this task stopped for the pause: its MaybeSpawn saw this
+  // task, the queue's only one at a limit of 1 (HandsOff), and started none.
+  const bool resumed = halted && !(paused_.load() || held_.load() || stopping_.load());
+  if (resumed || buffered_.load() > 0 || source_->MaybeReady() ||
       (window_full && in_flight_.load() <= RefillMark()))
     MaybeSpawn();
 }
@@ -593,8 +600,12 @@ void Consumer::DrainBatches() {
   bool yielded = false;
   bool over_limit = false;
   bool window_full = false;
+  bool halted = false;
   for (int turn = 0; turn < kBatchesPerTurn; ++turn) {
-    if (Halted()) break;
+    if (Halted()) {
+      halted = true;
+      break;
+    }
     if (OverLimit()) {
       over_limit = true;
       break;
@@ -619,7 +630,7 @@ void Consumer::DrainBatches() {
     if (turn + 1 == kBatchesPerTurn && own_pool_ == nullptr) yielded = true;
   }
   ReturnSlot(slot);
-  EndTask(over_limit, yielded, window_full);
+  EndTask(over_limit, yielded, window_full, halted);
 }
 
 const Consumer::HandlerRoute* Consumer::RouteOf(const Handler* handler) const {

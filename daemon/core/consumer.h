@@ -294,8 +294,9 @@ class Consumer {
   void Drain();
   void DrainBatches();  // queues with batch_size
   // Leaves the task (or posts it again: over a lowered limit that another
-  // task already left for, or yielding on the shared pool).
-  void EndTask(bool over_limit, bool yielded, bool window_full);
+  // task already left for, or yielding on the shared pool). `halted`: it
+  // stopped for a pause, a hold or a stop.
+  void EndTask(bool over_limit, bool yielded, bool window_full, bool halted);
   RunningSlot* TakeSlot();
   void ReturnSlot(RunningSlot* slot);
   // The queue's fetched-but-not-started messages, shared by its slots.
