@@ -10,11 +10,11 @@
 // sustained load with large prefetch windows it reads the socket at most
 // every 300 us (kReadCoalesce; 1 ms for queues with isolation: process)
 // instead of on every arrival. Acks are coalesced (multiple=true over the
-// lowest contiguous unacked tags). Retry
-// and dead-letter copies are published with confirms and the original is
-// acked only after its copy's confirm. The thread reconnects forever with
-// exponential backoff and jitter; settlements of a dead connection's
-// deliveries are dropped (the broker redelivers) and counted.
+// lowest contiguous unacked tags). Retry and dead-letter copies are
+// published with confirms and the original is acked only after its copy's
+// confirm. The thread reconnects forever with exponential backoff and
+// jitter; settlements of a dead connection's deliveries are dropped (the
+// broker redelivers) and counted.
 //
 // Safe for concurrent use.
 #ifndef FOXWORKER_BACKENDS_RABBITMQ_RABBITMQ_BACKEND_H_

@@ -89,7 +89,8 @@ DeadLetterSummary Summarize(const SourceOptions& q, const std::string& id,
 }
 
 bool Matches(const std::string& lowered, const amqp_basic_properties_t& p) {
-  return lowered.empty() || LowerAscii(Header(p, kHeaderFailureReason)).find(lowered) != std::string::npos;
+  return lowered.empty() ||
+         LowerAscii(Header(p, kHeaderFailureReason)).find(lowered) != std::string::npos;
 }
 
 bool IsDeadLetterHeader(std::string_view name) {
