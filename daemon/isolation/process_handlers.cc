@@ -597,7 +597,7 @@ Status ProcessHandlerSet::Spawn(Child* c, bool restart) {
   }
   if (c->output.joinable()) c->output.join();  // the last child's, ended at its exit
   c->output = std::thread([this, fd = out[0], pid] { OutputLoop(fd, pid); });
-  auto channel = std::make_shared<Channel>(sv[0]);
+  auto channel = std::make_shared<Channel>(sv[0], /*write_behind=*/true);
   Writer init;
   init.Str(options->plugin.name);
   init.Str(options->plugin.path);

@@ -217,7 +217,18 @@ Status ReadStatus(Reader& r) {
   }
 }
 
-Channel::~Channel() { ::close(fd_); }
+Channel::~Channel() {
+  {
+    std::lock_guard<std::mutex> lock(send_mu_);
+    closing_ = true;
+  }
+  if (writer_.joinable()) {
+    behind_cv_.notify_one();
+    ::shutdown(fd_, SHUT_RDWR);  // a send the writer is blocked in returns
+    writer_.join();
+  }
+  ::close(fd_);
+}
 
 void Channel::Frame(std::string* out, FrameType type, std::string_view body) {
   char head[5];
@@ -270,8 +281,19 @@ Status Channel::FlushLocked(std::unique_lock<std::mutex>& lock) {
     out.swap(pending_);
     pending_.swap(spare_);  // an empty buffer with capacity, if one is left
     lock.unlock();
-    s = WriteAll(out.data(), out.size());
+    size_t written = out.size();
+    s = WriteAll(out.data(), out.size(), write_behind_ ? &written : nullptr);
     lock.lock();
+    if (s.ok() && written < out.size()) {
+      // The socket is full: the writer thread takes the rest, and writing_
+      // with it; frames queued meanwhile follow in order.
+      behind_ = std::move(out);
+      behind_pos_ = written;
+      behind_handed_ = true;
+      if (!writer_.joinable()) writer_ = std::thread([this] { WriterLoop(); });
+      behind_cv_.notify_one();
+      return Status::Ok();
+    }
     out.clear();
     if (out.capacity() <= 4 * kReadChunk) spare_.swap(out);
   }
@@ -283,16 +305,46 @@ Status Channel::FlushLocked(std::unique_lock<std::mutex>& lock) {
   return s;
 }
 
-Status Channel::WriteAll(const char* p, size_t n) {
+void Channel::WriterLoop() {
+  std::unique_lock<std::mutex> lock(send_mu_);
+  for (;;) {
+    behind_cv_.wait(lock, [this] { return behind_handed_ || closing_; });
+    if (closing_) return;
+    std::string out = std::move(behind_);
+    size_t pos = behind_pos_;
+    behind_.clear();
+    Status s = Status::Ok();
+    while (s.ok()) {
+      lock.unlock();
+      s = WriteAll(out.data() + pos, out.size() - pos);
+      lock.lock();
+      if (pending_.empty() || closing_) break;
+      out.clear();
+      out.swap(pending_);
+      pos = 0;
+    }
+    behind_handed_ = false;
+    writing_ = false;
+    if (!s.ok() || closing_) {
+      broken_ = true;
+      pending_.clear();
+    }
+  }
+}
+
+Status Channel::WriteAll(const char* p, size_t n, size_t* written) {
   size_t done = 0;
+  const int flags = MSG_NOSIGNAL | (written != nullptr ? MSG_DONTWAIT : 0);
   while (done < n) {
-    const ssize_t w = ::send(fd_, p + done, n - done, MSG_NOSIGNAL);
+    const ssize_t w = ::send(fd_, p + done, n - done, flags);
     if (w < 0) {
       if (errno == EINTR) continue;
+      if (written != nullptr && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
       return Status::Unavailable(std::string("channel closed: ") + std::strerror(errno));
     }
     done += static_cast<size_t>(w);
   }
+  if (written != nullptr) *written = done;
   return Status::Ok();
 }
 

@@ -12,10 +12,12 @@
 
 #include <foxworker/plugin.h>
 
+#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -127,9 +129,18 @@ Status ReadStatus(Reader& r);
 // frames, and with no load a frame leaves at once), and Receive reads what
 // is there, up to kReadChunk, and hands out the frames one by one. See
 // docs/architecture.md ("The channel").
+//
+// With `write_behind` (the daemon's end) a write never blocks its caller:
+// what the socket cannot take now is left to a thread of the channel's own,
+// started the first time, and the caller returns as if another thread were
+// writing. A child that is stopped or slow to read then holds up only its
+// own frames, never the thread that feeds the other children. Those frames
+// are bounded by the child's slots.
 class Channel {
  public:
-  explicit Channel(int fd) : fd_(fd) {}
+  explicit Channel(int fd, bool write_behind = false)
+      : fd_(fd), write_behind_(write_behind) {}
+  // Stops the channel's writer (a write it is blocked in fails) and closes.
   ~Channel();
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
@@ -162,7 +173,12 @@ class Channel {
 
  private:
   static constexpr size_t kReadChunk = 256 * 1024;
-  Status WriteAll(const char* p, size_t n);
+  // Writes `n` bytes. With `written` it stops when the socket would block
+  // and says how far it got; without, it blocks until all are written.
+  Status WriteAll(const char* p, size_t n, size_t* written = nullptr);
+  // The write-behind thread: writes what FlushLocked left it, then what is
+  // queued meanwhile, blocking, until nothing is left.
+  void WriterLoop();
   static void Frame(std::string* out, FrameType type, std::string_view body);
   // REQUIRES: send_mu_ held by `lock`.
   Status FlushLocked(std::unique_lock<std::mutex>& lock);
@@ -174,6 +190,15 @@ class Channel {
   bool broken_ = false;   // GUARDED_BY(send_mu_)
   std::string pending_;   // GUARDED_BY(send_mu_): frames for the writing thread
   std::string spare_;     // GUARDED_BY(send_mu_): the buffer last written, reused
+  const bool write_behind_;
+  // GUARDED_BY(send_mu_): bytes a write left from behind_pos_ on, for the
+  // writer thread; it owns writing_ while behind_handed_.
+  std::string behind_;
+  size_t behind_pos_ = 0;
+  bool behind_handed_ = false;
+  bool closing_ = false;  // GUARDED_BY(send_mu_): the destructor runs
+  std::condition_variable behind_cv_;
+  std::thread writer_;  // started by the first write that would block
   // Receive's buffer (one reading thread).
   std::string read_buf_;
   size_t read_pos_ = 0, read_end_ = 0;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <mutex>
 
@@ -166,6 +167,34 @@ TEST_P(ProcessIsolationTest, OneDrainTaskFeedsEverySlotOfTheChildren) {
   EXPECT_LE(most_tasks, 1);
   // 16 × 300 ms on 8 slots: about 600 ms; one at a time would be 4.8 s.
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2500));
+}
+
+// A child that is stopped (SIGSTOP, a debugger) holds up only what was
+// sent to it: the writes to it that its full socket would block are left
+// to the channel's own thread (Channel's write_behind), and the one drain
+// task goes on feeding the other child.
+TEST_P(ProcessIsolationTest, AStoppedChildHoldsUpOnlyItsOwnMessages) {
+  Start("    concurrency: 2\n    process:\n      processes: 2\n");
+  ASSERT_TRUE(WaitFor([&] {
+    const HandlerChildren ch = C().Children();
+    return ch.children.size() == 2 && ch.children[0].pid != 0 && ch.children[1].pid != 0;
+  }));
+  const pid_t stopped = C().Children().children[0].pid;
+  ASSERT_EQ(kill(stopped, SIGSTOP), 0);
+  // Each message is larger than the socket takes at once (about 200 KB),
+  // so the first frame to the stopped child cannot be written whole.
+  const std::string big(1 << 20, 'x');
+  Enqueue("ok", big, 12);
+  // The stopped child holds at most its one slot's message.
+  const bool others_ran = WaitFor([&] { return C().Stats().acked >= 11; },
+                                  std::chrono::seconds(20));
+  const uint64_t acked_while_stopped = C().Stats().acked;
+  ASSERT_EQ(kill(stopped, SIGCONT), 0);
+  EXPECT_TRUE(others_ran) << acked_while_stopped << " acked while one child was stopped";
+  ASSERT_TRUE(WaitFor([&] { return C().Stats().acked == 12; }, std::chrono::seconds(20)))
+      << C().Stats().acked;
+  EXPECT_EQ(C().Stats().retried, 0u);
+  EXPECT_TRUE(DeadLetters().empty());
 }
 
 TEST_P(ProcessIsolationTest, APauseHandsBackWhatWaitsForAChildAndStartsNothingMore) {
