@@ -72,6 +72,22 @@ struct Job {
   // RUN_BATCH: the call's other messages (ids id + 1, ...), answered
   // after this one, each with its own DONE. A batch cannot defer.
   std::vector<std::unique_ptr<Job>> more;
+  // Its index in Child::running_ while it is there (GUARDED_BY Child::mu_).
+  size_t running_pos = kNotRunning;
+  bool deferrable = false;  // complete() may answer it (not a batch's)
+  static constexpr size_t kNotRunning = static_cast<size_t>(-1);
+
+  // Ready for the next RUN frame: the strings keep their capacity.
+  // REQUIRES: answered, its handler returned, not in Child::running_.
+  void Reset() {
+    returned = answered = have_result = false;
+    raw = 0;
+    delay_ms = 0;
+    reason.clear();
+    more.clear();
+    deferrable = false;
+    d.ResetState();
+  }
 };
 
 struct Limits {
@@ -152,9 +168,15 @@ class Child {
   void Worker(int index);
   void RunJob(std::unique_ptr<Job> job);
   // `more_follow`: the caller answers another job right after (a batch):
-  // this answer is queued to leave with that one.
+  // this answer is queued to leave with that one. `reuse`: the job itself,
+  // answered synchronously, kept for a later RUN frame.
   void Answer(Job* job, int64_t raw, std::string_view reason, uint64_t delay_ms,
-              bool more_follow = false);
+              bool more_follow = false, std::unique_ptr<Job> reuse = nullptr);
+  // A job for the next RUN frame: a spare one when there is one. Reader only.
+  std::unique_ptr<Job> NewJob();
+  // running_, REQUIRES: mu_.
+  void AddRunningLocked(Job* job);
+  void RemoveRunningLocked(Job* job);
   // A batch handler's call (RUN_BATCH, or a RUN for a batch handler).
   void RunBatchJob(const Handler* h, std::unique_ptr<Job> job);
   // Reads the daemon's frames until SHUTDOWN has been handled and Run()
@@ -173,8 +195,15 @@ class Child {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::unique_ptr<Job>> queued_;  // GUARDED_BY(mu_)
-  std::map<uint64_t, Job*> running_;         // GUARDED_BY(mu_): started, not answered
-  std::map<Delivery*, Job*> by_delivery_;    // GUARDED_BY(mu_)
+  // GUARDED_BY(mu_): read and not answered, in no order (Job::running_pos).
+  // At most a few per slot: a CANCEL or complete() looks through them.
+  std::vector<Job*> running_;
+  // GUARDED_BY(mu_): jobs answered synchronously, reset for the next RUN
+  // frames (a message costs no allocation once they are warm). The reader
+  // takes them in bunches into its own reader_spares_.
+  std::vector<std::unique_ptr<Job>> spare_jobs_;
+  std::vector<std::unique_ptr<Job>> reader_spares_;  // the reader thread's
+  static constexpr size_t kMaxSpareJobs = 256;
   bool stopping_ = false;                    // GUARDED_BY(mu_)
   bool shutdown_asked_ = false;              // GUARDED_BY(mu_): SHUTDOWN came
   bool finishing_ = false;                   // GUARDED_BY(mu_): Run() closes the read side
@@ -277,17 +306,47 @@ class ChannelLogSink : public google::LogSink {
 
 int32_t SinkDeferred(Delivery* d, const HandlerReply& reply);
 
+void Child::AddRunningLocked(Job* job) {
+  job->running_pos = running_.size();
+  running_.push_back(job);
+}
+
+void Child::RemoveRunningLocked(Job* job) {
+  if (job->running_pos == Job::kNotRunning) return;
+  Job* last = running_.back();
+  running_[job->running_pos] = last;
+  last->running_pos = job->running_pos;
+  running_.pop_back();
+  job->running_pos = Job::kNotRunning;
+}
+
+std::unique_ptr<Job> Child::NewJob() {
+  if (reader_spares_.empty()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    reader_spares_.swap(spare_jobs_);
+  }
+  if (reader_spares_.empty()) return std::make_unique<Job>();
+  std::unique_ptr<Job> job = std::move(reader_spares_.back());
+  reader_spares_.pop_back();
+  return job;
+}
+
 void Child::Answer(Job* job, int64_t raw, std::string_view reason, uint64_t delay_ms,
-                   bool more_follow) {
-  Writer w;
+                   bool more_follow, std::unique_ptr<Job> reuse) {
+  // The frame's buffer is the thread's own, reused (Queue and Send copy it).
+  thread_local Writer w;
+  w.body().clear();
   w.U64(job->id);
   w.I64(raw);
   w.U64(delay_ms);
   w.Str(reason);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    running_.erase(job->id);
-    by_delivery_.erase(&job->d);
+    RemoveRunningLocked(job);
+    if (reuse != nullptr && spare_jobs_.size() < kMaxSpareJobs) {
+      reuse->Reset();
+      spare_jobs_.push_back(std::move(reuse));
+    }
     if (more_follow || !queued_.empty()) {
       // A worker goes on to the next job: the answer leaves with the next
       // one written, or with the reader's flush within kRecheckNs (queued
@@ -307,9 +366,13 @@ int32_t Child::Complete(Delivery* d, const HandlerReply& reply) {
   Job* job = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = by_delivery_.find(d);
-    if (it == by_delivery_.end()) return -1;
-    job = it->second;
+    for (Job* j : running_) {
+      if (j->deferrable && &j->d == d) {
+        job = j;
+        break;
+      }
+    }
+    if (job == nullptr) return -1;
   }
   std::unique_lock<std::mutex> lock(job->mu);
   if (job->answered || job->have_result) return -1;
@@ -349,7 +412,9 @@ void Child::RunJob(std::unique_ptr<Job> job) {
   handlers_->Release(instance);
   SetFilteredJob(0);
   if (reply.verdict != Verdict::kPending) {
-    Answer(job.get(), reply.raw, reply.reason, reply.retry_delay_ms);
+    Job* j = job.get();
+    Answer(j, reply.raw, reply.reason, reply.retry_delay_ms, /*more_follow=*/false,
+           std::move(job));
     return;
   }
   std::unique_lock<std::mutex> lock(job->mu);
@@ -542,10 +607,10 @@ void Child::ReadLoop() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto& job : batch) {
-        running_[job->id] = job.get();
-        // A batch's messages cannot be completed later (no by_delivery_).
-        if (job->more.empty()) by_delivery_[&job->d] = job.get();
-        for (auto& m : job->more) running_[m->id] = m.get();
+        AddRunningLocked(job.get());
+        // A batch's messages cannot be completed later.
+        job->deferrable = job->more.empty();
+        for (auto& m : job->more) AddRunningLocked(m.get());
         queued_.push_back(std::move(job));
       }
       wake = WakeLocked(MonotonicNs(), /*recheck=*/false);
@@ -587,9 +652,9 @@ void Child::ReadLoop() {
     }
     Reader in(body);
     if (type == FrameType::kRun || type == FrameType::kRunBatch) {
-      auto job = std::make_unique<Job>();
+      std::unique_ptr<Job> job = NewJob();
       job->id = in.U64();
-      job->handler = in.Str();
+      in.StrInto(&job->handler);
       const uint64_t timeout_ms = in.U64();
       const uint32_t count = type == FrameType::kRunBatch ? in.U32() : 1;
       const uint64_t now = MonotonicNs();
@@ -619,8 +684,8 @@ void Child::ReadLoop() {
     if (type == FrameType::kCancel) {
       const uint64_t id = in.U64();
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = running_.find(id);
-      if (it != running_.end()) it->second->d.cancelled.store(true);
+      for (Job* j : running_)
+        if (j->id == id) j->d.cancelled.store(true);
     } else if (type == FrameType::kPublished) {
       const uint64_t id = in.U64();
       Status status = ReadStatus(in);

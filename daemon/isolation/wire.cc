@@ -102,26 +102,41 @@ std::string Reader::Str() {
   return std::string(p, n);
 }
 
+void Reader::StrInto(std::string* out) {
+  const uint32_t n = U32();
+  const char* p;
+  if (!Take(n, &p)) {
+    out->clear();
+    return;
+  }
+  out->assign(p, n);
+}
+
 bool Reader::Msg(Message* m) {
-  m->id = Str();
-  m->payload = Str();
+  StrInto(&m->id);
+  StrInto(&m->payload);
   Properties& p = m->props;
   for (std::string* s : {&p.content_type, &p.content_encoding, &p.message_type, &p.correlation_id,
                          &p.reply_to, &p.app_id, &p.user_id, &p.expiration, &p.message_id,
                          &p.cluster_id})
-    *s = Str();
+    StrInto(s);
   p.priority = U8();
   p.timestamp_ms = I64();
   p.priority_set = U8() != 0;
   p.sent_priority = I64();
   p.timestamp_set = U8() != 0;
   p.delivery_mode = U8();
-  const uint32_t headers = U32();
-  m->headers.clear();
-  for (uint32_t i = 0; i < headers && ok_; ++i) {
-    std::string name = Str();
-    std::string value = Str();
-    m->headers.emplace_back(std::move(name), std::move(value));
+  uint32_t headers = U32();
+  // Each header takes at least its two lengths: a count past what is left
+  // is a malformed frame, not an allocation.
+  if (headers > (in_.size() - pos_) / 8) {
+    ok_ = false;
+    headers = 0;
+  }
+  m->headers.resize(headers);
+  for (auto& [name, value] : m->headers) {
+    StrInto(&name);
+    StrInto(&value);
   }
   const uint32_t types = U32();
   m->header_types.clear();

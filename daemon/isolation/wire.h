@@ -88,6 +88,9 @@ class Reader {
   int64_t I64() { return static_cast<int64_t>(U64()); }
   double F64();
   std::string Str();
+  // Str into `out`, whose capacity it keeps (a reused message's strings).
+  void StrInto(std::string* out);
+  // Every field of `m` (a reused message: its strings keep their capacity).
   bool Msg(Message* m);
   bool ok() const { return ok_; }
 
