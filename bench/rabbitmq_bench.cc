@@ -216,6 +216,18 @@ bool ProcessIsolation() {
        ": expected \"process\" or \"inprocess\" (unset: inprocess)"));
 }
 
+// FOXWORKER_BENCH_RABBITMQ_HANDLER=later runs the daemon's queue with the
+// bench plugin's `later` handler (acked from another thread about
+// $FOXWORKER_BENCH_LATER_US later) instead of `noop`: the latency of a
+// child's answer without a child, for docs/benchmarks.md.
+std::string Handler() {
+  const char* v = std::getenv("FOXWORKER_BENCH_RABBITMQ_HANDLER");
+  const std::string handler = v != nullptr && *v != '\0' ? v : "noop";
+  if (handler != "noop" && handler != "later")
+    Die("FOXWORKER_BENCH_RABBITMQ_HANDLER=" + handler + ": expected \"noop\" or \"later\"");
+  return handler;
+}
+
 Run DaemonRun(const std::string& url, int n) {
   const std::string queue_lines =
       ProcessIsolation()
@@ -225,7 +237,7 @@ Run DaemonRun(const std::string& url, int n) {
                      "plugins:\n  bench:\n    path: " BENCH_PLUGIN_PATH "\n"
                      "backends:\n  rmq:\n    type: rabbitmq\n    url: " + url +
                      "\nqueues:\n  bench:\n    backend: rmq\n    source: " + kQueue +
-                     "\n    plugin: bench\n    handler: noop\n" + queue_lines +
+                     "\n    plugin: bench\n    handler: " + Handler() + "\n" + queue_lines +
                      "    prefetch: " + std::to_string(kPrefetch) + "\n";
   auto config = ParseConfigString(yaml, "bench.yaml", "/tmp");
   if (!config.ok()) Die(config.status().message());

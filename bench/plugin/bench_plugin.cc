@@ -3,6 +3,10 @@
 //   json  parses the payload with RapidJSON, checksums it, acks
 //   sleep sleeps N ms with nanosleep (the stand-in for network I/O), acks
 //   spin  busy-loops until its thread has used N ms of CPU, acks
+//   later defers (FOXW_PENDING); a thread of the plugin's instance acks
+//         what was deferred every $FOXWORKER_BENCH_LATER_US microseconds
+//         (default 400): the latency of an answer that comes back later,
+//         as from a child process, without a child's CPU
 // noop and json sample enqueue-to-start latency (payload field "ts",
 // monotonic ns) into a histogram the benchmark reads through
 // bench_plugin_latency(). sleep records every message's enqueue-to-start in
@@ -14,8 +18,13 @@
 #include <time.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include <rapidjson/document.h>
 
@@ -152,20 +161,67 @@ foxw_verdict Spin(void*, const foxw_message* msg, foxw_outcome*) {
   return FOXW_ACK;
 }
 
+// The instance: the thread that completes what `later` deferred, started
+// by its first message (the other handlers' runs have no such thread).
+class Instance {
+ public:
+  ~Instance() {  // completes what is still deferred, then stops
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+  void Defer(const foxw_message* msg) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
+    deferred_.push_back(msg);
+  }
+
+ private:
+  void Loop() {
+    const char* env = std::getenv("FOXWORKER_BENCH_LATER_US");
+    const auto every = std::chrono::microseconds(env != nullptr ? std::atol(env) : 400);
+    std::vector<const foxw_message*> due;
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      const bool stop = cv_.wait_for(lock, every, [this] { return stop_; });
+      due.swap(deferred_);
+      lock.unlock();
+      for (const foxw_message* m : due) host->complete(m, FOXW_ACK, nullptr, 0, 0);
+      due.clear();
+      lock.lock();
+      if (stop && deferred_.empty()) return;
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::vector<const foxw_message*> deferred_;
+  std::thread thread_;
+};
+
+foxw_verdict Later(void* instance, const foxw_message* msg, foxw_outcome*) {
+  static_cast<Instance*>(instance)->Defer(msg);
+  return FOXW_PENDING;
+}
+
 const foxw_handler_def kHandlers[] = {
     FOXW_HANDLER("noop", Noop),
     FOXW_HANDLER("json", Json),
     FOXW_HANDLER("sleep", Sleep),
     FOXW_HANDLER("spin", Spin),
+    FOXW_HANDLER("later", Later),
 };
 
 int32_t Create(foxw_plugin_ctx*, const char*, size_t, void** instance, char*, size_t) {
-  *instance = nullptr;
+  *instance = new Instance();
   return 0;
 }
-void Destroy(void*) {}
+void Destroy(void* instance) { delete static_cast<Instance*>(instance); }
 
-const foxw_plugin_v1 kPlugin = {sizeof(foxw_plugin_v1), FOXW_INSTANCE_SHARED, 0,      kHandlers, 4,
+const foxw_plugin_v1 kPlugin = {sizeof(foxw_plugin_v1), FOXW_INSTANCE_SHARED, 0,      kHandlers, 5,
                                 sizeof(foxw_handler_def), Create,                 Destroy, nullptr};
 
 }  // namespace
