@@ -197,6 +197,26 @@ TEST_P(ProcessIsolationTest, AStoppedChildHoldsUpOnlyItsOwnMessages) {
   EXPECT_TRUE(DeadLetters().empty());
 }
 
+// A stopped child does not hold its messages past their timeout: SIGKILL
+// ends a stopped process too, and the message runs again on its new child.
+TEST_P(ProcessIsolationTest, AChildStoppedPastATimeoutIsKilledAndItsMessageRunsAgain) {
+  LogCapture log;
+  Start("    concurrency: 1\n    timeout: 300ms\n    process:\n      timeout_grace: 100ms\n");
+  ASSERT_TRUE(WaitFor([&] {
+    const HandlerChildren ch = C().Children();
+    return ch.children.size() == 1 && ch.children[0].pid != 0;
+  }));
+  const pid_t stopped = C().Children().children[0].pid;
+  ASSERT_EQ(kill(stopped, SIGSTOP), 0);
+  Enqueue("ok", std::string(1 << 20, 'x'));
+  ASSERT_TRUE(WaitFor([&] { return C().Stats().acked == 1; }, std::chrono::seconds(20)))
+      << C().Stats().acked;
+  EXPECT_EQ(C().Stats().retried, 1u);
+  EXPECT_NE(C().Children().children[0].pid, stopped);
+  EXPECT_TRUE(log.Has("handler child " + std::to_string(stopped) + " of plugin test ended (SIGKILL)"));
+  EXPECT_TRUE(DeadLetters().empty());
+}
+
 TEST_P(ProcessIsolationTest, APauseHandsBackWhatWaitsForAChildAndStartsNothingMore) {
   // One child: a message runs, the rest wait in the set for it.
   Start("    concurrency: 1\n    prefetch: 4\n");
