@@ -375,6 +375,11 @@ class LocalStore {
   // just WHAT when id < 0).
   Result<int64_t> Write(const char* sql, const char* what, int64_t id,
                         const std::function<void(SqliteStatement&)>& bind);
+  // Write once per id of `ids`, all in one WriteScope, `bind(stmt, id)`
+  // binding each; returns the ids whose statement changed a row.
+  Result<std::vector<int64_t>> WriteEach(
+      const char* sql, const char* what, const std::vector<int64_t>& ids,
+      const std::function<void(SqliteStatement&, int64_t)>& bind);
 
   LocalStoreOptions options_;
   sqlite3* db_;

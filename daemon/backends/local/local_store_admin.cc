@@ -199,21 +199,27 @@ Result<std::vector<JobRecord>> LocalStore::ListDead(std::string_view queue, int 
   return out;
 }
 
-Result<std::vector<int64_t>> LocalStore::RetryDead(const std::vector<int64_t>& ids) {
+Result<std::vector<int64_t>> LocalStore::WriteEach(
+    const char* sql, const char* what, const std::vector<int64_t>& ids,
+    const std::function<void(SqliteStatement&, int64_t)>& bind) {
   WriteScope scope(this);
   if (Status s = scope.Begin(); !s.ok()) return s;
-  int64_t now = NowMs();
   std::vector<int64_t> changed;
   for (int64_t id : ids) {
-    auto rows = Write(kRetryDeadOne, "retrying dead", id, [&](SqliteStatement& s) {
-      s.BindInt(1, id);
-      s.BindInt(2, now);
-    });
+    auto rows = Write(sql, what, id, [&](SqliteStatement& stmt) { bind(stmt, id); });
     if (!rows.ok()) return rows.status();
     if (*rows > 0) changed.push_back(id);
   }
   if (Status s = scope.Finish(); !s.ok()) return s;
   return changed;
+}
+
+Result<std::vector<int64_t>> LocalStore::RetryDead(const std::vector<int64_t>& ids) {
+  const int64_t now = NowMs();
+  return WriteEach(kRetryDeadOne, "retrying dead", ids, [&](SqliteStatement& s, int64_t id) {
+    s.BindInt(1, id);
+    s.BindInt(2, now);
+  });
 }
 
 Result<int64_t> LocalStore::RetryAllDead(std::string_view queue) {
@@ -225,17 +231,8 @@ Result<int64_t> LocalStore::RetryAllDead(std::string_view queue) {
 }
 
 Result<std::vector<int64_t>> LocalStore::PurgeDead(const std::vector<int64_t>& ids) {
-  WriteScope scope(this);
-  if (Status s = scope.Begin(); !s.ok()) return s;
-  std::vector<int64_t> changed;
-  for (int64_t id : ids) {
-    auto rows =
-        Write(kPurgeDeadOne, "purging dead", id, [&](SqliteStatement& s) { s.BindInt(1, id); });
-    if (!rows.ok()) return rows.status();
-    if (*rows > 0) changed.push_back(id);
-  }
-  if (Status s = scope.Finish(); !s.ok()) return s;
-  return changed;
+  return WriteEach(kPurgeDeadOne, "purging dead", ids,
+                   [](SqliteStatement& s, int64_t id) { s.BindInt(1, id); });
 }
 
 Result<int64_t> LocalStore::PurgeAllDead(std::string_view queue) {
@@ -309,38 +306,20 @@ Result<std::vector<LocalStore::DeadSummary>> LocalStore::ListDeadPage(
 
 Result<std::vector<int64_t>> LocalStore::RetryDeadOf(std::string_view queue,
                                                      const std::vector<int64_t>& ids) {
-  WriteScope scope(this);
-  if (Status s = scope.Begin(); !s.ok()) return s;
-  int64_t now = NowMs();
-  std::vector<int64_t> changed;
-  for (int64_t id : ids) {
-    auto rows = Write(kRetryDeadOneOf, "retrying dead", id, [&](SqliteStatement& s) {
-      s.BindText(1, queue);
-      s.BindInt(2, now);
-      s.BindInt(3, id);
-    });
-    if (!rows.ok()) return rows.status();
-    if (*rows > 0) changed.push_back(id);
-  }
-  if (Status s = scope.Finish(); !s.ok()) return s;
-  return changed;
+  const int64_t now = NowMs();
+  return WriteEach(kRetryDeadOneOf, "retrying dead", ids, [&](SqliteStatement& s, int64_t id) {
+    s.BindText(1, queue);
+    s.BindInt(2, now);
+    s.BindInt(3, id);
+  });
 }
 
 Result<std::vector<int64_t>> LocalStore::PurgeDeadOf(std::string_view queue,
                                                      const std::vector<int64_t>& ids) {
-  WriteScope scope(this);
-  if (Status s = scope.Begin(); !s.ok()) return s;
-  std::vector<int64_t> changed;
-  for (int64_t id : ids) {
-    auto rows = Write(kPurgeDeadOneOf, "purging dead", id, [&](SqliteStatement& s) {
-      s.BindText(1, queue);
-      s.BindInt(2, id);
-    });
-    if (!rows.ok()) return rows.status();
-    if (*rows > 0) changed.push_back(id);
-  }
-  if (Status s = scope.Finish(); !s.ok()) return s;
-  return changed;
+  return WriteEach(kPurgeDeadOneOf, "purging dead", ids, [&](SqliteStatement& s, int64_t id) {
+    s.BindText(1, queue);
+    s.BindInt(2, id);
+  });
 }
 
 Result<int64_t> LocalStore::RetryDeadMatching(std::string_view queue,
