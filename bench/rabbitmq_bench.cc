@@ -292,6 +292,9 @@ int main(int argc, char** argv) {
     printf("BENCH rabbitmq.%s_cpu_us_per_msg %.2f us\n", only.c_str(), r.cpu_s * 1e6 / n);
     printf("BENCH rabbitmq.%s_switches_per_msg %.4f switches\n", only.c_str(),
            static_cast<double>(r.switches) / n);
+    if (r.broker_cpu_s > 0)
+      printf("BENCH rabbitmq.%s_broker_cpu_us_per_msg %.2f us\n", only.c_str(),
+             r.broker_cpu_s * 1e6 / n);
     fflush(stdout);
     testing::RabbitMqServer::StopShared();
     return 0;
