@@ -365,6 +365,10 @@ void Child::Answer(Job* job, int64_t raw, std::string_view reason, uint64_t dela
 int32_t Child::Complete(Delivery* d, const HandlerReply& reply) {
   Job* job = nullptr;
   {
+    // Decided under mu_ as well as the job's lock: a job leaves running_,
+    // is reset and goes back to the spares under mu_, so the one found here
+    // is still this message's (not the next message's in the same object)
+    // until the decision is made. Lock order: mu_, then a job's mu.
     std::lock_guard<std::mutex> lock(mu_);
     for (Job* j : running_) {
       if (j->deferrable && &j->d == d) {
@@ -373,19 +377,19 @@ int32_t Child::Complete(Delivery* d, const HandlerReply& reply) {
       }
     }
     if (job == nullptr) return -1;
+    std::lock_guard<std::mutex> job_lock(job->mu);
+    if (job->answered || job->have_result) return -1;
+    if (!job->returned) {
+      // The handler has not returned yet: its thread answers when it does
+      // (or its own verdict wins, if it returns one).
+      job->have_result = true;
+      job->raw = reply.raw;
+      job->delay_ms = reply.retry_delay_ms;
+      job->reason.assign(reply.reason.data(), reply.reason.size());
+      return 0;
+    }
+    job->answered = true;
   }
-  std::unique_lock<std::mutex> lock(job->mu);
-  if (job->answered || job->have_result) return -1;
-  if (!job->returned) {
-    // The handler has not returned yet: its thread answers when it does.
-    job->have_result = true;
-    job->raw = reply.raw;
-    job->delay_ms = reply.retry_delay_ms;
-    job->reason.assign(reply.reason.data(), reply.reason.size());
-    return 0;
-  }
-  job->answered = true;
-  lock.unlock();
   std::unique_ptr<Job> owned(job);  // the handler's thread let go of it
   Answer(job, reply.raw, reply.reason, reply.retry_delay_ms);
   return 0;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 
 namespace foxworker::isolation {
 
@@ -300,14 +301,20 @@ Status Channel::FlushLocked(std::unique_lock<std::mutex>& lock) {
     s = WriteAll(out.data(), out.size(), write_behind_ ? &written : nullptr);
     lock.lock();
     if (s.ok() && written < out.size()) {
-      // The socket is full: the writer thread takes the rest, and writing_
-      // with it; frames queued meanwhile follow in order.
-      behind_ = std::move(out);
-      behind_pos_ = written;
-      behind_handed_ = true;
-      if (!writer_.joinable()) writer_ = std::thread([this] { WriterLoop(); });
-      behind_cv_.notify_one();
-      return Status::Ok();
+      if (StartWriterLocked()) {
+        // The socket is full: the writer thread takes the rest, and
+        // writing_ with it; frames queued meanwhile follow in order.
+        behind_ = std::move(out);
+        behind_pos_ = written;
+        behind_handed_ = true;
+        behind_cv_.notify_one();
+        return Status::Ok();
+      }
+      // No thread to leave it to: this caller writes the rest, blocking,
+      // as a channel without write_behind does.
+      lock.unlock();
+      s = WriteAll(out.data() + written, out.size() - written);
+      lock.lock();
     }
     out.clear();
     if (out.capacity() <= 4 * kReadChunk) spare_.swap(out);
@@ -318,6 +325,16 @@ Status Channel::FlushLocked(std::unique_lock<std::mutex>& lock) {
     pending_.clear();
   }
   return s;
+}
+
+bool Channel::StartWriterLocked() {
+  if (writer_.joinable()) return true;
+  try {
+    writer_ = std::thread([this] { WriterLoop(); });
+  } catch (const std::system_error&) {
+    return false;  // out of threads (EAGAIN): the next full socket tries again
+  }
+  return true;
 }
 
 void Channel::WriterLoop() {

@@ -152,7 +152,9 @@ class Channel {
   // Ok once the frame is written or queued behind the write in progress;
   // Unavailable when the channel is known to be closed. A frame queued
   // behind a write that then fails is lost with the channel: the other side
-  // is gone and its end of stream tells every reader so.
+  // is gone and its end of stream tells every reader so. With write_behind,
+  // frames still queued when the channel is destroyed are dropped (every
+  // caller destroys it only once the child is gone or killed).
   Status Send(FrameType type, std::string_view body);
   // Appends a frame without writing it: it leaves with the next Send or
   // Flush (of any thread). For a thread that sends several frames in a row.
@@ -182,6 +184,9 @@ class Channel {
   // The write-behind thread: writes what FlushLocked left it, then what is
   // queued meanwhile, blocking, until nothing is left.
   void WriterLoop();
+  // Starts writer_ if it is not running. False when no thread could be
+  // started (the caller then writes the rest itself). REQUIRES: send_mu_.
+  bool StartWriterLocked();
   static void Frame(std::string* out, FrameType type, std::string_view body);
   // REQUIRES: send_mu_ held by `lock`.
   Status FlushLocked(std::unique_lock<std::mutex>& lock);
