@@ -141,6 +141,7 @@ class ConsoleFixture : public ::testing::TestWithParam<std::string> {
   void EnqueueDead(const std::string& queue, const std::string& payload,
                    const std::string& header_value) {
     const uint64_t before = Count(queue, "dead_lettered");
+    const size_t listed_before = DeadTotal(queue);
     HttpAnswer a = Change("/api/v1/queues/" + queue + "/messages",
                           "{\"payload\":" + JsonString(payload) +
                               ",\"type\":\"fail\",\"headers\":{\"x-note\":" +
@@ -148,6 +149,13 @@ class ConsoleFixture : public ::testing::TestWithParam<std::string> {
     ASSERT_EQ(a.status, 200) << a.body;
     ASSERT_TRUE(WaitFor([&] { return Count(queue, "dead_lettered") > before; }))
         << ReadAll(dir_ + "/daemon.log");
+    // The consumer counts a dead letter when it hands it to the backend,
+    // which writes it on a thread of its own (the local backend) a moment
+    // later: wait until the backend lists it too.
+    if (skip_.empty()) {
+      ASSERT_TRUE(WaitFor([&] { return DeadTotal(queue) > listed_before; }))
+          << ReadAll(dir_ + "/daemon.log");
+    }
   }
 
   // The dead letters of `queue` (skips the test when the backend has no
