@@ -221,8 +221,15 @@ int32_t Create(foxw_plugin_ctx*, const char*, size_t, void** instance, char*, si
 }
 void Destroy(void* instance) { delete static_cast<Instance*>(instance); }
 
-const foxw_plugin_v1 kPlugin = {sizeof(foxw_plugin_v1), FOXW_INSTANCE_SHARED, 0,      kHandlers, 5,
-                                sizeof(foxw_handler_def), Create,                 Destroy, nullptr};
+const foxw_plugin_v1 kPlugin = {sizeof(foxw_plugin_v1),
+                                FOXW_INSTANCE_SHARED,
+                                0,
+                                kHandlers,
+                                sizeof kHandlers / sizeof kHandlers[0],
+                                sizeof(foxw_handler_def),
+                                Create,
+                                Destroy,
+                                nullptr};
 
 }  // namespace
 

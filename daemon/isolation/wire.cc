@@ -288,9 +288,13 @@ Status Channel::Flush() {
 
 Status Channel::FlushLocked(std::unique_lock<std::mutex>& lock) {
   if (writing_) return Status::Ok();  // it leaves with the writing thread's next write
+  writing_ = true;
+  return WriteQueuedLocked(lock, /*may_hand_off=*/write_behind_);
+}
+
+Status Channel::WriteQueuedLocked(std::unique_lock<std::mutex>& lock, bool may_hand_off) {
   // This thread writes, until nothing is left: what other threads append
   // meanwhile leaves in the next write, in the order it was appended.
-  writing_ = true;
   Status s = Status::Ok();
   while (!pending_.empty() && s.ok()) {
     std::string out;
@@ -298,7 +302,7 @@ Status Channel::FlushLocked(std::unique_lock<std::mutex>& lock) {
     pending_.swap(spare_);  // an empty buffer with capacity, if one is left
     lock.unlock();
     size_t written = out.size();
-    s = WriteAll(out.data(), out.size(), write_behind_ ? &written : nullptr);
+    s = WriteAll(out.data(), out.size(), may_hand_off ? &written : nullptr);
     lock.lock();
     if (s.ok() && written < out.size()) {
       if (StartWriterLocked()) {
@@ -342,22 +346,18 @@ void Channel::WriterLoop() {
   for (;;) {
     behind_cv_.wait(lock, [this] { return behind_handed_ || closing_; });
     if (closing_) return;
-    std::string out = std::move(behind_);
-    size_t pos = behind_pos_;
-    behind_.clear();
-    Status s = Status::Ok();
-    while (s.ok()) {
-      lock.unlock();
-      s = WriteAll(out.data() + pos, out.size() - pos);
-      lock.lock();
-      if (pending_.empty() || closing_) break;
-      out.clear();
-      out.swap(pending_);
-      pos = 0;
-    }
+    // writing_ is this thread's until WriteQueuedLocked lets go of it.
     behind_handed_ = false;
-    writing_ = false;
-    if (!s.ok() || closing_) {
+    const std::string out = std::move(behind_);
+    const size_t pos = behind_pos_;
+    behind_.clear();
+    lock.unlock();
+    Status s = WriteAll(out.data() + pos, out.size() - pos);
+    lock.lock();
+    if (s.ok()) {
+      (void)WriteQueuedLocked(lock, /*may_hand_off=*/false);
+    } else {
+      writing_ = false;
       broken_ = true;
       pending_.clear();
     }

@@ -190,6 +190,10 @@ class Channel {
   static void Frame(std::string* out, FrameType type, std::string_view body);
   // REQUIRES: send_mu_ held by `lock`.
   Status FlushLocked(std::unique_lock<std::mutex>& lock);
+  // Writes pending_ until it is empty, then lets go of writing_ (or hands
+  // both to the writer thread when the socket is full and `may_hand_off`).
+  // REQUIRES: send_mu_ held by `lock`; this thread set writing_.
+  Status WriteQueuedLocked(std::unique_lock<std::mutex>& lock, bool may_hand_off);
   // Makes at least `n` bytes readable at read_pos_.
   Status Fill(size_t n, bool at_frame_start);
   const int fd_;
